@@ -1,0 +1,2 @@
+//! placeholder: see docs/ARCHITECTURE.md
+#![no_std]

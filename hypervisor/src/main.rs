@@ -1,0 +1,2 @@
+//! placeholder: built by cargo xtask
+fn main() {}

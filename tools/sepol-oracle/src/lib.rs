@@ -1,0 +1,182 @@
+//! Reference decisions from Debian's libsepol 3.x.
+//!
+//! Warden's differential tests compare every decision of the `xsm` security
+//! server and every policy written by `policy-compiler` with what libsepol —
+//! the library behind `checkpolicy` and setools — computes for the same
+//! binary policy. libsepol keeps its loaded policy in process-global state, so
+//! an [`Oracle`] holds a process-wide lock for as long as it lives.
+//!
+//! The text formats of [`Av`] and the command-line tool match those of
+//! `flask compute-av` / `flask compute-create`, so outputs can be diffed.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+unsafe extern "C" {
+    fn oracle_load(
+        path: *const c_char,
+        names: *const *const c_char,
+        vals: *const c_int,
+        n: c_int,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn oracle_compute_av(
+        s: *const c_char,
+        t: *const c_char,
+        c: *const c_char,
+        allowed: *mut c_uint,
+        auditallow: *mut c_uint,
+        auditdeny: *mut c_uint,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn oracle_compute_sid(
+        kind: c_int,
+        s: *const c_char,
+        t: *const c_char,
+        c: *const c_char,
+        out: *mut c_char,
+        outlen: usize,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn oracle_info(cb: extern "C" fn(*mut c_void, *const c_char), arg: *mut c_void);
+}
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// An access vector decision as libsepol reports it (bit n-1 = permission value n).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Av {
+    pub allowed: u32,
+    pub auditallow: u32,
+    /// The complement of dontaudit, as libsepol reports it.
+    pub auditdeny: u32,
+}
+
+impl fmt::Display for Av {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "allowed=0x{:08x} auditallow=0x{:08x} auditdeny=0x{:08x}",
+            self.allowed, self.auditallow, self.auditdeny
+        )
+    }
+}
+
+/// Which new-SID computation to ask libsepol for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SidKind {
+    /// type_transition (`security_compute_create`).
+    Create = 0,
+    /// type_member (`security_compute_member`).
+    Member = 1,
+    /// type_change (`security_compute_relabel`).
+    Relabel = 2,
+}
+
+/// A policy loaded into libsepol. Holds the process-wide oracle lock.
+pub struct Oracle {
+    _guard: MutexGuard<'static, ()>,
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("NUL byte in {s:?}"))
+}
+
+fn err_string(buf: &[u8]) -> String {
+    CStr::from_bytes_until_nul(buf)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown libsepol error".to_string())
+}
+
+impl Oracle {
+    /// Loads `policy` and sets `bools` (name, value) before evaluating conditionals.
+    pub fn load(policy: &Path, bools: &[(String, bool)]) -> Result<Oracle, String> {
+        let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let path = cstr(&policy.to_string_lossy())?;
+        let names: Vec<CString> = bools.iter().map(|(n, _)| cstr(n)).collect::<Result<_, _>>()?;
+        let ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+        let vals: Vec<c_int> = bools.iter().map(|(_, v)| c_int::from(*v)).collect();
+        let mut err = [0u8; 512];
+        let n = c_int::try_from(bools.len()).map_err(|_| "too many booleans".to_string())?;
+        // SAFETY: every pointer is valid for the call; the C side copies nothing it keeps
+        // beyond the policy it reads itself, and the global lock serialises all callers.
+        let rc = unsafe {
+            oracle_load(path.as_ptr(), ptrs.as_ptr(), vals.as_ptr(), n, err.as_mut_ptr().cast(), err.len())
+        };
+        if rc != 0 {
+            return Err(err_string(&err));
+        }
+        Ok(Oracle { _guard: guard })
+    }
+
+    /// `security_compute_av` for (scontext, tcontext, class).
+    pub fn compute_av(&self, scon: &str, tcon: &str, class: &str) -> Result<Av, String> {
+        let (s, t, c) = (cstr(scon)?, cstr(tcon)?, cstr(class)?);
+        let (mut a, mut aa, mut ad) = (0, 0, 0);
+        let mut err = [0u8; 512];
+        // SAFETY: valid NUL-terminated strings and out-pointers; serialised by the lock `self` holds.
+        let rc = unsafe {
+            oracle_compute_av(
+                s.as_ptr(),
+                t.as_ptr(),
+                c.as_ptr(),
+                &mut a,
+                &mut aa,
+                &mut ad,
+                err.as_mut_ptr().cast(),
+                err.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(err_string(&err));
+        }
+        Ok(Av { allowed: a, auditallow: aa, auditdeny: ad })
+    }
+
+    /// The context libsepol computes for a new object (type_transition / member / change).
+    pub fn compute_sid(&self, kind: SidKind, scon: &str, tcon: &str, class: &str) -> Result<String, String> {
+        let (s, t, c) = (cstr(scon)?, cstr(tcon)?, cstr(class)?);
+        let mut out = [0u8; 1024];
+        let mut err = [0u8; 512];
+        // SAFETY: valid NUL-terminated strings and buffers with their lengths; serialised by the lock.
+        let rc = unsafe {
+            oracle_compute_sid(
+                kind as c_int,
+                s.as_ptr(),
+                t.as_ptr(),
+                c.as_ptr(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                err.as_mut_ptr().cast(),
+                err.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(err_string(&err));
+        }
+        Ok(err_string(&out))
+    }
+
+    /// The policy's symbols, one per line:
+    /// `policyvers V mls M handle_unknown H`, then `type T` / `attribute A`, `role R`,
+    /// `user U`, `bool B 0|1`, `class C VALUE perm=value...`.
+    pub fn info(&self) -> Vec<String> {
+        extern "C" fn push(arg: *mut c_void, line: *const c_char) {
+            // SAFETY: `arg` is the `&mut Vec<String>` passed below and `line` a NUL-terminated
+            // string valid for the duration of this callback.
+            unsafe {
+                let v = &mut *arg.cast::<Vec<String>>();
+                v.push(CStr::from_ptr(line).to_string_lossy().into_owned());
+            }
+        }
+        let mut lines: Vec<String> = Vec::new();
+        // SAFETY: the callback only touches `lines`, which outlives the call; serialised by the lock.
+        unsafe { oracle_info(push, (&raw mut lines).cast()) };
+        lines
+    }
+}

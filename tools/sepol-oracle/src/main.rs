@@ -1,0 +1,87 @@
+//! `sepol-oracle`: libsepol's answers in the line format of Warden's `flask` tool.
+//!
+//! ```text
+//! sepol-oracle compute-av POLICY [--bool NAME=0|1]...      # stdin: SCONTEXT TCONTEXT CLASS
+//! sepol-oracle compute-create|compute-member|compute-relabel POLICY [--bool NAME=0|1]...
+//! sepol-oracle info POLICY
+//! ```
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use sepol_oracle::{Oracle, SidKind};
+
+const USAGE: &str = "usage: sepol-oracle compute-av|compute-create|compute-member|compute-relabel|info POLICY [--bool NAME=0|1]...";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 || args[0] == "--help" || args[0] == "-h" {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let mut bools = Vec::new();
+    let mut it = args[2..].iter();
+    while let Some(a) = it.next() {
+        if a != "--bool" {
+            eprintln!("sepol-oracle: unexpected argument {a}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        let Some(spec) = it.next() else {
+            eprintln!("sepol-oracle: --bool needs NAME=0|1");
+            return ExitCode::from(2);
+        };
+        match spec.split_once('=') {
+            Some((n, "0")) => bools.push((n.to_string(), false)),
+            Some((n, "1")) => bools.push((n.to_string(), true)),
+            _ => {
+                eprintln!("sepol-oracle: bad --bool {spec}: expected NAME=0|1");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let oracle = match Oracle::load(Path::new(&args[1]), &bools) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("sepol-oracle: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let kind = match args[0].as_str() {
+        "info" => {
+            for l in oracle.info() {
+                let _ = writeln!(out, "{l}");
+            }
+            return ExitCode::SUCCESS;
+        }
+        "compute-av" => None,
+        "compute-create" => Some(SidKind::Create),
+        "compute-member" => Some(SidKind::Member),
+        "compute-relabel" => Some(SidKind::Relabel),
+        other => {
+            eprintln!("sepol-oracle: unknown command {other}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        let res = if f.len() != 3 {
+            Err("expected SCONTEXT TCONTEXT CLASS".to_string())
+        } else {
+            match kind {
+                None => oracle.compute_av(f[0], f[1], f[2]).map(|av| av.to_string()),
+                Some(k) => oracle.compute_sid(k, f[0], f[1], f[2]),
+            }
+        };
+        let _ = match res {
+            Ok(s) => writeln!(out, "{s}"),
+            Err(e) => writeln!(out, "error: {e}"),
+        };
+    }
+    ExitCode::SUCCESS
+}
