@@ -5,9 +5,12 @@ fn main() {
     println!("cargo:rerun-if-changed=oracle.c");
     println!("cargo:rerun-if-changed=build.rs");
     let header = Path::new("/usr/include/sepol/policydb/services.h");
-    let archive = ["/usr/lib/x86_64-linux-gnu/libsepol.a", "/usr/lib/libsepol.a"]
-        .iter()
-        .find(|p| Path::new(p).exists());
+    let archive = [
+        "/usr/lib/x86_64-linux-gnu/libsepol.a",
+        "/usr/lib/libsepol.a",
+    ]
+    .iter()
+    .find(|p| Path::new(p).exists());
     let Some(archive) = archive else {
         panic!(
             "sepol-oracle needs Debian's libsepol-dev (static libsepol and headers). \
@@ -21,7 +24,9 @@ fn main() {
         .file("oracle.c")
         .warnings(false)
         .compile("sepol_oracle_c");
-    let dir = Path::new(archive).parent().expect("archive has a directory");
+    let dir = Path::new(archive)
+        .parent()
+        .expect("archive has a directory");
     println!("cargo:rustc-link-search=native={}", dir.display());
     println!("cargo:rustc-link-lib=static=sepol");
 }

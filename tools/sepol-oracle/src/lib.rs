@@ -98,7 +98,10 @@ impl Oracle {
     pub fn load(policy: &Path, bools: &[(String, bool)]) -> Result<Oracle, String> {
         let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let path = cstr(&policy.to_string_lossy())?;
-        let names: Vec<CString> = bools.iter().map(|(n, _)| cstr(n)).collect::<Result<_, _>>()?;
+        let names: Vec<CString> = bools
+            .iter()
+            .map(|(n, _)| cstr(n))
+            .collect::<Result<_, _>>()?;
         let ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
         let vals: Vec<c_int> = bools.iter().map(|(_, v)| c_int::from(*v)).collect();
         let mut err = [0u8; 512];
@@ -106,7 +109,14 @@ impl Oracle {
         // SAFETY: every pointer is valid for the call; the C side copies nothing it keeps
         // beyond the policy it reads itself, and the global lock serialises all callers.
         let rc = unsafe {
-            oracle_load(path.as_ptr(), ptrs.as_ptr(), vals.as_ptr(), n, err.as_mut_ptr().cast(), err.len())
+            oracle_load(
+                path.as_ptr(),
+                ptrs.as_ptr(),
+                vals.as_ptr(),
+                n,
+                err.as_mut_ptr().cast(),
+                err.len(),
+            )
         };
         if rc != 0 {
             return Err(err_string(&err));
@@ -135,11 +145,21 @@ impl Oracle {
         if rc != 0 {
             return Err(err_string(&err));
         }
-        Ok(Av { allowed: a, auditallow: aa, auditdeny: ad })
+        Ok(Av {
+            allowed: a,
+            auditallow: aa,
+            auditdeny: ad,
+        })
     }
 
     /// The context libsepol computes for a new object (type_transition / member / change).
-    pub fn compute_sid(&self, kind: SidKind, scon: &str, tcon: &str, class: &str) -> Result<String, String> {
+    pub fn compute_sid(
+        &self,
+        kind: SidKind,
+        scon: &str,
+        tcon: &str,
+        class: &str,
+    ) -> Result<String, String> {
         let (s, t, c) = (cstr(scon)?, cstr(tcon)?, cstr(class)?);
         let mut out = [0u8; 1024];
         let mut err = [0u8; 512];
