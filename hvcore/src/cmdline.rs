@@ -320,6 +320,30 @@ pub fn tokenize(line: &str) -> Vec<String> {
     out
 }
 
+/// Split a command line into words at unquoted whitespace, keeping the
+/// quotes (for passing the words on to another parser, e.g. GRUB's).
+pub fn tokenize_raw(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_quote = false;
+    for c in line.chars() {
+        if c == '"' {
+            in_quote = !in_quote;
+        }
+        if c.is_whitespace() && !in_quote {
+            if !cur.is_empty() {
+                out.push(core::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// Parse a number: decimal or `0x` hex.
 pub fn parse_u64(s: &str) -> Option<u64> {
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -945,6 +969,15 @@ mod tests {
             tokenize(r#""unterminated"#),
             vec!["unterminated".to_string()]
         );
+    }
+
+    #[test]
+    fn raw_tokens_keep_quotes() {
+        assert_eq!(
+            tokenize_raw(r#" a="x y"  b "#),
+            vec![r#"a="x y""#.to_string(), "b".into()]
+        );
+        assert!(tokenize_raw("   ").is_empty());
     }
 
     #[test]

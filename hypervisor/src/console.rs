@@ -41,7 +41,9 @@ pub fn init_early() {
     let mut c = CONSOLE.lock();
     c.uarts[0] = Some(Uart::init(&hvcore::cmdline::SerialConfig::COM1));
     // SAFETY: BOOT_RING is used only here, once, as the ring's storage.
-    let buf: &'static mut [u8; BOOT_RING_SIZE] = unsafe { &mut *(&raw mut BOOT_RING) };
+    let buf: &'static mut [u8] = unsafe {
+        core::slice::from_raw_parts_mut((&raw mut BOOT_RING).cast::<u8>(), BOOT_RING_SIZE)
+    };
     c.ring = Some(ConsoleRing::new(buf));
     drop(c);
     // `set_logger` fails only if called twice; the early console is set up once.

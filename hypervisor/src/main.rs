@@ -180,8 +180,8 @@ fn boot(magic: u32, info: u64) -> Result<()> {
     let fa = FrameAllocator::new(&map, &reserved);
     info!(
         "Frames: {} MiB usable, {} MiB free (image {:#x}-{:#x}, {} modules and boot structures reserved)",
-        fa.total_frames() * PAGE_SIZE >> 20,
-        fa.free_frames() * PAGE_SIZE >> 20,
+        (fa.total_frames() * PAGE_SIZE) >> 20,
+        (fa.free_frames() * PAGE_SIZE) >> 20,
         layout.image.start,
         layout.image.end,
         bi.modules.len()
@@ -317,8 +317,8 @@ fn boot(magic: u32, info: u64) -> Result<()> {
         online.len(),
         plat.cpus.iter().filter(|c| c.usable).count(),
         svm_on,
-        free * PAGE_SIZE >> 20,
-        total * PAGE_SIZE >> 20,
+        (free * PAGE_SIZE) >> 20,
+        (total * PAGE_SIZE) >> 20,
         time::now_ns() / 1_000_000
     );
     after_ready(&opts);

@@ -89,6 +89,9 @@ fn fault_level_two(f: TestFault) {
             unsafe { core::ptr::write_volatile(target, 0) };
         }
         TestFault::ExecData => {
+            // Written at run time, so the compiler must keep it in writable data.
+            // SAFETY: DATA_RET is only touched here, on one CPU.
+            unsafe { (&raw mut DATA_RET).cast::<u8>().write_volatile(0xC3) };
             // SAFETY: deliberately jumps into no-execute data; it must fault
             // (were it executed, it is a plain `ret`).
             let f: extern "C" fn() =

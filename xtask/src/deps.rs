@@ -70,7 +70,8 @@ pub fn ensure(pkgs: &[&str]) -> Result<()> {
     );
     let mut install = vec!["install", "-y", "--no-install-recommends"];
     install.extend(&missing);
-    if !apt(&install) && !(apt(&["update"]) && apt(&install)) {
+    let ok = apt(&install) || (apt(&["update"]) && apt(&install));
+    if !ok {
         return Err(Error(format!(
             "installing {} failed; try by hand:\n    apt-get update && {cmd}",
             missing.join(" ")

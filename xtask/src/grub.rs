@@ -17,19 +17,20 @@ pub fn config(cmdline: &str, module_names: &[(String, String)]) -> String {
         "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial\nset timeout=0\n\
          menuentry \"Warden\" {\n",
     );
-    c.push_str("    multiboot2 /boot/warden");
-    if !cmdline.is_empty() {
-        c.push(' ');
-        c.push_str(&grub_quote(cmdline));
-    }
-    c.push('\n');
+    // GRUB joins its arguments with spaces (double-quoting any that contain
+    // one), so each word of the command line becomes one quoted GRUB word.
+    let words = |line: &str| -> String {
+        hvcore::cmdline::tokenize_raw(line)
+            .iter()
+            .map(|w| format!(" {}", grub_quote(w)))
+            .collect()
+    };
+    c.push_str(&format!("    multiboot2 /boot/warden{}\n", words(cmdline)));
     for (name, args) in module_names {
-        c.push_str(&format!("    module2 /boot/modules/{name}"));
-        if !args.is_empty() {
-            c.push(' ');
-            c.push_str(&grub_quote(args));
-        }
-        c.push('\n');
+        c.push_str(&format!(
+            "    module2 /boot/modules/{name}{}\n",
+            words(args)
+        ));
     }
     c.push_str("    boot\n}\n");
     c
@@ -93,7 +94,7 @@ mod tests {
             &[("0-A".into(), String::new()), ("1-B".into(), "x=1".into())],
         );
         assert!(
-            c.contains("multiboot2 /boot/warden 'console=com1 x=\"a b\" it'\\''s'\n"),
+            c.contains("multiboot2 /boot/warden 'console=com1' 'x=\"a b\"' 'it'\\''s'\n"),
             "{c}"
         );
         assert!(c.contains("module2 /boot/modules/0-A\n"));

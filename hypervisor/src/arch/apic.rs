@@ -152,10 +152,18 @@ pub fn send_sipi(apic_id: u32, page: u8) -> Result<()> {
     send(apic_id, 0x0000_0600 | page as u32)
 }
 
-/// NMI to every CPU but this one (used to stop the machine).
+/// NMI to every other CPU Warden brought online (used to stop the machine).
+/// CPUs never started are left alone: they may still be parked in firmware
+/// code, where an NMI would triple-fault the machine.
 pub fn stop_other_cpus() {
-    if ready() {
-        // Destination shorthand "all excluding self", delivery mode NMI.
-        let _ = send(0, 0x000C_4400);
+    if !ready() {
+        return;
+    }
+    let me = super::percpu::cpu_id();
+    for p in super::percpu::all() {
+        if p.cpu_id != me && p.state() == super::percpu::CpuState::Online {
+            // Delivery mode NMI, physical destination.
+            let _ = send(p.apic_id, 0x0000_4400);
+        }
     }
 }
