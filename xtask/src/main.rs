@@ -163,6 +163,38 @@ fn status(mut c: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Run a `cargo test` command, echoing its output, and add up its
+/// "test result:" lines into `totals` (passed, failed).
+fn cargo_test(mut c: Command, what: &str, totals: &mut (u64, u64)) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    c.stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().map_err(|e| Error(format!("{what}: {e}")))?;
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                for part in rest.split(';') {
+                    let words: Vec<&str> = part.split_whitespace().collect();
+                    if let [.., n, kind] = words.as_slice() {
+                        let n: u64 = n.parse().unwrap_or(0);
+                        match *kind {
+                            "passed" => totals.0 += n,
+                            "failed" => totals.1 += n,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let s = child.wait()?;
+    if !s.success() {
+        bail!("{what} failed ({s})");
+    }
+    Ok(())
+}
+
 fn test(args: &[String]) -> Result<()> {
     if let Some(a) = args.first() {
         bail!("test: unknown option '{a}'");
@@ -171,6 +203,7 @@ fn test(args: &[String]) -> Result<()> {
     eprintln!(
         "xtask: host unit tests (cargo test --workspace, without the image and the QEMU tests)"
     );
+    let mut totals = (0, 0);
     let mut c = cargo();
     c.args([
         "test",
@@ -180,7 +213,7 @@ fn test(args: &[String]) -> Result<()> {
         "--exclude",
         "warden-tests",
     ]);
-    status(c, "host unit tests")?;
+    cargo_test(c, "host unit tests", &mut totals)?;
     eprintln!("xtask: building images");
     let prod = build::build_image(false)?;
     let test_img = build::build_image(true)?;
@@ -189,8 +222,9 @@ fn test(args: &[String]) -> Result<()> {
     c.args(["test", "--package", "warden-tests"])
         .env("WARDEN_IMAGE", &prod)
         .env("WARDEN_TEST_IMAGE", &test_img);
-    status(c, "QEMU integration tests")?;
-    eprintln!("xtask: all tests passed");
+    cargo_test(c, "QEMU integration tests", &mut totals)?;
+    println!("xtask: all tests passed");
+    println!("total: {} passed, {} failed", totals.0, totals.1);
     Ok(())
 }
 
