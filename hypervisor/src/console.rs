@@ -52,7 +52,7 @@ pub fn init_early() {
     READY.store(true, Ordering::Release);
 }
 
-/// Apply the command line: serial ports, verbosity, ring size.
+/// Apply the command line: serial ports and verbosity.
 pub fn configure(o: &Options) {
     let mut c = CONSOLE.lock();
     c.uarts = [
@@ -61,13 +61,32 @@ pub fn configure(o: &Options) {
     ];
     c.loglvl = o.loglvl;
     c.timestamps = o.console_timestamps;
-    let size = o.conring_size;
-    if c.ring.as_ref().is_some_and(|r| r.capacity() != size) {
-        let buf: &'static mut [u8] = alloc::vec![0u8; size].leak();
-        if let Some(r) = c.ring.as_mut() {
-            r.migrate(buf);
-        }
+}
+
+/// Move the ring to a heap buffer of `size` bytes (`conring_size=`), keeping
+/// its content. If the heap cannot provide it, the current ring stays.
+pub fn resize_ring(size: usize) -> hvcore::Result<()> {
+    if CONSOLE
+        .lock()
+        .ring
+        .as_ref()
+        .is_none_or(|r| r.capacity() == size)
+    {
+        return Ok(());
     }
+    let mut v: alloc::vec::Vec<u8> = alloc::vec::Vec::new();
+    v.try_reserve_exact(size).map_err(|_| {
+        hvcore::err!(
+            NoMemory,
+            "cannot allocate a {size}-byte console ring; keeping the boot ring"
+        )
+    })?;
+    v.resize(size, 0);
+    let buf: &'static mut [u8] = v.leak();
+    if let Some(r) = CONSOLE.lock().ring.as_mut() {
+        r.migrate(buf);
+    }
+    Ok(())
 }
 
 /// Console ring capacity and bytes written so far.

@@ -187,7 +187,13 @@ fn boot(magic: u32, info: u64) -> Result<()> {
         bi.modules.len()
     );
     mem::set_frame_allocator(fa);
-    grow_heap()?;
+    grow_heap(opts.conring_size as u64)?;
+    if let Err(e) = console::resize_ring(opts.conring_size) {
+        warn!(
+            "conring_size={}: {e}",
+            cmdline::format_size(opts.conring_size as u64)
+        );
+    }
 
     // Modules (listed, not interpreted).
     info!("Boot modules: {}", bi.modules.len());
@@ -373,10 +379,16 @@ pub fn cpu_setup(p: &'static PerCpu) -> core::result::Result<(), &'static str> {
     })
 }
 
-/// Give the heap a share of free memory (the boot heap is small).
-fn grow_heap() -> Result<()> {
+/// Give the heap a share of free memory (the boot heap is small), plus
+/// room for the console ring (`extra` bytes) when memory allows.
+fn grow_heap(extra: u64) -> Result<()> {
     let (free, _) = mem::frame_stats();
-    let bytes = (free * PAGE_SIZE / 16).clamp(4 << 20, 32 << 20);
+    let free = free * PAGE_SIZE;
+    let bytes = (free / 16).clamp(4 << 20, 32 << 20);
+    let bytes = (bytes + extra)
+        .min(free / 2)
+        .max(4 << 20)
+        .next_multiple_of(PAGE_SIZE);
     let pages = bytes / PAGE_SIZE;
     let base = mem::alloc_frames_uninit(pages, Zone::Any)?;
     // SAFETY: the frames were just allocated for the heap, are identity-mapped

@@ -131,6 +131,29 @@ fn grub_multiboot2_boot_lists_both_modules_with_cmdlines() {
 }
 
 #[test]
+fn large_console_ring_is_allocated() {
+    Boot::new()
+        .cmdline("conring_size=16M")
+        .run()
+        .expect_ready()
+        .contains("ring 16M")
+        .contains("Console ring: 16777216 bytes")
+        .contains("test: console ring OK")
+        .lacks("keeping the boot ring");
+}
+
+#[test]
+fn console_ring_too_big_for_memory_keeps_the_boot_ring() {
+    Boot::new()
+        .memory(96)
+        .cmdline("conring_size=64M")
+        .run()
+        .expect_ready()
+        .contains("cannot allocate a 67108864-byte console ring; keeping the boot ring")
+        .contains("Console ring: 65536 bytes");
+}
+
+#[test]
 fn bad_options_are_warned_about_and_defaults_kept() {
     let o = Boot::new()
         .cmdline("frobnicate=7 conring_size=lots loglvl=chatty flask=maybe com1=9600,9x1 maxcpus=0")
