@@ -390,7 +390,8 @@ fn grow_heap(extra: u64) -> Result<()> {
         .max(4 << 20)
         .next_multiple_of(PAGE_SIZE);
     let pages = bytes / PAGE_SIZE;
-    let base = mem::alloc_frames_uninit(pages, Zone::Any)?;
+    // Below 4 GiB: this runs on the boot page tables, which map only that.
+    let base = mem::alloc_frames_uninit(pages, Zone::BELOW_4G)?;
     // SAFETY: the frames were just allocated for the heap, are identity-mapped
     // read-write, and are never freed.
     unsafe { mem::extend_heap(base, pages * PAGE_SIZE)? };

@@ -131,6 +131,19 @@ fn grub_multiboot2_boot_lists_both_modules_with_cmdlines() {
 }
 
 #[test]
+fn memory_above_4g_is_mapped_and_counted() {
+    let o = Boot::new().memory(4608).cmdline("conring_size=8M").run();
+    o.expect_ready()
+        .contains("Console ring: 8388608 bytes")
+        .contains("[0x000100000000-");
+    let ready = o.lines_with("Warden ready:")[0];
+    assert!(
+        ready.contains("of 4607 MiB") || ready.contains("of 4606 MiB"),
+        "{ready}"
+    );
+}
+
+#[test]
 fn large_console_ring_is_allocated() {
     Boot::new()
         .cmdline("conring_size=16M")
