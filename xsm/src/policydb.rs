@@ -383,6 +383,31 @@ impl<T> Sym<T> {
         Ok(())
     }
 
+    /// Like `finish`, but `nprim` also counts aliases (sensitivities and
+    /// categories): the primary values must be 1..=k with no hole.
+    fn finish_aliased(
+        mut self,
+        r: &Reader<'_>,
+        what: &'static str,
+    ) -> Res<(Vec<T>, BTreeMap<String, u32>)> {
+        let k = self.slots.iter().take_while(|s| s.is_some()).count();
+        if self.slots[k..].iter().any(|s| s.is_some()) {
+            return r.err(K::BadValue {
+                what,
+                value: k as u64 + 1,
+            });
+        }
+        if let Some((n, &v)) = self.names.iter().find(|&(_, &v)| v as usize > k) {
+            return r.err(K::BadName {
+                what,
+                name: format!("{n} (value {v})"),
+            });
+        }
+        self.slots.truncate(k);
+        self.nprim = k;
+        self.finish(r, what)
+    }
+
     fn finish(self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, BTreeMap<String, u32>)> {
         let mut out = Vec::with_capacity(self.nprim);
         for (i, s) in self.slots.into_iter().enumerate() {
@@ -894,7 +919,7 @@ impl PolicyDb {
             };
             sens.add(&l.r, at, "sensitivity", name, level.sens, d)?;
         }
-        let (sens, sens_by_name) = sens.finish(&l.r, "sensitivity value")?;
+        let (sens, sens_by_name) = sens.finish_aliased(&l.r, "sensitivity value")?;
 
         // categories
         let nprim = l.r.u32("categories nprim")?;
@@ -919,7 +944,7 @@ impl PolicyDb {
             };
             cats.add(&l.r, at, "category", name, value, d)?;
         }
-        let (cats, cat_by_name) = cats.finish(&l.r, "category value")?;
+        let (cats, cat_by_name) = cats.finish_aliased(&l.r, "category value")?;
 
         if !l.mls && (!sens.is_empty() || !cats.is_empty()) {
             return l.r.err(K::BadMls("sensitivities in a non-MLS policy"));
