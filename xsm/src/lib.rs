@@ -6,18 +6,27 @@
 
 extern crate alloc;
 
+pub mod audit;
+mod avc;
 pub(crate) mod avtab;
 pub mod definition;
 pub mod ebitmap;
 pub mod error;
+pub mod flask;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod policydb;
+pub mod rcu;
 mod reader;
 pub mod services;
+mod sidtab;
 
 use core::marker::PhantomData;
 use core::ops::{BitAnd, BitOr, BitOrAssign, Not};
 
+pub use audit::{AuditData, AuditObject, AuditRecord, AuditSink};
 pub use error::{Error, LoadError, LoadErrorKind};
+pub use flask::{Denied, Flask, Granted};
 pub use policydb::{Context, HandleUnknown, PolicyDb};
 pub use services::{AvDecision, CondState, ContextError, SidKind};
 
@@ -32,7 +41,7 @@ pub use generated::{
 
 /// A security identifier: a small integer standing for a security context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Sid(u32);
+pub struct Sid(pub(crate) u32);
 
 impl Sid {
     /// A SID from its raw value (e.g. from a guest); checked when used.
