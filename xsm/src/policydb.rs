@@ -468,6 +468,16 @@ impl<'a> Loader<'a> {
         self.r.name(n, what)
     }
 
+    /// Sensitivity and category names also must not contain the MLS separators.
+    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<String> {
+        let at = self.r.pos();
+        let n = self.name(len, what)?;
+        if n.contains(['-', ',', '.']) {
+            return self.r.err_at(at, K::BadName { what, name: n });
+        }
+        Ok(n)
+    }
+
     fn perms(
         &mut self,
         nel: usize,
@@ -907,7 +917,7 @@ impl PolicyDb {
             let at = l.r.pos();
             let len = l.r.u32("sensitivity name length")?;
             let isalias = l.r.u32("sensitivity alias flag")?;
-            let name = l.name(len, "sensitivity")?;
+            let name = l.mls_name(len, "sensitivity")?;
             let level = read_level(&mut l.r)?;
             let d = if isalias == 0 {
                 Some(SensDatum {
@@ -936,7 +946,7 @@ impl PolicyDb {
             let len = l.r.u32("category name length")?;
             let value = l.r.u32("category value")?;
             let isalias = l.r.u32("category alias flag")?;
-            let name = l.name(len, "category")?;
+            let name = l.mls_name(len, "category")?;
             let d = if isalias == 0 {
                 Some(name.clone())
             } else {

@@ -106,7 +106,16 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let b = self.bytes(len, what)?;
         match core::str::from_utf8(b) {
-            Ok(s) if !s.is_empty() && !s.contains('\0') => Ok(String::from(s)),
+            // Names end up in context strings `user:role:type:level`: no
+            // separators, blanks or control characters.
+            Ok(s)
+                if !s.is_empty()
+                    && !s
+                        .chars()
+                        .any(|c| c == ':' || c.is_whitespace() || c.is_control()) =>
+            {
+                Ok(String::from(s))
+            }
             _ => self.err_at(
                 at,
                 LoadErrorKind::BadName {

@@ -49,8 +49,11 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Compiles `conf_text` with `checkpolicy -t xen -c VERSION [-M]`; returns the binary's path.
 pub fn compile(name: &str, conf_text: &str, version: u32, mls: bool) -> PathBuf {
     require_checkpolicy();
-    let src = scratch(&format!("{name}.conf"));
-    let out = scratch(&format!("{name}.{version}.bin"));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    // Tests run in parallel threads: every compilation gets its own files.
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let src = scratch(&format!("{name}.{n}.conf"));
+    let out = scratch(&format!("{name}.{n}.{version}.bin"));
     std::fs::write(&src, conf_text).unwrap();
     let mut c = Command::new("checkpolicy");
     if mls {
