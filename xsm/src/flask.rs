@@ -531,11 +531,10 @@ impl Flask {
                         invalid_sid: true,
                     });
                 };
-                let d = services::compute_av(&pol.db, &g.conds, &se.ctx, &te.ctx, class.raw());
-                let ci = class.raw() as usize - 1;
+                let d = effective(pol, &g.conds, &se.ctx, &te.ctx, class);
                 let dec = Decision {
-                    allowed: (d.allowed & pol.defined[ci]) | pol.unknown_allow[ci],
-                    auditallow: d.auditallow & pol.defined[ci],
+                    allowed: d.allowed,
+                    auditallow: d.auditallow,
                     auditdeny: d.auditdeny,
                     permissive: d.permissive,
                 };
@@ -686,11 +685,7 @@ impl Flask {
         let pol = g.policy.as_ref().ok_or(Error::NoPolicy)?;
         let s = g.sids.get(ssid.0).ok_or(Error::UnknownSid(ssid.0))?;
         let t = g.sids.get(tsid.0).ok_or(Error::UnknownSid(tsid.0))?;
-        let mut d = services::compute_av(&pol.db, &g.conds, &s.ctx, &t.ctx, class.raw());
-        let ci = class.raw() as usize - 1;
-        d.allowed = (d.allowed & pol.defined[ci]) | pol.unknown_allow[ci];
-        d.auditallow &= pol.defined[ci];
-        Ok(d)
+        Ok(effective(pol, &g.conds, &s.ctx, &t.ctx, class))
     }
 
     fn compute_sid(&self, ssid: Sid, tsid: Sid, class: u32, kind: SidKind) -> Result<Sid, Error> {
@@ -1088,6 +1083,30 @@ impl Flask {
         self.swap(&mut w, ng);
         Ok(())
     }
+}
+
+/// The decision with handle_unknown applied to what the policy lacks (a
+/// whole class, when the policy stops before it, or trailing permissions).
+fn effective(
+    pol: &Loaded,
+    conds: &CondState,
+    s: &Context,
+    t: &Context,
+    class: ClassId,
+) -> AvDecision {
+    let ci = class.raw() as usize - 1;
+    if class.raw() as usize > pol.db.classes.len() {
+        return AvDecision {
+            allowed: pol.unknown_allow[ci],
+            auditallow: 0,
+            auditdeny: u32::MAX,
+            permissive: pol.db.permissive.get(s.ty),
+        };
+    }
+    let mut d = services::compute_av(&pol.db, conds, s, t, class.raw());
+    d.allowed = (d.allowed & pol.defined[ci]) | pol.unknown_allow[ci];
+    d.auditallow &= pol.defined[ci];
+    d
 }
 
 #[inline]
