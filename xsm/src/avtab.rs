@@ -7,7 +7,6 @@
 //! unconditional allow / auditallow / dontaudit vectors plus a slice of the
 //! conditional rules for that key: one probe per pair.
 
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::LoadErrorKind as K;
@@ -55,7 +54,6 @@ pub(crate) struct CondRule {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AvEntry {
-    key: u64,
     pub(crate) allowed: u32,
     pub(crate) auditallow: u32,
     pub(crate) auditdeny: u32,
@@ -65,105 +63,29 @@ pub(crate) struct AvEntry {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TypeEntry {
-    key: u64,
     /// Unconditional result type (0 = none).
     pub(crate) uncond: u32,
     pub(crate) cond_start: u32,
     pub(crate) cond_len: u32,
 }
 
+/// (source, target, class) packed so that sorting by key groups rules by source type.
 #[inline]
 fn av_key(s: u16, t: u16, c: u16) -> u64 {
-    u64::from(s) | (u64::from(t) << 16) | (u64::from(c) << 32)
+    (u64::from(s) << 32) | (u64::from(t) << 16) | u64::from(c)
 }
 
-#[inline]
-fn hash(key: u64, shift: u32) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
-}
-
-/// Open-addressed hash table (linear probing, key 0 = empty).
-#[derive(Debug)]
-struct Table<E> {
-    slots: Vec<E>,
-    shift: u32,
-    mask: usize,
-}
-
-trait Keyed: Copy {
-    fn key(&self) -> u64;
-    fn empty() -> Self;
-}
-
-impl Keyed for AvEntry {
-    fn key(&self) -> u64 {
-        self.key
-    }
-    fn empty() -> Self {
-        AvEntry {
-            key: 0,
-            allowed: 0,
-            auditallow: 0,
-            auditdeny: u32::MAX,
-            cond_start: 0,
-            cond_len: 0,
-        }
-    }
-}
-
-impl Keyed for TypeEntry {
-    fn key(&self) -> u64 {
-        self.key
-    }
-    fn empty() -> Self {
-        TypeEntry {
-            key: 0,
-            uncond: 0,
-            cond_start: 0,
-            cond_len: 0,
-        }
-    }
-}
-
-impl<E: Keyed> Table<E> {
-    fn with_len(n: usize) -> Self {
-        let cap = (n.max(4) * 2).next_power_of_two();
-        Table {
-            slots: vec![E::empty(); cap],
-            shift: 64 - cap.trailing_zeros(),
-            mask: cap - 1,
-        }
-    }
-
-    #[inline]
-    fn get(&self, key: u64) -> Option<&E> {
-        let mut i = hash(key, self.shift);
-        loop {
-            let e = &self.slots[i];
-            if e.key() == key {
-                return Some(e);
-            }
-            if e.key() == 0 {
-                return None;
-            }
-            i = (i + 1) & self.mask;
-        }
-    }
-
-    fn insert(&mut self, e: E) {
-        let mut i = hash(e.key(), self.shift);
-        while self.slots[i].key() != 0 {
-            i = (i + 1) & self.mask;
-        }
-        self.slots[i] = e;
-    }
-}
-
-/// The loaded rule tables.
+/// The loaded rule tables: access vector entries sorted by (source, target,
+/// class) with a per-source-type index (a lookup is a binary search in the
+/// source type's slice); type rules sorted by (key, kind).
 #[derive(Debug)]
 pub(crate) struct AvTab {
-    av: Table<AvEntry>,
-    ty: Table<TypeEntry>,
+    av_keys: Vec<u64>,
+    av: Vec<AvEntry>,
+    /// av index range of source type s: index[s]..index[s + 1].
+    index: Vec<u32>,
+    ty_keys: Vec<u64>,
+    ty: Vec<TypeEntry>,
     pub(crate) cond_rules: Vec<CondRule>,
     pub(crate) nrules: usize,
     pub(crate) ncond_rules: usize,
@@ -172,12 +94,23 @@ pub(crate) struct AvTab {
 impl AvTab {
     #[inline]
     pub(crate) fn av(&self, s: u16, t: u16, c: u16) -> Option<&AvEntry> {
-        self.av.get(av_key(s, t, c))
+        let s = usize::from(s);
+        let (lo, hi) = (
+            *self.index.get(s)? as usize,
+            *self.index.get(s + 1)? as usize,
+        );
+        let keys = &self.av_keys[lo..hi];
+        let k = av_key(s as u16, t, c);
+        match keys.binary_search(&k) {
+            Ok(i) => Some(&self.av[lo + i]),
+            Err(_) => None,
+        }
     }
 
     #[inline]
     pub(crate) fn ty(&self, s: u16, t: u16, c: u16, kind: RuleKind) -> Option<&TypeEntry> {
-        self.ty.get(av_key(s, t, c) | (u64::from(kind.bit()) << 48))
+        let k = (av_key(s, t, c) << 8) | u64::from(kind.bit());
+        self.ty_keys.binary_search(&k).ok().map(|i| &self.ty[i])
     }
 
     pub(crate) fn conds(&self, start: u32, len: u32) -> &[CondRule] {
@@ -185,20 +118,23 @@ impl AvTab {
     }
 }
 
-struct Pending {
+/// One unconditional rule as read.
+#[derive(Clone, Copy)]
+struct Uncond {
     key: u64,
-    uncond_mask: u8,
-    allowed: u32,
-    auditallow: u32,
-    auditdeny: u32,
-    uncond_type: [u32; 3],
-    conds: Vec<CondRule>,
+    bit: u8,
+    kind: RuleKind,
+    enabled_flag: bool,
+    data: u32,
+    offset: u32,
 }
 
-/// Collects rules while loading and checks them as libsepol does.
+/// Collects rules while loading and checks them as libsepol does
+/// (duplicates refused; conditional type rules may not conflict).
 pub(crate) struct AvTabBuilder {
-    map: alloc::collections::BTreeMap<u64, usize>,
-    pending: Vec<Pending>,
+    uncond: Vec<Uncond>,
+    sorted: bool,
+    conds: alloc::collections::BTreeMap<u64, Vec<CondRule>>,
     nrules: usize,
     ncond: usize,
 }
@@ -206,11 +142,33 @@ pub(crate) struct AvTabBuilder {
 impl AvTabBuilder {
     pub(crate) fn new(_ntypes: u32, _nclasses: u32) -> Self {
         AvTabBuilder {
-            map: alloc::collections::BTreeMap::new(),
-            pending: Vec::new(),
+            uncond: Vec::new(),
+            sorted: false,
+            conds: alloc::collections::BTreeMap::new(),
             nrules: 0,
             ncond: 0,
         }
+    }
+
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.uncond.reserve(n);
+    }
+
+    /// Sorts the unconditional rules and refuses duplicates (called once,
+    /// after the unconditional table and before the conditional lists).
+    fn seal(&mut self, r: &Reader<'_>) -> Res<()> {
+        if self.sorted {
+            return Ok(());
+        }
+        self.sorted = true;
+        self.uncond
+            .sort_unstable_by_key(|u| (u.key, u.bit, u.offset));
+        for w in self.uncond.windows(2) {
+            if w[0].key == w[1].key && w[0].bit == w[1].bit {
+                return r.err_at(w[1].offset as usize, K::BadAvtab("duplicate rule"));
+            }
+        }
+        Ok(())
     }
 
     /// Adds a rule; `cond` = Some((conditional index, true-list?)) for conditional rules.
@@ -221,56 +179,35 @@ impl AvTabBuilder {
         cond: Option<(u32, bool)>,
     ) -> Res<()> {
         let key = av_key(it.source, it.target, it.class);
-        let idx = match self.map.get(&key) {
-            Some(&i) => i,
-            None => {
-                self.pending.push(Pending {
-                    key,
-                    uncond_mask: 0,
-                    allowed: 0,
-                    auditallow: 0,
-                    auditdeny: u32::MAX,
-                    uncond_type: [0; 3],
-                    conds: Vec::new(),
-                });
-                self.map.insert(key, self.pending.len() - 1);
-                self.pending.len() - 1
-            }
-        };
-        let p = &mut self.pending[idx];
         let bit = it.kind.bit();
         match cond {
             None => {
                 self.nrules += 1;
-                if p.uncond_mask & bit != 0 {
-                    return r.err_at(it.offset, K::BadAvtab("duplicate rule"));
-                }
-                p.uncond_mask |= bit;
-                // libsepol and Xen match unconditional access vector rules by exact
-                // kind, so a rule stored with the "enabled" flag never applies.
-                if it.enabled_flag && !it.kind.is_type_rule() {
-                    return Ok(());
-                }
-                match it.kind {
-                    RuleKind::Allowed => p.allowed = it.data,
-                    RuleKind::AuditAllow => p.auditallow = it.data,
-                    RuleKind::AuditDeny => p.auditdeny = it.data,
-                    RuleKind::Transition => p.uncond_type[0] = it.data,
-                    RuleKind::Member => p.uncond_type[1] = it.data,
-                    RuleKind::Change => p.uncond_type[2] = it.data,
-                }
+                self.uncond.push(Uncond {
+                    key,
+                    bit,
+                    kind: it.kind,
+                    enabled_flag: it.enabled_flag,
+                    data: it.data,
+                    offset: it.offset as u32,
+                });
             }
             Some((ci, when)) => {
+                self.seal(r)?;
                 self.ncond += 1;
+                let list = self.conds.entry(key).or_default();
                 if it.kind.is_type_rule() {
-                    if p.uncond_mask & bit != 0 {
+                    if self
+                        .uncond
+                        .binary_search_by_key(&(key, bit), |u| (u.key, u.bit))
+                        .is_ok()
+                    {
                         return r.err_at(
                             it.offset,
                             K::BadAvtab("type rule already exists outside of a conditional"),
                         );
                     }
-                    let same: Vec<&CondRule> =
-                        p.conds.iter().filter(|c| c.kind == it.kind).collect();
+                    let same: Vec<&CondRule> = list.iter().filter(|c| c.kind == it.kind).collect();
                     let ok = if when {
                         same.is_empty()
                     } else {
@@ -281,7 +218,7 @@ impl AvTabBuilder {
                             .err_at(it.offset, K::BadAvtab("conflicting conditional type rules"));
                     }
                 }
-                p.conds.push(CondRule {
+                list.push(CondRule {
                     cond: ci,
                     when,
                     kind: it.kind,
@@ -292,66 +229,105 @@ impl AvTabBuilder {
         Ok(())
     }
 
-    pub(crate) fn build(self) -> AvTab {
-        let nav = self
-            .pending
-            .iter()
-            .filter(|p| p.uncond_mask & 7 != 0 || p.conds.iter().any(|c| !c.kind.is_type_rule()))
-            .count();
-        let nty: usize = self
-            .pending
-            .iter()
-            .map(|p| {
-                p.uncond_type.iter().filter(|&&t| t != 0).count()
-                    + p.conds.iter().filter(|c| c.kind.is_type_rule()).count()
-            })
-            .sum();
-        let mut av = Table::<AvEntry>::with_len(nav);
-        let mut ty = Table::<TypeEntry>::with_len(nty);
-        let mut cond_rules = Vec::new();
-        for p in self.pending {
-            let av_conds: Vec<CondRule> = p
-                .conds
-                .iter()
-                .filter(|c| !c.kind.is_type_rule())
-                .copied()
-                .collect();
-            if p.uncond_mask & 7 != 0 || !av_conds.is_empty() {
-                let start = cond_rules.len() as u32;
-                cond_rules.extend_from_slice(&av_conds);
-                av.insert(AvEntry {
-                    key: p.key,
-                    allowed: p.allowed,
-                    auditallow: p.auditallow,
-                    auditdeny: p.auditdeny,
-                    cond_start: start,
-                    cond_len: av_conds.len() as u32,
-                });
+    pub(crate) fn build(mut self, r: &Reader<'_>) -> Res<AvTab> {
+        self.seal(r)?;
+        // Group by key: unconditional rules (sorted) merged with conditional ones.
+        let mut keys: Vec<u64> = Vec::with_capacity(self.uncond.len() + self.conds.len());
+        for u in &self.uncond {
+            if keys.last() != Some(&u.key) {
+                keys.push(u.key);
             }
-            for (i, kind) in [RuleKind::Transition, RuleKind::Member, RuleKind::Change]
+        }
+        if !self.conds.is_empty() {
+            keys.extend(self.conds.keys().copied());
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        let mut av_keys = Vec::with_capacity(keys.len());
+        let mut av = Vec::with_capacity(keys.len());
+        let mut ty_keys = Vec::new();
+        let mut ty = Vec::new();
+        let mut cond_rules = Vec::new();
+        let mut i = 0;
+        let empty: Vec<CondRule> = Vec::new();
+        for key in keys {
+            let start = i;
+            while i < self.uncond.len() && self.uncond[i].key == key {
+                i += 1;
+            }
+            let group = &self.uncond[start..i];
+            let conds = if self.conds.is_empty() {
+                &empty
+            } else {
+                self.conds.get(&key).unwrap_or(&empty)
+            };
+            let mut e = AvEntry {
+                allowed: 0,
+                auditallow: 0,
+                auditdeny: u32::MAX,
+                cond_start: 0,
+                cond_len: 0,
+            };
+            let mut has_av = false;
+            let mut uncond_type = [0u32; 3];
+            for u in group {
+                match u.kind {
+                    // libsepol and Xen match unconditional access vector rules by
+                    // exact kind: a rule stored with the "enabled" flag never applies.
+                    _ if u.enabled_flag && !u.kind.is_type_rule() => has_av = true,
+                    RuleKind::Allowed => (e.allowed, has_av) = (u.data, true),
+                    RuleKind::AuditAllow => (e.auditallow, has_av) = (u.data, true),
+                    RuleKind::AuditDeny => (e.auditdeny, has_av) = (u.data, true),
+                    RuleKind::Transition => uncond_type[0] = u.data,
+                    RuleKind::Member => uncond_type[1] = u.data,
+                    RuleKind::Change => uncond_type[2] = u.data,
+                }
+            }
+            let av_conds = conds.iter().filter(|c| !c.kind.is_type_rule());
+            let n = av_conds.clone().count();
+            if has_av || n > 0 {
+                e.cond_start = cond_rules.len() as u32;
+                e.cond_len = n as u32;
+                cond_rules.extend(av_conds.copied());
+                av_keys.push(key);
+                av.push(e);
+            }
+            for (j, kind) in [RuleKind::Transition, RuleKind::Member, RuleKind::Change]
                 .into_iter()
                 .enumerate()
             {
-                let tc: Vec<CondRule> =
-                    p.conds.iter().filter(|c| c.kind == kind).copied().collect();
-                if p.uncond_type[i] != 0 || !tc.is_empty() {
+                let tc = conds.iter().filter(|c| c.kind == kind);
+                let n = tc.clone().count();
+                if uncond_type[j] != 0 || n > 0 {
                     let start = cond_rules.len() as u32;
-                    cond_rules.extend_from_slice(&tc);
-                    ty.insert(TypeEntry {
-                        key: p.key | (u64::from(kind.bit()) << 48),
-                        uncond: p.uncond_type[i],
+                    cond_rules.extend(tc.copied());
+                    ty_keys.push((key << 8) | u64::from(kind.bit()));
+                    ty.push(TypeEntry {
+                        uncond: uncond_type[j],
                         cond_start: start,
-                        cond_len: tc.len() as u32,
+                        cond_len: n as u32,
                     });
                 }
             }
         }
-        AvTab {
+        // Per-source index (types are u16 values).
+        let max_s = av_keys.last().map_or(0, |k| (k >> 32) as usize);
+        let mut index = alloc::vec![0u32; max_s + 2];
+        for k in &av_keys {
+            index[(k >> 32) as usize + 1] += 1;
+        }
+        for s in 1..index.len() {
+            index[s] += index[s - 1];
+        }
+        Ok(AvTab {
+            av_keys,
             av,
+            index,
+            ty_keys,
             ty,
             cond_rules,
             nrules: self.nrules,
             ncond_rules: self.ncond,
-        }
+        })
     }
 }

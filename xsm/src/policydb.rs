@@ -974,6 +974,7 @@ impl PolicyDb {
         if nel == 0 {
             return l.r.err_at(at, K::BadAvtab("table is empty"));
         }
+        avb.reserve(nel);
         for _ in 0..nel {
             let item = read_av_item(&mut l.r, ntypes, nclasses, &types)?;
             avb.insert(&l.r, item, None)?;
@@ -1040,7 +1041,7 @@ impl PolicyDb {
                 }
             }
         }
-        let avtab = avb.build();
+        let avtab = avb.build(&l.r)?;
 
         // --- role transitions and allows ---
         let per = if version >= V_ROLETRANS { 16 } else { 12 };
