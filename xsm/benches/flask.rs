@@ -183,11 +183,7 @@ fn main() {
             .filter(|t| !t.attribute)
             .map(|t| t.name.as_str())
             .collect();
-        let role = if pname.starts_with("small") {
-            "system_r"
-        } else {
-            "system_r"
-        };
+        let role = "system_r";
         let ctxs: Vec<String> = types
             .iter()
             .map(|t| format!("system_u:{role}:{t}"))

@@ -481,7 +481,7 @@ impl<'a> Loader<'a> {
     fn perms(
         &mut self,
         nel: usize,
-        table: &mut Vec<Option<String>>,
+        table: &mut [Option<String>],
         seen: &mut BTreeMap<String, u32>,
     ) -> Res<()> {
         for _ in 0..nel {
@@ -1478,7 +1478,10 @@ impl PolicyDb {
         if c.user == 0 || c.user as usize > self.users.len() {
             return false;
         }
-        if c.ty == 0 || c.ty as usize > self.types.len() {
+        // Unlike Xen's policydb_context_isvalid, an attribute never labels
+        // anything (Xen refuses it only when parsing a context string).
+        if c.ty == 0 || c.ty as usize > self.types.len() || self.types[c.ty as usize - 1].attribute
+        {
             return false;
         }
         let user = &self.users[c.user as usize - 1];

@@ -26,7 +26,8 @@ fn every_truncation_is_refused_with_an_offset() {
 #[test]
 fn header_errors() {
     let img = common::read(&common::build("base30"));
-    let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, K)> = vec![
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Edit, K)> = vec![
         (
             Box::new(|i| put32(i, 0, 0xdeadbeef)),
             K::BadMagic(0xdeadbeef),
