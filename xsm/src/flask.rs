@@ -19,7 +19,7 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::audit::{AuditData, AuditEvent, AuditRecord, AuditSink, RateLimit};
-use crate::avc::{AVC_DEF_CACHE_THRESHOLD, AvcTable, Decision, Retired};
+use crate::avc::{AVC_DEF_CACHE_THRESHOLD, AVC_MAX_NODES, Avc, Decision, Hit};
 use crate::definition::{self, DefinitionCheck};
 use crate::error::{Error, LoadError, LoadErrorKind};
 use crate::policydb::{Context, PolicyDb};
@@ -56,10 +56,10 @@ impl<C: Class> Granted<C> {
 /// A denial (the audit record, if any, went to the sink).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Denied {
-    /// The class checked.
-    pub class: ClassId,
     /// The permissions refused (bits of the class).
     pub denied: u32,
+    /// The class checked.
+    pub class: ClassId,
     /// A SID was not valid (Xen returns -EINVAL instead of -EACCES).
     pub invalid_sid: bool,
 }
@@ -70,6 +70,13 @@ impl Denied {
         if self.invalid_sid { 22 } else { 13 }
     }
 }
+
+/// check_raw outcome flags (low 32 bits: denied permissions).
+const V_PERMISSIVE: u64 = 1 << 32;
+const V_INVALID: u64 = 1 << 33;
+/// Set with V_INVALID so that an invalid SID is a denial even when `requested` is 0.
+const V_DENIED_FLAG: u64 = 1 << 34;
+const V_DENIED_MASK: u64 = 0xffff_ffff | V_DENIED_FLAG;
 
 /// Per-CPU AVC statistics (AVC_CACHESTATS).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -151,7 +158,6 @@ struct Gen {
     conds: Arc<CondState>,
     sids: Arc<SidTab>,
     ocons: Arc<Ocons>,
-    avc: AvcTable,
     enforcing: bool,
 }
 
@@ -165,12 +171,15 @@ pub struct Flask {
     current: AtomicPtr<Gen>,
     writer: spin::Mutex<Writer>,
     threshold: AtomicU32,
-    retired: spin::Mutex<Vec<Retired>>,
+    avc: Avc,
+    /// AVC generation: entries of another generation are ignored.
+    cgen: AtomicU32,
+    /// Mirror of the current generation's mode, for the lock-free hit path.
+    enforcing: AtomicBool,
     serial: AtomicU64,
     rate: spin::Mutex<RateLimit>,
     sink: Option<&'static dyn AuditSink>,
     seqno: AtomicU32,
-    reclaiming: AtomicBool,
 }
 
 impl core::fmt::Debug for Flask {
@@ -192,10 +201,6 @@ impl Drop for Flask {
             // SAFETY: `&mut self`: no reader exists; `g` came from Box::into_raw.
             drop(unsafe { Box::from_raw(g) });
         }
-        for r in core::mem::take(&mut *self.retired.lock()) {
-            // SAFETY: `&mut self`: no reader exists.
-            unsafe { r.free() };
-        }
     }
 }
 
@@ -215,7 +220,6 @@ impl Flask {
             }),
             sids: Arc::new(SidTab::new()),
             ocons: Arc::new(Ocons::default()),
-            avc: AvcTable::new(),
             enforcing,
         };
         Flask {
@@ -225,12 +229,13 @@ impl Flask {
                 pending_bools: Vec::new(),
             }),
             threshold: AtomicU32::new(AVC_DEF_CACHE_THRESHOLD),
-            retired: spin::Mutex::new(Vec::new()),
+            avc: Avc::new(),
+            cgen: AtomicU32::new(1),
+            enforcing: AtomicBool::new(enforcing),
             serial: AtomicU64::new(0),
             rate: spin::Mutex::new(RateLimit::new(64, 1000)),
             sink,
             seqno: AtomicU32::new(0),
-            reclaiming: AtomicBool::new(false),
         }
     }
 
@@ -256,22 +261,23 @@ impl Flask {
         unsafe { &*self.current.load(Ordering::Acquire) }
     }
 
-    /// Publishes `g` and frees the old generation after a grace period.
-    fn swap(&self, _w: &mut Writer, g: Gen) {
+    /// Publishes `g`, invalidates the AVC (unless `keep_avc`), and frees the
+    /// old generation after a grace period.
+    fn swap(&self, _w: &mut Writer, g: Gen, keep_avc: bool) {
+        self.enforcing.store(g.enforcing, Ordering::Release);
         let old = self
             .current
             .swap(Box::into_raw(Box::new(g)), Ordering::AcqRel);
         self.seqno.fetch_add(1, Ordering::Relaxed);
+        if !keep_avc {
+            self.cgen.fetch_add(1, Ordering::AcqRel);
+            let n = self.avc.flush();
+            let f = &self.rcu.slot(0).stats.frees;
+            f.fetch_add(u64::from(n), Ordering::Relaxed);
+        }
         self.rcu.synchronize();
         // SAFETY: unpublished above and a grace period has passed; it came from Box::into_raw.
-        let old = unsafe { Box::from_raw(old) };
-        let freed = old.avc.count.load(Ordering::Relaxed) as u64;
-        self.rcu
-            .slot(0)
-            .stats
-            .frees
-            .fetch_add(freed, Ordering::Relaxed);
-        drop(old);
+        drop(unsafe { Box::from_raw(old) });
     }
 
     fn next_gen(g: &Gen) -> Gen {
@@ -280,7 +286,6 @@ impl Flask {
             conds: g.conds.clone(),
             sids: g.sids.clone(),
             ocons: g.ocons.clone(),
-            avc: AvcTable::new(),
             enforcing: g.enforcing,
         }
     }
@@ -452,10 +457,9 @@ impl Flask {
             conds: Arc::new(conds),
             sids: Arc::new(sids),
             ocons: Arc::new(ocons),
-            avc: AvcTable::new(),
             enforcing: old.enforcing,
         };
-        self.swap(&mut w, g);
+        self.swap(&mut w, g, false);
         Ok(())
     }
 
@@ -486,17 +490,25 @@ impl Flask {
         perms: Perms<C>,
         ad: &AuditData,
     ) -> Result<Granted<C>, Denied> {
-        match self.check(cpu, ssid, tsid, C::ID, perms.bits(), ad) {
-            Ok(permissive) => Ok(Granted {
+        let v = self.check_raw(cpu, ssid, tsid, C::ID, perms.bits(), ad);
+        if v & V_DENIED_MASK == 0 {
+            Ok(Granted {
                 perms,
-                permissive,
+                permissive: v & V_PERMISSIVE != 0,
                 _c: PhantomData,
-            }),
-            Err(d) => Err(d),
+            })
+        } else {
+            Err(Denied {
+                denied: v as u32,
+                class: C::ID,
+                invalid_sid: v & V_INVALID != 0,
+            })
         }
     }
 
-    /// The untyped check behind [`Flask::has_perm`] (for xsm_op paths that take a class from a guest).
+    /// The untyped check behind [`Flask::has_perm`] (for xsm_op paths that
+    /// take a class from a guest). `Ok(true)` = granted only because permissive.
+    #[inline]
     pub fn check(
         &self,
         cpu: usize,
@@ -506,82 +518,146 @@ impl Flask {
         requested: u32,
         ad: &AuditData,
     ) -> Result<bool, Denied> {
-        let guard = self.rcu.read(cpu);
-        let g = self.cur(&guard);
+        let v = self.check_raw(cpu, ssid, tsid, class, requested, ad);
+        if v & V_DENIED_MASK == 0 {
+            Ok(v & V_PERMISSIVE != 0)
+        } else {
+            Err(Denied {
+                denied: v as u32,
+                class,
+                invalid_sid: v & V_INVALID != 0,
+            })
+        }
+    }
+
+    /// The check, with its outcome packed in a register: low 32 bits = the
+    /// denied permissions, plus the V_* flags (no struct crosses the call).
+    #[inline]
+    fn check_raw(
+        &self,
+        cpu: usize,
+        ssid: Sid,
+        tsid: Sid,
+        class: ClassId,
+        requested: u32,
+        ad: &AuditData,
+    ) -> u64 {
         let stats = &self.rcu.slot(cpu).stats;
         bump(&stats.lookups);
-        let Some(pol) = g.policy.as_ref() else {
-            return Ok(false);
-        };
+        let cgen = self.cgen.load(Ordering::Acquire);
         let c = class.raw() as u16;
-        let mut evicted = Vec::new();
-        let node = match g.avc.lookup(ssid.0, tsid.0, c) {
-            Some(n) => {
-                bump(&stats.hits);
-                n
-            }
-            None => {
-                bump(&stats.misses);
-                let (Some(se), Some(te)) = (g.sids.get(ssid.0), g.sids.get(tsid.0)) else {
-                    drop(guard);
-                    self.audit_invalid(ssid, tsid, class, requested, ad);
-                    return Err(Denied {
-                        class,
-                        denied: requested,
-                        invalid_sid: true,
-                    });
-                };
-                let d = effective(pol, &g.conds, &se.ctx, &te.ctx, class);
-                let dec = Decision {
-                    allowed: d.allowed,
-                    auditallow: d.auditallow,
-                    auditdeny: d.auditdeny,
-                    permissive: d.permissive,
-                };
-                let thr = self.threshold.load(Ordering::Relaxed) as usize;
-                let (n, new) = g.avc.insert(ssid.0, tsid.0, c, dec, thr, &mut evicted);
-                if new {
-                    bump(&stats.allocations);
+        if let Some(h) = self.avc.lookup(ssid.0, tsid.0, c, cgen) {
+            bump(&stats.hits);
+            let denied = requested & !h.allowed;
+            if denied == 0 {
+                if requested & h.auditallow == 0 {
+                    return 0;
                 }
-                if !evicted.is_empty() {
-                    stats
-                        .reclaims
-                        .fetch_add(evicted.len() as u64, Ordering::Relaxed);
-                }
-                n
+            } else if self.enforcing.load(Ordering::Relaxed)
+                && !h.permissive
+                && (denied & h.auditdeny == 0 || self.sink.is_none())
+            {
+                return u64::from(denied);
             }
-        };
-        let denied = requested & !node.allowed;
-        let result;
-        let mut record = None;
-        if denied == 0 {
-            let aa = requested & node.auditallow;
-            if aa != 0 {
-                record = Some((true, aa, false));
-            }
-            result = Ok(false);
-        } else {
-            let permissive = !g.enforcing || node.permissive;
-            let mut audit = denied & node.auditdeny;
-            if permissive {
-                // Report every distinct denied permission at least once per cache lifetime.
-                let before = node.reported.fetch_or(denied, Ordering::Relaxed);
-                audit &= !before;
-                result = Ok(true);
-            } else {
-                result = Err(Denied {
-                    class,
-                    denied,
-                    invalid_sid: false,
-                });
-            }
-            if audit != 0 {
-                record = Some((false, audit, permissive));
-            }
+            return self.decide(ssid, tsid, class, requested, ad, &h);
         }
-        // Records are formatted only if someone receives them.
-        let record = if self.sink.is_some() { record } else { None };
-        let event = record.map(|(granted, bits, permissive)| AuditEvent::Avc {
+        bump(&stats.misses);
+        self.miss(cpu, cgen, ssid, tsid, class, requested, ad)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn miss(
+        &self,
+        cpu: usize,
+        cgen: u32,
+        ssid: Sid,
+        tsid: Sid,
+        class: ClassId,
+        requested: u32,
+        ad: &AuditData,
+    ) -> u64 {
+        let guard = self.rcu.read(cpu);
+        let g = self.cur(&guard);
+        let Some(pol) = g.policy.as_ref() else {
+            return 0;
+        };
+        let (Some(se), Some(te)) = (g.sids.get(ssid.0), g.sids.get(tsid.0)) else {
+            drop(guard);
+            self.audit_invalid(ssid, tsid, class, requested, ad);
+            return u64::from(requested) | V_INVALID | V_DENIED_FLAG;
+        };
+        let d = effective(pol, &g.conds, &se.ctx, &te.ctx, class);
+        let dec = Decision {
+            allowed: d.allowed,
+            auditallow: d.auditallow,
+            auditdeny: d.auditdeny,
+            permissive: d.permissive,
+        };
+        drop(guard);
+        let thr = self.threshold.load(Ordering::Relaxed);
+        let (hit, new, evicted) =
+            self.avc
+                .insert(ssid.0, tsid.0, class.raw() as u16, cgen, &dec, thr);
+        let stats = &self.rcu.slot(cpu).stats;
+        if new {
+            bump(&stats.allocations);
+        }
+        if evicted > 0 {
+            stats
+                .reclaims
+                .fetch_add(u64::from(evicted), Ordering::Relaxed);
+            stats.frees.fetch_add(u64::from(evicted), Ordering::Relaxed);
+        }
+        let h = hit.unwrap_or_else(|| Hit::uncached(&dec));
+        self.decide(ssid, tsid, class, requested, ad, &h)
+    }
+
+    /// The outcome of a decision, with its audit record.
+    #[cold]
+    fn decide(
+        &self,
+        ssid: Sid,
+        tsid: Sid,
+        class: ClassId,
+        requested: u32,
+        ad: &AuditData,
+        h: &Hit,
+    ) -> u64 {
+        let denied = requested & !h.allowed;
+        if denied == 0 {
+            self.record(ssid, tsid, class, requested & h.auditallow, true, false, ad);
+            return 0;
+        }
+        let permissive = !self.enforcing.load(Ordering::Relaxed) || h.permissive;
+        let mut audit = denied & h.auditdeny;
+        if permissive {
+            // Report every distinct denied permission at least once per cache lifetime.
+            audit &= self.avc.report(h, denied);
+            self.record(ssid, tsid, class, audit, false, true, ad);
+            return V_PERMISSIVE;
+        }
+        self.record(ssid, tsid, class, audit, false, false, ad);
+        u64::from(denied)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        ssid: Sid,
+        tsid: Sid,
+        class: ClassId,
+        bits: u32,
+        granted: bool,
+        permissive: bool,
+        ad: &AuditData,
+    ) {
+        if bits == 0 || self.sink.is_none() {
+            return;
+        }
+        let guard = self.rcu.read(0);
+        let g = self.cur(&guard);
+        let event = AuditEvent::Avc {
             granted,
             perms: perm_list(class, bits),
             data: *ad,
@@ -589,37 +665,9 @@ impl Flask {
             tcontext: ctx_text(g, tsid),
             tclass: class.name(),
             permissive,
-        });
+        };
         drop(guard);
-        if !evicted.is_empty() {
-            self.retired.lock().append(&mut evicted);
-            self.reclaim();
-        }
-        if let Some(e) = event {
-            self.audit(e);
-        }
-        result
-    }
-
-    /// Frees evicted AVC nodes after a grace period (skipped if another CPU is at it).
-    fn reclaim(&self) {
-        if self.reclaiming.swap(true, Ordering::Acquire) {
-            return;
-        }
-        let batch = core::mem::take(&mut *self.retired.lock());
-        if !batch.is_empty() {
-            if self.rcu.try_synchronize() {
-                let n = batch.len() as u64;
-                for r in batch {
-                    // SAFETY: unlinked before the grace period that just ended.
-                    unsafe { r.free() };
-                }
-                self.rcu.slot(0).stats.frees.fetch_add(n, Ordering::Relaxed);
-            } else {
-                self.retired.lock().extend(batch);
-            }
-        }
-        self.reclaiming.store(false, Ordering::Release);
+        self.audit(event);
     }
 
     fn audit_invalid(&self, ssid: Sid, tsid: Sid, class: ClassId, requested: u32, ad: &AuditData) {
@@ -845,7 +893,7 @@ impl Flask {
         let conds = CondState::with_bools(&pol.db, w.pending_bools.clone());
         let mut ng = Self::next_gen(g);
         ng.conds = Arc::new(conds);
-        self.swap(w, ng);
+        self.swap(w, ng, false);
         Ok(())
     }
 
@@ -866,7 +914,7 @@ impl Flask {
         }
         let mut ng = Self::next_gen(g);
         ng.enforcing = enforcing;
-        self.swap(&mut w, ng);
+        self.swap(&mut w, ng, false);
         log::info!(
             "Flask: {} mode",
             if enforcing { "enforcing" } else { "permissive" }
@@ -878,7 +926,7 @@ impl Flask {
     pub fn flush(&self) {
         let mut w = self.writer.lock();
         let ng = Self::next_gen(self.wgen(&w));
-        self.swap(&mut w, ng);
+        self.swap(&mut w, ng, false);
     }
 
     /// POLICYVERS: the highest policy version understood.
@@ -899,8 +947,8 @@ impl Flask {
 
     /// SETAVC_THRESHOLD (at least 1).
     pub fn set_avc_threshold(&self, t: u32) -> Result<(), Error> {
-        if t == 0 {
-            return Err(Error::Invalid("AVC threshold must be at least 1"));
+        if t == 0 || t > AVC_MAX_NODES {
+            return Err(Error::Invalid("AVC threshold must be between 1 and 262144"));
         }
         self.threshold.store(t, Ordering::Relaxed);
         Ok(())
@@ -908,9 +956,7 @@ impl Flask {
 
     /// AVC_HASHSTATS.
     pub fn hash_stats(&self) -> HashStats {
-        let guard = self.rcu.read(0);
-        let (entries, buckets_used, buckets_total, max_chain_len) =
-            self.cur(&guard).avc.hash_stats();
+        let (entries, buckets_used, buckets_total, max_chain_len) = self.avc.hash_stats();
         HashStats {
             entries,
             buckets_used,
@@ -1043,7 +1089,7 @@ impl Flask {
         }
         let mut ng = Self::next_gen(g);
         ng.ocons = Arc::new(o);
-        self.swap(&mut w, ng);
+        self.swap(&mut w, ng, true);
         Ok(())
     }
 
@@ -1082,7 +1128,7 @@ impl Flask {
         }
         let mut ng = Self::next_gen(g);
         ng.ocons = Arc::new(o);
-        self.swap(&mut w, ng);
+        self.swap(&mut w, ng, true);
         Ok(())
     }
 }

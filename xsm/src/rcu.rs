@@ -97,18 +97,4 @@ impl Rcu {
             }
         }
     }
-
-    /// Like [`Rcu::synchronize`] but gives up at once if another synchronisation is running.
-    pub(crate) fn try_synchronize(&self) -> bool {
-        let Some(_g) = self.sync_lock.try_lock() else {
-            return false;
-        };
-        let old = self.epoch.fetch_add(1, Ordering::SeqCst) & 1;
-        for s in &self.slots {
-            while s.active[old].load(Ordering::SeqCst) != 0 {
-                core::hint::spin_loop();
-            }
-        }
-        true
-    }
 }
