@@ -56,10 +56,14 @@ static BASE: &[u8] = include_bytes!("../fuzz/seeds/base30.bin");
 /// Parses `data` as a context in an MLS and a non-MLS policy; what parses
 /// must format back to a string that parses to the same context.
 pub fn exercise_context(data: &[u8]) {
-    for p in [MLS, BASE] {
-        let Ok(db) = PolicyDb::from_bytes(p) else {
-            panic!("seed policy does not load");
-        };
+    static DBS: spin::Once<[PolicyDb; 2]> = spin::Once::new();
+    let dbs = DBS.call_once(|| {
+        [MLS, BASE].map(|p| match PolicyDb::from_bytes(p) {
+            Ok(db) => db,
+            Err(e) => panic!("seed policy does not load: {e}"),
+        })
+    });
+    for db in dbs {
         if let Ok(c) = services::parse_context(&db, data) {
             let text = services::context_to_string(&db, &c);
             assert_eq!(
