@@ -129,6 +129,12 @@ fn bench(runs: usize, iters: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run quickly then.
     let quick = !std::env::args().any(|a| a == "--bench");
+    // Optional filter: `cargo bench -p xsm --bench flask -- load|miss|hit`.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |what: &str| only.is_empty() || only.iter().any(|o| o == what);
     let small = common::build("base30");
     let t = Instant::now();
     let large = common::compile("large", &large_conf(), 30, false);
@@ -161,18 +167,23 @@ fn main() {
         } else {
             (7, 2000)
         };
-        let ours = bench(runs, iters, || {
-            drop(black_box(PolicyDb::from_bytes(black_box(&img)).unwrap()))
-        });
-        let theirs = bench(runs, iters, || {
-            sepol_oracle::read_policy_mem(black_box(&img)).unwrap()
-        });
-        println!(
-            "| {pname} | policy load (µs) | {:.1} | {:.1} | {:.2}x |",
-            ours / 1e3,
-            theirs / 1e3,
-            theirs / ours
-        );
+        if want("load") {
+            let ours = bench(runs, iters, || {
+                drop(black_box(PolicyDb::from_bytes(black_box(&img)).unwrap()))
+            });
+            let theirs = bench(runs, iters, || {
+                sepol_oracle::read_policy_mem(black_box(&img)).unwrap()
+            });
+            println!(
+                "| {pname} | policy load (µs) | {:.1} | {:.1} | {:.2}x |",
+                ours / 1e3,
+                theirs / 1e3,
+                theirs / ours
+            );
+        }
+        if !want("miss") && !want("hit") {
+            continue;
+        }
 
         // Query stream: random (s, t, class) over the policy's types.
         let oracle = Oracle::load(path, &[]).unwrap();

@@ -118,15 +118,42 @@ impl AvTab {
     }
 }
 
-/// One unconditional rule as read.
+/// One unconditional rule as read, packed in 16 bytes so that sorting the
+/// table (the loader's main cost) moves little memory.
 #[derive(Clone, Copy)]
 struct Uncond {
-    key: u64,
-    bit: u8,
-    kind: RuleKind,
-    enabled_flag: bool,
+    /// key << 8 | kind bit
+    kb: u64,
     data: u32,
-    offset: u32,
+    /// offset in the image | ENABLED_FLAG
+    off: u32,
+}
+
+const ENABLED_FLAG: u32 = 1 << 31;
+
+impl Uncond {
+    fn key(&self) -> u64 {
+        self.kb >> 8
+    }
+    fn bit(&self) -> u8 {
+        self.kb as u8
+    }
+    fn kind(&self) -> RuleKind {
+        match self.bit() {
+            1 => RuleKind::Allowed,
+            2 => RuleKind::AuditAllow,
+            4 => RuleKind::AuditDeny,
+            8 => RuleKind::Transition,
+            16 => RuleKind::Member,
+            _ => RuleKind::Change,
+        }
+    }
+    fn offset(&self) -> usize {
+        (self.off & !ENABLED_FLAG) as usize
+    }
+    fn enabled_flag(&self) -> bool {
+        self.off & ENABLED_FLAG != 0
+    }
 }
 
 /// Collects rules while loading and checks them as libsepol does
@@ -161,11 +188,10 @@ impl AvTabBuilder {
             return Ok(());
         }
         self.sorted = true;
-        self.uncond
-            .sort_unstable_by_key(|u| (u.key, u.bit, u.offset));
+        self.uncond.sort_unstable_by_key(|u| (u.kb, u.off));
         for w in self.uncond.windows(2) {
-            if w[0].key == w[1].key && w[0].bit == w[1].bit {
-                return r.err_at(w[1].offset as usize, K::BadAvtab("duplicate rule"));
+            if w[0].kb == w[1].kb {
+                return r.err_at(w[1].offset(), K::BadAvtab("duplicate rule"));
             }
         }
         Ok(())
@@ -184,12 +210,9 @@ impl AvTabBuilder {
             None => {
                 self.nrules += 1;
                 self.uncond.push(Uncond {
-                    key,
-                    bit,
-                    kind: it.kind,
-                    enabled_flag: it.enabled_flag,
+                    kb: (key << 8) | u64::from(bit),
                     data: it.data,
-                    offset: it.offset as u32,
+                    off: it.offset as u32 | if it.enabled_flag { ENABLED_FLAG } else { 0 },
                 });
             }
             Some((ci, when)) => {
@@ -199,7 +222,7 @@ impl AvTabBuilder {
                 if it.kind.is_type_rule() {
                     if self
                         .uncond
-                        .binary_search_by_key(&(key, bit), |u| (u.key, u.bit))
+                        .binary_search_by_key(&((key << 8) | u64::from(bit)), |u| u.kb)
                         .is_ok()
                     {
                         return r.err_at(
@@ -234,8 +257,8 @@ impl AvTabBuilder {
         // Group by key: unconditional rules (sorted) merged with conditional ones.
         let mut keys: Vec<u64> = Vec::with_capacity(self.uncond.len() + self.conds.len());
         for u in &self.uncond {
-            if keys.last() != Some(&u.key) {
-                keys.push(u.key);
+            if keys.last() != Some(&u.key()) {
+                keys.push(u.key());
             }
         }
         if !self.conds.is_empty() {
@@ -252,7 +275,7 @@ impl AvTabBuilder {
         let empty: Vec<CondRule> = Vec::new();
         for key in keys {
             let start = i;
-            while i < self.uncond.len() && self.uncond[i].key == key {
+            while i < self.uncond.len() && self.uncond[i].key() == key {
                 i += 1;
             }
             let group = &self.uncond[start..i];
@@ -271,10 +294,10 @@ impl AvTabBuilder {
             let mut has_av = false;
             let mut uncond_type = [0u32; 3];
             for u in group {
-                match u.kind {
+                match u.kind() {
                     // libsepol and Xen match unconditional access vector rules by
                     // exact kind: a rule stored with the "enabled" flag never applies.
-                    _ if u.enabled_flag && !u.kind.is_type_rule() => has_av = true,
+                    _ if u.enabled_flag() && !u.kind().is_type_rule() => has_av = true,
                     RuleKind::Allowed => (e.allowed, has_av) = (u.data, true),
                     RuleKind::AuditAllow => (e.auditallow, has_av) = (u.data, true),
                     RuleKind::AuditDeny => (e.auditdeny, has_av) = (u.data, true),

@@ -620,6 +620,12 @@ impl PolicyDb {
             version: 0,
             mls: false,
         };
+        if data.len() >= 1 << 31 {
+            return l.r.err(K::BadLength {
+                what: "policy image size",
+                len: data.len() as u64,
+            });
+        }
         let magic = l.r.u32("magic")?;
         if magic != POLICYDB_MAGIC {
             return l.r.err_at(0, K::BadMagic(magic));
