@@ -1,14 +1,20 @@
 //! The FLASK security server as the hypervisor uses it: one [`Flask`] shared
-//! by all CPUs, holding the current policy generation, the SID table, the AVC,
-//! the enforcing mode and the audit state.
+//! by all CPUs (e.g. in a `spin::Once` global), holding the current policy
+//! generation, the SID table, the AVC, the enforcing mode and the audit state.
 //!
-//! * Decisions ([`Flask::has_perm`]) take no lock on a cache hit: an RCU read
-//!   section (see [`crate::rcu`]), one bucket walk, no shared writes.
+//! * A cache hit ([`Flask::has_perm`]) executes no locked instruction and
+//!   writes no shared cache line: a generation load, one bucket walk over a
+//!   seqlocked, type-stable node pool ([`crate::avc`]), and per-CPU counters.
+//! * A miss enters an RCU read section ([`crate::rcu`]), asks the security
+//!   server, and inserts the decision under the AVC's spin lock.
 //! * Everything a decision depends on (policy, booleans, SID table, object
-//!   contexts, AVC table) hangs off one immutable [`Gen`] reached through one
-//!   atomic pointer. Load, boolean commit, mode change and flush build a new
-//!   generation and swap it in atomically, then free the old one after a
-//!   grace period. A failed load changes nothing.
+//!   contexts, mode) is one immutable `Gen` behind one atomic pointer. Load,
+//!   boolean commit, mode change and flush build a new generation under the
+//!   writer lock, publish it, bump the AVC generation (invalidating every
+//!   cached decision at once) and free the old generation after a grace
+//!   period. A failed load changes nothing: it is parsed and validated before
+//!   the writer lock is even taken.
+//! * Writer operations must not be called from the audit sink.
 
 use alloc::boxed::Box;
 use alloc::format;

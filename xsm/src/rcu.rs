@@ -1,23 +1,22 @@
-//! Read-side critical sections without a global lock, for the AVC and the
-//! policy generation pointer.
+//! Read-side critical sections without a global lock, protecting the policy
+//! generation pointer (the AVC's own hit path needs none: see [`crate::avc`]).
 //!
 //! Scheme (a two-phase, SRCU-like epoch counter per CPU slot):
 //! * a reader picks the parity of the global epoch, increments that parity's
 //!   counter in *its own* CPU slot (a cache line of its own), re-reads the
-//!   epoch and retries if it moved; it decrements the counter when done. Two
-//!   uncontended atomic operations on a CPU-local line, no shared write;
+//!   epoch and retries if it moved; it decrements the counter when done;
 //! * a writer that unpublished an object calls [`Rcu::synchronize`]: it flips
 //!   the epoch and waits until every slot's counter of the old parity is zero.
 //!   Every reader that could have seen the object entered before the flip,
 //!   with the old parity, so once those counters drain the object can be
-//!   freed. Synchronisations are serialised by `sync_lock`.
+//!   freed. Synchronisations are serialised.
 //!
-//! Memory is reclaimed without leaks and without a lock on the read path:
-//! superseded policy generations are freed by the writer that replaced them,
-//! evicted AVC nodes are queued and freed in batches after a grace period.
-//! The only rule for callers: never call a writer operation (which may wait
-//! for a grace period) from inside a read section; the crate's API holds read
-//! sections internally and never across a call into caller code that could.
+//! Reclamation is immediate after the grace period (no leak, no deferred
+//! list). Read sections are short (a security-server computation at most) and
+//! never wait for anything, so a writer's wait is bounded. The one rule: never
+//! call a writer operation (load, commit, setenforce, flush, ocontext change,
+//! SID allocation) from inside a read section; the crate holds read sections
+//! only internally, and never across a call into the audit sink.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
