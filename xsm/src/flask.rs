@@ -4,7 +4,7 @@
 //!
 //! * A cache hit ([`Flask::has_perm`]) executes no locked instruction and
 //!   writes no shared cache line: a generation load, one bucket walk over a
-//!   seqlocked, type-stable node pool ([`crate::avc`]), and per-CPU counters.
+//!   seqlocked, type-stable node pool (`avc.rs`), and per-CPU counters.
 //! * A miss enters an RCU read section ([`crate::rcu`]), asks the security
 //!   server, and inserts the decision under the AVC's spin lock.
 //! * Everything a decision depends on (policy, booleans, SID table, object

@@ -1,11 +1,11 @@
 //! Read-side critical sections without a global lock, protecting the policy
-//! generation pointer (the AVC's own hit path needs none: see [`crate::avc`]).
+//! generation pointer (the AVC's own hit path needs none: see `avc.rs`).
 //!
 //! Scheme (a two-phase, SRCU-like epoch counter per CPU slot):
 //! * a reader picks the parity of the global epoch, increments that parity's
 //!   counter in *its own* CPU slot (a cache line of its own), re-reads the
 //!   epoch and retries if it moved; it decrements the counter when done;
-//! * a writer that unpublished an object calls [`Rcu::synchronize`]: it flips
+//! * a writer that unpublished an object calls `Rcu::synchronize`: it flips
 //!   the epoch and waits until every slot's counter of the old parity is zero.
 //!   Every reader that could have seen the object entered before the flip,
 //!   with the old parity, so once those counters drain the object can be

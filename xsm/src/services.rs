@@ -451,7 +451,7 @@ fn write_level(db: &PolicyDb, s: &mut String, l: &Level) {
 /// Why a context string was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContextError {
-    /// Not of the form user:role:type[:mls].
+    /// Not of the form `user:role:type[:mls]`.
     Syntax,
     /// Unknown user.
     User,
