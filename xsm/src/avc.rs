@@ -237,7 +237,11 @@ impl Avc {
                 }
                 let slot = &self.chunks[i as usize / CHUNK];
                 if slot.load(Ordering::Acquire).is_null() {
-                    let fresh: Box<Chunk> = Box::new(core::array::from_fn(|_| Node::default()));
+                    // Built on the heap (no 12 KiB temporary on a hypervisor stack).
+                    let v: Vec<Node> = (0..CHUNK).map(|_| Node::default()).collect();
+                    let Ok(fresh) = <Box<Chunk>>::try_from(v.into_boxed_slice()) else {
+                        return (None, false, evicted);
+                    };
                     slot.store(Box::into_raw(fresh), Ordering::Release);
                 }
                 inner.allocated += 1;

@@ -44,7 +44,7 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct Rcu {
     epoch: AtomicUsize,
-    pub(crate) slots: [Slot; MAX_CPUS],
+    pub(crate) slots: alloc::boxed::Box<[Slot]>,
     sync_lock: spin::Mutex<()>,
 }
 
@@ -62,7 +62,7 @@ impl Rcu {
     pub(crate) fn new() -> Self {
         Rcu {
             epoch: AtomicUsize::new(0),
-            slots: core::array::from_fn(|_| Slot::default()),
+            slots: (0..MAX_CPUS).map(|_| Slot::default()).collect(),
             sync_lock: spin::Mutex::new(()),
         }
     }

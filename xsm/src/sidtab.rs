@@ -81,8 +81,13 @@ impl SidTab {
         let slot = &self.chunks[idx / CHUNK];
         let mut c = slot.load(Ordering::Acquire);
         if c.is_null() {
-            let fresh: Box<Chunk> =
-                Box::new(core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())));
+            // Built on the heap (no 8 KiB temporary on a hypervisor stack).
+            let v: alloc::vec::Vec<AtomicPtr<SidEntry>> = (0..CHUNK)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect();
+            let Ok(fresh) = <Box<Chunk>>::try_from(v.into_boxed_slice()) else {
+                return None;
+            };
             c = Box::into_raw(fresh);
             slot.store(c, Ordering::Release);
         }
