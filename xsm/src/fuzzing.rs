@@ -64,10 +64,10 @@ pub fn exercise_context(data: &[u8]) {
         })
     });
     for db in dbs {
-        if let Ok(c) = services::parse_context(&db, data) {
-            let text = services::context_to_string(&db, &c);
+        if let Ok(c) = services::parse_context(db, data) {
+            let text = services::context_to_string(db, &c);
             assert_eq!(
-                services::parse_context(&db, text.as_bytes()),
+                services::parse_context(db, text.as_bytes()),
                 Ok(c),
                 "{text}"
             );
