@@ -5,6 +5,13 @@
 
 use xsm::{CLASS_NAMES, INITIAL_SID_NAMES, PERM_NAMES};
 
+/// (source, target, class, specified, data)
+pub type Rule = (u16, u16, u16, u16, u32);
+/// (expression [(type, bool)], true-list rules, false-list rules)
+pub type Cond = (Vec<(u32, u32)>, Vec<Rule>, Vec<Rule>);
+/// (permissions, expression [(type, attr, op, names)])
+pub type Constraint = (u32, Vec<(u32, u32, u32, Vec<u32>)>);
+
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub version: u32,
@@ -16,13 +23,9 @@ pub struct Spec {
     /// bools: (name, state)
     pub bools: Vec<(String, u32)>,
     /// conditionals: (expr [(type, bool)], true rules, false rules)
-    pub conds: Vec<(
-        Vec<(u32, u32)>,
-        Vec<(u16, u16, u16, u16, u32)>,
-        Vec<(u16, u16, u16, u16, u32)>,
-    )>,
+    pub conds: Vec<Cond>,
     /// class 3 (domain) constraint: (perms, expr [(type, attr, op, names)])
-    pub constraint: Option<(u32, Vec<(u32, u32, u32, Vec<u32>)>)>,
+    pub constraint: Option<Constraint>,
     /// (role, type, new role, class)
     pub role_trans: Vec<(u32, u32, u32, u32)>,
     pub filename_trans: u32,
