@@ -194,11 +194,11 @@ impl core::fmt::Debug for Flask {
     }
 }
 
-// SAFETY: all shared state is behind atomics, spin locks or the RCU scheme;
-// the raw pointers (generation, retired nodes) are owned by the server.
-unsafe impl Sync for Flask {}
-// SAFETY: as above; nothing is tied to a thread.
-unsafe impl Send for Flask {}
+// `Flask` is Send + Sync by construction (atomics, spin locks, the RCU scheme).
+const _: () = {
+    const fn assert_sync_send<T: Sync + Send>() {}
+    assert_sync_send::<Flask>();
+};
 
 impl Drop for Flask {
     fn drop(&mut self) {
