@@ -129,12 +129,15 @@ fn bench(runs: usize, iters: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run quickly then.
     let quick = !std::env::args().any(|a| a == "--bench");
-    // Optional filter: `cargo bench -p xsm --bench flask -- load|miss|hit`.
+    // Optional filters: `cargo bench -p xsm --bench flask -- [load|miss|hit]... [small|large]`.
     let only: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let want = |what: &str| only.is_empty() || only.iter().any(|o| o == what);
+    let kinds = ["load", "miss", "hit"];
+    let want = |what: &str| {
+        !only.iter().any(|o| kinds.contains(&o.as_str())) || only.iter().any(|o| o == what)
+    };
     let small = common::build("base30");
     let t = Instant::now();
     let large = common::compile("large", &large_conf(), 30, false);
@@ -148,6 +151,14 @@ fn main() {
         ("small (tests/policies/base.te)", &small),
         ("large (generated)", &large),
     ] {
+        let size = if pname.starts_with("small") {
+            "small"
+        } else {
+            "large"
+        };
+        if only.iter().any(|o| o == "small" || o == "large") && !only.iter().any(|o| o == size) {
+            continue;
+        }
         let img = common::read(path);
         let db = PolicyDb::from_bytes(&img).unwrap();
         if pname.starts_with("large") {
@@ -192,7 +203,7 @@ fn main() {
             .types
             .iter()
             .filter(|t| !t.attribute)
-            .map(|t| t.name.as_str())
+            .map(|t| &*t.name)
             .collect();
         let role = "system_r";
         let ctxs: Vec<String> = types

@@ -188,7 +188,7 @@ impl AvTabBuilder {
             return Ok(());
         }
         self.sorted = true;
-        self.uncond.sort_unstable_by_key(|u| (u.kb, u.off));
+        self.uncond.sort_unstable_by_key(|u| u.kb);
         for w in self.uncond.windows(2) {
             if w[0].kb == w[1].kb {
                 return r.err_at(w[1].offset(), K::BadAvtab("duplicate rule"));
@@ -254,35 +254,37 @@ impl AvTabBuilder {
 
     pub(crate) fn build(mut self, r: &Reader<'_>) -> Res<AvTab> {
         self.seal(r)?;
-        // Group by key: unconditional rules (sorted) merged with conditional ones.
-        let mut keys: Vec<u64> = Vec::with_capacity(self.uncond.len() + self.conds.len());
-        for u in &self.uncond {
-            if keys.last() != Some(&u.key()) {
-                keys.push(u.key());
-            }
-        }
-        if !self.conds.is_empty() {
-            keys.extend(self.conds.keys().copied());
-            keys.sort_unstable();
-            keys.dedup();
-        }
-        let mut av_keys = Vec::with_capacity(keys.len());
-        let mut av = Vec::with_capacity(keys.len());
+        // Group by key: unconditional rules (sorted) merged with the
+        // conditional ones (a sorted map) in one two-pointer pass.
+        let conds: Vec<(u64, Vec<CondRule>)> =
+            core::mem::take(&mut self.conds).into_iter().collect();
+        let mut av_keys = Vec::with_capacity(self.uncond.len() + conds.len());
+        let mut av = Vec::with_capacity(self.uncond.len() + conds.len());
         let mut ty_keys = Vec::new();
         let mut ty = Vec::new();
         let mut cond_rules = Vec::new();
         let mut i = 0;
+        let mut ci = 0;
         let empty: Vec<CondRule> = Vec::new();
-        for key in keys {
+        loop {
+            let ku = self.uncond.get(i).map(|u| u.key());
+            let kc = conds.get(ci).map(|c| c.0);
+            let key = match (ku, kc) {
+                (None, None) => break,
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (Some(a), Some(b)) => a.min(b),
+            };
             let start = i;
             while i < self.uncond.len() && self.uncond[i].key() == key {
                 i += 1;
             }
             let group = &self.uncond[start..i];
-            let conds = if self.conds.is_empty() {
-                &empty
+            let conds = if kc == Some(key) {
+                ci += 1;
+                &conds[ci - 1].1
             } else {
-                self.conds.get(&key).unwrap_or(&empty)
+                &empty
             };
             let mut e = AvEntry {
                 allowed: 0,

@@ -837,7 +837,7 @@ impl Flask {
             .ok_or_else(|| Error::UnknownBool(format!("{id}")))?;
         Ok(BoolInfo {
             id,
-            name: b.name.clone(),
+            name: String::from(&*b.name),
             current: g.conds.bools[id as usize - 1],
             pending: w.pending_bools[id as usize - 1],
         })

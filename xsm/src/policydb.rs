@@ -5,10 +5,12 @@
 //! validates every value it reads (symbol values, bitmaps, contexts, bounds)
 //! so that the security server never indexes out of range.
 
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -148,10 +150,10 @@ pub(crate) struct Constraint {
 /// A class of the policy.
 #[derive(Clone, Debug)]
 pub struct ClassDatum {
-    /// Name.
-    pub name: String,
+    /// Name (borrowed from Warden's definition when it matches: no allocation).
+    pub name: Cow<'static, str>,
     /// Permission names by bit (own and common), `None` for unused bits.
-    pub perms: Vec<Option<String>>,
+    pub perms: Vec<Option<Cow<'static, str>>>,
     /// Number of permissions defined (highest bit + 1).
     pub nperms: u32,
     pub(crate) constraints: Vec<Constraint>,
@@ -164,7 +166,7 @@ pub struct ClassDatum {
 #[derive(Clone, Debug)]
 pub struct RoleDatum {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Bounding role (0 = none).
     pub bounds: u32,
     /// Roles dominated (bit = value - 1).
@@ -177,7 +179,7 @@ pub struct RoleDatum {
 #[derive(Clone, Debug)]
 pub struct TypeDatum {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Is it an attribute?
     pub attribute: bool,
     /// Bounding type (0 = none).
@@ -188,7 +190,7 @@ pub struct TypeDatum {
 #[derive(Clone, Debug)]
 pub struct UserDatum {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Bounding user (0 = none).
     pub bounds: u32,
     /// Roles authorised (bit = value - 1).
@@ -203,7 +205,7 @@ pub struct UserDatum {
 #[derive(Clone, Debug)]
 pub struct BoolDatum {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Default state in the policy image.
     pub state: bool,
 }
@@ -212,7 +214,7 @@ pub struct BoolDatum {
 #[derive(Clone, Debug)]
 pub struct SensDatum {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Categories allowed with this sensitivity.
     pub cats: Ebitmap,
 }
@@ -304,14 +306,14 @@ pub struct PolicyDb {
     /// Sensitivities, index = value - 1.
     pub sens: Vec<SensDatum>,
     /// Category names, index = value - 1.
-    pub cats: Vec<String>,
-    pub(crate) class_by_name: BTreeMap<String, u32>,
-    pub(crate) role_by_name: BTreeMap<String, u32>,
-    pub(crate) type_by_name: BTreeMap<String, u32>,
-    pub(crate) user_by_name: BTreeMap<String, u32>,
-    pub(crate) bool_by_name: BTreeMap<String, u32>,
-    pub(crate) sens_by_name: BTreeMap<String, u32>,
-    pub(crate) cat_by_name: BTreeMap<String, u32>,
+    pub cats: Vec<Arc<str>>,
+    pub(crate) class_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) role_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) type_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) user_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) bool_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) sens_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) cat_by_name: BTreeMap<Arc<str>, u32>,
     /// Number of type aliases.
     pub type_aliases: usize,
     pub(crate) avtab: AvTab,
@@ -331,7 +333,7 @@ pub struct PolicyDb {
 struct Sym<T> {
     nprim: usize,
     slots: Vec<Option<T>>,
-    names: BTreeMap<String, u32>,
+    names: BTreeMap<Arc<str>, u32>,
 }
 
 impl<T> Sym<T> {
@@ -350,7 +352,7 @@ impl<T> Sym<T> {
         r: &Reader<'_>,
         at: usize,
         what: &'static str,
-        name: String,
+        name: Arc<str>,
         value: u32,
         datum: Option<T>,
     ) -> Res<()> {
@@ -364,7 +366,13 @@ impl<T> Sym<T> {
             );
         }
         if self.names.contains_key(&name) {
-            return r.err_at(at, K::BadName { what, name });
+            return r.err_at(
+                at,
+                K::BadName {
+                    what,
+                    name: String::from(&*name),
+                },
+            );
         }
         if let Some(d) = datum {
             let slot = &mut self.slots[value as usize - 1];
@@ -389,7 +397,7 @@ impl<T> Sym<T> {
         mut self,
         r: &Reader<'_>,
         what: &'static str,
-    ) -> Res<(Vec<T>, BTreeMap<String, u32>)> {
+    ) -> Res<(Vec<T>, BTreeMap<Arc<str>, u32>)> {
         let k = self.slots.iter().take_while(|s| s.is_some()).count();
         if self.slots[k..].iter().any(|s| s.is_some()) {
             return r.err(K::BadValue {
@@ -408,7 +416,7 @@ impl<T> Sym<T> {
         self.finish(r, what)
     }
 
-    fn finish(self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, BTreeMap<String, u32>)> {
+    fn finish(self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, BTreeMap<Arc<str>, u32>)> {
         let mut out = Vec::with_capacity(self.nprim);
         for (i, s) in self.slots.into_iter().enumerate() {
             match s {
@@ -462,6 +470,12 @@ fn read_range(r: &mut Reader<'_>) -> Res<Range> {
 }
 
 impl<'a> Loader<'a> {
+    fn name_arc(&mut self, len: u32, what: &'static str) -> Res<Arc<str>> {
+        let at = self.r.pos();
+        let n = self.r.check_len(at, what, len)?;
+        Ok(Arc::from(self.r.name_str(n, what)?))
+    }
+
     fn name(&mut self, len: u32, what: &'static str) -> Res<String> {
         let at = self.r.pos();
         let n = self.r.check_len(at, what, len)?;
@@ -469,26 +483,35 @@ impl<'a> Loader<'a> {
     }
 
     /// Sensitivity and category names also must not contain the MLS separators.
-    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<String> {
+    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<Arc<str>> {
         let at = self.r.pos();
-        let n = self.name(len, what)?;
+        let n = self.name_arc(len, what)?;
         if n.contains(['-', ',', '.']) {
-            return self.r.err_at(at, K::BadName { what, name: n });
+            return self.r.err_at(
+                at,
+                K::BadName {
+                    what,
+                    name: String::from(&*n),
+                },
+            );
         }
         Ok(n)
     }
 
+    /// Reads `nel` permissions into `table`; names equal to Warden's
+    /// definition (`expect`, by bit) are borrowed from it, not allocated.
     fn perms(
         &mut self,
         nel: usize,
-        table: &mut [Option<String>],
-        seen: &mut BTreeMap<String, u32>,
+        table: &mut [Option<Cow<'static, str>>],
+        expect: &[&'static str],
     ) -> Res<()> {
         for _ in 0..nel {
             let at = self.r.pos();
             let len = self.r.u32("permission name length")?;
             let value = self.r.u32("permission value")?;
-            let name = self.name(len, "permission")?;
+            let n = self.r.check_len(self.r.pos(), "permission", len)?;
+            let name = self.r.name_str(n, "permission")?;
             if value == 0 || value > 32 {
                 return self.r.err_at(
                     at,
@@ -498,18 +521,25 @@ impl<'a> Loader<'a> {
                     },
                 );
             }
-            let slot = &mut table[value as usize - 1];
-            if slot.is_some() || seen.contains_key(&name) {
+            // At most 32 names: a linear scan (lengths first) beats a map.
+            if table[value as usize - 1].is_some()
+                || table
+                    .iter()
+                    .flatten()
+                    .any(|n| n.len() == name.len() && *n == name)
+            {
                 return self.r.err_at(
                     at,
                     K::BadName {
                         what: "permission",
-                        name,
+                        name: String::from(name),
                     },
                 );
             }
-            seen.insert(name.clone(), value);
-            *slot = Some(name);
+            table[value as usize - 1] = Some(match expect.get(value as usize - 1) {
+                Some(&e) if e == name => Cow::Borrowed(e),
+                _ => Cow::Owned(String::from(name)),
+            });
         }
         Ok(())
     }
@@ -684,7 +714,7 @@ impl PolicyDb {
                 value: u64::from(nprim),
             });
         }
-        type CommonPerms = (Vec<Option<String>>, BTreeMap<String, u32>);
+        type CommonPerms = Vec<Option<Cow<'static, str>>>;
         let mut commons: Sym<CommonPerms> = Sym::new(nel);
         for _ in 0..nel {
             let at = l.r.pos();
@@ -692,11 +722,10 @@ impl PolicyDb {
             let value = l.r.u32("common value")?;
             let _pnprim = l.r.u32("common permission nprim")?;
             let pnel = l.r.count("common permission count", 8)?;
-            let name = l.name(len, "common")?;
+            let name = l.name_arc(len, "common")?;
             let mut table = vec![None; 32];
-            let mut seen = BTreeMap::new();
-            l.perms(pnel, &mut table, &mut seen)?;
-            commons.add(&l.r, at, "common", name, value, Some((table, seen)))?;
+            l.perms(pnel, &mut table, &[])?;
+            commons.add(&l.r, at, "common", name, value, Some(table))?;
         }
         let (commons, common_names) = commons.finish(&l.r, "common value")?;
 
@@ -718,13 +747,12 @@ impl PolicyDb {
             let _pnprim = l.r.u32("class permission nprim")?;
             let pnel = l.r.count("class permission count", 8)?;
             let ncons = l.r.count("class constraint count", 8)?;
-            let name = l.name(len, "class")?;
-            let mut table: Vec<Option<String>> = vec![None; 32];
-            let mut seen = BTreeMap::new();
+            let name = l.name_arc(len, "class")?;
+            let mut table: Vec<Option<Cow<'static, str>>> = vec![None; 32];
             if comlen != 0 {
                 let cat = l.r.pos();
                 let cname = l.name(comlen, "common")?;
-                let Some(&cv) = common_names.get(&cname) else {
+                let Some(&cv) = common_names.get(cname.as_str()) else {
                     return l.r.err_at(
                         cat,
                         K::BadName {
@@ -733,11 +761,14 @@ impl PolicyDb {
                         },
                     );
                 };
-                let (ctable, cseen) = &commons[cv as usize - 1];
+                let ctable = &commons[cv as usize - 1];
                 table.clone_from(ctable);
-                seen.clone_from(cseen);
             }
-            l.perms(pnel, &mut table, &mut seen)?;
+            let expect: &[&'static str] = crate::PERM_NAMES
+                .get((value as usize).wrapping_sub(1))
+                .copied()
+                .unwrap_or(&[]);
+            l.perms(pnel, &mut table, expect)?;
             let constraints = l.constraints(ncons, false)?;
             let nvt = l.r.count("validatetrans count", 8)?;
             let validatetrans = l.constraints(nvt, true)?;
@@ -756,7 +787,10 @@ impl PolicyDb {
                 .map_or(0, |i| i as u32 + 1);
             table.truncate(nperms as usize);
             let datum = ClassDatum {
-                name: name.clone(),
+                name: match crate::CLASS_NAMES.get((value as usize).wrapping_sub(1)) {
+                    Some(&n) if n == &*name => Cow::Borrowed(n),
+                    _ => Cow::Owned(String::from(&*name)),
+                },
                 perms: table,
                 nperms,
                 constraints,
@@ -782,10 +816,10 @@ impl PolicyDb {
             let len = l.r.u32("role name length")?;
             let value = l.r.u32("role value")?;
             let bounds = l.r.u32("role bounds")?;
-            let name = l.name(len, "role")?;
+            let name = l.name_arc(len, "role")?;
             let dominates = Ebitmap::read(&mut l.r)?;
             let types = Ebitmap::read(&mut l.r)?;
-            if (name == "object_r") != (value == OBJECT_R_VAL) {
+            if (&*name == "object_r") != (value == OBJECT_R_VAL) {
                 return l.r.err_at(
                     at,
                     K::BadValue {
@@ -821,7 +855,7 @@ impl PolicyDb {
             let value = l.r.u32("type value")?;
             let props = l.r.u32("type properties")?;
             let bounds = l.r.u32("type bounds")?;
-            let name = l.name(len, "type")?;
+            let name = l.name_arc(len, "type")?;
             if props & !3 != 0 {
                 return l.r.err_at(
                     at,
@@ -861,7 +895,7 @@ impl PolicyDb {
             let len = l.r.u32("user name length")?;
             let value = l.r.u32("user value")?;
             let bounds = l.r.u32("user bounds")?;
-            let name = l.name(len, "user")?;
+            let name = l.name_arc(len, "user")?;
             let uroles = Ebitmap::read(&mut l.r)?;
             // Written for every policy of version >= 19, MLS or not.
             let (range, dfltlevel) = (read_range(&mut l.r)?, read_level(&mut l.r)?);
@@ -891,7 +925,7 @@ impl PolicyDb {
             let value = l.r.u32("boolean value")?;
             let state = l.r.u32("boolean state")?;
             let len = l.r.u32("boolean name length")?;
-            let name = l.name(len, "boolean")?;
+            let name = l.name_arc(len, "boolean")?;
             if state > 1 {
                 return l.r.err_at(
                     at,
@@ -946,7 +980,7 @@ impl PolicyDb {
                 value: u64::from(nprim),
             });
         }
-        let mut cats: Sym<String> = Sym::new(nprim as usize);
+        let mut cats: Sym<Arc<str>> = Sym::new(nprim as usize);
         for _ in 0..nel {
             let at = l.r.pos();
             let len = l.r.u32("category name length")?;
@@ -1317,7 +1351,7 @@ impl PolicyDb {
             if !nb(&r.dominates, nr) || !nb(&r.types, nt) {
                 return Err(K::BadName {
                     what: "role (bitmap out of range)",
-                    name: r.name.clone(),
+                    name: String::from(&*r.name),
                 });
             }
         }
@@ -1325,13 +1359,13 @@ impl PolicyDb {
             if !nb(&u.roles, nr) {
                 return Err(K::BadName {
                     what: "user (role bitmap out of range)",
-                    name: u.name.clone(),
+                    name: String::from(&*u.name),
                 });
             }
             if self.mls && (!self.range_isvalid(&u.range) || !self.level_isvalid(&u.dfltlevel)) {
                 return Err(K::BadName {
                     what: "user (MLS range)",
-                    name: u.name.clone(),
+                    name: String::from(&*u.name),
                 });
             }
         }

@@ -103,18 +103,25 @@ impl<'a> Reader<'a> {
 
     /// A name of `len` bytes (length read before): non-empty UTF-8 without NUL.
     pub(crate) fn name(&mut self, len: usize, what: &'static str) -> Res<String> {
+        self.name_str(len, what).map(String::from)
+    }
+
+    /// Like [`Reader::name`], borrowing from the image.
+    pub(crate) fn name_str(&mut self, len: usize, what: &'static str) -> Res<&'a str> {
         let at = self.pos;
         let b = self.bytes(len, what)?;
+        // Names end up in context strings `user:role:type:level`: no
+        // separators, blanks or control characters (checked on bytes: every
+        // byte of a multi-byte UTF-8 character is >= 0x80).
+        let bad_byte = b.iter().any(|&c| c == b':' || c <= b' ' || c == 0x7f);
         match core::str::from_utf8(b) {
-            // Names end up in context strings `user:role:type:level`: no
-            // separators, blanks or control characters.
             Ok(s)
                 if !s.is_empty()
-                    && !s
-                        .chars()
-                        .any(|c| c == ':' || c.is_whitespace() || c.is_control()) =>
+                    && !bad_byte
+                    && (s.is_ascii()
+                        || !s.chars().any(|c| c.is_whitespace() || c.is_control())) =>
             {
-                Ok(String::from(s))
+                Ok(s)
             }
             _ => self.err_at(
                 at,

@@ -400,15 +400,15 @@ pub fn context_to_string(db: &PolicyDb, c: &Context) -> String {
     let user = db
         .users
         .get((c.user as usize).wrapping_sub(1))
-        .map_or("?", |u| u.name.as_str());
+        .map_or("?", |u| &*u.name);
     let role = db
         .roles
         .get((c.role as usize).wrapping_sub(1))
-        .map_or("?", |r| r.name.as_str());
+        .map_or("?", |r| &*r.name);
     let ty = db
         .types
         .get((c.ty as usize).wrapping_sub(1))
-        .map_or("?", |t| t.name.as_str());
+        .map_or("?", |t| &*t.name);
     let _ = write!(s, "{user}:{role}:{ty}");
     if db.mls {
         s.push(':');
@@ -425,9 +425,9 @@ fn write_level(db: &PolicyDb, s: &mut String, l: &Level) {
     s.push_str(
         db.sens
             .get((l.sens as usize).wrapping_sub(1))
-            .map_or("?", |x| x.name.as_str()),
+            .map_or("?", |x| &*x.name),
     );
-    let cat = |i: u32| db.cats.get(i as usize).map_or("?", |c| c.as_str());
+    let cat = |i: u32| db.cats.get(i as usize).map_or("?", |c| &**c);
     let mut first = true;
     let bits: Vec<u32> = l.cats.iter().collect();
     let mut i = 0;

@@ -35,7 +35,7 @@ fn contexts(db: &PolicyDb, one_per_type: bool) -> Vec<String> {
         let mut found = false;
         for u in &db.users {
             for r in &db.roles {
-                if one_per_type && (found || r.name == "object_r") {
+                if one_per_type && (found || &*r.name == "object_r") {
                     continue;
                 }
                 let mut any = false;
@@ -83,13 +83,13 @@ fn run(variant: &str, seen: &mut Seen) {
     );
     let ctxs = contexts(&db, db.mls);
     assert!(ctxs.len() >= 6, "{variant}: too few contexts");
-    let classes: Vec<String> = db.classes.iter().map(|c| c.name.clone()).collect();
+    let classes: Vec<String> = db.classes.iter().map(|c| c.name.to_string()).collect();
     for values in bool_combos(&db, !db.mls) {
         let named: Vec<(String, bool)> = db
             .bools
             .iter()
             .zip(&values)
-            .map(|(b, v)| (b.name.clone(), *v))
+            .map(|(b, v)| (b.name.to_string(), *v))
             .collect();
         let cs = CondState::with_bools(&db, values.clone());
         let oracle = Oracle::load(&path, &named).unwrap();
