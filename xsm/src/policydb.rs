@@ -330,6 +330,9 @@ pub struct PolicyDb {
     pub(crate) type_attrs: Vec<Box<[u16]>>,
 }
 
+/// Name -> value.
+type NameMap = BTreeMap<Arc<str>, u32>;
+
 struct Sym<T> {
     nprim: usize,
     slots: Vec<Option<T>>,
@@ -393,11 +396,7 @@ impl<T> Sym<T> {
 
     /// Like `finish`, but `nprim` also counts aliases (sensitivities and
     /// categories): the primary values must be 1..=k with no hole.
-    fn finish_aliased(
-        mut self,
-        r: &Reader<'_>,
-        what: &'static str,
-    ) -> Res<(Vec<T>, BTreeMap<Arc<str>, u32>)> {
+    fn finish_aliased(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
         let k = self.slots.iter().take_while(|s| s.is_some()).count();
         if self.slots[k..].iter().any(|s| s.is_some()) {
             return r.err(K::BadValue {
@@ -416,7 +415,7 @@ impl<T> Sym<T> {
         self.finish(r, what)
     }
 
-    fn finish(self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, BTreeMap<Arc<str>, u32>)> {
+    fn finish(self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
         let mut out = Vec::with_capacity(self.nprim);
         for (i, s) in self.slots.into_iter().enumerate() {
             match s {
