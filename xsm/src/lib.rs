@@ -85,10 +85,15 @@
 //!
 //! ## Concurrency
 //!
-//! See [`rcu`] and [`flask`]: the AVC read path takes no lock (two atomic
-//! operations on the caller's CPU slot); load, boolean commit, mode change,
-//! flush and ocontext changes publish a new immutable generation atomically
-//! and free the old one after a grace period; a failed load changes nothing.
+//! See [`flask`] and [`rcu`]. A cache hit takes no lock and executes no
+//! locked instruction: the AVC is a seqlocked, type-stable node pool whose
+//! entries carry the cache generation (nodes are recycled, never freed while
+//! the server lives, so a reader cannot touch freed memory). A miss reads the
+//! policy generation inside an RCU read section (per-CPU-slot epoch
+//! counters). Load, boolean commit, mode change, flush and ocontext changes
+//! publish a new immutable generation atomically, bump the cache generation,
+//! and free the old generation after a grace period; a failed load changes
+//! nothing.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
