@@ -55,7 +55,11 @@ pub fn read_policy_mem(data: &[u8]) -> Result<(), String> {
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     // SAFETY: `data` is valid for `len` bytes; libsepol only reads it; serialised by the lock.
     let rc = unsafe { oracle_read_mem(data.as_ptr().cast(), data.len()) };
-    if rc == 0 { Ok(()) } else { Err("libsepol cannot read the policy".into()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err("libsepol cannot read the policy".into())
+    }
 }
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -200,7 +204,11 @@ impl Oracle {
         let mut sid = 0;
         // SAFETY: valid NUL-terminated string and out-pointer; serialised by the lock `self` holds.
         let rc = unsafe { oracle_context_sid(c.as_ptr(), &mut sid) };
-        if rc == 0 { Ok(sid) } else { Err(format!("invalid context {ctx}")) }
+        if rc == 0 {
+            Ok(sid)
+        } else {
+            Err(format!("invalid context {ctx}"))
+        }
     }
 
     /// `sepol_compute_av` on SIDs: the allowed vector (benchmarks: no string parsing per call).
@@ -209,7 +217,11 @@ impl Oracle {
         let mut a = 0;
         // SAFETY: plain values and an out-pointer; serialised by the lock `self` holds.
         let rc = unsafe { oracle_av_sid(ssid, tsid, class, &mut a) };
-        if rc == 0 { Ok(a) } else { Err("sepol_compute_av failed".into()) }
+        if rc == 0 {
+            Ok(a)
+        } else {
+            Err("sepol_compute_av failed".into())
+        }
     }
 
     /// The policy's symbols, one per line:
