@@ -40,8 +40,11 @@ pub fn conf(bodies: &[&str], mls: bool) -> String {
     s
 }
 
+/// A file in cargo's per-target scratch directory (target/tmp/xsm-tests/PID).
 pub fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("xsm-tests-{}", std::process::id()));
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("xsm-tests")
+        .join(std::process::id().to_string());
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
 }
