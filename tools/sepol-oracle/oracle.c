@@ -260,3 +260,47 @@ void oracle_info(line_cb cb, void *arg)
 		cb(arg, w.buf);
 	}
 }
+
+/* ---- benchmark entry points (used by xsm/benches) ---- */
+
+/* policydb_read of an in-memory image into a fresh policydb, then destroy. */
+int oracle_read_mem(const void *data, size_t len)
+{
+	policydb_t p;
+	struct policy_file pf;
+	int rc;
+
+	sepol_debug(0);
+	policy_file_init(&pf);
+	pf.type = PF_USE_MEMORY;
+	pf.data = (char *)data;
+	pf.len = len;
+	if (policydb_init(&p))
+		return -1;
+	rc = policydb_read(&p, &pf, 0);
+	policydb_destroy(&p);
+	return rc;
+}
+
+/* SID of a context in the loaded policy. */
+int oracle_context_sid(const char *ctx, unsigned *sid)
+{
+	sepol_security_id_t s;
+
+	if (!loaded || sepol_context_to_sid(ctx, strlen(ctx) + 1, &s))
+		return -1;
+	*sid = s;
+	return 0;
+}
+
+/* sepol_compute_av on SIDs (no string parsing): allowed vector. */
+int oracle_av_sid(unsigned ssid, unsigned tsid, unsigned short cls,
+		  unsigned *allowed)
+{
+	struct sepol_av_decision avd;
+
+	if (!loaded || sepol_compute_av(ssid, tsid, cls, 0xffffffffu, &avd))
+		return -1;
+	*allowed = avd.allowed;
+	return 0;
+}

@@ -44,6 +44,22 @@ unsafe extern "C" {
         errlen: usize,
     ) -> c_int;
     fn oracle_info(cb: extern "C" fn(*mut c_void, *const c_char), arg: *mut c_void);
+    fn oracle_read_mem(data: *const c_void, len: usize) -> c_int;
+    fn oracle_context_sid(ctx: *const c_char, sid: *mut c_uint) -> c_int;
+    fn oracle_av_sid(ssid: c_uint, tsid: c_uint, cls: u16, allowed: *mut c_uint) -> c_int;
+}
+
+/// libsepol's `policydb_read` of an in-memory image into a fresh policydb
+/// (destroyed afterwards): the peer of Warden's loader in benchmarks.
+pub fn read_policy_mem(data: &[u8]) -> Result<(), String> {
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: `data` is valid for `len` bytes; libsepol only reads it; serialised by the lock.
+    let rc = unsafe { oracle_read_mem(data.as_ptr().cast(), data.len()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err("libsepol cannot read the policy".into())
+    }
 }
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -180,6 +196,32 @@ impl Oracle {
             return Err(err_string(&err));
         }
         Ok(err_string(&out))
+    }
+
+    /// The SID libsepol gives a context (for [`Oracle::compute_av_sid`]).
+    pub fn sid(&self, ctx: &str) -> Result<u32, String> {
+        let c = cstr(ctx)?;
+        let mut sid = 0;
+        // SAFETY: valid NUL-terminated string and out-pointer; serialised by the lock `self` holds.
+        let rc = unsafe { oracle_context_sid(c.as_ptr(), &mut sid) };
+        if rc == 0 {
+            Ok(sid)
+        } else {
+            Err(format!("invalid context {ctx}"))
+        }
+    }
+
+    /// `sepol_compute_av` on SIDs: the allowed vector (benchmarks: no string parsing per call).
+    #[inline]
+    pub fn compute_av_sid(&self, ssid: u32, tsid: u32, class: u16) -> Result<u32, String> {
+        let mut a = 0;
+        // SAFETY: plain values and an out-pointer; serialised by the lock `self` holds.
+        let rc = unsafe { oracle_av_sid(ssid, tsid, class, &mut a) };
+        if rc == 0 {
+            Ok(a)
+        } else {
+            Err("sepol_compute_av failed".into())
+        }
     }
 
     /// The policy's symbols, one per line:

@@ -1,0 +1,332 @@
+//! The access vector cache: 512 buckets (Xen's hash), a read path with no
+//! locked instruction and no shared write.
+//!
+//! Memory scheme: nodes live in a type-stable pool (chunks allocated on
+//! demand, returned to the allocator only when the server is dropped), so a
+//! reader can never touch freed memory. Each node is a seqlock: writers (under
+//! the table's spin lock) make the sequence odd, rewrite the fields, make it
+//! even again; a reader copies the fields and accepts them only if the
+//! sequence was even and unchanged. Every entry carries the cache generation
+//! it was computed in; a flush (policy load, boolean commit, mode change) bumps
+//! the generation, which invalidates every entry at once, and returns all
+//! nodes to the free list. A reader that follows a `next` link of a node
+//! being recycled may wander into another chain: walks are bounded, and the
+//! worst case is a spurious miss, answered by the security server.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
+
+/// Number of hash buckets (Xen's AVC_CACHE_SLOTS).
+pub const AVC_CACHE_SLOTS: usize = 512;
+/// Nodes evicted at a time when the threshold is reached (Xen's AVC_CACHE_RECLAIM).
+pub const AVC_CACHE_RECLAIM: usize = 16;
+/// Default threshold (Xen's AVC_DEF_CACHE_THRESHOLD).
+pub const AVC_DEF_CACHE_THRESHOLD: u32 = 512;
+const CHUNK: usize = 256;
+const MAX_CHUNKS: usize = 1024;
+/// Largest threshold (pool size).
+pub const AVC_MAX_NODES: u32 = (CHUNK * MAX_CHUNKS) as u32;
+const NIL: u32 = u32::MAX;
+/// Bound on a chain walk (chains are short; a walk through recycled nodes may not be).
+const MAX_WALK: usize = 128;
+
+#[derive(Debug, Default)]
+struct Node {
+    seq: AtomicU32,
+    ssid: AtomicU32,
+    tsid: AtomicU32,
+    /// class | permissive << 16
+    class: AtomicU32,
+    cgen: AtomicU32,
+    allowed: AtomicU32,
+    auditallow: AtomicU32,
+    auditdeny: AtomicU32,
+    next: AtomicU32,
+    /// seq << 32 | denied permissions already reported while permissive.
+    reported: AtomicU64,
+}
+
+/// A decision copied out of the cache.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hit {
+    pub(crate) allowed: u32,
+    pub(crate) auditallow: u32,
+    pub(crate) auditdeny: u32,
+    pub(crate) permissive: bool,
+    idx: u32,
+    seq: u32,
+}
+
+impl Hit {
+    /// A decision that could not be cached (pool exhausted).
+    pub(crate) fn uncached(d: &Decision) -> Hit {
+        Hit {
+            allowed: d.allowed,
+            auditallow: d.auditallow,
+            auditdeny: d.auditdeny,
+            permissive: d.permissive,
+            idx: NIL,
+            seq: 0,
+        }
+    }
+}
+
+pub(crate) struct Decision {
+    pub(crate) allowed: u32,
+    pub(crate) auditallow: u32,
+    pub(crate) auditdeny: u32,
+    pub(crate) permissive: bool,
+}
+
+type Chunk = [Node; CHUNK];
+
+struct Inner {
+    free: Vec<u32>,
+    allocated: u32,
+    rover: usize,
+}
+
+pub(crate) struct Avc {
+    buckets: Box<[AtomicU32]>,
+    chunks: Box<[AtomicPtr<Chunk>]>,
+    lock: spin::Mutex<Inner>,
+    count: AtomicU32,
+}
+
+impl core::fmt::Debug for Avc {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Avc")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+#[inline]
+fn hash(ssid: u32, tsid: u32, class: u16) -> usize {
+    ((ssid ^ (tsid << 2) ^ (u32::from(class) << 4)) as usize) & (AVC_CACHE_SLOTS - 1)
+}
+
+impl Avc {
+    pub(crate) fn new() -> Avc {
+        Avc {
+            buckets: (0..AVC_CACHE_SLOTS).map(|_| AtomicU32::new(NIL)).collect(),
+            chunks: (0..MAX_CHUNKS)
+                .map(|_| AtomicPtr::new(ptr::null_mut()))
+                .collect(),
+            lock: spin::Mutex::new(Inner {
+                free: Vec::new(),
+                allocated: 0,
+                rover: 0,
+            }),
+            count: AtomicU32::new(0),
+        }
+    }
+
+    #[inline]
+    fn node(&self, idx: u32) -> Option<&Node> {
+        let c = self
+            .chunks
+            .get(idx as usize / CHUNK)?
+            .load(Ordering::Acquire);
+        if c.is_null() {
+            return None;
+        }
+        // SAFETY: chunks are leaked Boxes published with release stores and
+        // freed only in Drop (`&mut self`); nodes are never freed individually.
+        Some(unsafe { &(*c)[idx as usize % CHUNK] })
+    }
+
+    /// Finds the current-generation entry for (ssid, tsid, class).
+    #[inline]
+    pub(crate) fn lookup(&self, ssid: u32, tsid: u32, class: u16, cgen: u32) -> Option<Hit> {
+        let mut idx = self.buckets[hash(ssid, tsid, class)].load(Ordering::Acquire);
+        let mut steps = 0;
+        while idx != NIL && steps < MAX_WALK {
+            let n = self.node(idx)?;
+            let s1 = n.seq.load(Ordering::Acquire);
+            let next = n.next.load(Ordering::Relaxed);
+            if n.ssid.load(Ordering::Relaxed) == ssid
+                && n.tsid.load(Ordering::Relaxed) == tsid
+                && n.cgen.load(Ordering::Relaxed) == cgen
+            {
+                let cl = n.class.load(Ordering::Relaxed);
+                if cl & 0xffff == u32::from(class) {
+                    let hit = Hit {
+                        allowed: n.allowed.load(Ordering::Relaxed),
+                        auditallow: n.auditallow.load(Ordering::Relaxed),
+                        auditdeny: n.auditdeny.load(Ordering::Relaxed),
+                        permissive: cl >> 16 != 0,
+                        idx,
+                        seq: s1,
+                    };
+                    fence(Ordering::Acquire);
+                    if s1 & 1 == 0 && n.seq.load(Ordering::Relaxed) == s1 {
+                        return Some(hit);
+                    }
+                }
+            }
+            idx = next;
+            steps += 1;
+        }
+        None
+    }
+
+    /// Marks `denied` as reported for the entry `hit` came from; returns the
+    /// bits not reported before (all of `denied` if the entry was recycled).
+    pub(crate) fn report(&self, hit: &Hit, denied: u32) -> u32 {
+        let Some(n) = self.node(hit.idx) else {
+            return denied;
+        };
+        let mut cur = n.reported.load(Ordering::Acquire);
+        loop {
+            if (cur >> 32) as u32 != hit.seq {
+                return denied;
+            }
+            let new = cur | u64::from(denied);
+            match n
+                .reported
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return denied & !(cur as u32),
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Inserts a decision (unless a current one exists). Returns the entry and
+    /// (allocated, evicted) counts, or None if the pool is exhausted.
+    pub(crate) fn insert(
+        &self,
+        ssid: u32,
+        tsid: u32,
+        class: u16,
+        cgen: u32,
+        d: &Decision,
+        threshold: u32,
+    ) -> (Option<Hit>, bool, u32) {
+        let mut inner = self.lock.lock();
+        if let Some(h) = self.lookup(ssid, tsid, class, cgen) {
+            return (Some(h), false, 0);
+        }
+        let mut evicted = 0;
+        if self.count.load(Ordering::Relaxed) >= threshold {
+            for _ in 0..AVC_CACHE_SLOTS {
+                if evicted as usize >= AVC_CACHE_RECLAIM {
+                    break;
+                }
+                let b = &self.buckets[inner.rover];
+                inner.rover = (inner.rover + 1) % AVC_CACHE_SLOTS;
+                let head = b.load(Ordering::Acquire);
+                let Some(n) = (head != NIL).then(|| self.node(head)).flatten() else {
+                    continue;
+                };
+                b.store(n.next.load(Ordering::Relaxed), Ordering::Release);
+                inner.free.push(head);
+                self.count.fetch_sub(1, Ordering::Relaxed);
+                evicted += 1;
+            }
+        }
+        let idx = match inner.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = inner.allocated;
+                if i >= AVC_MAX_NODES {
+                    return (None, false, evicted);
+                }
+                let slot = &self.chunks[i as usize / CHUNK];
+                if slot.load(Ordering::Acquire).is_null() {
+                    // Built on the heap (no 12 KiB temporary on a hypervisor stack).
+                    let v: Vec<Node> = (0..CHUNK).map(|_| Node::default()).collect();
+                    let Ok(fresh) = <Box<Chunk>>::try_from(v.into_boxed_slice()) else {
+                        return (None, false, evicted);
+                    };
+                    slot.store(Box::into_raw(fresh), Ordering::Release);
+                }
+                inner.allocated += 1;
+                i
+            }
+        };
+        let Some(n) = self.node(idx) else {
+            return (None, false, evicted);
+        };
+        let b = &self.buckets[hash(ssid, tsid, class)];
+        let s = n.seq.load(Ordering::Relaxed).wrapping_add(1) | 1;
+        n.seq.store(s, Ordering::Relaxed);
+        fence(Ordering::Release);
+        n.ssid.store(ssid, Ordering::Relaxed);
+        n.tsid.store(tsid, Ordering::Relaxed);
+        n.class.store(
+            u32::from(class) | (u32::from(d.permissive) << 16),
+            Ordering::Relaxed,
+        );
+        n.cgen.store(cgen, Ordering::Relaxed);
+        n.allowed.store(d.allowed, Ordering::Relaxed);
+        n.auditallow.store(d.auditallow, Ordering::Relaxed);
+        n.auditdeny.store(d.auditdeny, Ordering::Relaxed);
+        n.next.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        let seq = s.wrapping_add(1);
+        n.reported.store(u64::from(seq) << 32, Ordering::Relaxed);
+        n.seq.store(seq, Ordering::Release);
+        b.store(idx, Ordering::Release);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let hit = Hit {
+            allowed: d.allowed,
+            auditallow: d.auditallow,
+            auditdeny: d.auditdeny,
+            permissive: d.permissive,
+            idx,
+            seq,
+        };
+        (Some(hit), true, evicted)
+    }
+
+    /// Unlinks every node (they were invalidated by a generation bump); returns how many.
+    pub(crate) fn flush(&self) -> u32 {
+        let mut inner = self.lock.lock();
+        let mut n = 0;
+        for b in self.buckets.iter() {
+            let mut idx = b.swap(NIL, Ordering::AcqRel);
+            while idx != NIL {
+                let Some(node) = self.node(idx) else { break };
+                inner.free.push(idx);
+                n += 1;
+                idx = node.next.load(Ordering::Relaxed);
+            }
+        }
+        self.count.store(0, Ordering::Relaxed);
+        n
+    }
+
+    /// (entries, buckets used, total buckets, longest chain).
+    pub(crate) fn hash_stats(&self) -> (u32, u32, u32, u32) {
+        let _inner = self.lock.lock();
+        let (mut entries, mut used, mut longest) = (0u32, 0u32, 0u32);
+        for b in self.buckets.iter() {
+            let mut idx = b.load(Ordering::Acquire);
+            let mut len = 0;
+            while idx != NIL {
+                let Some(n) = self.node(idx) else { break };
+                len += 1;
+                idx = n.next.load(Ordering::Relaxed);
+            }
+            used += u32::from(len > 0);
+            entries += len;
+            longest = longest.max(len);
+        }
+        (entries, used, AVC_CACHE_SLOTS as u32, longest)
+    }
+}
+
+impl Drop for Avc {
+    fn drop(&mut self) {
+        for c in self.chunks.iter() {
+            let p = c.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: `&mut self`: no reader exists; `p` came from Box::into_raw.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}

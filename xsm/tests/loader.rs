@@ -1,0 +1,514 @@
+//! Loader error paths: truncation anywhere, header corruptions, class
+//! definition mismatches and handle_unknown.
+
+mod common;
+
+use xsm::flask::Flask;
+use xsm::policydb::{HandleUnknown, PolicyDb};
+use xsm::{AuditData, Error, LoadErrorKind as K, Sid, perms};
+
+fn put32(img: &mut [u8], at: usize, v: u32) {
+    img[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn every_truncation_is_refused_with_an_offset() {
+    for v in ["base24", "mls30"] {
+        let img = common::read(&common::build(v));
+        PolicyDb::from_bytes(&img).unwrap();
+        for len in 0..img.len() {
+            let e = PolicyDb::from_bytes(&img[..len]).unwrap_err();
+            assert!(e.offset <= len, "{v} len {len}: {e}");
+        }
+    }
+}
+
+#[test]
+fn header_errors() {
+    let img = common::read(&common::build("base30"));
+    type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Edit, K)> = vec![
+        (
+            Box::new(|i| put32(i, 0, 0xdeadbeef)),
+            K::BadMagic(0xdeadbeef),
+        ),
+        (
+            Box::new(|i| i[8..16].copy_from_slice(b"SE Linux")),
+            K::BadTarget("SE Linux".into()),
+        ),
+        (Box::new(|i| put32(i, 16, 25)), K::UnsupportedVersion(25)),
+        (Box::new(|i| put32(i, 20, 8)), K::BadConfig(8)),
+        (Box::new(|i| put32(i, 20, 6)), K::BadConfig(6)),
+        (
+            Box::new(|i| put32(i, 24, 7)),
+            K::BadTableSizes {
+                sym_num: 7,
+                ocon_num: 6,
+            },
+        ),
+        (
+            Box::new(|i| put32(i, 28, 5)),
+            K::BadTableSizes {
+                sym_num: 8,
+                ocon_num: 5,
+            },
+        ),
+        (Box::new(|i| i.push(0)), K::TrailingData(1)),
+        (
+            Box::new(|i| put32(i, 32, 32)),
+            K::BadBitmap("map size is not 64"),
+        ),
+    ];
+    for (f, want) in cases {
+        let mut i = img.clone();
+        f(&mut i);
+        let e = PolicyDb::from_bytes(&i).unwrap_err();
+        assert_eq!(e.kind, want, "{e}");
+    }
+    let mut i = img.clone();
+    put32(&mut i, 4, 1_000_000);
+    assert!(matches!(
+        PolicyDb::from_bytes(&i).unwrap_err().kind,
+        K::BadTarget(_)
+    ));
+}
+
+/// Corrupting any single 32-bit word never panics, and what still loads still answers.
+#[test]
+fn single_word_corruptions_never_panic() {
+    let img = common::read(&common::build("mls24"));
+    for at in (0..img.len() - 4).step_by(4) {
+        for v in [0u32, 1, 0xffff, 0xffff_ffff, 64, 0x8000] {
+            let mut i = img.clone();
+            put32(&mut i, at, v);
+            xsm::fuzzing::exercise_policy(&i);
+        }
+    }
+}
+
+fn conf_with(edit: impl Fn(&str) -> String) -> String {
+    let flask = common::manifest().join("../policies/flask");
+    let mut s = String::new();
+    s += &std::fs::read_to_string(flask.join("security_classes")).unwrap();
+    s += &std::fs::read_to_string(flask.join("initial_sids")).unwrap();
+    s += &edit(&std::fs::read_to_string(flask.join("access_vectors")).unwrap());
+    s += &std::fs::read_to_string(common::manifest().join("tests/policies/base.te")).unwrap();
+    s
+}
+
+fn compile_u(name: &str, conf: &str, unknown: &str) -> Vec<u8> {
+    common::require_checkpolicy();
+    let src = common::scratch(&format!("{name}.conf"));
+    let out = common::scratch(&format!("{name}.bin"));
+    std::fs::write(&src, conf).unwrap();
+    let o = std::process::Command::new("checkpolicy")
+        .args(["-t", "xen", "-c", "30", "-U", unknown, "-o"])
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::read(&out)
+}
+
+#[test]
+fn renamed_permission_is_refused_naming_it() {
+    let conf = conf_with(|av| av.replace("    vcpu_op\n", "    vcpu_ops\n"));
+    for u in ["deny", "allow", "reject"] {
+        let img = compile_u(&format!("renamed-{u}"), &conf, u);
+        let f = Flask::new(true, None);
+        let e = f.load_policy(&img).unwrap_err();
+        let Error::Load(le) = &e else { panic!("{e}") };
+        assert!(
+            matches!(&le.kind, K::ClassMismatch(m) if m.contains("domain2 permission bit 24 is vcpu_ops in the policy but vcpu_op")),
+            "{e}"
+        );
+        assert!(!f.policy_loaded());
+    }
+}
+
+#[test]
+fn missing_trailing_permission_follows_handle_unknown() {
+    // A policy built from Xen's own list (without Warden's version:xen_platform_parameters).
+    let conf = conf_with(|av| av.replace("    xen_platform_parameters\n", ""));
+    let deny = compile_u("missing-deny", &conf, "deny");
+    let allow = compile_u("missing-allow", &conf, "allow");
+    let reject = compile_u("missing-reject", &conf, "reject");
+    assert_eq!(
+        PolicyDb::from_bytes(&allow).unwrap().handle_unknown,
+        HandleUnknown::Allow
+    );
+    let f = Flask::new(true, None);
+    let e = f.load_policy(&reject).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("missing: version:xen_platform_parameters"),
+        "{e}"
+    );
+    let ad = AuditData::default();
+    let dom0 = xsm::initial_sid::DOM0;
+    let xen = xsm::initial_sid::XEN;
+    let domu = Sid::from_raw(12);
+    for (img, granted) in [(&deny, false), (&allow, true)] {
+        let f = Flask::new(true, None);
+        f.load_policy(img).unwrap();
+        let miss = f.definition_check().unwrap();
+        assert_eq!(miss.missing, ["version:xen_platform_parameters"]);
+        // Even dom0 (whose rules say `*`) gets the missing permission only under allow.
+        assert_eq!(
+            f.has_perm(0, dom0, xen, perms::version::XEN_PLATFORM_PARAMETERS, &ad)
+                .is_ok(),
+            granted
+        );
+        assert_eq!(
+            f.has_perm(0, domu, xen, perms::version::XEN_PLATFORM_PARAMETERS, &ad)
+                .is_ok(),
+            granted
+        );
+        // Defined permissions are unaffected.
+        assert!(
+            f.has_perm(0, domu, xen, perms::version::XEN_VERSION, &ad)
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn missing_initial_sid_context_is_refused() {
+    let conf = conf_with(|av| av.to_string()).replace("sid domDM system_u:system_r:dom0_t\n", "");
+    let img = compile_u("no-domdm", &conf, "deny");
+    let e = Flask::new(true, None).load_policy(&img).unwrap_err();
+    assert!(e.to_string().contains("no context for domDM"), "{e}");
+}
+
+#[path = "common/writer.rs"]
+mod writer;
+
+fn refused(s: &writer::Spec) -> K {
+    match PolicyDb::from_bytes(&writer::write(s)) {
+        Ok(_) => panic!("accepted: {s:?}"),
+        Err(e) => e.kind,
+    }
+}
+
+#[test]
+fn written_baseline_loads_and_agrees_with_libsepol() {
+    for version in [24, 30] {
+        let s = writer::Spec {
+            version,
+            ..Default::default()
+        };
+        let img = writer::write(&s);
+        let db = PolicyDb::from_bytes(&img).unwrap_or_else(|e| panic!("v{version}: {e}"));
+        assert_eq!(db.types.len(), 3);
+        let f = Flask::new(true, None);
+        f.load_policy(&img).unwrap();
+        sepol_oracle::read_policy_mem(&img).unwrap();
+    }
+}
+
+#[test]
+fn every_structural_error_is_named() {
+    use writer::Spec;
+    let d = Spec::default;
+    let cases: Vec<(Spec, K)> = vec![
+        (
+            Spec {
+                avtab: vec![],
+                ..d()
+            },
+            K::BadAvtab("table is empty"),
+        ),
+        (
+            Spec {
+                avtab: vec![(2, 1, 1, 1, 1), (2, 1, 1, 1, 2)],
+                ..d()
+            },
+            K::BadAvtab("duplicate rule"),
+        ),
+        (
+            Spec {
+                avtab: vec![(2, 1, 1, 0x100, 1)],
+                ..d()
+            },
+            K::Unsupported("extended permission rules"),
+        ),
+        (
+            Spec {
+                avtab: vec![(2, 1, 1, 3, 1)],
+                ..d()
+            },
+            K::BadAvtab("rule kind is not exactly one of allow/auditallow/dontaudit/type_*"),
+        ),
+        (
+            Spec {
+                avtab: vec![(9, 1, 1, 1, 1)],
+                ..d()
+            },
+            K::BadAvtab("rule names an unknown type"),
+        ),
+        (
+            Spec {
+                avtab: vec![(2, 1, 14, 1, 1)],
+                ..d()
+            },
+            K::BadAvtab("rule names an unknown class"),
+        ),
+        (
+            Spec {
+                avtab: vec![(2, 1, 9, 0x10, 3)],
+                ..d()
+            },
+            K::BadAvtab("type rule result is not a type"),
+        ),
+        (
+            Spec {
+                filename_trans: 1,
+                ..d()
+            },
+            K::Unsupported("filename type transitions"),
+        ),
+        (Spec { genfs: 1, ..d() }, K::Unsupported("genfs contexts")),
+        (
+            Spec {
+                trailing: vec![0; 3],
+                ..d()
+            },
+            K::TrailingData(3),
+        ),
+        (
+            Spec {
+                permissive: vec![7],
+                ..d()
+            },
+            K::BadValue {
+                what: "permissive type",
+                value: 8,
+            },
+        ),
+        (
+            Spec {
+                types: vec![
+                    ("a_t".into(), false, 2),
+                    ("b_t".into(), false, 1),
+                    ("xen_t".into(), false, 0),
+                ],
+                ..d()
+            },
+            K::BadBounds("type a_t: bounds too deep or cyclic".into()),
+        ),
+        (
+            Spec {
+                types: vec![
+                    ("a_t".into(), false, 3),
+                    ("b_t".into(), false, 0),
+                    ("at".into(), true, 0),
+                ],
+                ..d()
+            },
+            K::BadBounds("type a_t bounded by attribute at".into()),
+        ),
+        (
+            Spec {
+                types: vec![("a:t".into(), false, 0), ("b_t".into(), false, 0)],
+                ..d()
+            },
+            K::BadName {
+                what: "type",
+                name: "a:t".into(),
+            },
+        ),
+        (
+            Spec {
+                types: vec![("a_t".into(), false, 0), ("a_t".into(), false, 0)],
+                ..d()
+            },
+            K::BadName {
+                what: "type",
+                name: "a_t".into(),
+            },
+        ),
+        (
+            Spec {
+                role_trans: vec![(2, 9, 2, 3)],
+                ..d()
+            },
+            K::BadValue {
+                what: "role_transition type",
+                value: 9,
+            },
+        ),
+        (
+            Spec {
+                role_trans: vec![(2, 1, 2, 99)],
+                ..d()
+            },
+            K::BadValue {
+                what: "role_transition class",
+                value: 99,
+            },
+        ),
+        (
+            Spec {
+                bools: vec![("b".into(), 2)],
+                ..d()
+            },
+            K::BadValue {
+                what: "boolean state",
+                value: 2,
+            },
+        ),
+        (
+            Spec {
+                bools: vec![("b".into(), 1)],
+                conds: vec![(vec![(1, 2)], vec![], vec![])],
+                ..d()
+            },
+            K::BadAvtab("conditional refers to an unknown boolean"),
+        ),
+        (
+            Spec {
+                bools: vec![("b".into(), 1)],
+                conds: vec![(vec![(2, 0)], vec![], vec![])],
+                ..d()
+            },
+            K::BadAvtab("conditional `not` on an empty stack"),
+        ),
+        (
+            Spec {
+                bools: vec![("b".into(), 1)],
+                conds: vec![(vec![(1, 1), (1, 1)], vec![], vec![])],
+                ..d()
+            },
+            K::BadAvtab("conditional expression does not leave one value"),
+        ),
+        (
+            Spec {
+                bools: vec![("b".into(), 1)],
+                conds: vec![(vec![(9, 1)], vec![], vec![])],
+                ..d()
+            },
+            K::BadAvtab("unknown conditional expression type"),
+        ),
+        (
+            Spec {
+                bools: vec![("b".into(), 1)],
+                conds: vec![(vec![(1, 1)], vec![(2, 1, 9, 0x10, 1)], vec![])],
+                avtab: vec![(2, 1, 9, 0x10, 2)],
+                ..d()
+            },
+            K::BadAvtab("type rule already exists outside of a conditional"),
+        ),
+        (
+            Spec {
+                bools: vec![("b".into(), 1), ("c".into(), 0)],
+                conds: vec![
+                    (vec![(1, 1)], vec![(2, 1, 9, 0x10, 1)], vec![]),
+                    (vec![(1, 2)], vec![(2, 1, 9, 0x10, 2)], vec![]),
+                ],
+                ..d()
+            },
+            K::BadAvtab("conflicting conditional type rules"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(1, 0, 0, vec![])])),
+                ..d()
+            },
+            K::BadConstraint("`not` on an empty stack"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(4, 1, 1, vec![]), (2, 0, 0, vec![])])),
+                ..d()
+            },
+            K::BadConstraint("`and`/`or` with fewer than two operands"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(4, 1, 3, vec![])])),
+                ..d()
+            },
+            K::BadConstraint("invalid attribute/operator pair"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(4, 32, 1, vec![])])),
+                ..d()
+            },
+            K::BadConstraint("invalid attribute/operator pair"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(5, 4 | 16, 1, vec![0])])),
+                ..d()
+            },
+            K::BadConstraint("xtarget outside validatetrans"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(5, 4, 3, vec![0])])),
+                ..d()
+            },
+            K::BadConstraint("invalid name-set attribute/operator"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(5, 4, 1, vec![40])])),
+                ..d()
+            },
+            K::BadConstraint("name set refers to unknown values"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(6, 0, 0, vec![])])),
+                ..d()
+            },
+            K::BadConstraint("unknown expression type"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(4, 1, 1, vec![]); 6])),
+                ..d()
+            },
+            K::BadConstraint("expression too deep"),
+        ),
+        (
+            Spec {
+                constraint: Some((1, vec![(4, 1, 1, vec![]), (4, 1, 1, vec![])])),
+                ..d()
+            },
+            K::BadConstraint("expression does not leave exactly one value"),
+        ),
+        (
+            Spec {
+                range_trans: 1,
+                ..d()
+            },
+            K::BadMls("range must have 1 or 2 levels"),
+        ),
+        (
+            Spec {
+                range_trans: 1000,
+                ..d()
+            },
+            K::BadLength {
+                what: "range_transition count",
+                len: 1000,
+            },
+        ),
+    ];
+    for (spec, want) in cases {
+        assert_eq!(refused(&spec), want, "{spec:?}");
+    }
+    // And what checkpolicy would never write but is valid is accepted: a
+    // constraint that is well formed.
+    let ok = writer::Spec {
+        constraint: Some((
+            1,
+            vec![(4, 1, 1, vec![]), (5, 4, 1, vec![0]), (3, 0, 0, vec![])],
+        )),
+        ..Default::default()
+    };
+    PolicyDb::from_bytes(&writer::write(&ok)).unwrap();
+}
