@@ -1,0 +1,79 @@
+//! `policy-compiler`: the SELinux policy language (with the m4 subset Xen-style
+//! sources use) compiled into the standard Xen-target binary policy that
+//! `checkpolicy -t xen` writes and libsepol, setools and Warden's `xsm` read.
+//!
+//! Pipeline: [`m4`] expansion (positions kept per byte) -> [`lexer`] ->
+//! [`parser`] -> [`compile`] (symbols, checkpolicy-equivalent expansion,
+//! neverallow and bounds checks) -> [`write`].
+
+pub mod ast;
+pub mod audit2allow;
+pub mod bits;
+pub mod compile;
+pub mod diag;
+pub mod lexer;
+pub mod m4;
+pub mod parser;
+pub mod policydb;
+pub mod write;
+
+use std::path::PathBuf;
+
+pub use compile::Options;
+use diag::{Diagnostic, Errors, SourceMap};
+
+/// Everything a compilation needs besides the files.
+#[derive(Clone, Debug, Default)]
+pub struct Job {
+    pub files: Vec<PathBuf>,
+    pub defines: Vec<String>,
+    pub opts: Options,
+    pub limits: m4::Limits,
+}
+
+/// The result of a successful compilation.
+pub struct Output {
+    pub db: policydb::PolicyDb,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Expands the macros of `job`'s files (as `m4 -D... FILES` would).
+pub fn expand(job: &Job, sm: &mut SourceMap) -> Result<(m4::Text, Vec<Diagnostic>), Errors> {
+    let mut loader = m4::FsLoader;
+    let mut e = m4::Expander::new(sm, &mut loader, job.limits);
+    for d in &job.defines {
+        e.define_cmdline(d);
+    }
+    e.run(&job.files)
+}
+
+/// Compiles already expanded policy text.
+pub fn compile_text(text: &m4::Text, opts: Options) -> Result<Output, Errors> {
+    let toks = lexer::lex(text)?;
+    let ast = parser::parse(&toks)?;
+    let (db, warnings) = compile::Compiler::new(opts).compile(&ast)?;
+    Ok(Output { db, warnings })
+}
+
+/// Expands and compiles; diagnostics refer to `sm`.
+pub fn compile(job: &Job, sm: &mut SourceMap) -> Result<Output, Errors> {
+    let (text, mut msgs) = expand(job, sm)?;
+    let mut out = compile_text(&text, job.opts)?;
+    msgs.append(&mut out.warnings);
+    out.warnings = msgs;
+    Ok(out)
+}
+
+/// Compiles an in-memory source (used by tests and the fuzzer). Errors come rendered.
+pub fn compile_str(src: &str, opts: Options, limits: m4::Limits) -> Result<Vec<u8>, String> {
+    let mut sm = SourceMap::default();
+    let mut loader = m4::FsLoader;
+    let e = m4::Expander::new(&mut sm, &mut loader, limits);
+    let r = e
+        .run_text("<input>", src.as_bytes())
+        .and_then(|(t, _)| compile_text(&t, opts));
+    match r {
+        Ok(o) => Ok(write::write(&o.db)),
+        Err(e) => Err(e.render(&sm)),
+    }
+}

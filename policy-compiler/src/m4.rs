@@ -1,0 +1,925 @@
+//! The m4 subset that SELinux/Xen policy sources use, with m4's rescanning
+//! semantics: `define`, `undefine`, `ifdef`, `ifelse`, `dnl`, quotes `` ` `` and
+//! `'`, `$0`..`$9` (and `$10`...), `$#`, `$*`, `$@`, `shift`, `divert`,
+//! `include`/`sinclude` (relative to the including file), `errprint`, plus
+//! `pushdef`/`popdef`, `incr`/`decr`, `len` and `__file__`/`__line__`.
+//!
+//! Every output byte carries the [`Pos`] it came from; text produced by a macro
+//! body records the expansion (use site and definition site) so that later
+//! diagnostics can point at both. Work is bounded: nesting depth, the number of
+//! expansions and the bytes produced by expansions are all limited, so a
+//! runaway recursive macro ends in an error, never a hang or unbounded memory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::diag::{Diagnostic, Errors, Expansion, Pos, SourceMap};
+
+/// Text with one position per byte.
+#[derive(Clone, Debug, Default)]
+pub struct Text {
+    pub bytes: Vec<u8>,
+    pub pos: Vec<Pos>,
+}
+
+impl Text {
+    pub fn push(&mut self, b: u8, p: Pos) {
+        self.bytes.push(b);
+        self.pos.push(p);
+    }
+
+    pub fn extend(&mut self, t: &Text) {
+        self.bytes.extend_from_slice(&t.bytes);
+        self.pos.extend_from_slice(&t.pos);
+    }
+
+    pub fn push_str(&mut self, s: &[u8], p: Pos) {
+        for &b in s {
+            self.push(b, p);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Positions for `bytes` read from file `file` starting at line 1, column 1.
+    pub fn from_file(bytes: Vec<u8>, file: u32) -> Text {
+        let mut pos = Vec::with_capacity(bytes.len());
+        let (mut line, mut col) = (1u32, 1u32);
+        for &b in &bytes {
+            pos.push(Pos {
+                file,
+                line,
+                col,
+                exp: 0,
+            });
+            if b == b'\n' {
+                line += 1;
+                col = 1;
+            } else {
+                col = col.saturating_add(1);
+            }
+        }
+        Text { bytes, pos }
+    }
+}
+
+/// Resource limits of one expansion run.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Maximum nesting of pending expansions and includes.
+    pub max_depth: usize,
+    /// Maximum number of macro calls.
+    pub max_expansions: u64,
+    /// Maximum bytes produced by all expansions together (bounds memory).
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_depth: 4096,
+            max_expansions: 10_000_000,
+            max_bytes: 2 << 30,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Builtin {
+    Define,
+    Pushdef,
+    Popdef,
+    Undefine,
+    Ifdef,
+    Ifelse,
+    Dnl,
+    Shift,
+    Divert,
+    Include,
+    Sinclude,
+    Errprint,
+    Incr,
+    Decr,
+    Len,
+    File,
+    Line,
+}
+
+impl Builtin {
+    /// Builtins that are recognised only when followed by `(`.
+    fn needs_args(self) -> bool {
+        !matches!(
+            self,
+            Builtin::Dnl | Builtin::Divert | Builtin::File | Builtin::Line
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Macro {
+    Builtin(Builtin),
+    User { body: Rc<Text>, def: Option<Pos> },
+}
+
+struct Frame {
+    text: Rc<Text>,
+    idx: usize,
+}
+
+/// What a file name in `include` resolves against.
+pub trait FileLoader {
+    /// Reads `path`; `Err` carries the OS error text.
+    fn load(&mut self, path: &Path) -> Result<Vec<u8>, String>;
+}
+
+/// Reads files from the file system.
+#[derive(Debug, Default)]
+pub struct FsLoader;
+
+impl FileLoader for FsLoader {
+    fn load(&mut self, path: &Path) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| e.to_string())
+    }
+}
+
+/// The macro expander.
+pub struct Expander<'a> {
+    sm: &'a mut SourceMap,
+    loader: &'a mut dyn FileLoader,
+    macros: HashMap<Vec<u8>, Vec<Macro>>,
+    stack: Vec<Frame>,
+    diversions: Vec<(i64, Text)>,
+    current: i64,
+    limits: Limits,
+    expansions: u64,
+    bytes: u64,
+    /// errprint output and warnings.
+    pub messages: Vec<Diagnostic>,
+    cmdline_file: u32,
+}
+
+enum Tok {
+    Quoted(Text),
+    Comment(Text),
+    Name(Text),
+    Char(u8, Pos),
+}
+
+fn is_name_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_'
+}
+
+fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+impl<'a> Expander<'a> {
+    pub fn new(sm: &'a mut SourceMap, loader: &'a mut dyn FileLoader, limits: Limits) -> Self {
+        let cmdline_file = sm.add_file("<command line>".to_string(), Vec::new());
+        let mut macros = HashMap::new();
+        for (n, b) in [
+            ("define", Builtin::Define),
+            ("pushdef", Builtin::Pushdef),
+            ("popdef", Builtin::Popdef),
+            ("undefine", Builtin::Undefine),
+            ("ifdef", Builtin::Ifdef),
+            ("ifelse", Builtin::Ifelse),
+            ("dnl", Builtin::Dnl),
+            ("shift", Builtin::Shift),
+            ("divert", Builtin::Divert),
+            ("include", Builtin::Include),
+            ("sinclude", Builtin::Sinclude),
+            ("errprint", Builtin::Errprint),
+            ("incr", Builtin::Incr),
+            ("decr", Builtin::Decr),
+            ("len", Builtin::Len),
+            ("__file__", Builtin::File),
+            ("__line__", Builtin::Line),
+        ] {
+            macros.insert(n.as_bytes().to_vec(), vec![Macro::Builtin(b)]);
+        }
+        Expander {
+            sm,
+            loader,
+            macros,
+            stack: Vec::new(),
+            diversions: vec![(0, Text::default())],
+            current: 0,
+            limits,
+            expansions: 0,
+            bytes: 0,
+            messages: Vec::new(),
+            cmdline_file,
+        }
+    }
+
+    /// `-D NAME[=VALUE]`, as `m4 -D`.
+    pub fn define_cmdline(&mut self, spec: &str) {
+        let (name, value) = spec.split_once('=').unwrap_or((spec, ""));
+        let p = Pos {
+            file: self.cmdline_file,
+            line: 1,
+            col: 1,
+            exp: 0,
+        };
+        let mut body = Text::default();
+        body.push_str(value.as_bytes(), p);
+        self.macros.insert(
+            name.as_bytes().to_vec(),
+            vec![Macro::User {
+                body: Rc::new(body),
+                def: None,
+            }],
+        );
+    }
+
+    /// Expands `files` (read in order as one stream) and returns the output.
+    pub fn run(mut self, files: &[PathBuf]) -> Result<(Text, Vec<Diagnostic>), Errors> {
+        let mut texts = Vec::new();
+        for f in files {
+            let data = self.loader.load(f).map_err(|e| {
+                Errors::one(Diagnostic::error(
+                    None,
+                    format!("cannot read {}: {e}", f.display()),
+                ))
+            })?;
+            let id = self.sm.add_file(f.display().to_string(), data.clone());
+            texts.push(Text::from_file(data, id));
+        }
+        for t in texts.into_iter().rev() {
+            self.stack.push(Frame {
+                text: Rc::new(t),
+                idx: 0,
+            });
+        }
+        self.expand_top()?;
+        let mut divs = std::mem::take(&mut self.diversions);
+        divs.sort_by_key(|d| d.0);
+        let mut out = Text::default();
+        for (n, t) in divs {
+            if n >= 0 {
+                out.extend(&t);
+            }
+        }
+        Ok((out, self.messages))
+    }
+
+    /// Expands an in-memory source (used by tests and the fuzzer).
+    pub fn run_text(mut self, name: &str, src: &[u8]) -> Result<(Text, Vec<Diagnostic>), Errors> {
+        let id = self.sm.add_file(name.to_string(), src.to_vec());
+        self.stack.push(Frame {
+            text: Rc::new(Text::from_file(src.to_vec(), id)),
+            idx: 0,
+        });
+        self.expand_top()?;
+        let mut divs = std::mem::take(&mut self.diversions);
+        divs.sort_by_key(|d| d.0);
+        let mut out = Text::default();
+        for (n, t) in divs {
+            if n >= 0 {
+                out.extend(&t);
+            }
+        }
+        Ok((out, self.messages))
+    }
+
+    fn peek(&mut self) -> Option<(u8, Pos)> {
+        while let Some(f) = self.stack.last() {
+            if f.idx < f.text.bytes.len() {
+                return Some((f.text.bytes[f.idx], f.text.pos[f.idx]));
+            }
+            self.stack.pop();
+        }
+        None
+    }
+
+    fn bump(&mut self) {
+        if let Some(f) = self.stack.last_mut() {
+            f.idx += 1;
+        }
+    }
+
+    fn next(&mut self) -> Option<(u8, Pos)> {
+        let r = self.peek();
+        if r.is_some() {
+            self.bump();
+        }
+        r
+    }
+
+    fn err(&self, pos: Pos, msg: impl Into<String>) -> Errors {
+        Errors::one(Diagnostic::error(Some(pos), msg))
+    }
+
+    /// Reads one token (quotes stripped one level, comments whole).
+    fn read_tok(&mut self) -> Result<Option<Tok>, Errors> {
+        let Some((c, p)) = self.next() else {
+            return Ok(None);
+        };
+        match c {
+            b'`' => {
+                let mut depth = 1u32;
+                let mut t = Text::default();
+                loop {
+                    let Some((c2, p2)) = self.next() else {
+                        return Err(self.err(
+                            p,
+                            "end of input inside a quoted string (unbalanced ` and ')",
+                        ));
+                    };
+                    if c2 == b'`' {
+                        depth += 1;
+                    } else if c2 == b'\'' {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    t.push(c2, p2);
+                }
+                Ok(Some(Tok::Quoted(t)))
+            }
+            b'#' => {
+                let mut t = Text::default();
+                t.push(c, p);
+                while let Some((c2, p2)) = self.next() {
+                    t.push(c2, p2);
+                    if c2 == b'\n' {
+                        break;
+                    }
+                }
+                Ok(Some(Tok::Comment(t)))
+            }
+            c if is_name_start(c) => {
+                let mut t = Text::default();
+                t.push(c, p);
+                while let Some((c2, p2)) = self.peek() {
+                    if !is_name_char(c2) {
+                        break;
+                    }
+                    t.push(c2, p2);
+                    self.bump();
+                }
+                Ok(Some(Tok::Name(t)))
+            }
+            _ => Ok(Some(Tok::Char(c, p))),
+        }
+    }
+
+    fn emit(&mut self, t: &Text) {
+        if self.current < 0 {
+            return;
+        }
+        let cur = self.current;
+        if let Some(d) = self.diversions.iter_mut().find(|d| d.0 == cur) {
+            d.1.extend(t);
+        } else {
+            self.diversions.push((cur, t.clone()));
+        }
+    }
+
+    fn emit_byte(&mut self, b: u8, p: Pos) {
+        if self.current < 0 {
+            return;
+        }
+        let cur = self.current;
+        if let Some(d) = self.diversions.iter_mut().find(|d| d.0 == cur) {
+            d.1.push(b, p);
+        } else {
+            let mut t = Text::default();
+            t.push(b, p);
+            self.diversions.push((cur, t));
+        }
+    }
+
+    fn expand_top(&mut self) -> Result<(), Errors> {
+        while let Some(tok) = self.read_tok()? {
+            match tok {
+                Tok::Quoted(t) | Tok::Comment(t) => self.emit(&t),
+                Tok::Char(c, p) => self.emit_byte(c, p),
+                Tok::Name(t) => {
+                    if !self.maybe_call(&t)? {
+                        self.emit(&t);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// If `name` is a macro (and, for builtins needing arguments, `(` follows), calls it and
+    /// pushes its expansion. Returns false if `name` is plain text.
+    fn maybe_call(&mut self, name: &Text) -> Result<bool, Errors> {
+        let Some(m) = self.macros.get(&name.bytes).and_then(|v| v.last()).cloned() else {
+            return Ok(false);
+        };
+        let use_pos = name.pos[0];
+        let has_args = matches!(self.peek(), Some((b'(', _)));
+        if let Macro::Builtin(b) = &m {
+            if b.needs_args() && !has_args {
+                return Ok(false);
+            }
+        }
+        self.expansions += 1;
+        if self.expansions > self.limits.max_expansions {
+            return Err(self.err(
+                use_pos,
+                format!(
+                    "macro expansion limit exceeded ({} calls) while expanding `{}`; is a macro recursive?",
+                    self.limits.max_expansions,
+                    String::from_utf8_lossy(&name.bytes)
+                ),
+            ));
+        }
+        let args = if has_args {
+            self.bump();
+            self.collect_args(name)?
+        } else {
+            Vec::new()
+        };
+        let name_str = String::from_utf8_lossy(&name.bytes).into_owned();
+        match m {
+            Macro::Builtin(b) => self.builtin(b, &name_str, use_pos, args, has_args)?,
+            Macro::User { body, def } => {
+                let exp_id = self.new_expansion(&name_str, use_pos, def);
+                let out = substitute(&body, &args, name, exp_id, use_pos);
+                self.push_text(out, use_pos, &name_str, def)?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn new_expansion(&mut self, name: &str, use_pos: Pos, def: Option<Pos>) -> u32 {
+        self.sm.expansions.push(Expansion {
+            name: name.to_string(),
+            use_pos,
+            def_pos: def,
+        });
+        u32::try_from(self.sm.expansions.len()).unwrap_or(u32::MAX)
+    }
+
+    fn push_text(
+        &mut self,
+        t: Text,
+        use_pos: Pos,
+        name: &str,
+        def: Option<Pos>,
+    ) -> Result<(), Errors> {
+        if t.is_empty() {
+            return Ok(());
+        }
+        self.bytes += t.len() as u64;
+        if self.bytes > self.limits.max_bytes {
+            let mut d = Diagnostic::error(
+                Some(use_pos),
+                format!(
+                    "macro expansion produced more than {} bytes while expanding `{name}`; is a macro recursive?",
+                    self.limits.max_bytes
+                ),
+            );
+            if let Some(dp) = def {
+                d = d.note(Some(dp), format!("`{name}` is defined here"));
+            }
+            return Err(Errors::one(d));
+        }
+        // Drop exhausted frames first, so tail-recursive expansions do not nest.
+        while self
+            .stack
+            .last()
+            .is_some_and(|f| f.idx >= f.text.bytes.len())
+        {
+            self.stack.pop();
+        }
+        if self.stack.len() >= self.limits.max_depth {
+            let mut d = Diagnostic::error(
+                Some(use_pos),
+                format!(
+                    "macro expansion nested more than {} levels deep while expanding `{name}`; is a macro recursive?",
+                    self.limits.max_depth
+                ),
+            );
+            if let Some(dp) = def {
+                d = d.note(Some(dp), format!("`{name}` is defined here"));
+            }
+            return Err(Errors::one(d));
+        }
+        self.stack.push(Frame {
+            text: Rc::new(t),
+            idx: 0,
+        });
+        Ok(())
+    }
+
+    fn collect_args(&mut self, name: &Text) -> Result<Vec<Text>, Errors> {
+        let use_pos = name.pos[0];
+        let mut args = Vec::new();
+        let mut cur = Text::default();
+        let mut depth = 0u32;
+        let mut at_start = true;
+        loop {
+            if at_start {
+                while let Some((c, _)) = self.peek() {
+                    if c == b' ' || c == b'\t' || c == b'\n' || c == b'\r' {
+                        self.bump();
+                    } else {
+                        break;
+                    }
+                }
+                at_start = false;
+            }
+            let Some(tok) = self.read_tok()? else {
+                return Err(self.err(
+                    use_pos,
+                    format!(
+                        "end of input in the argument list of `{}` (missing `)`)",
+                        String::from_utf8_lossy(&name.bytes)
+                    ),
+                ));
+            };
+            match tok {
+                Tok::Quoted(t) | Tok::Comment(t) => cur.extend(&t),
+                Tok::Name(t) => {
+                    if !self.maybe_call(&t)? {
+                        cur.extend(&t);
+                    }
+                }
+                Tok::Char(c, p) => match c {
+                    b'(' => {
+                        depth += 1;
+                        cur.push(c, p);
+                    }
+                    b')' if depth > 0 => {
+                        depth -= 1;
+                        cur.push(c, p);
+                    }
+                    b')' => {
+                        args.push(cur);
+                        return Ok(args);
+                    }
+                    b',' if depth == 0 => {
+                        args.push(std::mem::take(&mut cur));
+                        at_start = true;
+                    }
+                    _ => cur.push(c, p),
+                },
+            }
+            if cur.len() as u64 > self.limits.max_bytes {
+                return Err(self.err(use_pos, "macro argument too large"));
+            }
+        }
+    }
+
+    fn arg_str(args: &[Text], i: usize) -> String {
+        args.get(i)
+            .map(|a| String::from_utf8_lossy(&a.bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn builtin(
+        &mut self,
+        b: Builtin,
+        name: &str,
+        use_pos: Pos,
+        args: Vec<Text>,
+        has_args: bool,
+    ) -> Result<(), Errors> {
+        match b {
+            Builtin::Define | Builtin::Pushdef => {
+                let key = args.first().map(|a| a.bytes.clone()).unwrap_or_default();
+                if key.is_empty() {
+                    self.messages.push(Diagnostic::warning(
+                        Some(use_pos),
+                        format!("`{name}` without a macro name does nothing"),
+                    ));
+                    return Ok(());
+                }
+                let body = args.get(1).cloned().unwrap_or_default();
+                let def = body.pos.first().copied().or(Some(use_pos));
+                let m = Macro::User {
+                    body: Rc::new(body),
+                    def,
+                };
+                let e = self.macros.entry(key).or_default();
+                if b == Builtin::Define {
+                    e.pop();
+                }
+                e.push(m);
+            }
+            Builtin::Popdef | Builtin::Undefine => {
+                for a in &args {
+                    if b == Builtin::Undefine {
+                        self.macros.remove(&a.bytes);
+                    } else if let Some(v) = self.macros.get_mut(&a.bytes) {
+                        v.pop();
+                        if v.is_empty() {
+                            self.macros.remove(&a.bytes);
+                        }
+                    }
+                }
+            }
+            Builtin::Ifdef => {
+                let key = args.first().map(|a| a.bytes.clone()).unwrap_or_default();
+                let pick = if self.macros.contains_key(&key) { 1 } else { 2 };
+                if let Some(t) = args.get(pick).cloned() {
+                    let e = self.new_expansion(name, use_pos, None);
+                    self.push_text(retag(t, e), use_pos, name, None)?;
+                }
+            }
+            Builtin::Ifelse => {
+                let mut i = 0;
+                let result = loop {
+                    let rest = args.len() - i.min(args.len());
+                    if rest < 3 {
+                        break None;
+                    }
+                    if args[i].bytes == args[i + 1].bytes {
+                        break Some(args[i + 2].clone());
+                    }
+                    if rest == 4 {
+                        break Some(args[i + 3].clone());
+                    }
+                    if rest == 3 {
+                        break None;
+                    }
+                    i += 3;
+                };
+                if let Some(t) = result {
+                    let e = self.new_expansion(name, use_pos, None);
+                    self.push_text(retag(t, e), use_pos, name, None)?;
+                }
+            }
+            Builtin::Dnl => {
+                if has_args {
+                    self.messages.push(Diagnostic::warning(
+                        Some(use_pos),
+                        "`dnl` takes no arguments; the argument list was discarded",
+                    ));
+                }
+                while let Some((c, _)) = self.next() {
+                    if c == b'\n' {
+                        break;
+                    }
+                }
+            }
+            Builtin::Shift => {
+                let mut t = Text::default();
+                for (k, a) in args.iter().enumerate().skip(1) {
+                    if k > 1 {
+                        t.push(b',', use_pos);
+                    }
+                    t.push(b'`', use_pos);
+                    t.extend(a);
+                    t.push(b'\'', use_pos);
+                }
+                let e = self.new_expansion(name, use_pos, None);
+                self.push_text(retag(t, e), use_pos, name, None)?;
+            }
+            Builtin::Divert => {
+                let s = Self::arg_str(&args, 0);
+                let s = s.trim();
+                self.current = if s.is_empty() {
+                    0
+                } else {
+                    s.parse::<i64>()
+                        .map_err(|_| self.err(use_pos, format!("divert: `{s}` is not a number")))?
+                };
+            }
+            Builtin::Include | Builtin::Sinclude => {
+                let file = Self::arg_str(&args, 0);
+                let base = self
+                    .sm
+                    .files
+                    .get(use_pos.file as usize)
+                    .map(|f| PathBuf::from(&f.name))
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
+                    .unwrap_or_default();
+                let path = if Path::new(&file).is_absolute() {
+                    PathBuf::from(&file)
+                } else {
+                    base.join(&file)
+                };
+                match self.loader.load(&path) {
+                    Ok(data) => {
+                        let id = self.sm.add_file(path.display().to_string(), data.clone());
+                        let t = Text::from_file(data, id);
+                        self.push_text(t, use_pos, name, None)?;
+                    }
+                    Err(e) if b == Builtin::Include => {
+                        return Err(
+                            self.err(use_pos, format!("cannot include {}: {e}", path.display()))
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+            Builtin::Errprint => {
+                let msg: Vec<String> = (0..args.len()).map(|i| Self::arg_str(&args, i)).collect();
+                self.messages.push(Diagnostic::warning(
+                    Some(use_pos),
+                    format!("errprint: {}", msg.join(" ")),
+                ));
+            }
+            Builtin::Incr | Builtin::Decr => {
+                let s = Self::arg_str(&args, 0);
+                let n: i64 = s.trim().parse().map_err(|_| {
+                    self.err(use_pos, format!("{name}: `{}` is not a number", s.trim()))
+                })?;
+                let v = if b == Builtin::Incr {
+                    n.wrapping_add(1)
+                } else {
+                    n.wrapping_sub(1)
+                };
+                let mut t = Text::default();
+                t.push_str(v.to_string().as_bytes(), use_pos);
+                self.push_text(t, use_pos, name, None)?;
+            }
+            Builtin::Len => {
+                let n = args.first().map(|a| a.len()).unwrap_or(0);
+                let mut t = Text::default();
+                t.push_str(n.to_string().as_bytes(), use_pos);
+                self.push_text(t, use_pos, name, None)?;
+            }
+            Builtin::File => {
+                let f = self.sm.file_name(use_pos).to_string();
+                let mut t = Text::default();
+                t.push(b'`', use_pos);
+                t.push_str(f.as_bytes(), use_pos);
+                t.push(b'\'', use_pos);
+                self.push_text(t, use_pos, name, None)?;
+            }
+            Builtin::Line => {
+                let mut t = Text::default();
+                t.push_str(use_pos.line.to_string().as_bytes(), use_pos);
+                self.push_text(t, use_pos, name, None)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Marks text produced by a builtin (ifdef, ifelse, shift) as coming from expansion `e`
+/// while keeping its source lines.
+fn retag(mut t: Text, e: u32) -> Text {
+    for p in &mut t.pos {
+        if p.exp == 0 {
+            p.exp = e;
+        }
+    }
+    t
+}
+
+/// Substitutes `$n`, `$#`, `$*`, `$@` in a user macro body.
+fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -> Text {
+    let mut out = Text::default();
+    let b = &body.bytes;
+    let mut i = 0;
+    let tag = |p: Pos| Pos { exp, ..p };
+    while i < b.len() {
+        let c = b[i];
+        if c == b'$' && i + 1 < b.len() {
+            let n = b[i + 1];
+            if n.is_ascii_digit() {
+                let mut j = i + 1;
+                let mut k: usize = 0;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    k = k
+                        .saturating_mul(10)
+                        .saturating_add(usize::from(b[j] - b'0'));
+                    j += 1;
+                }
+                if k == 0 {
+                    out.extend(name);
+                } else if let Some(a) = args.get(k - 1) {
+                    out.extend(a);
+                }
+                i = j;
+                continue;
+            }
+            if n == b'#' {
+                out.push_str(args.len().to_string().as_bytes(), tag(body.pos[i]));
+                i += 2;
+                continue;
+            }
+            if n == b'*' || n == b'@' {
+                for (k, a) in args.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b',', use_pos);
+                    }
+                    if n == b'@' {
+                        out.push(b'`', use_pos);
+                    }
+                    out.extend(a);
+                    if n == b'@' {
+                        out.push(b'\'', use_pos);
+                    }
+                }
+                i += 2;
+                continue;
+            }
+        }
+        out.push(c, tag(body.pos[i]));
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(src: &str) -> Result<String, String> {
+        let mut sm = SourceMap::default();
+        let mut l = FsLoader;
+        let limits = Limits {
+            max_depth: 256,
+            max_expansions: 100_000,
+            max_bytes: 1 << 20,
+        };
+        let e = Expander::new(&mut sm, &mut l, limits);
+        match e.run_text("t.m4", src.as_bytes()) {
+            Ok((t, _)) => Ok(String::from_utf8_lossy(&t.bytes).into_owned()),
+            Err(e) => Err(e.render(&sm)),
+        }
+    }
+
+    #[test]
+    fn define_and_args() {
+        assert_eq!(expand("define(`f', `<$1|$2>')f(a, b)").unwrap(), "<a|b>");
+        assert_eq!(
+            expand("define(`f', `$#:$*:$0')f(a,b,c)").unwrap(),
+            "3:a,b,c:f"
+        );
+        assert_eq!(
+            expand("define(`g',`[$1]')define(`f', `g($@)')f(`x,y')").unwrap(),
+            "[x,y]"
+        );
+        assert_eq!(
+            expand("define(`f', `$*')define(`x', `X')f(`x')").unwrap(),
+            "X"
+        );
+    }
+
+    #[test]
+    fn rescanning_and_quotes() {
+        assert_eq!(expand("define(`a', `b')define(`b', `c')a").unwrap(), "c");
+        assert_eq!(expand("define(`a', `b')`a'").unwrap(), "a");
+        assert_eq!(expand("define(`a', ``a'')a").unwrap(), "a");
+        assert_eq!(expand("``nested' quotes'").unwrap(), "`nested' quotes");
+    }
+
+    #[test]
+    fn conditionals() {
+        assert_eq!(expand("ifdef(`x', yes, no)").unwrap(), "no");
+        assert_eq!(expand("define(`x')ifdef(`x', yes, no)").unwrap(), "yes");
+        assert_eq!(expand("ifelse(a, b, 1, a, a, 2, 3)").unwrap(), "2");
+        assert_eq!(expand("ifelse(a, b, 1, 4)").unwrap(), "4");
+        assert_eq!(expand("ifelse(a, b, 1)").unwrap(), "");
+        assert_eq!(expand("ifelse(`comment')x").unwrap(), "x");
+    }
+
+    #[test]
+    fn dnl_divert_shift_comments() {
+        assert_eq!(expand("a dnl gone\nb").unwrap(), "a b");
+        assert_eq!(expand("divert(-1)hidden divert`'shown").unwrap(), "shown");
+        assert_eq!(
+            expand("divert(1)later divert(0)first ").unwrap(),
+            "first later "
+        );
+        assert_eq!(expand("shift(a, b, c)").unwrap(), "b,c");
+        assert_eq!(
+            expand("define(`x', y)# x stays\nx").unwrap(),
+            "# x stays\ny"
+        );
+        assert_eq!(expand("define(`x', y)define x").unwrap(), "define y");
+    }
+
+    #[test]
+    fn recursion_is_bounded() {
+        let e = expand("define(`a', `a a')a").unwrap_err();
+        assert!(e.contains("recursive"), "{e}");
+        let e = expand("define(`a', `a')a").unwrap_err();
+        assert!(e.contains("limit") || e.contains("recursive"), "{e}");
+    }
+
+    #[test]
+    fn errors_point_at_use_and_definition() {
+        let e = expand("define(`f', `include(`/nonexistent/x')')\nf").unwrap_err();
+        assert!(
+            e.contains("t.m4:2:1: note: in expansion of macro `f`"),
+            "{e}"
+        );
+        assert!(e.contains("t.m4:1:14: note: macro `f` defined here"), "{e}");
+        let e = expand("define(`f', x)\nf(a, b").unwrap_err();
+        assert!(
+            e.contains("t.m4:2:1: error: end of input in the argument list of `f`"),
+            "{e}"
+        );
+    }
+}
