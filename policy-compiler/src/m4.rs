@@ -853,7 +853,7 @@ mod tests {
     fn define_and_args() {
         assert_eq!(expand("define(`f', `<$1|$2>')f(a, b)").unwrap(), "<a|b>");
         assert_eq!(
-            expand("define(`f', `$#:$*:$0')f(a,b,c)").unwrap(),
+            expand("define(`f', `$#:$*:`$0'')f(a,b,c)").unwrap(),
             "3:a,b,c:f"
         );
         assert_eq!(
