@@ -908,7 +908,7 @@ impl Compiler {
                                 continue;
                             }
                             self.role_trans_seen.insert(key, (nr, *pos));
-                            if self.opts.version < 26 && c + 1 != 2 {
+                            if self.opts.version < 26 {
                                 if !self.dropped_for_v24.iter().any(|d| d.0 == *pos) {
                                     self.dropped_for_v24.push((*pos, "role_transition".into()));
                                 }
