@@ -150,7 +150,6 @@ impl Compiler {
         });
         self.roles.insert("object_r".into(), 0);
         self.declare_te(&p.te);
-        self.memberships(&p.te);
         if !self.errors.is_empty() {
             return Err(Errors(self.errors));
         }
@@ -551,13 +550,13 @@ impl Compiler {
             }
         }
         for (s, _) in &m.sens {
-            if let Some(&v) = order.get(&s.name) {
-                if !self.sens_cats.contains_key(&v) {
-                    self.fail(err(
-                        s.pos,
-                        format!("sensitivity `{}` has no `level` statement", s.name),
-                    ));
-                }
+            if let Some(&v) = order.get(&s.name)
+                && !self.sens_cats.contains_key(&v)
+            {
+                self.fail(err(
+                    s.pos,
+                    format!("sensitivity `{}` has no `level` statement", s.name),
+                ));
             }
         }
     }
@@ -610,45 +609,32 @@ impl Compiler {
                 Te::Attribute(id) => {
                     self.new_type(id, true);
                 }
-                Te::Type { name, aliases, .. } => {
+                Te::Type {
+                    name,
+                    aliases,
+                    attrs,
+                } => {
                     if let Some(v) = self.new_type(name, false) {
                         for a in aliases {
                             if self.declare_name(a, TSym::Alias(v)) {
                                 self.db.aliases.push((a.name.clone(), v));
                             }
                         }
+                        for a in attrs {
+                            if let Err(d) = self.add_member(name, a) {
+                                self.fail(d);
+                            }
+                        }
                     }
                 }
-                Te::Bool { name, value } => {
-                    if self.bools.contains_key(&name.name) {
-                        self.fail(err(
-                            name.pos,
-                            format!("duplicate declaration of boolean `{}`", name.name),
-                        ));
-                        continue;
-                    }
-                    self.bools.insert(name.name.clone(), self.db.bools.len());
-                    self.db.bools.push((name.name.clone(), *value));
-                }
-                Te::Role { name } => {
-                    if !self.roles.contains_key(&name.name) {
-                        self.roles.insert(name.name.clone(), self.db.roles.len());
-                        let mut dom = Bits::new();
-                        dom.set(self.db.roles.len());
-                        self.db.roles.push(Role {
-                            name: name.name.clone(),
-                            types: Bits::new(),
-                            dominates: dom,
-                        });
+                Te::TypeAttribute { name, attrs } => {
+                    for a in attrs {
+                        if let Err(d) = self.add_member(name, a) {
+                            self.fail(d);
+                        }
                     }
                 }
-                _ => {}
-            }
-        }
-        // aliases declared with typealias, after all types exist
-        for s in te {
-            if let Te::TypeAlias { name, aliases } = s {
-                match self.types.get(&name.name).copied() {
+                Te::TypeAlias { name, aliases } => match self.types.get(&name.name).copied() {
                     Some(TSym::Type(v)) | Some(TSym::Alias(v)) => {
                         for a in aliases {
                             if self.declare_name(a, TSym::Alias(v)) {
@@ -660,8 +646,36 @@ impl Compiler {
                         name.pos,
                         format!("`{}` is an attribute; only types have aliases", name.name),
                     )),
-                    None => self.fail(err(name.pos, format!("unknown type `{}`", name.name))),
+                    None => self.fail(err(
+                        name.pos,
+                        format!(
+                            "unknown type `{}` (types must be declared before their aliases)",
+                            name.name
+                        ),
+                    )),
+                },
+                Te::Bool { name, value } => {
+                    if self.bools.contains_key(&name.name) {
+                        self.fail(err(
+                            name.pos,
+                            format!("duplicate declaration of boolean `{}`", name.name),
+                        ));
+                        continue;
+                    }
+                    self.bools.insert(name.name.clone(), self.db.bools.len());
+                    self.db.bools.push((name.name.clone(), *value));
                 }
+                Te::Role { name } if !self.roles.contains_key(&name.name) => {
+                    self.roles.insert(name.name.clone(), self.db.roles.len());
+                    let mut dom = Bits::new();
+                    dom.set(self.db.roles.len());
+                    self.db.roles.push(Role {
+                        name: name.name.clone(),
+                        types: Bits::new(),
+                        dominates: dom,
+                    });
+                }
+                _ => {}
             }
         }
     }
@@ -684,35 +698,29 @@ impl Compiler {
         }
     }
 
-    fn attribute(&self, id: &Ident) -> R<u32> {
-        match self.lookup_type(id)? {
-            TSym::Attr(v) => Ok(v),
-            _ => Err(err(
-                id.pos,
-                format!("`{}` is a type; an attribute is required here", id.name),
-            )),
-        }
-    }
-
-    fn memberships(&mut self, te: &[Te]) {
-        let add = |c: &mut Compiler, t: &Ident, a: &Ident| -> R<()> {
-            let tv = c.plain_type(t)?;
-            let av = c.attribute(a)?;
-            c.db.types[av as usize - 1].members.set(tv as usize - 1);
-            Ok(())
-        };
-        for s in te {
-            let r = match s {
-                Te::Type { name, attrs, .. } => attrs.iter().try_for_each(|a| add(self, name, a)),
-                Te::TypeAttribute { name, attrs } => {
-                    attrs.iter().try_for_each(|a| add(self, name, a))
-                }
-                _ => Ok(()),
-            };
-            if let Err(d) = r {
-                self.fail(d);
+    /// `type T, A;` / `typeattribute T A;`: like checkpolicy, both must already be declared.
+    fn add_member(&mut self, t: &Ident, a: &Ident) -> R<()> {
+        let tv = self.plain_type(t)?;
+        let av = match self.types.get(&a.name) {
+            Some(TSym::Attr(v)) => *v,
+            Some(_) => {
+                return Err(err(
+                    a.pos,
+                    format!("`{}` is a type; an attribute is required here", a.name),
+                ));
             }
-        }
+            None => {
+                return Err(err(
+                    a.pos,
+                    format!(
+                        "attribute `{}` is not declared (attributes must be declared before use)",
+                        a.name
+                    ),
+                ));
+            }
+        };
+        self.db.types[av as usize - 1].members.set(tv as usize - 1);
+        Ok(())
     }
 
     fn is_attr(&self, v: u32) -> bool {

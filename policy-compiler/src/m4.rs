@@ -422,10 +422,11 @@ impl<'a> Expander<'a> {
         };
         let use_pos = name.pos[0];
         let has_args = matches!(self.peek(), Some((b'(', _)));
-        if let Macro::Builtin(b) = &m {
-            if b.needs_args() && !has_args {
-                return Ok(false);
-            }
+        if let Macro::Builtin(b) = &m
+            && b.needs_args()
+            && !has_args
+        {
+            return Ok(false);
         }
         self.expansions += 1;
         if self.expansions > self.limits.max_expansions {
@@ -775,6 +776,17 @@ fn retag(mut t: Text, e: u32) -> Text {
     t
 }
 
+/// Appends argument text, marking text read straight from a file as part of expansion
+/// `exp` (its positions stay those of the argument).
+fn extend_tagged(out: &mut Text, a: &Text, exp: u32) {
+    out.bytes.extend_from_slice(&a.bytes);
+    out.pos.extend(
+        a.pos
+            .iter()
+            .map(|p| if p.exp == 0 { Pos { exp, ..*p } } else { *p }),
+    );
+}
+
 /// Substitutes `$n`, `$#`, `$*`, `$@` in a user macro body.
 fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -> Text {
     let mut out = Text::default();
@@ -797,7 +809,7 @@ fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -
                 if k == 0 {
                     out.extend(name);
                 } else if let Some(a) = args.get(k - 1) {
-                    out.extend(a);
+                    extend_tagged(&mut out, a, exp);
                 }
                 i = j;
                 continue;
@@ -815,7 +827,7 @@ fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -
                     if n == b'@' {
                         out.push(b'`', use_pos);
                     }
-                    out.extend(a);
+                    extend_tagged(&mut out, a, exp);
                     if n == b'@' {
                         out.push(b'\'', use_pos);
                     }

@@ -93,25 +93,15 @@ impl<'t> Parser<'t> {
             Some(self.pos()),
             format!("expected {what}, found {}", t.describe()),
         );
-        if let Tok::Kw(k) = t {
-            if matches!(
-                *k,
-                "t1" | "t2"
-                    | "t3"
-                    | "r1"
-                    | "r2"
-                    | "r3"
-                    | "u1"
-                    | "u2"
-                    | "u3"
-                    | "l1"
-                    | "l2"
-                    | "h1"
-                    | "h2"
-            ) || what.contains("identifier")
-            {
-                d = d.note(None, format!("`{k}` is a reserved keyword of the policy language and cannot name a symbol"));
-            }
+        if let Tok::Kw(k) = t
+            && what.contains("identifier")
+        {
+            d = d.note(
+                None,
+                format!(
+                    "`{k}` is a reserved keyword of the policy language and cannot name a symbol"
+                ),
+            );
         }
         d
     }
@@ -311,7 +301,7 @@ impl<'t> Parser<'t> {
         }
         // TE / RBAC
         loop {
-            if self.is_kw("user") || self.is_p(";") && false {
+            if self.is_kw("user") {
                 break;
             }
             match self.te_stmt(false)? {
@@ -767,11 +757,11 @@ impl<'t> Parser<'t> {
                     "t1" => Some("t2"),
                     _ => None,
                 };
-                if let Some(p2) = pair {
-                    if self.is_kw(p2) {
-                        self.bump();
-                        return Ok(CExpr::Attr { attr, op });
-                    }
+                if let Some(p2) = pair
+                    && self.is_kw(p2)
+                {
+                    self.bump();
+                    return Ok(CExpr::Attr { attr, op });
                 }
                 if op > CEXPR_NEQ {
                     return Err(Diagnostic::error(

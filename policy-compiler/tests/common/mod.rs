@@ -12,14 +12,21 @@ use sepol_oracle::{Oracle, SidKind};
 
 /// Fails (never skips) when a reference tool is missing.
 pub fn need_tools() {
-    for (bin, pkg) in [("checkpolicy", "checkpolicy"), ("m4", "m4"), ("seinfo", "setools")] {
+    for (bin, pkg) in [
+        ("checkpolicy", "checkpolicy"),
+        ("m4", "m4"),
+        ("seinfo", "setools"),
+    ] {
         let ok = Command::new("sh")
             .arg("-c")
             .arg(format!("command -v {bin}"))
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
-        assert!(ok, "`{bin}` is missing; the differential tests need it: apt-get install -y {pkg}");
+        assert!(
+            ok,
+            "`{bin}` is missing; the differential tests need it: apt-get install -y {pkg}"
+        );
     }
 }
 
@@ -28,7 +35,9 @@ pub fn our_bin() -> PathBuf {
 }
 
 pub fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("policy-compiler-tests-{}", std::process::id())).join(name);
+    let d = std::env::temp_dir()
+        .join(format!("policy-compiler-tests-{}", std::process::id()))
+        .join(name);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -51,7 +60,12 @@ fn split_flags(flags: &[String]) -> (Vec<String>, Vec<String>) {
 }
 
 /// `m4 FILES | checkpolicy -t xen FLAGS -o OUT` (m4 only if `use_m4`).
-pub fn reference(files: &[PathBuf], flags: &[String], use_m4: bool, out: &Path) -> Result<(), String> {
+pub fn reference(
+    files: &[PathBuf],
+    flags: &[String],
+    use_m4: bool,
+    out: &Path,
+) -> Result<(), String> {
     let (defs, mut cp) = split_flags(flags);
     if !cp.iter().any(|f| f == "-c") {
         // checkpolicy's default (its newest SELinux version) is not a Xen version
@@ -60,7 +74,16 @@ pub fn reference(files: &[PathBuf], flags: &[String], use_m4: bool, out: &Path) 
     let _ = std::fs::remove_file(out);
     let conf = if use_m4 {
         let conf = out.with_extension("ref.conf");
-        let o = Command::new("m4").args(&defs).args(files).output().unwrap();
+        // GNU m4 resolves include() against the working directory and -I; ours resolves it
+        // against the including file, so point m4 at the sources' directory.
+        let dir = files[0].parent().unwrap();
+        let o = Command::new("m4")
+            .arg("-I")
+            .arg(dir)
+            .args(&defs)
+            .args(files)
+            .output()
+            .unwrap();
         if !o.status.success() {
             return Err(format!("m4 failed: {}", String::from_utf8_lossy(&o.stderr)));
         }
@@ -81,14 +104,24 @@ pub fn reference(files: &[PathBuf], flags: &[String], use_m4: bool, out: &Path) 
     if o.status.success() && out.exists() {
         Ok(())
     } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ))
     }
 }
 
 /// `policy-compiler FLAGS FILES -o OUT`; returns stderr.
 pub fn ours(files: &[PathBuf], flags: &[String], out: &Path) -> Result<String, String> {
     let _ = std::fs::remove_file(out);
-    let o = Command::new(our_bin()).args(flags).args(files).arg("-o").arg(out).output().unwrap();
+    let o = Command::new(our_bin())
+        .args(flags)
+        .args(files)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     if o.status.success() {
         assert!(out.exists(), "exit 0 but no output written");
@@ -123,11 +156,24 @@ pub fn our_db(files: &[PathBuf], flags: &[String]) -> PolicyDb {
 }
 
 fn lvl(db: &PolicyDb, l: &policy_compiler::policydb::Level) -> String {
-    let mut s = db.sens.iter().find(|x| !x.alias && x.level.sens == l.sens).unwrap().name.clone();
+    let mut s = db
+        .sens
+        .iter()
+        .find(|x| !x.alias && x.level.sens == l.sens)
+        .unwrap()
+        .name
+        .clone();
     let cats: Vec<String> = l
         .cats
         .iter()
-        .map(|c| db.cats.iter().find(|x| !x.alias && x.value as usize == c + 1).unwrap().name.clone())
+        .map(|c| {
+            db.cats
+                .iter()
+                .find(|x| !x.alias && x.value as usize == c + 1)
+                .unwrap()
+                .name
+                .clone()
+        })
         .collect();
     if !cats.is_empty() {
         s.push(':');
@@ -139,10 +185,21 @@ fn lvl(db: &PolicyDb, l: &policy_compiler::policydb::Level) -> String {
 /// Contexts to query: every type under object_r, plus every valid user:role:type.
 pub fn contexts(db: &PolicyDb) -> (Vec<String>, Vec<String>) {
     let user0 = &db.users[0];
-    let mls_low = |u: &policy_compiler::policydb::User| if db.mls { format!(":{}", lvl(db, &u.range.low)) } else { String::new() };
+    let mls_low = |u: &policy_compiler::policydb::User| {
+        if db.mls {
+            format!(":{}", lvl(db, &u.range.low))
+        } else {
+            String::new()
+        }
+    };
     let mut objs = Vec::new();
     for t in db.types.iter().filter(|t| !t.attr) {
-        objs.push(format!("{}:object_r:{}{}", user0.name, t.name, mls_low(user0)));
+        objs.push(format!(
+            "{}:object_r:{}{}",
+            user0.name,
+            t.name,
+            mls_low(user0)
+        ));
     }
     let mut subjects = objs.clone();
     for u in &db.users {
@@ -151,7 +208,13 @@ pub fn contexts(db: &PolicyDb) -> (Vec<String>, Vec<String>) {
                 continue;
             }
             for t in db.roles[r].types.iter() {
-                subjects.push(format!("{}:{}:{}{}", u.name, db.roles[r].name, db.types[t].name, mls_low(u)));
+                subjects.push(format!(
+                    "{}:{}:{}{}",
+                    u.name,
+                    db.roles[r].name,
+                    db.types[t].name,
+                    mls_low(u)
+                ));
                 if db.mls && u.range.low != u.range.high {
                     subjects.push(format!(
                         "{}:{}:{}:{}-{}",
@@ -170,22 +233,39 @@ pub fn contexts(db: &PolicyDb) -> (Vec<String>, Vec<String>) {
 
 /// Every decision libsepol makes for `policy` over the given contexts, masked to
 /// each class's defined permissions.
-pub fn decisions(policy: &Path, db: &PolicyDb, bools: &[(String, bool)], subjects: &[String], targets: &[String]) -> BTreeMap<String, String> {
-    let o = Oracle::load(policy, bools).unwrap_or_else(|e| panic!("libsepol cannot load {}: {e}", policy.display()));
+pub fn decisions(
+    policy: &Path,
+    db: &PolicyDb,
+    bools: &[(String, bool)],
+    subjects: &[String],
+    targets: &[String],
+) -> BTreeMap<String, String> {
+    let o = Oracle::load(policy, bools)
+        .unwrap_or_else(|e| panic!("libsepol cannot load {}: {e}", policy.display()));
     let mut m = BTreeMap::new();
     for (ci, c) in db.classes.iter().enumerate() {
         let n = db.class_nperms(ci);
         let mask = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
         for s in subjects {
-            for t in subjects.iter().chain(targets.iter().filter(|t| !subjects.contains(t))) {
+            for t in subjects
+                .iter()
+                .chain(targets.iter().filter(|t| !subjects.contains(t)))
+            {
                 let key = format!("{s} {t} {}", c.name);
                 let av = match o.compute_av(s, t, &c.name) {
-                    Ok(a) => format!("{:08x}/{:08x}/{:08x}", a.allowed & mask, a.auditallow & mask, a.auditdeny & mask),
+                    Ok(a) => format!(
+                        "{:08x}/{:08x}/{:08x}",
+                        a.allowed & mask,
+                        a.auditallow & mask,
+                        a.auditdeny & mask
+                    ),
                     Err(e) => format!("error {e}"),
                 };
                 let mut v = av;
                 for k in [SidKind::Create, SidKind::Member, SidKind::Relabel] {
-                    let r = o.compute_sid(k, s, t, &c.name).unwrap_or_else(|e| format!("error {e}"));
+                    let r = o
+                        .compute_sid(k, s, t, &c.name)
+                        .unwrap_or_else(|e| format!("error {e}"));
                     v.push(' ');
                     v.push_str(&r);
                 }
@@ -206,8 +286,17 @@ pub fn decisions(policy: &Path, db: &PolicyDb, bools: &[(String, bool)], subject
 /// The `seinfo` statistics without the file-name line.
 pub fn seinfo(policy: &Path) -> String {
     let o = Command::new("seinfo").arg(policy).output().unwrap();
-    assert!(o.status.success(), "seinfo failed on {}: {}", policy.display(), String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.starts_with("Statistics for policy file")).collect::<Vec<_>>().join("\n")
+    assert!(
+        o.status.success(),
+        "seinfo failed on {}: {}",
+        policy.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("Statistics for policy file"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Boolean settings to compare under: defaults, each flipped alone, all flipped.
@@ -240,7 +329,9 @@ pub fn differential(name: &str, files: &[PathBuf], flags: &[String], use_m4: boo
     let mut diffs = Vec::new();
     let (a, b) = (seinfo(&refp), seinfo(&ourp));
     if a != b {
-        diffs.push(format!("{name}: seinfo differs:\n--- checkpolicy\n{a}\n--- policy-compiler\n{b}"));
+        diffs.push(format!(
+            "{name}: seinfo differs:\n--- checkpolicy\n{a}\n--- policy-compiler\n{b}"
+        ));
     }
     let db = our_db(files, flags);
     let (subjects, objs) = contexts(&db);
@@ -250,7 +341,9 @@ pub fn differential(name: &str, files: &[PathBuf], flags: &[String], use_m4: boo
         for (k, v) in &r {
             let ov = o.get(k).cloned().unwrap_or_default();
             if &ov != v {
-                diffs.push(format!("{name} bools={bools:?}: {k}: checkpolicy {v} | ours {ov}"));
+                diffs.push(format!(
+                    "{name} bools={bools:?}: {k}: checkpolicy {v} | ours {ov}"
+                ));
             }
             if diffs.len() > 40 {
                 return diffs;
