@@ -162,13 +162,13 @@ fn intent_table_holds_for_the_compiled_default_policy() {
             let allowed = av.allowed & (1 << (pv - 1)) != 0;
             if allowed != r.allow {
                 failures.push(format!(
-                    "intent.tsv:{}: {} {} {}:{} expected {} but the policy {}",
+                    "intent.tsv:{}: {} {}:{} {}: expected {} but the policy {}",
                     r.line,
-                    if r.allow { "allow" } else { "deny" },
                     r.src,
                     r.tgt,
                     r.class,
                     r.perm,
+                    if r.allow { "allow" } else { "deny" },
                     if allowed { "allows it" } else { "denies it" }
                 ));
             }
