@@ -77,3 +77,40 @@ pub fn compile_str(src: &str, opts: Options, limits: m4::Limits) -> Result<Vec<u
         Err(e) => Err(e.render(&sm)),
     }
 }
+
+/// Limits used by the fuzz target and its corpus replay: small enough that every
+/// input finishes quickly, large enough to exercise recursion limits.
+pub const FUZZ_LIMITS: m4::Limits = m4::Limits {
+    max_depth: 64,
+    max_expansions: 20_000,
+    max_bytes: 256 * 1024,
+};
+
+/// One fuzz iteration: macro-expand, lex, parse, compile and write `data`, under
+/// [`FUZZ_LIMITS`]. Any outcome but a panic, hang or unbounded allocation is fine.
+pub fn fuzz_one(data: &[u8]) {
+    let mut sm = SourceMap::default();
+    let mut loader = NoFiles;
+    let e = m4::Expander::new(&mut sm, &mut loader, FUZZ_LIMITS);
+    let Ok((text, _)) = e.run_text("fuzz", data) else {
+        return;
+    };
+    for mls in [false, true] {
+        let opts = Options {
+            mls,
+            ..Options::default()
+        };
+        if let Ok(out) = compile_text(&text, opts) {
+            let _ = write::write(&out.db);
+        }
+    }
+}
+
+/// A loader that refuses every include (the fuzzer must not read the file system).
+struct NoFiles;
+
+impl m4::FileLoader for NoFiles {
+    fn load(&mut self, _path: &std::path::Path) -> Result<Vec<u8>, String> {
+        Err("includes are disabled".into())
+    }
+}

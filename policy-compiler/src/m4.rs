@@ -163,6 +163,8 @@ pub struct Expander<'a> {
     /// errprint output and warnings.
     pub messages: Vec<Diagnostic>,
     cmdline_file: u32,
+    /// Macro calls whose argument lists are being collected (Rust recursion depth).
+    arg_nesting: usize,
 }
 
 enum Tok {
@@ -217,6 +219,7 @@ impl<'a> Expander<'a> {
             bytes: 0,
             messages: Vec::new(),
             cmdline_file,
+            arg_nesting: 0,
         }
     }
 
@@ -441,7 +444,20 @@ impl<'a> Expander<'a> {
         }
         let args = if has_args {
             self.bump();
-            self.collect_args(name)?
+            if self.arg_nesting >= self.limits.max_depth {
+                return Err(self.err(
+                    use_pos,
+                    format!(
+                        "macro calls nested more than {} levels deep in argument lists while expanding `{}`; is a macro recursive?",
+                        self.limits.max_depth,
+                        String::from_utf8_lossy(&name.bytes)
+                    ),
+                ));
+            }
+            self.arg_nesting += 1;
+            let r = self.collect_args(name);
+            self.arg_nesting -= 1;
+            r?
         } else {
             Vec::new()
         };
@@ -916,6 +932,8 @@ mod tests {
     fn recursion_is_bounded() {
         let e = expand("define(`a', `a a')a").unwrap_err();
         assert!(e.contains("recursive"), "{e}");
+        let e = expand("define(`a', `a(a')a").unwrap_err();
+        assert!(e.contains("argument lists"), "{e}");
         let e = expand("define(`a', `a')a").unwrap_err();
         assert!(e.contains("limit") || e.contains("recursive"), "{e}");
     }

@@ -9,7 +9,11 @@ use crate::lexer::{Tok, Token};
 pub struct Parser<'t> {
     toks: &'t [Token],
     i: usize,
+    depth: usize,
 }
+
+/// Deepest nesting of sets, parentheses and `not` the parser accepts.
+pub const MAX_NESTING: usize = 256;
 
 type PResult<T> = Result<T, Diagnostic>;
 
@@ -36,7 +40,11 @@ initial SID contexts, device contexts";
 
 /// Parses a token stream (ending with `Tok::Eof`) into a [`Policy`].
 pub fn parse(toks: &[Token]) -> Result<Policy, Errors> {
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+    };
     p.policy().map_err(Errors::one)
 }
 
@@ -189,7 +197,25 @@ impl<'t> Parser<'t> {
         Ok(n)
     }
 
+    fn enter(&mut self) -> PResult<()> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(Diagnostic::error(
+                Some(self.pos()),
+                format!("nesting deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        Ok(())
+    }
+
     fn nested(&mut self, n: &mut Names) -> PResult<()> {
+        self.enter()?;
+        let r = self.nested_inner(n);
+        self.depth -= 1;
+        r
+    }
+
+    fn nested_inner(&mut self, n: &mut Names) -> PResult<()> {
         self.expect_p("{")?;
         let mut any = false;
         loop {
@@ -536,7 +562,10 @@ impl<'t> Parser<'t> {
     }
 
     fn cond_expr(&mut self) -> PResult<CondExpr> {
-        self.cond_or()
+        self.enter()?;
+        let r = self.cond_or();
+        self.depth -= 1;
+        r
     }
 
     fn cond_or(&mut self) -> PResult<CondExpr> {
@@ -572,7 +601,10 @@ impl<'t> Parser<'t> {
     fn cond_not(&mut self) -> PResult<CondExpr> {
         if self.is_p("!") || self.is_kw("not") {
             self.bump();
-            return Ok(CondExpr::Not(Box::new(self.cond_not()?)));
+            self.enter()?;
+            let r = self.cond_not();
+            self.depth -= 1;
+            return Ok(CondExpr::Not(Box::new(r?)));
         }
         self.cond_eq()
     }
@@ -622,6 +654,13 @@ impl<'t> Parser<'t> {
     }
 
     fn cexpr(&mut self) -> PResult<CExpr> {
+        self.enter()?;
+        let r = self.cexpr_or();
+        self.depth -= 1;
+        r
+    }
+
+    fn cexpr_or(&mut self) -> PResult<CExpr> {
         let mut l = self.cexpr_and()?;
         while self.is_p("||") || self.is_kw("or") {
             self.bump();
@@ -644,7 +683,10 @@ impl<'t> Parser<'t> {
     fn cexpr_not(&mut self) -> PResult<CExpr> {
         if self.is_p("!") || self.is_kw("not") {
             self.bump();
-            return Ok(CExpr::Not(Box::new(self.cexpr_not()?)));
+            self.enter()?;
+            let r = self.cexpr_not();
+            self.depth -= 1;
+            return Ok(CExpr::Not(Box::new(r?)));
         }
         if self.eat_p("(") {
             let e = self.cexpr()?;
@@ -1072,6 +1114,22 @@ mod tests {
             panic!()
         };
         assert_eq!((then.len(), els.len()), (1, 1));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!(
+            "{HEAD}type t; bool b true; if ({}b{}) {{ }} user u roles r; sid k u:r:t\n",
+            "(".repeat(300),
+            ")".repeat(300)
+        );
+        assert!(p(&deep).unwrap_err().contains("nesting deeper"));
+        let deep = format!(
+            "{HEAD}type t; allow {}t{} t:c p; user u roles r; sid k u:r:t\n",
+            "{ ".repeat(300),
+            " }".repeat(300)
+        );
+        assert!(p(&deep).unwrap_err().contains("nesting deeper"));
     }
 
     #[test]
