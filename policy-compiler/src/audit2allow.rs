@@ -173,6 +173,9 @@ impl PolicyNames {
     }
 }
 
+/// (target type, class) -> (permissions, number of denials)
+type Rules = BTreeMap<(String, String), (BTreeSet<String>, usize)>;
+
 /// One parsed denial.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Denial {
@@ -220,8 +223,7 @@ fn type_of(ctx: &str) -> Option<&str> {
 /// Produces the allow rules for every denial in `input`.
 pub fn run(input: &str, policy: Option<&PolicyNames>) -> String {
     // source -> (target, class) -> (perms, count)
-    let mut rules: BTreeMap<String, BTreeMap<(String, String), (BTreeSet<String>, usize)>> =
-        BTreeMap::new();
+    let mut rules: BTreeMap<String, Rules> = BTreeMap::new();
     let mut unusable = Vec::new();
     for line in input.lines() {
         if !line.contains("avc:") || !line.contains("denied") {
