@@ -1,10 +1,12 @@
 //! The parsed policy, before any symbol is resolved.
 
+use std::rc::Rc;
+
 use crate::diag::Pos;
 
 #[derive(Clone, Debug)]
 pub struct Ident {
-    pub name: String,
+    pub name: Rc<str>,
     pub pos: Pos,
 }
 

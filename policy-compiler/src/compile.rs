@@ -3,6 +3,9 @@
 //! decisions from our binary as from checkpolicy's.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use crate::fxhash::{FxMap, FxSet};
 
 use crate::ast::{self, AvKind, CExpr, CondExpr, Ident, Names, Te, TypeRuleKind};
 use crate::bits::Bits;
@@ -46,13 +49,16 @@ enum TSym {
     Alias(u32),
 }
 
-/// An allow rule after full expansion, kept for neverallow checks.
-struct AllowRec {
-    src: Bits,
-    tgt: Bits,
-    selfp: bool,
-    perms: Vec<(usize, u32)>,
-    pos: Pos,
+enum KeySet<'a> {
+    One(usize),
+    Many(&'a Bits),
+}
+
+fn first_in(k: &KeySet<'_>, b: &Bits) -> Option<usize> {
+    match k {
+        KeySet::One(i) => b.get(*i).then_some(*i),
+        KeySet::Many(m) => m.intersection(b).first(),
+    }
 }
 
 struct NeverRec {
@@ -68,18 +74,17 @@ pub struct Compiler {
     opts: Options,
     errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
-    class_map: HashMap<String, usize>,
-    sid_map: HashMap<String, usize>,
+    class_map: FxMap<Rc<str>, usize>,
+    sid_map: FxMap<Rc<str>, usize>,
     sid_names: Vec<String>,
-    types: HashMap<String, TSym>,
-    roles: HashMap<String, usize>,
-    users: HashMap<String, usize>,
-    bools: HashMap<String, usize>,
-    sens: HashMap<String, usize>,
+    types: FxMap<Rc<str>, TSym>,
+    roles: FxMap<Rc<str>, usize>,
+    users: FxMap<Rc<str>, usize>,
+    bools: FxMap<Rc<str>, usize>,
+    sens: FxMap<Rc<str>, usize>,
     /// sensitivity value -> allowed categories (from `level`)
     sens_cats: HashMap<u32, Bits>,
-    cats: HashMap<String, u32>,
-    allows: Vec<AllowRec>,
+    cats: FxMap<Rc<str>, u32>,
     nevers: Vec<NeverRec>,
     /// type rules for conflict detection: key -> (new type, pos)
     type_rules: HashMap<AvKey, (u32, Pos)>,
@@ -107,17 +112,16 @@ impl Compiler {
             opts,
             errors: Vec::new(),
             warnings: Vec::new(),
-            class_map: HashMap::new(),
-            sid_map: HashMap::new(),
+            class_map: FxMap::default(),
+            sid_map: FxMap::default(),
             sid_names: Vec::new(),
-            types: HashMap::new(),
-            roles: HashMap::new(),
-            users: HashMap::new(),
-            bools: HashMap::new(),
-            sens: HashMap::new(),
+            types: FxMap::default(),
+            roles: FxMap::default(),
+            users: FxMap::default(),
+            bools: FxMap::default(),
+            sens: FxMap::default(),
             sens_cats: HashMap::new(),
-            cats: HashMap::new(),
-            allows: Vec::new(),
+            cats: FxMap::default(),
             nevers: Vec::new(),
             type_rules: HashMap::new(),
             role_trans_seen: HashMap::new(),
@@ -203,7 +207,7 @@ impl Compiler {
             }
             self.class_map.insert(c.name.clone(), self.db.classes.len());
             self.db.classes.push(Class {
-                name: c.name.clone(),
+                name: c.name.to_string(),
                 common: None,
                 perms: Vec::new(),
                 constraints: Vec::new(),
@@ -219,9 +223,9 @@ impl Compiler {
                 continue;
             }
             self.sid_map.insert(s.name.clone(), self.sid_names.len());
-            self.sid_names.push(s.name.clone());
+            self.sid_names.push(s.name.to_string());
         }
-        let mut commons: HashMap<String, usize> = HashMap::new();
+        let mut commons: FxMap<Rc<str>, usize> = FxMap::default();
         for (name, perms) in &p.commons {
             if commons.contains_key(&name.name) {
                 self.fail(err(
@@ -254,8 +258,8 @@ impl Compiler {
             }
             commons.insert(name.name.clone(), self.db.commons.len());
             self.db.commons.push(Common {
-                name: name.name.clone(),
-                perms: perms.iter().map(|q| q.name.clone()).collect(),
+                name: name.name.to_string(),
+                perms: perms.iter().map(|q| q.name.to_string()).collect(),
             });
         }
         let mut defined = HashSet::new();
@@ -277,12 +281,17 @@ impl Compiler {
                 ));
                 continue;
             }
-            let mut seen: HashSet<String> = HashSet::new();
+            let mut seen: FxSet<Rc<str>> = FxSet::default();
             if let Some(inh) = inherits {
                 match commons.get(&inh.name) {
                     Some(&k) => {
                         self.db.classes[ci].common = Some(k);
-                        seen.extend(self.db.commons[k].perms.iter().cloned());
+                        seen.extend(
+                            self.db.commons[k]
+                                .perms
+                                .iter()
+                                .map(|p| Rc::from(p.as_str())),
+                        );
                     }
                     None => self.fail(err(inh.pos, format!("unknown common `{}`", inh.name))),
                 }
@@ -295,7 +304,7 @@ impl Compiler {
                     ));
                 }
             }
-            self.db.classes[ci].perms = perms.iter().map(|q| q.name.clone()).collect();
+            self.db.classes[ci].perms = perms.iter().map(|q| q.name.to_string()).collect();
             if seen.len() > 32 {
                 self.fail(err(
                     name.pos,
@@ -380,7 +389,7 @@ impl Compiler {
         for c in &l.cats {
             let (lo, hi) = match c.name.split_once('.') {
                 Some((a, b)) => (a, b),
-                None => (c.name.as_str(), c.name.as_str()),
+                None => (&*c.name, &*c.name),
             };
             let lv = *self
                 .cats
@@ -449,7 +458,7 @@ impl Compiler {
             ));
             return;
         }
-        let mut order: HashMap<String, u32> = HashMap::new();
+        let mut order: FxMap<Rc<str>, u32> = FxMap::default();
         for (i, d) in m.dominance.iter().enumerate() {
             if order.insert(d.name.clone(), i as u32 + 1).is_some() {
                 self.fail(err(
@@ -477,7 +486,7 @@ impl Compiler {
                 }
                 self.sens.insert(n.name.clone(), self.db.sens.len());
                 self.db.sens.push(Sens {
-                    name: n.name.clone(),
+                    name: n.name.to_string(),
                     alias,
                     level: Level {
                         sens: v,
@@ -506,7 +515,7 @@ impl Compiler {
                     continue;
                 }
                 self.db.cats.push(Cat {
-                    name: n.name.clone(),
+                    name: n.name.to_string(),
                     value,
                     alias,
                 });
@@ -579,7 +588,7 @@ impl Compiler {
             ));
             return false;
         }
-        if id.name == "self" {
+        if &*id.name == "self" {
             self.fail(err(id.pos, "`self` is reserved and cannot be declared"));
             return false;
         }
@@ -594,7 +603,7 @@ impl Compiler {
             return None;
         }
         self.db.types.push(TypeDatum {
-            name: id.name.clone(),
+            name: id.name.to_string(),
             attr,
             bounds: 0,
             members: Bits::new(),
@@ -617,7 +626,7 @@ impl Compiler {
                     if let Some(v) = self.new_type(name, false) {
                         for a in aliases {
                             if self.declare_name(a, TSym::Alias(v)) {
-                                self.db.aliases.push((a.name.clone(), v));
+                                self.db.aliases.push((a.name.to_string(), v));
                             }
                         }
                         for a in attrs {
@@ -638,7 +647,7 @@ impl Compiler {
                     Some(TSym::Type(v)) | Some(TSym::Alias(v)) => {
                         for a in aliases {
                             if self.declare_name(a, TSym::Alias(v)) {
-                                self.db.aliases.push((a.name.clone(), v));
+                                self.db.aliases.push((a.name.to_string(), v));
                             }
                         }
                     }
@@ -663,14 +672,14 @@ impl Compiler {
                         continue;
                     }
                     self.bools.insert(name.name.clone(), self.db.bools.len());
-                    self.db.bools.push((name.name.clone(), *value));
+                    self.db.bools.push((name.name.to_string(), *value));
                 }
                 Te::Role { name } if !self.roles.contains_key(&name.name) => {
                     self.roles.insert(name.name.clone(), self.db.roles.len());
                     let mut dom = Bits::new();
                     dom.set(self.db.roles.len());
                     self.db.roles.push(Role {
-                        name: name.name.clone(),
+                        name: name.name.to_string(),
                         types: Bits::new(),
                         dominates: dom,
                     });
@@ -758,7 +767,7 @@ impl Compiler {
         let mut neg = Bits::new();
         let mut selfp = false;
         for (negated, id) in &n.items {
-            if id.name == "self" {
+            if &*id.name == "self" {
                 if !allow_self || *negated {
                     return Err(err(id.pos, "`self` is only allowed as a target"));
                 }
@@ -858,7 +867,7 @@ impl Compiler {
                 self.db.permissive.set(v as usize);
                 Ok(())
             }
-            Te::Policycap(id) => match POLICYCAPS.iter().position(|c| *c == id.name) {
+            Te::Policycap(id) => match POLICYCAPS.iter().position(|c| *c == &*id.name) {
                 Some(i) => {
                     self.db.polcaps.set(i);
                     Ok(())
@@ -1073,15 +1082,6 @@ impl Compiler {
             });
             return Ok(());
         }
-        if kind == AvKind::Allow {
-            self.allows.push(AllowRec {
-                src: self.expand_full(&ss),
-                tgt: self.expand_full(&ts),
-                selfp,
-                perms: cp.clone(),
-                pos,
-            });
-        }
         let spec = match kind {
             AvKind::Allow => AVTAB_ALLOWED,
             AvKind::AuditAllow => AVTAB_AUDITALLOW,
@@ -1116,9 +1116,9 @@ impl Compiler {
                     Some((n, false)) => &mut self.db.conds[n].false_list,
                 };
                 match kind {
-                    AvKind::Allow | AvKind::AuditAllow => *tab.entry(key, 0) |= p,
-                    AvKind::AuditDeny => *tab.entry(key, u32::MAX) &= p,
-                    AvKind::DontAudit => *tab.entry(key, u32::MAX) &= !p,
+                    AvKind::Allow | AvKind::AuditAllow => *tab.entry(key, 0, pos) |= p,
+                    AvKind::AuditDeny => *tab.entry(key, u32::MAX, pos) &= p,
+                    AvKind::DontAudit => *tab.entry(key, u32::MAX, pos) &= !p,
                     AvKind::NeverAllow => {}
                 }
             }
@@ -1185,7 +1185,7 @@ impl Compiler {
                     Some((n, true)) => &mut self.db.conds[n].true_list,
                     Some((n, false)) => &mut self.db.conds[n].false_list,
                 };
-                let e = tab.entry(key, nv);
+                let e = tab.entry(key, nv, pos);
                 if *e != nv {
                     return Err(err(
                         pos,
@@ -1323,7 +1323,7 @@ impl Compiler {
         };
         self.users.insert(u.name.name.clone(), self.db.users.len());
         self.db.users.push(User {
-            name: u.name.name.clone(),
+            name: u.name.name.to_string(),
             roles,
             range,
             dflt,
@@ -1673,62 +1673,86 @@ impl Compiler {
         names.join(" ")
     }
 
+    /// libsepol's check_assertions: every allow entry (attribute-keyed or not,
+    /// conditional or not) against every neverallow.
     fn check_neverallow(&mut self) {
         let mut errs = Vec::new();
         for n in &self.nevers {
-            for a in &self.allows {
-                let mut hit: Option<(usize, usize)> = None;
-                if !a.src.intersects(&n.src) {
-                    continue;
-                }
-                // explicit targets of the allow rule
-                if !n.selfp {
-                    if let (Some(s), Some(t)) = (
-                        a.src.intersection(&n.src).first(),
-                        a.tgt.intersection(&n.tgt).first(),
-                    ) {
-                        hit = Some((s, t));
+            let mut reported: Vec<Pos> = Vec::new();
+            let tables = std::iter::once(&self.db.avtab).chain(
+                self.db
+                    .conds
+                    .iter()
+                    .flat_map(|c| [&c.true_list, &c.false_list]),
+            );
+            for tab in tables {
+                for ((k, d), origin) in tab.entries.iter().zip(&tab.origins) {
+                    if k.spec != AVTAB_ALLOWED || reported.contains(origin) {
+                        continue;
                     }
-                } else {
-                    let both = a.src.intersection(&n.src).intersection(&a.tgt);
-                    if let Some(s) = both.first() {
-                        hit = Some((s, s));
+                    let c = k.class as usize - 1;
+                    let Some(&(_, np)) = n.perms.iter().find(|x| x.0 == c) else {
+                        continue;
+                    };
+                    let hit_perms = d & np & self.class_mask(c);
+                    if hit_perms == 0 {
+                        continue;
                     }
-                }
-                // self pairs of the allow rule
-                if hit.is_none() && a.selfp {
-                    let mut s_ok = a.src.intersection(&n.src);
-                    if !n.selfp {
-                        s_ok = s_ok.intersection(&n.tgt);
-                    }
-                    if let Some(s) = s_ok.first() {
-                        hit = Some((s, s));
-                    }
-                }
-                let Some((s, t)) = hit else { continue };
-                for &(ac, ap) in &a.perms {
-                    for &(nc, np) in &n.perms {
-                        if ac == nc && ap & np & self.class_mask(ac) != 0 {
-                            errs.push(
-                                err(
-                                    a.pos,
-                                    format!(
-                                        "this allow rule violates a neverallow: it allows {} {}:{} {{ {} }}",
-                                        self.db.types[s].name,
-                                        self.db.types[t].name,
-                                        self.db.classes[ac].name,
-                                        self.perm_list(ac, ap & np)
-                                    ),
-                                )
-                                .note(Some(n.pos), "the neverallow rule is here"),
-                            );
+                    let ks = self.key_set(k.src);
+                    let kt = self.key_set(k.tgt);
+                    let explicit = match (first_in(&ks, &n.src), first_in(&kt, &n.tgt)) {
+                        (Some(s), Some(t)) => Some((s, t)),
+                        _ => None,
+                    };
+                    let hit = explicit.or_else(|| {
+                        if !n.selfp {
+                            return None;
                         }
-                    }
+                        match (&ks, &kt) {
+                            (KeySet::One(a), KeySet::One(b)) => {
+                                (a == b && n.src.get(*a)).then_some((*a, *a))
+                            }
+                            (KeySet::One(a), KeySet::Many(m))
+                            | (KeySet::Many(m), KeySet::One(a)) => {
+                                (m.get(*a) && n.src.get(*a)).then_some((*a, *a))
+                            }
+                            (KeySet::Many(m1), KeySet::Many(m2)) => m1
+                                .intersection(m2)
+                                .intersection(&n.src)
+                                .first()
+                                .map(|x| (x, x)),
+                        }
+                    });
+                    let Some((s, t)) = hit else { continue };
+                    reported.push(*origin);
+                    errs.push(
+                        err(
+                            *origin,
+                            format!(
+                                "this allow rule violates a neverallow: it allows {} {}:{} {{ {} }}",
+                                self.db.types[s].name,
+                                self.db.types[t].name,
+                                self.db.classes[c].name,
+                                self.perm_list(c, hit_perms)
+                            ),
+                        )
+                        .note(Some(n.pos), "the neverallow rule is here"),
+                    );
                 }
             }
         }
         for e in errs {
             self.fail(e);
+        }
+    }
+
+    /// The types an avtab key's source or target stands for.
+    fn key_set(&self, v: u16) -> KeySet<'_> {
+        let t = &self.db.types[v as usize - 1];
+        if t.attr {
+            KeySet::Many(&t.members)
+        } else {
+            KeySet::One(v as usize - 1)
         }
     }
 

@@ -172,6 +172,7 @@ impl Diagnostic {
                     if let Some(d) = e.def_pos {
                         let _ =
                             writeln!(out, "{}: note: macro `{}` defined here", sm.loc(d), e.name);
+                        sm.excerpt(d, out);
                     }
                 }
             }

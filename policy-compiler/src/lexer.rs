@@ -2,12 +2,15 @@
 //! (keywords are reserved in all-lower or all-upper case; identifiers may contain
 //! `-` and single `.`; `#` starts a comment).
 
+use std::rc::Rc;
+
 use crate::diag::{Diagnostic, Errors, Pos};
+use crate::fxhash::FxMap;
 use crate::m4::Text;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {
-    Ident(String),
+    Ident(Rc<str>),
     Kw(&'static str),
     Number(u64),
     /// An unquoted path (`/a/b`) or a quoted string.
@@ -138,12 +141,20 @@ pub const KEYWORDS: &[&str] = &[
     "ibendportcon",
 ];
 
-fn keyword(s: &str) -> Option<&'static str> {
-    let lower = s.to_ascii_lowercase();
-    if s != lower && s != s.to_ascii_uppercase() {
+fn keyword(table: &FxMap<&'static [u8], &'static str>, s: &[u8]) -> Option<&'static str> {
+    if s.len() > 32 {
         return None;
     }
-    KEYWORDS.iter().copied().find(|k| *k == lower)
+    let lower = s.iter().all(|b| !b.is_ascii_uppercase());
+    let upper = s.iter().all(|b| !b.is_ascii_lowercase());
+    if !lower && !upper {
+        return None;
+    }
+    let mut buf = [0u8; 32];
+    for (d, b) in buf.iter_mut().zip(s) {
+        *d = b.to_ascii_lowercase();
+    }
+    table.get(&buf[..s.len()]).copied()
 }
 
 fn is_id_char(b: u8) -> bool {
@@ -157,6 +168,9 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
     let mut errors = Vec::new();
     let mut i = 0;
     let end_pos = t.pos.last().copied().unwrap_or_default();
+    let kw: FxMap<&'static [u8], &'static str> =
+        KEYWORDS.iter().map(|k| (k.as_bytes(), *k)).collect();
+    let mut interned: FxMap<&[u8], Rc<str>> = FxMap::default();
     while i < b.len() {
         let c = b[i];
         let pos = t.pos[i];
@@ -181,10 +195,15 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
                         break;
                     }
                 }
-                let word = String::from_utf8_lossy(&b[s..i]).into_owned();
-                let tok = match keyword(&word) {
+                let word = &b[s..i];
+                let tok = match keyword(&kw, word) {
                     Some(k) => Tok::Kw(k),
-                    None => Tok::Ident(word),
+                    None => Tok::Ident(
+                        interned
+                            .entry(word)
+                            .or_insert_with(|| Rc::from(String::from_utf8_lossy(word).as_ref()))
+                            .clone(),
+                    ),
                 };
                 out.push(Token { tok, pos });
             }

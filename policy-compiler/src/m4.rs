@@ -10,11 +10,11 @@
 //! expansions and the bytes produced by expansions are all limited, so a
 //! runaway recursive macro ends in an error, never a hang or unbounded memory.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::diag::{Diagnostic, Errors, Expansion, Pos, SourceMap};
+use crate::fxhash::FxMap;
 
 /// Text with one position per byte.
 #[derive(Clone, Debug, Default)]
@@ -153,7 +153,7 @@ impl FileLoader for FsLoader {
 pub struct Expander<'a> {
     sm: &'a mut SourceMap,
     loader: &'a mut dyn FileLoader,
-    macros: HashMap<Vec<u8>, Vec<Macro>>,
+    macros: FxMap<Vec<u8>, Vec<Macro>>,
     stack: Vec<Frame>,
     diversions: Vec<(i64, Text)>,
     current: i64,
@@ -185,7 +185,7 @@ fn is_name_char(b: u8) -> bool {
 impl<'a> Expander<'a> {
     pub fn new(sm: &'a mut SourceMap, loader: &'a mut dyn FileLoader, limits: Limits) -> Self {
         let cmdline_file = sm.add_file("<command line>".to_string(), Vec::new());
-        let mut macros = HashMap::new();
+        let mut macros = FxMap::default();
         for (n, b) in [
             ("define", Builtin::Define),
             ("pushdef", Builtin::Pushdef),
@@ -402,8 +402,79 @@ impl<'a> Expander<'a> {
         }
     }
 
+    /// Copies the longest run at the top of the input that needs no expansion
+    /// (no quote, comment, or macro name; `stop` bytes end the run too) to the
+    /// current output (`out` = None) or to `out`. Returns whether anything was copied.
+    fn fast_run(&mut self, stop: &[u8], out: Option<&mut Text>) -> bool {
+        let Expander {
+            stack,
+            macros,
+            diversions,
+            current,
+            ..
+        } = self;
+        let deeper = stack.len() > 1;
+        let Some(f) = stack.last_mut() else {
+            return false;
+        };
+        let bytes = &f.text.bytes;
+        let start = f.idx;
+        let mut i = start;
+        let n = bytes.len();
+        while i < n {
+            let c = bytes[i];
+            if c == b'`' || c == b'#' || stop.contains(&c) {
+                break;
+            }
+            if is_name_start(c) {
+                let mut j = i + 1;
+                while j < n && is_name_char(bytes[j]) {
+                    j += 1;
+                }
+                if (j == n && deeper) || macros.contains_key(&bytes[i..j]) {
+                    break;
+                }
+                i = j;
+                continue;
+            }
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        let (b, p) = (&f.text.bytes[start..i], &f.text.pos[start..i]);
+        match out {
+            Some(t) => {
+                t.bytes.extend_from_slice(b);
+                t.pos.extend_from_slice(p);
+            }
+            None => {
+                if *current >= 0 {
+                    let cur = *current;
+                    let d = match diversions.iter_mut().position(|d| d.0 == cur) {
+                        Some(k) => &mut diversions[k].1,
+                        None => {
+                            diversions.push((cur, Text::default()));
+                            &mut diversions.last_mut().expect("just pushed").1
+                        }
+                    };
+                    d.bytes.extend_from_slice(b);
+                    d.pos.extend_from_slice(p);
+                }
+            }
+        }
+        f.idx = i;
+        true
+    }
+
     fn expand_top(&mut self) -> Result<(), Errors> {
-        while let Some(tok) = self.read_tok()? {
+        loop {
+            if self.fast_run(&[], None) {
+                continue;
+            }
+            let Some(tok) = self.read_tok()? else {
+                break;
+            };
             match tok {
                 Tok::Quoted(t) | Tok::Comment(t) => self.emit(&t),
                 Tok::Char(c, p) => self.emit_byte(c, p),
@@ -550,6 +621,9 @@ impl<'a> Expander<'a> {
                     }
                 }
                 at_start = false;
+            }
+            if self.fast_run(b"(),", Some(&mut cur)) {
+                continue;
             }
             let Some(tok) = self.read_tok()? else {
                 return Err(self.err(

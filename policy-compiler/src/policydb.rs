@@ -23,7 +23,9 @@ pub struct AvKey {
 #[derive(Clone, Debug, Default)]
 pub struct Avtab {
     pub entries: Vec<(AvKey, u32)>,
-    index: std::collections::HashMap<AvKey, usize>,
+    /// The rule that created each entry (for diagnostics).
+    pub origins: Vec<Pos>,
+    index: crate::fxhash::FxMap<AvKey, usize>,
 }
 
 impl Avtab {
@@ -31,12 +33,13 @@ impl Avtab {
         self.index.get(k).map(|&i| self.entries[i].1)
     }
 
-    /// Returns the datum for `k`, inserting `init` first if absent.
-    pub fn entry(&mut self, k: AvKey, init: u32) -> &mut u32 {
+    /// Returns the datum for `k`, inserting `init` (made by the rule at `origin`) if absent.
+    pub fn entry(&mut self, k: AvKey, init: u32, origin: Pos) -> &mut u32 {
         let i = match self.index.get(&k) {
             Some(&i) => i,
             None => {
                 self.entries.push((k, init));
+                self.origins.push(origin);
                 self.index.insert(k, self.entries.len() - 1);
                 self.entries.len() - 1
             }
