@@ -167,13 +167,13 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
     let mut out = Vec::with_capacity(b.len() / 4);
     let mut errors = Vec::new();
     let mut i = 0;
-    let end_pos = t.pos.last().copied().unwrap_or_default();
+    let mut cur = t.cursor();
     let kw: FxMap<&'static [u8], &'static str> =
         KEYWORDS.iter().map(|k| (k.as_bytes(), *k)).collect();
     let mut interned: FxMap<&[u8], Rc<str>> = FxMap::default();
     while i < b.len() {
         let c = b[i];
-        let pos = t.pos[i];
+        let pos = cur.pos(i);
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0c => {
                 i += 1;
@@ -323,6 +323,14 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
     if !errors.is_empty() {
         return Err(Errors(errors));
     }
+    // End of input is reported just after the last byte that is not white space.
+    let end_pos = match b.iter().rposition(|c| !c.is_ascii_whitespace()) {
+        Some(i) => {
+            let p = t.pos_at(i);
+            Pos { col: p.col + 1, ..p }
+        }
+        None => t.end_pos(),
+    };
     out.push(Token {
         tok: Tok::Eof,
         pos: end_pos,

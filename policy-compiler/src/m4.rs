@@ -16,22 +16,89 @@ use std::rc::Rc;
 use crate::diag::{Diagnostic, Errors, Expansion, Pos, SourceMap};
 use crate::fxhash::FxMap;
 
-/// Text with one position per byte.
+/// Text with a source position for every byte, stored compactly: a new segment
+/// starts wherever a byte's position does not follow from the previous byte's
+/// (the next column, or the next line after a newline).
 #[derive(Clone, Debug, Default)]
 pub struct Text {
     pub bytes: Vec<u8>,
-    pub pos: Vec<Pos>,
+    /// (offset of the segment's first byte, its position)
+    segs: Vec<(usize, Pos)>,
+    /// The position a byte appended next would have if it continued the last segment.
+    end: Pos,
+}
+
+/// The position of the byte after `b`, which is at `p`.
+#[inline]
+pub fn advance(p: Pos, b: u8) -> Pos {
+    if b == b'\n' {
+        Pos { line: p.line.saturating_add(1), col: 1, ..p }
+    } else {
+        Pos { col: p.col.saturating_add(1), ..p }
+    }
+}
+
+fn advance_over(mut p: Pos, bytes: &[u8]) -> Pos {
+    let mut last_nl = None;
+    let mut nl = 0u32;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' {
+            nl += 1;
+            last_nl = Some(i);
+        }
+    }
+    match last_nl {
+        Some(i) => {
+            p.line = p.line.saturating_add(nl);
+            p.col = u32::try_from(bytes.len() - i).unwrap_or(u32::MAX);
+        }
+        None => p.col = p.col.saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX)),
+    }
+    p
 }
 
 impl Text {
     pub fn push(&mut self, b: u8, p: Pos) {
+        if self.segs.is_empty() || p != self.end {
+            self.segs.push((self.bytes.len(), p));
+        }
         self.bytes.push(b);
-        self.pos.push(p);
+        self.end = advance(p, b);
+    }
+
+    /// Appends `bytes`, the first at `p` and the rest following on from it.
+    pub fn push_run(&mut self, bytes: &[u8], p: Pos) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.segs.is_empty() || p != self.end {
+            self.segs.push((self.bytes.len(), p));
+        }
+        self.bytes.extend_from_slice(bytes);
+        self.end = advance_over(p, bytes);
+    }
+
+    /// Appends `t[start..end]` with its positions; `map` rewrites each segment's position.
+    pub fn extend_range_map(&mut self, t: &Text, start: usize, end: usize, map: impl Fn(Pos) -> Pos) {
+        if start >= end {
+            return;
+        }
+        let mut k = t.seg_index(start);
+        let mut at = start;
+        let mut p = t.pos_in_seg(k, start);
+        while at < end {
+            let seg_end = t.segs.get(k + 1).map(|s| s.0).unwrap_or(t.bytes.len()).min(end);
+            self.push_run(&t.bytes[at..seg_end], map(p));
+            at = seg_end;
+            k += 1;
+            if let Some(s) = t.segs.get(k) {
+                p = s.1;
+            }
+        }
     }
 
     pub fn extend(&mut self, t: &Text) {
-        self.bytes.extend_from_slice(&t.bytes);
-        self.pos.extend_from_slice(&t.pos);
+        self.extend_range_map(t, 0, t.bytes.len(), |p| p);
     }
 
     pub fn push_str(&mut self, s: &[u8], p: Pos) {
@@ -48,25 +115,88 @@ impl Text {
         self.bytes.is_empty()
     }
 
+    pub fn first_pos(&self) -> Option<Pos> {
+        self.segs.first().map(|s| s.1)
+    }
+
+    /// The segment holding byte `i`.
+    fn seg_index(&self, i: usize) -> usize {
+        self.segs.partition_point(|s| s.0 <= i).saturating_sub(1)
+    }
+
+    fn pos_in_seg(&self, k: usize, i: usize) -> Pos {
+        match self.segs.get(k) {
+            Some(&(off, p)) => advance_over(p, &self.bytes[off..i]),
+            None => Pos::default(),
+        }
+    }
+
+    /// The position of byte `i` (not for hot loops: use a [`Cursor`]).
+    pub fn pos_at(&self, i: usize) -> Pos {
+        self.pos_in_seg(self.seg_index(i), i)
+    }
+
+    /// The position after the last byte.
+    pub fn end_pos(&self) -> Pos {
+        self.end
+    }
+
+    /// Rewrites every segment's position.
+    pub fn map_pos(&mut self, f: impl Fn(Pos) -> Pos) {
+        for s in &mut self.segs {
+            s.1 = f(s.1);
+        }
+        self.end = f(self.end);
+    }
+
     /// Positions for `bytes` read from file `file` starting at line 1, column 1.
     pub fn from_file(bytes: Vec<u8>, file: u32) -> Text {
-        let mut pos = Vec::with_capacity(bytes.len());
-        let (mut line, mut col) = (1u32, 1u32);
-        for &b in &bytes {
-            pos.push(Pos {
+        let mut t = Text::default();
+        t.push_run(
+            &bytes,
+            Pos {
                 file,
-                line,
-                col,
+                line: 1,
+                col: 1,
                 exp: 0,
-            });
-            if b == b'\n' {
-                line += 1;
-                col = 1;
+            },
+        );
+        t
+    }
+
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor {
+            t: self,
+            idx: 0,
+            seg: 0,
+            pos: self.first_pos().unwrap_or_default(),
+        }
+    }
+}
+
+/// Sequential access to the positions of a [`Text`].
+pub struct Cursor<'a> {
+    t: &'a Text,
+    idx: usize,
+    seg: usize,
+    pos: Pos,
+}
+
+impl Cursor<'_> {
+    /// The position of byte `i`; `i` must not decrease between calls.
+    pub fn pos(&mut self, i: usize) -> Pos {
+        while self.idx < i {
+            let next_seg = self.t.segs.get(self.seg + 1).map(|s| s.0).unwrap_or(usize::MAX);
+            if next_seg <= i {
+                self.seg += 1;
+                self.idx = next_seg;
+                self.pos = self.t.segs[self.seg].1;
             } else {
-                col = col.saturating_add(1);
+                self.pos = advance_over(self.pos, &self.t.bytes[self.idx..i]);
+                self.idx = i;
             }
         }
-        Text { bytes, pos }
+        self.pos
     }
 }
 
@@ -131,6 +261,43 @@ enum Macro {
 struct Frame {
     text: Rc<Text>,
     idx: usize,
+    /// segment of `idx` and the position of byte `idx`
+    seg: usize,
+    pos: Pos,
+}
+
+impl Frame {
+    fn new(text: Rc<Text>) -> Frame {
+        let pos = text.first_pos().unwrap_or_default();
+        Frame { text, idx: 0, seg: 0, pos }
+    }
+
+    /// Moves to byte `i` (not before the current one).
+    fn seek(&mut self, i: usize) {
+        while self.idx < i {
+            let next_seg = self.text.segs.get(self.seg + 1).map(|s| s.0).unwrap_or(usize::MAX);
+            if next_seg <= i {
+                self.seg += 1;
+                self.idx = next_seg;
+                self.pos = self.text.segs[self.seg].1;
+            } else {
+                self.pos = advance_over(self.pos, &self.text.bytes[self.idx..i]);
+                self.idx = i;
+            }
+        }
+    }
+
+    fn bump(&mut self) {
+        let i = self.idx;
+        let next_seg = self.text.segs.get(self.seg + 1).map(|s| s.0).unwrap_or(usize::MAX);
+        if next_seg == i + 1 {
+            self.seg += 1;
+            self.pos = self.text.segs[self.seg].1;
+        } else if let Some(&b) = self.text.bytes.get(i) {
+            self.pos = advance(self.pos, b);
+        }
+        self.idx = i + 1;
+    }
 }
 
 /// What a file name in `include` resolves against.
@@ -257,10 +424,7 @@ impl<'a> Expander<'a> {
             texts.push(Text::from_file(data, id));
         }
         for t in texts.into_iter().rev() {
-            self.stack.push(Frame {
-                text: Rc::new(t),
-                idx: 0,
-            });
+            self.stack.push(Frame::new(Rc::new(t)));
         }
         self.expand_top()?;
         let mut divs = std::mem::take(&mut self.diversions);
@@ -277,10 +441,7 @@ impl<'a> Expander<'a> {
     /// Expands an in-memory source (used by tests and the fuzzer).
     pub fn run_text(mut self, name: &str, src: &[u8]) -> Result<(Text, Vec<Diagnostic>), Errors> {
         let id = self.sm.add_file(name.to_string(), src.to_vec());
-        self.stack.push(Frame {
-            text: Rc::new(Text::from_file(src.to_vec(), id)),
-            idx: 0,
-        });
+        self.stack.push(Frame::new(Rc::new(Text::from_file(src.to_vec(), id))));
         self.expand_top()?;
         let mut divs = std::mem::take(&mut self.diversions);
         divs.sort_by_key(|d| d.0);
@@ -296,7 +457,7 @@ impl<'a> Expander<'a> {
     fn peek(&mut self) -> Option<(u8, Pos)> {
         while let Some(f) = self.stack.last() {
             if f.idx < f.text.bytes.len() {
-                return Some((f.text.bytes[f.idx], f.text.pos[f.idx]));
+                return Some((f.text.bytes[f.idx], f.pos));
             }
             self.stack.pop();
         }
@@ -305,7 +466,7 @@ impl<'a> Expander<'a> {
 
     fn bump(&mut self) {
         if let Some(f) = self.stack.last_mut() {
-            f.idx += 1;
+            f.bump();
         }
     }
 
@@ -442,12 +603,9 @@ impl<'a> Expander<'a> {
         if i == start {
             return false;
         }
-        let (b, p) = (&f.text.bytes[start..i], &f.text.pos[start..i]);
+        let text = Rc::clone(&f.text);
         match out {
-            Some(t) => {
-                t.bytes.extend_from_slice(b);
-                t.pos.extend_from_slice(p);
-            }
+            Some(t) => t.extend_range_map(&text, start, i, |p| p),
             None => {
                 if *current >= 0 {
                     let cur = *current;
@@ -458,12 +616,11 @@ impl<'a> Expander<'a> {
                             &mut diversions.last_mut().expect("just pushed").1
                         }
                     };
-                    d.bytes.extend_from_slice(b);
-                    d.pos.extend_from_slice(p);
+                    d.extend_range_map(&text, start, i, |p| p);
                 }
             }
         }
-        f.idx = i;
+        f.seek(i);
         true
     }
 
@@ -494,7 +651,7 @@ impl<'a> Expander<'a> {
         let Some(m) = self.macros.get(&name.bytes).and_then(|v| v.last()).cloned() else {
             return Ok(false);
         };
-        let use_pos = name.pos[0];
+        let use_pos = name.first_pos().unwrap_or_default();
         let has_args = matches!(self.peek(), Some((b'(', _)));
         if let Macro::Builtin(b) = &m
             && b.needs_args()
@@ -598,15 +755,12 @@ impl<'a> Expander<'a> {
             }
             return Err(Errors::one(d));
         }
-        self.stack.push(Frame {
-            text: Rc::new(t),
-            idx: 0,
-        });
+        self.stack.push(Frame::new(Rc::new(t)));
         Ok(())
     }
 
     fn collect_args(&mut self, name: &Text) -> Result<Vec<Text>, Errors> {
-        let use_pos = name.pos[0];
+        let use_pos = name.first_pos().unwrap_or_default();
         let mut args = Vec::new();
         let mut cur = Text::default();
         let mut depth = 0u32;
@@ -692,7 +846,7 @@ impl<'a> Expander<'a> {
                     return Ok(());
                 }
                 let body = args.get(1).cloned().unwrap_or_default();
-                let def = body.pos.first().copied().or(Some(use_pos));
+                let def = body.first_pos().or(Some(use_pos));
                 let m = Macro::User {
                     body: Rc::new(body),
                     def,
@@ -858,23 +1012,14 @@ impl<'a> Expander<'a> {
 /// Marks text produced by a builtin (ifdef, ifelse, shift) as coming from expansion `e`
 /// while keeping its source lines.
 fn retag(mut t: Text, e: u32) -> Text {
-    for p in &mut t.pos {
-        if p.exp == 0 {
-            p.exp = e;
-        }
-    }
+    t.map_pos(|p| if p.exp == 0 { Pos { exp: e, ..p } } else { p });
     t
 }
 
 /// Appends argument text, marking text read straight from a file as part of expansion
 /// `exp` (its positions stay those of the argument).
 fn extend_tagged(out: &mut Text, a: &Text, exp: u32) {
-    out.bytes.extend_from_slice(&a.bytes);
-    out.pos.extend(
-        a.pos
-            .iter()
-            .map(|p| if p.exp == 0 { Pos { exp, ..*p } } else { *p }),
-    );
+    out.extend_range_map(a, 0, a.len(), |p| if p.exp == 0 { Pos { exp, ..p } } else { p });
 }
 
 /// Substitutes `$n`, `$#`, `$*`, `$@` in a user macro body.
@@ -883,6 +1028,7 @@ fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -
     let b = &body.bytes;
     let mut i = 0;
     let tag = |p: Pos| Pos { exp, ..p };
+    let mut cur = body.cursor();
     while i < b.len() {
         let c = b[i];
         if c == b'$' && i + 1 < b.len() {
@@ -905,7 +1051,7 @@ fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -
                 continue;
             }
             if n == b'#' {
-                out.push_str(args.len().to_string().as_bytes(), tag(body.pos[i]));
+                out.push_str(args.len().to_string().as_bytes(), tag(cur.pos(i)));
                 i += 2;
                 continue;
             }
@@ -926,7 +1072,7 @@ fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -
                 continue;
             }
         }
-        out.push(c, tag(body.pos[i]));
+        out.push(c, tag(cur.pos(i)));
         i += 1;
     }
     out
