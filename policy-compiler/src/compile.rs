@@ -811,6 +811,37 @@ impl Compiler {
         Ok((out, selfp))
     }
 
+    /// [`Self::type_set`] as a sorted list of values-1, without building a bit set
+    /// for the common case (plain names, no `-`, `*` or `~`).
+    fn type_list(&self, n: &Names, always: bool, allow_self: bool) -> R<(Vec<usize>, bool)> {
+        if n.star || n.comp || n.items.iter().any(|(neg, _)| *neg) {
+            let (b, selfp) = self.type_set(n, always, allow_self, false)?;
+            return Ok((b.iter().collect(), selfp));
+        }
+        let mut out = Vec::with_capacity(n.items.len());
+        let mut selfp = false;
+        for (_, id) in &n.items {
+            if &*id.name == "self" {
+                if !allow_self {
+                    return Err(err(id.pos, "`self` is only allowed as a target"));
+                }
+                selfp = true;
+                continue;
+            }
+            let v = match self.lookup_type(id)? {
+                TSym::Type(v) | TSym::Alias(v) | TSym::Attr(v) => v as usize - 1,
+            };
+            if always && self.db.types[v].attr {
+                out.extend(self.db.types[v].members.iter());
+            } else {
+                out.push(v);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok((out, selfp))
+    }
+
     /// Fully expanded types (attributes replaced by their members).
     fn expand_full(&self, b: &Bits) -> Bits {
         let mut out = Bits::new();
@@ -1065,14 +1096,14 @@ impl Compiler {
         cond: Option<(usize, bool)>,
     ) -> R<()> {
         let never = kind == AvKind::NeverAllow;
-        let (ss, _) = self.type_set(src, false, false, never)?;
-        let (ts, selfp) = self.type_set(tgt, false, true, never)?;
         let cls = self.classes(classes)?;
         let mut cp = Vec::new();
         for &c in &cls {
             cp.push((c, self.perms(c, perms)?));
         }
         if never {
+            let (ss, _) = self.type_set(src, false, false, true)?;
+            let (ts, selfp) = self.type_set(tgt, false, true, true)?;
             self.nevers.push(NeverRec {
                 src: self.expand_full(&ss),
                 tgt: self.expand_full(&ts),
@@ -1082,13 +1113,15 @@ impl Compiler {
             });
             return Ok(());
         }
+        let (ss, _) = self.type_list(src, false, false)?;
+        let (ts, selfp) = self.type_list(tgt, false, true)?;
         let spec = match kind {
             AvKind::Allow => AVTAB_ALLOWED,
             AvKind::AuditAllow => AVTAB_AUDITALLOW,
             _ => AVTAB_AUDITDENY,
         };
         let mut pairs: Vec<(usize, usize)> = Vec::new();
-        for s in ss.iter() {
+        for &s in &ss {
             if selfp {
                 if self.db.types[s].attr {
                     for m in self.db.types[s].members.iter() {
@@ -1098,7 +1131,7 @@ impl Compiler {
                     pairs.push((s, s));
                 }
             }
-            for t in ts.iter() {
+            for &t in &ts {
                 pairs.push((s, t));
             }
         }
@@ -1137,8 +1170,8 @@ impl Compiler {
         pos: Pos,
         cond: Option<(usize, bool)>,
     ) -> R<()> {
-        let (ss, _) = self.type_set(src, true, false, false)?;
-        let (ts, selfp) = self.type_set(tgt, true, true, false)?;
+        let (ss, _) = self.type_list(src, true, false)?;
+        let (ts, selfp) = self.type_list(tgt, true, true)?;
         let cls = self.classes(classes)?;
         let nv = self.plain_type(new)?;
         let spec = match kind {
@@ -1147,11 +1180,11 @@ impl Compiler {
             TypeRuleKind::Change => AVTAB_CHANGE,
         };
         let mut pairs = Vec::new();
-        for s in ss.iter() {
+        for &s in &ss {
             if selfp {
                 pairs.push((s, s));
             }
-            for t in ts.iter() {
+            for &t in &ts {
                 pairs.push((s, t));
             }
         }

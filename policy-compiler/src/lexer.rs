@@ -14,7 +14,7 @@ pub enum Tok {
     Kw(&'static str),
     Number(u64),
     /// An unquoted path (`/a/b`) or a quoted string.
-    Path(String),
+    Path(Rc<str>),
     Punct(&'static str),
     Eof,
 }
@@ -141,22 +141,6 @@ pub const KEYWORDS: &[&str] = &[
     "ibendportcon",
 ];
 
-fn keyword(table: &FxMap<&'static [u8], &'static str>, s: &[u8]) -> Option<&'static str> {
-    if s.len() > 32 {
-        return None;
-    }
-    let lower = s.iter().all(|b| !b.is_ascii_uppercase());
-    let upper = s.iter().all(|b| !b.is_ascii_lowercase());
-    if !lower && !upper {
-        return None;
-    }
-    let mut buf = [0u8; 32];
-    for (d, b) in buf.iter_mut().zip(s) {
-        *d = b.to_ascii_lowercase();
-    }
-    table.get(&buf[..s.len()]).copied()
-}
-
 fn is_id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
@@ -164,13 +148,23 @@ fn is_id_char(b: u8) -> bool {
 /// Splits expanded policy text into tokens.
 pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
     let b = &t.bytes;
-    let mut out = Vec::with_capacity(b.len() / 4);
+    let mut out = Vec::with_capacity(b.len() / 8);
     let mut errors = Vec::new();
     let mut i = 0;
     let mut cur = t.cursor();
-    let kw: FxMap<&'static [u8], &'static str> =
-        KEYWORDS.iter().map(|k| (k.as_bytes(), *k)).collect();
-    let mut interned: FxMap<&[u8], Rc<str>> = FxMap::default();
+    // One table for keywords (as written in lower or upper case) and identifiers
+    // seen before, so that each word is hashed once.
+    let upper: Vec<(String, &'static str)> = KEYWORDS
+        .iter()
+        .map(|k| (k.to_ascii_uppercase(), *k))
+        .collect();
+    let mut words: FxMap<&[u8], Tok> = FxMap::default();
+    for k in KEYWORDS {
+        words.insert(k.as_bytes(), Tok::Kw(k));
+    }
+    for (u, k) in &upper {
+        words.insert(u.as_bytes(), Tok::Kw(k));
+    }
     while i < b.len() {
         let c = b[i];
         let pos = cur.pos(i);
@@ -196,15 +190,10 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
                     }
                 }
                 let word = &b[s..i];
-                let tok = match keyword(&kw, word) {
-                    Some(k) => Tok::Kw(k),
-                    None => Tok::Ident(
-                        interned
-                            .entry(word)
-                            .or_insert_with(|| Rc::from(String::from_utf8_lossy(word).as_ref()))
-                            .clone(),
-                    ),
-                };
+                let tok = words
+                    .entry(word)
+                    .or_insert_with(|| Tok::Ident(Rc::from(String::from_utf8_lossy(word).as_ref())))
+                    .clone();
                 out.push(Token { tok, pos });
             }
             c if c.is_ascii_digit() => {
@@ -247,7 +236,7 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
                     i = j;
                 } else {
                     out.push(Token {
-                        tok: Tok::Path(String::from_utf8_lossy(&b[s..j]).into_owned()),
+                        tok: Tok::Path(Rc::from(String::from_utf8_lossy(&b[s..j]).as_ref())),
                         pos,
                     });
                     i = j + 1;
@@ -260,7 +249,7 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
                     i += 1;
                 }
                 out.push(Token {
-                    tok: Tok::Path(String::from_utf8_lossy(&b[s..i]).into_owned()),
+                    tok: Tok::Path(Rc::from(String::from_utf8_lossy(&b[s..i]).as_ref())),
                     pos,
                 });
             }
@@ -327,7 +316,10 @@ pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
     let end_pos = match b.iter().rposition(|c| !c.is_ascii_whitespace()) {
         Some(i) => {
             let p = t.pos_at(i);
-            Pos { col: p.col + 1, ..p }
+            Pos {
+                col: p.col + 1,
+                ..p
+            }
         }
         None => t.end_pos(),
     };

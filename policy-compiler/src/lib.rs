@@ -30,6 +30,9 @@ pub struct Job {
     pub defines: Vec<String>,
     pub opts: Options,
     pub limits: m4::Limits,
+    /// Do not free the expanded text, tokens and syntax tree: for a process that
+    /// exits right after compiling (the CLI), like clang's -disable-free.
+    pub leak_intermediates: bool,
 }
 
 /// The result of a successful compilation.
@@ -48,18 +51,47 @@ pub fn expand(job: &Job, sm: &mut SourceMap) -> Result<(m4::Text, Vec<Diagnostic
     e.run(&job.files)
 }
 
+/// Prints how long a phase took when `POLICY_COMPILER_TIMES` is set.
+pub fn phase_time(name: &str, since: std::time::Instant) {
+    if std::env::var_os("POLICY_COMPILER_TIMES").is_some() {
+        eprintln!(
+            "policy-compiler: {name}: {:.1} ms",
+            since.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
+
 /// Compiles already expanded policy text.
 pub fn compile_text(text: &m4::Text, opts: Options) -> Result<Output, Errors> {
+    compile_text_inner(text, opts, false)
+}
+
+fn compile_text_inner(text: &m4::Text, opts: Options, leak: bool) -> Result<Output, Errors> {
+    let t = std::time::Instant::now();
     let toks = lexer::lex(text)?;
+    phase_time("lex", t);
+    let t = std::time::Instant::now();
     let ast = parser::parse(&toks)?;
+    phase_time("parse", t);
+    let t = std::time::Instant::now();
     let (db, warnings) = compile::Compiler::new(opts).compile(&ast)?;
+    phase_time("compile", t);
+    if leak {
+        std::mem::forget(ast);
+        std::mem::forget(toks);
+    }
     Ok(Output { db, warnings })
 }
 
 /// Expands and compiles; diagnostics refer to `sm`.
 pub fn compile(job: &Job, sm: &mut SourceMap) -> Result<Output, Errors> {
+    let t = std::time::Instant::now();
     let (text, mut msgs) = expand(job, sm)?;
-    let mut out = compile_text(&text, job.opts)?;
+    phase_time("expand", t);
+    let mut out = compile_text_inner(&text, job.opts, job.leak_intermediates)?;
+    if job.leak_intermediates {
+        std::mem::forget(text);
+    }
     msgs.append(&mut out.warnings);
     out.warnings = msgs;
     Ok(out)

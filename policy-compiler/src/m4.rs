@@ -32,27 +32,29 @@ pub struct Text {
 #[inline]
 pub fn advance(p: Pos, b: u8) -> Pos {
     if b == b'\n' {
-        Pos { line: p.line.saturating_add(1), col: 1, ..p }
+        Pos {
+            line: p.line.saturating_add(1),
+            col: 1,
+            ..p
+        }
     } else {
-        Pos { col: p.col.saturating_add(1), ..p }
+        Pos {
+            col: p.col.saturating_add(1),
+            ..p
+        }
     }
 }
 
 fn advance_over(mut p: Pos, bytes: &[u8]) -> Pos {
-    let mut last_nl = None;
-    let mut nl = 0u32;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' {
-            nl += 1;
-            last_nl = Some(i);
-        }
-    }
-    match last_nl {
-        Some(i) => {
-            p.line = p.line.saturating_add(nl);
-            p.col = u32::try_from(bytes.len() - i).unwrap_or(u32::MAX);
-        }
-        None => p.col = p.col.saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX)),
+    let nl = bytes.iter().filter(|&&b| b == b'\n').count();
+    if nl == 0 {
+        p.col = p
+            .col
+            .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    } else {
+        let last = bytes.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+        p.line = p.line.saturating_add(u32::try_from(nl).unwrap_or(u32::MAX));
+        p.col = u32::try_from(bytes.len() - last).unwrap_or(u32::MAX);
     }
     p
 }
@@ -79,15 +81,40 @@ impl Text {
     }
 
     /// Appends `t[start..end]` with its positions; `map` rewrites each segment's position.
-    pub fn extend_range_map(&mut self, t: &Text, start: usize, end: usize, map: impl Fn(Pos) -> Pos) {
+    pub fn extend_range_map(
+        &mut self,
+        t: &Text,
+        start: usize,
+        end: usize,
+        map: impl Fn(Pos) -> Pos,
+    ) {
         if start >= end {
             return;
         }
-        let mut k = t.seg_index(start);
+        let k = t.seg_index(start);
+        let p = t.pos_in_seg(k, start);
+        self.extend_from(t, k, p, start, end, map);
+    }
+
+    /// Appends `t[start..end]`, where byte `start` is in segment `k` at position `p`
+    /// (what a [`Cursor`] or frame already knows, so nothing is searched or rescanned).
+    fn extend_from(
+        &mut self,
+        t: &Text,
+        mut k: usize,
+        mut p: Pos,
+        start: usize,
+        end: usize,
+        map: impl Fn(Pos) -> Pos,
+    ) {
         let mut at = start;
-        let mut p = t.pos_in_seg(k, start);
         while at < end {
-            let seg_end = t.segs.get(k + 1).map(|s| s.0).unwrap_or(t.bytes.len()).min(end);
+            let seg_end = t
+                .segs
+                .get(k + 1)
+                .map(|s| s.0)
+                .unwrap_or(t.bytes.len())
+                .min(end);
             self.push_run(&t.bytes[at..seg_end], map(p));
             at = seg_end;
             k += 1;
@@ -186,7 +213,12 @@ impl Cursor<'_> {
     /// The position of byte `i`; `i` must not decrease between calls.
     pub fn pos(&mut self, i: usize) -> Pos {
         while self.idx < i {
-            let next_seg = self.t.segs.get(self.seg + 1).map(|s| s.0).unwrap_or(usize::MAX);
+            let next_seg = self
+                .t
+                .segs
+                .get(self.seg + 1)
+                .map(|s| s.0)
+                .unwrap_or(usize::MAX);
             if next_seg <= i {
                 self.seg += 1;
                 self.idx = next_seg;
@@ -269,13 +301,23 @@ struct Frame {
 impl Frame {
     fn new(text: Rc<Text>) -> Frame {
         let pos = text.first_pos().unwrap_or_default();
-        Frame { text, idx: 0, seg: 0, pos }
+        Frame {
+            text,
+            idx: 0,
+            seg: 0,
+            pos,
+        }
     }
 
     /// Moves to byte `i` (not before the current one).
     fn seek(&mut self, i: usize) {
         while self.idx < i {
-            let next_seg = self.text.segs.get(self.seg + 1).map(|s| s.0).unwrap_or(usize::MAX);
+            let next_seg = self
+                .text
+                .segs
+                .get(self.seg + 1)
+                .map(|s| s.0)
+                .unwrap_or(usize::MAX);
             if next_seg <= i {
                 self.seg += 1;
                 self.idx = next_seg;
@@ -289,7 +331,12 @@ impl Frame {
 
     fn bump(&mut self) {
         let i = self.idx;
-        let next_seg = self.text.segs.get(self.seg + 1).map(|s| s.0).unwrap_or(usize::MAX);
+        let next_seg = self
+            .text
+            .segs
+            .get(self.seg + 1)
+            .map(|s| s.0)
+            .unwrap_or(usize::MAX);
         if next_seg == i + 1 {
             self.seg += 1;
             self.pos = self.text.segs[self.seg].1;
@@ -332,6 +379,9 @@ pub struct Expander<'a> {
     cmdline_file: u32,
     /// Macro calls whose argument lists are being collected (Rust recursion depth).
     arg_nesting: usize,
+    /// A filter on (length, first byte, last byte) of every name ever defined: a
+    /// name that misses it is certainly not a macro, without hashing it.
+    name_filter: Vec<u64>,
 }
 
 enum Tok {
@@ -339,6 +389,16 @@ enum Tok {
     Comment(Text),
     Name(Text),
     Char(u8, Pos),
+}
+
+/// Index of a name in [`Expander::name_filter`] (4096 bits).
+#[inline]
+fn filter_index(name: &[u8]) -> usize {
+    let (f, l) = (
+        name.first().copied().unwrap_or(0),
+        name.last().copied().unwrap_or(0),
+    );
+    ((name.len() & 15) << 8) | usize::from(f.wrapping_mul(31) ^ l)
 }
 
 fn is_name_start(b: u8) -> bool {
@@ -374,6 +434,11 @@ impl<'a> Expander<'a> {
         ] {
             macros.insert(n.as_bytes().to_vec(), vec![Macro::Builtin(b)]);
         }
+        let mut name_filter = vec![0u64; 64];
+        for k in macros.keys() {
+            let h = filter_index(k);
+            name_filter[h / 64] |= 1 << (h % 64);
+        }
         Expander {
             sm,
             loader,
@@ -387,6 +452,7 @@ impl<'a> Expander<'a> {
             messages: Vec::new(),
             cmdline_file,
             arg_nesting: 0,
+            name_filter,
         }
     }
 
@@ -401,6 +467,8 @@ impl<'a> Expander<'a> {
         };
         let mut body = Text::default();
         body.push_str(value.as_bytes(), p);
+        let h = filter_index(name.as_bytes());
+        self.name_filter[h / 64] |= 1 << (h % 64);
         self.macros.insert(
             name.as_bytes().to_vec(),
             vec![Macro::User {
@@ -441,7 +509,8 @@ impl<'a> Expander<'a> {
     /// Expands an in-memory source (used by tests and the fuzzer).
     pub fn run_text(mut self, name: &str, src: &[u8]) -> Result<(Text, Vec<Diagnostic>), Errors> {
         let id = self.sm.add_file(name.to_string(), src.to_vec());
-        self.stack.push(Frame::new(Rc::new(Text::from_file(src.to_vec(), id))));
+        self.stack
+            .push(Frame::new(Rc::new(Text::from_file(src.to_vec(), id))));
         self.expand_top()?;
         let mut divs = std::mem::take(&mut self.diversions);
         divs.sort_by_key(|d| d.0);
@@ -572,6 +641,7 @@ impl<'a> Expander<'a> {
             macros,
             diversions,
             current,
+            name_filter,
             ..
         } = self;
         let deeper = stack.len() > 1;
@@ -592,7 +662,9 @@ impl<'a> Expander<'a> {
                 while j < n && is_name_char(bytes[j]) {
                     j += 1;
                 }
-                if (j == n && deeper) || macros.contains_key(&bytes[i..j]) {
+                let h = filter_index(&bytes[i..j]);
+                let maybe = name_filter[h / 64] & (1 << (h % 64)) != 0;
+                if (j == n && deeper) || (maybe && macros.contains_key(&bytes[i..j])) {
                     break;
                 }
                 i = j;
@@ -604,8 +676,9 @@ impl<'a> Expander<'a> {
             return false;
         }
         let text = Rc::clone(&f.text);
+        let (k, p0) = (f.seg, f.pos);
         match out {
-            Some(t) => t.extend_range_map(&text, start, i, |p| p),
+            Some(t) => t.extend_from(&text, k, p0, start, i, |p| p),
             None => {
                 if *current >= 0 {
                     let cur = *current;
@@ -616,7 +689,7 @@ impl<'a> Expander<'a> {
                             &mut diversions.last_mut().expect("just pushed").1
                         }
                     };
-                    d.extend_range_map(&text, start, i, |p| p);
+                    d.extend_from(&text, k, p0, start, i, |p| p);
                 }
             }
         }
@@ -851,6 +924,8 @@ impl<'a> Expander<'a> {
                     body: Rc::new(body),
                     def,
                 };
+                let h = filter_index(&key);
+                self.name_filter[h / 64] |= 1 << (h % 64);
                 let e = self.macros.entry(key).or_default();
                 if b == Builtin::Define {
                     e.pop();
@@ -1019,7 +1094,12 @@ fn retag(mut t: Text, e: u32) -> Text {
 /// Appends argument text, marking text read straight from a file as part of expansion
 /// `exp` (its positions stay those of the argument).
 fn extend_tagged(out: &mut Text, a: &Text, exp: u32) {
-    out.extend_range_map(a, 0, a.len(), |p| if p.exp == 0 { Pos { exp, ..p } } else { p });
+    out.extend_range_map(
+        a,
+        0,
+        a.len(),
+        |p| if p.exp == 0 { Pos { exp, ..p } } else { p },
+    );
 }
 
 /// Substitutes `$n`, `$#`, `$*`, `$@` in a user macro body.
@@ -1072,8 +1152,16 @@ fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -
                 continue;
             }
         }
-        out.push(c, tag(cur.pos(i)));
-        i += 1;
+        // copy the run up to the next `$` in one go
+        let j = b[i + 1..]
+            .iter()
+            .position(|&x| x == b'$')
+            .map(|k| i + 1 + k)
+            .unwrap_or(b.len());
+        let _ = c;
+        let p = cur.pos(i);
+        out.extend_from(body, cur.seg, p, i, j, tag);
+        i = j;
     }
     out
 }

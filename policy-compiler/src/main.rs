@@ -78,7 +78,10 @@ fn run_audit2allow(args: &[String]) -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let mut job = Job::default();
+    let mut job = Job {
+        leak_intermediates: true,
+        ..Job::default()
+    };
     let mut output: Option<PathBuf> = None;
     let mut expand_only = false;
     let mut it = args.iter();

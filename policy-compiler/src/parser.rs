@@ -407,7 +407,7 @@ impl<'t> Parser<'t> {
                     match self.peek().clone() {
                         Tok::Path(s) => {
                             self.bump();
-                            OconKind::Dtree(s)
+                            OconKind::Dtree(s.to_string())
                         }
                         _ => return Err(self.unexpected("a device tree path")),
                     }
