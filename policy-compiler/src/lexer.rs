@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::diag::{Diagnostic, Errors, Pos};
 use crate::fxhash::FxMap;
-use crate::m4::Text;
+use crate::m4::{Cursor, Text};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {
@@ -145,189 +145,247 @@ fn is_id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-/// Splits expanded policy text into tokens.
-pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
-    let b = &t.bytes;
-    let mut out = Vec::with_capacity(b.len() / 8);
-    let mut errors = Vec::new();
-    let mut i = 0;
-    let mut cur = t.cursor();
-    // One table for keywords (as written in lower or upper case) and identifiers
-    // seen before, so that each word is hashed once.
-    let upper: Vec<(String, &'static str)> = KEYWORDS
-        .iter()
-        .map(|k| (k.to_ascii_uppercase(), *k))
-        .collect();
-    let mut words: FxMap<&[u8], Tok> = FxMap::default();
-    for k in KEYWORDS {
-        words.insert(k.as_bytes(), Tok::Kw(k));
+/// A streaming tokenizer over expanded policy text.
+pub struct Lexer<'t> {
+    t: &'t Text,
+    i: usize,
+    cur: Cursor<'t>,
+    /// Keywords (as written in lower or upper case) and identifiers seen before,
+    /// so that each word is hashed once and each identifier allocated once.
+    words: FxMap<&'t [u8], Tok>,
+    done: bool,
+}
+
+fn number(word: &str) -> Option<u64> {
+    if let Some(h) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else if word.bytes().all(|d| d.is_ascii_digit()) {
+        if word.len() > 1 && word.starts_with('0') {
+            u64::from_str_radix(&word[1..], 8).ok()
+        } else {
+            word.parse::<u64>().ok()
+        }
+    } else {
+        None
     }
-    for (u, k) in &upper {
-        words.insert(u.as_bytes(), Tok::Kw(k));
+}
+
+impl<'t> Lexer<'t> {
+    pub fn new(t: &'t Text) -> Lexer<'t> {
+        static UPPER: std::sync::OnceLock<Vec<(String, &'static str)>> = std::sync::OnceLock::new();
+        let upper = UPPER.get_or_init(|| {
+            KEYWORDS
+                .iter()
+                .map(|k| (k.to_ascii_uppercase(), *k))
+                .collect()
+        });
+        let mut words: FxMap<&'t [u8], Tok> = FxMap::default();
+        for k in KEYWORDS {
+            words.insert(k.as_bytes(), Tok::Kw(k));
+        }
+        for (u, k) in upper {
+            words.insert(u.as_bytes(), Tok::Kw(k));
+        }
+        Lexer {
+            t,
+            i: 0,
+            cur: t.cursor(),
+            words,
+            done: false,
+        }
     }
-    while i < b.len() {
-        let c = b[i];
-        let pos = cur.pos(i);
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0c => {
-                i += 1;
-            }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
+
+    /// End of input is reported just after the last byte that is not white space.
+    fn end_pos(&self) -> Pos {
+        match self.t.bytes.iter().rposition(|c| !c.is_ascii_whitespace()) {
+            Some(i) => {
+                let p = self.t.pos_at(i);
+                Pos {
+                    col: p.col + 1,
+                    ..p
                 }
             }
-            c if c.is_ascii_alphabetic() => {
-                let s = i;
-                i += 1;
+            None => self.t.end_pos(),
+        }
+    }
+
+    /// The next token; `Tok::Eof` (repeatedly) at the end.
+    pub fn next_token(&mut self) -> Result<Token, Diagnostic> {
+        let b: &'t [u8] = &self.t.bytes;
+        loop {
+            if self.i >= b.len() {
+                if !self.done {
+                    self.done = true;
+                }
+                return Ok(Token {
+                    tok: Tok::Eof,
+                    pos: self.end_pos(),
+                });
+            }
+            let i = self.i;
+            let c = b[i];
+            match c {
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0c => {
+                    self.i += 1;
+                    continue;
+                }
+                b'#' => {
+                    self.i = b[i..]
+                        .iter()
+                        .position(|&x| x == b'\n')
+                        .map(|k| i + k)
+                        .unwrap_or(b.len());
+                    continue;
+                }
+                _ => {}
+            }
+            let pos = self.cur.pos(i);
+            if c.is_ascii_alphabetic() {
+                let mut j = i + 1;
                 loop {
-                    if i < b.len() && is_id_char(b[i]) {
-                        i += 1;
-                    } else if i + 1 < b.len() && b[i] == b'.' && is_id_char(b[i + 1]) {
-                        i += 2;
+                    if j < b.len() && is_id_char(b[j]) {
+                        j += 1;
+                    } else if j + 1 < b.len() && b[j] == b'.' && is_id_char(b[j + 1]) {
+                        j += 2;
                     } else {
                         break;
                     }
                 }
-                let word = &b[s..i];
-                let tok = words
+                self.i = j;
+                let word = &b[i..j];
+                let tok = self
+                    .words
                     .entry(word)
                     .or_insert_with(|| Tok::Ident(Rc::from(String::from_utf8_lossy(word).as_ref())))
                     .clone();
-                out.push(Token { tok, pos });
+                return Ok(Token { tok, pos });
             }
-            c if c.is_ascii_digit() => {
-                let s = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                    i += 1;
+            if c.is_ascii_digit() {
+                let mut j = i;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
                 }
-                let word = std::str::from_utf8(&b[s..i]).unwrap_or("");
-                let n = if let Some(h) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X"))
-                {
-                    u64::from_str_radix(h, 16).ok()
-                } else if word.bytes().all(|d| d.is_ascii_digit()) {
-                    if word.len() > 1 && word.starts_with('0') {
-                        u64::from_str_radix(&word[1..], 8).ok()
-                    } else {
-                        word.parse::<u64>().ok()
-                    }
-                } else {
-                    None
-                };
-                match n {
-                    Some(n) => out.push(Token {
+                self.i = j;
+                let word = std::str::from_utf8(&b[i..j]).unwrap_or("");
+                return match number(word) {
+                    Some(n) => Ok(Token {
                         tok: Tok::Number(n),
                         pos,
                     }),
-                    None => errors.push(Diagnostic::error(
+                    None => Err(Diagnostic::error(
                         Some(pos),
-                        format!("invalid number `{word}` (expected decimal, octal or 0x hexadecimal, at most 64 bits)"),
+                        format!(
+                            "invalid number `{word}` (expected decimal, octal or 0x hexadecimal, at most 64 bits)"
+                        ),
                     )),
-                }
+                };
             }
-            b'"' => {
+            if c == b'"' {
                 let s = i + 1;
                 let mut j = s;
                 while j < b.len() && b[j] != b'"' && b[j] != b'\n' {
                     j += 1;
                 }
                 if j >= b.len() || b[j] != b'"' {
-                    errors.push(Diagnostic::error(Some(pos), "unterminated string"));
-                    i = j;
-                } else {
-                    out.push(Token {
-                        tok: Tok::Path(Rc::from(String::from_utf8_lossy(&b[s..j]).as_ref())),
-                        pos,
-                    });
-                    i = j + 1;
+                    self.i = j;
+                    return Err(Diagnostic::error(Some(pos), "unterminated string"));
                 }
-            }
-            b'/' => {
-                let s = i;
-                i += 1;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b"_.-/".contains(&b[i])) {
-                    i += 1;
-                }
-                out.push(Token {
-                    tok: Tok::Path(Rc::from(String::from_utf8_lossy(&b[s..i]).as_ref())),
+                self.i = j + 1;
+                return Ok(Token {
+                    tok: Tok::Path(Rc::from(String::from_utf8_lossy(&b[s..j]).as_ref())),
                     pos,
                 });
             }
-            _ => {
-                let two = if i + 1 < b.len() {
-                    &b[i..i + 2]
-                } else {
-                    &b[i..i + 1]
-                };
-                let p2: Option<&'static str> = match two {
-                    b"==" => Some("=="),
-                    b"!=" => Some("!="),
-                    b"&&" => Some("&&"),
-                    b"||" => Some("||"),
-                    _ => None,
-                };
-                if let Some(p) = p2 {
-                    out.push(Token {
-                        tok: Tok::Punct(p),
-                        pos,
-                    });
-                    i += 2;
-                    continue;
+            if c == b'/' {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b"_.-/".contains(&b[j])) {
+                    j += 1;
                 }
-                let p1: Option<&'static str> = match c {
-                    b',' => Some(","),
-                    b':' => Some(":"),
-                    b';' => Some(";"),
-                    b'(' => Some("("),
-                    b')' => Some(")"),
-                    b'{' => Some("{"),
-                    b'}' => Some("}"),
-                    b'[' => Some("["),
-                    b']' => Some("]"),
-                    b'-' => Some("-"),
-                    b'.' => Some("."),
-                    b'~' => Some("~"),
-                    b'*' => Some("*"),
-                    b'!' => Some("!"),
-                    b'^' => Some("^"),
-                    _ => None,
-                };
-                match p1 {
-                    Some(p) => out.push(Token {
-                        tok: Tok::Punct(p),
-                        pos,
-                    }),
-                    None => errors.push(Diagnostic::error(
-                        Some(pos),
-                        format!("unexpected character `{}`", (c as char).escape_default()),
-                    )),
-                }
-                i += 1;
+                self.i = j;
+                return Ok(Token {
+                    tok: Tok::Path(Rc::from(String::from_utf8_lossy(&b[i..j]).as_ref())),
+                    pos,
+                });
             }
-        }
-        if errors.len() >= 20 {
-            break;
+            let two = if i + 1 < b.len() {
+                &b[i..i + 2]
+            } else {
+                &b[i..i + 1]
+            };
+            let p2: Option<&'static str> = match two {
+                b"==" => Some("=="),
+                b"!=" => Some("!="),
+                b"&&" => Some("&&"),
+                b"||" => Some("||"),
+                _ => None,
+            };
+            if let Some(p) = p2 {
+                self.i += 2;
+                return Ok(Token {
+                    tok: Tok::Punct(p),
+                    pos,
+                });
+            }
+            self.i += 1;
+            let p1: Option<&'static str> = match c {
+                b',' => Some(","),
+                b':' => Some(":"),
+                b';' => Some(";"),
+                b'(' => Some("("),
+                b')' => Some(")"),
+                b'{' => Some("{"),
+                b'}' => Some("}"),
+                b'[' => Some("["),
+                b']' => Some("]"),
+                b'-' => Some("-"),
+                b'.' => Some("."),
+                b'~' => Some("~"),
+                b'*' => Some("*"),
+                b'!' => Some("!"),
+                b'^' => Some("^"),
+                _ => None,
+            };
+            return match p1 {
+                Some(p) => Ok(Token {
+                    tok: Tok::Punct(p),
+                    pos,
+                }),
+                None => Err(Diagnostic::error(
+                    Some(pos),
+                    format!("unexpected character `{}`", (c as char).escape_default()),
+                )),
+            };
         }
     }
-    if !errors.is_empty() {
-        return Err(Errors(errors));
-    }
-    // End of input is reported just after the last byte that is not white space.
-    let end_pos = match b.iter().rposition(|c| !c.is_ascii_whitespace()) {
-        Some(i) => {
-            let p = t.pos_at(i);
-            Pos {
-                col: p.col + 1,
-                ..p
+}
+
+/// Splits expanded policy text into tokens (all at once; the parser streams instead).
+pub fn lex(t: &Text) -> Result<Vec<Token>, Errors> {
+    let mut l = Lexer::new(t);
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    loop {
+        match l.next_token() {
+            Ok(tok) => {
+                let eof = tok.tok == Tok::Eof;
+                out.push(tok);
+                if eof {
+                    break;
+                }
+            }
+            Err(d) => {
+                errors.push(d);
+                if errors.len() >= 20 {
+                    break;
+                }
             }
         }
-        None => t.end_pos(),
-    };
-    out.push(Token {
-        tok: Tok::Eof,
-        pos: end_pos,
-    });
-    Ok(out)
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Errors(errors))
+    }
 }
 
 #[cfg(test)]

@@ -68,17 +68,13 @@ pub fn compile_text(text: &m4::Text, opts: Options) -> Result<Output, Errors> {
 
 fn compile_text_inner(text: &m4::Text, opts: Options, leak: bool) -> Result<Output, Errors> {
     let t = std::time::Instant::now();
-    let toks = lexer::lex(text)?;
-    phase_time("lex", t);
-    let t = std::time::Instant::now();
-    let ast = parser::parse(&toks)?;
-    phase_time("parse", t);
+    let ast = parser::parse(text)?;
+    phase_time("lex+parse", t);
     let t = std::time::Instant::now();
     let (db, warnings) = compile::Compiler::new(opts).compile(&ast)?;
     phase_time("compile", t);
     if leak {
         std::mem::forget(ast);
-        std::mem::forget(toks);
     }
     Ok(Output { db, warnings })
 }

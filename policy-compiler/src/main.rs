@@ -186,10 +186,15 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         eprint!("{}", w.render(&sm));
     }
     if let Some(path) = output {
+        let t = std::time::Instant::now();
         let bytes = write::write(&out.db);
         write_atomically(&path, &bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        policy_compiler::phase_time("write", t);
     }
+    // The process ends here: let the OS reclaim the policy database at once.
+    std::mem::forget(out);
+    std::mem::forget(sm);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,11 +4,17 @@
 
 use crate::ast::*;
 use crate::diag::{Diagnostic, Errors, Pos};
-use crate::lexer::{Tok, Token};
+use crate::lexer::{Lexer, Tok, Token};
+use crate::m4::Text;
+use std::collections::VecDeque;
 
 pub struct Parser<'t> {
-    toks: &'t [Token],
-    i: usize,
+    lex: Lexer<'t>,
+    /// Tokens read ahead (never empty after `fill`).
+    ahead: VecDeque<Token>,
+    /// The first lexical error; reported when the parser reaches it.
+    lex_error: Option<Diagnostic>,
+    prev_pos: Pos,
     depth: usize,
 }
 
@@ -38,42 +44,77 @@ const SECTION_ORDER: &str = "policy sections must come in this order: classes, i
 access vectors, MLS declarations (with -M), type/role statements, users, constraints, \
 initial SID contexts, device contexts";
 
-/// Parses a token stream (ending with `Tok::Eof`) into a [`Policy`].
-pub fn parse(toks: &[Token]) -> Result<Policy, Errors> {
+/// Parses expanded policy text into a [`Policy`], tokenizing as it goes.
+pub fn parse(text: &Text) -> Result<Policy, Errors> {
     let mut p = Parser {
-        toks,
-        i: 0,
+        lex: Lexer::new(text),
+        ahead: VecDeque::new(),
+        lex_error: None,
+        prev_pos: Pos::default(),
         depth: 0,
     };
-    p.policy().map_err(Errors::one)
+    let r = p.policy();
+    match (r, p.lex_error.take()) {
+        (_, Some(e)) => Err(Errors::one(e)),
+        (Ok(pol), None) => Ok(pol),
+        (Err(d), None) => Err(Errors::one(d)),
+    }
 }
 
 impl<'t> Parser<'t> {
-    fn peek(&self) -> &Tok {
-        &self.toks[self.i.min(self.toks.len() - 1)].tok
-    }
-
-    fn peek2(&self) -> &Tok {
-        &self.toks[(self.i + 1).min(self.toks.len() - 1)].tok
-    }
-
-    fn pos(&self) -> Pos {
-        self.toks[self.i.min(self.toks.len() - 1)].pos
-    }
-
-    fn bump(&mut self) -> &Token {
-        let t = &self.toks[self.i.min(self.toks.len() - 1)];
-        if self.i < self.toks.len() - 1 {
-            self.i += 1;
+    /// Makes at least `n` tokens available ahead. A lexical error ends the input
+    /// (it is reported instead of whatever the parser makes of the end).
+    fn fill(&mut self, n: usize) {
+        while self.ahead.len() < n {
+            if self.lex_error.is_some() {
+                let pos = self.ahead.back().map(|t| t.pos).unwrap_or(self.prev_pos);
+                self.ahead.push_back(Token { tok: Tok::Eof, pos });
+                continue;
+            }
+            match self.lex.next_token() {
+                Ok(t) => self.ahead.push_back(t),
+                Err(d) => self.lex_error = Some(d),
+            }
         }
+    }
+
+    fn peek_n(&mut self, n: usize) -> &Tok {
+        self.fill(n + 1);
+        &self.ahead[n].tok
+    }
+
+    fn peek(&mut self) -> &Tok {
+        self.peek_n(0)
+    }
+
+    fn peek2(&mut self) -> &Tok {
+        self.peek_n(1)
+    }
+
+    fn pos(&mut self) -> Pos {
+        self.fill(1);
+        self.ahead[0].pos
+    }
+
+    fn bump(&mut self) -> Token {
+        self.fill(1);
+        let t = if self.ahead[0].tok == Tok::Eof {
+            self.ahead[0].clone()
+        } else {
+            self.ahead.pop_front().unwrap_or(Token {
+                tok: Tok::Eof,
+                pos: self.prev_pos,
+            })
+        };
+        self.prev_pos = t.pos;
         t
     }
 
-    fn is_kw(&self, k: &str) -> bool {
+    fn is_kw(&mut self, k: &str) -> bool {
         matches!(self.peek(), Tok::Kw(x) if *x == k)
     }
 
-    fn is_p(&self, p: &str) -> bool {
+    fn is_p(&mut self, p: &str) -> bool {
         matches!(self.peek(), Tok::Punct(x) if *x == p)
     }
 
@@ -95,8 +136,8 @@ impl<'t> Parser<'t> {
         }
     }
 
-    fn unexpected(&self, what: &str) -> Diagnostic {
-        let t = self.peek();
+    fn unexpected(&mut self, what: &str) -> Diagnostic {
+        let t = self.peek().clone();
         let mut d = Diagnostic::error(
             Some(self.pos()),
             format!("expected {what}, found {}", t.describe()),
@@ -263,13 +304,11 @@ impl<'t> Parser<'t> {
         // classes
         while self.is_kw("class") && matches!(self.peek2(), Tok::Ident(_)) {
             // `class NAME` without a `{`/inherits is a declaration
-            let save = self.i;
-            self.bump();
-            let name = self.ident()?;
-            if self.is_p("{") || self.is_kw("inherits") {
-                self.i = save;
+            if matches!(self.peek_n(2), Tok::Punct("{") | Tok::Kw("inherits")) {
                 break;
             }
+            self.bump();
+            let name = self.ident()?;
             p.classes.push(name);
         }
         if p.classes.is_empty() {
@@ -428,7 +467,7 @@ impl<'t> Parser<'t> {
         Ok(p)
     }
 
-    fn section_error(&self, what: &str) -> Diagnostic {
+    fn section_error(&mut self, what: &str) -> Diagnostic {
         let mut d = self.unexpected(what);
         let misplaced = match self.peek() {
             Tok::Kw(k) => matches!(
@@ -787,7 +826,7 @@ impl<'t> Parser<'t> {
             _ => {
                 let Some(attr) = base(k) else {
                     return Err(Diagnostic::error(
-                        Some(self.toks[self.i - 1].pos),
+                        Some(self.prev_pos),
                         format!("`{k}` cannot start a constraint expression"),
                     ));
                 };
@@ -1083,13 +1122,10 @@ impl<'t> Parser<'t> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lexer::lex;
-    use crate::m4::Text;
 
     fn p(src: &str) -> Result<Policy, String> {
         let t = Text::from_file(src.as_bytes().to_vec(), 0);
-        let toks = lex(&t).map_err(|e| format!("{e:?}"))?;
-        parse(&toks).map_err(|e| e.0[0].msg.clone())
+        parse(&t).map_err(|e| e.0[0].msg.clone())
     }
 
     const HEAD: &str = "class c\nsid k\nclass c { p q }\n";
