@@ -10,10 +10,56 @@ pub struct Ident {
     pub pos: Pos,
 }
 
+/// The (negated, name) items of a set; the first is stored inline, since most
+/// sets in real policies have one element.
+#[derive(Clone, Debug, Default)]
+pub struct Items {
+    first: Option<(bool, Ident)>,
+    rest: Vec<(bool, Ident)>,
+}
+
+impl Items {
+    pub fn push(&mut self, x: (bool, Ident)) {
+        if self.first.is_none() {
+            self.first = Some(x);
+        } else {
+            self.rest.push(x);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(bool, Ident)> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<'a> IntoIterator for &'a Items {
+    type Item = &'a (bool, Ident);
+    type IntoIter = std::iter::Chain<std::option::Iter<'a, (bool, Ident)>, std::slice::Iter<'a, (bool, Ident)>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.iter().chain(self.rest.iter())
+    }
+}
+
+impl IntoIterator for Items {
+    type Item = (bool, Ident);
+    type IntoIter = std::iter::Chain<std::option::IntoIter<(bool, Ident)>, std::vec::IntoIter<(bool, Ident)>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
 /// A set of names: `a`, `{ a -b { c } }`, `*`, `~a`, `~{ a b }`, `a - b`.
 #[derive(Clone, Debug)]
 pub struct Names {
-    pub items: Vec<(bool, Ident)>,
+    pub items: Items,
     pub star: bool,
     pub comp: bool,
     pub pos: Pos,

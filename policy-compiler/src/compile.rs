@@ -75,6 +75,8 @@ pub struct Compiler {
     errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
     class_map: FxMap<Rc<str>, usize>,
+    /// per class: permission name -> value
+    perm_maps: Vec<FxMap<String, u32>>,
     sid_map: FxMap<Rc<str>, usize>,
     sid_names: Vec<String>,
     types: FxMap<Rc<str>, TSym>,
@@ -113,6 +115,7 @@ impl Compiler {
             errors: Vec::new(),
             warnings: Vec::new(),
             class_map: FxMap::default(),
+            perm_maps: Vec::new(),
             sid_map: FxMap::default(),
             sid_names: Vec::new(),
             types: FxMap::default(),
@@ -142,6 +145,13 @@ impl Compiler {
         if !self.errors.is_empty() {
             return Err(Errors(self.errors));
         }
+        self.perm_maps = (0..self.db.classes.len())
+            .map(|c| {
+                (1..=self.db.class_nperms(c) as u32)
+                    .filter_map(|v| self.db.perm_name(c, v).map(|n| (n.to_string(), v)))
+                    .collect()
+            })
+            .collect();
         self.mls(p);
         self.db.roles.push(Role {
             name: "object_r".into(),
@@ -357,7 +367,7 @@ impl Compiler {
         }
         let mut v = 0u32;
         for (negated, i) in &n.items {
-            let Some(pv) = self.db.perm_value(c, &i.name) else {
+            let Some(pv) = self.perm_maps.get(c).and_then(|m| m.get(&*i.name)).copied() else {
                 return Err(err(
                     i.pos,
                     format!(

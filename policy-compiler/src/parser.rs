@@ -207,7 +207,7 @@ impl<'t> Parser<'t> {
     fn names(&mut self) -> PResult<Names> {
         let pos = self.pos();
         let mut n = Names {
-            items: Vec::new(),
+            items: Items::default(),
             star: false,
             comp: false,
             pos,
