@@ -42,7 +42,8 @@ impl Items {
 
 impl<'a> IntoIterator for &'a Items {
     type Item = &'a (bool, Ident);
-    type IntoIter = std::iter::Chain<std::option::Iter<'a, (bool, Ident)>, std::slice::Iter<'a, (bool, Ident)>>;
+    type IntoIter =
+        std::iter::Chain<std::option::Iter<'a, (bool, Ident)>, std::slice::Iter<'a, (bool, Ident)>>;
     fn into_iter(self) -> Self::IntoIter {
         self.first.iter().chain(self.rest.iter())
     }
@@ -50,7 +51,8 @@ impl<'a> IntoIterator for &'a Items {
 
 impl IntoIterator for Items {
     type Item = (bool, Ident);
-    type IntoIter = std::iter::Chain<std::option::IntoIter<(bool, Ident)>, std::vec::IntoIter<(bool, Ident)>>;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<(bool, Ident)>, std::vec::IntoIter<(bool, Ident)>>;
     fn into_iter(self) -> Self::IntoIter {
         self.first.into_iter().chain(self.rest)
     }

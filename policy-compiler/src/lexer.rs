@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::diag::{Diagnostic, Errors, Pos};
 use crate::fxhash::FxMap;
-use crate::m4::{Cursor, Text};
+use crate::m4::{CursorState, Text};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {
@@ -145,15 +145,18 @@ fn is_id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-/// A streaming tokenizer over expanded policy text.
+/// A streaming tokenizer over expanded policy text, which may arrive in pieces
+/// (each ending after a newline, so no token spans two).
 pub struct Lexer<'t> {
-    t: &'t Text,
+    src: Box<dyn FnMut() -> Option<Text> + 't>,
+    t: Text,
     i: usize,
-    cur: Cursor<'t>,
+    cur: CursorState,
     /// Keywords (as written in lower or upper case) and identifiers seen before,
     /// so that each word is hashed once and each identifier allocated once.
-    words: FxMap<&'t [u8], Tok>,
-    done: bool,
+    words: FxMap<Box<[u8]>, Tok>,
+    /// Just after the last token: where the end of input is reported.
+    last_end: Pos,
 }
 
 fn number(word: &str) -> Option<u64> {
@@ -171,7 +174,14 @@ fn number(word: &str) -> Option<u64> {
 }
 
 impl<'t> Lexer<'t> {
+    /// A lexer over one text.
     pub fn new(t: &'t Text) -> Lexer<'t> {
+        let mut once = Some(t.clone());
+        Lexer::from_pieces(Box::new(move || once.take()))
+    }
+
+    /// A lexer over the pieces `src` yields until it returns `None`.
+    pub fn from_pieces(src: Box<dyn FnMut() -> Option<Text> + 't>) -> Lexer<'t> {
         static UPPER: std::sync::OnceLock<Vec<(String, &'static str)>> = std::sync::OnceLock::new();
         let upper = UPPER.get_or_init(|| {
             KEYWORDS
@@ -179,49 +189,62 @@ impl<'t> Lexer<'t> {
                 .map(|k| (k.to_ascii_uppercase(), *k))
                 .collect()
         });
-        let mut words: FxMap<&'t [u8], Tok> = FxMap::default();
+        let mut words: FxMap<Box<[u8]>, Tok> = FxMap::default();
         for k in KEYWORDS {
-            words.insert(k.as_bytes(), Tok::Kw(k));
+            words.insert(k.as_bytes().into(), Tok::Kw(k));
         }
         for (u, k) in upper {
-            words.insert(u.as_bytes(), Tok::Kw(k));
+            words.insert(u.as_bytes().into(), Tok::Kw(k));
         }
         Lexer {
-            t,
+            src,
+            t: Text::default(),
             i: 0,
-            cur: t.cursor(),
+            cur: CursorState::default(),
             words,
-            done: false,
-        }
-    }
-
-    /// End of input is reported just after the last byte that is not white space.
-    fn end_pos(&self) -> Pos {
-        match self.t.bytes.iter().rposition(|c| !c.is_ascii_whitespace()) {
-            Some(i) => {
-                let p = self.t.pos_at(i);
-                Pos {
-                    col: p.col + 1,
-                    ..p
-                }
-            }
-            None => self.t.end_pos(),
+            last_end: Pos::default(),
         }
     }
 
     /// The next token; `Tok::Eof` (repeatedly) at the end.
     pub fn next_token(&mut self) -> Result<Token, Diagnostic> {
-        let b: &'t [u8] = &self.t.bytes;
+        let r = self.next_inner();
+        if let Ok(t) = &r
+            && t.tok != Tok::Eof
+        {
+            let len = match &t.tok {
+                Tok::Ident(s) | Tok::Path(s) => s.len(),
+                Tok::Kw(k) | Tok::Punct(k) => k.len(),
+                Tok::Number(_) => 1,
+                Tok::Eof => 0,
+            };
+            self.last_end = Pos {
+                col: t.pos.col.saturating_add(len as u32),
+                ..t.pos
+            };
+        }
+        r
+    }
+
+    fn next_inner(&mut self) -> Result<Token, Diagnostic> {
         loop {
-            if self.i >= b.len() {
-                if !self.done {
-                    self.done = true;
+            if self.i >= self.t.bytes.len() {
+                match (self.src)() {
+                    Some(t) => {
+                        self.cur = CursorState::new(&t);
+                        self.t = t;
+                        self.i = 0;
+                        continue;
+                    }
+                    None => {
+                        return Ok(Token {
+                            tok: Tok::Eof,
+                            pos: self.last_end,
+                        });
+                    }
                 }
-                return Ok(Token {
-                    tok: Tok::Eof,
-                    pos: self.end_pos(),
-                });
             }
+            let b: &[u8] = &self.t.bytes;
             let i = self.i;
             let c = b[i];
             match c {
@@ -239,7 +262,7 @@ impl<'t> Lexer<'t> {
                 }
                 _ => {}
             }
-            let pos = self.cur.pos(i);
+            let pos = self.cur.pos(&self.t, i);
             if c.is_ascii_alphabetic() {
                 let mut j = i + 1;
                 loop {
@@ -253,11 +276,14 @@ impl<'t> Lexer<'t> {
                 }
                 self.i = j;
                 let word = &b[i..j];
-                let tok = self
-                    .words
-                    .entry(word)
-                    .or_insert_with(|| Tok::Ident(Rc::from(String::from_utf8_lossy(word).as_ref())))
-                    .clone();
+                let tok = match self.words.get(word) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t = Tok::Ident(Rc::from(String::from_utf8_lossy(word).as_ref()));
+                        self.words.insert(word.into(), t.clone());
+                        t
+                    }
+                };
                 return Ok(Token { tok, pos });
             }
             if c.is_ascii_digit() {

@@ -79,18 +79,46 @@ fn compile_text_inner(text: &m4::Text, opts: Options, leak: bool) -> Result<Outp
     Ok(Output { db, warnings })
 }
 
-/// Expands and compiles; diagnostics refer to `sm`.
+/// Expands and compiles; diagnostics refer to `sm`. The expander runs in its
+/// own thread and streams its output to the parser (as `m4 | checkpolicy` does).
 pub fn compile(job: &Job, sm: &mut SourceMap) -> Result<Output, Errors> {
+    let t0 = std::time::Instant::now();
+    let (expanded, parsed) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<m4::Text>(16);
+        let sm_ref = &mut *sm;
+        let expander = scope.spawn(move || {
+            let mut loader = m4::FsLoader;
+            let mut e = m4::Expander::new(sm_ref, &mut loader, job.limits);
+            for d in &job.defines {
+                e.define_cmdline(d);
+            }
+            e.stream_to(tx);
+            let r = e.run(&job.files);
+            phase_time("expand", t0);
+            r
+        });
+        let lexer = lexer::Lexer::from_pieces(Box::new(move || rx.recv().ok()));
+        let parsed = parser::parse_lexer(lexer);
+        phase_time("expand+lex+parse", t0);
+        let expanded = expander.join().unwrap_or_else(|_| {
+            Err(Errors::one(Diagnostic::error(
+                None,
+                "internal error: the macro expander stopped",
+            )))
+        });
+        (expanded, parsed)
+    });
+    // An expansion error explains any parse error that follows from it.
+    let (_, mut msgs) = expanded?;
+    let ast = parsed?;
     let t = std::time::Instant::now();
-    let (text, mut msgs) = expand(job, sm)?;
-    phase_time("expand", t);
-    let mut out = compile_text_inner(&text, job.opts, job.leak_intermediates)?;
+    let (db, mut warnings) = compile::Compiler::new(job.opts).compile(&ast)?;
+    phase_time("compile", t);
     if job.leak_intermediates {
-        std::mem::forget(text);
+        std::mem::forget(ast);
     }
-    msgs.append(&mut out.warnings);
-    out.warnings = msgs;
-    Ok(out)
+    msgs.append(&mut warnings);
+    Ok(Output { db, warnings: msgs })
 }
 
 /// Compiles an in-memory source (used by tests and the fuzzer). Errors come rendered.

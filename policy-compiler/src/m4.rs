@@ -163,6 +163,20 @@ impl Text {
         self.pos_in_seg(self.seg_index(i), i)
     }
 
+    /// Removes and returns the first `k` bytes (with their positions).
+    pub fn split_to(&mut self, k: usize) -> Text {
+        let k = k.min(self.bytes.len());
+        let mut head = Text::default();
+        head.extend_range_map(self, 0, k, |p| p);
+        let mut tail = Text::default();
+        tail.extend_range_map(self, k, self.bytes.len(), |p| p);
+        if tail.segs.is_empty() {
+            tail.end = self.end;
+        }
+        *self = tail;
+        head
+    }
+
     /// The position after the last byte.
     pub fn end_pos(&self) -> Pos {
         self.end
@@ -198,6 +212,40 @@ impl Text {
             seg: 0,
             pos: self.first_pos().unwrap_or_default(),
         }
+    }
+}
+
+/// A [`Cursor`] that does not borrow its text (pass the text to each call).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CursorState {
+    idx: usize,
+    seg: usize,
+    pos: Pos,
+}
+
+impl CursorState {
+    pub fn new(t: &Text) -> CursorState {
+        CursorState {
+            idx: 0,
+            seg: 0,
+            pos: t.first_pos().unwrap_or_default(),
+        }
+    }
+
+    /// The position of byte `i` of `t`; `i` must not decrease between calls.
+    pub fn pos(&mut self, t: &Text, i: usize) -> Pos {
+        while self.idx < i {
+            let next_seg = t.segs.get(self.seg + 1).map(|s| s.0).unwrap_or(usize::MAX);
+            if next_seg <= i {
+                self.seg += 1;
+                self.idx = next_seg;
+                self.pos = t.segs[self.seg].1;
+            } else {
+                self.pos = advance_over(self.pos, &t.bytes[self.idx..i]);
+                self.idx = i;
+            }
+        }
+        self.pos
     }
 }
 
@@ -382,7 +430,12 @@ pub struct Expander<'a> {
     /// A filter on (length, first byte, last byte) of every name ever defined: a
     /// name that misses it is certainly not a macro, without hashing it.
     name_filter: Vec<u64>,
+    /// Where finished output goes while expansion continues (see [`Expander::stream_to`]).
+    sink: Option<std::sync::mpsc::SyncSender<Text>>,
 }
+
+/// Output is handed to the sink in pieces of about this size, cut after a newline.
+const CHUNK: usize = 256 * 1024;
 
 enum Tok {
     Quoted(Text),
@@ -453,6 +506,7 @@ impl<'a> Expander<'a> {
             cmdline_file,
             arg_nesting: 0,
             name_filter,
+            sink: None,
         }
     }
 
@@ -478,6 +532,57 @@ impl<'a> Expander<'a> {
         );
     }
 
+    /// Sends the output, in pieces cut after newlines (so no token is split), to
+    /// `tx` as it is produced; `run` then returns only what was not sent. If the
+    /// receiver goes away (it found an error), expansion stops quietly.
+    pub fn stream_to(&mut self, tx: std::sync::mpsc::SyncSender<Text>) {
+        self.sink = Some(tx);
+    }
+
+    /// Hands finished diversion-0 output to the sink.
+    fn flush(&mut self, all: bool) {
+        let Some(tx) = &self.sink else { return };
+        let Some(d) = self.diversions.iter_mut().find(|d| d.0 == 0) else {
+            return;
+        };
+        if d.1.len() < CHUNK && !all {
+            return;
+        }
+        let cut = if all {
+            d.1.len()
+        } else {
+            match d.1.bytes.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => return,
+            }
+        };
+        let piece = d.1.split_to(cut);
+        if !piece.is_empty() && tx.send(piece).is_err() {
+            // the consumer stopped (it reports its own error): stop producing
+            self.sink = None;
+            self.stack.clear();
+        }
+    }
+
+    /// Orders the diversions into the final output (or sends it to the sink).
+    fn finish(mut self) -> (Text, Vec<Diagnostic>) {
+        let mut divs = std::mem::take(&mut self.diversions);
+        divs.sort_by_key(|d| d.0);
+        let mut out = Text::default();
+        for (n, t) in divs {
+            if n >= 0 {
+                out.extend(&t);
+            }
+        }
+        if let Some(tx) = self.sink.take() {
+            if !out.is_empty() {
+                let _ = tx.send(out);
+            }
+            return (Text::default(), self.messages);
+        }
+        (out, self.messages)
+    }
+
     /// Expands `files` (read in order as one stream) and returns the output.
     pub fn run(mut self, files: &[PathBuf]) -> Result<(Text, Vec<Diagnostic>), Errors> {
         let mut texts = Vec::new();
@@ -495,15 +600,7 @@ impl<'a> Expander<'a> {
             self.stack.push(Frame::new(Rc::new(t)));
         }
         self.expand_top()?;
-        let mut divs = std::mem::take(&mut self.diversions);
-        divs.sort_by_key(|d| d.0);
-        let mut out = Text::default();
-        for (n, t) in divs {
-            if n >= 0 {
-                out.extend(&t);
-            }
-        }
-        Ok((out, self.messages))
+        Ok(self.finish())
     }
 
     /// Expands an in-memory source (used by tests and the fuzzer).
@@ -512,15 +609,7 @@ impl<'a> Expander<'a> {
         self.stack
             .push(Frame::new(Rc::new(Text::from_file(src.to_vec(), id))));
         self.expand_top()?;
-        let mut divs = std::mem::take(&mut self.diversions);
-        divs.sort_by_key(|d| d.0);
-        let mut out = Text::default();
-        for (n, t) in divs {
-            if n >= 0 {
-                out.extend(&t);
-            }
-        }
-        Ok((out, self.messages))
+        Ok(self.finish())
     }
 
     fn peek(&mut self) -> Option<(u8, Pos)> {
@@ -699,6 +788,9 @@ impl<'a> Expander<'a> {
 
     fn expand_top(&mut self) -> Result<(), Errors> {
         loop {
+            if self.sink.is_some() {
+                self.flush(false);
+            }
             if self.fast_run(&[], None) {
                 continue;
             }

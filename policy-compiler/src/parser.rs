@@ -46,8 +46,13 @@ initial SID contexts, device contexts";
 
 /// Parses expanded policy text into a [`Policy`], tokenizing as it goes.
 pub fn parse(text: &Text) -> Result<Policy, Errors> {
+    parse_lexer(Lexer::new(text))
+}
+
+/// Parses the tokens of `lex` (which may be reading text still being expanded).
+pub fn parse_lexer(lex: Lexer<'_>) -> Result<Policy, Errors> {
     let mut p = Parser {
-        lex: Lexer::new(text),
+        lex,
         ahead: VecDeque::new(),
         lex_error: None,
         prev_pos: Pos::default(),
