@@ -163,18 +163,37 @@ impl Text {
         self.pos_in_seg(self.seg_index(i), i)
     }
 
-    /// Removes and returns the first `k` bytes (with their positions).
+    /// Removes and returns the first `k` bytes (with their positions); only the
+    /// rest is copied.
     pub fn split_to(&mut self, k: usize) -> Text {
         let k = k.min(self.bytes.len());
-        let mut head = Text::default();
-        head.extend_range_map(self, 0, k, |p| p);
-        let mut tail = Text::default();
-        tail.extend_range_map(self, k, self.bytes.len(), |p| p);
-        if tail.segs.is_empty() {
-            tail.end = self.end;
+        let idx = self.seg_index(k);
+        let pk = self.pos_in_seg(idx, k);
+        let tail_bytes = self.bytes.split_off(k);
+        let mut tail_segs: Vec<(usize, Pos)> = Vec::new();
+        if !tail_bytes.is_empty() {
+            tail_segs.push((0, pk));
+            for &(off, p) in self.segs.iter().skip(idx + 1) {
+                tail_segs.push((off - k, p));
+            }
         }
-        *self = tail;
+        let mut head_segs = std::mem::take(&mut self.segs);
+        head_segs.truncate(if k == 0 {
+            0
+        } else {
+            self.seg_index_in(&head_segs, k - 1) + 1
+        });
+        let head = Text {
+            bytes: std::mem::replace(&mut self.bytes, tail_bytes),
+            segs: head_segs,
+            end: pk,
+        };
+        self.segs = tail_segs;
         head
+    }
+
+    fn seg_index_in(&self, segs: &[(usize, Pos)], i: usize) -> usize {
+        segs.partition_point(|s| s.0 <= i).saturating_sub(1)
     }
 
     /// The position after the last byte.
@@ -1326,6 +1345,43 @@ mod tests {
             "# x stays\ny"
         );
         assert_eq!(expand("define(`x', y)define x").unwrap(), "define y");
+    }
+
+    #[test]
+    fn split_keeps_every_position() {
+        let mut t = Text::from_file(b"ab\ncd\n".to_vec(), 0);
+        t.push_run(
+            b"xy\nz",
+            Pos {
+                file: 1,
+                line: 7,
+                col: 3,
+                exp: 2,
+            },
+        );
+        t.push(
+            b'q',
+            Pos {
+                file: 2,
+                line: 1,
+                col: 1,
+                exp: 0,
+            },
+        );
+        let all: Vec<Pos> = (0..t.len()).map(|i| t.pos_at(i)).collect();
+        for k in 0..=t.len() {
+            let mut tail = t.clone();
+            let head = tail.split_to(k);
+            assert_eq!(head.len(), k);
+            let got: Vec<Pos> = (0..head.len())
+                .map(|i| head.pos_at(i))
+                .chain((0..tail.len()).map(|i| tail.pos_at(i)))
+                .collect();
+            assert_eq!(got, all, "split at {k}");
+            let mut joined = head.clone();
+            joined.extend(&tail);
+            assert_eq!(joined.bytes, t.bytes);
+        }
     }
 
     #[test]
