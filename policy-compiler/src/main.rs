@@ -1,7 +1,5 @@
 //! `policy-compiler`: a drop-in for `m4 ... | checkpolicy -t xen`.
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
