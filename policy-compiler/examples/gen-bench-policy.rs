@@ -74,20 +74,13 @@ ifelse(`$2', `', `', `domain_comms($1, $2)')
 divert`'dnl
 "#;
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(out) = args.first() else {
-        eprintln!("usage: gen-bench-policy OUTDIR [N]");
-        std::process::exit(2);
-    };
-    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
+/// Writes OUTDIR/bench.if and OUTDIR/bench.m4 with `n` guest domain types.
+pub fn generate(dir: &Path, n: usize) -> std::io::Result<()> {
     let flask = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../policies/flask")
-        .canonicalize()
-        .expect("policies/flask");
-    let dir = Path::new(out);
-    std::fs::create_dir_all(dir).expect("create OUTDIR");
-    std::fs::write(dir.join("bench.if"), MACROS).expect("write bench.if");
+        .canonicalize()?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("bench.if"), MACROS)?;
     let mut s = String::new();
     for f in ["security_classes", "initial_sids", "access_vectors"] {
         let _ = writeln!(s, "include(`{}')dnl", flask.join(f).display());
@@ -129,16 +122,26 @@ fn main() {
         "domDM",
     ] {
         let t = match sid {
-            "dom0" => "dom0_t",
-            "domU" | "domDM" => "dom0_t",
+            "dom0" | "domU" | "domDM" => "dom0_t",
             "security" => "security_t",
             _ => "xen_t",
         };
         let _ = writeln!(s, "sid {sid} system_u:system_r:{t}");
     }
-    std::fs::write(dir.join("bench.m4"), s).expect("write bench.m4");
-    eprintln!(
-        "wrote {}/bench.m4 with {n} guest domain types",
-        dir.display()
-    );
+    std::fs::write(dir.join("bench.m4"), s)
+}
+
+#[allow(dead_code)]
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(out) = args.first() else {
+        eprintln!("usage: gen-bench-policy OUTDIR [N]");
+        std::process::exit(2);
+    };
+    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
+    if let Err(e) = generate(Path::new(out), n) {
+        eprintln!("gen-bench-policy: {e}");
+        std::process::exit(1);
+    }
+    eprintln!("wrote {out}/bench.m4 with {n} guest domain types");
 }

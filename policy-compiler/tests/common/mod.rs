@@ -317,6 +317,18 @@ pub fn bool_settings(db: &PolicyDb) -> Vec<Vec<(String, bool)>> {
 /// Compiles `files` with both compilers and compares decisions; returns a report of
 /// differences (empty when equivalent).
 pub fn differential(name: &str, files: &[PathBuf], flags: &[String], use_m4: bool) -> Vec<String> {
+    differential_with(name, files, flags, use_m4, None)
+}
+
+/// [`differential`], querying only `U:object_r:T` contexts for the types `sample`
+/// picks (all when `None`), for policies too large to compare pair by pair.
+pub fn differential_with(
+    name: &str,
+    files: &[PathBuf],
+    flags: &[String],
+    use_m4: bool,
+    sample: Option<&dyn Fn(&str) -> bool>,
+) -> Vec<String> {
     let dir = scratch(name);
     let refp = dir.join("ref.bin");
     let ourp = dir.join("our.bin");
@@ -334,7 +346,13 @@ pub fn differential(name: &str, files: &[PathBuf], flags: &[String], use_m4: boo
         ));
     }
     let db = our_db(files, flags);
-    let (subjects, objs) = contexts(&db);
+    let (mut subjects, mut objs) = contexts(&db);
+    if let Some(keep) = sample {
+        let keep_ctx =
+            |c: &String| c.contains(":object_r:") && keep(c.rsplit(':').next().unwrap_or(""));
+        subjects.retain(keep_ctx);
+        objs.retain(keep_ctx);
+    }
     for bools in bool_settings(&db) {
         let r = decisions(&refp, &db, &bools, &subjects, &objs);
         let o = decisions(&ourp, &db, &bools, &subjects, &objs);
