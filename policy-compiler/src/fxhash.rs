@@ -20,6 +20,22 @@ impl FxHasher {
 impl Hasher for FxHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
+        // Identifiers are short: mix up to 16 bytes with one multiplication.
+        let n = bytes.len();
+        if n <= 16 {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            if n >= 8 {
+                a.copy_from_slice(&bytes[..8]);
+                b.copy_from_slice(&bytes[n - 8..]);
+            } else {
+                a[..n].copy_from_slice(bytes);
+            }
+            let w =
+                u64::from_le_bytes(a) ^ u64::from_le_bytes(b).rotate_left(29) ^ (n as u64) << 56;
+            self.add(w);
+            return;
+        }
         let mut c = bytes.chunks_exact(8);
         for w in &mut c {
             let mut a = [0u8; 8];
@@ -55,7 +71,9 @@ impl Hasher for FxHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The multiplication leaves the entropy in the high bits; hash tables index
+        // with the low ones.
+        self.0.rotate_left(26)
     }
 }
 
