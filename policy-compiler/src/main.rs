@@ -27,6 +27,8 @@ subset Xen policies use), so `policy-compiler -o policy FILES` replaces
   -h, --help    this help
   -V            version
 
+Set POLICY_COMPILER_TIMES=1 to print how long each phase took.
+
 audit2allow reads `avc:  denied` lines (as `xl dmesg` prints them) from stdin
 and prints the allow rules that would permit them, grouped per source, target
 and class, each with the number of denials it covers. With POLICY (a binary
