@@ -1868,3 +1868,144 @@ impl Compiler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::m4::Text;
+
+    const HEAD: &str = "class c\nclass d\nsid k\nclass c { p q r }\nclass d { x }\n\
+        attribute A;\ntype t1_t, A;\ntype t2_t, A;\ntype t3_t;\n";
+    const TAIL: &str = "role r;\nrole r types { A t3_t };\nuser u roles r;\nsid k u:r:t1_t\n";
+
+    fn db(body: &str) -> Result<PolicyDb, String> {
+        let src = format!("{HEAD}{body}{TAIL}");
+        let t = Text::from_file(src.into_bytes(), 0);
+        let ast = crate::parser::parse(&t).map_err(|e| e.0[0].msg.clone())?;
+        Compiler::new(Options::default())
+            .compile(&ast)
+            .map(|(d, _)| d)
+            .map_err(|e| {
+                e.0.iter()
+                    .map(|d| d.msg.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+    }
+
+    fn keys(d: &PolicyDb) -> Vec<(String, String, u16, u32)> {
+        let name = |v: u16| d.types[v as usize - 1].name.clone();
+        d.avtab
+            .entries
+            .iter()
+            .map(|(k, v)| (name(k.src), name(k.tgt), k.spec, *v))
+            .collect()
+    }
+
+    #[test]
+    fn attribute_rules_stay_attribute_keyed_unless_a_set_needs_expanding() {
+        let d = db("allow A t3_t:c p;\nallow { A -t2_t } t3_t:c q;\n").unwrap();
+        let k = keys(&d);
+        assert!(
+            k.contains(&("A".into(), "t3_t".into(), AVTAB_ALLOWED, 0b001)),
+            "{k:?}"
+        );
+        assert!(
+            k.contains(&("t1_t".into(), "t3_t".into(), AVTAB_ALLOWED, 0b010)),
+            "{k:?}"
+        );
+        assert!(!k.iter().any(|e| e.0 == "t2_t"), "{k:?}");
+    }
+
+    #[test]
+    fn self_on_an_attribute_expands_per_member_and_type_rules_expand_fully() {
+        let d = db("allow A self:c p;\ntype_transition A t3_t:d t3_t;\n").unwrap();
+        let k = keys(&d);
+        for t in ["t1_t", "t2_t"] {
+            assert!(k.contains(&(t.into(), t.into(), AVTAB_ALLOWED, 1)), "{k:?}");
+            assert!(
+                k.contains(&(t.into(), "t3_t".into(), AVTAB_TRANSITION, 4)),
+                "{k:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dontaudit_and_auditdeny_combine_with_and() {
+        let d = db("dontaudit t1_t t3_t:c p;\ndontaudit t1_t t3_t:c q;\nauditdeny t2_t t3_t:c { p q };\nauditdeny t2_t t3_t:c { q r };\n").unwrap();
+        let k = keys(&d);
+        assert!(
+            k.contains(&("t1_t".into(), "t3_t".into(), AVTAB_AUDITDENY, !0b011)),
+            "{k:?}"
+        );
+        assert!(
+            k.contains(&("t2_t".into(), "t3_t".into(), AVTAB_AUDITDENY, 0b010)),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn star_and_complement_permissions_use_all_32_bits_like_checkpolicy() {
+        let d = db("allow t1_t t3_t:c *;\nallow t2_t t3_t:c ~p;\n").unwrap();
+        let k = keys(&d);
+        assert!(
+            k.contains(&("t1_t".into(), "t3_t".into(), AVTAB_ALLOWED, u32::MAX)),
+            "{k:?}"
+        );
+        assert!(
+            k.contains(&("t2_t".into(), "t3_t".into(), AVTAB_ALLOWED, !1)),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn conditionals_are_normalised_and_merged() {
+        let d =
+            db("bool b true;\nif (b) { allow t1_t t3_t:c p; }\nif (!b) { allow t1_t t3_t:c q; }\n")
+                .unwrap();
+        assert_eq!(d.conds.len(), 1, "if (b) and if (!b) share one node");
+        let n = &d.conds[0];
+        assert!(n.cur_state);
+        assert_eq!(n.true_list.entries[0].1, 1);
+        assert_eq!(n.false_list.entries[0].1, 2);
+    }
+
+    #[test]
+    fn semantic_errors() {
+        assert!(
+            db("allow t1_t nosuch:c p;\n")
+                .unwrap_err()
+                .contains("unknown type or attribute `nosuch`")
+        );
+        assert!(
+            db("allow t1_t t3_t:c nosuch;\n")
+                .unwrap_err()
+                .contains("permission `nosuch` is not defined for class `c`")
+        );
+        assert!(
+            db("type_transition t1_t t3_t:c A;\n")
+                .unwrap_err()
+                .contains("`A` is an attribute")
+        );
+        assert!(
+            db("neverallow A t3_t:c p;\nallow t2_t t3_t:c { p q };\n")
+                .unwrap_err()
+                .contains("violates a neverallow")
+        );
+        assert!(
+            db("type t1_t;\n")
+                .unwrap_err()
+                .contains("duplicate declaration")
+        );
+        assert!(
+            db("typebounds t1_t t2_t;\nallow t2_t t3_t:c p;\n")
+                .unwrap_err()
+                .contains("exceeds the bounds")
+        );
+        assert!(
+            db("policycap nosuch;\n")
+                .unwrap_err()
+                .contains("unknown policy capability")
+        );
+    }
+}

@@ -63,19 +63,12 @@ pub fn phase_time(name: &str, since: std::time::Instant) {
 
 /// Compiles already expanded policy text.
 pub fn compile_text(text: &m4::Text, opts: Options) -> Result<Output, Errors> {
-    compile_text_inner(text, opts, false)
-}
-
-fn compile_text_inner(text: &m4::Text, opts: Options, leak: bool) -> Result<Output, Errors> {
     let t = std::time::Instant::now();
     let ast = parser::parse(text)?;
     phase_time("lex+parse", t);
     let t = std::time::Instant::now();
     let (db, warnings) = compile::Compiler::new(opts).compile(&ast)?;
     phase_time("compile", t);
-    if leak {
-        std::mem::forget(ast);
-    }
     Ok(Output { db, warnings })
 }
 

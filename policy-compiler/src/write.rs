@@ -309,3 +309,56 @@ pub fn write(db: &PolicyDb) -> Vec<u8> {
     }
     w.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(src: &str, version: u32, mls: bool, handle_unknown: u32) -> Vec<u8> {
+        let opts = crate::Options {
+            version,
+            mls,
+            handle_unknown,
+        };
+        crate::compile_str(src, opts, crate::m4::Limits::default()).unwrap()
+    }
+
+    const SRC: &str = "class c\nsid k\nclass c { p }\ntype t;\nrole r;\nrole r types t;\nuser u roles r;\n\
+        sid k u:r:t\niomemcon 0x1000-0x1fff u:r:t\ndevicetreecon \"/a\" u:r:t\n";
+
+    fn u32_at(b: &[u8], i: usize) -> u32 {
+        u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+    }
+
+    #[test]
+    fn header_version_config_and_ocontext_count() {
+        let b = compile(SRC, 30, false, 2);
+        assert_eq!(u32_at(&b, 0), POLICYDB_MAGIC);
+        assert_eq!(u32_at(&b, 4), 8);
+        assert_eq!(&b[8..16], b"XenFlask");
+        assert_eq!(u32_at(&b, 16), 30);
+        assert_eq!(u32_at(&b, 20), 2, "reject unknown, no MLS");
+        assert_eq!(u32_at(&b, 24), 8, "symbol tables");
+        assert_eq!(u32_at(&b, 28), 6, "ocontext kinds at v30 (with devicetree)");
+        let b24 = compile(SRC, 24, false, 0);
+        assert_eq!(u32_at(&b24, 16), 24);
+        assert_eq!(u32_at(&b24, 28), 5, "no devicetree at v24");
+        // v30 stores iomem ranges in 64 bits and keeps the devicetree entry
+        assert!(b.len() > b24.len());
+        assert!(b.windows(2).any(|w| w == b"/a"));
+        assert!(!b24.windows(2).any(|w| w == b"/a"));
+    }
+
+    #[test]
+    fn ebitmaps_are_written_as_libsepol_reads_them() {
+        let mut out = Vec::new();
+        let mut b = crate::bits::Bits::new();
+        b.set(70);
+        b.write(&mut out);
+        assert_eq!(u32_at(&out, 0), 64);
+        assert_eq!(u32_at(&out, 4), 128, "highbit = end of the last node");
+        assert_eq!(u32_at(&out, 8), 1);
+        assert_eq!(u32_at(&out, 12), 64, "node start");
+        assert_eq!(u64::from_le_bytes(out[16..24].try_into().unwrap()), 1 << 6);
+    }
+}
