@@ -79,17 +79,32 @@ pub fn compile(job: &Job, sm: &mut SourceMap) -> Result<Output, Errors> {
     let (expanded, parsed) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<m4::Text>(16);
         let sm_ref = &mut *sm;
-        let expander = scope.spawn(move || {
-            let mut loader = m4::FsLoader;
-            let mut e = m4::Expander::new(sm_ref, &mut loader, job.limits);
-            for d in &job.defines {
-                e.define_cmdline(d);
+        // Argument collection recurses once per nested macro call (up to
+        // `max_depth`): give the expander a stack sized for that, not the
+        // default 2 MiB of spawned threads (pages are only used when touched).
+        let stack = 64 * 1024 * 1024 + job.limits.max_depth * 16 * 1024;
+        let expander =
+            std::thread::Builder::new()
+                .stack_size(stack)
+                .spawn_scoped(scope, move || {
+                    let mut loader = m4::FsLoader;
+                    let mut e = m4::Expander::new(sm_ref, &mut loader, job.limits);
+                    for d in &job.defines {
+                        e.define_cmdline(d);
+                    }
+                    e.stream_to(tx);
+                    let r = e.run(&job.files);
+                    phase_time("expand", t0);
+                    r
+                });
+        let expander = match expander {
+            Ok(h) => h,
+            Err(e) => {
+                let d =
+                    Diagnostic::error(None, format!("cannot start the macro expander thread: {e}"));
+                return (Err(Errors::one(d.clone())), Err(Errors::one(d)));
             }
-            e.stream_to(tx);
-            let r = e.run(&job.files);
-            phase_time("expand", t0);
-            r
-        });
+        };
         let lexer = lexer::Lexer::from_pieces(Box::new(move || rx.recv().ok()));
         let parsed = parser::parse_lexer(lexer);
         phase_time("expand+lex+parse", t0);

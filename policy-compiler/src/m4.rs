@@ -138,6 +138,11 @@ impl Text {
         self.bytes.len()
     }
 
+    /// Bytes of memory the text takes (its bytes and position segments).
+    pub fn mem_cost(&self) -> u64 {
+        (self.bytes.len() + self.segs.len() * std::mem::size_of::<(usize, Pos)>()) as u64
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
@@ -313,9 +318,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_depth: 4096,
-            max_expansions: 10_000_000,
-            max_bytes: 2 << 30,
+            max_depth: 1024,
+            max_expansions: 2_000_000,
+            max_bytes: 256 << 20,
         }
     }
 }
@@ -877,6 +882,11 @@ impl<'a> Expander<'a> {
         match m {
             Macro::Builtin(b) => self.builtin(b, &name_str, use_pos, args, has_args)?,
             Macro::User { body, def } => {
+                // Refuse before building an expansion that would exceed the budget.
+                let cost = substituted_cost(&body, &args, name);
+                if self.bytes.saturating_add(cost) > self.limits.max_bytes {
+                    return Err(self.too_big(use_pos, &name_str, def));
+                }
                 let exp_id = self.new_expansion(&name_str, use_pos, def);
                 let out = substitute(&body, &args, name, exp_id, use_pos);
                 self.push_text(out, use_pos, &name_str, def)?;
@@ -904,19 +914,9 @@ impl<'a> Expander<'a> {
         if t.is_empty() {
             return Ok(());
         }
-        self.bytes += t.len() as u64;
+        self.bytes += t.mem_cost();
         if self.bytes > self.limits.max_bytes {
-            let mut d = Diagnostic::error(
-                Some(use_pos),
-                format!(
-                    "macro expansion produced more than {} bytes while expanding `{name}`; is a macro recursive?",
-                    self.limits.max_bytes
-                ),
-            );
-            if let Some(dp) = def {
-                d = d.note(Some(dp), format!("`{name}` is defined here"));
-            }
-            return Err(Errors::one(d));
+            return Err(self.too_big(use_pos, name, def));
         }
         // Drop exhausted frames first, so tail-recursive expansions do not nest.
         while self
@@ -941,6 +941,20 @@ impl<'a> Expander<'a> {
         }
         self.stack.push(Frame::new(Rc::new(t)));
         Ok(())
+    }
+
+    fn too_big(&self, use_pos: Pos, name: &str, def: Option<Pos>) -> Errors {
+        let mut d = Diagnostic::error(
+            Some(use_pos),
+            format!(
+                "macro expansion would use more than {} bytes while expanding `{name}`; is a macro recursive?",
+                self.limits.max_bytes
+            ),
+        );
+        if let Some(dp) = def {
+            d = d.note(Some(dp), format!("`{name}` is defined here"));
+        }
+        Errors::one(d)
     }
 
     fn collect_args(&mut self, name: &Text) -> Result<Vec<Text>, Errors> {
@@ -999,7 +1013,7 @@ impl<'a> Expander<'a> {
                     _ => cur.push(c, p),
                 },
             }
-            if cur.len() as u64 > self.limits.max_bytes {
+            if cur.mem_cost() > self.limits.max_bytes {
                 return Err(self.err(use_pos, "macro argument too large"));
             }
         }
@@ -1213,6 +1227,41 @@ fn extend_tagged(out: &mut Text, a: &Text, exp: u32) {
     );
 }
 
+/// An upper bound of the memory [`substitute`] would use for this call.
+fn substituted_cost(body: &Text, args: &[Text], name: &Text) -> u64 {
+    let b = &body.bytes;
+    let all: u64 = args.iter().map(|a| a.mem_cost() + 64).sum();
+    let mut cost = body.mem_cost();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'$' {
+            let n = b[i + 1];
+            if n.is_ascii_digit() {
+                let mut j = i + 1;
+                let mut k: usize = 0;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    k = k
+                        .saturating_mul(10)
+                        .saturating_add(usize::from(b[j] - b'0'));
+                    j += 1;
+                }
+                cost += if k == 0 {
+                    name.mem_cost()
+                } else {
+                    args.get(k - 1).map(|a| a.mem_cost() + 48).unwrap_or(0)
+                };
+                i = j;
+                continue;
+            }
+            if n == b'*' || n == b'@' {
+                cost = cost.saturating_add(all);
+            }
+        }
+        i += 1;
+    }
+    cost
+}
+
 /// Substitutes `$n`, `$#`, `$*`, `$@` in a user macro body.
 fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -> Text {
     let mut out = Text::default();
@@ -1388,6 +1437,9 @@ mod tests {
     fn recursion_is_bounded() {
         let e = expand("define(`a', `a a')a").unwrap_err();
         assert!(e.contains("recursive"), "{e}");
+        let e =
+            expand("define(`d', `$1$1$1$1$1$1$1$1')d(d(d(d(d(d(d(d(d(d(x))))))))))").unwrap_err();
+        assert!(e.contains("would use more than"), "{e}");
         let e = expand("define(`a', `a(a')a").unwrap_err();
         assert!(e.contains("argument lists"), "{e}");
         let e = expand("define(`a', `a')a").unwrap_err();

@@ -212,3 +212,35 @@ fn audit2allow_reads_denials_and_both_compilers_policies() {
         );
     }
 }
+
+#[test]
+fn runaway_macros_fail_cleanly_with_the_default_limits() {
+    // Each of these recurses forever in GNU m4. With the CLI's default limits
+    // they must end in a located error: no stack overflow in the expander thread,
+    // no hang, no unbounded memory (the exponential one once took 24 GB).
+    let dir = scratch("runaway");
+    for (i, src) in [
+        "define(`a', `a(a')a\n",
+        "define(`a', `a a')a\n",
+        "define(`a', `a')a\n",
+        "define(`d', `$1$1$1$1$1$1$1$1')d(d(d(d(d(d(d(d(d(d(x))))))))))\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = dir.join(format!("r{i}.m4"));
+        std::fs::write(&p, src).unwrap();
+        let t = std::time::Instant::now();
+        let (ok, _, err) = run(&[p.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(
+            err.contains("is a macro recursive?") && err.contains(&format!("r{i}.m4:1:")),
+            "{src}: {err}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(120),
+            "{src}: took {:?}",
+            t.elapsed()
+        );
+    }
+}
