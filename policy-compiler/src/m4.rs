@@ -359,7 +359,102 @@ impl Builtin {
 #[derive(Clone, Debug)]
 enum Macro {
     Builtin(Builtin),
-    User { body: Rc<Text>, def: Option<Pos> },
+    User {
+        body: Rc<Text>,
+        def: Option<Pos>,
+        /// The body split at its `$` references, once, when it is defined.
+        tmpl: Rc<[Piece]>,
+    },
+}
+
+/// A piece of a macro body: literal text or a `$` reference.
+#[derive(Clone, Debug)]
+enum Piece {
+    /// body bytes `start..end`; `start` is in segment `seg` at position `pos`
+    Lit {
+        start: usize,
+        end: usize,
+        seg: usize,
+        pos: Pos,
+    },
+    /// `$k` (k >= 1)
+    Arg(usize),
+    /// `$0`
+    Name,
+    /// `$#`, at this position
+    Count(Pos),
+    /// `$*`
+    Star,
+    /// `$@`
+    At,
+}
+
+fn user_macro(body: Text, def: Option<Pos>) -> Macro {
+    let tmpl = template(&body);
+    Macro::User {
+        body: Rc::new(body),
+        def,
+        tmpl: tmpl.into(),
+    }
+}
+
+/// Splits a body into [`Piece`]s.
+fn template(body: &Text) -> Vec<Piece> {
+    let b = &body.bytes;
+    let mut cur = body.cursor();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' && i + 1 < b.len() {
+            let n = b[i + 1];
+            if n.is_ascii_digit() {
+                let mut j = i + 1;
+                let mut k: usize = 0;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    k = k
+                        .saturating_mul(10)
+                        .saturating_add(usize::from(b[j] - b'0'));
+                    j += 1;
+                }
+                out.push(if k == 0 { Piece::Name } else { Piece::Arg(k) });
+                i = j;
+                continue;
+            }
+            match n {
+                b'#' => {
+                    out.push(Piece::Count(cur.pos(i)));
+                    i += 2;
+                    continue;
+                }
+                b'*' => {
+                    out.push(Piece::Star);
+                    i += 2;
+                    continue;
+                }
+                b'@' => {
+                    out.push(Piece::At);
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        // literal run up to the next `$`
+        let j = b[i + 1..]
+            .iter()
+            .position(|&x| x == b'$')
+            .map(|k| i + 1 + k)
+            .unwrap_or(b.len());
+        let pos = cur.pos(i);
+        out.push(Piece::Lit {
+            start: i,
+            end: j,
+            seg: cur.seg,
+            pos,
+        });
+        i = j;
+    }
+    out
 }
 
 struct Frame {
@@ -547,13 +642,8 @@ impl<'a> Expander<'a> {
         body.push_str(value.as_bytes(), p);
         let h = filter_index(name.as_bytes());
         self.name_filter[h / 64] |= 1 << (h % 64);
-        self.macros.insert(
-            name.as_bytes().to_vec(),
-            vec![Macro::User {
-                body: Rc::new(body),
-                def: None,
-            }],
-        );
+        self.macros
+            .insert(name.as_bytes().to_vec(), vec![user_macro(body, None)]);
     }
 
     /// Sends the output, in pieces cut after newlines (so no token is split), to
@@ -881,14 +971,14 @@ impl<'a> Expander<'a> {
         let name_str = String::from_utf8_lossy(&name.bytes).into_owned();
         match m {
             Macro::Builtin(b) => self.builtin(b, &name_str, use_pos, args, has_args)?,
-            Macro::User { body, def } => {
+            Macro::User { body, def, tmpl } => {
                 // Refuse before building an expansion that would exceed the budget.
-                let cost = substituted_cost(&body, &args, name);
+                let cost = substituted_cost(&body, &tmpl, &args, name);
                 if self.bytes.saturating_add(cost) > self.limits.max_bytes {
                     return Err(self.too_big(use_pos, &name_str, def));
                 }
                 let exp_id = self.new_expansion(&name_str, use_pos, def);
-                let out = substitute(&body, &args, name, exp_id, use_pos);
+                let out = substitute(&body, &tmpl, &args, name, exp_id, use_pos);
                 self.push_text(out, use_pos, &name_str, def)?;
             }
         }
@@ -1045,10 +1135,7 @@ impl<'a> Expander<'a> {
                 }
                 let body = args.get(1).cloned().unwrap_or_default();
                 let def = body.first_pos().or(Some(use_pos));
-                let m = Macro::User {
-                    body: Rc::new(body),
-                    def,
-                };
+                let m = user_macro(body, def);
                 let h = filter_index(&key);
                 self.name_filter[h / 64] |= 1 << (h % 64);
                 let e = self.macros.entry(key).or_default();
@@ -1228,100 +1315,65 @@ fn extend_tagged(out: &mut Text, a: &Text, exp: u32) {
 }
 
 /// An upper bound of the memory [`substitute`] would use for this call.
-fn substituted_cost(body: &Text, args: &[Text], name: &Text) -> u64 {
-    let b = &body.bytes;
+fn substituted_cost(body: &Text, tmpl: &[Piece], args: &[Text], name: &Text) -> u64 {
     let all: u64 = args.iter().map(|a| a.mem_cost() + 64).sum();
     let mut cost = body.mem_cost();
-    let mut i = 0;
-    while i + 1 < b.len() {
-        if b[i] == b'$' {
-            let n = b[i + 1];
-            if n.is_ascii_digit() {
-                let mut j = i + 1;
-                let mut k: usize = 0;
-                while j < b.len() && b[j].is_ascii_digit() {
-                    k = k
-                        .saturating_mul(10)
-                        .saturating_add(usize::from(b[j] - b'0'));
-                    j += 1;
-                }
-                cost += if k == 0 {
-                    name.mem_cost()
-                } else {
-                    args.get(k - 1).map(|a| a.mem_cost() + 48).unwrap_or(0)
-                };
-                i = j;
-                continue;
-            }
-            if n == b'*' || n == b'@' {
-                cost = cost.saturating_add(all);
-            }
-        }
-        i += 1;
+    for p in tmpl {
+        cost = cost.saturating_add(match p {
+            Piece::Lit { .. } | Piece::Count(_) => 32,
+            Piece::Arg(k) => args.get(k - 1).map(|a| a.mem_cost() + 48).unwrap_or(0),
+            Piece::Name => name.mem_cost(),
+            Piece::Star | Piece::At => all,
+        });
     }
     cost
 }
 
-/// Substitutes `$n`, `$#`, `$*`, `$@` in a user macro body.
-fn substitute(body: &Text, args: &[Text], name: &Text, exp: u32, use_pos: Pos) -> Text {
+/// Builds a user macro's expansion: the body's pieces with `$` references
+/// replaced. Body text is tagged as coming from expansion `exp`.
+fn substitute(
+    body: &Text,
+    tmpl: &[Piece],
+    args: &[Text],
+    name: &Text,
+    exp: u32,
+    use_pos: Pos,
+) -> Text {
     let mut out = Text::default();
-    let b = &body.bytes;
-    let mut i = 0;
+    out.bytes
+        .reserve(body.len() + args.iter().map(Text::len).sum::<usize>());
     let tag = |p: Pos| Pos { exp, ..p };
-    let mut cur = body.cursor();
-    while i < b.len() {
-        let c = b[i];
-        if c == b'$' && i + 1 < b.len() {
-            let n = b[i + 1];
-            if n.is_ascii_digit() {
-                let mut j = i + 1;
-                let mut k: usize = 0;
-                while j < b.len() && b[j].is_ascii_digit() {
-                    k = k
-                        .saturating_mul(10)
-                        .saturating_add(usize::from(b[j] - b'0'));
-                    j += 1;
-                }
-                if k == 0 {
-                    out.extend(name);
-                } else if let Some(a) = args.get(k - 1) {
+    for piece in tmpl {
+        match piece {
+            Piece::Lit {
+                start,
+                end,
+                seg,
+                pos,
+            } => out.extend_from(body, *seg, *pos, *start, *end, tag),
+            Piece::Arg(k) => {
+                if let Some(a) = args.get(k - 1) {
                     extend_tagged(&mut out, a, exp);
                 }
-                i = j;
-                continue;
             }
-            if n == b'#' {
-                out.push_str(args.len().to_string().as_bytes(), tag(cur.pos(i)));
-                i += 2;
-                continue;
-            }
-            if n == b'*' || n == b'@' {
+            Piece::Name => out.extend(name),
+            Piece::Count(p) => out.push_str(args.len().to_string().as_bytes(), tag(*p)),
+            Piece::Star | Piece::At => {
+                let at = matches!(piece, Piece::At);
                 for (k, a) in args.iter().enumerate() {
                     if k > 0 {
                         out.push(b',', use_pos);
                     }
-                    if n == b'@' {
+                    if at {
                         out.push(b'`', use_pos);
                     }
                     extend_tagged(&mut out, a, exp);
-                    if n == b'@' {
+                    if at {
                         out.push(b'\'', use_pos);
                     }
                 }
-                i += 2;
-                continue;
             }
         }
-        // copy the run up to the next `$` in one go
-        let j = b[i + 1..]
-            .iter()
-            .position(|&x| x == b'$')
-            .map(|k| i + 1 + k)
-            .unwrap_or(b.len());
-        let _ = c;
-        let p = cur.pos(i);
-        out.extend_from(body, cur.seg, p, i, j, tag);
-        i = j;
     }
     out
 }
