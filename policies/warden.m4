@@ -5,12 +5,15 @@
 # (equivalently, for checkpolicy: m4 -I policies policies/warden.m4 > policy.conf;
 #  checkpolicy -t xen -c 30 policy.conf -o xenpolicy-warden)
 #
+# MLS build: policy-compiler -t xen -c 30 -M -D enable_mls -o xenpolicy-warden-mls policies/warden.m4
+#
 # Sections must come in the order the policy language requires; every file
 # named here is read once, in this order. include() is relative to this file.
 include(`policy/support.m4')dnl
 include(`flask/security_classes')dnl
 include(`flask/initial_sids')dnl
 include(`flask/access_vectors')dnl
+include(`policy/mls')dnl
 include(`policy/booleans')dnl
 include(`modules/xen.if')dnl
 include(`modules/xen.te')dnl

@@ -16,7 +16,8 @@ fn entry() -> PathBuf {
 fn default_policy_has_zero_decision_differences_from_checkpolicy() {
     need_tools();
     let mut all = Vec::new();
-    for flags in [vec![], vec!["-c".to_string(), "24".to_string()]] {
+    let mls = ["-M", "-D", "enable_mls"].map(String::from).to_vec();
+    for flags in [vec![], vec!["-c".to_string(), "24".to_string()], mls] {
         let name = format!("default{}", flags.join(""));
         all.extend(differential(&name, &[entry()], &flags, true));
     }
@@ -119,11 +120,21 @@ fn intent_rows() -> Vec<Row> {
 
 #[test]
 fn intent_table_holds_for_the_compiled_default_policy() {
+    intent_holds(&[], "");
+}
+
+#[test]
+fn intent_table_holds_for_the_mls_build_too() {
+    intent_holds(&["-M", "-D", "enable_mls"], ":s0");
+}
+
+fn intent_holds(flags: &[&str], level: &str) {
     need_tools();
-    let dir = scratch("intent");
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let dir = scratch(&format!("intent{}", flags.join("")));
     let bin = dir.join("xenpolicy");
-    ours(&[entry()], &[], &bin).unwrap_or_else(|e| panic!("{e}"));
-    let db = our_db(&[entry()], &[]);
+    ours(&[entry()], &flags, &bin).unwrap_or_else(|e| panic!("{e}"));
+    let db = our_db(&[entry()], &flags);
     let rows = intent_rows();
     assert!(
         rows.len() >= 40,
@@ -154,8 +165,8 @@ fn intent_table_holds_for_the_compiled_default_policy() {
             }
             let av = o
                 .compute_av(
-                    &format!("system_u:object_r:{}", r.src),
-                    &format!("system_u:object_r:{}", r.tgt),
+                    &format!("system_u:object_r:{}{level}", r.src),
+                    &format!("system_u:object_r:{}{level}", r.tgt),
                     &r.class,
                 )
                 .unwrap_or_else(|e| panic!("intent.tsv:{}: {e}", r.line));
