@@ -167,7 +167,9 @@ fn check_only_and_expand_only() {
     assert!(err.contains("1 error found; nothing written"), "{err}");
     // a plain policy.conf passes through the expander unchanged
     for f in ["basic.conf", "mls.conf"] {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/accept").join(f);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus/accept")
+            .join(f);
         let (ok, out, _) = run(&["-E", p.to_str().unwrap()]);
         assert!(ok);
         assert_eq!(out, std::fs::read_to_string(&p).unwrap(), "{f}");

@@ -1,1 +1,305 @@
-//! placeholder: see docs/ARCHITECTURE.md
+//! The QEMU test harness: boot a Warden image with a command line, modules
+//! (files and their command lines), a CPU count, memory, extra QEMU arguments
+//! and a timeout; capture the serial console; and pass only on the agreed
+//! debug-exit code ([`hvcore::testexit::TestExit`]) — never on QEMU's exit
+//! status 0 (a triple fault) nor on a timeout.
+//!
+//! Images: `WARDEN_TEST_IMAGE` / `WARDEN_IMAGE` if set (as `cargo xtask test`
+//! does), otherwise the harness builds them itself through `xtask`'s build
+//! logic (target dir `target/warden`, apart from the outer build), once per
+//! test process. Later test guests are built the same way with
+//! [`bare_metal`] and passed as modules.
+
+use hvcore::testexit::TestExit;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use xtask::qemu::{self, Boot as QemuBoot, Machine, Module};
+
+/// Default per-boot timeout: generous, TCG on a busy 2-core machine is slow.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn cached(
+    var: &str,
+    cell: &'static OnceLock<Result<PathBuf, String>>,
+    test_hooks: bool,
+) -> PathBuf {
+    let r = cell.get_or_init(|| {
+        if let Some(p) = std::env::var_os(var) {
+            return Ok(PathBuf::from(p));
+        }
+        xtask::build::build_image(test_hooks).map_err(|e| e.to_string())
+    });
+    match r {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("cannot build the Warden image: {e}"),
+    }
+}
+
+/// The image built with test hooks (`test_exit`, `test_fault=`).
+pub fn test_image() -> PathBuf {
+    static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached("WARDEN_TEST_IMAGE", &CELL, true)
+}
+
+/// The production image.
+pub fn production_image() -> PathBuf {
+    static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached("WARDEN_IMAGE", &CELL, false)
+}
+
+/// Build another bare-metal package (e.g. a test guest) and return its ELF.
+pub fn bare_metal(package: &str, bin: &str, features: &[&str]) -> PathBuf {
+    xtask::build::build_bare_metal(&xtask::build::BareMetal {
+        package,
+        bin,
+        features,
+        output: bin,
+    })
+    .unwrap_or_else(|e| panic!("cannot build {package}: {e}"))
+}
+
+/// One boot to run.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    image: PathBuf,
+    cmdline: String,
+    modules: Vec<Module>,
+    smp: u32,
+    memory_mib: u32,
+    cpu: String,
+    extra: Vec<String>,
+    timeout: Duration,
+    grub: bool,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot::new()
+    }
+}
+
+impl Boot {
+    /// Boot the test image with `-kernel`, 2 CPUs, 512 MiB.
+    pub fn new() -> Boot {
+        Boot {
+            image: test_image(),
+            cmdline: String::new(),
+            modules: Vec::new(),
+            smp: 2,
+            memory_mib: 512,
+            cpu: qemu::DEFAULT_CPU.into(),
+            extra: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            grub: false,
+        }
+    }
+
+    pub fn image(mut self, p: impl Into<PathBuf>) -> Self {
+        self.image = p.into();
+        self
+    }
+    /// Warden's command line (`test_exit` is always put first, so nothing in
+    /// the line, such as an unterminated quote, can swallow it).
+    pub fn cmdline(mut self, s: &str) -> Self {
+        self.cmdline = s.into();
+        self
+    }
+    pub fn module(mut self, path: impl AsRef<Path>, args: &str) -> Self {
+        self.modules.push(Module {
+            path: path.as_ref().into(),
+            args: args.into(),
+        });
+        self
+    }
+    pub fn smp(mut self, n: u32) -> Self {
+        self.smp = n;
+        self
+    }
+    pub fn memory(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+    pub fn cpu(mut self, model: &str) -> Self {
+        self.cpu = model.into();
+        self
+    }
+    /// Extra QEMU arguments (e.g. `["-icount", "shift=0"]`).
+    pub fn qemu_args(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+    /// Boot through a GRUB ISO (Multiboot 2) instead of `-kernel`.
+    pub fn grub(mut self) -> Self {
+        self.grub = true;
+        self
+    }
+
+    /// Boot and capture. Panics only if QEMU cannot be started or the ISO not built.
+    pub fn run(&self) -> Outcome {
+        let cmdline = format!("test_exit {}", self.cmdline).trim().to_string();
+        let mut iso_file = None;
+        let boot = if self.grub {
+            let dir = xtask::bare_metal_target_dir().join("test-isos");
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let iso = dir.join(format!("t{}-{n}.iso", std::process::id()));
+            xtask::grub::make_iso(&self.image, &cmdline, &self.modules, &iso)
+                .unwrap_or_else(|e| panic!("building the GRUB ISO: {e}"));
+            iso_file = Some(iso.clone());
+            QemuBoot::Iso(iso)
+        } else {
+            QemuBoot::Kernel {
+                image: self.image.clone(),
+                cmdline: cmdline.clone(),
+                modules: self.modules.clone(),
+            }
+        };
+        let mut m = Machine::new(boot);
+        m.smp = self.smp;
+        m.memory_mib = self.memory_mib;
+        m.cpu = self.cpu.clone();
+        m.extra = self.extra.clone();
+        let o =
+            qemu::run_captured(m.command(), self.timeout, None).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(iso) = iso_file {
+            let _ = std::fs::remove_file(iso);
+        }
+        Outcome {
+            status: o.status,
+            timed_out: o.timed_out,
+            serial: o.serial,
+            stderr: o.stderr,
+            cmdline,
+        }
+    }
+}
+
+/// What a boot produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    pub serial: String,
+    pub stderr: String,
+    pub cmdline: String,
+}
+
+impl Outcome {
+    fn describe(&self) -> String {
+        let why = if self.timed_out {
+            "QEMU timed out".to_string()
+        } else {
+            match self.status {
+                Some(0) => {
+                    "QEMU exited with status 0 (a triple fault or reset, never success)".into()
+                }
+                Some(s) => match TestExit::from_qemu_status(s) {
+                    Some(e) => format!("QEMU exited with {e:?} (status {s})"),
+                    None => format!("QEMU exited with status {s} (not an agreed code)"),
+                },
+                None => "QEMU was killed by a signal".into(),
+            }
+        };
+        format!(
+            "{why}; cmdline '{}'\n--- serial ---\n{}\n--- qemu stderr ---\n{}",
+            self.cmdline, self.serial, self.stderr
+        )
+    }
+
+    /// Whether QEMU exited with exactly the agreed code.
+    pub fn exited_with(&self, e: TestExit) -> bool {
+        !self.timed_out && self.status == Some(e.qemu_status())
+    }
+
+    /// Assert the boot ended with `e`.
+    #[track_caller]
+    pub fn expect(&self, e: TestExit) -> &Self {
+        assert!(self.exited_with(e), "expected {e:?}: {}", self.describe());
+        self
+    }
+
+    /// Assert the boot reached the ready line and exited with the success code.
+    #[track_caller]
+    pub fn expect_ready(&self) -> &Self {
+        self.expect(TestExit::Ready).contains("INFO  Warden ready:")
+    }
+
+    /// Assert the boot reported a fatal error and exited with the fatal code.
+    #[track_caller]
+    pub fn expect_fatal(&self) -> &Self {
+        self.expect(TestExit::Fatal)
+            .contains("*** Warden stopped: the machine is halted.")
+    }
+
+    /// Assert the serial output contains `s`.
+    #[track_caller]
+    pub fn contains(&self, s: &str) -> &Self {
+        assert!(
+            self.serial.contains(s),
+            "serial output lacks {s:?}: {}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Assert the serial output does not contain `s`.
+    #[track_caller]
+    pub fn lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.serial.contains(s),
+            "serial output has {s:?}: {}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Lines of the serial output containing `s`.
+    pub fn lines_with(&self, s: &str) -> Vec<&str> {
+        self.serial.lines().filter(|l| l.contains(s)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Option<i32>, timed_out: bool) -> Outcome {
+        Outcome {
+            status,
+            timed_out,
+            serial: "INFO  Warden ready: x\n*** Warden stopped: the machine is halted.\n".into(),
+            stderr: String::new(),
+            cmdline: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_the_agreed_code_counts() {
+        assert!(outcome(Some(33), false).exited_with(TestExit::Ready));
+        assert!(!outcome(Some(0), false).exited_with(TestExit::Ready));
+        assert!(!outcome(Some(124), false).exited_with(TestExit::Ready));
+        assert!(!outcome(None, true).exited_with(TestExit::Ready));
+        assert!(!outcome(Some(33), true).exited_with(TestExit::Ready));
+        assert!(!outcome(Some(35), false).exited_with(TestExit::Ready));
+        assert!(outcome(Some(35), false).exited_with(TestExit::Fatal));
+    }
+
+    #[test]
+    #[should_panic(expected = "status 0 (a triple fault")]
+    fn triple_fault_fails() {
+        outcome(Some(0), false).expect_ready();
+    }
+
+    #[test]
+    #[should_panic(expected = "QEMU timed out")]
+    fn timeout_fails() {
+        outcome(None, true).expect_ready();
+    }
+}

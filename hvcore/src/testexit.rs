@@ -1,0 +1,56 @@
+//! The agreed test-exit protocol between the image and the QEMU harness.
+//!
+//! QEMU's `isa-debug-exit` device at [`DEBUG_EXIT_PORT`] turns a write of value
+//! `v` into the QEMU exit status `(v << 1) | 1`. The image writes there only in
+//! builds with the `test-hooks` feature and only when the command line has
+//! `test_exit`: [`TestExit::Ready`] after the ready line, [`TestExit::Fatal`]
+//! after a fatal error has been reported. A triple fault exits with status 0
+//! and a timeout kill with 124, so neither can be mistaken for either code.
+
+/// I/O port of QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`).
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Values the image writes to [`DEBUG_EXIT_PORT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum TestExit {
+    /// Boot completed: the ready line has been printed.
+    Ready = 0x10,
+    /// A fatal error (exception, panic, refused boot) has been reported.
+    Fatal = 0x11,
+}
+
+impl TestExit {
+    /// The value written to the port.
+    pub const fn value(self) -> u32 {
+        self as u32
+    }
+
+    /// The exit status QEMU reports for this value.
+    pub const fn qemu_status(self) -> i32 {
+        ((self as u32 as i32) << 1) | 1
+    }
+
+    /// The variant whose QEMU status is `status`, if any.
+    pub fn from_qemu_status(status: i32) -> Option<TestExit> {
+        [TestExit::Ready, TestExit::Fatal]
+            .into_iter()
+            .find(|e| e.qemu_status() == status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_qemu_formula_and_avoid_zero_and_timeout() {
+        assert_eq!(TestExit::Ready.qemu_status(), 33);
+        assert_eq!(TestExit::Fatal.qemu_status(), 35);
+        assert_eq!(TestExit::from_qemu_status(33), Some(TestExit::Ready));
+        assert_eq!(TestExit::from_qemu_status(35), Some(TestExit::Fatal));
+        assert_eq!(TestExit::from_qemu_status(0), None);
+        assert_eq!(TestExit::from_qemu_status(1), None);
+        assert_eq!(TestExit::from_qemu_status(124), None);
+    }
+}

@@ -1,0 +1,156 @@
+//! Memory: the functions the prebuilt crates expect from the platform
+//! (`memcpy` & co., unwinding symbols), the heap, and the global frame
+//! allocator.
+
+use core::arch::asm;
+use hvcore::frames::{FrameAllocator, Zone};
+use hvcore::{PAGE_SIZE, Result, err};
+use talc::TalcLock;
+use talc::source::Claim;
+
+/// Heap available before the frame allocator exists.
+const BOOT_HEAP_SIZE: usize = 4 << 20;
+static mut BOOT_HEAP: [u8; BOOT_HEAP_SIZE] = [0; BOOT_HEAP_SIZE];
+
+#[global_allocator]
+static HEAP: TalcLock<spin::mutex::SpinMutex<()>, Claim> =
+    // SAFETY: BOOT_HEAP is used by nothing but the allocator.
+    TalcLock::new(unsafe { Claim::array(&raw mut BOOT_HEAP) });
+
+/// Give the heap `size` more bytes at `base`.
+///
+/// # Safety
+/// `[base, base + size)` must be mapped, writable, and used by nothing else, forever.
+pub unsafe fn extend_heap(base: u64, size: u64) -> Result<()> {
+    // SAFETY: per the contract the region belongs to the heap from now on.
+    match unsafe { HEAP.lock().claim(base as *mut u8, size as usize) } {
+        Some(_) => Ok(()),
+        None => Err(err!(
+            NoMemory,
+            "heap refused the region {base:#x}+{size:#x}"
+        )),
+    }
+}
+
+static FRAMES: spin::Mutex<Option<FrameAllocator>> = spin::Mutex::new(None);
+
+/// Install the frame allocator.
+pub fn set_frame_allocator(fa: FrameAllocator) {
+    *FRAMES.lock() = Some(fa);
+}
+
+/// Allocate `count` frames in `zone` without clearing them.
+pub fn alloc_frames_uninit(count: u64, zone: Zone) -> Result<u64> {
+    FRAMES
+        .lock()
+        .as_mut()
+        .ok_or_else(|| err!(NoMemory, "frame allocator not initialised"))?
+        .alloc(count, 1, zone)
+}
+
+/// Allocate `count` zeroed frames in `zone` (identity-mapped memory).
+pub fn alloc_frames(count: u64, zone: Zone) -> Result<u64> {
+    let addr = alloc_frames_uninit(count, zone)?;
+    // SAFETY: the frames were just allocated to us and RAM is identity-mapped.
+    unsafe { core::ptr::write_bytes(addr as *mut u8, 0, (count * PAGE_SIZE) as usize) };
+    Ok(addr)
+}
+
+/// Free frames previously allocated.
+pub fn free_frames(addr: u64, count: u64) -> Result<()> {
+    FRAMES
+        .lock()
+        .as_mut()
+        .ok_or_else(|| err!(NoMemory, "frame allocator not initialised"))?
+        .free(addr, count)
+}
+
+/// Free frames and their total.
+pub fn frame_stats() -> (u64, u64) {
+    FRAMES
+        .lock()
+        .as_ref()
+        .map_or((0, 0), |f| (f.free_frames(), f.total_frames()))
+}
+
+// ---- what the prebuilt core/alloc link against ----
+
+/// # Safety
+/// Standard `memcpy` contract: valid, non-overlapping ranges.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees both ranges are valid for `n` bytes.
+    unsafe {
+        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memmove` contract: valid ranges, which may overlap.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if n == 0 {
+        return dst;
+    }
+    if (dst as usize).wrapping_sub(src as usize) >= n {
+        // dst is below src, or the ranges do not overlap: copy forwards.
+        // SAFETY: as for memcpy; forward copying is correct for this overlap.
+        unsafe { memcpy(dst, src, n) };
+    } else {
+        // SAFETY: the caller guarantees both ranges; copying backwards from the
+        // last byte (DF set, then cleared) handles dst above src.
+        unsafe {
+            asm!("std", "rep movsb", "cld", inout("rcx") n => _,
+                 inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
+                 options(nostack));
+        }
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memset` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees the range is valid for `n` bytes.
+    unsafe {
+        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memcmp` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    for i in 0..n {
+        // SAFETY: the caller guarantees both ranges are valid for `n` bytes;
+        // volatile reads keep LLVM from turning the loop into a memcmp call.
+        let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
+        if x != y {
+            return x as i32 - y as i32;
+        }
+    }
+    0
+}
+
+/// # Safety
+/// Standard `bcmp` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as memcmp.
+    unsafe { memcmp(a, b, n) }
+}
+
+/// Referenced by the prebuilt `alloc` even with panic=abort; never called.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    crate::arch::halt_forever()
+}
+
+/// Referenced by the prebuilt crates even with panic=abort; never called.
+#[unsafe(no_mangle)]
+pub extern "C" fn rust_eh_personality() {}

@@ -1,0 +1,56 @@
+//! Build, run and test machinery for Warden, as a library so the QEMU test
+//! harness (`tests/`) builds and boots images the same way `cargo xtask` does.
+//!
+//! - [`build`]: bare-metal builds (the image and, later, test guests) with the
+//!   flags from shared/reference/bare-metal-build.md, the post-link symbol
+//!   table, and layout checks.
+//! - [`qemu`]: the QEMU command line and a runner with timeout and captured serial.
+//! - [`grub`]: a GRUB rescue ISO that boots the image with Multiboot 2 and modules.
+//! - [`deps`]: the Debian packages the tools need (installed when root).
+
+pub mod build;
+pub mod deps;
+pub mod grub;
+pub mod qemu;
+
+use std::path::PathBuf;
+
+/// Error type for xtask: a message for the user.
+#[derive(Debug)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// `Err(Error(format!(...)))`.
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err($crate::Error(format!($($arg)*))) };
+}
+
+/// The workspace root (the directory holding the workspace Cargo.toml).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// Where bare-metal builds go (a target dir of their own, so a nested cargo
+/// started from a test or from `cargo xtask` never waits on the outer build's lock).
+pub fn bare_metal_target_dir() -> PathBuf {
+    std::env::var_os("WARDEN_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target").join("warden"))
+}
