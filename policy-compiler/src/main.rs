@@ -16,6 +16,7 @@ Compiles SELinux-language policy sources (Xen target) into a binary policy.
 The FILEs are read in order as one stream and macro-expanded first (the m4
 subset Xen policies use), so `policy-compiler -o policy FILES` replaces
 `m4 FILES | checkpolicy -t xen -o policy`. Without -o the policy is only checked.
+include() names files relative to the file that includes them.
 
   -t xen        target platform (only xen; accepted for checkpolicy compatibility)
   -c VERSION    binary policy version: 24 or 30 (default 30)
@@ -32,7 +33,8 @@ Set POLICY_COMPILER_TIMES=1 to print how long each phase took.
 audit2allow reads `avc:  denied` lines (as `xl dmesg` prints them) from stdin
 and prints the allow rules that would permit them, grouped per source, target
 and class, each with the number of denials it covers. With POLICY (a binary
-policy) it also flags rules whose permissions the policy does not define.
+policy) it also names unnamed permission bits (0x...) and flags classes,
+permissions and types the policy does not define.
 ";
 
 fn main() -> ExitCode {
