@@ -153,6 +153,51 @@ pub struct Constraint {
 }
 
 #[derive(Clone, Debug)]
+pub struct AvRule {
+    pub kind: AvKind,
+    pub src: Names,
+    pub tgt: Names,
+    pub classes: Names,
+    pub perms: Names,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub struct TypeRule {
+    pub kind: TypeRuleKind,
+    pub src: Names,
+    pub tgt: Names,
+    pub classes: Names,
+    pub new: Ident,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub struct RangeTrans {
+    pub src: Names,
+    pub tgt: Names,
+    pub classes: Option<Names>,
+    pub range: Range,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub struct RoleTrans {
+    pub roles: Names,
+    pub types: Names,
+    pub classes: Option<Names>,
+    pub new: Ident,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
+pub struct RoleAllow {
+    pub roles: Names,
+    pub new: Names,
+    pub pos: Pos,
+}
+
+#[derive(Clone, Debug)]
 pub enum Te {
     Attribute(Ident),
     Type {
@@ -176,29 +221,10 @@ pub enum Te {
         name: Ident,
         value: bool,
     },
-    Av {
-        kind: AvKind,
-        src: Names,
-        tgt: Names,
-        classes: Names,
-        perms: Names,
-        pos: Pos,
-    },
-    TypeRule {
-        kind: TypeRuleKind,
-        src: Names,
-        tgt: Names,
-        classes: Names,
-        new: Ident,
-        pos: Pos,
-    },
-    RangeTrans {
-        src: Names,
-        tgt: Names,
-        classes: Option<Names>,
-        range: Range,
-        pos: Pos,
-    },
+    // Rules are boxed: they are most of a policy and by far the largest variants.
+    Av(Box<AvRule>),
+    TypeRule(Box<TypeRule>),
+    RangeTrans(Box<RangeTrans>),
     Permissive(Ident),
     Role {
         name: Ident,
@@ -207,18 +233,8 @@ pub enum Te {
         name: Ident,
         types: Names,
     },
-    RoleTrans {
-        roles: Names,
-        types: Names,
-        classes: Option<Names>,
-        new: Ident,
-        pos: Pos,
-    },
-    RoleAllow {
-        roles: Names,
-        new: Names,
-        pos: Pos,
-    },
+    RoleTrans(Box<RoleTrans>),
+    RoleAllow(Box<RoleAllow>),
     Cond {
         expr: CondExpr,
         then: Vec<Te>,

@@ -869,22 +869,10 @@ impl Compiler {
 
     fn rule(&mut self, s: &Te, cond: Option<(usize, bool)>) -> R<()> {
         match s {
-            Te::Av {
-                kind,
-                src,
-                tgt,
-                classes,
-                perms,
-                pos,
-            } => self.av_rule(*kind, src, tgt, classes, perms, *pos, cond),
-            Te::TypeRule {
-                kind,
-                src,
-                tgt,
-                classes,
-                new,
-                pos,
-            } => self.type_rule(*kind, src, tgt, classes, new, *pos, cond),
+            Te::Av(r) => self.av_rule(r.kind, &r.src, &r.tgt, &r.classes, &r.perms, r.pos, cond),
+            Te::TypeRule(r) => {
+                self.type_rule(r.kind, &r.src, &r.tgt, &r.classes, &r.new, r.pos, cond)
+            }
             Te::TypeBounds { parent, children } => {
                 let pv = self.plain_type(parent)?;
                 for c in children {
@@ -932,13 +920,14 @@ impl Compiler {
                 self.db.roles[ri].types.union(&set);
                 Ok(())
             }
-            Te::RoleTrans {
-                roles,
-                types,
-                classes,
-                new,
-                pos,
-            } => {
+            Te::RoleTrans(r) => {
+                let ast::RoleTrans {
+                    roles,
+                    types,
+                    classes,
+                    new,
+                    pos,
+                } = &**r;
                 let rs = self.role_set(roles)?;
                 let (ts, _) = self.type_set(types, true, false, false)?;
                 let cls = match classes {
@@ -978,7 +967,8 @@ impl Compiler {
                 }
                 Ok(())
             }
-            Te::RoleAllow { roles, new, .. } => {
+            Te::RoleAllow(r) => {
+                let ast::RoleAllow { roles, new, .. } = &**r;
                 let a = self.role_set(roles)?;
                 let b = self.role_set(new)?;
                 for x in a.iter() {
@@ -991,13 +981,14 @@ impl Compiler {
                 }
                 Ok(())
             }
-            Te::RangeTrans {
-                src,
-                tgt,
-                classes,
-                range,
-                pos,
-            } => {
+            Te::RangeTrans(r) => {
+                let ast::RangeTrans {
+                    src,
+                    tgt,
+                    classes,
+                    range,
+                    pos,
+                } = &**r;
                 if !self.opts.mls {
                     return Err(err(
                         *pos,

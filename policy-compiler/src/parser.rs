@@ -961,24 +961,24 @@ impl<'t> Parser<'t> {
                 let tgt = self.names()?;
                 if kind == AvKind::Allow && self.is_p(";") && !in_cond {
                     self.bump();
-                    return Ok(Some(Te::RoleAllow {
+                    return Ok(Some(Te::RoleAllow(Box::new(RoleAllow {
                         roles: src,
                         new: tgt,
                         pos,
-                    }));
+                    }))));
                 }
                 self.expect_p(":")?;
                 let classes = self.names()?;
                 let perms = self.names()?;
                 self.semi()?;
-                Te::Av {
+                Te::Av(Box::new(AvRule {
                     kind,
                     src,
                     tgt,
                     classes,
                     perms,
                     pos,
-                }
+                }))
             }
             "type_transition" | "type_member" | "type_change" => {
                 self.bump();
@@ -999,14 +999,14 @@ impl<'t> Parser<'t> {
                     ));
                 }
                 self.semi()?;
-                Te::TypeRule {
+                Te::TypeRule(Box::new(TypeRule {
                     kind,
                     src,
                     tgt,
                     classes,
                     new,
                     pos,
-                }
+                }))
             }
             "range_transition" => {
                 self.bump();
@@ -1019,13 +1019,13 @@ impl<'t> Parser<'t> {
                 };
                 let range = self.range()?;
                 self.semi()?;
-                Te::RangeTrans {
+                Te::RangeTrans(Box::new(RangeTrans {
                     src,
                     tgt,
                     classes,
                     range,
                     pos,
-                }
+                }))
             }
             "permissive" => {
                 self.bump();
@@ -1068,13 +1068,13 @@ impl<'t> Parser<'t> {
                 };
                 let new = self.ident()?;
                 self.semi()?;
-                Te::RoleTrans {
+                Te::RoleTrans(Box::new(RoleTrans {
                     roles,
                     types,
                     classes,
                     new,
                     pos,
-                }
+                }))
             }
             "if" => {
                 self.bump();
