@@ -2,8 +2,12 @@
 //! `cargo test`: boot-information parsing (Multiboot 1 and 2), the memory map
 //! and the physical frame allocator, the Xen-syntax command line, the console
 //! ring, log-line formatting, the embedded symbol table, frame-pointer
-//! backtraces, SVM feature decoding, and the vCPU interface the VMRUN loop will
-//! implement.
+//! backtraces, SVM feature decoding; and the hypervisor proper: the XSM gate
+//! and its operation table ([`gate`]), the hypercall dispatcher and handlers
+//! ([`hypercall`]), domains and their lifecycle ([`domain`], [`hv`]), the
+//! scheduler ([`sched`]), guest memory access ([`guestmem`], [`p2m`]), the
+//! ELF loader and domain builder ([`elf`], [`builder`]), and the vCPU
+//! interface the VMRUN loop implements ([`vcpu`]).
 //!
 //! The bare-metal image (`hypervisor/`, package `warden`) does the hardware
 //! access and calls into this crate; `xtask` uses it to write the symbol table.
@@ -13,18 +17,29 @@ extern crate alloc;
 
 pub mod backtrace;
 pub mod bootinfo;
+pub mod builder;
 pub mod cmdline;
 pub mod conring;
 pub mod cpu;
+pub mod domain;
+pub mod elf;
 pub mod error;
 pub mod frames;
+pub mod gate;
+pub mod guestmem;
+pub mod hv;
+pub mod hypercall;
 pub mod logfmt;
 pub mod memmap;
 pub mod multiboot1;
 pub mod multiboot2;
+pub mod p2m;
+pub mod platform;
+pub mod sched;
 pub mod symbols;
 pub mod testexit;
 pub mod vcpu;
+pub mod version;
 
 pub use error::{Error, ErrorKind, Result};
 

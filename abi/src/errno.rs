@@ -1,0 +1,78 @@
+//! Xen's errno values (xen/include/public/errno.h). Hypercalls return `-value`.
+
+/// Operation not permitted (also what the no-XSM default policy returns on a refusal).
+pub const EPERM: i32 = 1;
+/// No such file or directory (no such entry: boolean, ocontext, ...).
+pub const ENOENT: i32 = 2;
+/// No such domain.
+pub const ESRCH: i32 = 3;
+/// Interrupted.
+pub const EINTR: i32 = 4;
+/// I/O error.
+pub const EIO: i32 = 5;
+/// Argument list too long.
+pub const E2BIG: i32 = 7;
+/// Bad file number (bad event channel port).
+pub const EBADF: i32 = 9;
+/// Try again.
+pub const EAGAIN: i32 = 11;
+/// Out of memory.
+pub const ENOMEM: i32 = 12;
+/// Permission denied (a FLASK denial).
+pub const EACCES: i32 = 13;
+/// Bad address (a guest pointer that does not translate, or crosses a bound).
+pub const EFAULT: i32 = 14;
+/// Device or resource busy.
+pub const EBUSY: i32 = 16;
+/// Exists.
+pub const EEXIST: i32 = 17;
+/// Cross-device link.
+pub const EXDEV: i32 = 18;
+/// No such device.
+pub const ENODEV: i32 = 19;
+/// Invalid argument.
+pub const EINVAL: i32 = 22;
+/// No space left.
+pub const ENOSPC: i32 = 28;
+/// Result out of range (a buffer too small).
+pub const ERANGE: i32 = 34;
+/// Function not implemented (unknown hypercall or sub-operation).
+pub const ENOSYS: i32 = 38;
+/// Timer expired (a single-shot timer set in the past with the "future" flag).
+pub const ETIME: i32 = 62;
+/// Operation not supported.
+pub const EOPNOTSUPP: i32 = 95;
+/// No buffer space (a result does not fit the caller's buffer).
+pub const ENOBUFS: i32 = 105;
+/// Timed out.
+pub const ETIMEDOUT: i32 = 110;
+
+/// The name of an errno value (for logs and test output).
+pub fn name(e: i32) -> &'static str {
+    match e {
+        EPERM => "EPERM",
+        ENOENT => "ENOENT",
+        ESRCH => "ESRCH",
+        EINTR => "EINTR",
+        EIO => "EIO",
+        E2BIG => "E2BIG",
+        EBADF => "EBADF",
+        EAGAIN => "EAGAIN",
+        ENOMEM => "ENOMEM",
+        EACCES => "EACCES",
+        EFAULT => "EFAULT",
+        EBUSY => "EBUSY",
+        EEXIST => "EEXIST",
+        EXDEV => "EXDEV",
+        ENODEV => "ENODEV",
+        EINVAL => "EINVAL",
+        ENOSPC => "ENOSPC",
+        ERANGE => "ERANGE",
+        ENOSYS => "ENOSYS",
+        ETIME => "ETIME",
+        EOPNOTSUPP => "EOPNOTSUPP",
+        ENOBUFS => "ENOBUFS",
+        ETIMEDOUT => "ETIMEDOUT",
+        _ => "E?",
+    }
+}

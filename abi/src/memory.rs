@@ -1,0 +1,34 @@
+//! `memory_op(cmd, arg)` (hypercall 12).
+
+crate::subops! {
+    /// Remove pages from a domain: `arg` points to [`Reservation`] whose
+    /// `extent_start` lists guest frame numbers; returns how many extents were removed.
+    DECREASE_RESERVATION = 1, "decrease_reservation";
+    /// Returns the highest machine frame number of the host; `arg` unused.
+    MAXIMUM_RAM_PAGE = 2, "maximum_ram_page";
+    /// Returns the pages a domain has: `arg` points to a [`DomidArg`].
+    CURRENT_RESERVATION = 3, "current_reservation";
+    /// Returns the pages a domain may have: `arg` points to a [`DomidArg`].
+    MAXIMUM_RESERVATION = 4, "maximum_reservation";
+    /// Add pages at the guest frame numbers listed by [`Reservation`];
+    /// returns how many extents were populated.
+    POPULATE_PHYSMAP = 6, "populate_physmap";
+}
+
+/// Largest extent order accepted (2 MiB extents).
+pub const MAX_EXTENT_ORDER: u32 = 9;
+
+crate::pod! {
+    /// `xen_memory_reservation`: `extent_start` is a guest array of
+    /// `nr_extents` u64 guest frame numbers, each the first of `1 << extent_order` pages.
+    pub struct Reservation {
+        pub extent_start: u64,
+        pub nr_extents: u64,
+        pub extent_order: u32,
+        pub mem_flags: u32,
+        pub domid: u16,
+        pub pad: [u16; 3],
+    }
+    /// A domain id argument (`DOMID_SELF` for the caller).
+    pub struct DomidArg { pub domid: u16 }
+}

@@ -1,0 +1,538 @@
+//! Domains and the domain table.
+//!
+//! The table has one slot per domain id below [`MAX_DOMAINS`]. Each slot
+//! keeps, besides the domain itself, a copy of what access checks need — the
+//! domain's generation (bumped whenever a domain is installed in the slot),
+//! its label (SID and `_self` SID) and whether it is privileged — under a
+//! sequence lock, so the XSM gate reads a consistent [`DomSnap`] without
+//! taking any lock or writing any shared cache line. After the check, the
+//! handler resolves the snapshot with [`DomainTable::resolve`], which fails if
+//! the slot now holds another domain or the label changed (the operation would
+//! act on something other than what was checked).
+
+use crate::p2m::P2m;
+use crate::vcpu::Vcpu;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, fence};
+use warden_abi::{DOMID_FIRST_RESERVED, DomId, errno};
+
+/// Domain ids are below this.
+pub const MAX_DOMAINS: usize = 1024;
+
+/// What the gate knows about a domain at check time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomSnap {
+    pub id: DomId,
+    /// The slot's generation when the snapshot was taken.
+    pub generation: u32,
+    /// The domain's label.
+    pub sid: u32,
+    /// The label the domain acts on when it acts on itself.
+    pub self_sid: u32,
+    /// The control domain (dom0).
+    pub privileged: bool,
+}
+
+struct Slot {
+    seq: AtomicU32,
+    live: AtomicBool,
+    /// Reserved for a domain being created.
+    reserved: AtomicBool,
+    generation: AtomicU32,
+    sid: AtomicU32,
+    self_sid: AtomicU32,
+    privileged: AtomicBool,
+    dom: spin::Mutex<Option<Arc<Domain>>>,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            seq: AtomicU32::new(0),
+            live: AtomicBool::new(false),
+            reserved: AtomicBool::new(false),
+            generation: AtomicU32::new(0),
+            sid: AtomicU32::new(0),
+            self_sid: AtomicU32::new(0),
+            privileged: AtomicBool::new(false),
+            dom: spin::Mutex::new(None),
+        }
+    }
+
+    /// A consistent read of the check-relevant fields (None if empty).
+    fn read(&self, id: DomId) -> Option<DomSnap> {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 != 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let live = self.live.load(Ordering::Relaxed);
+            let snap = DomSnap {
+                id,
+                generation: self.generation.load(Ordering::Relaxed),
+                sid: self.sid.load(Ordering::Relaxed),
+                self_sid: self.self_sid.load(Ordering::Relaxed),
+                privileged: self.privileged.load(Ordering::Relaxed),
+            };
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return live.then_some(snap);
+            }
+        }
+    }
+
+    /// Update under the table's writer lock.
+    fn write(&self, f: impl FnOnce(&Slot)) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        fence(Ordering::Release);
+        f(self);
+        self.seq.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// All domains.
+pub struct DomainTable {
+    slots: Box<[Slot]>,
+    /// Serialises writers (create, destroy, relabel) and holds the id rover.
+    writer: spin::Mutex<DomId>,
+}
+
+impl core::fmt::Debug for DomainTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DomainTable").finish_non_exhaustive()
+    }
+}
+
+impl Default for DomainTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DomainTable {
+    pub fn new() -> DomainTable {
+        DomainTable {
+            slots: (0..MAX_DOMAINS).map(|_| Slot::new()).collect(),
+            writer: spin::Mutex::new(1),
+        }
+    }
+
+    /// Lock-free snapshot of domain `id` (None if there is no such domain).
+    #[inline]
+    pub fn snapshot(&self, id: DomId) -> Option<DomSnap> {
+        self.slots.get(id as usize)?.read(id)
+    }
+
+    /// Ids of the live domains, in order, starting at `from` (lock-free).
+    pub fn snapshots_from(&self, from: DomId) -> impl Iterator<Item = DomSnap> + '_ {
+        (from as usize..MAX_DOMAINS).filter_map(|i| self.slots[i].read(i as DomId))
+    }
+
+    /// The domain a snapshot was taken of: ESRCH if it is gone (or replaced),
+    /// EAGAIN if it was relabelled since.
+    pub fn resolve(&self, s: &DomSnap) -> Result<Arc<Domain>, i32> {
+        let slot = self.slots.get(s.id as usize).ok_or(errno::ESRCH)?;
+        let d = slot.dom.lock().clone().ok_or(errno::ESRCH)?;
+        match slot.read(s.id) {
+            Some(now) if now.generation == s.generation && d.generation == s.generation => {
+                if now.sid != s.sid || now.self_sid != s.self_sid {
+                    Err(errno::EAGAIN)
+                } else {
+                    Ok(d)
+                }
+            }
+            _ => Err(errno::ESRCH),
+        }
+    }
+
+    /// The domain with id `id`, without a check (for the hypervisor's own use).
+    pub fn get(&self, id: DomId) -> Option<Arc<Domain>> {
+        self.slots.get(id as usize)?.dom.lock().clone()
+    }
+
+    /// Reserve an id: `want` if free (EEXIST if taken, EINVAL if out of
+    /// range), or the next free one after the rover for `None` (ENOSPC if none).
+    /// Returns the id and the generation the domain must carry.
+    pub fn reserve(&self, want: Option<DomId>) -> Result<(DomId, u32), i32> {
+        let mut rover = self.writer.lock();
+        let id = match want {
+            Some(id) => {
+                if id as usize >= MAX_DOMAINS || id >= DOMID_FIRST_RESERVED {
+                    return Err(errno::EINVAL);
+                }
+                let s = &self.slots[id as usize];
+                if s.live.load(Ordering::Acquire)
+                    || s.reserved.load(Ordering::Acquire)
+                    || s.dom.lock().is_some()
+                {
+                    return Err(errno::EEXIST);
+                }
+                id
+            }
+            None => {
+                let mut found = None;
+                for i in 0..MAX_DOMAINS - 1 {
+                    let c = ((*rover as usize - 1 + i) % (MAX_DOMAINS - 1)) + 1;
+                    let s = &self.slots[c];
+                    if !s.live.load(Ordering::Acquire)
+                        && !s.reserved.load(Ordering::Acquire)
+                        && s.dom.lock().is_none()
+                    {
+                        found = Some(c as DomId);
+                        break;
+                    }
+                }
+                let id = found.ok_or(errno::ENOSPC)?;
+                *rover = if id as usize + 1 >= MAX_DOMAINS {
+                    1
+                } else {
+                    id + 1
+                };
+                id
+            }
+        };
+        let slot = &self.slots[id as usize];
+        let generation = slot.generation.load(Ordering::Relaxed).wrapping_add(1);
+        // Mark the slot taken (not yet live) so another reserve skips it.
+        slot.reserved.store(true, Ordering::Release);
+        slot.write(|s| s.generation.store(generation, Ordering::Relaxed));
+        Ok((id, generation))
+    }
+
+    /// Make `d` visible under its id with its label.
+    pub fn install(&self, d: Arc<Domain>, sid: u32, self_sid: u32) {
+        let _w = self.writer.lock();
+        let slot = &self.slots[d.id as usize];
+        *slot.dom.lock() = Some(d.clone());
+        slot.write(|s| {
+            s.generation.store(d.generation, Ordering::Relaxed);
+            s.sid.store(sid, Ordering::Relaxed);
+            s.self_sid.store(self_sid, Ordering::Relaxed);
+            s.privileged.store(d.privileged, Ordering::Relaxed);
+            s.live.store(true, Ordering::Relaxed);
+        });
+        slot.reserved.store(false, Ordering::Release);
+    }
+
+    /// Give reserved id `id` back without installing a domain (a failed create).
+    pub fn unreserve(&self, id: DomId) {
+        let _w = self.writer.lock();
+        if let Some(slot) = self.slots.get(id as usize) {
+            *slot.dom.lock() = None;
+            slot.reserved.store(false, Ordering::Release);
+        }
+    }
+
+    /// Change a domain's label (RELABEL_DOMAIN, policy reload).
+    pub fn set_label(&self, id: DomId, sid: u32, self_sid: u32) {
+        let _w = self.writer.lock();
+        if let Some(slot) = self.slots.get(id as usize) {
+            slot.write(|s| {
+                s.sid.store(sid, Ordering::Relaxed);
+                s.self_sid.store(self_sid, Ordering::Relaxed);
+            });
+        }
+    }
+
+    /// Remove domain `id` from the table (its generation is retired).
+    pub fn remove(&self, id: DomId) -> Option<Arc<Domain>> {
+        let _w = self.writer.lock();
+        let slot = self.slots.get(id as usize)?;
+        slot.write(|s| {
+            s.live.store(false, Ordering::Relaxed);
+            s.sid.store(0, Ordering::Relaxed);
+            s.self_sid.store(0, Ordering::Relaxed);
+        });
+        slot.dom.lock().take()
+    }
+
+    /// Every live domain.
+    pub fn all(&self) -> Vec<Arc<Domain>> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.dom.lock().clone())
+            .collect()
+    }
+}
+
+/// A domain's memory.
+#[derive(Debug)]
+pub struct DomMem {
+    /// The physmap (None once the domain's memory has been released).
+    pub p2m: Option<P2m>,
+    /// Pages the domain has.
+    pub tot_pages: u64,
+    /// Pages it may have.
+    pub max_pages: u64,
+}
+
+/// A guest console line being assembled (printed at a newline or when full).
+#[derive(Debug, Default)]
+pub struct LineBuf {
+    pub buf: Vec<u8>,
+}
+
+/// Longest guest console line kept before it is printed anyway.
+pub const CONSOLE_LINE_MAX: usize = 256;
+
+impl LineBuf {
+    /// Add bytes; `emit` receives each complete line (without the newline).
+    /// Control characters other than tab become '.'.
+    pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    emit(&self.buf);
+                    self.buf.clear();
+                }
+                b'\r' => {}
+                b'\t' | 0x20..=0x7e => self.buf.push(b),
+                _ => self.buf.push(b'.'),
+            }
+            if self.buf.len() >= CONSOLE_LINE_MAX {
+                emit(&self.buf);
+                self.buf.clear();
+            }
+        }
+    }
+}
+
+/// A domain.
+pub struct Domain {
+    pub id: DomId,
+    /// Generation of the table slot (distinguishes reuses of the id).
+    pub generation: u32,
+    /// The control domain (dom0).
+    pub privileged: bool,
+    /// Name (boot-built domains) for logs.
+    pub name: String,
+    /// Toolstack handle (UUID).
+    pub handle: [u8; 16],
+    /// Memory.
+    pub mem: spin::RwLock<DomMem>,
+    /// vCPUs (empty until max_vcpus, cleared at destroy).
+    pub vcpus: spin::RwLock<Vec<Arc<GuestVcpu>>>,
+    /// Physmap epoch (see `vcpu::shootdown`).
+    pub epoch: AtomicU64,
+    /// Console line being assembled.
+    pub console: spin::Mutex<LineBuf>,
+    /// Set once destruction started.
+    pub dying: AtomicBool,
+    /// Set (by the scheduler, under its lock) while the domain must not run:
+    /// paused, shut down or dying. Checked by CPUs about to enter its guest.
+    pub stopped: Arc<AtomicBool>,
+}
+
+impl core::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Domain(d{})", self.id)
+    }
+}
+
+impl Domain {
+    pub fn new(
+        id: DomId,
+        generation: u32,
+        privileged: bool,
+        name: String,
+        p2m: P2m,
+        max_pages: u64,
+    ) -> Domain {
+        Domain {
+            id,
+            generation,
+            privileged,
+            name,
+            handle: [0; 16],
+            mem: spin::RwLock::new(DomMem {
+                p2m: Some(p2m),
+                tot_pages: 0,
+                max_pages,
+            }),
+            vcpus: spin::RwLock::new(Vec::new()),
+            epoch: AtomicU64::new(0),
+            console: spin::Mutex::new(LineBuf::default()),
+            dying: AtomicBool::new(false),
+            stopped: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// vCPU `id`, if the domain has it.
+    pub fn vcpu(&self, id: u32) -> Option<Arc<GuestVcpu>> {
+        self.vcpus.read().get(id as usize).cloned()
+    }
+
+    /// How many vCPUs it has.
+    pub fn nr_vcpus(&self) -> u32 {
+        self.vcpus.read().len() as u32
+    }
+}
+
+/// Event-delivery settings of a vCPU.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VcpuEvents {
+    /// Guest-physical address of its `vcpu_info`.
+    pub info_gpa: Option<u64>,
+    /// The upcall vector.
+    pub vector: Option<u8>,
+}
+
+/// A vCPU of a domain.
+pub struct GuestVcpu {
+    pub id: u32,
+    pub domid: DomId,
+    pub domain: Arc<Domain>,
+    /// The hardware vCPU; the CPU running it holds the lock.
+    pub hw: spin::Mutex<Box<dyn Vcpu>>,
+    pub events: spin::Mutex<VcpuEvents>,
+    /// Virtual IRQs raised and not yet delivered (bit n = VIRQ n).
+    pub virqs: AtomicU32,
+    /// An upcall is owed to the guest (delivered when unmasked).
+    pub upcall: AtomicBool,
+}
+
+impl GuestVcpu {
+    pub fn new(id: u32, domain: Arc<Domain>, hw: Box<dyn Vcpu>) -> GuestVcpu {
+        GuestVcpu {
+            id,
+            domid: domain.id,
+            domain,
+            hw: spin::Mutex::new(hw),
+            events: spin::Mutex::new(VcpuEvents::default()),
+            virqs: AtomicU32::new(0),
+            upcall: AtomicBool::new(false),
+        }
+    }
+}
+
+impl core::fmt::Debug for GuestVcpu {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "d{}v{}", self.domid, self.id)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::guestmem::PagingState;
+    use crate::vcpu::{Entry, HypercallArgs, VmExit};
+    use warden_abi::vcpu::HvmContext;
+
+    /// A vCPU that never runs (scheduler and table tests).
+    pub struct Inert;
+    impl Vcpu for Inert {
+        fn run(&mut self, _: &Entry<'_>) -> crate::Result<VmExit> {
+            Err(crate::err!(Unsupported, "inert test vCPU"))
+        }
+        fn hypercall_args(&self) -> HypercallArgs {
+            HypercallArgs::default()
+        }
+        fn finish_hypercall(&mut self, _: u64) {}
+        fn skip_halt(&mut self) {}
+        fn paging(&self) -> PagingState {
+            PagingState::default()
+        }
+        fn cpl(&self) -> u8 {
+            0
+        }
+        fn rip(&self) -> u64 {
+            0
+        }
+        fn context(&self) -> HvmContext {
+            HvmContext::default()
+        }
+        fn set_context(&mut self, _: &HvmContext) {}
+        fn dump(&self, _: &mut dyn core::fmt::Write) -> core::fmt::Result {
+            Ok(())
+        }
+    }
+
+    pub fn test_domain(id: DomId) -> Arc<Domain> {
+        let mem = crate::p2m::testmem::SimMem::new(8);
+        let p2m = P2m::new(&mem, 8).unwrap();
+        // The simulated memory is dropped: tests using this never touch the physmap.
+        Arc::new(Domain::new(id, 1, id == 0, String::new(), p2m, 0))
+    }
+
+    pub fn test_vcpu(domid: DomId, id: u32) -> Arc<GuestVcpu> {
+        Arc::new(GuestVcpu::new(id, test_domain(domid), Box::new(Inert)))
+    }
+
+    #[test]
+    fn reserve_install_snapshot_resolve_remove() {
+        let t = DomainTable::new();
+        let (id, generation) = t.reserve(Some(0)).unwrap();
+        assert_eq!(id, 0);
+        assert_eq!(t.reserve(Some(0)), Err(errno::EEXIST));
+        assert!(t.snapshot(0).is_none(), "reserved, not yet live");
+        let d = Arc::new(Domain {
+            generation,
+            ..Arc::try_unwrap(test_domain(0)).unwrap()
+        });
+        t.install(d, 3, 30);
+        let s = t.snapshot(0).unwrap();
+        assert_eq!((s.sid, s.self_sid, s.privileged), (3, 30, true));
+        assert!(t.resolve(&s).is_ok());
+        // Relabel: the old snapshot no longer resolves.
+        t.set_label(0, 4, 40);
+        assert_eq!(t.resolve(&s).unwrap_err(), errno::EAGAIN);
+        let s2 = t.snapshot(0).unwrap();
+        assert!(t.resolve(&s2).is_ok());
+        // Auto allocation skips 0 and taken ids.
+        let (a, _) = t.reserve(None).unwrap();
+        let (b, _) = t.reserve(None).unwrap();
+        assert_eq!((a, b), (1, 2));
+        t.unreserve(a);
+        assert!(t.remove(0).is_some());
+        assert!(t.snapshot(0).is_none());
+        assert_eq!(t.resolve(&s2).unwrap_err(), errno::ESRCH);
+        // Reuse of the id gets a new generation: old snapshots stay dead.
+        let (id, gen2) = t.reserve(Some(0)).unwrap();
+        assert_eq!(id, 0);
+        assert_ne!(gen2, generation);
+        assert_eq!(t.reserve(Some(DOMID_FIRST_RESERVED)), Err(errno::EINVAL));
+        assert_eq!(t.reserve(Some(MAX_DOMAINS as DomId)), Err(errno::EINVAL));
+    }
+
+    #[test]
+    fn console_lines_are_split_and_sanitised() {
+        let mut l = LineBuf::default();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        l.push(b"hello\x07 wor", |b| out.push(b.to_vec()));
+        l.push(b"ld\r\nnext", |b| out.push(b.to_vec()));
+        assert_eq!(out, [b"hello. world".to_vec()]);
+        l.push(&[b'x'; 300], |b| out.push(b.to_vec()));
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].len(), CONSOLE_LINE_MAX);
+    }
+
+    #[test]
+    fn snapshots_are_consistent_under_concurrent_relabels() {
+        let t = Arc::new(DomainTable::new());
+        let (_, generation) = t.reserve(Some(5)).unwrap();
+        let d = Arc::new(Domain {
+            generation,
+            ..Arc::try_unwrap(test_domain(5)).unwrap()
+        });
+        t.install(d, 1, 1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t2, stop2) = (t.clone(), stop.clone());
+        let w = std::thread::spawn(move || {
+            let mut i = 1u32;
+            while !stop2.load(Ordering::Relaxed) {
+                i += 1;
+                t2.set_label(5, i, i);
+            }
+        });
+        for _ in 0..200_000 {
+            let s = t.snapshot(5).unwrap();
+            assert_eq!(s.sid, s.self_sid, "torn read");
+        }
+        stop.store(true, Ordering::Relaxed);
+        w.join().unwrap();
+    }
+}

@@ -1,0 +1,345 @@
+//! The XSM gate: the one place where hypercalls are checked.
+//!
+//! Every (hypercall, sub-operation) of the ABI is an *operation type* (a
+//! zero-sized type implementing [`Op`]), declared once in [`table`] with its
+//! checks: subject, object, class and permissions, and the default action of
+//! the no-policy module (`flask=disabled`). The declaration generates both the
+//! check code and the row of [`table::TABLE`] that tests enumerate against
+//! the ABI, so the two cannot disagree.
+//!
+//! A handler takes a [`Permit<O>`] for its operation type. Only this module
+//! can mint one, and only from the outcome of the operation's checks: in
+//! FLASK mode from xsm's [`Granted<C>`](xsm::Granted) values (which only the
+//! security server can create), in `flask=disabled` mode from the default
+//! action. Permissions are typed by class (`xsm::Perms<C>`), and the class of
+//! each check is inferred from its permission constants, so checking a
+//! permission against the wrong class does not compile:
+//!
+//! ```compile_fail
+//! // domain2:set_vnumainfo is not a permission of class domain.
+//! let _ = xsm::perms::domain::SET_VNUMAINFO;
+//! ```
+//!
+//! and a handler cannot be reached with another operation's permit:
+//!
+//! ```compile_fail
+//! use hvcore::gate::{Permit, table::{DomctlPauseDomain, DomctlDestroyDomain}};
+//! fn destroy(_: Permit<DomctlDestroyDomain>) {}
+//! fn pause(p: Permit<DomctlPauseDomain>) { destroy(p) }
+//! ```
+//!
+//! nor can code outside the gate make a permit:
+//!
+//! ```compile_fail
+//! use hvcore::gate::{Permit, table::DomctlPauseDomain};
+//! let p: Permit<DomctlPauseDomain> = Permit { target: None, new_sid: None, _op: core::marker::PhantomData };
+//! ```
+//!
+//! The check runs on a [`Request`] the dispatcher builds before taking any
+//! lock shared between domains: the caller's and the target's labels come
+//! from lock-free snapshots of the domain table ([`DomSnap`]). The handler
+//! later resolves the permit's target and refuses if that domain was
+//! destroyed or relabelled in between (so it acts on exactly what was checked).
+
+pub mod table;
+
+use crate::domain::DomSnap;
+use core::marker::PhantomData;
+use warden_abi::errno;
+use xsm::{AuditData, Class, Flask, Granted, Perms, Sid, initial_sid};
+
+/// What the no-policy module (`flask=disabled`) decides, as Xen's dummy module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dummy {
+    /// Always allowed.
+    Hook,
+    /// The caller acting on itself, or the control domain.
+    Target,
+    /// The xenstore domain or the control domain (Warden has no xenstore domain yet).
+    XsPriv,
+    /// The target's device model or the control domain (no device models yet).
+    DmPriv,
+    /// The control domain only.
+    Priv,
+    /// No security server: the operation does not exist (-ENOSYS), as xsm_op without FLASK.
+    NoXsm,
+}
+
+/// Whose label is the source of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The calling domain.
+    Caller,
+    /// The target domain (its own label).
+    Target,
+}
+
+/// What a check is against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    /// The hypervisor (initial SID `xen`).
+    Xen,
+    /// The security server (initial SID `security`).
+    Security,
+    /// The target domain: its label, or the caller's `_self` label when the
+    /// caller targets itself (Xen's `domain_target_sid`).
+    Target,
+    /// The target domain's own label (never the `_self` label).
+    TargetOwn,
+    /// The caller's `_self` label (operations a domain can only do to itself).
+    CallerSelf,
+    /// A label given as an argument (createdomain's ssidref, a relabel's new SID).
+    NewSid,
+}
+
+/// One check of an operation, as the table describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckDesc {
+    pub subject: Subject,
+    pub object: Object,
+    /// Class name (from the permission type).
+    pub class: &'static str,
+    /// Class value.
+    pub class_id: u32,
+    /// Permission bits of the class.
+    pub perms: u32,
+}
+
+/// One row of the table: an operation and its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    /// The operation type's name.
+    pub name: &'static str,
+    pub hypercall: u32,
+    pub subop: u32,
+    /// Which form of the sub-operation this row covers, when its arguments
+    /// select different checks (`""` when there is one form).
+    pub variant: &'static str,
+    pub dummy: Dummy,
+    pub checks: &'static [CheckDesc],
+}
+
+impl Row {
+    /// Permission names of check `i`.
+    pub fn perm_names(&self, i: usize) -> alloc::vec::Vec<&'static str> {
+        let c = &self.checks[i];
+        let names = xsm::ClassId::from_raw(c.class_id)
+            .map(|id| id.perm_names())
+            .unwrap_or(&[]);
+        (0..32)
+            .filter(|b| c.perms & (1 << b) != 0)
+            .map(|b| names.get(b).copied().unwrap_or("?"))
+            .collect()
+    }
+}
+
+/// An operation type (generated by [`table`]).
+pub trait Op: Sized + 'static {
+    /// Its row.
+    const ROW: Row;
+    #[doc(hidden)]
+    fn flask(ctx: &Ctx<'_>) -> Result<Permit<Self>, i32>;
+}
+
+/// Proof that operation `O`'s checks passed, for the labels in the request.
+/// Only the gate constructs it.
+#[derive(Debug)]
+pub struct Permit<O: Op> {
+    target: Option<DomSnap>,
+    new_sid: Option<u32>,
+    _op: PhantomData<fn() -> O>,
+}
+
+impl<O: Op> Permit<O> {
+    /// The target domain as it was checked.
+    pub fn target(&self) -> Option<&DomSnap> {
+        self.target.as_ref()
+    }
+    /// The label argument that was checked.
+    pub fn new_sid(&self) -> Option<u32> {
+        self.new_sid
+    }
+}
+
+/// Anything that proves checks passed: `Granted<C>` values, tuples of them.
+/// Sealed: implemented here only.
+pub trait Proof: sealed::Sealed {}
+mod sealed {
+    pub trait Sealed {}
+}
+impl<C: Class> sealed::Sealed for Granted<C> {}
+impl<C: Class> Proof for Granted<C> {}
+macro_rules! tuple_proof {
+    ($($t:ident),+) => {
+        impl<$($t: Proof),+> sealed::Sealed for ($($t,)+) {}
+        impl<$($t: Proof),+> Proof for ($($t,)+) {}
+    };
+}
+tuple_proof!(A);
+tuple_proof!(A, B);
+tuple_proof!(A, B, C);
+
+/// Mint a permit from the proofs of its checks (FLASK mode).
+fn mint<O: Op, P: Proof>(ctx: &Ctx<'_>, _proof: P) -> Permit<O> {
+    Permit {
+        target: ctx.req.target,
+        new_sid: ctx.req.new_sid,
+        _op: PhantomData,
+    }
+}
+
+/// Everything a check may refer to, resolved before the check.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The calling domain.
+    pub caller: &'a DomSnap,
+    /// The target domain, for operations on a domain.
+    pub target: Option<DomSnap>,
+    /// A label argument (createdomain's ssidref, relabel's new SID).
+    pub new_sid: Option<u32>,
+    /// The CPU the check runs on (selects the AVC statistics slot).
+    pub cpu: u32,
+}
+
+/// The context of a FLASK check.
+pub struct Ctx<'a> {
+    flask: &'a Flask,
+    req: &'a Request<'a>,
+}
+
+impl Ctx<'_> {
+    fn sid(&self, who: Result<u32, i32>) -> Result<Sid, i32> {
+        who.map(Sid::from_raw)
+    }
+
+    fn subject(&self, s: Subject) -> Result<Sid, i32> {
+        self.sid(match s {
+            Subject::Caller => Ok(self.req.caller.sid),
+            Subject::Target => self.req.target.map(|t| t.sid).ok_or(errno::ESRCH),
+        })
+    }
+
+    fn object(&self, o: Object) -> Result<Sid, i32> {
+        let r = self.req;
+        match o {
+            Object::Xen => Ok(initial_sid::XEN),
+            Object::Security => Ok(initial_sid::SECURITY),
+            Object::Target => {
+                let t = r.target.ok_or(errno::ESRCH)?;
+                Ok(Sid::from_raw(if t.id == r.caller.id {
+                    r.caller.self_sid
+                } else {
+                    t.sid
+                }))
+            }
+            Object::TargetOwn => r.target.map(|t| Sid::from_raw(t.sid)).ok_or(errno::ESRCH),
+            Object::CallerSelf => Ok(Sid::from_raw(r.caller.self_sid)),
+            Object::NewSid => r.new_sid.map(Sid::from_raw).ok_or(errno::EINVAL),
+        }
+    }
+
+    fn audit_data(&self) -> AuditData {
+        match self.req.target {
+            Some(t) => AuditData {
+                source: Some(self.req.caller.id),
+                target: Some(t.id),
+                ..Default::default()
+            },
+            None => AuditData {
+                current: Some(self.req.caller.id),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// One check: `perms` (of the class their type names) for (subject, object).
+    fn has_perm<C: Class>(
+        &self,
+        s: Subject,
+        o: Object,
+        perms: Perms<C>,
+    ) -> Result<Granted<C>, i32> {
+        let ssid = self.subject(s)?;
+        let tsid = self.object(o)?;
+        self.flask
+            .has_perm(self.req.cpu as usize, ssid, tsid, perms, &self.audit_data())
+            .map_err(|d| d.errno())
+    }
+}
+
+/// Which security module decides.
+#[derive(Debug, Clone, Copy)]
+pub enum Module {
+    /// `flask=disabled`: Xen's dummy module (default actions).
+    Dummy,
+    /// FLASK (enforcing, permissive, or late before a policy is loaded).
+    Flask(&'static Flask),
+}
+
+/// The gate.
+#[derive(Debug, Clone, Copy)]
+pub struct Gate {
+    module: Module,
+}
+
+impl Gate {
+    pub fn new(module: Module) -> Gate {
+        Gate { module }
+    }
+
+    /// The security server, if FLASK is in use.
+    pub fn flask(&self) -> Option<&'static Flask> {
+        match self.module {
+            Module::Flask(f) => Some(f),
+            Module::Dummy => None,
+        }
+    }
+
+    /// Run operation `O`'s checks for `req`. Err is the errno to return:
+    /// EACCES for a FLASK denial (EINVAL for an invalid SID), EPERM for a
+    /// default-action refusal, ENOSYS for xsm_op without FLASK.
+    #[inline]
+    pub fn check<O: Op>(&self, req: &Request<'_>) -> Result<Permit<O>, i32> {
+        match self.module {
+            Module::Flask(flask) => O::flask(&Ctx { flask, req }),
+            Module::Dummy => {
+                dummy(O::ROW.dummy, req)?;
+                Ok(Permit {
+                    target: req.target,
+                    new_sid: req.new_sid,
+                    _op: PhantomData,
+                })
+            }
+        }
+    }
+}
+
+/// Xen's `xsm_default_action`.
+fn dummy(action: Dummy, req: &Request<'_>) -> Result<(), i32> {
+    let priv_ok = || {
+        if req.caller.privileged {
+            Ok(())
+        } else {
+            Err(errno::EPERM)
+        }
+    };
+    match action {
+        Dummy::Hook => Ok(()),
+        Dummy::Target => match req.target {
+            Some(t) if t.id != req.caller.id => priv_ok(),
+            _ => Ok(()),
+        },
+        Dummy::XsPriv | Dummy::DmPriv | Dummy::Priv => priv_ok(),
+        Dummy::NoXsm => Err(errno::ENOSYS),
+    }
+}
+
+/// The class name of a permission set's type (for table rows).
+pub const fn class_name<C: Class>(_: Perms<C>) -> &'static str {
+    C::NAME
+}
+
+/// The class value of a permission set's type (for table rows).
+pub const fn class_id<C: Class>(_: Perms<C>) -> u32 {
+    C::ID.raw()
+}

@@ -1,0 +1,324 @@
+//! The table: every operation of the ABI and its checks, in one place.
+//!
+//! Each line declares an operation type and generates its check code and its
+//! [`Row`]. Syntax:
+//!
+//! ```text
+//! Name: HYPERCALL / sub-op, "variant", dummy <default action>,
+//!     [Subject -> Object : class { PERM ... }], ...;
+//! ```
+//!
+//! Checks run in order; the first refusal ends the operation. The class of
+//! each check is the class of its permission constants (`xsm::perms::<class>`),
+//! so a permission of another class does not compile. Where Xen checks
+//! nothing, Warden checks a permission of its own (see
+//! `policies/flask/access_vectors`, "Warden:" entries).
+
+use super::{CheckDesc, Ctx, Dummy, Object, Op, Permit, Row, Subject, class_id, class_name, mint};
+use warden_abi::hypercall as hc;
+use warden_abi::{console, domctl, hvm, memory, sched, sysctl, vcpu, version, xsm as fx};
+use xsm::perms;
+
+macro_rules! ops {
+    ($(
+        $(#[$m:meta])*
+        $name:ident : $hc:ident / $sub:expr, $variant:literal, dummy $dummy:ident,
+            $( [ $subj:ident -> $obj:ident : $class:ident { $p0:ident $($pn:ident)* } ] ),+ ;
+    )*) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug)]
+            pub enum $name {}
+
+            impl Op for $name {
+                const ROW: Row = Row {
+                    name: stringify!($name),
+                    hypercall: hc::$hc,
+                    subop: $sub,
+                    variant: $variant,
+                    dummy: Dummy::$dummy,
+                    checks: &[$(
+                        CheckDesc {
+                            subject: Subject::$subj,
+                            object: Object::$obj,
+                            class: class_name(perms::$class::$p0),
+                            class_id: class_id(perms::$class::$p0),
+                            perms: perms::$class::$p0 $( .union(perms::$class::$pn) )* .bits(),
+                        }
+                    ),+],
+                };
+
+                #[inline]
+                fn flask(ctx: &Ctx<'_>) -> Result<Permit<Self>, i32> {
+                    let proof = ($(
+                        ctx.has_perm(
+                            Subject::$subj,
+                            Object::$obj,
+                            perms::$class::$p0 $( .union(perms::$class::$pn) )*,
+                        )?,
+                    )+);
+                    Ok(mint(ctx, proof))
+                }
+            }
+        )*
+
+        /// Every row, in declaration order.
+        pub const TABLE: &[Row] = &[ $( <$name as Op>::ROW ),* ];
+    };
+}
+
+ops! {
+    // ---- console_io
+    /// CONSOLEIO_write (Xen: xen:writeconsole; the dummy module allows it, as Xen debug builds do).
+    ConsoleWrite: CONSOLE_IO / console::WRITE, "", dummy Hook,
+        [Caller -> Xen : xen { WRITECONSOLE }];
+    /// CONSOLEIO_read: serial input.
+    ConsoleRead: CONSOLE_IO / console::READ, "", dummy Priv,
+        [Caller -> Xen : xen { READCONSOLE }];
+
+    // ---- xen_version (Warden checks version, get_features and
+    // platform_parameters too; Xen answers them unchecked)
+    VersionVersion: XEN_VERSION / version::VERSION, "", dummy Hook,
+        [Caller -> Xen : version { XEN_VERSION }];
+    VersionExtraversion: XEN_VERSION / version::EXTRAVERSION, "", dummy Hook,
+        [Caller -> Xen : version { XEN_EXTRAVERSION }];
+    VersionCompileInfo: XEN_VERSION / version::COMPILE_INFO, "", dummy Hook,
+        [Caller -> Xen : version { XEN_COMPILE_INFO }];
+    VersionCapabilities: XEN_VERSION / version::CAPABILITIES, "", dummy Hook,
+        [Caller -> Xen : version { XEN_CAPABILITIES }];
+    VersionChangeset: XEN_VERSION / version::CHANGESET, "", dummy Hook,
+        [Caller -> Xen : version { XEN_CHANGESET }];
+    VersionPlatformParameters: XEN_VERSION / version::PLATFORM_PARAMETERS, "", dummy Hook,
+        [Caller -> Xen : version { XEN_PLATFORM_PARAMETERS }];
+    VersionGetFeatures: XEN_VERSION / version::GET_FEATURES, "", dummy Hook,
+        [Caller -> Xen : version { XEN_GET_FEATURES }];
+    VersionPagesize: XEN_VERSION / version::PAGESIZE, "", dummy Hook,
+        [Caller -> Xen : version { XEN_PAGESIZE }];
+    VersionGuestHandle: XEN_VERSION / version::GUEST_HANDLE, "", dummy Hook,
+        [Caller -> Xen : version { XEN_GUEST_HANDLE }];
+    VersionCommandline: XEN_VERSION / version::COMMANDLINE, "", dummy Priv,
+        [Caller -> Xen : version { XEN_COMMANDLINE }];
+    VersionBuildId: XEN_VERSION / version::BUILD_ID, "", dummy Priv,
+        [Caller -> Xen : version { XEN_BUILD_ID }];
+
+    // ---- sched_op (Warden: domain2:sched_self on oneself; Xen checks only remote_shutdown)
+    SchedYield: SCHED_OP / sched::YIELD, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { SCHED_SELF }];
+    SchedBlock: SCHED_OP / sched::BLOCK, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { SCHED_SELF }];
+    SchedShutdown: SCHED_OP / sched::SHUTDOWN, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { SCHED_SELF }];
+    SchedPoll: SCHED_OP / sched::POLL, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { SCHED_SELF }];
+    SchedRemoteShutdown: SCHED_OP / sched::REMOTE_SHUTDOWN, "", dummy DmPriv,
+        [Caller -> Target : domain { SHUTDOWN }];
+
+    // ---- vcpu_op (Warden: domain2:vcpu_op on oneself; Xen checks none)
+    VcpuInitialise: VCPU_OP / vcpu::INITIALISE, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuUp: VCPU_OP / vcpu::UP, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuDown: VCPU_OP / vcpu::DOWN, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuIsUp: VCPU_OP / vcpu::IS_UP, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuGetRunstateInfo: VCPU_OP / vcpu::GET_RUNSTATE_INFO, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuSetSingleshotTimer: VCPU_OP / vcpu::SET_SINGLESHOT_TIMER, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuStopSingleshotTimer: VCPU_OP / vcpu::STOP_SINGLESHOT_TIMER, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuRegisterVcpuInfo: VCPU_OP / vcpu::REGISTER_VCPU_INFO, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+
+    // ---- hvm_op
+    HvmSetEvtchnUpcallVector: HVM_OP / hvm::SET_EVTCHN_UPCALL_VECTOR, "", dummy Target,
+        [Caller -> CallerSelf : hvm { SETPARAM }];
+
+    // ---- memory_op
+    MemPopulatePhysmap: MEMORY_OP / memory::POPULATE_PHYSMAP, "", dummy Target,
+        [Caller -> Target : mmu { ADJUST }];
+    MemDecreaseReservation: MEMORY_OP / memory::DECREASE_RESERVATION, "", dummy Target,
+        [Caller -> Target : mmu { ADJUST }];
+    /// Warden: mmu:stat on oneself (Xen answers it unchecked).
+    MemMaximumRamPage: MEMORY_OP / memory::MAXIMUM_RAM_PAGE, "", dummy Hook,
+        [Caller -> CallerSelf : mmu { STAT }];
+    MemCurrentReservation: MEMORY_OP / memory::CURRENT_RESERVATION, "", dummy Target,
+        [Caller -> Target : mmu { STAT }];
+    MemMaximumReservation: MEMORY_OP / memory::MAXIMUM_RESERVATION, "", dummy Target,
+        [Caller -> Target : mmu { STAT }];
+
+    // ---- domctl (checked before the domctl path takes any lock: XSA-492/499)
+    /// domain:create against the new domain's label (ssidref).
+    DomctlCreateDomain: DOMCTL / domctl::CREATEDOMAIN, "", dummy Priv,
+        [Caller -> NewSid : domain { CREATE }];
+    DomctlDestroyDomain: DOMCTL / domctl::DESTROYDOMAIN, "", dummy Priv,
+        [Caller -> Target : domain { DESTROY }];
+    DomctlPauseDomain: DOMCTL / domctl::PAUSEDOMAIN, "", dummy Priv,
+        [Caller -> Target : domain { PAUSE }];
+    DomctlUnpauseDomain: DOMCTL / domctl::UNPAUSEDOMAIN, "", dummy Priv,
+        [Caller -> Target : domain { UNPAUSE }];
+    DomctlGetDomainInfo: DOMCTL / domctl::GETDOMAININFO, "", dummy XsPriv,
+        [Caller -> Target : domain { GETDOMAININFO }];
+    DomctlMaxMem: DOMCTL / domctl::MAX_MEM, "", dummy Priv,
+        [Caller -> Target : domain { SETDOMAINMAXMEM }];
+    DomctlSetVcpuContext: DOMCTL / domctl::SETVCPUCONTEXT, "", dummy Priv,
+        [Caller -> Target : domain { SETVCPUCONTEXT }];
+    DomctlGetVcpuContext: DOMCTL / domctl::GETVCPUCONTEXT, "", dummy Priv,
+        [Caller -> Target : domain { GETVCPUCONTEXT }];
+    DomctlMaxVcpus: DOMCTL / domctl::MAX_VCPUS, "", dummy Priv,
+        [Caller -> Target : domain { MAX_VCPUS }];
+
+    // ---- sysctl
+    SysctlReadConsole: SYSCTL / sysctl::READCONSOLE, "read", dummy Priv,
+        [Caller -> Xen : xen { READCONSOLE }];
+    SysctlReadConsoleClear: SYSCTL / sysctl::READCONSOLE, "read and clear", dummy Priv,
+        [Caller -> Xen : xen { READCONSOLE CLEARCONSOLE }];
+    SysctlPhysinfo: SYSCTL / sysctl::PHYSINFO, "", dummy Priv,
+        [Caller -> Xen : xen { PHYSINFO }];
+    /// Checked once per listed domain; domains refused are skipped (as Xen).
+    SysctlGetDomainInfoList: SYSCTL / sysctl::GETDOMAININFOLIST, "per listed domain", dummy Priv,
+        [Caller -> Target : domain { GETDOMAININFO }];
+    LivepatchUpload: SYSCTL / sysctl::LIVEPATCH_OP, "upload", dummy Priv,
+        [Caller -> Xen : xen2 { LIVEPATCH_OP LIVEPATCH_UPLOAD }];
+    LivepatchGet: SYSCTL / sysctl::LIVEPATCH_OP, "get", dummy Priv,
+        [Caller -> Xen : xen2 { LIVEPATCH_OP }];
+    LivepatchList: SYSCTL / sysctl::LIVEPATCH_OP, "list", dummy Priv,
+        [Caller -> Xen : xen2 { LIVEPATCH_OP }];
+    LivepatchAction: SYSCTL / sysctl::LIVEPATCH_OP, "action", dummy Priv,
+        [Caller -> Xen : xen2 { LIVEPATCH_OP LIVEPATCH_ACTION }];
+
+    // ---- xsm_op (FLASK)
+    FlaskLoad: XSM_OP / fx::LOAD, "", dummy NoXsm,
+        [Caller -> Security : security { LOAD_POLICY }];
+    FlaskGetEnforce: XSM_OP / fx::GETENFORCE, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    /// Checked whether or not the mode changes (Xen checks only a change).
+    FlaskSetEnforce: XSM_OP / fx::SETENFORCE, "", dummy NoXsm,
+        [Caller -> Security : security { SETENFORCE }];
+    FlaskContextToSid: XSM_OP / fx::CONTEXT_TO_SID, "", dummy NoXsm,
+        [Caller -> Security : security { CHECK_CONTEXT }];
+    FlaskSidToContext: XSM_OP / fx::SID_TO_CONTEXT, "", dummy NoXsm,
+        [Caller -> Security : security { CHECK_CONTEXT }];
+    FlaskAccess: XSM_OP / fx::ACCESS, "", dummy NoXsm,
+        [Caller -> Security : security { COMPUTE_AV }];
+    FlaskCreate: XSM_OP / fx::CREATE, "", dummy NoXsm,
+        [Caller -> Security : security { COMPUTE_CREATE }];
+    FlaskRelabel: XSM_OP / fx::RELABEL, "", dummy NoXsm,
+        [Caller -> Security : security { COMPUTE_RELABEL }];
+    FlaskPolicyVers: XSM_OP / fx::POLICYVERS, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    FlaskGetBool: XSM_OP / fx::GETBOOL, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    FlaskSetBool: XSM_OP / fx::SETBOOL, "", dummy NoXsm,
+        [Caller -> Security : security { SETBOOL }];
+    FlaskCommitBools: XSM_OP / fx::COMMITBOOLS, "", dummy NoXsm,
+        [Caller -> Security : security { SETBOOL }];
+    FlaskMls: XSM_OP / fx::MLS, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    FlaskGetAvcThreshold: XSM_OP / fx::GETAVC_THRESHOLD, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    /// Checked whether or not the value changes (Xen checks only a change).
+    FlaskSetAvcThreshold: XSM_OP / fx::SETAVC_THRESHOLD, "", dummy NoXsm,
+        [Caller -> Security : security { SETSECPARAM }];
+    FlaskAvcHashStats: XSM_OP / fx::AVC_HASHSTATS, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    FlaskAvcCacheStats: XSM_OP / fx::AVC_CACHESTATS, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    FlaskMember: XSM_OP / fx::MEMBER, "", dummy NoXsm,
+        [Caller -> Security : security { COMPUTE_MEMBER }];
+    FlaskAddOcontext: XSM_OP / fx::ADD_OCONTEXT, "", dummy NoXsm,
+        [Caller -> Security : security { ADD_OCONTEXT }];
+    FlaskDelOcontext: XSM_OP / fx::DEL_OCONTEXT, "", dummy NoXsm,
+        [Caller -> Security : security { DEL_OCONTEXT }];
+    FlaskGetPeerSid: XSM_OP / fx::GET_PEER_SID, "", dummy NoXsm,
+        [Caller -> Security : security { GETSECPARAM }];
+    /// A domain relabelling itself (domid DOMID_SELF or its own id).
+    FlaskRelabelSelf: XSM_OP / fx::RELABEL_DOMAIN, "self", dummy NoXsm,
+        [Caller -> NewSid : domain2 { RELABELSELF }],
+        [Caller -> NewSid : domain { TRANSITION }];
+    /// A domain relabelling another one.
+    FlaskRelabelDomain: XSM_OP / fx::RELABEL_DOMAIN, "other domain", dummy NoXsm,
+        [Caller -> TargetOwn : domain2 { RELABELFROM }],
+        [Caller -> NewSid : domain2 { RELABELTO }],
+        [Target -> NewSid : domain { TRANSITION }];
+    FlaskDevicetreeLabel: XSM_OP / fx::DEVICETREE_LABEL, "label (sid != 0)", dummy NoXsm,
+        [Caller -> Security : security { ADD_OCONTEXT }];
+    FlaskDevicetreeUnlabel: XSM_OP / fx::DEVICETREE_LABEL, "remove (sid 0)", dummy NoXsm,
+        [Caller -> Security : security { DEL_OCONTEXT }];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TABLE;
+    use alloc::vec::Vec;
+    use warden_abi::HYPERCALLS;
+
+    #[test]
+    fn every_abi_operation_has_a_row_and_every_row_an_operation() {
+        for h in HYPERCALLS {
+            for s in h.subops {
+                let rows: Vec<_> = TABLE
+                    .iter()
+                    .filter(|r| r.hypercall == h.number && r.subop == s.number)
+                    .collect();
+                assert!(
+                    !rows.is_empty(),
+                    "{}:{} has no row in the gate table",
+                    h.name,
+                    s.name
+                );
+                if rows.len() > 1 {
+                    // Several forms: each must say which.
+                    for r in &rows {
+                        assert!(!r.variant.is_empty(), "{} needs a variant", r.name);
+                    }
+                }
+            }
+        }
+        for r in TABLE {
+            assert!(
+                warden_abi::subop_name(r.hypercall, r.subop).is_some(),
+                "row {} names no ABI operation ({}, {})",
+                r.name,
+                r.hypercall,
+                r.subop
+            );
+        }
+    }
+
+    #[test]
+    fn every_row_checks_something_real() {
+        for r in TABLE {
+            assert!(!r.checks.is_empty(), "{} has no check", r.name);
+            for (i, c) in r.checks.iter().enumerate() {
+                assert!(c.perms != 0, "{} check {i} has no permission", r.name);
+                let names = r.perm_names(i);
+                assert!(names.iter().all(|n| *n != "?"), "{}: unnamed bit", r.name);
+                let id = xsm::ClassId::from_raw(c.class_id).expect("class exists");
+                assert_eq!(id.name(), c.class);
+            }
+        }
+        let mut names: Vec<_> = TABLE.iter().map(|r| r.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), TABLE.len(), "duplicate operation names");
+    }
+
+    #[test]
+    fn rows_say_what_xen_checks() {
+        let row = |n: &str| TABLE.iter().find(|r| r.name == n).unwrap();
+        let pause = row("DomctlPauseDomain");
+        assert_eq!(pause.checks[0].class, "domain");
+        assert_eq!(pause.perm_names(0), ["pause"]);
+        let rc = row("SysctlReadConsoleClear");
+        assert_eq!(rc.perm_names(0), ["readconsole", "clearconsole"]);
+        let relabel = row("FlaskRelabelDomain");
+        assert_eq!(relabel.checks.len(), 3);
+        assert_eq!(relabel.perm_names(2), ["transition"]);
+        assert_eq!(relabel.checks[2].subject, super::Subject::Target);
+        let lp = row("LivepatchUpload");
+        assert_eq!(lp.checks[0].class, "xen2");
+        assert_eq!(lp.perm_names(0), ["livepatch_op", "livepatch_upload"]);
+    }
+}

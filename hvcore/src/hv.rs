@@ -1,0 +1,628 @@
+//! The hypervisor proper: domains' lifecycle, the per-CPU run loop, exit
+//! handling and event delivery. Hardware is reached only through
+//! [`Platform`] and [`Vcpu`](crate::vcpu::Vcpu).
+//!
+//! Lifecycle of a domain: created paused (with its memory limit and label) →
+//! vCPUs set (`max_vcpus`) → memory populated and vCPU state set (by the
+//! boot-time builder or a privileged toolstack) → unpaused → runs → shut down
+//! (by itself, by an authorised domain, or crashed by the hypervisor when it
+//! faults) → destroyed: stopped, removed from the table and the scheduler,
+//! every page scrubbed and returned to the frame allocator.
+
+use crate::cmdline::FlaskMode;
+use crate::domain::{Domain, DomainTable, GuestVcpu, VcpuEvents};
+use crate::gate::Gate;
+use crate::guestmem::{Fault, GuestPhys};
+use crate::p2m::{MapError, P2m, PhysView};
+use crate::platform::{Platform, RateLimit};
+use crate::sched::{Block, Life, Scheduler};
+use crate::vcpu::{Entry, VmExit};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use warden_abi::domctl::{self as dc, DomainInfo};
+use warden_abi::sched::{SHUTDOWN_CRASH, reason_name};
+use warden_abi::vcpu::VcpuInfo;
+use warden_abi::{DomId, Pod, errno};
+
+/// Parameters of a new domain.
+#[derive(Debug, Clone)]
+pub struct NewDomain {
+    /// A specific id, or any.
+    pub want: Option<DomId>,
+    pub privileged: bool,
+    pub name: String,
+    /// Its label (0 when FLASK is disabled).
+    pub sid: u32,
+    pub max_pages: u64,
+    pub weight: u32,
+    pub handle: [u8; 16],
+}
+
+/// The live-patch operations (registered by the live-patch subsystem). It
+/// receives the caller, the permit for the sub-operation and its argument.
+pub type LivepatchHook = fn(
+    &crate::hypercall::Call<'_>,
+    crate::hypercall::sysctl::LivepatchPermit,
+    &mut warden_abi::sysctl::Livepatch,
+) -> Result<u64, i32>;
+
+/// The hypervisor.
+pub struct Hv {
+    pub platform: &'static dyn Platform,
+    pub gate: Gate,
+    pub mode: FlaskMode,
+    pub domains: DomainTable,
+    pub sched: Scheduler,
+    unknown_log: spin::Mutex<RateLimit>,
+    livepatch: spin::Once<LivepatchHook>,
+    time_scale: (u32, i8),
+    /// Set once a policy has been loaded at run time in `flask=late` mode.
+    pub late_loaded: AtomicBool,
+}
+
+impl core::fmt::Debug for Hv {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Hv")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hv {
+    pub fn new(platform: &'static dyn Platform, gate: Gate, mode: FlaskMode) -> Hv {
+        Hv {
+            platform,
+            gate,
+            mode,
+            domains: DomainTable::new(),
+            sched: Scheduler::new(platform.nr_cpus() as usize),
+            unknown_log: spin::Mutex::new(RateLimit::new(16, 1_000_000_000)),
+            livepatch: spin::Once::new(),
+            time_scale: crate::platform::time_scale(platform.tsc_hz()),
+            late_loaded: AtomicBool::new(false),
+        }
+    }
+
+    /// Register the live-patch operations (once).
+    pub fn set_livepatch(&self, hook: LivepatchHook) {
+        self.livepatch.call_once(|| hook);
+    }
+
+    /// The live-patch operations, if registered.
+    pub fn livepatch(&self) -> Option<LivepatchHook> {
+        self.livepatch.get().copied()
+    }
+
+    fn now(&self) -> u64 {
+        self.platform.now_ns()
+    }
+
+    fn kick_all(&self, cpus: &[u32]) {
+        for &c in cpus {
+            self.platform.kick(c);
+        }
+    }
+
+    /// A rate-limited warning about an unknown hypercall or sub-operation.
+    pub fn log_unknown(&self, caller: DomId, what: core::fmt::Arguments<'_>) {
+        let now = self.now();
+        let Some(dropped) = self.unknown_log.lock().admit(now) else {
+            return;
+        };
+        if dropped > 0 {
+            log::warn!("xsm: {dropped} messages about unknown operations suppressed");
+        }
+        let label = self.label_of(caller);
+        log::warn!("xsm: unknown {what} from d{caller} ({label}): -ENOSYS");
+    }
+
+    /// A domain's label as text (or its SID number when FLASK is off or it cannot be named).
+    pub fn label_of(&self, id: DomId) -> String {
+        let sid = self.domains.snapshot(id).map_or(0, |s| s.sid);
+        match self.gate.flask() {
+            Some(f) => f
+                .sid_to_context(xsm::Sid::from_raw(sid))
+                .unwrap_or_else(|_| alloc::format!("sid {sid}")),
+            None => String::from("no label: FLASK disabled"),
+        }
+    }
+
+    // ------------------------------------------------------------ domains
+
+    /// The `_self` label of a domain labelled `sid`: type_transition(sid, sid):domain.
+    pub fn self_sid(&self, sid: u32) -> u32 {
+        match self.gate.flask() {
+            Some(f) => f
+                .compute_create(
+                    xsm::Sid::from_raw(sid),
+                    xsm::Sid::from_raw(sid),
+                    <xsm::class::Domain as xsm::Class>::ID.raw(),
+                )
+                .map_or(sid, |s| s.raw()),
+            None => sid,
+        }
+    }
+
+    /// Create a domain (paused, without vCPUs or memory).
+    pub fn create_domain(&self, n: NewDomain) -> Result<Arc<Domain>, i32> {
+        let (id, generation) = self.domains.reserve(n.want)?;
+        let Some(p2m) = P2m::new(self.platform.mem(), P2m::table_budget(n.max_pages)) else {
+            self.domains.unreserve(id);
+            return Err(errno::ENOMEM);
+        };
+        let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
+        d.handle = n.handle;
+        let d = Arc::new(d);
+        self.sched.add_domain(id, n.weight, d.stopped.clone());
+        self.domains.install(d.clone(), n.sid, self.self_sid(n.sid));
+        Ok(d)
+    }
+
+    /// Give a domain its vCPUs (once).
+    pub fn set_max_vcpus(&self, d: &Arc<Domain>, n: u32) -> Result<(), i32> {
+        if n == 0 || n > warden_abi::vcpu::MAX_VCPUS {
+            return Err(errno::EINVAL);
+        }
+        let mut vs = d.vcpus.write();
+        if !vs.is_empty() {
+            return if vs.len() as u32 == n {
+                Ok(())
+            } else {
+                Err(errno::EINVAL)
+            };
+        }
+        let root = d
+            .mem
+            .read()
+            .p2m
+            .as_ref()
+            .map(|p| p.root())
+            .ok_or(errno::ESRCH)?;
+        let mut made = Vec::new();
+        for i in 0..n {
+            let hw = self
+                .platform
+                .new_vcpu(d.id, i, root)
+                .map_err(|_| errno::ENOMEM)?;
+            made.push(Arc::new(GuestVcpu::new(i, d.clone(), hw)));
+        }
+        let now = self.now();
+        for v in &made {
+            self.sched.add_vcpu(v.clone(), now);
+        }
+        *vs = made;
+        Ok(())
+    }
+
+    /// Set the memory limit.
+    pub fn set_max_pages(&self, d: &Domain, pages: u64) {
+        let mut m = d.mem.write();
+        m.max_pages = pages;
+        if let Some(p) = m.p2m.as_mut() {
+            p.set_table_limit(P2m::table_budget(pages));
+        }
+    }
+
+    /// Add a zeroed page at `gfn`.
+    pub fn populate(&self, d: &Domain, gfn: u64) -> Result<(), i32> {
+        let mem = self.platform.mem();
+        let mut m = d.mem.write();
+        if m.tot_pages >= m.max_pages {
+            return Err(errno::ENOMEM);
+        }
+        let p2m = m.p2m.as_mut().ok_or(errno::ESRCH)?;
+        let pa = mem.alloc_frame().ok_or(errno::ENOMEM)?;
+        if let Err(e) = p2m.map(mem, gfn, pa) {
+            mem.free_frame(pa);
+            return Err(match e {
+                MapError::Exists => errno::EEXIST,
+                MapError::OutOfRange => errno::EINVAL,
+                MapError::NoMemory => errno::ENOMEM,
+            });
+        }
+        m.tot_pages += 1;
+        Ok(())
+    }
+
+    /// Remove the pages at `gfns` (all must be present, else nothing is
+    /// removed and Err(EINVAL)); they are scrubbed and freed once no CPU can
+    /// still reach them.
+    pub fn decrease(&self, d: &Domain, gfns: &[u64]) -> Result<(), i32> {
+        let mem = self.platform.mem();
+        let mut m = d.mem.write();
+        let p2m = m.p2m.as_mut().ok_or(errno::ESRCH)?;
+        if gfns.iter().any(|&g| p2m.lookup(mem, g).is_none()) {
+            return Err(errno::EINVAL);
+        }
+        let mut freed = Vec::new();
+        for &g in gfns {
+            if let Some(pa) = p2m.unmap(mem, g) {
+                freed.push(pa);
+            }
+        }
+        crate::vcpu::shootdown(self.platform.guest_slots(), d.id, &d.epoch, &|c| {
+            self.platform.kick(c as u32)
+        });
+        for pa in &freed {
+            mem.zero_frame(*pa);
+            mem.free_frame(*pa);
+        }
+        m.tot_pages -= freed.len() as u64;
+        Ok(())
+    }
+
+    /// Copy `data` into domain memory at guest-physical `gpa` (the builder, vcpu_info).
+    pub fn write_phys(&self, d: &Domain, gpa: u64, data: &[u8]) -> Result<(), Fault> {
+        let m = d.mem.read();
+        let p2m = m.p2m.as_ref().ok_or(Fault {
+            addr: gpa,
+            reason: "domain has no memory",
+        })?;
+        let pv = PhysView {
+            p2m,
+            mem: self.platform.mem(),
+        };
+        let mut done = 0;
+        while done < data.len() {
+            let a = gpa + done as u64;
+            let n = ((4096 - (a & 4095)) as usize).min(data.len() - done);
+            pv.write_gpa(a, &data[done..done + n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copy from domain memory at guest-physical `gpa`.
+    pub fn read_phys(&self, d: &Domain, gpa: u64, out: &mut [u8]) -> Result<(), Fault> {
+        let m = d.mem.read();
+        let p2m = m.p2m.as_ref().ok_or(Fault {
+            addr: gpa,
+            reason: "domain has no memory",
+        })?;
+        let pv = PhysView {
+            p2m,
+            mem: self.platform.mem(),
+        };
+        let mut done = 0;
+        while done < out.len() {
+            let a = gpa + done as u64;
+            let n = ((4096 - (a & 4095)) as usize).min(out.len() - done);
+            pv.read_gpa(a, &mut out[done..done + n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Wait until no CPU executes guest code of domain `id` (its stop flag must be set).
+    fn wait_out_of_guest(&self, id: DomId) {
+        for (cpu, s) in self.platform.guest_slots().iter().enumerate() {
+            let mut spins = 0u64;
+            while s.domain() == Some(id) {
+                if spins.is_multiple_of(1 << 20) {
+                    self.platform.kick(cpu as u32);
+                }
+                spins += 1;
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Pause a domain (counted); returns once none of its vCPUs executes guest code.
+    pub fn pause(&self, d: &Domain) {
+        let k = self.sched.pause(d.id, self.now());
+        self.kick_all(&k);
+        self.wait_out_of_guest(d.id);
+    }
+
+    /// Undo one pause; EINVAL if it was not paused.
+    pub fn unpause(&self, d: &Domain) -> Result<(), i32> {
+        let k = self
+            .sched
+            .unpause(d.id, self.now())
+            .map_err(|_| errno::EINVAL)?;
+        self.kick_all(&k);
+        Ok(())
+    }
+
+    /// Shut a domain down with `reason` (no effect if already shut down or dying).
+    pub fn shutdown(&self, d: &Domain, reason: u32) {
+        if self.sched.life(d.id) != Some(Life::Active) {
+            return;
+        }
+        let k = self
+            .sched
+            .set_life(d.id, Life::Shutdown(reason), self.now());
+        self.kick_all(&k);
+        log::info!(
+            "Domain {} shut down: reason {} ({})",
+            d.id,
+            reason,
+            reason_name(reason)
+        );
+        if d.privileged {
+            self.platform.control_domain_stopped(reason);
+        }
+    }
+
+    /// Crash a domain (it faulted or did something unsupported): log why and
+    /// what its vCPU looked like, and shut it down with reason crash.
+    pub fn crash(&self, v: &GuestVcpu, why: core::fmt::Arguments<'_>, regs: &str) {
+        log::error!("d{}v{}: crashed: {why}", v.domid, v.id);
+        for l in regs.lines() {
+            log::error!("d{}v{}:   {l}", v.domid, v.id);
+        }
+        self.shutdown(&v.domain, SHUTDOWN_CRASH);
+    }
+
+    /// Destroy a domain: stop it, take it out of the table and the
+    /// scheduler, scrub and free every page. Returns the pages freed.
+    pub fn destroy(&self, d: &Arc<Domain>) -> u64 {
+        if d.dying.swap(true, Ordering::AcqRel) {
+            return 0;
+        }
+        let k = self.sched.set_life(d.id, Life::Dying, self.now());
+        self.kick_all(&k);
+        self.wait_out_of_guest(d.id);
+        self.sched.remove_domain(d.id);
+        self.domains.remove(d.id);
+        let vcpus = core::mem::take(&mut *d.vcpus.write());
+        drop(vcpus);
+        let mem = self.platform.mem();
+        let mut m = d.mem.write();
+        let mut pages = 0u64;
+        let mut tables = 0;
+        if let Some(p) = m.p2m.take() {
+            tables = p.table_frames();
+            p.destroy(mem, |_, pa| {
+                mem.zero_frame(pa);
+                mem.free_frame(pa);
+                pages += 1;
+            });
+        }
+        m.tot_pages = 0;
+        log::info!(
+            "Domain {} destroyed: {} pages scrubbed and freed, {} page-table frames freed",
+            d.id,
+            pages,
+            tables
+        );
+        pages
+    }
+
+    /// getdomaininfo for `d` labelled `sid`.
+    pub fn domain_info(&self, d: &Domain, sid: u32) -> DomainInfo {
+        let st = self.sched.domain_state(d.id, self.now());
+        let m = d.mem.read();
+        let mut flags = dc::DOMINF_HVM_GUEST | dc::DOMINF_HAP;
+        let mut info = DomainInfo {
+            domain: d.id,
+            tot_pages: m.tot_pages,
+            max_pages: m.max_pages,
+            ssidref: sid,
+            handle: d.handle,
+            ..Default::default()
+        };
+        if d.privileged {
+            flags |= dc::DOMINF_PRIV;
+        }
+        if let Some(st) = st {
+            match st.life {
+                Life::Dying => flags |= dc::DOMINF_DYING,
+                Life::Shutdown(r) => {
+                    flags |= dc::DOMINF_SHUTDOWN
+                        | ((r & dc::DOMINF_SHUTDOWN_MASK) << dc::DOMINF_SHUTDOWN_SHIFT)
+                }
+                Life::Active => {}
+            }
+            if st.pause > 0 {
+                flags |= dc::DOMINF_PAUSED;
+            }
+            if st.running {
+                flags |= dc::DOMINF_RUNNING;
+            }
+            if st.all_blocked {
+                flags |= dc::DOMINF_BLOCKED;
+            }
+            info.cpu_time = st.cpu_time_ns;
+            info.nr_online_vcpus = st.online_vcpus;
+        } else {
+            flags |= dc::DOMINF_DYING;
+        }
+        info.max_vcpu_id = d.nr_vcpus().saturating_sub(1);
+        info.flags = flags;
+        info
+    }
+
+    /// After a policy load: recompute every domain's `_self` label.
+    pub fn relabel_all(&self) {
+        for d in self.domains.all() {
+            if let Some(s) = self.domains.snapshot(d.id) {
+                self.domains.set_label(d.id, s.sid, self.self_sid(s.sid));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ events
+
+    /// Raise virtual IRQ `virq` on vCPU `v`.
+    pub fn raise_virq(&self, v: &GuestVcpu, virq: u32) {
+        v.virqs.fetch_or(1 << (virq & 31), Ordering::SeqCst);
+        if let Some(c) = self.sched.notify((v.domid, v.id), self.now()) {
+            self.platform.kick(c);
+        }
+    }
+
+    /// Is the guest's `evtchn_upcall_pending` set?
+    pub fn guest_upcall_pending(&self, v: &GuestVcpu) -> bool {
+        let Some(gpa) = v.events.lock().info_gpa else {
+            return false;
+        };
+        let mut b = [0u8; 1];
+        self.read_phys(&v.domain, gpa, &mut b).is_ok() && b[0] != 0
+    }
+
+    /// Clear the guest's `evtchn_upcall_mask` (SCHEDOP_block enables delivery).
+    pub fn unmask_events(&self, v: &GuestVcpu) {
+        if let Some(gpa) = v.events.lock().info_gpa {
+            let _ = self.write_phys(&v.domain, gpa + 1, &[0]);
+        }
+    }
+
+    /// Fill a vcpu_info's time fields.
+    pub fn time_info(&self) -> warden_abi::vcpu::VcpuTimeInfo {
+        let tsc = self.platform.rdtsc();
+        warden_abi::vcpu::VcpuTimeInfo {
+            version: 2,
+            tsc_timestamp: tsc,
+            system_time: self.platform.tsc_to_ns(tsc),
+            tsc_to_system_mul: self.time_scale.0,
+            tsc_shift: self.time_scale.1,
+            ..Default::default()
+        }
+    }
+
+    /// Before entering `v`: deliver pending virtual IRQs to its vcpu_info and
+    /// return the upcall vector to inject, if any.
+    fn pending_upcall(&self, v: &GuestVcpu) -> Option<u8> {
+        let virqs = v.virqs.swap(0, Ordering::AcqRel);
+        if virqs == 0 && !v.upcall.load(Ordering::Acquire) {
+            return None;
+        }
+        let ev: VcpuEvents = *v.events.lock();
+        let mut masked = false;
+        if let Some(gpa) = ev.info_gpa {
+            let mut info = VcpuInfo::default();
+            if self.read_phys(&v.domain, gpa, info.as_bytes_mut()).is_ok() {
+                if virqs != 0 {
+                    info.evtchn_pending_sel |= virqs as u64;
+                    info.evtchn_upcall_pending = 1;
+                    let _ =
+                        self.write_phys(&v.domain, gpa + 8, &info.evtchn_pending_sel.to_le_bytes());
+                    let _ = self.write_phys(&v.domain, gpa, &[1]);
+                }
+                masked = info.evtchn_upcall_mask != 0;
+            }
+        }
+        let Some(vector) = ev.vector else {
+            v.upcall.store(false, Ordering::Release);
+            return None;
+        };
+        if masked {
+            v.upcall.store(true, Ordering::Release);
+            return None;
+        }
+        v.upcall.store(false, Ordering::Release);
+        Some(vector)
+    }
+
+    // ------------------------------------------------------------ run loop
+
+    /// One pass of housekeeping: interrupts, timers.
+    fn housekeeping(&self) {
+        self.platform.poll_interrupts();
+        let now = self.now();
+        let (kick, fired) = self.sched.expire(now);
+        self.kick_all(&kick);
+        for v in fired {
+            self.raise_virq(&v, warden_abi::vcpu::VIRQ_TIMER);
+        }
+    }
+
+    /// The loop every CPU runs once the hypervisor is up.
+    pub fn cpu_loop(&self, cpu: u32) -> ! {
+        loop {
+            self.housekeeping();
+            match self.sched.pick(cpu, self.now()) {
+                Some(v) => self.run_vcpu(cpu, v),
+                None => self.platform.idle(),
+            }
+        }
+    }
+
+    /// Run `v` on `cpu` until it blocks, stops or its slice ends.
+    pub fn run_vcpu(&self, cpu: u32, v: Arc<GuestVcpu>) {
+        let k = (v.domid, v.id);
+        let slot = &self.platform.guest_slots()[cpu as usize];
+        {
+            let mut hw = v.hw.lock();
+            loop {
+                let inject = self.pending_upcall(&v);
+                let entry = Entry {
+                    slot,
+                    domid: v.domid,
+                    epoch: &v.domain.epoch,
+                    stop: &v.domain.stopped,
+                    inject,
+                };
+                let exit = hw.run(&entry);
+                let check = match exit {
+                    Ok(VmExit::Hypercall) => crate::hypercall::hypercall(self, cpu, &v, &mut **hw),
+                    Ok(VmExit::Halt) => {
+                        hw.skip_halt();
+                        let pending = self.guest_upcall_pending(&v);
+                        self.sched.block(k, Block::Event, pending, None, self.now());
+                        true
+                    }
+                    Ok(VmExit::ExternalInterrupt) | Ok(VmExit::Cancelled) => true,
+                    Ok(VmExit::Shutdown) => {
+                        self.crash_with(
+                            &v,
+                            &**hw,
+                            format_args!("triple fault (shutdown intercept)"),
+                        );
+                        true
+                    }
+                    Ok(VmExit::NestedPageFault { gpa, error_code }) => {
+                        self.crash_with(
+                            &v,
+                            &**hw,
+                            format_args!("access to guest-physical {gpa:#x} outside its memory (nested page fault, error code {error_code:#x})"),
+                        );
+                        true
+                    }
+                    Ok(VmExit::Io { port, size, write }) => {
+                        self.crash_with(
+                            &v,
+                            &**hw,
+                            format_args!(
+                                "unexpected I/O port {} of {size} bytes at {port:#x}",
+                                if write { "write" } else { "read" }
+                            ),
+                        );
+                        true
+                    }
+                    Ok(VmExit::Unexpected { code, info1, info2 }) => {
+                        self.crash_with(
+                            &v,
+                            &**hw,
+                            format_args!("unexpected exit {code:#x} (info {info1:#x} {info2:#x})"),
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        self.crash_with(&v, &**hw, format_args!("cannot run: {e}"));
+                        true
+                    }
+                };
+                if check {
+                    self.housekeeping();
+                    if self.sched.should_stop(k, self.now()) {
+                        break;
+                    }
+                }
+            }
+        }
+        let now = self.now();
+        if let Some(c) = self.sched.descheduled(cpu, k, now) {
+            self.platform.kick(c);
+        }
+    }
+
+    fn crash_with(&self, v: &GuestVcpu, hw: &dyn crate::vcpu::Vcpu, why: core::fmt::Arguments<'_>) {
+        let mut regs = String::new();
+        let _ = hw.dump(&mut regs);
+        self.crash(v, why, &regs);
+    }
+}

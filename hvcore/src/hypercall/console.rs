@@ -1,0 +1,55 @@
+//! console_io.
+
+use super::{Call, HcResult};
+use crate::gate::table::{ConsoleRead, ConsoleWrite};
+use warden_abi::console::{MAX_WRITE, READ, WRITE};
+use warden_abi::errno;
+
+/// Bytes copied from a guest per step of a console write.
+const CHUNK: usize = 256;
+/// Most input bytes returned by one read.
+const MAX_READ: u64 = 4096;
+
+pub fn console_io(c: &mut Call<'_>, cmd: u64, count: u64, buf: u64) -> HcResult {
+    match cmd {
+        x if x == WRITE as u64 => {
+            let _p = c.check::<ConsoleWrite>()?;
+            if count > MAX_WRITE as u64 {
+                return Err(errno::EINVAL);
+            }
+            write(c, count as usize, buf)
+        }
+        x if x == READ as u64 => {
+            let _p = c.check::<ConsoleRead>()?;
+            let n = count.min(MAX_READ) as usize;
+            let mut tmp = alloc::vec![0u8; n];
+            let got = c.hv.platform.serial_input(&mut tmp);
+            c.write_bytes(buf, &tmp[..got])?;
+            Ok(got as u64)
+        }
+        n => c.unknown("console_io sub-op", n),
+    }
+}
+
+fn write(c: &Call<'_>, count: usize, buf: u64) -> HcResult {
+    let id = c.caller.id;
+    let privileged = c.caller.privileged;
+    let mut done = 0usize;
+    let mut chunk = [0u8; CHUNK];
+    while done < count {
+        let n = CHUNK.min(count - done);
+        let va = buf.checked_add(done as u64).ok_or(errno::EFAULT)?;
+        c.guest(|g| g.read(va, &mut chunk[..n]))?
+            .map_err(|_| errno::EFAULT)?;
+        c.dom().console.lock().push(&chunk[..n], |line| {
+            let text = core::str::from_utf8(line).unwrap_or("");
+            if privileged {
+                log::info!("{text}");
+            } else {
+                log::info!("(d{id}) {text}");
+            }
+        });
+        done += n;
+    }
+    Ok(0)
+}

@@ -1,0 +1,402 @@
+//! Host memory for domains, and each domain's physmap: the nested page
+//! tables (AMD NPT, the x86-64 4-level format) that map guest-physical frames
+//! to host frames. Table and data frames come from [`HostMem`] (the frame
+//! allocator, in the image); the hypervisor reaches them through its identity
+//! map. A domain's guest-physical space is limited to [`GFN_LIMIT`] frames and
+//! its page-table frames to a pool sized from its memory limit, so a guest
+//! populating sparse addresses cannot make the host allocate without bound.
+
+use crate::guestmem::{Fault, GuestPhys};
+
+/// Host physical memory: frames and byte access to them (the image's frame
+/// allocator and identity map; a simulated memory in host tests).
+///
+/// Addresses passed to the access methods are always inside frames the
+/// caller obtained from [`HostMem::alloc_frame`] and has not freed.
+pub trait HostMem: Sync {
+    /// A zeroed frame, or None when memory is exhausted.
+    fn alloc_frame(&self) -> Option<u64>;
+    /// Return a frame (the caller scrubbed it if it held guest data).
+    fn free_frame(&self, pa: u64);
+    /// Copy from host physical `pa` (within one frame).
+    fn read(&self, pa: u64, buf: &mut [u8]);
+    /// Copy to host physical `pa` (within one frame).
+    fn write(&self, pa: u64, buf: &[u8]);
+    /// Zero a whole frame.
+    fn zero_frame(&self, pa: u64);
+    /// Free frames now.
+    fn free_frames(&self) -> u64;
+    /// Frames under the allocator's management.
+    fn total_frames(&self) -> u64;
+    /// Highest host frame number.
+    fn max_mfn(&self) -> u64;
+
+    /// Read a little-endian u64.
+    fn read_u64(&self, pa: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.read(pa, &mut b);
+        u64::from_le_bytes(b)
+    }
+    /// Write a little-endian u64.
+    fn write_u64(&self, pa: u64, v: u64) {
+        self.write(pa, &v.to_le_bytes());
+    }
+}
+
+/// Guest frame numbers must be below this (64 GiB of guest-physical space).
+pub const GFN_LIMIT: u64 = 1 << 24;
+
+const P: u64 = 1;
+const RW: u64 = 1 << 1;
+const US: u64 = 1 << 2;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// Nested entries: present, writable, user (nested walks are user accesses).
+const NPT_FLAGS: u64 = P | RW | US;
+
+/// Why a mapping failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// The frame is already mapped.
+    Exists,
+    /// The frame number is beyond [`GFN_LIMIT`].
+    OutOfRange,
+    /// The page-table pool or host memory is exhausted.
+    NoMemory,
+}
+
+/// A domain's nested page tables.
+#[derive(Debug)]
+pub struct P2m {
+    root: u64,
+    tables: u64,
+    table_limit: u64,
+    mapped: u64,
+}
+
+impl P2m {
+    /// Empty tables; at most `table_limit` table frames (the root included).
+    pub fn new(mem: &dyn HostMem, table_limit: u64) -> Option<P2m> {
+        let root = mem.alloc_frame()?;
+        Some(P2m {
+            root,
+            tables: 1,
+            table_limit: table_limit.max(4),
+            mapped: 0,
+        })
+    }
+
+    /// The table-frame budget for a domain allowed `max_pages` pages: four
+    /// times what dense memory needs, plus a few.
+    pub fn table_budget(max_pages: u64) -> u64 {
+        8 + 4 * max_pages.div_ceil(512)
+    }
+
+    /// Raise the table budget (the memory limit grew).
+    pub fn set_table_limit(&mut self, limit: u64) {
+        self.table_limit = self.table_limit.max(limit);
+    }
+
+    /// Physical address of the top-level table (the VMCB's N_CR3).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Table frames in use.
+    pub fn table_frames(&self) -> u64 {
+        self.tables
+    }
+
+    /// Guest frames mapped.
+    pub fn mapped(&self) -> u64 {
+        self.mapped
+    }
+
+    fn index(gfn: u64, level: u32) -> u64 {
+        (gfn >> (9 * (level - 1))) & 511
+    }
+
+    /// The leaf entry's address for `gfn`, creating tables if `create`.
+    fn leaf(&mut self, mem: &dyn HostMem, gfn: u64, create: bool) -> Result<Option<u64>, MapError> {
+        let mut table = self.root;
+        for level in [4u32, 3, 2] {
+            let slot = table + Self::index(gfn, level) * 8;
+            let e = mem.read_u64(slot);
+            if e & P == 0 {
+                if !create {
+                    return Ok(None);
+                }
+                if self.tables >= self.table_limit {
+                    return Err(MapError::NoMemory);
+                }
+                let t = mem.alloc_frame().ok_or(MapError::NoMemory)?;
+                self.tables += 1;
+                mem.write_u64(slot, t | NPT_FLAGS);
+                table = t;
+            } else {
+                table = e & ADDR;
+            }
+        }
+        Ok(Some(table + Self::index(gfn, 1) * 8))
+    }
+
+    /// The host frame mapped at `gfn` (as a physical address).
+    pub fn lookup(&self, mem: &dyn HostMem, gfn: u64) -> Option<u64> {
+        if gfn >= GFN_LIMIT {
+            return None;
+        }
+        let mut table = self.root;
+        for level in [4u32, 3, 2, 1] {
+            let e = mem.read_u64(table + Self::index(gfn, level) * 8);
+            if e & P == 0 {
+                return None;
+            }
+            table = e & ADDR;
+        }
+        Some(table)
+    }
+
+    /// Map `gfn` to the host frame at `pa`.
+    pub fn map(&mut self, mem: &dyn HostMem, gfn: u64, pa: u64) -> Result<(), MapError> {
+        if gfn >= GFN_LIMIT {
+            return Err(MapError::OutOfRange);
+        }
+        let slot = self.leaf(mem, gfn, true)?.ok_or(MapError::NoMemory)?;
+        if mem.read_u64(slot) & P != 0 {
+            return Err(MapError::Exists);
+        }
+        mem.write_u64(slot, (pa & ADDR) | NPT_FLAGS);
+        self.mapped += 1;
+        Ok(())
+    }
+
+    /// Unmap `gfn`; returns the host frame that was there. The caller must
+    /// make every CPU running the domain drop stale translations before the
+    /// frame is reused.
+    pub fn unmap(&mut self, mem: &dyn HostMem, gfn: u64) -> Option<u64> {
+        if gfn >= GFN_LIMIT {
+            return None;
+        }
+        let slot = self.leaf(mem, gfn, false).ok().flatten()?;
+        let e = mem.read_u64(slot);
+        if e & P == 0 {
+            return None;
+        }
+        mem.write_u64(slot, 0);
+        self.mapped -= 1;
+        Some(e & ADDR)
+    }
+
+    /// Free every table frame; `data(gfn, pa)` receives every mapped frame.
+    pub fn destroy(self, mem: &dyn HostMem, mut data: impl FnMut(u64, u64)) {
+        fn walk(
+            mem: &dyn HostMem,
+            table: u64,
+            level: u32,
+            base: u64,
+            data: &mut dyn FnMut(u64, u64),
+        ) {
+            for i in 0..512u64 {
+                let e = mem.read_u64(table + i * 8);
+                if e & P == 0 {
+                    continue;
+                }
+                let gfn = base | (i << (9 * (level - 1)));
+                if level == 1 {
+                    data(gfn, e & ADDR);
+                } else {
+                    walk(mem, e & ADDR, level - 1, gfn, data);
+                    mem.free_frame(e & ADDR);
+                }
+            }
+        }
+        walk(mem, self.root, 4, 0, &mut data);
+        mem.free_frame(self.root);
+    }
+}
+
+/// A domain's guest-physical memory through its physmap.
+pub struct PhysView<'a> {
+    pub p2m: &'a P2m,
+    pub mem: &'a dyn HostMem,
+}
+
+impl PhysView<'_> {
+    fn frame(&self, gpa: u64) -> Result<u64, Fault> {
+        self.p2m.lookup(self.mem, gpa >> 12).ok_or(Fault {
+            addr: gpa,
+            reason: "no memory at this guest-physical address",
+        })
+    }
+}
+
+impl GuestPhys for PhysView<'_> {
+    fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        debug_assert!((gpa & 4095) as usize + buf.len() <= 4096);
+        let pa = self.frame(gpa)?;
+        self.mem.read(pa | (gpa & 4095), buf);
+        Ok(())
+    }
+    fn write_gpa(&self, gpa: u64, buf: &[u8]) -> Result<(), Fault> {
+        debug_assert!((gpa & 4095) as usize + buf.len() <= 4096);
+        let pa = self.frame(gpa)?;
+        self.mem.write(pa | (gpa & 4095), buf);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub mod testmem {
+    //! Simulated host memory for tests: `frames` frames starting at 16 MiB.
+    use super::HostMem;
+    use alloc::vec::Vec;
+    use spin::Mutex;
+
+    pub struct SimMem {
+        base: u64,
+        data: Mutex<Vec<[u8; 4096]>>,
+        free: Mutex<Vec<u64>>,
+        total: u64,
+    }
+
+    impl SimMem {
+        pub fn new(frames: u64) -> SimMem {
+            let base = 16 << 20;
+            SimMem {
+                base,
+                data: Mutex::new(alloc::vec![[0u8; 4096]; frames as usize]),
+                free: Mutex::new((0..frames).rev().map(|i| base + i * 4096).collect()),
+                total: frames,
+            }
+        }
+        fn idx(&self, pa: u64) -> (usize, usize) {
+            assert!(pa >= self.base, "access below simulated memory: {pa:#x}");
+            let i = ((pa - self.base) / 4096) as usize;
+            assert!(
+                (i as u64) < self.total,
+                "access beyond simulated memory: {pa:#x}"
+            );
+            (i, (pa & 4095) as usize)
+        }
+        /// Whether the frame at `pa` is all zero.
+        pub fn is_zero(&self, pa: u64) -> bool {
+            let (i, _) = self.idx(pa);
+            self.data.lock()[i].iter().all(|&b| b == 0)
+        }
+    }
+
+    impl HostMem for SimMem {
+        fn alloc_frame(&self) -> Option<u64> {
+            let pa = self.free.lock().pop()?;
+            self.zero_frame(pa);
+            Some(pa)
+        }
+        fn free_frame(&self, pa: u64) {
+            let mut f = self.free.lock();
+            assert!(!f.contains(&pa), "double free of {pa:#x}");
+            f.push(pa);
+        }
+        fn read(&self, pa: u64, buf: &mut [u8]) {
+            let (i, o) = self.idx(pa);
+            buf.copy_from_slice(&self.data.lock()[i][o..o + buf.len()]);
+        }
+        fn write(&self, pa: u64, buf: &[u8]) {
+            let (i, o) = self.idx(pa);
+            self.data.lock()[i][o..o + buf.len()].copy_from_slice(buf);
+        }
+        fn zero_frame(&self, pa: u64) {
+            let (i, _) = self.idx(pa);
+            self.data.lock()[i] = [0; 4096];
+        }
+        fn free_frames(&self) -> u64 {
+            self.free.lock().len() as u64
+        }
+        fn total_frames(&self) -> u64 {
+            self.total
+        }
+        fn max_mfn(&self) -> u64 {
+            (self.base >> 12) + self.total - 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testmem::SimMem;
+    use super::*;
+    use crate::guestmem::GuestView;
+
+    #[test]
+    fn map_lookup_unmap_destroy_returns_every_frame() {
+        let mem = SimMem::new(256);
+        let before = mem.free_frames();
+        let mut p = P2m::new(&mem, 64).unwrap();
+        let mut data = alloc::vec::Vec::new();
+        for gfn in [0u64, 1, 511, 512, 0x40000, GFN_LIMIT - 1] {
+            let f = mem.alloc_frame().unwrap();
+            p.map(&mem, gfn, f).unwrap();
+            data.push((gfn, f));
+        }
+        assert_eq!(p.map(&mem, 1, data[0].1), Err(MapError::Exists));
+        assert_eq!(p.map(&mem, GFN_LIMIT, data[0].1), Err(MapError::OutOfRange));
+        for &(g, f) in &data {
+            assert_eq!(p.lookup(&mem, g), Some(f));
+        }
+        assert_eq!(p.lookup(&mem, 2), None);
+        assert_eq!(p.lookup(&mem, u64::MAX), None);
+        assert_eq!(p.unmap(&mem, 1), Some(data[1].1));
+        assert_eq!(p.unmap(&mem, 1), None);
+        assert_eq!(p.lookup(&mem, 1), None);
+        mem.free_frame(data[1].1);
+        assert_eq!(p.mapped(), 5);
+        let mut seen = alloc::vec::Vec::new();
+        p.destroy(&mem, |g, f| {
+            seen.push((g, f));
+            mem.free_frame(f);
+        });
+        seen.sort();
+        let mut want: alloc::vec::Vec<_> = data.iter().copied().filter(|&(g, _)| g != 1).collect();
+        want.sort();
+        assert_eq!(seen, want);
+        assert_eq!(mem.free_frames(), before);
+    }
+
+    #[test]
+    fn table_budget_bounds_sparse_mappings() {
+        let mem = SimMem::new(512);
+        let mut p = P2m::new(&mem, 6).unwrap();
+        let mut ok = 0;
+        let mut refused = false;
+        // Each gfn in its own 1 GiB region needs two new tables.
+        for i in 0..10u64 {
+            let f = mem.alloc_frame().unwrap();
+            match p.map(&mem, i << 18, f) {
+                Ok(()) => ok += 1,
+                Err(MapError::NoMemory) => {
+                    mem.free_frame(f);
+                    refused = true;
+                    break;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert!(refused && ok >= 1, "ok={ok}");
+        assert!(p.table_frames() <= 6);
+    }
+
+    #[test]
+    fn guest_view_over_physmap() {
+        let mem = SimMem::new(64);
+        let mut p = P2m::new(&mem, 16).unwrap();
+        let f0 = mem.alloc_frame().unwrap();
+        let f1 = mem.alloc_frame().unwrap();
+        p.map(&mem, 0, f0).unwrap();
+        p.map(&mem, 1, f1).unwrap();
+        let pv = PhysView { p2m: &p, mem: &mem };
+        let v = GuestView::new(&pv, Default::default());
+        v.write(4090, b"hello world").unwrap();
+        let mut out = [0u8; 11];
+        v.read(4090, &mut out).unwrap();
+        assert_eq!(&out, b"hello world");
+        assert!(v.read(8190, &mut out).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! What the hypervisor logic needs from the machine. The image implements
+//! [`Platform`] over the real hardware; host tests implement it over
+//! simulated memory, a simulated clock and scripted vCPUs.
+
+use crate::Result;
+use crate::conring::ReadResult;
+use crate::p2m::HostMem;
+use crate::vcpu::{GuestSlot, Vcpu};
+use alloc::boxed::Box;
+use warden_abi::DomId;
+
+/// Services of the machine.
+pub trait Platform: Sync {
+    /// Nanoseconds since boot.
+    fn now_ns(&self) -> u64;
+    /// The time-stamp counter.
+    fn rdtsc(&self) -> u64;
+    /// TSC frequency in Hz.
+    fn tsc_hz(&self) -> u64;
+    /// Nanoseconds since boot at TSC value `tsc`.
+    fn tsc_to_ns(&self, tsc: u64) -> u64;
+    /// Host memory (frames and access).
+    fn mem(&self) -> &dyn HostMem;
+    /// A hardware vCPU for vCPU `vcpu` of domain `domid`, using the nested
+    /// page tables rooted at `npt_root`.
+    fn new_vcpu(&self, domid: DomId, vcpu: u32, npt_root: u64) -> Result<Box<dyn Vcpu>>;
+    /// Number of CPUs running guests.
+    fn nr_cpus(&self) -> u32;
+    /// The CPU this code runs on.
+    fn this_cpu(&self) -> u32;
+    /// One slot per CPU (see `vcpu::GuestSlot`).
+    fn guest_slots(&self) -> &[GuestSlot];
+    /// Force `cpu` out of guest mode (an IPI); no effect on the calling CPU.
+    fn kick(&self, cpu: u32);
+    /// Let pending interrupts run (the run loop otherwise runs with them held off).
+    fn poll_interrupts(&self);
+    /// Wait for an interrupt.
+    fn idle(&self);
+    /// TSC frequency in kHz (physinfo).
+    fn cpu_khz(&self) -> u32 {
+        (self.tsc_hz() / 1000) as u32
+    }
+    /// Read the console ring from `from`.
+    fn console_read(&self, from: u64, buf: &mut [u8]) -> ReadResult;
+    /// Oldest readable position of the console ring.
+    fn console_tail(&self) -> u64;
+    /// Position after the newest byte of the console ring.
+    fn console_head(&self) -> u64;
+    /// Forget the console ring's content (`xl dmesg -c`).
+    fn console_clear(&self);
+    /// Take up to `buf.len()` bytes of serial console input.
+    fn serial_input(&self, buf: &mut [u8]) -> usize;
+    /// The hypervisor's command line.
+    fn cmdline(&self) -> &str;
+    /// The image's GNU build-id.
+    fn build_id(&self) -> &[u8];
+    /// The control domain shut down (`reason`, `sched::SHUTDOWN_*`): stop the machine.
+    fn control_domain_stopped(&self, reason: u32);
+}
+
+/// Xen's `vcpu_time_info` scale: (ticks << shift) * mul >> 32 = nanoseconds.
+pub fn time_scale(tsc_hz: u64) -> (u32, i8) {
+    let hz = tsc_hz.max(1) as u128;
+    let mut shift: i8 = 0;
+    // Slow TSCs: scale ticks up until they are at least a nanosecond apart.
+    while (hz << shift.max(0)) < 1_000_000_000 && shift < 31 {
+        shift += 1;
+    }
+    loop {
+        let denom = if shift >= 0 {
+            hz << shift
+        } else {
+            hz >> (-shift)
+        };
+        let mul = (1_000_000_000u128 << 32) / denom.max(1);
+        if mul <= u32::MAX as u128 {
+            return (mul as u32, shift);
+        }
+        shift += 1;
+    }
+}
+
+/// Apply a [`time_scale`] to a tick delta.
+pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
+    let d = if shift >= 0 {
+        (delta as u128) << shift
+    } else {
+        (delta as u128) >> (-shift)
+    };
+    ((d * mul as u128) >> 32) as u64
+}
+
+/// A token-bucket rate limiter for log lines: at most `burst` per `interval_ns`.
+#[derive(Debug)]
+pub struct RateLimit {
+    burst: u32,
+    interval_ns: u64,
+    start: u64,
+    used: u32,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    pub const fn new(burst: u32, interval_ns: u64) -> RateLimit {
+        RateLimit {
+            burst,
+            interval_ns,
+            start: 0,
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// None: drop this line. Some(n): print it, after reporting `n` dropped ones.
+    pub fn admit(&mut self, now: u64) -> Option<u64> {
+        if now < self.start || now - self.start >= self.interval_ns {
+            self.start = now;
+            self.used = 0;
+        }
+        if self.used >= self.burst {
+            self.suppressed += 1;
+            return None;
+        }
+        self.used += 1;
+        Some(core::mem::take(&mut self.suppressed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_scale_converts_accurately() {
+        for hz in [
+            1_000_000u64,
+            100_000_000,
+            999_999_999,
+            1_000_000_000,
+            2_125_949_000,
+            3_000_000_000,
+            50_000_000_000,
+        ] {
+            let (mul, shift) = time_scale(hz);
+            let one_sec = scale_delta(hz, mul, shift);
+            let err = one_sec.abs_diff(1_000_000_000);
+            assert!(err < 1_000, "hz {hz}: {one_sec} ns for one second");
+        }
+    }
+
+    #[test]
+    fn rate_limit_counts_suppressed() {
+        let mut r = RateLimit::new(2, 100);
+        assert_eq!(r.admit(0), Some(0));
+        assert_eq!(r.admit(1), Some(0));
+        assert_eq!(r.admit(2), None);
+        assert_eq!(r.admit(3), None);
+        assert_eq!(r.admit(100), Some(2));
+    }
+}
