@@ -53,6 +53,9 @@ macro_rules! prim {
 }
 prim!(u8, u16, u32, u64, i8, i16, i32, i64);
 
+// SAFETY: zero-sized: no bytes, nothing to be invalid (an empty argument).
+unsafe impl Pod for () {}
+
 /// Defines `#[repr(C)]` plain-old-data structures and proves they have no padding.
 #[macro_export]
 macro_rules! pod {

@@ -1,2 +1,58 @@
-//! placeholder: see docs/ARCHITECTURE.md
-#![no_std]
+//! # warden-guest — the runtime of Warden guests
+//!
+//! Used by dom0 and the test guests (and later by the real dom0):
+//!
+//! - [`hypercall`]: the raw VMMCALL and a typed wrapper for every operation
+//!   of the ABI (`warden-abi`), returning `Result<u64, Errno>`;
+//! - [`console`]: `print!`/`println!` through `console_io`;
+//! - [`start`]: the start information the hypervisor passes at entry;
+//! - [`time`]: system time from the vCPU's `vcpu_info` and sleeping;
+//! - [`events`] (with `rt`): GDT/IDT, exception reports, the event upcall;
+//! - [`smp`] (with `rt`): starting secondary vCPUs;
+//! - with the `rt` feature: the `_start` entry (stack, .bss, GDT/IDT, then
+//!   the program's [`entry!`] function), the panic handler (prints, then
+//!   shuts the domain down with reason crash), a heap, and the `memcpy`
+//!   family the prebuilt `core` needs.
+//!
+//! A guest program:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! warden_guest::entry!(main);
+//! fn main(boot: &warden_guest::start::Boot) -> ! {
+//!     warden_guest::println!("hello from d{}", boot.domid());
+//!     warden_guest::exit::poweroff()
+//! }
+//! ```
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod console;
+pub mod exit;
+pub mod hypercall;
+pub mod start;
+pub mod time;
+pub mod util;
+
+#[cfg(feature = "rt")]
+pub mod events;
+#[cfg(feature = "rt")]
+pub mod rt;
+#[cfg(feature = "rt")]
+pub mod smp;
+
+pub use hypercall::Errno;
+
+/// Declare the guest's main function: `fn(&start::Boot) -> !`.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn warden_guest_main(boot: &'static $crate::start::Boot) -> ! {
+            let f: fn(&'static $crate::start::Boot) -> ! = $main;
+            f(boot)
+        }
+    };
+}

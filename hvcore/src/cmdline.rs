@@ -206,7 +206,11 @@ pub struct Options {
     /// Prefix console lines with the time since boot.
     pub console_timestamps: bool,
     pub flask: FlaskMode,
+    /// A `flask=` value that is not a mode (Xen refuses to boot; so does Warden).
+    pub flask_invalid: Option<String>,
     pub dom0_mem: Dom0Mem,
+    /// dom0's vCPUs (`dom0_max_vcpus=N` or `MIN-MAX`; the upper bound is used).
+    pub dom0_max_vcpus: Option<u32>,
     /// Bring up at most this many CPUs (including the boot CPU).
     pub maxcpus: Option<u32>,
     pub test: TestOptions,
@@ -225,7 +229,9 @@ impl Default for Options {
             loglvl: LogLevel::Info,
             console_timestamps: true,
             flask: FlaskMode::Enforcing,
+            flask_invalid: None,
             dom0_mem: Dom0Mem::default(),
+            dom0_max_vcpus: None,
             maxcpus: None,
             test: TestOptions::default(),
         }
@@ -568,6 +574,7 @@ pub fn parse(line: &str) -> Parsed {
                 | "loglvl"
                 | "flask"
                 | "dom0_mem"
+                | "dom0_max_vcpus"
                 | "maxcpus"
                 | "test_fault"
         );
@@ -588,6 +595,9 @@ pub fn parse(line: &str) -> Parsed {
                     "loglvl" => o.loglvl.name().into(),
                     "flask" => o.flask.name().into(),
                     "dom0_mem" => describe_dom0_mem(&o.dom0_mem),
+                    "dom0_max_vcpus" => o
+                        .dom0_max_vcpus
+                        .map_or("<all CPUs>".into(), |n| n.to_string()),
                     "maxcpus" => o.maxcpus.map_or("<all>".into(), |n| n.to_string()),
                     _ => "<none>".into(),
                 },
@@ -691,17 +701,34 @@ pub fn parse(line: &str) -> Parsed {
                     _ => None,
                 };
                 match m {
-                    Some(m) => o.flask = m,
-                    None => d.push(malformed(
-                        "expected enforcing, permissive, late or disabled".into(),
-                        o.flask.name().into(),
-                    )),
+                    Some(m) => {
+                        o.flask = m;
+                        o.flask_invalid = None;
+                    }
+                    None => {
+                        o.flask_invalid = Some(clip(value));
+                        d.push(malformed(
+                            "expected enforcing, permissive, late or disabled".into(),
+                            o.flask.name().into(),
+                        ))
+                    }
                 }
             }
             "dom0_mem" => match parse_dom0_mem(value) {
                 Ok(m) => o.dom0_mem = m,
                 Err(reason) => d.push(malformed(reason, describe_dom0_mem(&o.dom0_mem))),
             },
+            "dom0_max_vcpus" => {
+                let upper = value.rsplit('-').next().unwrap_or(value);
+                match parse_u64(upper) {
+                    Some(n) if (1..=64).contains(&n) => o.dom0_max_vcpus = Some(n as u32),
+                    _ => d.push(malformed(
+                        "expected a vCPU count N or MIN-MAX, from 1 to 64".into(),
+                        o.dom0_max_vcpus
+                            .map_or("<all CPUs>".into(), |n| n.to_string()),
+                    )),
+                }
+            }
             "maxcpus" => match parse_u64(value) {
                 Some(n) if (1..=u32::MAX as u64).contains(&n) => o.maxcpus = Some(n as u32),
                 _ => d.push(malformed(
@@ -735,6 +762,20 @@ fn unreachable_known(d: &mut Vec<Diagnostic>, key: &str) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn dom0_vcpus_and_invalid_flask() {
+        let p = parse("dom0_max_vcpus=2 flask=maybe");
+        assert_eq!(p.options.dom0_max_vcpus, Some(2));
+        assert_eq!(p.options.flask_invalid.as_deref(), Some("maybe"));
+        let p = parse("dom0_max_vcpus=1-4 flask=maybe flask=late");
+        assert_eq!(p.options.dom0_max_vcpus, Some(4));
+        assert_eq!(p.options.flask_invalid, None, "a later valid value wins");
+        assert_eq!(p.options.flask, FlaskMode::Late);
+        let p = parse("dom0_max_vcpus=0");
+        assert_eq!(p.options.dom0_max_vcpus, None);
+        assert_eq!(p.diagnostics.len(), 1);
+    }
 
     #[test]
     fn xen_example_line() {
@@ -950,7 +991,14 @@ mod tests {
     #[test]
     fn missing_value_reported() {
         let p = parse("loglvl flask= maxcpus=0");
-        assert_eq!(p.options, Options::default());
+        // An empty flask= is not a mode: the boot will be refused.
+        assert_eq!(
+            p.options,
+            Options {
+                flask_invalid: Some(String::new()),
+                ..Options::default()
+            }
+        );
         assert_eq!(p.diagnostics.len(), 3);
         assert_eq!(
             p.diagnostics[0].to_string(),
@@ -1019,7 +1067,7 @@ mod tests {
         #[test]
         fn never_panics_on_option_like_text(
             parts in proptest::collection::vec(
-                ("(no-)?(console|com1|com2|conring_size|loglvl|flask|dom0_mem|maxcpus|test_fault|test_exit|console_timestamps|x)",
+                ("(no-)?(console|com1|com2|conring_size|loglvl|flask|dom0_mem|dom0_max_vcpus|maxcpus|test_fault|test_exit|console_timestamps|x)",
                  proptest::option::of("[0-9a-zA-Z,:/x=.\"-]{0,20}")), 0..8)
         ) {
             let line: Vec<String> = parts.iter().map(|(k, v)| match v {

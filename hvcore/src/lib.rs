@@ -17,6 +17,7 @@ extern crate alloc;
 
 pub mod backtrace;
 pub mod bootinfo;
+pub mod bootplan;
 pub mod builder;
 pub mod cmdline;
 pub mod conring;
@@ -26,6 +27,7 @@ pub mod elf;
 pub mod error;
 pub mod frames;
 pub mod gate;
+pub mod guestcpu;
 pub mod guestmem;
 pub mod hv;
 pub mod hypercall;

@@ -95,8 +95,35 @@ pub fn ring_stats() -> (usize, u64) {
     c.ring.as_ref().map_or((0, 0), |r| (r.capacity(), r.head()))
 }
 
+/// Oldest readable position of the ring.
+pub fn tail() -> u64 {
+    CONSOLE.lock().ring.as_ref().map_or(0, |r| r.tail())
+}
+
+/// Position after the newest byte of the ring.
+pub fn head() -> u64 {
+    CONSOLE.lock().ring.as_ref().map_or(0, |r| r.head())
+}
+
+/// Serial console input waiting in the UARTs (CONSOLEIO_read).
+pub fn input(buf: &mut [u8]) -> usize {
+    let c = CONSOLE.lock();
+    let mut n = 0;
+    for u in c.uarts.iter().flatten() {
+        while n < buf.len() {
+            match u.get() {
+                Some(b) => {
+                    buf[n] = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+    }
+    n
+}
+
 /// Read the console ring from position `from` (see [`ConsoleRing::read`]).
-#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub fn read(from: u64, out: &mut [u8]) -> ReadResult {
     let c = CONSOLE.lock();
     match c.ring.as_ref() {
@@ -111,7 +138,6 @@ pub fn read(from: u64, out: &mut [u8]) -> ReadResult {
 }
 
 /// Forget the ring's content (`xl dmesg -c`).
-#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
 pub fn clear() {
     if let Some(r) = CONSOLE.lock().ring.as_mut() {
         r.clear();

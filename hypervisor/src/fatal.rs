@@ -174,6 +174,31 @@ pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     finish()
 }
 
+/// Stop the machine in an orderly way (dom0 shut down): stop the other CPUs,
+/// write the test exit `code` (test builds), then reboot if asked, else halt.
+pub fn stop_machine(code: hvcore::testexit::TestExit, reboot: bool) -> ! {
+    let me = percpu::cpu_id();
+    if FATAL_CPU
+        .compare_exchange(NO_CPU, me, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        arch::halt_forever();
+    }
+    STOPPING.store(true, Ordering::Release);
+    arch::apic::stop_other_cpus();
+    crate::test_exit(code);
+    if reboot {
+        // SAFETY: the reset control register (0xCF9) and the keyboard
+        // controller's reset line are the platform's; we are stopping it.
+        unsafe {
+            arch::outb(0xCF9, 0x06);
+            arch::outb(0x64, 0xFE);
+        }
+    }
+    emergency!("*** Warden stopped: the machine is halted.");
+    arch::halt_forever()
+}
+
 /// Refuse to continue booting, with the reason.
 pub fn refuse_boot(e: &hvcore::Error) -> ! {
     begin();

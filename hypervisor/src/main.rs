@@ -1,6 +1,7 @@
-//! Warden, the hypervisor image: boot on the boot CPU, bring up the platform
-//! and every CPU, report readiness, then idle. Logic that needs no hardware
-//! lives in `hvcore`; this crate is the hardware side and the glue.
+//! Warden, the hypervisor image: boot on the boot CPU, bring up the platform,
+//! FLASK and every CPU, report readiness, build dom0 and the boot-built
+//! domains, then run guests on every CPU. Logic that needs no hardware lives
+//! in `hvcore`; this crate is the hardware side and the glue.
 #![no_std]
 #![no_main]
 
@@ -12,6 +13,8 @@ mod fatal;
 mod image;
 mod mem;
 mod platform;
+mod run;
+mod security;
 mod serial;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
@@ -69,7 +72,7 @@ pub fn test_exit(code: TestExit) {
     }
 }
 
-fn bsp_percpu() -> &'static PerCpu {
+pub(crate) fn bsp_percpu() -> &'static PerCpu {
     BSP.call_once(|| {
         // BSP_IST is used only as the boot CPU's IST stacks, set up once here.
         let base = (&raw mut BSP_IST) as u64;
@@ -195,7 +198,7 @@ fn boot(magic: u32, info: u64) -> Result<()> {
         );
     }
 
-    // Modules (listed, not interpreted).
+    // Modules: listed, then classified (policy, dom0 kernel, boot domains, dom0's modules).
     info!("Boot modules: {}", bi.modules.len());
     for (i, m) in bi.modules.iter().enumerate() {
         info!(
@@ -210,6 +213,33 @@ fn boot(magic: u32, info: u64) -> Result<()> {
             m.cmdline
         );
     }
+    let plan = run::plan(&bi.modules)?;
+    if let Some(i) = plan.policy {
+        info!("  module {i}: FLASK policy");
+    }
+    if let Some(i) = plan.dom0 {
+        info!("  module {i}: dom0 kernel");
+    }
+    for d in &plan.domains {
+        info!("  module {}: boot domain '{}'", d.module, d.name);
+    }
+    for i in &plan.dom0_modules {
+        info!("  module {i}: handed to dom0");
+    }
+    let gate = security::init(
+        opts.flask,
+        opts.flask_invalid.as_deref(),
+        run::policy_module(&plan, &bi.modules),
+    )?;
+    mem::set_max_mfn(
+        map.iter()
+            .filter(|r| r.kind.is_ram())
+            .map(|r| r.range.end)
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1)
+            >> 12,
+    );
 
     // ACPI (while the boot page tables still map the BIOS areas).
     let plat = platform::discover(bi.rsdp)?;
@@ -327,7 +357,18 @@ fn boot(magic: u32, info: u64) -> Result<()> {
         (total * PAGE_SIZE) >> 20,
         time::now_ns() / 1_000_000
     );
-    after_ready(&opts);
+    let has_dom0 = plan.dom0.is_some();
+    after_ready(&opts, has_dom0);
+    if has_dom0 {
+        run::start(
+            &plan,
+            &bi.modules,
+            &opts,
+            gate,
+            online.len() as u32,
+            &bi.cmdline,
+        )?;
+    }
     Ok(())
 }
 
@@ -427,11 +468,15 @@ fn apply_test_options(o: &Options) {
     }
 }
 
+/// Test hooks after the ready line; without a dom0 the test build exits with
+/// `Ready` (with one, dom0's shutdown decides the exit code).
 #[cfg(feature = "test-hooks")]
-fn after_ready(o: &Options) {
-    test_hooks::after_ready(o);
-    test_exit(TestExit::Ready);
+fn after_ready(o: &Options, has_dom0: bool) {
+    test_hooks::after_ready(o, has_dom0);
+    if !has_dom0 {
+        test_exit(TestExit::Ready);
+    }
 }
 
 #[cfg(not(feature = "test-hooks"))]
-fn after_ready(_: &Options) {}
+fn after_ready(_: &Options, _: bool) {}

@@ -154,3 +154,66 @@ pub extern "C" fn _Unwind_Resume() -> ! {
 /// Referenced by the prebuilt crates even with panic=abort; never called.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
+
+// ---- host memory for domains (hvcore::p2m::HostMem)
+
+static MAX_MFN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Record the highest RAM frame number (for XENMEM_maximum_ram_page, physinfo).
+pub fn set_max_mfn(mfn: u64) {
+    MAX_MFN.store(mfn, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Frames from the global allocator, reached through the identity map.
+pub struct FrameMem;
+
+impl hvcore::p2m::HostMem for FrameMem {
+    fn alloc_frame(&self) -> Option<u64> {
+        alloc_frames(1, Zone::Any).ok()
+    }
+
+    fn free_frame(&self, pa: u64) {
+        if let Err(e) = free_frames(pa, 1) {
+            log::error!("freeing frame {pa:#x}: {e}");
+        }
+    }
+
+    fn read(&self, pa: u64, buf: &mut [u8]) {
+        // SAFETY: per the HostMem contract `pa..pa+len` lies in a frame the
+        // caller owns; RAM is identity-mapped. The copy is an opaque
+        // `rep movsb`, so memory a guest writes concurrently is read without
+        // the compiler assuming anything about it.
+        unsafe {
+            asm!("rep movsb", inout("rcx") buf.len() => _, inout("rdi") buf.as_mut_ptr() => _,
+                 inout("rsi") pa as *const u8 => _, options(nostack, preserves_flags));
+        }
+    }
+
+    fn write(&self, pa: u64, buf: &[u8]) {
+        // SAFETY: as for `read`, with the frame as destination.
+        unsafe {
+            asm!("rep movsb", inout("rcx") buf.len() => _, inout("rdi") pa as *mut u8 => _,
+                 inout("rsi") buf.as_ptr() => _, options(nostack, preserves_flags));
+        }
+    }
+
+    fn zero_frame(&self, pa: u64) {
+        // SAFETY: `pa` is a frame the caller owns (HostMem contract), identity-mapped.
+        unsafe {
+            asm!("rep stosb", inout("rcx") PAGE_SIZE => _, inout("rdi") (pa & !(PAGE_SIZE - 1)) as *mut u8 => _,
+                 in("al") 0u8, options(nostack, preserves_flags));
+        }
+    }
+
+    fn free_frames(&self) -> u64 {
+        frame_stats().0
+    }
+
+    fn total_frames(&self) -> u64 {
+        frame_stats().1
+    }
+
+    fn max_mfn(&self) -> u64 {
+        MAX_MFN.load(core::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -13,6 +13,8 @@ const LCR: u16 = 3;
 const MCR: u16 = 4;
 const LSR: u16 = 5;
 const LSR_THRE: u8 = 1 << 5;
+const LSR_DR: u8 = 1 << 0;
+const RBR: u16 = 0;
 
 /// An initialised UART.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +62,18 @@ impl Uart {
         }
         // SAFETY: writing the transmit register of our UART.
         unsafe { outb(self.base + THR, b) }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn get(&self) -> Option<u8> {
+        // SAFETY: reading the line status and receive registers of our UART.
+        unsafe {
+            if inb(self.base + LSR) & LSR_DR != 0 {
+                Some(inb(self.base + RBR))
+            } else {
+                None
+            }
+        }
     }
 
     /// Write bytes, turning "\n" into "\r\n".

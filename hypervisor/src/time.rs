@@ -22,6 +22,12 @@ pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
 
+/// Nanoseconds since boot at TSC value `tsc`.
+pub fn tsc_to_ns(tsc: u64) -> u64 {
+    let d = tsc.wrapping_sub(BOOT_TSC.load(Ordering::Relaxed));
+    hvcore::cpu::ticks_to_ns(d, tsc_hz())
+}
+
 /// Nanoseconds since boot (0 before calibration).
 pub fn now_ns() -> u64 {
     let d = crate::arch::rdtsc().wrapping_sub(BOOT_TSC.load(Ordering::Relaxed));

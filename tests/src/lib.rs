@@ -55,6 +55,7 @@ pub fn bare_metal(package: &str, bin: &str, features: &[&str]) -> PathBuf {
         bin,
         features,
         output: bin,
+        multiboot: false,
     })
     .unwrap_or_else(|e| panic!("cannot build {package}: {e}"))
 }

@@ -237,6 +237,16 @@ fn build_cmd() -> Result<()> {
         test_img.display(),
         build::build_id(&test_img)?
     );
+    println!("{}  (dom0)", build::build_dom0()?.display());
+    println!("{}  (test guest)", build::build_test_guest()?.display());
+    println!(
+        "{}  (default policy)",
+        build::build_policy(false)?.display()
+    );
+    println!(
+        "{}  (default policy, MLS)",
+        build::build_policy(true)?.display()
+    );
     Ok(())
 }
 

@@ -82,7 +82,10 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
         REGISTER_VCPU_INFO => {
             let r: RegisterVcpuInfo = c.read(arg)?;
             let size = core::mem::size_of::<VcpuInfo>() as u32;
-            if r.offset > 4096 - size || !r.offset.is_multiple_of(8) || r.gfn >= crate::p2m::GFN_LIMIT {
+            if r.offset > 4096 - size
+                || !r.offset.is_multiple_of(8)
+                || r.gfn >= crate::p2m::GFN_LIMIT
+            {
                 return Err(errno::EINVAL);
             }
             let gpa = r.gfn * 4096 + r.offset as u64;

@@ -6,6 +6,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hvcore::{Result, err};
 
 pub const TIMER_VECTOR: u8 = 0xF0;
+/// IPI forcing a CPU out of guest mode (`Platform::kick`); the handler only EOIs.
+pub const KICK_VECTOR: u8 = 0xF1;
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 /// Timer interrupts per second on every CPU.
 pub const TIMER_HZ: u64 = 100;
@@ -150,6 +152,11 @@ pub fn send_init(apic_id: u32) -> Result<()> {
 /// Start-up IPI with the page number of the real-mode entry.
 pub fn send_sipi(apic_id: u32, page: u8) -> Result<()> {
     send(apic_id, 0x0000_0600 | page as u32)
+}
+
+/// A fixed-delivery IPI with `vector` to the CPU with APIC id `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) -> Result<()> {
+    send(apic_id, vector as u32)
 }
 
 /// NMI to every other CPU Warden brought online (used to stop the machine).

@@ -199,6 +199,12 @@ extern "C" fn dispatch(f: &mut Frame) {
             }
             apic::eoi();
         }
+        v if v == apic::KICK_VECTOR as u64 => {
+            if let Some(p) = super::percpu::try_current() {
+                p.kicks.fetch_add(1, Ordering::Relaxed);
+            }
+            apic::eoi();
+        }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
         _ => {
             UNEXPECTED_INTERRUPTS.fetch_add(1, Ordering::Relaxed);

@@ -145,6 +145,14 @@ pub fn idle_once() {
     unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) }
 }
 
+/// Let pending interrupts be taken, then hold them off again (the run loop
+/// keeps interrupts disabled except at these points and when idle).
+pub fn poll_interrupts() {
+    // SAFETY: STI's one-instruction shadow covers the NOP; pending interrupts
+    // are taken after it, on their IST stacks; then interrupts are off again.
+    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) }
+}
+
 /// Spin for about `us` microseconds (needs the TSC calibrated).
 pub fn delay_us(us: u64) {
     let hz = crate::time::tsc_hz();

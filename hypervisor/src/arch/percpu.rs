@@ -2,8 +2,8 @@
 //! lives in the image, the others are allocated when they are brought up.
 //!
 //! Holds the CPU's identity, its GDT and TSS, the ranges of its stacks (main
-//! and IST), the SVM host save area, timer ticks, and the slot for the vCPU the
-//! VMRUN loop is running on this CPU.
+//! and IST), the SVM host save area and host-state page, timer ticks, and
+//! what the VMRUN loop needs per CPU (last VMCB, host FPU area).
 
 use super::gdt::{Gdt, Tss};
 use core::cell::UnsafeCell;
@@ -51,15 +51,22 @@ pub struct PerCpu {
     pub failure_len: AtomicU64,
     /// Local APIC timer interrupts taken.
     pub timer_ticks: AtomicU64,
+    /// Kick IPIs taken.
+    pub kicks: AtomicU64,
     /// Set while this CPU reports a fatal error.
     pub in_fatal: AtomicBool,
-    /// The vCPU the VMRUN loop is running here (`arch::svm`), if any.
-    pub current_vcpu: spin::Mutex<Option<alloc::boxed::Box<dyn hvcore::vcpu::Vcpu + Send>>>,
+    /// Physical address of the page VMSAVE/VMLOAD keep the host's FS, GS, TR,
+    /// LDTR and syscall MSRs in around guest entries (0 until SVM is enabled).
+    pub host_state_pa: AtomicU64,
+    /// The VMCB last entered on this CPU (a different one means flush the TLB).
+    pub last_vmcb: AtomicU64,
+    /// The host's FPU/SSE state while a guest runs (only this CPU touches it).
+    pub host_fx: UnsafeCell<super::svm::FxArea>,
 }
 
-// SAFETY: the UnsafeCell fields (GDT, TSS) are written only by the owning CPU
-// during its bring-up, before any other code reads them; everything else is
-// atomic or locked.
+// SAFETY: the UnsafeCell fields (GDT, TSS, host FPU area) are touched only by
+// the owning CPU (GDT/TSS during its bring-up, the FPU area around guest
+// entries); everything else is atomic or locked.
 unsafe impl Sync for PerCpu {}
 
 impl PerCpu {
@@ -77,8 +84,11 @@ impl PerCpu {
             failure: AtomicPtr::new(core::ptr::null_mut()),
             failure_len: AtomicU64::new(0),
             timer_ticks: AtomicU64::new(0),
+            kicks: AtomicU64::new(0),
             in_fatal: AtomicBool::new(false),
-            current_vcpu: spin::Mutex::new(None),
+            host_state_pa: AtomicU64::new(0),
+            last_vmcb: AtomicU64::new(0),
+            host_fx: UnsafeCell::new(super::svm::FxArea::reset()),
         }
     }
 
@@ -163,6 +173,14 @@ pub fn try_current() -> Option<&'static PerCpu> {
     let base = unsafe { super::rdmsr(super::MSR_GS_BASE) } as *const PerCpu;
     // SAFETY: GS base is 0 or set by `install` to a 'static PerCpu.
     unsafe { base.as_ref() }
+}
+
+/// This CPU's data. Every CPU installs its data before running anything
+/// else; before that (early boot on the boot CPU) this is CPU 0's.
+pub fn current() -> &'static PerCpu {
+    try_current()
+        .or_else(|| cpu(0))
+        .unwrap_or_else(|| crate::bsp_percpu())
 }
 
 /// This CPU's number (0 before per-CPU data is installed).

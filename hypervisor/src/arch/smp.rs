@@ -260,7 +260,7 @@ extern "C" fn ap_main(p: &'static PerCpu) -> ! {
     match crate::cpu_setup(p) {
         Ok(()) => {
             p.set_state(CpuState::Online);
-            crate::idle()
+            crate::run::ap_loop(p.cpu_id)
         }
         Err(why) => {
             p.fail(why);

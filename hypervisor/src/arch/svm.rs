@@ -1,16 +1,38 @@
-//! AMD SVM: detection, enabling (EFER.SVME + host save area) on each CPU.
+//! AMD SVM: detection and enabling (EFER.SVME + host save area) on each CPU,
+//! and the vCPU backend: [`SvmVcpu`] implements [`hvcore::vcpu::Vcpu`].
 //!
-//! This module is the one place for vendor virtualization code. The VMRUN
-//! loop will live here as an implementation of [`hvcore::vcpu::Vcpu`]
-//! (`fn run(&mut self) -> Result<VmExit>`: save host state, clgi, vmrun,
-//! stgi, decode the exit), installed in the per-CPU `current_vcpu` slot; a VMX
+//! This module is the one place for vendor virtualization code; a VMX
 //! backend would sit beside it behind the same trait.
+//!
+//! Entering a guest (`SvmVcpu::run`): CLGI; publish the CPU's guest slot and
+//! check the domain's stop flag (see `hvcore::vcpu`); choose whether to flush
+//! the TLB (another VMCB ran on this CPU last, or the physmap epoch moved);
+//! then `warden_svm_enter`: save the host FPU/SSE state (FXSAVE), load the
+//! guest's; VMSAVE the host's FS/GS/TR/LDTR/syscall state into this CPU's
+//! host-state page and VMLOAD the guest's; load the guest GPRs; STI (GIF is
+//! still clear, so nothing is taken yet); VMRUN. On #VMEXIT the same in
+//! reverse, interrupts off; then the slot is cleared and STGI. Pending host
+//! interrupts are taken later by the run loop (`Platform::poll_interrupts`).
+//!
+//! Exits handled here without returning: CPUID (filtered by
+//! `hvcore::guestcpu`), RDMSR/WRMSR of the few emulated MSRs (#GP for the
+//! rest), INVD (skipped), and the instructions a guest may not use (VMRUN,
+//! VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA, MONITOR, MWAIT, XSETBV: #UD).
+//! Everything else goes up as a [`VmExit`].
 
-use super::percpu::PerCpu;
+use super::percpu::{self, PerCpu};
 use super::{MSR_EFER, cpuid, rdmsr, wrmsr};
+use crate::mem;
+use alloc::boxed::Box;
+use core::arch::{asm, global_asm};
 use core::sync::atomic::Ordering;
-use hvcore::Result;
 use hvcore::cpu::{EFER_SVME, MSR_VM_CR, MSR_VM_HSAVE_PA, SvmSupport};
+use hvcore::frames::Zone;
+use hvcore::guestmem::PagingState;
+use hvcore::vcpu::{Entry, HypercallArgs, Vcpu, VmExit};
+use hvcore::{PAGE_SIZE, Result, err};
+use warden_abi::DomId;
+use warden_abi::vcpu::HvmContext;
 
 /// Read what this CPU supports.
 pub fn detect() -> SvmSupport {
@@ -35,8 +57,10 @@ pub fn detect() -> SvmSupport {
     SvmSupport::decode(ext_ecx, leaf_a, vm_cr)
 }
 
+static NRIP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Check SVM and NPT, set EFER.SVME and point VM_HSAVE_PA at `hsave_pa`
-/// (a zeroed 4 KiB frame owned by this CPU).
+/// (a zeroed 4 KiB frame owned by this CPU); allocate the CPU's host-state page.
 pub fn enable(p: &PerCpu, hsave_pa: u64) -> Result<SvmSupport> {
     let s = detect();
     s.check()?;
@@ -47,5 +71,685 @@ pub fn enable(p: &PerCpu, hsave_pa: u64) -> Result<SvmSupport> {
         wrmsr(MSR_VM_HSAVE_PA, hsave_pa);
     }
     p.hsave_pa.store(hsave_pa, Ordering::Release);
+    let host = mem::alloc_frames(1, Zone::Any)?;
+    p.host_state_pa.store(host, Ordering::Release);
+    NRIP.store(s.nrip, Ordering::Relaxed);
     Ok(s)
+}
+
+// ---------------------------------------------------------------- VMCB layout
+
+const C_INTERCEPT_VEC3: usize = 0x00C;
+const C_INTERCEPT_VEC4: usize = 0x010;
+const C_IOPM: usize = 0x040;
+const C_MSRPM: usize = 0x048;
+const C_ASID: usize = 0x058;
+const C_TLB_CONTROL: usize = 0x05C;
+const C_INT_CTL: usize = 0x060;
+const C_EXITCODE: usize = 0x070;
+const C_EXITINFO1: usize = 0x078;
+const C_EXITINFO2: usize = 0x080;
+const C_EXITINTINFO: usize = 0x088;
+const C_NP_ENABLE: usize = 0x090;
+const C_EVENTINJ: usize = 0x0A8;
+const C_NCR3: usize = 0x0B0;
+const C_NRIP: usize = 0x0C8;
+
+const S_ES: usize = 0x400;
+const S_CS: usize = 0x410;
+const S_SS: usize = 0x420;
+const S_DS: usize = 0x430;
+const S_FS: usize = 0x440;
+const S_GS: usize = 0x450;
+const S_GDTR: usize = 0x460;
+const S_LDTR: usize = 0x470;
+const S_IDTR: usize = 0x480;
+const S_TR: usize = 0x490;
+const S_CPL: usize = 0x4CB;
+const S_EFER: usize = 0x4D0;
+const S_CR4: usize = 0x548;
+const S_CR3: usize = 0x550;
+const S_CR0: usize = 0x558;
+const S_DR7: usize = 0x560;
+const S_DR6: usize = 0x568;
+const S_RFLAGS: usize = 0x570;
+const S_RIP: usize = 0x578;
+const S_RSP: usize = 0x5D8;
+const S_RAX: usize = 0x5F8;
+const S_CR2: usize = 0x640;
+const S_GPAT: usize = 0x668;
+
+// Intercept vector 3.
+const I_INTR: u32 = 1 << 0;
+const I_NMI: u32 = 1 << 1;
+const I_CPUID: u32 = 1 << 18;
+const I_INVD: u32 = 1 << 22;
+const I_HLT: u32 = 1 << 24;
+const I_INVLPGA: u32 = 1 << 26;
+const I_IOIO: u32 = 1 << 27;
+const I_MSR: u32 = 1 << 28;
+const I_SHUTDOWN: u32 = 1 << 31;
+// Intercept vector 4.
+const I_VMRUN: u32 = 1 << 0;
+const I_VMMCALL: u32 = 1 << 1;
+const I_VMLOAD: u32 = 1 << 2;
+const I_VMSAVE: u32 = 1 << 3;
+const I_STGI: u32 = 1 << 4;
+const I_CLGI: u32 = 1 << 5;
+const I_SKINIT: u32 = 1 << 6;
+const I_MONITOR: u32 = 1 << 10;
+const I_MWAIT: u32 = 1 << 11;
+const I_MWAIT_COND: u32 = 1 << 12;
+const I_XSETBV: u32 = 1 << 13;
+
+const V_IRQ: u64 = 1 << 8;
+const V_PRIO_SHIFT: u64 = 16;
+const V_IGN_TPR: u64 = 1 << 20;
+const V_INTR_MASKING: u64 = 1 << 24;
+const V_VECTOR_SHIFT: u64 = 32;
+
+const EXIT_INTR: u64 = 0x60;
+const EXIT_NMI: u64 = 0x61;
+const EXIT_CPUID: u64 = 0x72;
+const EXIT_INVD: u64 = 0x76;
+const EXIT_HLT: u64 = 0x78;
+const EXIT_INVLPGA: u64 = 0x7A;
+const EXIT_IOIO: u64 = 0x7B;
+const EXIT_MSR: u64 = 0x7C;
+const EXIT_SHUTDOWN: u64 = 0x7F;
+const EXIT_VMRUN: u64 = 0x80;
+const EXIT_VMMCALL: u64 = 0x81;
+const EXIT_SKINIT: u64 = 0x86;
+const EXIT_MONITOR: u64 = 0x8A;
+const EXIT_MWAIT: u64 = 0x8B;
+const EXIT_MWAIT_COND: u64 = 0x8C;
+const EXIT_XSETBV: u64 = 0x8D;
+const EXIT_NPF: u64 = 0x400;
+const EXIT_INVALID: u64 = u64::MAX;
+
+const GPAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
+
+// ---------------------------------------------------------------- shared maps
+
+struct Maps {
+    iopm: u64,
+    msrpm: u64,
+}
+
+static MAPS: spin::Once<Maps> = spin::Once::new();
+
+/// The I/O permission map (every port intercepted) and the MSR permission
+/// map (every MSR intercepted except `hvcore::guestcpu::PASSTHROUGH_MSRS`),
+/// shared by all vCPUs.
+fn maps() -> Result<&'static Maps> {
+    if let Some(m) = MAPS.get() {
+        return Ok(m);
+    }
+    let iopm = mem::alloc_frames(3, Zone::Any)?;
+    let msrpm = mem::alloc_frames(2, Zone::Any)?;
+    // SAFETY: both ranges were just allocated to us and are identity-mapped.
+    unsafe {
+        core::ptr::write_bytes(iopm as *mut u8, 0xff, 3 * PAGE_SIZE as usize);
+        core::ptr::write_bytes(msrpm as *mut u8, 0xff, 2 * PAGE_SIZE as usize);
+    }
+    for &msr in hvcore::guestcpu::PASSTHROUGH_MSRS {
+        if let Some(bit) = hvcore::guestcpu::msrpm_bit(msr) {
+            let byte = msrpm + (bit / 8) as u64;
+            // SAFETY: `byte` is inside the MSR map allocated above.
+            unsafe {
+                let b = byte as *mut u8;
+                b.write(b.read() & !(3 << (bit % 8)));
+            }
+        }
+    }
+    Ok(MAPS.call_once(|| Maps { iopm, msrpm }))
+}
+
+// ---------------------------------------------------------------- the entry stub
+
+/// Guest general-purpose registers not kept in the VMCB.
+#[derive(Debug, Default, Clone, Copy)]
+#[repr(C)]
+pub struct Gprs {
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+/// An FXSAVE area.
+#[derive(Debug)]
+#[repr(C, align(16))]
+pub struct FxArea(pub [u8; 512]);
+
+impl FxArea {
+    /// The reset state: FCW 0x37F, MXCSR 0x1F80 (exceptions masked).
+    pub fn reset() -> FxArea {
+        let mut a = [0u8; 512];
+        a[0..2].copy_from_slice(&0x037Fu16.to_le_bytes());
+        a[24..28].copy_from_slice(&0x1F80u32.to_le_bytes());
+        FxArea(a)
+    }
+}
+
+global_asm!(
+    r#"
+.section .text.svm, "ax"
+.global warden_svm_enter
+warden_svm_enter:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    fxsave64 [r8]
+    fxrstor64 [rcx]
+    push rdi
+    push rsi
+    push rdx
+    push r8
+    push rcx
+    mov rax, rdx
+    vmsave rax
+    mov rax, rsi
+    vmload rax
+    mov rbx, [rdi + 0]
+    mov rcx, [rdi + 8]
+    mov rdx, [rdi + 16]
+    mov rsi, [rdi + 24]
+    mov rbp, [rdi + 40]
+    mov r8,  [rdi + 48]
+    mov r9,  [rdi + 56]
+    mov r10, [rdi + 64]
+    mov r11, [rdi + 72]
+    mov r12, [rdi + 80]
+    mov r13, [rdi + 88]
+    mov r14, [rdi + 96]
+    mov r15, [rdi + 104]
+    mov rdi, [rdi + 32]
+    sti
+    vmrun rax
+    cli
+    push rdi
+    mov rdi, [rsp + 40]
+    mov [rdi + 0], rbx
+    mov [rdi + 8], rcx
+    mov [rdi + 16], rdx
+    mov [rdi + 24], rsi
+    mov [rdi + 40], rbp
+    mov [rdi + 48], r8
+    mov [rdi + 56], r9
+    mov [rdi + 64], r10
+    mov [rdi + 72], r11
+    mov [rdi + 80], r12
+    mov [rdi + 88], r13
+    mov [rdi + 96], r14
+    mov [rdi + 104], r15
+    pop rax
+    mov [rdi + 32], rax
+    mov rax, [rsp + 24]
+    vmsave rax
+    mov rax, [rsp + 16]
+    vmload rax
+    pop rcx
+    pop r8
+    fxsave64 [rcx]
+    fxrstor64 [r8]
+    add rsp, 24
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+.section .text
+"#
+);
+
+unsafe extern "C" {
+    /// Enter the guest (see the module documentation). Called with GIF clear
+    /// and interrupts disabled; returns after #VMEXIT with interrupts disabled
+    /// and GIF still clear.
+    fn warden_svm_enter(
+        regs: *mut Gprs,
+        vmcb: u64,
+        host_state: u64,
+        guest_fx: *mut FxArea,
+        host_fx: *mut FxArea,
+    );
+}
+
+fn clgi() {
+    // SAFETY: EFER.SVME is set on every CPU that runs guests; CLGI only holds
+    // off interrupts and NMIs until STGI.
+    unsafe { asm!("clgi", options(nomem, nostack)) }
+}
+
+fn stgi() {
+    // SAFETY: as for CLGI.
+    unsafe { asm!("stgi", options(nomem, nostack)) }
+}
+
+// ---------------------------------------------------------------- the vCPU
+
+/// A vCPU: its VMCB (one frame), the GPRs the VMCB does not hold, its FPU/SSE state.
+pub struct SvmVcpu {
+    vmcb: u64,
+    regs: Gprs,
+    fx: Box<FxArea>,
+    last_epoch: u64,
+    ran: bool,
+    domid: DomId,
+    id: u32,
+}
+
+// SAFETY: the VMCB frame is owned by this value; it is touched only through
+// `&self`/`&mut self`, and a vCPU runs on one CPU at a time (its lock).
+unsafe impl Send for SvmVcpu {}
+
+impl Drop for SvmVcpu {
+    fn drop(&mut self) {
+        // SAFETY: the VMCB is ours and no CPU runs this vCPU (it is being dropped).
+        unsafe { core::ptr::write_bytes(self.vmcb as *mut u8, 0, PAGE_SIZE as usize) };
+        let _ = mem::free_frames(self.vmcb, 1);
+    }
+}
+
+impl SvmVcpu {
+    /// A vCPU of `domid` using nested page tables at `npt_root`; not runnable
+    /// until its state is set.
+    pub fn new(domid: DomId, id: u32, npt_root: u64) -> Result<SvmVcpu> {
+        let m = maps()?;
+        let vmcb = mem::alloc_frames(1, Zone::Any)?;
+        let mut v = SvmVcpu {
+            vmcb,
+            regs: Gprs::default(),
+            fx: Box::new(FxArea::reset()),
+            last_epoch: u64::MAX,
+            ran: false,
+            domid,
+            id,
+        };
+        v.w32(
+            C_INTERCEPT_VEC3,
+            I_INTR | I_NMI | I_CPUID | I_INVD | I_HLT | I_INVLPGA | I_IOIO | I_MSR | I_SHUTDOWN,
+        );
+        v.w32(
+            C_INTERCEPT_VEC4,
+            I_VMRUN
+                | I_VMMCALL
+                | I_VMLOAD
+                | I_VMSAVE
+                | I_STGI
+                | I_CLGI
+                | I_SKINIT
+                | I_MONITOR
+                | I_MWAIT
+                | I_MWAIT_COND
+                | I_XSETBV,
+        );
+        v.w64(C_IOPM, m.iopm);
+        v.w64(C_MSRPM, m.msrpm);
+        v.w32(C_ASID, 1);
+        v.w64(C_INT_CTL, V_INTR_MASKING);
+        v.w64(C_NP_ENABLE, 1);
+        v.w64(C_NCR3, npt_root);
+        v.w64(S_GPAT, GPAT_DEFAULT);
+        v.w64(S_DR6, 0xFFFF_0FF0);
+        v.w64(S_DR7, 0x400);
+        Ok(v)
+    }
+
+    fn ptr(&self, off: usize) -> u64 {
+        debug_assert!(off < PAGE_SIZE as usize);
+        self.vmcb + off as u64
+    }
+    fn r64(&self, off: usize) -> u64 {
+        // SAFETY: inside the VMCB frame this vCPU owns.
+        unsafe { core::ptr::read_unaligned(self.ptr(off) as *const u64) }
+    }
+    fn w64(&mut self, off: usize, v: u64) {
+        // SAFETY: as for r64.
+        unsafe { core::ptr::write_unaligned(self.ptr(off) as *mut u64, v) }
+    }
+    fn w32(&mut self, off: usize, v: u32) {
+        // SAFETY: as for r64.
+        unsafe { core::ptr::write_unaligned(self.ptr(off) as *mut u32, v) }
+    }
+    fn r8(&self, off: usize) -> u8 {
+        // SAFETY: as for r64.
+        unsafe { core::ptr::read(self.ptr(off) as *const u8) }
+    }
+    fn w8(&mut self, off: usize, v: u8) {
+        // SAFETY: as for r64.
+        unsafe { core::ptr::write(self.ptr(off) as *mut u8, v) }
+    }
+    fn seg(&mut self, off: usize, sel: u16, attrib: u16, limit: u32, base: u64) {
+        let v = (sel as u64) | ((attrib as u64) << 16) | ((limit as u64) << 32);
+        self.w64(off, v);
+        self.w64(off + 8, base);
+    }
+
+    /// Advance RIP past an instruction of `len` bytes (using the CPU's
+    /// next-RIP where it saves one).
+    fn skip(&mut self, len: u64) {
+        let next = if NRIP.load(Ordering::Relaxed) {
+            self.r64(C_NRIP)
+        } else {
+            0
+        };
+        let rip = self.r64(S_RIP);
+        let next = if next > rip && next - rip <= 15 {
+            next
+        } else {
+            rip + len
+        };
+        self.w64(S_RIP, next);
+    }
+
+    /// Inject exception `vector` (with an error code for #GP).
+    fn inject_exception(&mut self, vector: u8, error: Option<u32>) {
+        let mut e = vector as u64 | (3 << 8) | (1 << 31);
+        if let Some(code) = error {
+            e |= (1 << 11) | ((code as u64) << 32);
+        }
+        self.w64(C_EVENTINJ, e);
+    }
+
+    fn emulate_cpuid(&mut self) {
+        let leaf = self.r64(S_RAX) as u32;
+        let sub = self.regs.rcx as u32;
+        let host = cpuid(leaf, sub);
+        let (a, b, c, d) = hvcore::guestcpu::cpuid(leaf, sub, host, self.id);
+        self.w64(S_RAX, a as u64);
+        self.regs.rbx = b as u64;
+        self.regs.rcx = c as u64;
+        self.regs.rdx = d as u64;
+        self.skip(2);
+    }
+
+    fn emulate_msr(&mut self, write: bool) {
+        use hvcore::guestcpu::*;
+        let msr = self.regs.rcx as u32;
+        let value = (self.r64(S_RAX) & 0xffff_ffff) | (self.regs.rdx << 32);
+        let ok = if write {
+            match msr {
+                MSR_EFER if value & !EFER_GUEST_BITS == 0 => {
+                    // LMA follows the hardware; SVME must stay set under SVM.
+                    let lma = self.r64(S_EFER) & (1 << 10);
+                    self.w64(S_EFER, (value & !(1 << 10)) | lma | EFER_SVME);
+                    true
+                }
+                MSR_PAT if pat_valid(value) => {
+                    self.w64(S_GPAT, value);
+                    true
+                }
+                _ => false,
+            }
+        } else {
+            let v = match msr {
+                MSR_EFER => Some(self.r64(S_EFER) & !EFER_SVME),
+                MSR_PAT => Some(self.r64(S_GPAT)),
+                MSR_TSC => Some(super::rdtsc()),
+                _ => None,
+            };
+            if let Some(v) = v {
+                self.w64(S_RAX, v & 0xffff_ffff);
+                self.regs.rdx = v >> 32;
+            }
+            v.is_some()
+        };
+        if ok {
+            self.skip(2);
+        } else {
+            self.inject_exception(13, Some(0));
+        }
+    }
+}
+
+impl Vcpu for SvmVcpu {
+    fn run(&mut self, e: &Entry<'_>) -> Result<VmExit> {
+        let pc = percpu::current();
+        if let Some(vector) = e.inject {
+            let ctl = V_INTR_MASKING
+                | V_IRQ
+                | V_IGN_TPR
+                | (0xf << V_PRIO_SHIFT)
+                | ((vector as u64) << V_VECTOR_SHIFT);
+            self.w64(C_INT_CTL, ctl);
+        }
+        loop {
+            clgi();
+            let epoch = e.slot.enter(e.domid, e.epoch);
+            if e.stop.load(Ordering::SeqCst) {
+                e.slot.leave();
+                stgi();
+                return Ok(VmExit::Cancelled);
+            }
+            let last = pc.last_vmcb.swap(self.vmcb, Ordering::Relaxed);
+            let flush = !self.ran || last != self.vmcb || epoch != self.last_epoch;
+            self.w8(C_TLB_CONTROL, flush as u8);
+            self.last_epoch = epoch;
+            self.ran = true;
+            // SAFETY: GIF is clear and interrupts are off; the VMCB, register
+            // block and FXSAVE areas are valid and owned (the guest's by this
+            // vCPU, the host's by this CPU); the VMCB was set up by `new` and
+            // `set_context`; the entry stub restores every host register the
+            // ABI requires and the host's FS/GS/TR state.
+            unsafe {
+                warden_svm_enter(
+                    &mut self.regs,
+                    self.vmcb,
+                    pc.host_state_pa.load(Ordering::Relaxed),
+                    &mut *self.fx,
+                    pc.host_fx.get(),
+                );
+            }
+            e.slot.leave();
+            stgi();
+            let code = self.r64(C_EXITCODE);
+            match code {
+                EXIT_CPUID => self.emulate_cpuid(),
+                EXIT_MSR => {
+                    let write = self.r64(C_EXITINFO1) & 1 != 0;
+                    self.emulate_msr(write)
+                }
+                EXIT_INVD => self.skip(2),
+                EXIT_VMMCALL => return Ok(VmExit::Hypercall),
+                EXIT_VMRUN..=EXIT_SKINIT
+                | EXIT_INVLPGA
+                | EXIT_MONITOR
+                | EXIT_MWAIT
+                | EXIT_MWAIT_COND
+                | EXIT_XSETBV => self.inject_exception(6, None),
+                EXIT_INTR | EXIT_NMI => return Ok(VmExit::ExternalInterrupt),
+                EXIT_HLT => return Ok(VmExit::Halt),
+                EXIT_SHUTDOWN => return Ok(VmExit::Shutdown),
+                EXIT_NPF => {
+                    return Ok(VmExit::NestedPageFault {
+                        gpa: self.r64(C_EXITINFO2),
+                        error_code: self.r64(C_EXITINFO1),
+                    });
+                }
+                EXIT_IOIO => {
+                    let i = self.r64(C_EXITINFO1);
+                    let size = if i & (1 << 4) != 0 {
+                        1
+                    } else if i & (1 << 5) != 0 {
+                        2
+                    } else {
+                        4
+                    };
+                    return Ok(VmExit::Io {
+                        port: (i >> 16) as u16,
+                        size,
+                        write: i & 1 == 0,
+                    });
+                }
+                EXIT_INVALID => {
+                    return Err(err!(
+                        InvalidInput,
+                        "VMRUN refused the guest state (VMEXIT_INVALID)"
+                    ));
+                }
+                c => {
+                    return Ok(VmExit::Unexpected {
+                        code: c,
+                        info1: self.r64(C_EXITINFO1),
+                        info2: self.r64(C_EXITINFO2),
+                    });
+                }
+            }
+        }
+    }
+
+    fn hypercall_args(&self) -> HypercallArgs {
+        HypercallArgs {
+            nr: self.r64(S_RAX),
+            a: [
+                self.regs.rdi,
+                self.regs.rsi,
+                self.regs.rdx,
+                self.regs.r10,
+                self.regs.r8,
+            ],
+        }
+    }
+
+    fn finish_hypercall(&mut self, ret: u64) {
+        self.w64(S_RAX, ret);
+        self.skip(3);
+    }
+
+    fn skip_halt(&mut self) {
+        self.skip(1);
+    }
+
+    fn paging(&self) -> PagingState {
+        PagingState {
+            cr0: self.r64(S_CR0),
+            cr3: self.r64(S_CR3),
+            cr4: self.r64(S_CR4),
+            efer: self.r64(S_EFER),
+        }
+    }
+
+    fn cpl(&self) -> u8 {
+        self.r8(S_CPL)
+    }
+
+    fn rip(&self) -> u64 {
+        self.r64(S_RIP)
+    }
+
+    fn context(&self) -> HvmContext {
+        HvmContext {
+            mode: warden_abi::vcpu::HVM_MODE_64B,
+            pad: 0,
+            rax: self.r64(S_RAX),
+            rcx: self.regs.rcx,
+            rdx: self.regs.rdx,
+            rbx: self.regs.rbx,
+            rsp: self.r64(S_RSP),
+            rbp: self.regs.rbp,
+            rsi: self.regs.rsi,
+            rdi: self.regs.rdi,
+            rip: self.r64(S_RIP),
+            rflags: self.r64(S_RFLAGS),
+            cr0: self.r64(S_CR0),
+            cr3: self.r64(S_CR3),
+            cr4: self.r64(S_CR4),
+            efer: self.r64(S_EFER) & !EFER_SVME,
+        }
+    }
+
+    fn set_context(&mut self, c: &HvmContext) {
+        self.regs = Gprs {
+            rbx: c.rbx,
+            rcx: c.rcx,
+            rdx: c.rdx,
+            rsi: c.rsi,
+            rdi: c.rdi,
+            rbp: c.rbp,
+            ..Gprs::default()
+        };
+        self.w64(S_RAX, c.rax);
+        self.w64(S_RSP, c.rsp);
+        self.w64(S_RIP, c.rip);
+        self.w64(S_RFLAGS, c.rflags);
+        self.w64(S_CR0, c.cr0);
+        self.w64(S_CR3, c.cr3);
+        self.w64(S_CR4, c.cr4);
+        self.w64(S_CR2, 0);
+        self.w64(S_EFER, c.efer | EFER_SVME);
+        // Flat 64-bit segments, ring 0.
+        self.seg(S_CS, 0x08, 0x0A9B, 0xFFFF_FFFF, 0);
+        for s in [S_DS, S_ES, S_SS, S_FS, S_GS] {
+            self.seg(s, 0x10, 0x0C93, 0xFFFF_FFFF, 0);
+        }
+        self.seg(S_GDTR, 0, 0, 0, 0);
+        self.seg(S_IDTR, 0, 0, 0, 0);
+        self.seg(S_LDTR, 0, 0x0082, 0xFFFF, 0);
+        self.seg(S_TR, 0x18, 0x008B, 0x67, 0);
+        self.w8(S_CPL, 0);
+        self.w64(C_EVENTINJ, 0);
+        self.w64(C_INT_CTL, V_INTR_MASKING);
+        *self.fx = FxArea::reset();
+    }
+
+    fn dump(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        writeln!(
+            out,
+            "RIP {:#018x} RSP {:#018x} RFLAGS {:#x} CPL {}",
+            self.r64(S_RIP),
+            self.r64(S_RSP),
+            self.r64(S_RFLAGS),
+            self.r8(S_CPL)
+        )?;
+        let r = &self.regs;
+        writeln!(
+            out,
+            "RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}",
+            self.r64(S_RAX),
+            r.rbx,
+            r.rcx,
+            r.rdx
+        )?;
+        writeln!(
+            out,
+            "RSI {:#018x} RDI {:#018x} RBP {:#018x} R8  {:#018x}",
+            r.rsi, r.rdi, r.rbp, r.r8
+        )?;
+        writeln!(
+            out,
+            "CR0 {:#x} CR2 {:#x} CR3 {:#x} CR4 {:#x} EFER {:#x}",
+            self.r64(S_CR0),
+            self.r64(S_CR2),
+            self.r64(S_CR3),
+            self.r64(S_CR4),
+            self.r64(S_EFER)
+        )?;
+        write!(
+            out,
+            "exit {:#x} info1 {:#x} info2 {:#x} intinfo {:#x} (d{}v{})",
+            self.r64(C_EXITCODE),
+            self.r64(C_EXITINFO1),
+            self.r64(C_EXITINFO2),
+            self.r64(C_EXITINTINFO),
+            self.domid,
+            self.id
+        )
+    }
 }

@@ -1,0 +1,611 @@
+//! Hypercalls: the raw instruction and a wrapper per operation of the ABI.
+//! Pointers passed to the hypervisor are the guest's own virtual addresses.
+
+use warden_abi::domctl::{self, DomainInfo, Domctl};
+use warden_abi::sysctl::{self, PhysInfo, ReadConsole, Sysctl};
+use warden_abi::vcpu::{HvmContext, RunstateInfo};
+use warden_abi::xsm::{self as fx, FlaskOp};
+use warden_abi::{DomId, Pod, hypercall as hc};
+
+/// A hypercall's failure: Xen's errno value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The errno's name (`EACCES`).
+    pub fn name(self) -> &'static str {
+        warden_abi::errno::name(self.0)
+    }
+}
+
+impl core::fmt::Display for Errno {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "-{} ({})", self.0, self.name())
+    }
+}
+
+/// Result of a hypercall.
+pub type HResult = Result<u64, Errno>;
+
+/// The raw hypercall: `nr` in RAX, arguments in RDI, RSI, RDX, R10, R8; the
+/// result (negative = -errno) in RAX.
+#[inline]
+pub fn raw(nr: u64, a: [u64; 5]) -> i64 {
+    let ret: u64;
+    // SAFETY: VMMCALL traps to the hypervisor, which preserves every
+    // register but RAX and reads/writes only memory the arguments point to
+    // (it may write to any of it, hence no `nomem`).
+    unsafe {
+        core::arch::asm!(
+            "vmmcall",
+            inlateout("rax") nr => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            options(nostack),
+        );
+    }
+    ret as i64
+}
+
+/// A hypercall with its result decoded.
+#[inline]
+pub fn call(nr: u32, a: [u64; 5]) -> HResult {
+    decode(raw(nr as u64, a))
+}
+
+/// Decode a raw result: -4095..-1 are errnos.
+pub fn decode(r: i64) -> HResult {
+    if (-4095..0).contains(&r) {
+        Err(Errno(-r as i32))
+    } else {
+        Ok(r as u64)
+    }
+}
+
+fn ptr<T>(v: &T) -> u64 {
+    v as *const T as u64
+}
+
+fn ptr_mut<T>(v: &mut T) -> u64 {
+    v as *mut T as u64
+}
+
+// ------------------------------------------------------------ console_io
+
+/// CONSOLEIO_write.
+pub fn console_write(b: &[u8]) -> HResult {
+    call(
+        hc::CONSOLE_IO,
+        [
+            warden_abi::console::WRITE as u64,
+            b.len() as u64,
+            b.as_ptr() as u64,
+            0,
+            0,
+        ],
+    )
+}
+
+/// CONSOLEIO_read: serial input; returns the bytes read.
+pub fn console_read(buf: &mut [u8]) -> HResult {
+    call(
+        hc::CONSOLE_IO,
+        [
+            warden_abi::console::READ as u64,
+            buf.len() as u64,
+            buf.as_mut_ptr() as u64,
+            0,
+            0,
+        ],
+    )
+}
+
+// ------------------------------------------------------------ xen_version
+
+/// xen_version(cmd, arg).
+pub fn xen_version(cmd: u32, arg: u64) -> HResult {
+    call(hc::XEN_VERSION, [cmd as u64, arg, 0, 0, 0])
+}
+
+/// xen_version with a structure argument.
+pub fn xen_version_into<T: Pod>(cmd: u32, out: &mut T) -> HResult {
+    xen_version(cmd, ptr_mut(out))
+}
+
+// ------------------------------------------------------------ sched_op
+
+/// sched_op(cmd, arg).
+pub fn sched_op(cmd: u32, arg: u64) -> HResult {
+    call(hc::SCHED_OP, [cmd as u64, arg, 0, 0, 0])
+}
+
+/// SCHEDOP_yield.
+pub fn sched_yield() -> HResult {
+    sched_op(warden_abi::sched::YIELD, 0)
+}
+
+/// SCHEDOP_block.
+pub fn sched_block() -> HResult {
+    sched_op(warden_abi::sched::BLOCK, 0)
+}
+
+/// SCHEDOP_shutdown.
+pub fn sched_shutdown(reason: u32) -> HResult {
+    let a = warden_abi::sched::Shutdown { reason };
+    sched_op(warden_abi::sched::SHUTDOWN, ptr(&a))
+}
+
+/// SCHEDOP_poll: wait for one of `ports` or until system time `timeout` (0: none).
+pub fn sched_poll(ports: &[u32], timeout: u64) -> HResult {
+    let a = warden_abi::sched::Poll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: ports.len() as u32,
+        pad: 0,
+        timeout,
+    };
+    sched_op(warden_abi::sched::POLL, ptr(&a))
+}
+
+/// SCHEDOP_remote_shutdown.
+pub fn sched_remote_shutdown(domid: DomId, reason: u32) -> HResult {
+    let a = warden_abi::sched::RemoteShutdown {
+        domain_id: domid,
+        pad: 0,
+        reason,
+    };
+    sched_op(warden_abi::sched::REMOTE_SHUTDOWN, ptr(&a))
+}
+
+// ------------------------------------------------------------ vcpu_op
+
+/// vcpu_op(cmd, vcpu, arg).
+pub fn vcpu_op(cmd: u32, vcpu: u32, arg: u64) -> HResult {
+    call(hc::VCPU_OP, [cmd as u64, vcpu as u64, arg, 0, 0])
+}
+
+/// VCPUOP_initialise.
+pub fn vcpu_initialise(vcpu: u32, ctx: &HvmContext) -> HResult {
+    vcpu_op(warden_abi::vcpu::INITIALISE, vcpu, ptr(ctx))
+}
+
+/// VCPUOP_up.
+pub fn vcpu_up(vcpu: u32) -> HResult {
+    vcpu_op(warden_abi::vcpu::UP, vcpu, 0)
+}
+
+/// VCPUOP_down.
+pub fn vcpu_down(vcpu: u32) -> HResult {
+    vcpu_op(warden_abi::vcpu::DOWN, vcpu, 0)
+}
+
+/// VCPUOP_is_up.
+pub fn vcpu_is_up(vcpu: u32) -> Result<bool, Errno> {
+    vcpu_op(warden_abi::vcpu::IS_UP, vcpu, 0).map(|v| v != 0)
+}
+
+/// VCPUOP_get_runstate_info.
+pub fn vcpu_runstate(vcpu: u32) -> Result<RunstateInfo, Errno> {
+    let mut r = RunstateInfo::default();
+    vcpu_op(warden_abi::vcpu::GET_RUNSTATE_INFO, vcpu, ptr_mut(&mut r))?;
+    Ok(r)
+}
+
+/// VCPUOP_set_singleshot_timer.
+pub fn vcpu_set_timer(vcpu: u32, abs_ns: u64, flags: u32) -> HResult {
+    let t = warden_abi::vcpu::SingleshotTimer {
+        timeout_abs_ns: abs_ns,
+        flags,
+        pad: 0,
+    };
+    vcpu_op(warden_abi::vcpu::SET_SINGLESHOT_TIMER, vcpu, ptr(&t))
+}
+
+/// VCPUOP_stop_singleshot_timer.
+pub fn vcpu_stop_timer(vcpu: u32) -> HResult {
+    vcpu_op(warden_abi::vcpu::STOP_SINGLESHOT_TIMER, vcpu, 0)
+}
+
+/// VCPUOP_register_vcpu_info for a structure at guest-physical `gpa`.
+pub fn vcpu_register_info(vcpu: u32, gpa: u64) -> HResult {
+    let r = warden_abi::vcpu::RegisterVcpuInfo {
+        gfn: gpa >> 12,
+        offset: (gpa & 4095) as u32,
+        rsvd: 0,
+    };
+    vcpu_op(warden_abi::vcpu::REGISTER_VCPU_INFO, vcpu, ptr(&r))
+}
+
+// ------------------------------------------------------------ hvm_op
+
+/// HVMOP_set_evtchn_upcall_vector.
+pub fn set_upcall_vector(vcpu: u32, vector: u8) -> HResult {
+    let a = warden_abi::hvm::UpcallVector {
+        vcpu,
+        vector,
+        pad: [0; 3],
+    };
+    call(
+        hc::HVM_OP,
+        [
+            warden_abi::hvm::SET_EVTCHN_UPCALL_VECTOR as u64,
+            ptr(&a),
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
+// ------------------------------------------------------------ memory_op
+
+/// memory_op(cmd, arg).
+pub fn memory_op(cmd: u32, arg: u64) -> HResult {
+    call(hc::MEMORY_OP, [cmd as u64, arg, 0, 0, 0])
+}
+
+fn reservation(cmd: u32, domid: DomId, gfns: &[u64], order: u32) -> HResult {
+    let r = warden_abi::memory::Reservation {
+        extent_start: gfns.as_ptr() as u64,
+        nr_extents: gfns.len() as u64,
+        extent_order: order,
+        mem_flags: 0,
+        domid,
+        pad: [0; 3],
+    };
+    memory_op(cmd, ptr(&r))
+}
+
+/// XENMEM_populate_physmap: returns the extents populated.
+pub fn populate_physmap(domid: DomId, gfns: &[u64], order: u32) -> HResult {
+    reservation(warden_abi::memory::POPULATE_PHYSMAP, domid, gfns, order)
+}
+
+/// XENMEM_decrease_reservation: returns the extents removed.
+pub fn decrease_reservation(domid: DomId, gfns: &[u64], order: u32) -> HResult {
+    reservation(warden_abi::memory::DECREASE_RESERVATION, domid, gfns, order)
+}
+
+/// XENMEM_maximum_ram_page.
+pub fn maximum_ram_page() -> HResult {
+    memory_op(warden_abi::memory::MAXIMUM_RAM_PAGE, 0)
+}
+
+/// XENMEM_current_reservation.
+pub fn current_reservation(domid: DomId) -> HResult {
+    let a = warden_abi::memory::DomidArg { domid };
+    memory_op(warden_abi::memory::CURRENT_RESERVATION, ptr(&a))
+}
+
+/// XENMEM_maximum_reservation.
+pub fn maximum_reservation(domid: DomId) -> HResult {
+    let a = warden_abi::memory::DomidArg { domid };
+    memory_op(warden_abi::memory::MAXIMUM_RESERVATION, ptr(&a))
+}
+
+// ------------------------------------------------------------ domctl
+
+/// domctl(op).
+pub fn domctl(op: &mut Domctl) -> HResult {
+    call(hc::DOMCTL, [ptr_mut(op), 0, 0, 0, 0])
+}
+
+fn domctl_with<T: Pod>(cmd: u32, domid: DomId, arg: &T) -> Result<Domctl, Errno> {
+    let mut op = Domctl::new(cmd, domid, arg);
+    domctl(&mut op)?;
+    Ok(op)
+}
+
+/// XEN_DOMCTL_createdomain: returns the new domain's id.
+pub fn createdomain(want: DomId, ssidref: u32, max_vcpus: u32) -> Result<DomId, Errno> {
+    let a = domctl::CreateDomain {
+        ssidref,
+        flags: domctl::CDF_HVM | domctl::CDF_HAP,
+        max_vcpus,
+        ..Default::default()
+    };
+    Ok(domctl_with(domctl::CREATEDOMAIN, want, &a)?.domain)
+}
+
+/// XEN_DOMCTL_destroydomain.
+pub fn destroydomain(d: DomId) -> HResult {
+    domctl_with(domctl::DESTROYDOMAIN, d, &()).map(|_| 0)
+}
+
+/// XEN_DOMCTL_pausedomain.
+pub fn pausedomain(d: DomId) -> HResult {
+    domctl_with(domctl::PAUSEDOMAIN, d, &()).map(|_| 0)
+}
+
+/// XEN_DOMCTL_unpausedomain.
+pub fn unpausedomain(d: DomId) -> HResult {
+    domctl_with(domctl::UNPAUSEDOMAIN, d, &()).map(|_| 0)
+}
+
+/// XEN_DOMCTL_getdomaininfo.
+pub fn getdomaininfo(d: DomId) -> Result<DomainInfo, Errno> {
+    Ok(domctl_with(domctl::GETDOMAININFO, d, &())?.arg())
+}
+
+/// XEN_DOMCTL_max_mem.
+pub fn max_mem(d: DomId, kb: u64) -> HResult {
+    domctl_with(domctl::MAX_MEM, d, &domctl::MaxMem { max_memkb: kb }).map(|_| 0)
+}
+
+/// XEN_DOMCTL_max_vcpus.
+pub fn max_vcpus(d: DomId, n: u32) -> HResult {
+    domctl_with(domctl::MAX_VCPUS, d, &domctl::MaxVcpus { max: n }).map(|_| 0)
+}
+
+/// XEN_DOMCTL_setvcpucontext.
+pub fn setvcpucontext(d: DomId, vcpu: u32, ctx: &HvmContext) -> HResult {
+    let a = domctl::VcpuContext {
+        vcpu,
+        pad: 0,
+        ctxt: ptr(ctx),
+    };
+    domctl_with(domctl::SETVCPUCONTEXT, d, &a).map(|_| 0)
+}
+
+/// XEN_DOMCTL_getvcpucontext.
+pub fn getvcpucontext(d: DomId, vcpu: u32) -> Result<HvmContext, Errno> {
+    let mut ctx = HvmContext::default();
+    let a = domctl::VcpuContext {
+        vcpu,
+        pad: 0,
+        ctxt: ptr_mut(&mut ctx),
+    };
+    domctl_with(domctl::GETVCPUCONTEXT, d, &a)?;
+    Ok(ctx)
+}
+
+// ------------------------------------------------------------ sysctl
+
+/// sysctl(op).
+pub fn sysctl(op: &mut Sysctl) -> HResult {
+    call(hc::SYSCTL, [ptr_mut(op), 0, 0, 0, 0])
+}
+
+/// XEN_SYSCTL_readconsole: fills `buf`; returns (bytes, next index).
+pub fn readconsole(
+    buf: &mut [u8],
+    index: u32,
+    incremental: bool,
+    clear: bool,
+) -> Result<(usize, u32), Errno> {
+    let a = ReadConsole {
+        clear: clear as u8,
+        incremental: incremental as u8,
+        index,
+        buffer: buf.as_mut_ptr() as u64,
+        count: buf.len() as u32,
+        ..Default::default()
+    };
+    let mut op = Sysctl::new(sysctl::READCONSOLE, &a);
+    sysctl(&mut op)?;
+    let r: ReadConsole = op.arg();
+    Ok((r.count as usize, r.index))
+}
+
+/// XEN_SYSCTL_physinfo.
+pub fn physinfo() -> Result<PhysInfo, Errno> {
+    let mut op = Sysctl::new(sysctl::PHYSINFO, &PhysInfo::default());
+    sysctl(&mut op)?;
+    Ok(op.arg())
+}
+
+/// XEN_SYSCTL_getdomaininfolist: fills `out` from `first`; returns the count.
+pub fn getdomaininfolist(first: DomId, out: &mut [DomainInfo]) -> Result<usize, Errno> {
+    let a = sysctl::GetDomainInfoList {
+        first_domain: first,
+        max_domains: out.len() as u32,
+        buffer: out.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut op = Sysctl::new(sysctl::GETDOMAININFOLIST, &a);
+    sysctl(&mut op)?;
+    Ok(op.arg::<sysctl::GetDomainInfoList>().num_domains as usize)
+}
+
+/// XEN_SYSCTL_livepatch_op with sub-operation `cmd` (argument bytes after it).
+pub fn livepatch(cmd: u32) -> HResult {
+    let a = sysctl::Livepatch {
+        cmd,
+        ..Default::default()
+    };
+    let mut op = Sysctl::new(sysctl::LIVEPATCH_OP, &a);
+    sysctl(&mut op)
+}
+
+// ------------------------------------------------------------ xsm_op (FLASK)
+
+/// xsm_op(op).
+pub fn xsm_op(op: &mut FlaskOp) -> HResult {
+    call(hc::XSM_OP, [ptr_mut(op), 0, 0, 0, 0])
+}
+
+fn flask<T: Pod>(cmd: u32, arg: &T) -> Result<(u64, FlaskOp), Errno> {
+    let mut op = FlaskOp::new(cmd, arg);
+    let r = xsm_op(&mut op)?;
+    Ok((r, op))
+}
+
+/// FLASK_LOAD.
+pub fn flask_load(policy: &[u8]) -> HResult {
+    let a = fx::Load {
+        buffer: policy.as_ptr() as u64,
+        size: policy.len() as u32,
+        pad: 0,
+    };
+    flask(fx::LOAD, &a).map(|r| r.0)
+}
+
+/// FLASK_GETENFORCE.
+pub fn flask_getenforce() -> HResult {
+    flask(fx::GETENFORCE, &()).map(|r| r.0)
+}
+
+/// FLASK_SETENFORCE.
+pub fn flask_setenforce(on: bool) -> HResult {
+    flask(
+        fx::SETENFORCE,
+        &fx::SetEnforce {
+            enforcing: on as u32,
+        },
+    )
+    .map(|r| r.0)
+}
+
+/// FLASK_CONTEXT_TO_SID.
+pub fn flask_context_to_sid(ctx: &str) -> Result<u32, Errno> {
+    let a = fx::SidContext {
+        sid: 0,
+        size: ctx.len() as u32,
+        context: ctx.as_ptr() as u64,
+    };
+    Ok(flask(fx::CONTEXT_TO_SID, &a)?.1.arg::<fx::SidContext>().sid)
+}
+
+/// FLASK_SID_TO_CONTEXT into `buf`; returns the length (with the NUL).
+pub fn flask_sid_to_context(sid: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+    let a = fx::SidContext {
+        sid,
+        size: buf.len() as u32,
+        context: buf.as_mut_ptr() as u64,
+    };
+    Ok(flask(fx::SID_TO_CONTEXT, &a)?
+        .1
+        .arg::<fx::SidContext>()
+        .size as usize)
+}
+
+/// FLASK_ACCESS.
+pub fn flask_access(ssid: u32, tsid: u32, tclass: u16, req: u32) -> Result<fx::Access, Errno> {
+    let a = fx::Access {
+        ssid,
+        tsid,
+        tclass,
+        req,
+        ..Default::default()
+    };
+    Ok(flask(fx::ACCESS, &a)?.1.arg())
+}
+
+/// FLASK_CREATE / FLASK_RELABEL / FLASK_MEMBER (`cmd`): the new SID.
+pub fn flask_transition(cmd: u32, ssid: u32, tsid: u32, tclass: u16) -> Result<u32, Errno> {
+    let a = fx::Transition {
+        ssid,
+        tsid,
+        tclass,
+        ..Default::default()
+    };
+    Ok(flask(cmd, &a)?.1.arg::<fx::Transition>().newsid)
+}
+
+/// A command with no argument returning a value (POLICYVERS, MLS, GETAVC_THRESHOLD, COMMITBOOLS).
+pub fn flask_simple(cmd: u32) -> HResult {
+    flask(cmd, &()).map(|r| r.0)
+}
+
+/// FLASK_GETBOOL by name: (id, current, pending).
+pub fn flask_getbool(name: &str) -> Result<(u32, bool, bool), Errno> {
+    let a = fx::Boolean {
+        bool_id: u32::MAX,
+        size: name.len() as u32,
+        name: name.as_ptr() as u64,
+        ..Default::default()
+    };
+    let b: fx::Boolean = flask(fx::GETBOOL, &a)?.1.arg();
+    Ok((b.bool_id, b.enforcing != 0, b.pending != 0))
+}
+
+/// FLASK_SETBOOL by name (with `commit`, applied at once).
+pub fn flask_setbool(name: &str, value: bool, commit: bool) -> HResult {
+    let a = fx::Boolean {
+        bool_id: u32::MAX,
+        new_value: value as u8,
+        commit: commit as u8,
+        size: name.len() as u32,
+        name: name.as_ptr() as u64,
+        ..Default::default()
+    };
+    flask(fx::SETBOOL, &a).map(|r| r.0)
+}
+
+/// FLASK_SETAVC_THRESHOLD.
+pub fn flask_setavc_threshold(t: u32) -> HResult {
+    flask(fx::SETAVC_THRESHOLD, &fx::SetAvcThreshold { threshold: t }).map(|r| r.0)
+}
+
+/// FLASK_AVC_HASHSTATS.
+pub fn flask_hashstats() -> Result<fx::HashStats, Errno> {
+    Ok(flask(fx::AVC_HASHSTATS, &fx::HashStats::default())?.1.arg())
+}
+
+/// FLASK_AVC_CACHESTATS for `cpu`.
+pub fn flask_cachestats(cpu: u32) -> Result<fx::CacheStats, Errno> {
+    let a = fx::CacheStats {
+        cpu,
+        ..Default::default()
+    };
+    Ok(flask(fx::AVC_CACHESTATS, &a)?.1.arg())
+}
+
+/// FLASK_ADD_OCONTEXT / FLASK_DEL_OCONTEXT (`add`).
+pub fn flask_ocontext(add: bool, ocon: u32, low: u64, high: u64, sid: u32) -> HResult {
+    let a = fx::Ocontext {
+        ocon,
+        sid,
+        low,
+        high,
+    };
+    flask(
+        if add {
+            fx::ADD_OCONTEXT
+        } else {
+            fx::DEL_OCONTEXT
+        },
+        &a,
+    )
+    .map(|r| r.0)
+}
+
+/// FLASK_GET_PEER_SID.
+pub fn flask_get_peer_sid(port: u32) -> Result<u32, Errno> {
+    let a = fx::PeerSid {
+        evtchn: port,
+        sid: 0,
+    };
+    Ok(flask(fx::GET_PEER_SID, &a)?.1.arg::<fx::PeerSid>().sid)
+}
+
+/// FLASK_RELABEL_DOMAIN.
+pub fn flask_relabel_domain(domid: u32, sid: u32) -> HResult {
+    flask(fx::RELABEL_DOMAIN, &fx::Relabel { domid, sid }).map(|r| r.0)
+}
+
+/// FLASK_DEVICETREE_LABEL.
+pub fn flask_devicetree_label(path: &str, sid: u32) -> HResult {
+    let a = fx::DevicetreeLabel {
+        sid,
+        length: path.len() as u32,
+        path: path.as_ptr() as u64,
+    };
+    flask(fx::DEVICETREE_LABEL, &a).map(|r| r.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_decode() {
+        assert_eq!(decode(0), Ok(0));
+        assert_eq!(decode(5), Ok(5));
+        assert_eq!(decode(-13), Err(Errno(13)));
+        assert_eq!(Errno(13).name(), "EACCES");
+        assert_eq!(decode(-5000), Ok((-5000i64) as u64), "not an errno");
+    }
+}

@@ -1,0 +1,167 @@
+//! The runtime proper (feature `rt`): entry, panic handler, heap, and the
+//! functions the prebuilt `core` links against.
+
+use crate::start::Boot;
+use core::arch::{asm, global_asm};
+
+/// vCPU 0's stack.
+pub const BOOT_STACK: usize = 64 * 1024;
+
+global_asm!(
+    r#"
+.section .text.start, "ax"
+.global _start
+_start:
+    mov r12, rdi
+    lea rdi, [rip + __bss_start]
+    lea rcx, [rip + __bss_end]
+    sub rcx, rdi
+    xor eax, eax
+    rep stosb
+    lea rsp, [rip + guest_boot_stack_top]
+    xor ebp, ebp
+    mov rdi, r12
+    call {entry}
+2:
+    jmp 2b
+.section .bss.stack, "aw", @nobits
+.balign 16
+guest_boot_stack:
+    .skip {size}
+.global guest_boot_stack_top
+guest_boot_stack_top:
+.section .text
+"#,
+    entry = sym rust_entry,
+    size = const BOOT_STACK,
+);
+
+unsafe extern "C" {
+    fn warden_guest_main(boot: &'static Boot) -> !;
+}
+
+static BOOT: spin::Once<Boot> = spin::Once::new();
+
+extern "C" fn rust_entry(start_info: u64) -> ! {
+    crate::events::build_idt();
+    crate::events::load_tables();
+    let Some(boot) = Boot::from_phys(start_info) else {
+        crate::println!("guest: no valid start information at {start_info:#x}");
+        crate::exit::crash();
+    };
+    let boot = BOOT.call_once(|| boot);
+    if let Err(e) = crate::events::register(0) {
+        crate::println!("guest: cannot register vCPU 0's vcpu_info: {e}");
+    }
+    // SAFETY: `warden_guest_main` is defined by the program's `entry!`.
+    unsafe { warden_guest_main(boot) }
+}
+
+/// The start information (after entry).
+pub fn boot() -> Option<&'static Boot> {
+    BOOT.get()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    match info.location() {
+        Some(l) => crate::println!(
+            "guest panic at {}:{}: {}",
+            l.file(),
+            l.line(),
+            info.message()
+        ),
+        None => crate::println!("guest panic: {}", info.message()),
+    }
+    crate::exit::crash()
+}
+
+// ---- heap
+
+const HEAP_SIZE: usize = 2 << 20;
+static mut HEAP: [u8; HEAP_SIZE] = [0; HEAP_SIZE];
+
+#[global_allocator]
+static ALLOC: talc::TalcLock<spin::mutex::SpinMutex<()>, talc::source::Claim> =
+    // SAFETY: HEAP is used by nothing but the allocator.
+    talc::TalcLock::new(unsafe { talc::source::Claim::array(&raw mut HEAP) });
+
+// ---- what the prebuilt core/alloc link against
+
+/// # Safety
+/// Standard `memcpy` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees both ranges are valid for `n` bytes.
+    unsafe {
+        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memmove` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if n == 0 {
+        return dst;
+    }
+    if (dst as usize).wrapping_sub(src as usize) >= n {
+        // SAFETY: forward copy is correct for this overlap (or none).
+        unsafe { memcpy(dst, src, n) };
+    } else {
+        // SAFETY: backward copy for dst above src.
+        unsafe {
+            asm!("std", "rep movsb", "cld", inout("rcx") n => _,
+                 inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
+                 options(nostack));
+        }
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memset` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees the range.
+    unsafe {
+        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// Standard `memcmp` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    for i in 0..n {
+        // SAFETY: the caller guarantees both ranges; volatile keeps LLVM from
+        // turning this loop into a call to memcmp.
+        let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
+        if x != y {
+            return x as i32 - y as i32;
+        }
+    }
+    0
+}
+
+/// # Safety
+/// Standard `bcmp` contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as memcmp.
+    unsafe { memcmp(a, b, n) }
+}
+
+/// Referenced by the prebuilt `alloc` even with panic=abort; never called.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    crate::exit::crash()
+}
+
+/// Referenced by the prebuilt crates even with panic=abort; never called.
+#[unsafe(no_mangle)]
+pub extern "C" fn rust_eh_personality() {}

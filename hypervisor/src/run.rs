@@ -1,0 +1,315 @@
+//! Running guests: the image's [`Platform`] (time, frames, vCPUs, IPIs,
+//! console), building dom0 and the boot-built domains from the boot modules,
+//! and starting every CPU's run loop (`hvcore::hv::Hv::cpu_loop`).
+
+use crate::arch::{self, apic, percpu};
+use crate::{console, mem, time};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use hvcore::bootinfo::BootModule;
+use hvcore::bootplan::{Plan, XSM_MAGIC};
+use hvcore::builder::BootDomain;
+use hvcore::cmdline::{FlaskMode, Options};
+use hvcore::conring::ReadResult;
+use hvcore::gate::Gate;
+use hvcore::hv::Hv;
+use hvcore::p2m::HostMem;
+use hvcore::platform::Platform;
+use hvcore::testexit::TestExit;
+use hvcore::vcpu::{GuestSlot, Vcpu};
+use hvcore::{Result, err};
+use log::{error, info, warn};
+use warden_abi::DomId;
+use warden_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, reason_name};
+
+static SLOTS: [GuestSlot; percpu::MAX_CPUS] = [const { GuestSlot::new() }; percpu::MAX_CPUS];
+static FRAME_MEM: mem::FrameMem = mem::FrameMem;
+
+/// The machine as hvcore sees it.
+pub struct Machine {
+    nr_cpus: u32,
+    cmdline: String,
+    build_id: Vec<u8>,
+}
+
+impl Platform for Machine {
+    fn now_ns(&self) -> u64 {
+        time::now_ns()
+    }
+    fn rdtsc(&self) -> u64 {
+        arch::rdtsc()
+    }
+    fn tsc_hz(&self) -> u64 {
+        time::tsc_hz()
+    }
+    fn tsc_to_ns(&self, tsc: u64) -> u64 {
+        time::tsc_to_ns(tsc)
+    }
+    fn mem(&self) -> &dyn HostMem {
+        &FRAME_MEM
+    }
+    fn new_vcpu(&self, domid: DomId, vcpu: u32, npt_root: u64) -> Result<Box<dyn Vcpu>> {
+        Ok(Box::new(arch::svm::SvmVcpu::new(domid, vcpu, npt_root)?))
+    }
+    fn nr_cpus(&self) -> u32 {
+        self.nr_cpus
+    }
+    fn this_cpu(&self) -> u32 {
+        percpu::cpu_id()
+    }
+    fn guest_slots(&self) -> &[GuestSlot] {
+        &SLOTS[..self.nr_cpus as usize]
+    }
+    fn kick(&self, cpu: u32) {
+        if cpu == percpu::cpu_id() {
+            return;
+        }
+        if let Some(p) = percpu::cpu(cpu)
+            && let Err(e) = apic::send_ipi(p.apic_id, apic::KICK_VECTOR)
+        {
+            warn!("kick of CPU{cpu} failed: {e}");
+        }
+    }
+    fn poll_interrupts(&self) {
+        arch::poll_interrupts();
+    }
+    fn idle(&self) {
+        arch::idle_once();
+    }
+    fn console_read(&self, from: u64, buf: &mut [u8]) -> ReadResult {
+        console::read(from, buf)
+    }
+    fn console_tail(&self) -> u64 {
+        console::tail()
+    }
+    fn console_head(&self) -> u64 {
+        console::head()
+    }
+    fn console_clear(&self) {
+        console::clear()
+    }
+    fn serial_input(&self, buf: &mut [u8]) -> usize {
+        console::input(buf)
+    }
+    fn cmdline(&self) -> &str {
+        &self.cmdline
+    }
+    fn build_id(&self) -> &[u8] {
+        &self.build_id
+    }
+    fn control_domain_stopped(&self, reason: u32) {
+        let (msg, code) = match reason {
+            SHUTDOWN_POWEROFF => ("halted", TestExit::Dom0Poweroff),
+            SHUTDOWN_REBOOT => ("asked for a reboot", TestExit::Dom0Reboot),
+            SHUTDOWN_CRASH => ("crashed", TestExit::Dom0Crash),
+            _ => ("shut down", TestExit::Dom0Crash),
+        };
+        if reason == SHUTDOWN_CRASH {
+            error!("Hardware Dom0 {msg}: halting the machine");
+        } else {
+            info!(
+                "Hardware Dom0 {msg} (reason {}): {}",
+                reason_name(reason),
+                if reason == SHUTDOWN_REBOOT {
+                    "rebooting"
+                } else {
+                    "halting the machine"
+                }
+            );
+        }
+        crate::fatal::stop_machine(code, reason == SHUTDOWN_REBOOT);
+    }
+}
+
+static HV: spin::Once<Hv> = spin::Once::new();
+static MACHINE: spin::Once<Machine> = spin::Once::new();
+static GO: AtomicBool = AtomicBool::new(false);
+
+/// The hypervisor, once started.
+pub fn hv() -> Option<&'static Hv> {
+    GO.load(Ordering::Acquire).then(|| HV.get()).flatten()
+}
+
+/// An application processor after bring-up: wait until guests start, then run them.
+pub fn ap_loop(cpu: u32) -> ! {
+    loop {
+        if let Some(h) = hv() {
+            h.cpu_loop(cpu);
+        }
+        arch::idle_once();
+    }
+}
+
+fn module_bytes(m: &BootModule) -> &'static [u8] {
+    // SAFETY: boot modules are reserved from the frame allocator for good and
+    // identity-mapped; nothing writes them.
+    unsafe { core::slice::from_raw_parts(m.range.start as *const u8, m.range.len() as usize) }
+}
+
+/// Classify the boot modules.
+pub fn plan(modules: &[BootModule]) -> Result<Plan> {
+    let v: Vec<(Option<u32>, &str)> = modules
+        .iter()
+        .map(|m| {
+            let b = module_bytes(m);
+            let magic = (b.len() >= 4).then(|| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            (magic, m.cmdline.as_str())
+        })
+        .collect();
+    hvcore::bootplan::plan(&v).map_err(|e| err!(InvalidBootInfo, "boot modules: {e}"))
+}
+
+/// The policy module's address and bytes.
+pub fn policy_module(plan: &Plan, modules: &[BootModule]) -> Option<(u64, &'static [u8])> {
+    plan.policy
+        .map(|i| (modules[i].range.start, module_bytes(&modules[i])))
+        .filter(|(_, b)| b.len() >= 4 && u32::from_le_bytes([b[0], b[1], b[2], b[3]]) == XSM_MAGIC)
+}
+
+/// Default dom0 memory when `dom0_mem=` is not given.
+const DOM0_MEM_DEFAULT: u64 = 64 << 20;
+
+/// Build dom0 and the boot domains, then run guests on every CPU. Returns
+/// only if there is nothing to run (no dom0 kernel).
+pub fn start(
+    plan: &Plan,
+    modules: &[BootModule],
+    opts: &Options,
+    gate: Gate,
+    nr_cpus: u32,
+    cmdline: &str,
+) -> Result<()> {
+    let Some(dom0_idx) = plan.dom0 else {
+        info!("No dom0 kernel among the boot modules: there is nothing to run");
+        return Ok(());
+    };
+    let machine = MACHINE.call_once(|| Machine {
+        nr_cpus,
+        cmdline: String::from(cmdline),
+        build_id: Vec::from(crate::image::build_id()),
+    });
+    let hv = HV.call_once(|| Hv::new(machine, gate, opts.flask));
+    let flask = gate.flask();
+
+    // dom0.
+    let free = FRAME_MEM.free_frames() * 4096;
+    let dm = &opts.dom0_mem;
+    let mut mem_bytes = dm.target.unwrap_or(DOM0_MEM_DEFAULT.min(free / 2));
+    if let Some(min) = dm.min {
+        mem_bytes = mem_bytes.max(min);
+    }
+    if let Some(max) = dm.max {
+        mem_bytes = mem_bytes.min(max);
+    }
+    let vcpus = opts.dom0_max_vcpus.unwrap_or(nr_cpus).max(1);
+    let dom0_modules: Vec<(&[u8], &str)> = plan
+        .dom0_modules
+        .iter()
+        .map(|&i| (module_bytes(&modules[i]), modules[i].cmdline.as_str()))
+        .collect();
+    let m = &modules[dom0_idx];
+    let d0 = hv
+        .build_boot_domain(&BootDomain {
+            name: String::from("dom0"),
+            want: Some(0),
+            privileged: true,
+            sid: if flask.is_some() {
+                xsm::initial_sid::DOM0.raw()
+            } else {
+                0
+            },
+            kernel: module_bytes(m),
+            cmdline: &m.cmdline,
+            modules: dom0_modules,
+            mem_bytes,
+            vcpus,
+            weight: hvcore::sched::DEFAULT_WEIGHT,
+        })
+        .map_err(|e| {
+            err!(
+                InvalidInput,
+                "Could not set up DOM0 guest OS from module {dom0_idx}: {e}"
+            )
+        })?;
+    info!(
+        "Domain 0: {} MiB, {} vCPUs, {} boot modules handed over, command line '{}'",
+        mem_bytes >> 20,
+        vcpus,
+        plan.dom0_modules.len(),
+        m.cmdline
+    );
+
+    // Boot-built domains.
+    let mut built = Vec::new();
+    for spec in &plan.domains {
+        let sid = match (&spec.label, flask) {
+            (Some(l), Some(f)) => f
+                .context_to_sid(l.as_bytes())
+                .map_err(|e| err!(InvalidInput, "domain '{}': label {l}: {e}", spec.name))?
+                .raw(),
+            (Some(l), None) => {
+                warn!("domain '{}': label {l} ignored (flask=disabled)", spec.name);
+                0
+            }
+            (None, Some(_)) => xsm::initial_sid::DOMU.raw(),
+            (None, None) => 0,
+        };
+        let m = &modules[spec.module];
+        let d = hv
+            .build_boot_domain(&BootDomain {
+                name: spec.name.clone(),
+                want: spec.domid,
+                privileged: false,
+                sid,
+                kernel: module_bytes(m),
+                cmdline: &spec.cmdline,
+                modules: Vec::new(),
+                mem_bytes: spec.mem,
+                vcpus: spec.vcpus,
+                weight: spec.weight,
+            })
+            .map_err(|e| {
+                err!(
+                    InvalidInput,
+                    "domain '{}' (module {}): {e}",
+                    spec.name,
+                    spec.module
+                )
+            })?;
+        info!(
+            "Domain {} '{}': {} MiB, {} vCPUs, weight {}, label {}, command line '{}'",
+            d.id,
+            spec.name,
+            spec.mem >> 20,
+            spec.vcpus,
+            spec.weight,
+            hv.label_of(d.id),
+            spec.cmdline
+        );
+        built.push(d);
+    }
+    let (free, total) = mem::frame_stats();
+    info!(
+        "Starting {} domain{}; {} MiB free of {} MiB",
+        built.len() + 1,
+        if built.is_empty() { "" } else { "s" },
+        (free * 4096) >> 20,
+        (total * 4096) >> 20
+    );
+    if opts.flask != FlaskMode::Disabled {
+        info!("dom0 label {}", hv.label_of(0));
+    }
+    hv.unpause(&d0)
+        .map_err(|e| err!(InvalidInput, "unpausing dom0: {e}"))?;
+    for d in &built {
+        hv.unpause(d)
+            .map_err(|e| err!(InvalidInput, "unpausing d{}: {e}", d.id))?;
+    }
+    GO.store(true, Ordering::Release);
+    for c in 1..nr_cpus {
+        machine.kick(c);
+    }
+    hv.cpu_loop(0)
+}

@@ -1,0 +1,6 @@
+//! Link settings for a Warden guest kernel (see guest/guest.ld).
+include!("../../guest/build-guest.rs");
+
+fn main() {
+    link_guest();
+}
