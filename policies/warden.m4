@@ -21,6 +21,7 @@ include(`modules/dom0.te')dnl
 include(`modules/domU.te')dnl
 include(`modules/isolated_domU.te')dnl
 include(`modules/prot_domU.te')dnl
+include(`modules/restricted_domU.te')dnl
 include(`modules/device_model.te')dnl
 include(`modules/xenstore.te')dnl
 include(`modules/nic_dev.te')dnl

@@ -48,6 +48,45 @@ pub fn production_image() -> PathBuf {
     cached("WARDEN_IMAGE", &CELL, false)
 }
 
+fn cached_with(
+    cell: &'static OnceLock<Result<PathBuf, String>>,
+    f: fn() -> xtask::Result<PathBuf>,
+    what: &str,
+) -> PathBuf {
+    match cell.get_or_init(|| f().map_err(|e| e.to_string())) {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("cannot build {what}: {e}"),
+    }
+}
+
+/// The default policy (`policies/warden.m4`, compiled by policy-compiler).
+pub fn policy() -> PathBuf {
+    static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached_with(
+        &CELL,
+        || xtask::build::build_policy(false),
+        "the default policy",
+    )
+}
+
+/// The default policy's MLS build.
+pub fn policy_mls() -> PathBuf {
+    static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached_with(&CELL, || xtask::build::build_policy(true), "the MLS policy")
+}
+
+/// The dom0 kernel (`dom0/`).
+pub fn dom0() -> PathBuf {
+    static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached_with(&CELL, xtask::build::build_dom0, "dom0")
+}
+
+/// The test guest kernel (`tests/guests/`): its role comes from `role=`.
+pub fn tguest() -> PathBuf {
+    static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    cached_with(&CELL, xtask::build::build_test_guest, "the test guest")
+}
+
 /// Build another bare-metal package (e.g. a test guest) and return its ELF.
 pub fn bare_metal(package: &str, bin: &str, features: &[&str]) -> PathBuf {
     xtask::build::build_bare_metal(&xtask::build::BareMetal {
@@ -72,6 +111,7 @@ pub struct Boot {
     extra: Vec<String>,
     timeout: Duration,
     grub: bool,
+    input: Option<qemu::Input>,
 }
 
 impl Default for Boot {
@@ -81,8 +121,14 @@ impl Default for Boot {
 }
 
 impl Boot {
-    /// Boot the test image with `-kernel`, 2 CPUs, 512 MiB.
+    /// Boot the test image with `-kernel`, 2 CPUs, 512 MiB, with the default
+    /// policy as the first module (FLASK enforcing needs one).
     pub fn new() -> Boot {
+        Boot::bare().module(policy(), "")
+    }
+
+    /// Boot the test image with no module at all.
+    pub fn bare() -> Boot {
         Boot {
             image: test_image(),
             cmdline: String::new(),
@@ -93,7 +139,24 @@ impl Boot {
             extra: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             grub: false,
+            input: None,
         }
+    }
+
+    /// Type `bytes` on the serial console once `after` has appeared.
+    pub fn input(mut self, after: &str, bytes: &[u8]) -> Self {
+        self.input = Some(qemu::Input {
+            after: after.into(),
+            bytes: bytes.into(),
+        });
+        self
+    }
+
+    /// Add the test guest as a module with command line `args` (the first
+    /// non-policy module is dom0; later ones starting with `domain` are
+    /// boot-built domains).
+    pub fn guest(self, args: &str) -> Self {
+        self.module(tguest(), args)
     }
 
     pub fn image(mut self, p: impl Into<PathBuf>) -> Self {
@@ -167,8 +230,8 @@ impl Boot {
         m.memory_mib = self.memory_mib;
         m.cpu = self.cpu.clone();
         m.extra = self.extra.clone();
-        let o =
-            qemu::run_captured(m.command(), self.timeout, None).unwrap_or_else(|e| panic!("{e}"));
+        let o = qemu::run_with_input(m.command(), self.timeout, None, self.input.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
         if let Some(iso) = iso_file {
             let _ = std::fs::remove_file(iso);
         }
@@ -232,6 +295,13 @@ impl Outcome {
         self.expect(TestExit::Ready).contains("INFO  Warden ready:")
     }
 
+    /// Assert dom0 powered off (the test dom0's "every check passed").
+    #[track_caller]
+    pub fn expect_dom0_poweroff(&self) -> &Self {
+        self.expect(TestExit::Dom0Poweroff)
+            .contains("Hardware Dom0 halted")
+    }
+
     /// Assert the boot reported a fatal error and exited with the fatal code.
     #[track_caller]
     pub fn expect_fatal(&self) -> &Self {
@@ -256,6 +326,19 @@ impl Outcome {
         assert!(
             !self.serial.contains(s),
             "serial output has {s:?}: {}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Assert the serial output contains a line with all of `parts`.
+    #[track_caller]
+    pub fn line_with_all(&self, parts: &[&str]) -> &Self {
+        assert!(
+            self.serial
+                .lines()
+                .any(|l| parts.iter().all(|p| l.contains(p))),
+            "no serial line contains all of {parts:?}: {}",
             self.describe()
         );
         self

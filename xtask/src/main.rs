@@ -18,7 +18,10 @@ Commands:
 
 Options for run:
   --cmdline \"...\"      Warden's command line (default: console=com1 loglvl=info)
-  --module FILE[:ARGS]   A boot module with its command line (repeatable)
+  --module FILE[:ARGS]   A boot module with its command line (repeatable), after
+                         the default modules (the default policy, then dom0)
+  --no-default-modules   Boot only the --module files
+  --dom0-cmdline \"...\" dom0's command line (default: empty: demo and shell)
   --smp N                CPUs (default 2)
   --memory MIB           Memory in MiB (default 512)
   --grub                 Boot through a GRUB ISO (Multiboot 2) instead of -kernel
@@ -73,11 +76,15 @@ fn run(args: &[String]) -> Result<()> {
     let mut use_grub = false;
     let mut timeout = None;
     let mut extra = Vec::new();
+    let mut defaults = true;
+    let mut dom0_cmdline = String::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--cmdline" => cmdline = value(args, &mut i, "--cmdline")?.into(),
             "--module" => modules.push(Module::parse(value(args, &mut i, "--module")?)),
+            "--no-default-modules" => defaults = false,
+            "--dom0-cmdline" => dom0_cmdline = value(args, &mut i, "--dom0-cmdline")?.into(),
             "--smp" => smp = number(value(args, &mut i, "--smp")?, "--smp")?,
             "--memory" => memory = number(value(args, &mut i, "--memory")?, "--memory")?,
             "--grub" => use_grub = true,
@@ -111,6 +118,27 @@ fn run(args: &[String]) -> Result<()> {
         image.display(),
         build::build_id(&image)?
     );
+    if defaults {
+        let policy = build::build_policy(false)?;
+        let dom0 = build::build_dom0()?;
+        eprintln!(
+            "xtask: modules: default policy {} (enforcing), dom0 {}",
+            policy.display(),
+            dom0.display()
+        );
+        let mut all = vec![
+            Module {
+                path: policy,
+                args: String::new(),
+            },
+            Module {
+                path: dom0,
+                args: dom0_cmdline,
+            },
+        ];
+        all.append(&mut modules);
+        modules = all;
+    }
     let boot = if use_grub {
         let iso = xtask::bare_metal_target_dir().join("warden-run.iso");
         grub::make_iso(&image, &cmdline, &modules, &iso)?;

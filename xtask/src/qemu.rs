@@ -133,12 +133,33 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// Bytes to type on the serial console once `after` has appeared on it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub after: String,
+    pub bytes: Vec<u8>,
+}
+
 /// Run a QEMU command, capturing serial output, killing it after `timeout`.
 /// `watch`: a string whose first appearance is timed.
-pub fn run_captured(mut cmd: Command, timeout: Duration, watch: Option<&str>) -> Result<Outcome> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+pub fn run_captured(cmd: Command, timeout: Duration, watch: Option<&str>) -> Result<Outcome> {
+    run_with_input(cmd, timeout, watch, None)
+}
+
+/// [`run_captured`], typing `input` on the serial console when its trigger appears.
+pub fn run_with_input(
+    mut cmd: Command,
+    timeout: Duration,
+    watch: Option<&str>,
+    input: Option<Input>,
+) -> Result<Outcome> {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         Error(format!(
@@ -156,7 +177,10 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, watch: Option<&str>) ->
         .take()
         .ok_or_else(|| Error("no stderr pipe".into()))?;
     let (s2, seen2, watch2) = (serial.clone(), seen.clone(), watch.map(String::from));
+    let mut stdin = child.stdin.take();
+    let mut input = input;
     let reader = std::thread::spawn(move || {
+        use std::io::Write;
         let mut buf = [0u8; 4096];
         loop {
             match out.read(&mut buf) {
@@ -164,6 +188,19 @@ pub fn run_captured(mut cmd: Command, timeout: Duration, watch: Option<&str>) ->
                 Ok(n) => {
                     let mut s = s2.lock().unwrap_or_else(|p| p.into_inner());
                     s.extend_from_slice(&buf[..n]);
+                    if let Some(i) = &input
+                        && s.windows(i.after.len()).any(|x| x == i.after.as_bytes())
+                    {
+                        if let Some(w) = stdin.as_mut() {
+                            // Type slowly: the guest polls the UART's 16-byte FIFO.
+                            for chunk in i.bytes.chunks(8) {
+                                let _ = w.write_all(chunk);
+                                let _ = w.flush();
+                                std::thread::sleep(Duration::from_millis(300));
+                            }
+                        }
+                        input = None;
+                    }
                     if let Some(w) = &watch2 {
                         let mut seen = seen2.lock().unwrap_or_else(|p| p.into_inner());
                         if seen.is_none() && s.windows(w.len()).any(|x| x == w.as_bytes()) {

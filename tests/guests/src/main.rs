@@ -19,6 +19,12 @@ fn main(boot: &'static Boot) -> ! {
                 boot.domid(),
                 boot.vcpus()
             );
+            for (i, (data, args)) in boot.modules().enumerate() {
+                println!(
+                    "tguest: module {i}: {} bytes, command line '{args}'",
+                    data.len()
+                );
+            }
             warden_guest::exit::poweroff()
         }
         r => {
