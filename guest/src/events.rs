@@ -60,6 +60,11 @@ fn info_ptr(vcpu: u32) -> *mut VcpuInfo {
     unsafe { (&raw mut INFOS.0[i]) as *mut VcpuInfo }
 }
 
+/// The guest-physical address of vCPU `vcpu`'s vcpu_info (memory is identity-mapped).
+pub fn info_addr(vcpu: u32) -> u64 {
+    info_ptr(vcpu) as u64
+}
+
 /// The time information of vCPU 0's vcpu_info.
 pub fn time_info() -> VcpuTimeInfo {
     // SAFETY: the hypervisor writes this structure; a racy read of the time
@@ -69,9 +74,9 @@ pub fn time_info() -> VcpuTimeInfo {
 
 /// Register vCPU `vcpu`'s vcpu_info with the hypervisor and set its upcall vector.
 pub fn register(vcpu: u32) -> Result<(), crate::Errno> {
-    crate::hypercall::vcpu_register_info(vcpu, info_ptr(vcpu) as u64)?;
+    let r = crate::hypercall::vcpu_register_info(vcpu, info_ptr(vcpu) as u64);
     crate::hypercall::set_upcall_vector(vcpu, UPCALL_VECTOR)?;
-    Ok(())
+    r.map(drop)
 }
 
 /// Upcalls taken by `vcpu`.

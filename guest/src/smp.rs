@@ -14,8 +14,10 @@ static ENTRIES: [AtomicPtr<()>; MAX_VCPUS as usize] =
 extern "C" fn ap_entry(vcpu: u64) -> ! {
     crate::events::load_tables();
     let v = vcpu as u32;
-    if let Err(e) = crate::events::register(v) {
-        crate::println!("vCPU {v}: cannot register vcpu_info: {e}");
+    // The program may have registered the vcpu_info already (EINVAL then).
+    match crate::events::register(v) {
+        Ok(()) | Err(crate::Errno(warden_abi::errno::EINVAL)) => {}
+        Err(e) => crate::println!("vCPU {v}: cannot register vcpu_info: {e}"),
     }
     let f = ENTRIES[(v as usize).min(MAX_VCPUS as usize - 1)].load(Ordering::Acquire);
     if f.is_null() {
@@ -49,13 +51,22 @@ fn read_efer() -> u64 {
 /// Start vCPU `vcpu` running `f(vcpu)` on a new stack, with this vCPU's
 /// paging (same page tables, CR0, CR4, EFER).
 pub fn start(vcpu: u32, f: Entry) -> Result<(), crate::Errno> {
+    let ctx = context(vcpu, f)?;
+    crate::hypercall::vcpu_initialise(vcpu, &ctx)?;
+    crate::hypercall::vcpu_up(vcpu)?;
+    Ok(())
+}
+
+/// The initial state for vCPU `vcpu` to run `f(vcpu)` on a new stack (for
+/// VCPUOP_initialise), without starting it.
+pub fn context(vcpu: u32, f: Entry) -> Result<HvmContext, crate::Errno> {
     if vcpu == 0 || vcpu >= MAX_VCPUS {
         return Err(crate::Errno(warden_abi::errno::EINVAL));
     }
     ENTRIES[vcpu as usize].store(f as *mut (), Ordering::Release);
     let stack: Box<[u8]> = alloc::vec![0u8; STACK].into_boxed_slice();
     let top = (Box::leak(stack).as_ptr() as u64 + STACK as u64) & !0xf;
-    let ctx = HvmContext {
+    Ok(HvmContext {
         mode: HVM_MODE_64B,
         rip: ap_entry as *const () as u64,
         // Entered as if called: the return address slot keeps the ABI's alignment.
@@ -67,8 +78,5 @@ pub fn start(vcpu: u32, f: Entry) -> Result<(), crate::Errno> {
         cr4: read_cr(4),
         efer: read_efer(),
         ..Default::default()
-    };
-    crate::hypercall::vcpu_initialise(vcpu, &ctx)?;
-    crate::hypercall::vcpu_up(vcpu)?;
-    Ok(())
+    })
 }

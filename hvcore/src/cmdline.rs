@@ -211,6 +211,9 @@ pub struct Options {
     pub dom0_mem: Dom0Mem,
     /// dom0's vCPUs (`dom0_max_vcpus=N` or `MIN-MAX`; the upper bound is used).
     pub dom0_max_vcpus: Option<u32>,
+    /// FLASK audit rate limit (`audit_ratelimit=BURST[/MS]`, 0 = unlimited):
+    /// at most BURST records per MS milliseconds (default 64 per 1000).
+    pub audit_ratelimit: Option<(u32, u64)>,
     /// Bring up at most this many CPUs (including the boot CPU).
     pub maxcpus: Option<u32>,
     pub test: TestOptions,
@@ -232,6 +235,7 @@ impl Default for Options {
             flask_invalid: None,
             dom0_mem: Dom0Mem::default(),
             dom0_max_vcpus: None,
+            audit_ratelimit: None,
             maxcpus: None,
             test: TestOptions::default(),
         }
@@ -575,6 +579,7 @@ pub fn parse(line: &str) -> Parsed {
                 | "flask"
                 | "dom0_mem"
                 | "dom0_max_vcpus"
+                | "audit_ratelimit"
                 | "maxcpus"
                 | "test_fault"
         );
@@ -598,6 +603,9 @@ pub fn parse(line: &str) -> Parsed {
                     "dom0_max_vcpus" => o
                         .dom0_max_vcpus
                         .map_or("<all CPUs>".into(), |n| n.to_string()),
+                    "audit_ratelimit" => o
+                        .audit_ratelimit
+                        .map_or("64/1000".into(), |(b, ms)| format!("{b}/{ms}")),
                     "maxcpus" => o.maxcpus.map_or("<all>".into(), |n| n.to_string()),
                     _ => "<none>".into(),
                 },
@@ -729,6 +737,23 @@ pub fn parse(line: &str) -> Parsed {
                     )),
                 }
             }
+            "audit_ratelimit" => {
+                let (b, ms) = match value.split_once('/') {
+                    Some((b, ms)) => (parse_u64(b), parse_u64(ms)),
+                    None => (parse_u64(value), Some(1000)),
+                };
+                match (b, ms) {
+                    (Some(0), _) => o.audit_ratelimit = Some((u32::MAX, 1)),
+                    (Some(b), Some(ms)) if b <= u32::MAX as u64 && ms >= 1 => {
+                        o.audit_ratelimit = Some((b as u32, ms))
+                    }
+                    _ => d.push(malformed(
+                        "expected BURST[/MILLISECONDS], or 0 for no limit".into(),
+                        o.audit_ratelimit
+                            .map_or("64/1000".into(), |(b, ms)| format!("{b}/{ms}")),
+                    )),
+                }
+            }
             "maxcpus" => match parse_u64(value) {
                 Some(n) if (1..=u32::MAX as u64).contains(&n) => o.maxcpus = Some(n as u32),
                 _ => d.push(malformed(
@@ -762,6 +787,25 @@ fn unreachable_known(d: &mut Vec<Diagnostic>, key: &str) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn audit_ratelimit() {
+        assert_eq!(
+            parse("audit_ratelimit=10/500").options.audit_ratelimit,
+            Some((10, 500))
+        );
+        assert_eq!(
+            parse("audit_ratelimit=5").options.audit_ratelimit,
+            Some((5, 1000))
+        );
+        assert_eq!(
+            parse("audit_ratelimit=0").options.audit_ratelimit,
+            Some((u32::MAX, 1))
+        );
+        let p = parse("audit_ratelimit=x/0");
+        assert_eq!(p.options.audit_ratelimit, None);
+        assert_eq!(p.diagnostics.len(), 1);
+    }
 
     #[test]
     fn dom0_vcpus_and_invalid_flask() {
@@ -1067,7 +1111,7 @@ mod tests {
         #[test]
         fn never_panics_on_option_like_text(
             parts in proptest::collection::vec(
-                ("(no-)?(console|com1|com2|conring_size|loglvl|flask|dom0_mem|dom0_max_vcpus|maxcpus|test_fault|test_exit|console_timestamps|x)",
+                ("(no-)?(console|com1|com2|conring_size|loglvl|flask|dom0_mem|dom0_max_vcpus|audit_ratelimit|maxcpus|test_fault|test_exit|console_timestamps|x)",
                  proptest::option::of("[0-9a-zA-Z,:/x=.\"-]{0,20}")), 0..8)
         ) {
             let line: Vec<String> = parts.iter().map(|(k, v)| match v {

@@ -229,6 +229,7 @@ fn boot(magic: u32, info: u64) -> Result<()> {
     let gate = security::init(
         opts.flask,
         opts.flask_invalid.as_deref(),
+        opts.audit_ratelimit,
         run::policy_module(&plan, &bi.modules),
     )?;
     mem::set_max_mfn(

@@ -32,7 +32,12 @@ static FLASK: spin::Once<Flask> = spin::Once::new();
 /// Start the security module selected by `flask=` with the boot policy (if
 /// any); refuse to boot where Xen does: an unknown mode, or enforcing mode
 /// without a valid policy.
-pub fn init(mode: FlaskMode, invalid: Option<&str>, policy: Option<(u64, &[u8])>) -> Result<Gate> {
+pub fn init(
+    mode: FlaskMode,
+    invalid: Option<&str>,
+    ratelimit: Option<(u32, u64)>,
+    policy: Option<(u64, &[u8])>,
+) -> Result<Gate> {
     if let Some(v) = invalid {
         return Err(err!(
             InvalidInput,
@@ -49,6 +54,14 @@ pub fn init(mode: FlaskMode, invalid: Option<&str>, policy: Option<(u64, &[u8])>
     }
     let enforcing = mode != FlaskMode::Permissive;
     let flask = FLASK.call_once(|| Flask::new(enforcing, Some(&AUDIT)));
+    if let Some((burst, ms)) = ratelimit {
+        flask.set_audit_ratelimit(burst, ms);
+        if burst == u32::MAX {
+            info!("Flask:  audit records are not rate limited (audit_ratelimit=0)");
+        } else {
+            info!("Flask:  audit records limited to {burst} per {ms} ms");
+        }
+    }
     if mode == FlaskMode::Late {
         if policy.is_some() {
             info!("Flask:  the boot policy module is not loaded (flask=late)");

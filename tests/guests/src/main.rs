@@ -1,9 +1,18 @@
 //! The test guest: one kernel whose `role=` command-line argument selects
-//! what it does.
+//! what it does. Roles ending in `-dom0` orchestrate a scenario as dom0 and
+//! power the machine off when every check passed (the harness's success
+//! code) or crash it when one failed; the others are the domUs the
+//! scenarios observe. See `tests/tests/*.rs` for how each is booted.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
+
+mod hostile;
+mod matrix;
+mod report;
+mod scenarios;
+mod workers;
 
 use warden_guest::println;
 use warden_guest::start::Boot;
@@ -27,6 +36,25 @@ fn main(boot: &'static Boot) -> ! {
             }
             warden_guest::exit::poweroff()
         }
+        "matrix" => scenarios::matrix_guest(boot),
+        "matrix-dom0" => scenarios::matrix_dom0(boot),
+        "victim" => workers::victim(),
+        "mute" => workers::mute(),
+        "relabel-self" => scenarios::relabel_self(boot),
+        "labels-dom0" => scenarios::labels_dom0(boot),
+        "runtime-dom0" => scenarios::runtime_dom0(boot),
+        "lifecycle-dom0" => scenarios::lifecycle_dom0(boot),
+        "wait-dom0" => scenarios::wait_dom0(boot),
+        "sched-dom0" => scenarios::sched_dom0(boot),
+        "hostile" => hostile::hostile(boot),
+        "hostile-dom0" => hostile::hostile_dom0(boot),
+        "canary" => workers::canary(),
+        "burner" => workers::burner(),
+        "worker" => workers::worker(boot),
+        "smp" => workers::smp(boot),
+        "timer" => workers::timer(boot),
+        "crash" => workers::crash(boot),
+        "bench" => workers::bench(boot),
         r => {
             println!("tguest: unknown role '{r}'");
             warden_guest::exit::crash()

@@ -1,0 +1,609 @@
+//! The operation matrix: every (hypercall, sub-operation) of the ABI, run
+//! by a guest with a given label, with the outcome the default policy
+//! implies for that label. Each operation prints
+//!
+//! ```text
+//! MATRIX d<id> <Operation>[/<variant>] rc=<result> expect=<allow|deny> <OK|FAIL>
+//! ```
+//!
+//! where `<Operation>` is the name of the operation's row in the
+//! hypervisor's gate table (`hvcore::gate::table`), so the host test can
+//! find its class and permissions and look for the matching `avc:` line.
+//! "deny" means -EACCES; "allow" means the check passed and the operation
+//! did what it should (each operation says what that is). In permissive
+//! mode every operation is expected to pass the check.
+
+use crate::check;
+use alloc::vec::Vec;
+use warden_abi::errno::{EACCES, EINVAL, EOPNOTSUPP, EPERM};
+use warden_abi::vcpu::HvmContext;
+use warden_abi::{DOMID_SELF, DomId, sysctl::livepatch, xsm as fx};
+use warden_guest::hypercall::{self as hc, HResult};
+use warden_guest::println;
+
+/// The labels the matrix is run under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Dom0,
+    DomU,
+    Restricted,
+    Livepatch,
+}
+
+impl Who {
+    pub fn parse(s: &str) -> Option<Who> {
+        Some(match s {
+            "dom0" => Who::Dom0,
+            "domU" => Who::DomU,
+            "restricted" => Who::Restricted,
+            "livepatch" => Who::Livepatch,
+            _ => return None,
+        })
+    }
+    fn bit(self) -> u8 {
+        match self {
+            Who::Dom0 => D0,
+            Who::DomU => DU,
+            Who::Restricted => RE,
+            Who::Livepatch => LP,
+        }
+    }
+}
+
+const D0: u8 = 1;
+const DU: u8 = 2;
+const RE: u8 = 4;
+const LP: u8 = 8;
+const ALL: u8 = D0 | DU | RE | LP;
+/// What every domain_type may do to itself in the default policy.
+const SELF: u8 = D0 | DU | LP;
+
+/// What "allowed" looks like for an operation.
+#[derive(Debug, Clone, Copy)]
+pub enum Good {
+    /// Returns 0.
+    Zero,
+    /// Returns a value >= 0.
+    NonNeg,
+    /// Returns exactly this.
+    Val(i64),
+    /// The check passes and the operation then fails with this errno.
+    Err(i32),
+    /// getdomaininfolist: allowed = some domains listed; denied = none (filtered, rc 0).
+    Listed,
+}
+
+/// The running state of the matrix.
+pub struct Ctx {
+    pub who: Who,
+    pub me: DomId,
+    pub victim: DomId,
+    pub permissive: bool,
+    /// A policy to LOAD (dom0: the default policy, handed over as a module).
+    pub policy: &'static [u8],
+    self_top: u64,
+    victim_top: u64,
+    new_dom: DomId,
+    building_sid: u32,
+    saved: HvmContext,
+    threshold: u32,
+}
+
+struct Op {
+    name: &'static str,
+    allowed: u8,
+    good: Good,
+    run: fn(&mut Ctx) -> i64,
+}
+
+fn rc(r: HResult) -> i64 {
+    match r {
+        Ok(v) => v as i64,
+        Err(e) => -(e.0 as i64),
+    }
+}
+
+fn rc_unit<T>(r: Result<T, warden_guest::Errno>) -> i64 {
+    rc(r.map(|_| 0))
+}
+
+impl Ctx {
+    pub fn new(
+        who: Who,
+        me: DomId,
+        victim: DomId,
+        permissive: bool,
+        policy: &'static [u8],
+        mem_bytes: u64,
+    ) -> Ctx {
+        Ctx {
+            who,
+            me,
+            victim,
+            permissive,
+            policy,
+            self_top: mem_bytes / 4096 - 1,
+            victim_top: 0,
+            new_dom: 0,
+            building_sid: xsm_domu_sid(),
+            saved: HvmContext::default(),
+            threshold: 512,
+        }
+    }
+
+    /// The domain privileged-style operations act on: a domain this guest
+    /// created (dom0, or anyone in permissive mode), else the victim.
+    fn target(&self) -> DomId {
+        if self.new_dom != 0 {
+            self.new_dom
+        } else {
+            self.victim
+        }
+    }
+}
+
+fn xsm_domu_sid() -> u32 {
+    12 // initial SID domU
+}
+
+fn park(_vcpu: u32) -> ! {
+    loop {
+        let _ = hc::sched_block();
+    }
+}
+
+fn now() -> u64 {
+    warden_guest::time::now_ns()
+}
+
+fn ops() -> Vec<Op> {
+    macro_rules! op {
+        ($name:literal, $allowed:expr, $good:expr, $run:expr) => {
+            Op {
+                name: $name,
+                allowed: $allowed,
+                good: $good,
+                run: $run,
+            }
+        };
+    }
+    alloc::vec![
+        // ---- console_io
+        op!("ConsoleWrite", ALL, Good::Zero, |_| rc(hc::console_write(
+            b"matrix: console write\n"
+        ))),
+        op!("ConsoleRead", D0 | LP, Good::NonNeg, |_| {
+            let mut b = [0u8; 16];
+            rc(hc::console_read(&mut b))
+        }),
+        // ---- xen_version
+        op!("VersionVersion", SELF, Good::Val(1), |_| rc(
+            hc::xen_version(warden_abi::version::VERSION, 0)
+        )),
+        op!("VersionExtraversion", SELF, Good::Zero, |_| {
+            let mut v = warden_abi::version::ExtraVersion::default();
+            rc(hc::xen_version_into(
+                warden_abi::version::EXTRAVERSION,
+                &mut v,
+            ))
+        }),
+        op!("VersionCompileInfo", SELF, Good::Zero, |_| {
+            let mut v = warden_abi::version::CompileInfo::default();
+            rc(hc::xen_version_into(
+                warden_abi::version::COMPILE_INFO,
+                &mut v,
+            ))
+        }),
+        op!("VersionCapabilities", SELF, Good::Zero, |_| {
+            let mut v = warden_abi::version::Capabilities::default();
+            rc(hc::xen_version_into(
+                warden_abi::version::CAPABILITIES,
+                &mut v,
+            ))
+        }),
+        op!("VersionChangeset", SELF, Good::Zero, |_| {
+            let mut v = warden_abi::version::Changeset::default();
+            rc(hc::xen_version_into(warden_abi::version::CHANGESET, &mut v))
+        }),
+        op!("VersionPlatformParameters", SELF, Good::Zero, |_| {
+            let mut v = warden_abi::version::PlatformParameters::default();
+            rc(hc::xen_version_into(
+                warden_abi::version::PLATFORM_PARAMETERS,
+                &mut v,
+            ))
+        }),
+        op!("VersionGetFeatures", SELF, Good::Zero, |_| {
+            let mut v = warden_abi::version::FeatureInfo::default();
+            rc(hc::xen_version_into(
+                warden_abi::version::GET_FEATURES,
+                &mut v,
+            ))
+        }),
+        op!("VersionPagesize", SELF, Good::Val(4096), |_| rc(
+            hc::xen_version(warden_abi::version::PAGESIZE, 0)
+        )),
+        op!("VersionGuestHandle", SELF, Good::Zero, |_| {
+            let mut v = warden_abi::version::DomainHandle::default();
+            rc(hc::xen_version_into(
+                warden_abi::version::GUEST_HANDLE,
+                &mut v,
+            ))
+        }),
+        op!("VersionCommandline", D0 | LP, Good::Zero, |_| {
+            let mut v = warden_abi::version::CommandLine::default();
+            rc(hc::xen_version_into(
+                warden_abi::version::COMMANDLINE,
+                &mut v,
+            ))
+        }),
+        op!("VersionBuildId", D0 | LP, Good::Val(20), |_| {
+            let mut b = [0u8; 4 + 64];
+            b[..4].copy_from_slice(&64u32.to_le_bytes());
+            rc(hc::xen_version(
+                warden_abi::version::BUILD_ID,
+                b.as_mut_ptr() as u64,
+            ))
+        }),
+        // ---- sched_op on oneself
+        op!("SchedYield", ALL, Good::Zero, |_| rc(hc::sched_yield())),
+        op!("SchedPoll", ALL, Good::Zero, |_| rc(hc::sched_poll(
+            &[],
+            now() + 1_000_000
+        ))),
+        // ---- hvm_op
+        op!("HvmSetEvtchnUpcallVector", SELF, Good::Zero, |_| {
+            rc(hc::set_upcall_vector(
+                0,
+                warden_guest::events::UPCALL_VECTOR,
+            ))
+        }),
+        // ---- vcpu_op on vCPU 1 (and the timer of vCPU 0)
+        op!("VcpuRegisterVcpuInfo", SELF, Good::Zero, |_| {
+            rc(hc::vcpu_register_info(
+                1,
+                warden_guest::events::info_addr(1),
+            ))
+        }),
+        op!(
+            "VcpuInitialise",
+            SELF,
+            Good::Zero,
+            |_| match warden_guest::smp::context(1, park) {
+                Ok(ctx) => rc(hc::vcpu_initialise(1, &ctx)),
+                Err(e) => -(e.0 as i64),
+            }
+        ),
+        op!("VcpuUp", SELF, Good::Zero, |_| rc(hc::vcpu_up(1))),
+        op!("VcpuIsUp", SELF, Good::Val(1), |_| rc(hc::vcpu_op(
+            warden_abi::vcpu::IS_UP,
+            1,
+            0
+        ))),
+        op!("VcpuGetRunstateInfo", SELF, Good::Zero, |_| rc_unit(
+            hc::vcpu_runstate(1)
+        )),
+        op!("VcpuSetSingleshotTimer", SELF, Good::Zero, |_| rc(
+            hc::vcpu_set_timer(0, now() + 10_000_000_000, 0)
+        )),
+        op!("VcpuStopSingleshotTimer", SELF, Good::Zero, |_| rc(
+            hc::vcpu_stop_timer(0)
+        )),
+        op!("VcpuDown", SELF, Good::Zero, |_| rc(hc::vcpu_down(1))),
+        // ---- memory_op on oneself, then on the victim (a privileged builder's right)
+        op!("MemDecreaseReservation", SELF, Good::Val(1), |c| rc(
+            hc::decrease_reservation(DOMID_SELF, &[c.self_top], 0)
+        )),
+        op!("MemPopulatePhysmap", SELF, Good::Val(1), |c| rc(
+            hc::populate_physmap(DOMID_SELF, &[c.self_top], 0)
+        )),
+        op!("MemMaximumRamPage", SELF, Good::NonNeg, |_| rc(
+            hc::maximum_ram_page()
+        )),
+        op!("MemCurrentReservation", SELF, Good::NonNeg, |_| rc(
+            hc::current_reservation(DOMID_SELF)
+        )),
+        op!("MemMaximumReservation", SELF, Good::NonNeg, |_| rc(
+            hc::maximum_reservation(DOMID_SELF)
+        )),
+        op!("MemCurrentReservation/victim", D0, Good::NonNeg, |c| {
+            let r = hc::current_reservation(c.victim);
+            if let Ok(n) = r {
+                c.victim_top = n.saturating_sub(1);
+            }
+            rc(r)
+        }),
+        op!("MemDecreaseReservation/victim", D0, Good::Val(1), |c| {
+            let g = if c.victim_top == 0 {
+                1023
+            } else {
+                c.victim_top
+            };
+            rc(hc::decrease_reservation(c.victim, &[g], 0))
+        }),
+        op!("MemPopulatePhysmap/victim", D0, Good::Val(1), |c| {
+            let g = if c.victim_top == 0 {
+                1023
+            } else {
+                c.victim_top
+            };
+            rc(hc::populate_physmap(c.victim, &[g], 0))
+        }),
+        // ---- building a domain (dom0), or trying to act on the victim (others)
+        op!("FlaskContextToSid", D0, Good::Zero, |c| {
+            let r = hc::flask_context_to_sid("user_1:vm_r:prot_domU_t_building");
+            if let Ok(s) = r {
+                c.building_sid = s;
+            }
+            rc_unit(r)
+        }),
+        op!("DomctlCreateDomain", D0, Good::NonNeg, |c| {
+            let r = hc::createdomain(0, c.building_sid, 0);
+            if let Ok(d) = r {
+                c.new_dom = d;
+            }
+            rc(r.map(|d| d as u64))
+        }),
+        op!("DomctlMaxVcpus", D0, Good::Zero, |c| rc(hc::max_vcpus(
+            c.target(),
+            1
+        ))),
+        op!("DomctlMaxMem", D0, Good::Zero, |c| rc(hc::max_mem(
+            c.target(),
+            4096
+        ))),
+        op!("DomctlGetVcpuContext", D0, Good::Zero, |c| {
+            let r = hc::getvcpucontext(c.victim, 0);
+            if let Ok(x) = r {
+                c.saved = x;
+            }
+            rc_unit(r)
+        }),
+        op!("DomctlSetVcpuContext", D0, Good::Zero, |c| {
+            let ctx = if c.saved.mode == 0 {
+                warden_guest_ctx()
+            } else {
+                c.saved
+            };
+            rc(hc::setvcpucontext(c.target(), 0, &ctx))
+        }),
+        op!("DomctlGetDomainInfo", D0, Good::Zero, |c| rc_unit(
+            hc::getdomaininfo(c.victim)
+        )),
+        op!("DomctlPauseDomain", D0, Good::Zero, |c| rc(
+            hc::pausedomain(c.victim)
+        )),
+        op!("DomctlUnpauseDomain", D0, Good::Zero, |c| rc(
+            hc::unpausedomain(c.victim)
+        )),
+        op!("FlaskRelabelDomain", D0, Good::Zero, |c| {
+            let to = hc::flask_context_to_sid("user_1:vm_r:prot_domU_t").unwrap_or(xsm_domu_sid());
+            rc(hc::flask_relabel_domain(c.target() as u32, to))
+        }),
+        op!("DomctlDestroyDomain", D0, Good::Zero, |c| {
+            let r = rc(hc::destroydomain(c.target()));
+            if c.new_dom != 0 && r == 0 {
+                c.new_dom = 0;
+            }
+            r
+        }),
+        // ---- sysctl
+        op!("SysctlReadConsole", D0 | LP, Good::Zero, |_| {
+            let mut b = [0u8; 64];
+            rc_unit(hc::readconsole(&mut b, 0, false, false))
+        }),
+        op!(
+            "SysctlPhysinfo",
+            D0,
+            Good::Zero,
+            |_| rc_unit(hc::physinfo())
+        ),
+        op!("SysctlGetDomainInfoList", D0, Good::Listed, |_| {
+            let mut l = [warden_abi::domctl::DomainInfo::default(); 8];
+            rc(hc::getdomaininfolist(0, &mut l).map(|n| n as u64))
+        }),
+        op!("LivepatchUpload", LP, Good::Err(EOPNOTSUPP), |_| rc(
+            hc::livepatch(livepatch::UPLOAD)
+        )),
+        op!("LivepatchGet", LP, Good::Err(EOPNOTSUPP), |_| rc(
+            hc::livepatch(livepatch::GET)
+        )),
+        op!("LivepatchList", LP, Good::Err(EOPNOTSUPP), |_| rc(
+            hc::livepatch(livepatch::LIST)
+        )),
+        op!("LivepatchAction", LP, Good::Err(EOPNOTSUPP), |_| rc(
+            hc::livepatch(livepatch::ACTION)
+        )),
+        // ---- xsm_op
+        op!("FlaskLoad", D0, Good::Zero, |c| {
+            if c.policy.is_empty() {
+                rc(hc::flask_load(&[0u8; 16]))
+            } else {
+                rc(hc::flask_load(c.policy))
+            }
+        }),
+        op!("FlaskGetEnforce", D0, Good::NonNeg, |_| rc(
+            hc::flask_getenforce()
+        )),
+        op!("FlaskSetEnforce", D0, Good::Zero, |c| {
+            rc(hc::flask_setenforce(!c.permissive))
+        }),
+        op!("FlaskSidToContext", D0, Good::Zero, |_| {
+            let mut b = [0u8; 128];
+            rc_unit(hc::flask_sid_to_context(xsm_domu_sid(), &mut b))
+        }),
+        op!("FlaskAccess", D0, Good::Zero, |_| rc_unit(
+            hc::flask_access(3, xsm_domu_sid(), 3, 1 << 1)
+        )),
+        op!("FlaskCreate", D0, Good::Zero, |_| rc_unit(
+            hc::flask_transition(fx::CREATE, 3, 3, 3)
+        )),
+        op!("FlaskRelabel", D0, Good::Zero, |_| rc_unit(
+            hc::flask_transition(fx::RELABEL, 3, 3, 3)
+        )),
+        op!("FlaskMember", D0, Good::Zero, |_| rc_unit(
+            hc::flask_transition(fx::MEMBER, 3, 3, 3)
+        )),
+        op!("FlaskPolicyVers", D0, Good::Val(30), |_| rc(
+            hc::flask_simple(fx::POLICYVERS)
+        )),
+        op!("FlaskGetBool", D0, Good::Zero, |_| rc_unit(
+            hc::flask_getbool("guest_writeconsole")
+        )),
+        op!("FlaskSetBool", D0, Good::Zero, |_| rc(hc::flask_setbool(
+            "guest_writeconsole",
+            true,
+            true
+        ))),
+        op!("FlaskCommitBools", D0, Good::Zero, |_| rc(
+            hc::flask_simple(fx::COMMITBOOLS)
+        )),
+        op!("FlaskMls", D0, Good::NonNeg, |_| rc(hc::flask_simple(
+            fx::MLS
+        ))),
+        op!("FlaskGetAvcThreshold", D0, Good::NonNeg, |c| {
+            let r = hc::flask_simple(fx::GETAVC_THRESHOLD);
+            if let Ok(t) = r {
+                c.threshold = t as u32;
+            }
+            rc(r)
+        }),
+        op!("FlaskSetAvcThreshold", D0, Good::Zero, |c| rc(
+            hc::flask_setavc_threshold(c.threshold)
+        )),
+        op!("FlaskAvcHashStats", D0, Good::Zero, |_| rc_unit(
+            hc::flask_hashstats()
+        )),
+        op!("FlaskAvcCacheStats", D0, Good::Zero, |_| rc_unit(
+            hc::flask_cachestats(0)
+        )),
+        op!("FlaskAddOcontext", D0, Good::Zero, |_| rc(
+            hc::flask_ocontext(true, fx::ocon::PIRQ, 77, 77, 10)
+        )),
+        op!("FlaskDelOcontext", D0, Good::Zero, |_| rc(
+            hc::flask_ocontext(false, fx::ocon::PIRQ, 77, 77, 10)
+        )),
+        op!("FlaskGetPeerSid", D0, Good::Err(EINVAL), |_| rc_unit(
+            hc::flask_get_peer_sid(1)
+        )),
+        op!("FlaskRelabelSelf", 0, Good::Zero, |c| rc(
+            hc::flask_relabel_domain(c.me as u32, 3)
+        )),
+        op!("FlaskDevicetreeLabel", D0, Good::Err(EOPNOTSUPP), |_| rc(
+            hc::flask_devicetree_label("/test", 11)
+        )),
+        op!("FlaskDevicetreeUnlabel", D0, Good::Err(EOPNOTSUPP), |_| rc(
+            hc::flask_devicetree_label("/test", 0)
+        )),
+    ]
+}
+
+/// A valid state for a vCPU of a new domain (never run in the matrix).
+fn warden_guest_ctx() -> HvmContext {
+    HvmContext {
+        mode: warden_abi::vcpu::HVM_MODE_64B,
+        rip: 0x20_0000,
+        rflags: 2,
+        cr0: 0x8001_0033,
+        cr3: 0x1000,
+        cr4: 0x620,
+        efer: 0xD00,
+        ..Default::default()
+    }
+}
+
+/// Print the MATRIX line for one result and record the check.
+pub fn judge(me: DomId, name: &str, allowed: bool, good: Good, r: i64) -> bool {
+    let ok = judge_only(allowed, good, r);
+    println!(
+        "MATRIX d{me} {name} rc={r} expect={} {}",
+        if allowed { "allow" } else { "deny" },
+        if ok { "OK" } else { "FAIL" }
+    );
+    check!(
+        ok,
+        "d{me} {name}: rc={r} (expected {})",
+        if allowed { "allowed" } else { "denied" }
+    )
+}
+
+fn judge_only(allowed: bool, good: Good, r: i64) -> bool {
+    match (allowed, good) {
+        (false, Good::Listed) => r == 0,
+        (false, _) => r == -(EACCES as i64),
+        (true, Good::Zero) => r == 0,
+        (true, Good::NonNeg) => r >= 0,
+        (true, Good::Val(v)) => r == v,
+        (true, Good::Err(e)) => r == -(e as i64),
+        (true, Good::Listed) => r >= 1,
+    }
+}
+
+/// Run the whole matrix. In permissive mode every check passes: an
+/// operation is "allowed" if the permission layer did not refuse it.
+pub fn run(c: &mut Ctx) {
+    println!(
+        "matrix: d{} running every operation as {:?}{}",
+        c.me,
+        c.who,
+        if c.permissive {
+            " (permissive mode)"
+        } else {
+            ""
+        }
+    );
+    for op in ops() {
+        let allowed = op.allowed & c.who.bit() != 0;
+        if c.permissive && op.name == "FlaskRelabelSelf" {
+            // Permissive mode would really relabel the guest (to dom0_t).
+            continue;
+        }
+        if c.permissive {
+            // Operations with side effects on the victim use a domain of our own.
+            let r = (op.run)(c);
+            let ok = r != -(EACCES as i64) && r != -(EPERM as i64);
+            println!(
+                "MATRIX d{} {} rc={r} expect=allow {}",
+                c.me,
+                op.name,
+                if ok { "OK" } else { "FAIL" }
+            );
+            check!(
+                ok,
+                "d{} {} passed the permission check (permissive): rc={r}",
+                c.me,
+                op.name
+            );
+            continue;
+        }
+        let r = (op.run)(c);
+        judge(c.me, op.name, allowed, op.good, r);
+    }
+}
+
+/// Operations that end something (the victim, the console ring's content):
+/// run last, by the orchestrator (allowed) or a denied guest.
+pub fn run_final(c: &mut Ctx) {
+    let allowed = c.who == Who::Dom0;
+    let r = {
+        let mut b = [0u8; 16];
+        rc_unit(hc::readconsole(&mut b, 0, false, true))
+    };
+    judge(
+        c.me,
+        "SysctlReadConsoleClear",
+        allowed || c.permissive,
+        Good::Zero,
+        r,
+    );
+    let r = rc(hc::sched_remote_shutdown(
+        c.victim,
+        warden_abi::sched::SHUTDOWN_POWEROFF,
+    ));
+    judge(
+        c.me,
+        "SchedRemoteShutdown",
+        allowed || c.permissive,
+        Good::Zero,
+        r,
+    );
+}

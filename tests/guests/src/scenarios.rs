@@ -1,0 +1,652 @@
+//! Scenarios: the dom0 orchestrators and the domUs they observe.
+
+use crate::check;
+use crate::matrix::{self, Ctx, Good, Who};
+use alloc::string::String;
+use alloc::vec::Vec;
+use warden_abi::domctl::{self as dc, DomainInfo};
+use warden_abi::errno::{EACCES, EINVAL, EOPNOTSUPP};
+use warden_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
+use warden_abi::{DOMID_SELF, DomId};
+use warden_guest::hypercall::{self as hc, Errno};
+use warden_guest::println;
+use warden_guest::start::Boot;
+use warden_guest::time::{now_ns, sleep_ns};
+use warden_guest::util::cstr;
+
+/// Domain ids from a comma list (`guests=1,2,4`).
+pub fn ids(boot: &Boot, key: &str) -> Vec<DomId> {
+    boot.arg(key)
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn domid_arg(boot: &Boot, key: &str) -> DomId {
+    boot.arg(key).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Wait (up to `secs` of system time) until domain `d` has shut down; its reason.
+pub fn wait_shutdown(d: DomId, secs: u64) -> Option<u32> {
+    let until = now_ns() + secs * 1_000_000_000;
+    while now_ns() < until {
+        match hc::getdomaininfo(d) {
+            Ok(i) if i.flags & dc::DOMINF_SHUTDOWN != 0 => {
+                return Some((i.flags >> dc::DOMINF_SHUTDOWN_SHIFT) & dc::DOMINF_SHUTDOWN_MASK);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                println!("wait: getdomaininfo d{d}: {e}");
+                return None;
+            }
+        }
+        sleep_ns(20_000_000);
+    }
+    println!("wait: d{d} did not shut down within {secs} s");
+    None
+}
+
+/// Wait for every domain listed in `wait=` to shut down (the bench roles).
+pub fn wait_for_others(boot: &Boot) {
+    for d in ids(boot, "wait") {
+        let _ = wait_shutdown(d, 600);
+    }
+}
+
+/// The whole console ring, read with incremental readconsole calls.
+pub fn ring() -> String {
+    let mut all = Vec::new();
+    let mut buf = alloc::vec![0u8; 8192];
+    let mut index = 0;
+    let mut first = true;
+    while let Ok((n, next)) = hc::readconsole(&mut buf, index, !first, false) {
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+        index = next;
+        first = false;
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+fn label(sid: u32) -> String {
+    let mut b = [0u8; 256];
+    match hc::flask_sid_to_context(sid, &mut b) {
+        Ok(_) => String::from(cstr(&b)),
+        Err(_) => alloc::format!("sid {sid}"),
+    }
+}
+
+fn sid(ctx: &str) -> u32 {
+    hc::flask_context_to_sid(ctx).unwrap_or(0)
+}
+
+/// The policy handed to dom0 as a module with command line `name`.
+fn module(boot: &Boot, name: &str) -> &'static [u8] {
+    boot.modules()
+        .find(|(_, c)| *c == name)
+        .map(|(d, _)| d)
+        .unwrap_or(&[])
+}
+
+// ------------------------------------------------------------ the matrix
+
+/// A domU running the matrix (`who=`, `victim=`, `permissive=1`).
+pub fn matrix_guest(boot: &Boot) -> ! {
+    let who = boot.arg("who").and_then(Who::parse).unwrap_or(Who::DomU);
+    let permissive = boot.arg("permissive") == Some("1");
+    let mut c = Ctx::new(
+        who,
+        boot.domid(),
+        domid_arg(boot, "victim"),
+        permissive,
+        &[],
+        boot.mem_bytes(),
+    );
+    matrix::run(&mut c);
+    if !permissive {
+        matrix::run_final(&mut c);
+    }
+    crate::report::finish("matrix")
+}
+
+/// dom0 of the matrix scenario: wait for the domUs' own verdicts, check the
+/// victim was not touched (enforcing) and the denials are in the console
+/// ring, check the mute guest, run the matrix as dom0, then the final
+/// operations (clear the ring, shut the victim down).
+pub fn matrix_dom0(boot: &Boot) -> ! {
+    let guests = ids(boot, "guests");
+    let victim = domid_arg(boot, "victim");
+    let mute = domid_arg(boot, "mute");
+    let permissive = boot.arg("permissive") == Some("1");
+    let before = hc::getdomaininfo(victim);
+    check!(
+        before.is_ok(),
+        "victim d{victim} exists: {:?}",
+        before.err()
+    );
+    for &g in &guests {
+        let r = wait_shutdown(g, 300);
+        check!(
+            r == Some(SHUTDOWN_POWEROFF),
+            "d{g} finished its matrix and powered off (reason {r:?})"
+        );
+    }
+    let after = hc::getdomaininfo(victim);
+    check!(after.is_ok(), "victim d{victim} still exists");
+    if let (Ok(b), Ok(a)) = (before, after)
+        && !permissive
+    {
+        check!(
+            a.flags & dc::DOMINF_PAUSED == 0,
+            "victim not paused (flags {:#x})",
+            a.flags
+        );
+        check!(a.flags & dc::DOMINF_SHUTDOWN == 0, "victim not shut down");
+        check!(
+            a.tot_pages == b.tot_pages,
+            "victim memory unchanged ({} pages)",
+            a.tot_pages
+        );
+        check!(a.max_pages == b.max_pages, "victim memory limit unchanged");
+        check!(
+            a.ssidref == b.ssidref,
+            "victim label unchanged ({})",
+            label(a.ssidref)
+        );
+        check!(
+            a.nr_online_vcpus == b.nr_online_vcpus,
+            "victim vCPUs unchanged"
+        );
+    }
+    check!(
+        hc::flask_getenforce() == Ok(if permissive { 0 } else { 1 }),
+        "FLASK mode unchanged"
+    );
+    check!(
+        hc::flask_getbool("guest_writeconsole").map(|b| b.1) == Ok(true),
+        "booleans unchanged"
+    );
+    // The denials the domUs met are in the console ring.
+    let text = ring();
+    for &g in &guests {
+        let l = label(hc::getdomaininfo(g).map(|i| i.ssidref).unwrap_or(0));
+        let n = text
+            .lines()
+            .filter(|x| x.contains("avc:  denied") && x.contains(&alloc::format!("scontext={l} ")))
+            .filter(|x| !permissive || x.ends_with("permissive=1"))
+            .count();
+        check!(
+            n > 0,
+            "{n} avc denials of d{g} ({l}) in the console ring (readconsole)"
+        );
+    }
+    if mute != 0 {
+        // It may not have run yet: give it time to make its calls.
+        let until = now_ns() + 60_000_000_000;
+        let mut t = text;
+        while now_ns() < until && t.matches("scontext=system_u:system_r:unlabeled_t").count() < 7 {
+            sleep_ns(50_000_000);
+            t = ring();
+        }
+        mute_checks(mute, &t);
+    }
+    // dom0's own matrix (the "allowed" column).
+    let mut c = Ctx::new(
+        Who::Dom0,
+        0,
+        victim,
+        permissive,
+        module(boot, "policy"),
+        boot.mem_bytes(),
+    );
+    matrix::run(&mut c);
+    // Final operations: clear the ring, shut the victim down; check both happened.
+    matrix::run_final(&mut c);
+    let r = wait_shutdown(victim, 30);
+    check!(
+        r == Some(SHUTDOWN_POWEROFF),
+        "remote_shutdown took the victim down (reason {r:?})"
+    );
+    let rest = ring();
+    check!(
+        !rest.contains("Warden ready:"),
+        "readconsole with clear emptied the ring ({} bytes left)",
+        rest.len()
+    );
+    crate::report::finish("matrix-dom0")
+}
+
+/// The mute guest (no permission at all): its calls must all have been
+/// refused, with an avc line each, and it must still be running.
+fn mute_checks(mute: DomId, text: &str) {
+    check!(
+        !text.contains("mute: this line must never appear"),
+        "its console write did not happen"
+    );
+    check!(
+        !text.contains(&alloc::format!("Domain {mute} shut down")),
+        "its shutdown did not happen"
+    );
+    let denied = |perm: &str| {
+        text.lines()
+            .filter(|l| {
+                l.contains("avc:  denied")
+                    && l.contains(&alloc::format!("{{ {perm} }}"))
+                    && l.contains("scontext=system_u:system_r:unlabeled_t ")
+            })
+            .count()
+    };
+    let wc = denied("writeconsole");
+    let ss = denied("sched_self");
+    check!(
+        wc >= 1,
+        "avc denial of writeconsole for the mute guest ({wc})"
+    );
+    // yield, block, poll, shutdown, then the yields it keeps making: it is still running.
+    check!(
+        ss >= 5,
+        "avc denials of sched_self for yield, block, poll, shutdown and after ({ss})"
+    );
+    for (op, n) in [
+        ("ConsoleWrite", wc >= 1),
+        ("SchedYield", ss >= 1),
+        ("SchedBlock", ss >= 2),
+        ("SchedPoll", ss >= 3),
+        ("SchedShutdown", ss >= 4),
+    ] {
+        println!(
+            "MATRIX d{mute} {op} rc=-13 expect=deny {} (seen in the console ring)",
+            if n { "OK" } else { "FAIL" }
+        );
+    }
+}
+
+// ------------------------------------------------------------ labels
+
+/// A domU (domU_t) that tries to relabel itself: up to dom0_t (refused),
+/// down to isolated_domU_t (allowed), then back (refused).
+pub fn relabel_self(boot: &Boot) -> ! {
+    let me = boot.domid() as u32;
+    let eacces = Err(Errno(EACCES));
+    let r = hc::flask_relabel_domain(warden_abi::DOMID_SELF as u32, 3);
+    check!(r == eacces, "relabel myself to dom0_t: {r:?}");
+    // The SIDs are the ones dom0 passed on the command line (no FLASK query is allowed here).
+    let isolated: u32 = boot
+        .arg("isolated")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let domu: u32 = boot.arg("domu").and_then(|s| s.parse().ok()).unwrap_or(12);
+    let r = hc::flask_relabel_domain(me, isolated);
+    crate::matrix::judge(
+        boot.domid(),
+        "FlaskRelabelSelf",
+        true,
+        Good::Zero,
+        r.map_or_else(|e| -(e.0 as i64), |v| v as i64),
+    );
+    let r = hc::flask_relabel_domain(me, domu);
+    check!(
+        r == eacces,
+        "isolated_domU_t cannot relabel itself back: {r:?}"
+    );
+    crate::report::finish("relabel-self")
+}
+
+/// dom0 of the labels scenario.
+pub fn labels_dom0(boot: &Boot) -> ! {
+    let iso = sid("user_1:vm_r:isolated_domU_t");
+    check!(iso != 0, "context_to_sid(isolated_domU_t) = {iso}");
+    // createdomain with an ssidref gives the domain that label.
+    let d = hc::createdomain(0, iso, 1);
+    check!(d.is_ok(), "createdomain with ssidref {iso}: {d:?}");
+    let d = d.unwrap_or(0);
+    let i = hc::getdomaininfo(d);
+    check!(
+        i.is_ok_and(|i| i.ssidref == iso),
+        "getdomaininfo(d{d}).ssidref = {:?}",
+        i.map(|i| i.ssidref)
+    );
+    check!(
+        label(iso) == "user_1:vm_r:isolated_domU_t",
+        "sid_to_context({iso}) = {}",
+        label(iso)
+    );
+    // A relabel the policy forbids (isolated_domU_t -> domU_t: no transition) changes nothing.
+    let r = hc::flask_relabel_domain(d as u32, sid("user_1:vm_r:domU_t"));
+    check!(
+        r == Err(Errno(EACCES)),
+        "relabel isolated -> domU_t refused: {r:?}"
+    );
+    check!(
+        hc::getdomaininfo(d).is_ok_and(|i| i.ssidref == iso),
+        "label unchanged after the refusal"
+    );
+    // Build under prot_domU_t_building, then relabel to prot_domU_t (RELABEL_DOMAIN).
+    let building = sid("user_1:vm_r:prot_domU_t_building");
+    let prot = sid("user_1:vm_r:prot_domU_t");
+    let p = hc::createdomain(0, building, 1).unwrap_or(0);
+    check!(p != 0, "createdomain under prot_domU_t_building");
+    check!(
+        hc::max_mem(p, 1024).is_ok(),
+        "the builder may still set memory"
+    );
+    let r = hc::flask_relabel_domain(p as u32, prot);
+    check!(r.is_ok(), "RELABEL_DOMAIN d{p} to prot_domU_t: {r:?}");
+    check!(
+        hc::getdomaininfo(p).is_ok_and(|i| i.ssidref == prot),
+        "d{p} is now {}",
+        label(hc::getdomaininfo(p).map(|i| i.ssidref).unwrap_or(0))
+    );
+    // An invalid SID is refused (EINVAL), and creates nothing.
+    let r = hc::createdomain(0, 99_999, 1);
+    check!(
+        r == Err(Errno(EINVAL)),
+        "createdomain with an invalid ssidref: {r:?}"
+    );
+    // The self-relabelling guest.
+    let g = domid_arg(boot, "selfguest");
+    if g != 0 {
+        let r = wait_shutdown(g, 120);
+        check!(r == Some(SHUTDOWN_POWEROFF), "d{g} finished (reason {r:?})");
+        let i = hc::getdomaininfo(g);
+        check!(
+            i.is_ok_and(|i| i.ssidref == iso),
+            "d{g} relabelled itself to isolated_domU_t: {}",
+            label(i.map(|i| i.ssidref).unwrap_or(0))
+        );
+    }
+    for x in [d, p] {
+        check!(hc::destroydomain(x).is_ok(), "destroy d{x}");
+    }
+    crate::report::finish("labels-dom0")
+}
+
+// ------------------------------------------------------------ run time
+
+fn livepatch_rc() -> Result<u64, Errno> {
+    hc::livepatch(warden_abi::sysctl::livepatch::LIST)
+}
+
+/// dom0 of the run-time scenario: setenforce, booleans, loadpolicy.
+pub fn runtime_dom0(boot: &Boot) -> ! {
+    let denied = Err(Errno(EACCES));
+    let passes = Err(Errno(EOPNOTSUPP));
+    // dom0 may not use live patching while dom0_livepatch is off.
+    check!(
+        livepatch_rc() == denied,
+        "enforcing: livepatch_op denied to dom0"
+    );
+    // setenforce both ways.
+    check!(hc::flask_setenforce(false).is_ok(), "setenforce 0");
+    check!(hc::flask_getenforce() == Ok(0), "getenforce = 0");
+    check!(
+        livepatch_rc() == passes,
+        "permissive: the same call passes the check (-EOPNOTSUPP after it)"
+    );
+    check!(hc::flask_setenforce(true).is_ok(), "setenforce 1");
+    check!(hc::flask_getenforce() == Ok(1), "getenforce = 1");
+    check!(livepatch_rc() == denied, "enforcing again: denied");
+    // Booleans: a pending value changes nothing until committed.
+    check!(
+        hc::flask_getbool("dom0_livepatch").map(|b| (b.1, b.2)) == Ok((false, false)),
+        "dom0_livepatch = 0: {:?}",
+        hc::flask_getbool("dom0_livepatch")
+    );
+    check!(
+        hc::flask_setbool("dom0_livepatch", true, false).is_ok(),
+        "setbool dom0_livepatch=1 (pending)"
+    );
+    check!(
+        hc::flask_getbool("dom0_livepatch").map(|b| (b.1, b.2)) == Ok((false, true)),
+        "pending 1, current 0"
+    );
+    check!(livepatch_rc() == denied, "not committed: still denied");
+    check!(
+        hc::flask_simple(warden_abi::xsm::COMMITBOOLS).is_ok(),
+        "commitbools"
+    );
+    check!(
+        livepatch_rc() == passes,
+        "dom0_livepatch=1 committed: allowed"
+    );
+    check!(
+        hc::flask_setbool("dom0_livepatch", false, true).is_ok(),
+        "setbool dom0_livepatch=0 with commit"
+    );
+    check!(livepatch_rc() == denied, "dom0_livepatch=0: denied again");
+    // loadpolicy: a variant without dom0's xen:physinfo.
+    check!(hc::physinfo().is_ok(), "default policy: physinfo allowed");
+    let variant = module(boot, "variant");
+    let corrupt = module(boot, "corrupt");
+    let wrongclass = module(boot, "wrongclass");
+    let default = module(boot, "policy");
+    check!(
+        !variant.is_empty() && !corrupt.is_empty() && !wrongclass.is_empty() && !default.is_empty(),
+        "policy modules present"
+    );
+    check!(hc::flask_load(variant).is_ok(), "loadpolicy variant");
+    check!(
+        hc::physinfo().err() == Some(Errno(EACCES)),
+        "the variant denies physinfo to dom0"
+    );
+    let r = hc::flask_load(corrupt);
+    check!(r == Err(Errno(EINVAL)), "loadpolicy corrupt refused: {r:?}");
+    check!(
+        hc::physinfo().err() == Some(Errno(EACCES)),
+        "the variant is still in force"
+    );
+    let r = hc::flask_load(wrongclass);
+    check!(
+        r == Err(Errno(EINVAL)),
+        "loadpolicy with other classes refused: {r:?}"
+    );
+    check!(
+        hc::physinfo().err() == Some(Errno(EACCES)),
+        "the variant is still in force"
+    );
+    let r = hc::flask_load(&[]);
+    check!(r.is_err(), "loadpolicy of nothing refused: {r:?}");
+    check!(hc::flask_load(default).is_ok(), "loadpolicy default");
+    check!(hc::physinfo().is_ok(), "physinfo allowed again");
+    check!(
+        hc::flask_getenforce() == Ok(1),
+        "still enforcing after the reloads"
+    );
+    crate::report::finish("runtime-dom0")
+}
+
+// ------------------------------------------------------------ lifecycle
+
+fn free_pages() -> u64 {
+    hc::physinfo().map(|p| p.free_pages).unwrap_or(0)
+}
+
+/// dom0 of the lifecycle scenario: pause, unpause, shutdown, destroy, and
+/// memory accounting (destroy returns every page).
+pub fn lifecycle_dom0(boot: &Boot) -> ! {
+    let victim = domid_arg(boot, "victim");
+    let einval = Err(Errno(EINVAL));
+    check!(hc::pausedomain(0) == einval, "pausing oneself is refused");
+    check!(
+        hc::destroydomain(0) == einval,
+        "destroying oneself is refused"
+    );
+    check!(
+        hc::unpausedomain(victim) == einval,
+        "unpausing a domain that is not paused is refused"
+    );
+    check!(hc::pausedomain(victim).is_ok(), "pause the victim");
+    check!(hc::pausedomain(victim).is_ok(), "pause it twice (counted)");
+    let f = hc::getdomaininfo(victim).map(|i| i.flags).unwrap_or(0);
+    check!(
+        f & dc::DOMINF_PAUSED != 0 && f & dc::DOMINF_RUNNING == 0,
+        "paused and not running (flags {f:#x})"
+    );
+    check!(hc::unpausedomain(victim).is_ok(), "unpause once");
+    check!(
+        hc::getdomaininfo(victim).is_ok_and(|i| i.flags & dc::DOMINF_PAUSED != 0),
+        "still paused (count 1)"
+    );
+    check!(hc::unpausedomain(victim).is_ok(), "unpause again");
+    check!(
+        hc::getdomaininfo(victim).is_ok_and(|i| i.flags & dc::DOMINF_PAUSED == 0),
+        "running again"
+    );
+    // Build a domain by hand and destroy it: free memory returns exactly.
+    let free0 = free_pages();
+    let d = hc::createdomain(0, 0, 2).unwrap_or(0);
+    check!(d != 0, "createdomain: d{d}");
+    check!(hc::max_mem(d, 7168).is_ok(), "max_mem 7 MiB");
+    let gfns: Vec<u64> = (0..1024).collect();
+    let r = hc::populate_physmap(d, &gfns, 0);
+    check!(r == Ok(1024), "populate 1024 pages: {r:?}");
+    let r = hc::populate_physmap(d, &[4096, 8192], 9);
+    check!(
+        r == Ok(1),
+        "populate two 2 MiB extents: the memory limit stops the second: {r:?}"
+    );
+    let i = hc::getdomaininfo(d);
+    check!(
+        i.is_ok_and(|i| i.tot_pages == 1536 && i.max_pages == 1792),
+        "tot_pages 1536 of 1792: {:?}",
+        i.map(|i| (i.tot_pages, i.max_pages))
+    );
+    check!(
+        hc::current_reservation(d) == Ok(1536),
+        "current_reservation = 1536"
+    );
+    let r = hc::decrease_reservation(d, &[0, 1, 2], 0);
+    check!(r == Ok(3), "decrease_reservation of 3 pages: {r:?}");
+    let r = hc::decrease_reservation(d, &[0], 0);
+    check!(r == einval, "decreasing a page that is not there: {r:?}");
+    let used = free0 - free_pages();
+    check!(used >= 1533, "{used} frames used by d{d}");
+    let ctx = hc::getvcpucontext(0, 0);
+    check!(ctx.is_ok(), "getvcpucontext of my own vCPU 0");
+    if let Ok(mut ctx) = ctx {
+        ctx.rip = 0x20_0000;
+        check!(
+            hc::setvcpucontext(d, 0, &ctx).is_ok(),
+            "setvcpucontext d{d} vCPU 0"
+        );
+        let back = hc::getvcpucontext(d, 0);
+        check!(
+            back.is_ok_and(|b| b.rip == 0x20_0000 && b.cr3 == ctx.cr3),
+            "getvcpucontext returns what was set"
+        );
+        let mut bad = ctx;
+        bad.cr0 = 0;
+        check!(
+            hc::setvcpucontext(d, 0, &bad) == einval,
+            "a context without paging is refused"
+        );
+        check!(
+            hc::setvcpucontext(d, 7, &ctx) == Err(Errno(warden_abi::errno::ENOENT)),
+            "no vCPU 7"
+        );
+    }
+    check!(hc::destroydomain(d).is_ok(), "destroy d{d}");
+    check!(
+        hc::getdomaininfo(d).err() == Some(Errno(warden_abi::errno::ESRCH)),
+        "d{d} is gone"
+    );
+    let free1 = free_pages();
+    check!(
+        free1 == free0,
+        "free memory back to its value: {free0} -> {free1} pages"
+    );
+    // Destroying a running guest returns its memory too.
+    let vi = hc::getdomaininfo(victim).map(|i| i.tot_pages).unwrap_or(0);
+    check!(
+        hc::destroydomain(victim).is_ok(),
+        "destroy the running victim d{victim}"
+    );
+    let free2 = free_pages();
+    check!(
+        free2 >= free1 + vi,
+        "its {vi} pages came back ({free1} -> {free2})"
+    );
+    // A guest that shut itself down (poweroff) is seen as such.
+    let g = domid_arg(boot, "poweroff");
+    if g != 0 {
+        let r = wait_shutdown(g, 120);
+        check!(
+            r == Some(SHUTDOWN_POWEROFF),
+            "d{g} powered off (reason {r:?})"
+        );
+        check!(hc::destroydomain(g).is_ok(), "destroy d{g}");
+    }
+    let _ = DOMID_SELF;
+    crate::report::finish("lifecycle-dom0")
+}
+
+/// dom0 that waits for guests to end (`crash=` ids must crash, `ok=` ids
+/// must power off) while `alive=` ids keep running; checks the crash log lines.
+pub fn wait_dom0(boot: &Boot) -> ! {
+    for d in ids(boot, "crash") {
+        let r = wait_shutdown(d, 180);
+        check!(r == Some(SHUTDOWN_CRASH), "d{d} was crashed (reason {r:?})");
+    }
+    for d in ids(boot, "ok") {
+        let r = wait_shutdown(d, 600);
+        check!(
+            r == Some(SHUTDOWN_POWEROFF),
+            "d{d} passed and powered off (reason {r:?})"
+        );
+    }
+    let text = ring();
+    for d in ids(boot, "crash") {
+        check!(
+            text.contains(&alloc::format!("d{d}v0: crashed: ")),
+            "the hypervisor logged why d{d} crashed"
+        );
+    }
+    for d in ids(boot, "alive") {
+        let i = hc::getdomaininfo(d);
+        check!(
+            i.is_ok_and(|i| i.flags & dc::DOMINF_SHUTDOWN == 0),
+            "d{d} is still running"
+        );
+        let t0 = i.map(|i| i.cpu_time).unwrap_or(0);
+        sleep_ns(200_000_000);
+        let t1 = hc::getdomaininfo(d).map(|i| i.cpu_time).unwrap_or(0);
+        check!(t1 > t0, "d{d} still gets CPU time ({t0} -> {t1} ns)");
+    }
+    crate::report::finish("wait-dom0")
+}
+
+/// dom0 of the scheduling scenario: the worker must get its share next to a burner.
+pub fn sched_dom0(boot: &Boot) -> ! {
+    let worker = domid_arg(boot, "worker");
+    let burner = domid_arg(boot, "burner");
+    let b0 = hc::getdomaininfo(burner).map(|i| i.cpu_time).unwrap_or(0);
+    let w0 = hc::getdomaininfo(worker).map(|i| i.cpu_time).unwrap_or(0);
+    let r = wait_shutdown(worker, 300);
+    check!(
+        r == Some(SHUTDOWN_POWEROFF),
+        "the worker got its share and powered off (reason {r:?})"
+    );
+    let b1 = hc::getdomaininfo(burner).map(|i| i.cpu_time).unwrap_or(0);
+    let w1 = hc::getdomaininfo(worker).map(|i| i.cpu_time).unwrap_or(0);
+    let (b, w) = (b1 - b0, w1 - w0);
+    println!(
+        "sched: burner ran {} ms, worker {} ms meanwhile",
+        b / 1_000_000,
+        w / 1_000_000
+    );
+    check!(
+        w * 10 >= b * 6,
+        "the worker's CPU time is comparable to the burner's ({w} vs {b} ns)"
+    );
+    check!(
+        hc::getdomaininfo(burner).is_ok_and(|i| i.flags & dc::DOMINF_SHUTDOWN == 0),
+        "the burner is still running"
+    );
+    crate::report::finish("sched-dom0")
+}
+
+#[allow(dead_code)]
+fn info_str(i: &DomainInfo) -> String {
+    alloc::format!("d{} flags {:#x} pages {}", i.domain, i.flags, i.tot_pages)
+}

@@ -1,0 +1,253 @@
+//! domU roles that do one thing: park, burn CPU, measure, crash, time.
+
+use crate::check;
+use core::sync::atomic::{AtomicU64, Ordering};
+use warden_abi::vcpu::{RUNSTATE_RUNNING, SSHOTTMR_FUTURE, VIRQ_TIMER};
+use warden_guest::hypercall as hc;
+use warden_guest::println;
+use warden_guest::start::Boot;
+use warden_guest::time::now_ns;
+
+/// Park: block forever (a domain others act on).
+pub fn victim() -> ! {
+    println!("victim: parked");
+    loop {
+        let _ = hc::sched_block();
+    }
+}
+
+/// A guest labelled with no permission at all (system_u:system_r:unlabeled_t):
+/// every call below is refused; dom0 finds the denials in the console ring
+/// and checks the guest is still running (its shutdown was refused too).
+pub fn mute() -> ! {
+    let _ = hc::console_write(b"mute: this line must never appear\n");
+    let _ = hc::sched_yield();
+    let _ = hc::sched_block();
+    let _ = hc::sched_poll(&[], 1);
+    let _ = hc::sched_shutdown(warden_abi::sched::SHUTDOWN_POWEROFF);
+    // Still here: keep asking (each refusal is another audit line), slowly.
+    loop {
+        let t = warden_guest::time::rdtsc();
+        while warden_guest::time::rdtsc() - t < 50_000_000 {
+            core::hint::spin_loop();
+        }
+        let _ = hc::sched_yield();
+    }
+}
+
+/// Print a tick every ~100 ms of system time, forever.
+pub fn canary() -> ! {
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        println!("canary: tick {n}");
+        warden_guest::time::sleep_ns(100_000_000);
+    }
+}
+
+/// Burn CPU forever, never yielding.
+pub fn burner() -> ! {
+    println!("burner: burning");
+    let mut x = 1u64;
+    loop {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        core::hint::black_box(x);
+    }
+}
+
+/// Compute for `seconds=` of system time, then check this vCPU got at least
+/// `min=` percent of the elapsed time (its runstate's running time).
+pub fn worker(boot: &Boot) -> ! {
+    let secs: u64 = boot
+        .arg("seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let min: u64 = boot.arg("min").and_then(|s| s.parse().ok()).unwrap_or(30);
+    let start = now_ns();
+    let rs0 = hc::vcpu_runstate(0).unwrap_or_default();
+    let mut x = 1u64;
+    while now_ns() - start < secs * 1_000_000_000 {
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        core::hint::black_box(x);
+    }
+    let end = now_ns();
+    let rs1 = hc::vcpu_runstate(0).unwrap_or_default();
+    let ran = rs1.time[RUNSTATE_RUNNING as usize] - rs0.time[RUNSTATE_RUNNING as usize];
+    let share = ran * 100 / (end - start).max(1);
+    println!(
+        "worker: ran {} ms of {} ms: {share}% of the CPU (runnable {} ms)",
+        ran / 1_000_000,
+        (end - start) / 1_000_000,
+        (rs1.time[1] - rs0.time[1]) / 1_000_000
+    );
+    check!(
+        share >= min,
+        "worker got {share}% of the CPU (at least {min}%)"
+    );
+    crate::report::finish("worker")
+}
+
+static COUNTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+fn count(v: u32) -> ! {
+    loop {
+        COUNTS[v as usize % 8].fetch_add(1, Ordering::Relaxed);
+        for _ in 0..1000 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Bring up every vCPU (more than the host has CPUs), have each count, and
+/// check they all made progress.
+pub fn smp(boot: &Boot) -> ! {
+    let n = boot.vcpus().min(8);
+    for v in 1..n {
+        let r = warden_guest::smp::start(v, count);
+        check!(r.is_ok(), "vCPU {v} started: {r:?}");
+        check!(hc::vcpu_is_up(v) == Ok(true), "vCPU {v} is up");
+    }
+    let start = now_ns();
+    let target = 200_000u64;
+    loop {
+        COUNTS[0].fetch_add(1, Ordering::Relaxed);
+        for _ in 0..1000 {
+            core::hint::spin_loop();
+        }
+        let all = (0..n).all(|v| COUNTS[v as usize].load(Ordering::Relaxed) >= target);
+        if all || now_ns() - start > 60_000_000_000 {
+            break;
+        }
+    }
+    for v in 0..n {
+        let c = COUNTS[v as usize].load(Ordering::Relaxed);
+        check!(c >= target, "vCPU {v} of {n} ran ({c} iterations)");
+    }
+    for v in 1..n {
+        check!(hc::vcpu_down(v).is_ok(), "vCPU {v} taken down");
+        check!(hc::vcpu_is_up(v) == Ok(false), "vCPU {v} is down");
+    }
+    crate::report::finish("smp")
+}
+
+static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
+
+fn on_upcall(_vcpu: u32, sel: u64) {
+    if sel & (1 << VIRQ_TIMER) != 0 {
+        TIMER_FIRED.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The single-shot timer and the event upcall: arm, block, get woken by
+/// the upcall no earlier than the deadline.
+pub fn timer(_boot: &Boot) -> ! {
+    warden_guest::events::set_upcall_handler(on_upcall);
+    warden_guest::events::enable();
+    for round in 1..=5u64 {
+        let before = TIMER_FIRED.load(Ordering::Acquire);
+        let t0 = now_ns();
+        let deadline = t0 + 20_000_000 * round;
+        check!(
+            hc::vcpu_set_timer(0, deadline, SSHOTTMR_FUTURE).is_ok(),
+            "round {round}: timer armed"
+        );
+        while TIMER_FIRED.load(Ordering::Acquire) == before && now_ns() - t0 < 10_000_000_000 {
+            let _ = hc::sched_block();
+        }
+        let t1 = now_ns();
+        check!(
+            TIMER_FIRED.load(Ordering::Acquire) == before + 1,
+            "round {round}: the timer upcall arrived"
+        );
+        check!(
+            t1 >= deadline,
+            "round {round}: woken after the deadline ({} ns late)",
+            t1.saturating_sub(deadline)
+        );
+    }
+    let past = now_ns() - 1;
+    check!(
+        hc::vcpu_set_timer(0, past, SSHOTTMR_FUTURE)
+            == Err(warden_guest::Errno(warden_abi::errno::ETIME)),
+        "a timer in the past with the future flag is refused (ETIME)"
+    );
+    check!(
+        warden_guest::events::upcalls(0) >= 5,
+        "upcalls taken: {}",
+        warden_guest::events::upcalls(0)
+    );
+    crate::report::finish("timer")
+}
+
+/// Misbehave as `kind=` says; the hypervisor must crash this domain alone.
+pub fn crash(boot: &Boot) -> ! {
+    let kind = boot.arg("kind").unwrap_or("npf");
+    println!("crash: about to misbehave ({kind})");
+    match kind {
+        // Touch guest-physical memory the domain does not have (1 GiB: beyond
+        // its RAM but inside the boot identity map).
+        "npf" => {
+            // SAFETY: deliberately faults: the address is outside our memory.
+            unsafe { core::ptr::read_volatile((1u64 << 30) as *const u64) };
+        }
+        // Load an empty IDT, then raise an exception: #GP -> #DF -> triple fault.
+        "triple" => {
+            #[repr(C, packed)]
+            struct P {
+                limit: u16,
+                base: u64,
+            }
+            let p = P { limit: 0, base: 0 };
+            // SAFETY: deliberately makes every exception unhandled.
+            unsafe { core::arch::asm!("lidt [{}]", "int3", in(reg) &p) };
+        }
+        // I/O ports belong to nobody here.
+        "io" => {
+            // SAFETY: deliberately touches an I/O port.
+            unsafe { core::arch::asm!("out 0x80, al", in("al") 0u8) };
+        }
+        // An invalid opcode: our own IDT reports it and shuts us down (crash).
+        _ => {
+            // SAFETY: deliberately raises #UD.
+            unsafe { core::arch::asm!("ud2") };
+        }
+    }
+    println!("crash: still running after '{kind}': the hypervisor did not stop this domain");
+    warden_guest::exit::poweroff()
+}
+
+/// Measure `count=` null hypercalls (xen_version VERSION); print the result.
+pub fn bench(boot: &Boot) -> ! {
+    let count: u64 = boot
+        .arg("count")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let t = warden_guest::events::time_info();
+    // Warm the path (and the AVC).
+    for _ in 0..1000 {
+        let _ = hc::xen_version(warden_abi::version::VERSION, 0);
+    }
+    let c0 = warden_guest::time::rdtsc();
+    let mut bad = 0u64;
+    for _ in 0..count {
+        if hc::xen_version(warden_abi::version::VERSION, 0).is_err() {
+            bad += 1;
+        }
+    }
+    let c1 = warden_guest::time::rdtsc();
+    let ns = warden_guest::time::system_time(&t, c1) - warden_guest::time::system_time(&t, c0);
+    println!(
+        "BENCH d{} calls={count} failed={bad} ns={ns} ns_per_call={} calls_per_s={}",
+        boot.domid(),
+        ns / count.max(1),
+        count * 1_000_000_000 / ns.max(1)
+    );
+    if boot.privileged() {
+        crate::scenarios::wait_for_others(boot);
+    }
+    warden_guest::exit::poweroff()
+}
