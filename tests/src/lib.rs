@@ -75,6 +75,62 @@ pub fn policy_mls() -> PathBuf {
     cached_with(&CELL, || xtask::build::build_policy(true), "the MLS policy")
 }
 
+/// Compile a variant of the default policy: `policies/` is copied to a
+/// scratch directory, `edit` changes the copy, and the policy compiler builds
+/// it (`-t xen -c 30`). Returns the binary policy's path.
+pub fn policy_variant(name: &str, edit: impl Fn(&Path)) -> PathBuf {
+    let root = xtask::workspace_root();
+    let dir = xtask::bare_metal_target_dir()
+        .join("test-policies")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root.join("policies"), &dir).unwrap_or_else(|e| panic!("copying policies/: {e}"));
+    edit(&dir);
+    let job = policy_compiler::Job {
+        files: vec![dir.join("warden.m4")],
+        ..Default::default()
+    };
+    let mut sm = policy_compiler::diag::SourceMap::default();
+    let out = match policy_compiler::compile(&job, &mut sm) {
+        Ok(o) => o,
+        Err(e) => panic!("compiling policy variant {name}:\n{}", e.render(&sm)),
+    };
+    let path = dir.with_extension("bin");
+    std::fs::write(&path, policy_compiler::write::write(&out.db)).expect("write policy");
+    path
+}
+
+/// Replace `from` by `to` in file `rel` of a policy copy (it must occur).
+pub fn replace_in(dir: &Path, rel: &str, from: &str, to: &str) {
+    let p = dir.join(rel);
+    let s = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(s.contains(from), "{rel} does not contain {from:?}");
+    std::fs::write(&p, s.replacen(from, to, 1)).expect("write policy source");
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &t)?;
+        } else {
+            std::fs::copy(e.path(), t)?;
+        }
+    }
+    Ok(())
+}
+
+/// A file with `bytes` in the scratch directory (unique to this process).
+pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = xtask::bare_metal_target_dir().join("test-modules");
+    std::fs::create_dir_all(&dir).expect("create module dir");
+    let p = dir.join(format!("{}-{name}", std::process::id()));
+    std::fs::write(&p, bytes).expect("write module");
+    p
+}
+
 /// The dom0 kernel (`dom0/`).
 pub fn dom0() -> PathBuf {
     static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();

@@ -93,12 +93,19 @@ pub fn worker(boot: &Boot) -> ! {
 
 static COUNTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
+/// About a thousand instructions (no PAUSE: under TCG it leaves the translated code).
+fn work() {
+    let mut x = 1u64;
+    for _ in 0..300 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    core::hint::black_box(x);
+}
+
 fn count(v: u32) -> ! {
     loop {
         COUNTS[v as usize % 8].fetch_add(1, Ordering::Relaxed);
-        for _ in 0..1000 {
-            core::hint::spin_loop();
-        }
+        work();
     }
 }
 
@@ -112,19 +119,23 @@ pub fn smp(boot: &Boot) -> ! {
         check!(hc::vcpu_is_up(v) == Ok(true), "vCPU {v} is up");
     }
     let start = now_ns();
-    let target = 200_000u64;
+    let target = 20_000u64;
     loop {
         COUNTS[0].fetch_add(1, Ordering::Relaxed);
-        for _ in 0..1000 {
-            core::hint::spin_loop();
-        }
+        work();
         let all = (0..n).all(|v| COUNTS[v as usize].load(Ordering::Relaxed) >= target);
-        if all || now_ns() - start > 60_000_000_000 {
+        if all || now_ns() - start > 120_000_000_000 {
             break;
         }
     }
     for v in 0..n {
         let c = COUNTS[v as usize].load(Ordering::Relaxed);
+        let rs = hc::vcpu_runstate(v).unwrap_or_default();
+        println!(
+            "smp: vCPU {v}: {c} iterations, running {} ms, runnable {} ms",
+            rs.time[0] / 1_000_000,
+            rs.time[1] / 1_000_000
+        );
         check!(c >= target, "vCPU {v} of {n} ran ({c} iterations)");
     }
     for v in 1..n {
@@ -188,11 +199,21 @@ pub fn crash(boot: &Boot) -> ! {
     let kind = boot.arg("kind").unwrap_or("npf");
     println!("crash: about to misbehave ({kind})");
     match kind {
-        // Touch guest-physical memory the domain does not have (1 GiB: beyond
-        // its RAM but inside the boot identity map).
+        // Map guest-physical 1 GiB (far beyond our RAM) at virtual 1 GiB in
+        // our own page tables, then touch it: a nested page fault.
         "npf" => {
-            // SAFETY: deliberately faults: the address is outside our memory.
-            unsafe { core::ptr::read_volatile((1u64 << 30) as *const u64) };
+            let cr3: u64;
+            // SAFETY: reading CR3 in ring 0.
+            unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3) };
+            let pml4 = (cr3 & !0xfff) as *const u64;
+            // SAFETY: our boot page tables are identity-mapped and ours to change.
+            unsafe {
+                let pdpt = (pml4.read() & 0x000f_ffff_ffff_f000) as *mut u64;
+                // A 1 GiB page: PDPT entry 1 maps virtual 1 GiB to physical 1 GiB.
+                pdpt.add(1).write_volatile((1u64 << 30) | 0x83);
+                core::arch::asm!("invlpg [{}]", in(reg) 1u64 << 30);
+                core::ptr::read_volatile((1u64 << 30) as *const u64);
+            }
         }
         // Load an empty IDT, then raise an exception: #GP -> #DF -> triple fault.
         "triple" => {

@@ -1,0 +1,169 @@
+//! Issue 5: domains and vCPUs — lifecycle and memory, crash isolation,
+//! scheduling (a CPU burner does not starve another guest; more vCPUs than
+//! CPUs), the virtual timer and the event upcall, and the hostile guest.
+
+use warden_tests::Boot;
+
+const DOMU: &str = "user_1:vm_r:domU_t";
+
+#[test]
+fn lifecycle_pause_destroy_and_every_page_returned() {
+    let o = Boot::new()
+        .guest("role=lifecycle-dom0 victim=1 poweroff=2")
+        .guest(&format!(
+            "domain domid=1 label={DOMU} mem=8M -- role=victim"
+        ))
+        .guest(&format!("domain domid=2 label={DOMU} mem=8M -- role=hello"))
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("RESULT lifecycle-dom0: PASS")
+        .lacks("CHECK FAIL")
+        .contains("Domain 2 shut down: reason 0 (poweroff)")
+        .contains("Domain 1 destroyed: 2048 pages scrubbed and freed");
+    o.line_with_all(&[
+        "Domain 3 destroyed: 1533 pages scrubbed and freed",
+        "page-table frames freed",
+    ]);
+}
+
+#[test]
+fn a_faulting_guest_is_crashed_alone_and_the_others_go_on() {
+    let o = Boot::new()
+        .guest("role=wait-dom0 crash=1,2,3 selfcrash=4 alive=5")
+        .guest(&format!(
+            "domain domid=1 label={DOMU} -- role=crash kind=npf"
+        ))
+        .guest(&format!(
+            "domain domid=2 label={DOMU} -- role=crash kind=triple"
+        ))
+        .guest(&format!(
+            "domain domid=3 label={DOMU} -- role=crash kind=io"
+        ))
+        .guest(&format!(
+            "domain domid=4 label={DOMU} -- role=crash kind=ud"
+        ))
+        .guest(&format!("domain domid=5 label={DOMU} -- role=canary"))
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("RESULT wait-dom0: PASS")
+        .lacks("CHECK FAIL")
+        .lacks("still running after")
+        .contains("d1v0: crashed: access to guest-physical 0x40000000 outside its memory (nested page fault")
+        .contains("d2v0: crashed: triple fault (shutdown intercept)")
+        .contains("d3v0: crashed: unexpected I/O port write of 1 bytes at 0x80")
+        .contains("(d4) guest exception 6 (error 0x0)")
+        .contains("canary: tick");
+    // The crash reports include the guest's registers.
+    o.line_with_all(&["d1v0:   RIP 0x", "RSP 0x"]);
+    for d in 1..=4 {
+        o.contains(&format!("Domain {d} shut down: reason 3 (crash)"));
+    }
+}
+
+#[test]
+fn a_cpu_burner_does_not_starve_another_guest_on_one_cpu() {
+    let o = Boot::new()
+        .smp(1)
+        .guest("role=sched-dom0 burner=1 worker=2")
+        .guest(&format!("domain domid=1 label={DOMU} -- role=burner"))
+        .guest(&format!(
+            "domain domid=2 label={DOMU} -- role=worker seconds=2 min=35"
+        ))
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("RESULT sched-dom0: PASS")
+        .contains("(d2) RESULT worker: PASS")
+        .lacks("CHECK FAIL");
+}
+
+#[test]
+fn weights_share_the_cpu_in_proportion() {
+    let o = Boot::new()
+        .smp(1)
+        .guest("role=sched-dom0 burner=1 worker=2")
+        .guest(&format!(
+            "domain domid=1 label={DOMU} weight=128 -- role=burner"
+        ))
+        .guest(&format!(
+            "domain domid=2 label={DOMU} weight=384 -- role=worker seconds=2 min=60"
+        ))
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("(d2) RESULT worker: PASS")
+        .lacks("CHECK FAIL");
+}
+
+#[test]
+fn a_guest_with_more_vcpus_than_cpus_runs() {
+    let o = Boot::new()
+        .smp(2)
+        .guest("role=wait-dom0 ok=1")
+        .guest(&format!("domain domid=1 label={DOMU} vcpus=5 -- role=smp"))
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("(d1) RESULT smp: PASS")
+        .contains("(d1) CHECK ok vCPU 4 of 5 ran")
+        .lacks("CHECK FAIL");
+}
+
+#[test]
+fn singleshot_timer_wakes_a_blocked_vcpu_through_the_event_upcall() {
+    let o = Boot::new()
+        .guest("role=wait-dom0 ok=1")
+        .guest(&format!("domain domid=1 label={DOMU} -- role=timer"))
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("(d1) RESULT timer: PASS")
+        .lacks("CHECK FAIL");
+}
+
+#[test]
+fn hostile_guest_random_hypercalls_change_nothing_outside_its_policy() {
+    let o = Boot::new()
+        .memory(768)
+        .guest("role=hostile-dom0 hostile=1 canary=2 victim=3")
+        .guest(&format!(
+            "domain domid=1 label={DOMU} mem=16M -- role=hostile iterations=100000 seed=20260"
+        ))
+        .guest(&format!("domain domid=2 label={DOMU} -- role=canary"))
+        .guest(&format!(
+            "domain domid=3 label={DOMU} mem=8M -- role=victim"
+        ))
+        .timeout(std::time::Duration::from_secs(900))
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("RESULT hostile-dom0: PASS")
+        .contains("(d1) RESULT hostile: PASS")
+        .contains("(d1) hostile: 100000 calls made")
+        .lacks("CHECK FAIL")
+        .lacks("VIOLATION")
+        .lacks("Warden fatal")
+        .lacks("Warden panic")
+        // The flood of denials is rate limited, and says so.
+        .contains("audit messages suppressed");
+    for l in o.lines_with("hostile: 100000 calls made (") {
+        eprintln!("{l}");
+    }
+    // Every success is an operation domU_t may do on itself.
+    for l in o.lines_with("HOSTILE success hypercall") {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == "hypercall").unwrap();
+        let (h, s): (u32, u64) = (
+            w[i + 1].parse().unwrap(),
+            w[i + 3].trim_end_matches(':').parse().unwrap(),
+        );
+        let ok = matches!(
+            (h, s),
+            (18, 0)
+                | (17, 0..=8)
+                | (29, 0)
+                | (24, 2..=4)
+                | (24, 8 | 9)
+                | (34, 23)
+                | (12, 2..=6)
+                | (35, 6)
+                | (27, 24)
+        );
+        assert!(ok, "hostile success outside domU_t's permissions: {l}");
+    }
+}
