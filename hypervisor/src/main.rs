@@ -359,6 +359,9 @@ fn boot(magic: u32, info: u64) -> Result<()> {
         time::now_ns() / 1_000_000
     );
     let has_dom0 = plan.dom0.is_some();
+    if !has_dom0 {
+        info!("No dom0 kernel among the boot modules: there is nothing to run");
+    }
     after_ready(&opts, has_dom0);
     if has_dom0 {
         run::start(

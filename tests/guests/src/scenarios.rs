@@ -668,3 +668,124 @@ pub fn sched_dom0(boot: &Boot) -> ! {
 fn info_str(i: &DomainInfo) -> String {
     alloc::format!("d{} flags {:#x} pages {}", i.domain, i.flags, i.tot_pages)
 }
+
+// ------------------------------------------------------------ flask=disabled, flask=late
+
+/// A domU under flask=disabled (Xen's dummy module): what an unprivileged
+/// domain may and may not do.
+pub fn dummy_guest(boot: &Boot) -> ! {
+    let victim = domid_arg(boot, "victim");
+    let eperm = Err(Errno(warden_abi::errno::EPERM));
+    let enosys = Err(Errno(warden_abi::errno::ENOSYS));
+    check!(
+        hc::console_write(b"dummy: console write\n").is_ok(),
+        "console write (HOOK)"
+    );
+    check!(
+        hc::xen_version(warden_abi::version::VERSION, 0).is_ok(),
+        "xen_version (HOOK)"
+    );
+    let mut cl = warden_abi::version::CommandLine::default();
+    check!(
+        hc::xen_version_into(warden_abi::version::COMMANDLINE, &mut cl) == eperm,
+        "xen_version commandline (PRIV): EPERM"
+    );
+    check!(hc::vcpu_runstate(0).is_ok(), "vcpu_op on itself (HOOK)");
+    check!(
+        hc::current_reservation(DOMID_SELF).is_ok(),
+        "memory stat on itself (TARGET)"
+    );
+    check!(
+        hc::current_reservation(victim) == eperm,
+        "memory stat on another domain (TARGET): EPERM"
+    );
+    check!(
+        hc::pausedomain(victim) == eperm,
+        "pausedomain (PRIV): EPERM"
+    );
+    check!(
+        hc::getdomaininfo(boot.domid()).err() == Some(Errno(warden_abi::errno::EPERM)),
+        "getdomaininfo on itself (XS_PRIV): EPERM"
+    );
+    check!(
+        hc::physinfo().err() == Some(Errno(warden_abi::errno::EPERM)),
+        "physinfo (PRIV): EPERM"
+    );
+    let mut b = [0u8; 8];
+    check!(
+        hc::console_read(&mut b) == eperm,
+        "console read (PRIV): EPERM"
+    );
+    check!(
+        hc::flask_getenforce() == enosys,
+        "xsm_op without FLASK: ENOSYS"
+    );
+    crate::report::finish("dummy-guest")
+}
+
+/// dom0 under flask=disabled.
+pub fn dummy_dom0(boot: &Boot) -> ! {
+    let victim = domid_arg(boot, "victim");
+    let g = domid_arg(boot, "guest");
+    let r = wait_shutdown(g, 120);
+    check!(
+        r == Some(SHUTDOWN_POWEROFF),
+        "the guest passed its checks (reason {r:?})"
+    );
+    check!(hc::pausedomain(victim).is_ok(), "dom0 pauses (PRIV)");
+    check!(hc::unpausedomain(victim).is_ok(), "dom0 unpauses");
+    check!(hc::physinfo().is_ok(), "dom0 physinfo");
+    check!(
+        hc::getdomaininfo(victim).is_ok_and(|i| i.ssidref == 0),
+        "no labels without FLASK"
+    );
+    check!(
+        hc::flask_getenforce() == Err(Errno(warden_abi::errno::ENOSYS)),
+        "xsm_op: ENOSYS for dom0 too"
+    );
+    let text = ring();
+    check!(!text.contains("avc:"), "no avc records without FLASK");
+    crate::report::finish("dummy-dom0")
+}
+
+/// A domU under flask=late: everything is allowed until dom0 loads a policy.
+pub fn late_guest(_boot: &Boot) -> ! {
+    check!(
+        hc::physinfo().is_ok(),
+        "physinfo before the policy is loaded: allowed"
+    );
+    println!("late: phase one done");
+    let until = now_ns() + 120_000_000_000;
+    let mut denied = false;
+    while now_ns() < until {
+        if hc::physinfo().err() == Some(Errno(EACCES)) {
+            denied = true;
+            break;
+        }
+        sleep_ns(20_000_000);
+    }
+    check!(denied, "physinfo after the policy load: denied");
+    crate::report::finish("late-guest")
+}
+
+/// dom0 under flask=late: load the policy once the guest has shown the open door.
+pub fn late_dom0(boot: &Boot) -> ! {
+    let g = domid_arg(boot, "guest");
+    let until = now_ns() + 120_000_000_000;
+    while now_ns() < until && !ring().contains("late: phase one done") {
+        sleep_ns(20_000_000);
+    }
+    check!(
+        hc::flask_getenforce() == Ok(1),
+        "late mode reports enforcing"
+    );
+    let p = module(boot, "policy");
+    check!(hc::flask_load(p).is_ok(), "loadpolicy");
+    let r = wait_shutdown(g, 120);
+    check!(
+        r == Some(SHUTDOWN_POWEROFF),
+        "the guest saw the policy take effect (reason {r:?})"
+    );
+    check!(hc::physinfo().is_ok(), "dom0 still has physinfo");
+    crate::report::finish("late-dom0")
+}

@@ -1,0 +1,124 @@
+//! Issue 5: FLASK at boot — the policy module, the four modes and their
+//! messages, and the boots Xen refuses.
+
+use warden_tests::{Boot, policy, policy_mls, scratch_file};
+
+#[test]
+fn enforcing_with_the_default_policy_prints_xens_messages() {
+    let o = Boot::new().run();
+    o.expect_ready()
+        .contains("module 0: FLASK policy")
+        .contains("INFO  XSM Framework v1.0.1 initialized")
+        .contains("INFO  Policy len 0x")
+        .contains("INFO  Flask:  3 users, 4 roles, ")
+        .contains(" types, 3 bools")
+        .contains("INFO  Flask:  13 classes, ")
+        .contains("INFO  Flask:  Starting in enforcing mode.")
+        .contains("No dom0 kernel among the boot modules: there is nothing to run");
+}
+
+#[test]
+fn the_policy_is_the_first_module_with_the_magic_wherever_it_is() {
+    let junk = scratch_file("not-a-policy", b"just some bytes for dom0");
+    let o = Boot::bare()
+        .guest("role=hello")
+        .module(&junk, "payload")
+        .module(policy(), "")
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("module 2: FLASK policy")
+        .contains("module 0: dom0 kernel")
+        .contains("module 1: handed to dom0")
+        .contains("Flask:  Starting in enforcing mode.")
+        .contains("tguest: module 0: 24 bytes, command line 'payload'");
+}
+
+#[test]
+fn enforcing_without_a_policy_refuses_to_boot() {
+    Boot::bare()
+        .run()
+        .expect_fatal()
+        .contains("*** Warden cannot boot: invalid input: Unable to load FLASK policy: no boot module is a FLASK policy (first u32 0xf97cff8c)")
+        .lacks("Warden ready");
+}
+
+#[test]
+fn enforcing_with_a_corrupt_policy_refuses_to_boot() {
+    let good = std::fs::read(policy()).unwrap();
+    let bad = scratch_file("truncated-policy", &good[..good.len() / 2]);
+    Boot::bare()
+        .module(&bad, "")
+        .run()
+        .expect_fatal()
+        .contains("*** Warden cannot boot: invalid input: Unable to load FLASK policy: policy load failed at offset")
+        .contains("truncated");
+}
+
+#[test]
+fn an_unknown_flask_mode_refuses_to_boot() {
+    Boot::new()
+        .cmdline("flask=maybe")
+        .run()
+        .expect_fatal()
+        .contains("*** Warden cannot boot: invalid input: flask=maybe: not a FLASK mode (enforcing, permissive, late or disabled)");
+}
+
+#[test]
+fn permissive_without_a_policy_boots_and_says_so() {
+    Boot::bare()
+        .cmdline("flask=permissive")
+        .run()
+        .expect_ready()
+        .contains("Flask:  no policy module; everything is allowed until a policy is loaded")
+        .contains("Flask:  Starting in permissive mode.");
+}
+
+#[test]
+fn disabled_behaves_like_xens_dummy_module() {
+    let o = Boot::new()
+        .cmdline("flask=disabled")
+        .guest("role=dummy-dom0 guest=1 victim=2")
+        .guest("domain domid=1 -- role=dummy-guest victim=2")
+        .guest("domain domid=2 mem=8M -- role=victim")
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("Flask:  Disabled at boot.")
+        .contains("Flask:  the policy module is not used (flask=disabled)")
+        .contains("(d1) RESULT dummy-guest: PASS")
+        .contains("RESULT dummy-dom0: PASS")
+        .lacks("CHECK FAIL")
+        .lacks("avc:");
+}
+
+#[test]
+fn late_allows_everything_until_dom0_loads_a_policy_then_enforces() {
+    let o = Boot::new()
+        .cmdline("flask=late")
+        .guest("role=late-dom0 guest=1")
+        .module(policy(), "policy")
+        .guest("domain domid=1 -- role=late-guest")
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("Flask:  Access controls disabled until policy is loaded.")
+        .contains("Flask: Policy loaded, continuing in enforcing mode.")
+        .contains("(d1) RESULT late-guest: PASS")
+        .contains("RESULT late-dom0: PASS")
+        .lacks("CHECK FAIL")
+        .line_with_all(&[
+            "avc:  denied  { physinfo }",
+            "scontext=user_1:vm_r:domU_t",
+            "permissive=0",
+        ]);
+}
+
+#[test]
+fn the_mls_build_of_the_default_policy_boots_enforcing() {
+    let o = Boot::bare()
+        .module(policy_mls(), "")
+        .guest("role=hello")
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("Flask:  Starting in enforcing mode.")
+        .contains("dom0 label system_u:system_r:dom0_t:s0-s3:c0.c15")
+        .contains("tguest: hello from d0");
+}
