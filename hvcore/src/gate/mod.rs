@@ -207,11 +207,16 @@ pub struct Ctx<'a> {
     req: &'a Request<'a>,
 }
 
+// The check path is inlined into each operation's generated code, where the
+// subject and object are constants: the hit path is then the AVC lookup and
+// little else (BENCHMARKS.md, "Hypercalls").
 impl Ctx<'_> {
+    #[inline(always)]
     fn sid(&self, who: Result<u32, i32>) -> Result<Sid, i32> {
         who.map(Sid::from_raw)
     }
 
+    #[inline(always)]
     fn subject(&self, s: Subject) -> Result<Sid, i32> {
         self.sid(match s {
             Subject::Caller => Ok(self.req.caller.sid),
@@ -219,6 +224,7 @@ impl Ctx<'_> {
         })
     }
 
+    #[inline(always)]
     fn object(&self, o: Object) -> Result<Sid, i32> {
         let r = self.req;
         match o {
@@ -238,6 +244,7 @@ impl Ctx<'_> {
         }
     }
 
+    #[inline(always)]
     fn audit_data(&self) -> AuditData {
         match self.req.target {
             Some(t) => AuditData {
@@ -253,6 +260,7 @@ impl Ctx<'_> {
     }
 
     /// One check: `perms` (of the class their type names) for (subject, object).
+    #[inline(always)]
     fn has_perm<C: Class>(
         &self,
         s: Subject,

@@ -20,6 +20,9 @@ pub mod vcpu;
 pub mod version;
 pub mod xsm;
 
+#[cfg(test)]
+mod tests;
+
 use crate::domain::{DomSnap, Domain, GuestVcpu};
 use crate::gate::{Op, Permit, Request};
 use crate::guestmem::{GuestView, PagingState, ReadVecError};

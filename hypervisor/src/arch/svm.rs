@@ -280,6 +280,8 @@ warden_svm_enter:
     mov rdi, [rdi + 32]
     sti
     vmrun rax
+.global warden_svm_after_vmrun
+warden_svm_after_vmrun:
     cli
     push rdi
     mov rdi, [rsp + 40]
@@ -329,6 +331,8 @@ unsafe extern "C" {
         guest_fx: *mut FxArea,
         host_fx: *mut FxArea,
     );
+    /// The instruction after VMRUN in `warden_svm_enter` (the host's RIP at #VMEXIT).
+    static warden_svm_after_vmrun: u8;
 }
 
 fn clgi() {
@@ -560,6 +564,19 @@ impl Vcpu for SvmVcpu {
             e.slot.leave();
             stgi();
             let code = self.r64(C_EXITCODE);
+            // A #VMEXIT that stored this CPU's own state as the guest's: the
+            // guest's RIP is the instruction after our VMRUN and its CR3 ours.
+            // Hardware never does this; QEMU 7.2's multi-threaded TCG was seen
+            // to (docs/ARCHITECTURE.md, "Known issues"). The guest state is
+            // lost, so the vCPU cannot go on; running it would only fault.
+            if self.r64(S_RIP) == (&raw const warden_svm_after_vmrun) as u64
+                && self.r64(S_CR3) == super::read_cr3()
+            {
+                return Err(err!(
+                    Hardware,
+                    "#VMEXIT {code:#x} saved the host's state in place of the guest's (an emulator fault; the guest state is lost)"
+                ));
+            }
             match code {
                 EXIT_CPUID => self.emulate_cpuid(),
                 EXIT_MSR => {

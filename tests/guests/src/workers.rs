@@ -260,9 +260,15 @@ pub fn bench(boot: &Boot) -> ! {
         }
     }
     let c1 = warden_guest::time::rdtsc();
-    let ns = warden_guest::time::system_time(&t, c1) - warden_guest::time::system_time(&t, c0);
+    let (t0, t1) = (
+        warden_guest::time::system_time(&t, c0),
+        warden_guest::time::system_time(&t, c1),
+    );
+    let ns = t1 - t0;
+    // start_ns/end_ns: Xen system time (shared by all domains), so that
+    // several guests' windows can be compared.
     println!(
-        "BENCH d{} calls={count} failed={bad} ns={ns} ns_per_call={} calls_per_s={}",
+        "BENCH d{} calls={count} failed={bad} ns={ns} ns_per_call={} calls_per_s={} start_ns={t0} end_ns={t1}",
         boot.domid(),
         ns / count.max(1),
         count * 1_000_000_000 / ns.max(1)
