@@ -57,7 +57,7 @@ pub fn vcpu_id() -> u32 {
 fn info_ptr(vcpu: u32) -> *mut VcpuInfo {
     let i = (vcpu as usize).min(MAX_VCPUS as usize - 1);
     // SAFETY: only the address is taken.
-    unsafe { (&raw mut INFOS.0[i]) as *mut VcpuInfo }
+    unsafe { &raw mut INFOS.0[i] }
 }
 
 /// The guest-physical address of vCPU `vcpu`'s vcpu_info (memory is identity-mapped).

@@ -36,11 +36,13 @@ pub mod start;
 pub mod time;
 pub mod util;
 
-#[cfg(feature = "rt")]
+// The runtime (entry, panic handler, allocator, upcalls) is bare-metal code:
+// left out of the host unit tests, where `std` provides its own.
+#[cfg(all(feature = "rt", not(test)))]
 pub mod events;
-#[cfg(feature = "rt")]
+#[cfg(all(feature = "rt", not(test)))]
 pub mod rt;
-#[cfg(feature = "rt")]
+#[cfg(all(feature = "rt", not(test)))]
 pub mod smp;
 
 pub use hypercall::Errno;

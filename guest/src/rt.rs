@@ -54,7 +54,8 @@ fn own_page_tables(mem_bytes: u64) {
     // SAFETY: only vCPU 0 runs this, once, before any other vCPU starts; the
     // tables are ours; they map what the boot tables mapped (identity, RAM).
     unsafe {
-        let t = &mut (*(&raw mut TABLES)).0;
+        let p = &raw mut TABLES.0;
+        let t = &mut *p;
         let base = t.as_ptr() as u64;
         t[0][0] = (base + 4096) | 3;
         let mut a = 0u64;

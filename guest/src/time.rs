@@ -21,13 +21,13 @@ pub fn rdtsc() -> u64 {
 }
 
 /// Current system time (needs the runtime's vcpu_info, i.e. the `rt` feature).
-#[cfg(feature = "rt")]
+#[cfg(all(feature = "rt", not(test)))]
 pub fn now_ns() -> u64 {
     system_time(&crate::events::time_info(), rdtsc())
 }
 
 /// Sleep `ns` nanoseconds (SCHEDOP_poll with a timeout; no events needed).
-#[cfg(feature = "rt")]
+#[cfg(all(feature = "rt", not(test)))]
 pub fn sleep_ns(ns: u64) {
     let until = now_ns().saturating_add(ns);
     while now_ns() < until {

@@ -309,11 +309,34 @@ impl Hv {
         }
     }
 
-    /// Pause a domain (counted); returns once none of its vCPUs executes guest code.
+    /// Wait until no other CPU has a vCPU of domain `id` scheduled (its run
+    /// loop has let go of it: Xen's "not running").
+    fn wait_descheduled(&self, id: DomId) {
+        let me = self.platform.this_cpu();
+        let mut spins = 0u64;
+        loop {
+            let cpus = self.sched.running_cpus(id);
+            if cpus.iter().all(|&c| c == me) {
+                return;
+            }
+            if spins.is_multiple_of(1 << 10) {
+                self.kick_all(&cpus);
+            }
+            spins += 1;
+            for _ in 0..64 {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Pause a domain (counted); returns once none of its vCPUs executes guest
+    /// code or is scheduled on a CPU (as Xen's domain_pause: not running).
+    /// Never for the caller's own domain.
     pub fn pause(&self, d: &Domain) {
         let k = self.sched.pause(d.id, self.now());
         self.kick_all(&k);
         self.wait_out_of_guest(d.id);
+        self.wait_descheduled(d.id);
     }
 
     /// Undo one pause; EINVAL if it was not paused.

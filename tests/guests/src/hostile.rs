@@ -27,8 +27,9 @@ struct Junk([u8; 8192]);
 static mut JUNK: Junk = Junk([0; 8192]);
 
 fn junk() -> &'static mut [u8; 8192] {
+    let p = &raw mut JUNK;
     // SAFETY: the hostile guest has one vCPU; only this module touches JUNK.
-    unsafe { &mut (*(&raw mut JUNK)).0 }
+    unsafe { &mut (*p).0 }
 }
 
 const KNOWN: &[u32] = &[
@@ -306,7 +307,7 @@ pub fn hostile(boot: &Boot) -> ! {
         } else if -ret < 128 {
             refused[(-ret) as usize] += 1;
         }
-        if calls % 20_000 == 0 {
+        if calls.is_multiple_of(20_000) {
             println!("hostile: {calls} calls made");
         }
     }
