@@ -28,6 +28,7 @@
 
 extern crate alloc;
 
+pub mod fuzzing;
 pub mod insn;
 pub mod load;
 
@@ -231,6 +232,7 @@ pub enum UploadError {
     },
     NotAFunction(String),
     NotInText(String),
+    DuplicateFunction(String),
     OldSizeMismatch {
         name: String,
         table: u64,
@@ -280,6 +282,7 @@ impl UploadError {
             UploadError::OldSizeMismatch { .. } => EINVAL,
             UploadError::FunctionTooSmall { .. } => ENOSPC,
             UploadError::OldBytesMismatch { .. } => EILSEQ,
+            UploadError::DuplicateFunction(_) => EINVAL,
             UploadError::OutOfMemory => ENOMEM,
             UploadError::RelocationOverflow { .. } | UploadError::JumpOutOfRange { .. } => ERANGE,
             UploadError::Internal(_) => EINVAL,
@@ -302,7 +305,8 @@ impl UploadError {
             UploadError::NotAFunction(_)
             | UploadError::NotInText(_)
             | UploadError::OldSizeMismatch { .. }
-            | UploadError::FunctionTooSmall { .. } => "functions",
+            | UploadError::FunctionTooSmall { .. }
+            | UploadError::DuplicateFunction(_) => "functions",
             UploadError::OldBytesMismatch { .. } => "expected bytes",
             UploadError::OutOfMemory => "memory",
             UploadError::RelocationOverflow { .. } | UploadError::JumpOutOfRange { .. } => {
@@ -369,6 +373,7 @@ impl fmt::Display for UploadError {
             UploadError::OldBytesMismatch { name } => {
                 write!(f, "{name}: old bytes are not as expected")
             }
+            UploadError::DuplicateFunction(n) => write!(f, "{n} is patched twice by this payload"),
             UploadError::OutOfMemory => f.write_str("out of memory for the payload"),
             UploadError::RelocationOverflow {
                 section,
@@ -722,8 +727,13 @@ impl<'i> Engine<'i> {
         for s in pl.imports() {
             load::resolve(t, s.name, s.value)?;
         }
+        let mut seen: Vec<u64> = Vec::with_capacity(pl.funcs.len());
         for f in &pl.funcs {
             let old = load::resolve(t, f.old.name, f.old.value)?;
+            if seen.contains(&old.addr) {
+                return Err(UploadError::DuplicateFunction(old.name.to_string()));
+            }
+            seen.push(old.addr);
             let name = || old.name.to_string();
             if !old.is_func() {
                 return Err(UploadError::NotAFunction(name()));

@@ -31,15 +31,12 @@ pub fn layout(p: &Payload<'_>) -> Result<Layout, UploadError> {
     for &(i, region) in &p.loaded {
         let s = &p.elf.sections[i];
         let r = region as usize;
-        let off = align_up(sizes[r], s.align).ok_or(UploadError::TooLarge {
-            size: usize::MAX,
-            max: livepatch_format::MAX_PAYLOAD_SIZE,
-        })?;
-        sizes[r] = off + s.size;
+        let off = align_up(sizes[r], s.align).unwrap_or(u64::MAX);
+        sizes[r] = off.saturating_add(s.size);
         if sizes[r] > livepatch_format::MAX_PAYLOAD_SIZE as u64 * 4 {
             // .bss can be larger than the file, but not without bound.
             return Err(UploadError::TooLarge {
-                size: sizes[r] as usize,
+                size: usize::try_from(sizes[r]).unwrap_or(usize::MAX),
                 max: livepatch_format::MAX_PAYLOAD_SIZE * 4,
             });
         }

@@ -37,8 +37,9 @@ impl ImageFile {
         };
         let ws = sect(".wsymtab")?;
         let symtab = ws.data().map_err(|e| e.to_string())?.to_vec();
-        hvcore::symbols::SymbolTable::parse(&symtab)
-            .map_err(|e| format!("embedded symbol table: {e} (image not post-processed by cargo xtask?)"))?;
+        hvcore::symbols::SymbolTable::parse(&symtab).map_err(|e| {
+            format!("embedded symbol table: {e} (image not post-processed by cargo xtask?)")
+        })?;
         let t = sect(".text")?;
         let text = t.data().map_err(|e| e.to_string())?.to_vec();
         let end = file
@@ -112,7 +113,10 @@ impl Platform for FilePlatform<'_> {
         _: u64,
         _: &mut dyn FnMut(&mut dyn Patcher),
     ) -> std::result::Result<u64, QuiesceError> {
-        Err(QuiesceError::Timeout { arrived: 0, cpus: 0 })
+        Err(QuiesceError::Timeout {
+            arrived: 0,
+            cpus: 0,
+        })
     }
     fn log(&mut self, level: Level, msg: fmt::Arguments<'_>) {
         self.log.push(format!("{level:?}: {msg}"));

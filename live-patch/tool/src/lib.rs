@@ -60,14 +60,21 @@ pub fn keygen(prefix: &Path, comment: &str) -> Result<(PathBuf, PathBuf, KeyId)>
 }
 
 /// [`keygen`] with a given seed (tests, and builds that derive keys).
-pub fn keygen_from_seed(prefix: &Path, comment: &str, seed: &[u8; 32]) -> Result<(PathBuf, PathBuf, KeyId)> {
+pub fn keygen_from_seed(
+    prefix: &Path,
+    comment: &str,
+    seed: &[u8; 32],
+) -> Result<(PathBuf, PathBuf, KeyId)> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let secret = prefix.with_extension("key");
     let public = prefix.with_extension("pub");
     for p in [&secret, &public] {
         if p.exists() {
-            return Err(Error(format!("{} exists; not overwriting a key", p.display())));
+            return Err(Error(format!(
+                "{} exists; not overwriting a key",
+                p.display()
+            )));
         }
     }
     if let Some(dir) = secret.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -81,7 +88,8 @@ pub fn keygen_from_seed(prefix: &Path, comment: &str, seed: &[u8; 32]) -> Result
         .map_err(|e| Error::io(&secret, e))?;
     f.write_all(keys::format_secret_key(seed).as_bytes())
         .map_err(|e| Error::io(&secret, e))?;
-    std::fs::write(&public, keys::format_public_key(seed, comment)).map_err(|e| Error::io(&public, e))?;
+    std::fs::write(&public, keys::format_public_key(seed, comment))
+        .map_err(|e| Error::io(&public, e))?;
     Ok((secret, public, KeyId::of(&sig::public_of(seed))))
 }
 
@@ -92,7 +100,8 @@ pub fn secret_key(path: &Path) -> Result<[u8; 32]> {
 
 /// Read a public key file or key ring.
 pub fn public_keys(path: &Path) -> Result<Vec<TrustedKey>> {
-    keys::parse_public_keys(&read_text(path)?).map_err(|e| Error(format!("{}: {e}", path.display())))
+    keys::parse_public_keys(&read_text(path)?)
+        .map_err(|e| Error(format!("{}: {e}", path.display())))
 }
 
 /// Sign an unsigned payload ELF: returns the signed file.
@@ -114,33 +123,52 @@ pub fn sign(elf: &[u8], seed: &[u8; 32]) -> Result<Vec<u8>> {
 
 /// Verify a signed payload: signature against `keys`, structure, and, with
 /// an image, every check the hypervisor makes at upload. Returns a report.
-pub fn verify(file: &[u8], keys: &[TrustedKey], image: Option<&image::ImageFile>) -> Result<String> {
+pub fn verify(
+    file: &[u8],
+    keys: &[TrustedKey],
+    image: Option<&image::ImageFile>,
+) -> Result<String> {
     let mut out = String::new();
     if file.len() > MAX_PAYLOAD_SIZE {
-        return Err(Error(format!("payload is {} bytes, the limit is {MAX_PAYLOAD_SIZE}", file.len())));
+        return Err(Error(format!(
+            "payload is {} bytes, the limit is {MAX_PAYLOAD_SIZE}",
+            file.len()
+        )));
     }
     let (elf, id) = sig::verify(file, keys).map_err(|e| Error(e.to_string()))?;
     let _ = writeln!(out, "signature: good, key {id}");
     let p = Payload::parse(elf).map_err(|e| Error(format!("malformed payload: {e}")))?;
-    let _ = writeln!(out, "structure: good ({} function(s), build-id {})", p.funcs.len(), Hex(p.build_id));
+    let _ = writeln!(
+        out,
+        "structure: good ({} function(s), build-id {})",
+        p.funcs.len(),
+        Hex(p.build_id)
+    );
     if let Some(img) = image {
         let keys: &[TrustedKey] = keys;
         let mut engine = livepatch_engine::Engine::new(img.image(), keys);
         let mut plat = image::FilePlatform::new(img);
-        if let Some(dep) = p.depends {
-            if dep != img.build_id.as_slice() {
-                let _ = writeln!(
-                    out,
-                    "note: stacks on payload {}; checked as if it were loaded",
-                    Hex(dep)
-                );
-                return check_stacked(out, &p, img, file, keys);
-            }
+        if let Some(dep) = p.depends
+            && dep != img.build_id.as_slice()
+        {
+            let _ = writeln!(
+                out,
+                "note: stacks on payload {}; checked as if it were loaded",
+                Hex(dep)
+            );
+            return check_stacked(out, &p, img, file, keys);
         }
-        engine
-            .upload(&mut plat, "verify", file)
-            .map_err(|e| Error(format!("refused by the image's checks ({} check): {e}", e.check())))?;
-        let _ = writeln!(out, "image {}: every upload check passes", Hex(&img.build_id));
+        engine.upload(&mut plat, "verify", file).map_err(|e| {
+            Error(format!(
+                "refused by the image's checks ({} check): {e}",
+                e.check()
+            ))
+        })?;
+        let _ = writeln!(
+            out,
+            "image {}: every upload check passes",
+            Hex(&img.build_id)
+        );
     }
     Ok(out)
 }
@@ -166,7 +194,11 @@ fn check_stacked(
         livepatch_engine::load::resolve(&image.symbols, s.name, s.value)
             .map_err(|e| Error(format!("refused by the image's checks: {e}")))?;
     }
-    let _ = writeln!(out, "image {}: build-id and symbols check out", Hex(&img.build_id));
+    let _ = writeln!(
+        out,
+        "image {}: build-id and symbols check out",
+        Hex(&img.build_id)
+    );
     Ok(out)
 }
 
@@ -182,13 +214,22 @@ pub fn inspect(file: &[u8], keys: Option<&[TrustedKey]>) -> Result<String> {
                 },
                 None => "not verified (give --keys)".to_string(),
             };
-            (elf, format!("ed25519 over SHA-256, key {} ({status})", t.key_id))
+            (
+                elf,
+                format!("ed25519 over SHA-256, key {} ({status})", t.key_id),
+            )
         }
         Err(sig::SigError::Unsigned) => (file, "none (unsigned)".to_string()),
         Err(e) => return Err(Error(e.to_string())),
     };
     let p = Payload::parse(elf).map_err(|e| Error(format!("malformed payload: {e}")))?;
-    let _ = writeln!(o, "size:        {} bytes (ELF {} + signature {})", file.len(), elf.len(), file.len() - elf.len());
+    let _ = writeln!(
+        o,
+        "size:        {} bytes (ELF {} + signature {})",
+        file.len(),
+        elf.len(),
+        file.len() - elf.len()
+    );
     let _ = writeln!(o, "signature:   {sig_line}");
     let _ = writeln!(o, "build-id:    {}", Hex(p.build_id));
     let _ = writeln!(o, "hypervisor:  {}", Hex(p.xen_depends));
@@ -205,7 +246,11 @@ pub fn inspect(file: &[u8], keys: Option<&[TrustedKey]>) -> Result<String> {
     }
     let _ = writeln!(o, "functions:   {}", p.funcs.len());
     for f in &p.funcs {
-        let at = if f.old.value == 0 { String::new() } else { format!(" @{:#x}", f.old.value) };
+        let at = if f.old.value == 0 {
+            String::new()
+        } else {
+            format!(" @{:#x}", f.old.value)
+        };
         let new = match f.new {
             Some(s) => format!("{} ({} bytes)", s.name, f.new_size),
             None => format!("NOP x{}", f.new_size),
@@ -229,7 +274,11 @@ pub fn inspect(file: &[u8], keys: Option<&[TrustedKey]>) -> Result<String> {
     let imports: Vec<_> = p.imports().collect();
     let _ = writeln!(o, "imports:     {} hypervisor symbol(s)", imports.len());
     for s in imports {
-        let at = if s.value == 0 { String::new() } else { format!(" @{:#x}", s.value) };
+        let at = if s.value == 0 {
+            String::new()
+        } else {
+            format!(" @{:#x}", s.value)
+        };
         let _ = writeln!(o, "  {}{at}", s.name);
     }
     Ok(o)

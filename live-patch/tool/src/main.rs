@@ -56,7 +56,8 @@ impl Args {
         Ok(v)
     }
     fn need(&mut self, name: &str) -> Result<String> {
-        self.opt(name)?.ok_or_else(|| Error(format!("{name} is required")))
+        self.opt(name)?
+            .ok_or_else(|| Error(format!("{name} is required")))
     }
     fn one(&mut self, what: &str) -> Result<String> {
         if let Some(a) = self.rest.iter().find(|a| a.starts_with("--")) {
@@ -65,7 +66,10 @@ impl Args {
         match self.rest.len() {
             1 => Ok(self.rest.remove(0)),
             0 => Err(Error(format!("missing {what}"))),
-            _ => Err(Error(format!("unexpected arguments: {}", self.rest[1..].join(" ")))),
+            _ => Err(Error(format!(
+                "unexpected arguments: {}",
+                self.rest[1..].join(" ")
+            ))),
         }
     }
 }
@@ -76,7 +80,11 @@ fn run(cmd: &str, mut a: Args) -> Result<()> {
             let comment = a.opt("--comment")?.unwrap_or_default();
             let prefix = PathBuf::from(a.one("PREFIX")?);
             let (s, p, id) = livepatch::keygen(&prefix, &comment)?;
-            println!("key id {id}\nsecret key: {} (keep it private)\npublic key: {} (give it to the hypervisor build)", s.display(), p.display());
+            println!(
+                "key id {id}\nsecret key: {} (keep it private)\npublic key: {} (give it to the hypervisor build)",
+                s.display(),
+                p.display()
+            );
         }
         "sign" => {
             let key = livepatch::secret_key(&PathBuf::from(a.need("--key")?))?;
@@ -84,42 +92,93 @@ fn run(cmd: &str, mut a: Args) -> Result<()> {
             let input = PathBuf::from(a.one("PAYLOAD")?);
             let signed = livepatch::sign(&livepatch::read(&input)?, &key)?;
             std::fs::write(&out, &signed).map_err(|e| Error::io(&out, e))?;
-            println!("{}: signed with key {} ({} bytes)", out.display(), livepatch_format::sig::KeyId::of(&livepatch_format::sig::public_of(&key)), signed.len());
+            println!(
+                "{}: signed with key {} ({} bytes)",
+                out.display(),
+                livepatch_format::sig::KeyId::of(&livepatch_format::sig::public_of(&key)),
+                signed.len()
+            );
         }
         "verify" => {
             let keys = livepatch::public_keys(&PathBuf::from(a.need("--keys")?))?;
-            let image = a.opt("--image")?.map(|p| ImageFile::read(&PathBuf::from(p))).transpose()?;
+            let image = a
+                .opt("--image")?
+                .map(|p| ImageFile::read(&PathBuf::from(p)))
+                .transpose()?;
             let file = PathBuf::from(a.one("PAYLOAD")?);
             let report = livepatch::verify(&livepatch::read(&file)?, &keys, image.as_ref())?;
             print!("{report}");
             println!("{}: OK", file.display());
         }
         "inspect" => {
-            let keys = a.opt("--keys")?.map(|p| livepatch::public_keys(&PathBuf::from(p))).transpose()?;
+            let keys = a
+                .opt("--keys")?
+                .map(|p| livepatch::public_keys(&PathBuf::from(p)))
+                .transpose()?;
             let file = PathBuf::from(a.one("PAYLOAD")?);
-            print!("{}", livepatch::inspect(&livepatch::read(&file)?, keys.as_deref())?);
+            print!(
+                "{}",
+                livepatch::inspect(&livepatch::read(&file)?, keys.as_deref())?
+            );
         }
         "build" => {
             let source = PathBuf::from(a.need("--source")?);
             let image = PathBuf::from(a.need("--image")?);
             let patch = PathBuf::from(a.need("--patch")?);
             let key = PathBuf::from(a.need("--key")?);
-            let stem = patch.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "patch".into());
+            let stem = patch
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "patch".into());
             let name = a.opt("--name")?.unwrap_or(stem);
             if !livepatch_format::valid_name(name.as_bytes()) {
                 return Err(Error(format!("invalid payload name {name:?}")));
             }
-            let output = a.opt("-o")?.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(format!("{name}.livepatch")));
+            let output = a
+                .opt("-o")?
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(format!("{name}.livepatch")));
             let description = a.opt("--description")?;
-            let features = a.opts("--features")?.iter().flat_map(|f| f.split(',').map(String::from).collect::<Vec<_>>()).filter(|f| !f.is_empty()).collect();
+            let features = a
+                .opts("--features")?
+                .iter()
+                .flat_map(|f| f.split(',').map(String::from).collect::<Vec<_>>())
+                .filter(|f| !f.is_empty())
+                .collect();
             let depends = a.opt("--depends")?.map(PathBuf::from);
-            let on_top_of = a.opts("--on-top-of")?.into_iter().map(PathBuf::from).collect();
-            let work = a.opt("--work")?.map(PathBuf::from).unwrap_or_else(|| source.join("target").join("livepatch-build").join(&name));
+            let on_top_of = a
+                .opts("--on-top-of")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect();
+            let work = a
+                .opt("--work")?
+                .map(PathBuf::from)
+                .unwrap_or_else(|| source.join("target").join("livepatch-build").join(&name));
             if let Some(x) = a.rest.first() {
                 return Err(Error(format!("unexpected argument {x}")));
             }
-            let r = build::build(&Options { source, image, patch, on_top_of, depends, key, output, name, description, features, work })?;
-            println!("{}: {} bytes, build-id {}, {} function(s) patched, {} unit(s) in the payload", r.output.display(), r.size, Hex(&r.build_id), r.functions.len(), r.units);
+            let r = build::build(&Options {
+                source,
+                image,
+                patch,
+                on_top_of,
+                depends,
+                key,
+                output,
+                name,
+                description,
+                features,
+                work,
+            })?;
+            println!(
+                "{}: {} bytes, build-id {}, {} function(s) patched, {} unit(s) in the payload",
+                r.output.display(),
+                r.size,
+                Hex(&r.build_id),
+                r.functions.len(),
+                r.units
+            );
             for (n, addr, size) in &r.functions {
                 println!("  {n} @{addr:#x} ({size} bytes)");
             }

@@ -17,7 +17,9 @@
 use super::linked::{Linked, Unit, UnitKind, is_anonymous, symbol_key};
 use crate::{Error, Result};
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind};
-use livepatch_format::elf::{R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PC64, R_X86_64_PLT32};
+use livepatch_format::elf::{
+    R_X86_64_32, R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PC64, R_X86_64_PLT32,
+};
 use livepatch_format::payload::Region;
 use livepatch_format::write::{Builder, FuncSpec, SymId};
 use object::SymbolKind;
@@ -31,13 +33,41 @@ const R_REX_GOTPCRELX: u32 = 42;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ref {
     /// A named symbol (by key) plus addend.
-    Named { key: String, sym: usize, addend: i64 },
-    /// An input section plus offset (the relocation's S+A relative to it).
-    Unit { unit: usize, off: i64 },
+    Named {
+        key: String,
+        sym: usize,
+        addend: i64,
+    },
+    /// An input section plus offset (the relocation's S+A relative to it);
+    /// `at` is where the reference really points, relative to the section.
+    Unit { unit: usize, off: i64, at: i64 },
     /// The GOT slot of a named symbol, plus addend.
-    Got { key: String, sym: usize, addend: i64 },
+    Got {
+        key: String,
+        sym: usize,
+        addend: i64,
+    },
     /// Nothing placed by the map: an output section plus offset.
     Loose { section: String, off: i64 },
+}
+
+impl Ref {
+    /// Without the symbol index (which differs between images).
+    fn strip(self) -> Ref {
+        match self {
+            Ref::Named { key, addend, .. } => Ref::Named {
+                key,
+                sym: 0,
+                addend,
+            },
+            Ref::Got { key, addend, .. } => Ref::Got {
+                key,
+                sym: 0,
+                addend,
+            },
+            r => r,
+        }
+    }
 }
 
 /// One relocation of a unit, made address-independent.
@@ -55,7 +85,8 @@ pub struct URel {
 fn width_of(kind: u32) -> Option<u64> {
     match kind {
         R_X86_64_64 | R_X86_64_PC64 => Some(8),
-        R_X86_64_PC32 | R_X86_64_PLT32 | R_X86_64_32 | R_X86_64_32S | R_GOTPCREL | R_GOTPCRELX | R_REX_GOTPCRELX => Some(4),
+        R_X86_64_PC32 | R_X86_64_PLT32 | R_X86_64_32 | R_X86_64_32S | R_GOTPCREL | R_GOTPCRELX
+        | R_REX_GOTPCRELX => Some(4),
         _ => None,
     }
 }
@@ -106,12 +137,20 @@ impl<'a> View<'a> {
         let mut out = Vec::new();
         for r in l.relocs_in(u.addr, u.size) {
             let sym = &l.symbols[r.sym];
-            let width = width_of(r.kind)
-                .ok_or_else(|| format!("unsupported relocation type {} at {:#x} in {}", r.kind, r.at, u.input))?;
+            let width = width_of(r.kind).ok_or_else(|| {
+                format!(
+                    "unsupported relocation type {} at {:#x} in {}",
+                    r.kind, r.at, u.input
+                )
+            })?;
             if r.at + width > u.addr + u.size {
-                return Err(format!("relocation at {:#x} straddles the end of {}", r.at, u.input));
+                return Err(format!(
+                    "relocation at {:#x} straddles the end of {}",
+                    r.at, u.input
+                ));
             }
-            let named = !is_anonymous(&sym.name) && !matches!(sym.kind, SymbolKind::Section | SymbolKind::File);
+            let named = !is_anonymous(&sym.name)
+                && !matches!(sym.kind, SymbolKind::Section | SymbolKind::File);
             let mut kind = r.kind;
             if matches!(r.kind, R_GOTPCREL | R_GOTPCRELX | R_REX_GOTPCRELX) {
                 let ins = if u.kind == UnitKind::Func {
@@ -120,7 +159,10 @@ impl<'a> View<'a> {
                     return Err(format!("GOT relocation outside a function at {:#x}", r.at));
                 };
                 if !named {
-                    return Err(format!("GOT relocation against an anonymous symbol at {:#x}", r.at));
+                    return Err(format!(
+                        "GOT relocation against an anonymous symbol at {:#x}",
+                        r.at
+                    ));
                 }
                 if ins.mnemonic() == Mnemonic::Lea || ins.op0_kind() == OpKind::NearBranch64 {
                     // The linker relaxed the GOT load into a direct reference.
@@ -157,10 +199,14 @@ impl<'a> View<'a> {
                     let ins = self.decode(u, r.at)?;
                     if ins.is_ip_rel_memory_operand() {
                         ins.ip_rel_memory_address()
-                    } else if matches!(ins.op0_kind(), OpKind::NearBranch64 | OpKind::NearBranch32) {
+                    } else if matches!(ins.op0_kind(), OpKind::NearBranch64 | OpKind::NearBranch32)
+                    {
                         ins.near_branch_target()
                     } else {
-                        return Err(format!("cannot tell what the relocation at {:#x} refers to", r.at));
+                        return Err(format!(
+                            "cannot tell what the relocation at {:#x} refers to",
+                            r.at
+                        ));
                     }
                 } else if pcrel {
                     (sa + width as i64) as u64
@@ -171,6 +217,7 @@ impl<'a> View<'a> {
                     Some(e) => Ref::Unit {
                         unit: e,
                         off: sa - l.units[e].addr as i64,
+                        at: t as i64 - l.units[e].addr as i64,
                     },
                     None => {
                         let sec = l
@@ -178,7 +225,11 @@ impl<'a> View<'a> {
                             .iter()
                             .find(|s| s.alloc && t >= s.addr && t <= s.addr + s.size)
                             .map_or("?", |s| s.name.as_str());
-                        let base = l.sections.iter().find(|s| s.name == sec).map_or(0, |s| s.addr);
+                        let base = l
+                            .sections
+                            .iter()
+                            .find(|s| s.name == sec)
+                            .map_or(0, |s| s.addr);
                         Ref::Loose {
                             section: sec.to_string(),
                             off: sa - base as i64,
@@ -263,16 +314,51 @@ impl<'a, 'b> Cmp<'a, 'b> {
             }
             let same = match (&p.target, &q.target) {
                 (
-                    Ref::Named { key: k1, addend: a1, .. },
-                    Ref::Named { key: k2, addend: a2, .. },
+                    Ref::Named {
+                        key: k1,
+                        addend: a1,
+                        ..
+                    },
+                    Ref::Named {
+                        key: k2,
+                        addend: a2,
+                        ..
+                    },
                 )
-                | (Ref::Got { key: k1, addend: a1, .. }, Ref::Got { key: k2, addend: a2, .. }) => {
-                    k1 == k2 && a1 == a2
-                }
-                (Ref::Unit { unit: u1, off: o1 }, Ref::Unit { unit: u2, off: o2 }) => {
-                    o1 == o2 && self.same_identity(*u1, *u2)
-                }
-                (Ref::Loose { section: s1, off: o1 }, Ref::Loose { section: s2, off: o2 }) => s1 == s2 && o1 == o2,
+                | (
+                    Ref::Got {
+                        key: k1,
+                        addend: a1,
+                        ..
+                    },
+                    Ref::Got {
+                        key: k2,
+                        addend: a2,
+                        ..
+                    },
+                ) => k1 == k2 && a1 == a2,
+                (
+                    Ref::Unit {
+                        unit: u1,
+                        off: o1,
+                        at: t1,
+                    },
+                    Ref::Unit {
+                        unit: u2,
+                        off: o2,
+                        at: t2,
+                    },
+                ) => self.same_target(*u1, *o1, *t1, *u2, *o2, *t2),
+                (
+                    Ref::Loose {
+                        section: s1,
+                        off: o1,
+                    },
+                    Ref::Loose {
+                        section: s2,
+                        off: o2,
+                    },
+                ) => s1 == s2 && o1 == o2,
                 _ => false,
             };
             if !same {
@@ -280,6 +366,93 @@ impl<'a, 'b> Cmp<'a, 'b> {
             }
         }
         true
+    }
+
+    /// Why two units differ (for `LIVEPATCH_DEBUG=1`).
+    pub fn explain(&mut self, a: usize, b: usize) -> String {
+        let (ua, ub) = (&self.x.l.units[a], &self.y.l.units[b]);
+        if ua.size != ub.size || ua.kind != ub.kind {
+            return format!(
+                "size/kind {}/{:?} vs {}/{:?}",
+                ua.size, ua.kind, ub.size, ub.kind
+            );
+        }
+        let (ra, rb) = match (self.x.rels(a), self.y.rels(b)) {
+            (Ok(x), Ok(y)) => (x, y),
+            (x, y) => return format!("relocations: {:?} / {:?}", x.err(), y.err()),
+        };
+        if ra.len() != rb.len() {
+            return format!("{} vs {} relocations", ra.len(), rb.len());
+        }
+        if let (Ok(ba), Ok(bb)) = (self.x.masked(a), self.y.masked(b))
+            && let Some(i) = ba.iter().zip(&bb).position(|(p, q)| p != q)
+        {
+            return format!("bytes differ at +{i:#x}");
+        }
+        for (p, q) in ra.iter().zip(rb.iter()) {
+            let same = p.off == q.off && p.kind == q.kind && {
+                let mut c = Cmp::new(self.x, self.y);
+                match (&p.target, &q.target) {
+                    (
+                        Ref::Unit {
+                            unit: u1,
+                            off: o1,
+                            at: t1,
+                        },
+                        Ref::Unit {
+                            unit: u2,
+                            off: o2,
+                            at: t2,
+                        },
+                    ) => c.same_target(*u1, *o1, *t1, *u2, *o2, *t2),
+                    (x, y) => x.clone().strip() == y.clone().strip(),
+                }
+            };
+            if !same {
+                let show = |l: &Linked, r: &Ref| match r {
+                    Ref::Unit { unit, off, .. } => format!(
+                        "unit {} {:?}{off:+}",
+                        l.units[*unit].input, l.units[*unit].key
+                    ),
+                    other => format!("{other:?}"),
+                };
+                return format!(
+                    "relocation at +{:#x} type {}: {} vs {}",
+                    p.off,
+                    p.kind,
+                    show(self.x.l, &p.target),
+                    show(self.y.l, &q.target)
+                );
+            }
+        }
+        "equal".into()
+    }
+
+    /// Whether two references into units point at the same thing. In
+    /// merged string and constant sections only the referenced item counts
+    /// (the linker merges and reorders them).
+    fn same_target(&mut self, u1: usize, o1: i64, t1: i64, u2: usize, o2: i64, t2: i64) -> bool {
+        let merge = self.x.l.units[u1].merge;
+        if merge.is_some() && merge == self.y.l.units[u2].merge {
+            if o1 - t1 != o2 - t2 {
+                return false;
+            }
+            let item = |l: &Linked, u: usize, t: i64| -> Option<Vec<u8>> {
+                let unit = &l.units[u];
+                let bytes = l.bytes(unit.addr, unit.size)?;
+                let rest = bytes.get(usize::try_from(t).ok()?..)?;
+                Some(match merge {
+                    Some(0) => rest[..rest.iter().position(|&b| b == 0)? + 1].to_vec(),
+                    Some(n) => rest.get(..n as usize)?.to_vec(),
+                    None => return None,
+                })
+            };
+            return match (item(self.x.l, u1, t1), item(self.y.l, u2, t2)) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
+        }
+        o1 == o2 && self.same_identity(u1, u2)
     }
 
     fn same_identity(&mut self, a: usize, b: usize) -> bool {
@@ -307,7 +480,11 @@ fn describe(l: &Linked, u: usize) -> String {
     let name = l
         .symbols
         .iter()
-        .find(|s| s.addr == unit.addr && !is_anonymous(&s.name) && !matches!(s.kind, SymbolKind::Section | SymbolKind::File))
+        .find(|s| {
+            s.addr == unit.addr
+                && !is_anonymous(&s.name)
+                && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
+        })
         .map(|s| xtask::build::demangle(&s.name))
         .unwrap_or_else(|| unit.input.clone());
     format!("{name} ({} of crate {})", unit.input, unit.krate)
@@ -327,6 +504,13 @@ pub fn changes<'a>(b: &mut View<'a>, p: &mut View<'a>) -> Changes {
                 Some(&bu) => {
                     if cmp.equiv(bu, pu) {
                         continue;
+                    }
+                    if std::env::var_os("LIVEPATCH_DEBUG").is_some() {
+                        eprintln!(
+                            "livepatch: changed {}: {}",
+                            describe(pl, pu),
+                            cmp.explain(bu, pu)
+                        );
                     }
                     match kind {
                         UnitKind::Func => ch.changed.push((pu, bu)),
@@ -402,7 +586,10 @@ impl Emit<'_, '_> {
         match r {
             Ref::Named { sym, .. } | Ref::Got { sym, .. } => {
                 let s = &self.p.l.symbols[*sym];
-                self.p.l.unit_at(s.addr).filter(|&u| self.p.l.units[u].addr == s.addr)
+                self.p
+                    .l
+                    .unit_at(s.addr)
+                    .filter(|&u| self.p.l.units[u].addr == s.addr)
             }
             Ref::Unit { unit, .. } => Some(*unit),
             Ref::Loose { .. } => None,
@@ -437,7 +624,9 @@ pub fn plan<'a>(
     xen_build_id: &[u8],
 ) -> Result<Plan> {
     if ch.changed.is_empty() {
-        return Err(Error("the patch changes no function: nothing to live-patch".into()));
+        return Err(Error(
+            "the patch changes no function: nothing to live-patch".into(),
+        ));
     }
     let changed: BTreeSet<usize> = ch.changed.iter().map(|c| c.0).collect();
     let pl = p.l;
@@ -452,9 +641,13 @@ pub fn plan<'a>(
     let mut included: BTreeSet<usize> = changed.clone();
     let mut queue: Vec<usize> = changed.iter().copied().collect();
     while let Some(u) = queue.pop() {
-        let rels = e.p.rels(u).map_err(|m| Error(format!("{}: {m}", describe(pl, u))))?;
+        let rels =
+            e.p.rels(u)
+                .map_err(|m| Error(format!("{}: {m}", describe(pl, u))))?;
         for rel in rels.iter() {
-            let Some(t) = e.target_unit(&rel.target) else { continue };
+            let Some(t) = e.target_unit(&rel.target) else {
+                continue;
+            };
             if !included.contains(&t) && e.include(t)? {
                 included.insert(t);
                 queue.push(t);
@@ -468,7 +661,9 @@ pub fn plan<'a>(
     let mut place: BTreeMap<usize, (Region, usize)> = BTreeMap::new();
     for &u in &included {
         let unit = &pl.units[u];
-        let bytes = pl.bytes(unit.addr, unit.size).ok_or_else(|| Error(format!("{}: no contents", unit.input)))?;
+        let bytes = pl
+            .bytes(unit.addr, unit.size)
+            .ok_or_else(|| Error(format!("{}: no contents", unit.input)))?;
         let a = (unit.align as usize).clamp(1, 4096);
         let (buf, region, maxa) = if unit.kind == UnitKind::Func {
             (&mut text, Region::Text, &mut text_align)
@@ -485,18 +680,19 @@ pub fn plan<'a>(
     let mut got_slots: BTreeMap<String, usize> = BTreeMap::new();
     for &u in &included {
         for rel in e.p.rels(u).map_err(Error)?.iter() {
-            if let Ref::Got { key, .. } = &rel.target {
-                if !got_slots.contains_key(key) {
-                    let off = align_up(ro.len(), 8);
-                    ro.resize(off + 8, 0);
-                    got_slots.insert(key.clone(), off);
-                }
+            if let Ref::Got { key, .. } = &rel.target
+                && !got_slots.contains_key(key)
+            {
+                let off = align_up(ro.len(), 8);
+                ro.resize(off + 8, 0);
+                got_slots.insert(key.clone(), off);
             }
         }
     }
     let mut bld = Builder::new(xen_build_id);
     let text_sec = bld.section(".text", Region::Text, text_align as u64, text);
-    let ro_sec = (!ro.is_empty()).then(|| bld.section(".rodata", Region::ReadOnly, ro_align as u64, ro));
+    let ro_sec =
+        (!ro.is_empty()).then(|| bld.section(".rodata", Region::ReadOnly, ro_align as u64, ro));
     let mut local: BTreeMap<usize, SymId> = BTreeMap::new();
     for (&u, &(region, off)) in &place {
         let unit = &pl.units[u];
@@ -507,8 +703,21 @@ pub fn plan<'a>(
         } else {
             format!("{}@{:#x}", unit.input, unit.addr)
         };
-        let sec = if region == Region::Text { text_sec } else { ro_sec.expect("rodata placed") };
-        local.insert(u, bld.define(&name, sec, off as u64, unit.size, unit.kind == UnitKind::Func));
+        let sec = if region == Region::Text {
+            text_sec
+        } else {
+            ro_sec.expect("rodata placed")
+        };
+        local.insert(
+            u,
+            bld.define(
+                &name,
+                sec,
+                off as u64,
+                unit.size,
+                unit.kind == UnitKind::Func,
+            ),
+        );
     }
     // Imports: the running image's symbol for a key.
     let import = |bld: &mut Builder, key: &str, what: &str| -> Result<SymId> {
@@ -521,19 +730,29 @@ pub fn plan<'a>(
     };
     let mut got_syms: BTreeMap<String, SymId> = BTreeMap::new();
     for (&u, &(region, base)) in &place {
-        let sec = if region == Region::Text { text_sec } else { ro_sec.expect("rodata placed") };
+        let sec = if region == Region::Text {
+            text_sec
+        } else {
+            ro_sec.expect("rodata placed")
+        };
         let rels = e.p.rels(u).map_err(Error)?;
         for rel in rels.iter() {
             let field = base as u64 + rel.off;
             let (sym, addend) = match &rel.target {
                 Ref::Named { key, sym, addend } => {
                     let s = &pl.symbols[*sym];
-                    match e.target_unit(&rel.target).and_then(|t| local.get(&t).map(|id| (t, *id))) {
+                    match e
+                        .target_unit(&rel.target)
+                        .and_then(|t| local.get(&t).map(|id| (t, *id)))
+                    {
                         Some((t, id)) => (id, s.addr as i64 - pl.units[t].addr as i64 + addend),
-                        None => (import(&mut bld, key, &xtask::build::demangle(&s.name))?, *addend),
+                        None => (
+                            import(&mut bld, key, &xtask::build::demangle(&s.name))?,
+                            *addend,
+                        ),
                     }
                 }
-                Ref::Unit { unit, off } => match local.get(unit) {
+                Ref::Unit { unit, off, .. } => match local.get(unit) {
                     Some(id) => (*id, *off),
                     None => {
                         let ru = e.r_unit(*unit).ok_or_else(|| {
@@ -551,7 +770,12 @@ pub fn plan<'a>(
                                     && !is_anonymous(&s.name)
                                     && !matches!(s.kind, SymbolKind::Section | SymbolKind::File)
                             })
-                            .ok_or_else(|| Error(format!("no symbol names {} in the running image", ruu.input)))?;
+                            .ok_or_else(|| {
+                                Error(format!(
+                                    "no symbol names {} in the running image",
+                                    ruu.input
+                                ))
+                            })?;
                         (bld.import(&xtask::build::demangle(&s.name), s.addr), *off)
                     }
                 },
@@ -561,11 +785,17 @@ pub fn plan<'a>(
                         Some(id) => *id,
                         None => {
                             let ro_sec = ro_sec.expect("rodata holds GOT slots");
-                            let id = bld.define(&format!("got:{key}"), ro_sec, slot as u64, 8, false);
+                            let id =
+                                bld.define(&format!("got:{key}"), ro_sec, slot as u64, 8, false);
                             let s = &pl.symbols[*sym];
-                            let (tsym, tadd) = match e.target_unit(&rel.target).and_then(|t| local.get(&t).map(|id| (t, *id))) {
+                            let (tsym, tadd) = match e
+                                .target_unit(&rel.target)
+                                .and_then(|t| local.get(&t).map(|id| (t, *id)))
+                            {
                                 Some((t, id)) => (id, s.addr as i64 - pl.units[t].addr as i64),
-                                None => (import(&mut bld, key, &xtask::build::demangle(&s.name))?, 0),
+                                None => {
+                                    (import(&mut bld, key, &xtask::build::demangle(&s.name))?, 0)
+                                }
                             };
                             bld.reloc(ro_sec, slot as u64, R_X86_64_64, tsym, tadd);
                             got_syms.insert(key.clone(), id);
@@ -587,15 +817,22 @@ pub fn plan<'a>(
     // One record per changed function.
     let mut functions = Vec::new();
     for &(pu, _bu) in &ch.changed {
-        let ru = e
-            .r_unit(pu)
-            .ok_or_else(|| Error(format!("{} has no counterpart in the running image", describe(pl, pu))))?;
+        let ru = e.r_unit(pu).ok_or_else(|| {
+            Error(format!(
+                "{} has no counterpart in the running image",
+                describe(pl, pu)
+            ))
+        })?;
         let fs = r
             .func_symbol(ru)
             .ok_or_else(|| Error(format!("no function symbol at {}", r.units[ru].input)))?;
         let name = xtask::build::demangle(&fs.name);
         let head = r.bytes(fs.addr, fs.size.min(31)).unwrap_or(&[]);
-        let skip = if head.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) { 4 } else { 0 };
+        let skip = if head.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) {
+            4
+        } else {
+            0
+        };
         if fs.size < skip + 5 {
             return Err(Error(format!(
                 "function {name} is {} bytes, too small for the 5-byte jump{} (it cannot be live-patched; patch its callers instead)",

@@ -5,7 +5,10 @@
 
 use crate::{Error, Result};
 use object::read::elf::ElfFile64;
-use object::{LittleEndian, Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionFlags, SymbolKind};
+use object::{
+    LittleEndian, Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget,
+    SectionFlags, SymbolKind,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -35,6 +38,9 @@ pub struct Unit {
     /// Stable identity across builds (None: anonymous, matched by content).
     pub key: Option<String>,
     pub kind: UnitKind,
+    /// Mergeable section: `Some(0)` strings (`.rodata.str*`), `Some(n)`
+    /// n-byte constants (`.rodata.cstN`).
+    pub merge: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -128,8 +134,18 @@ fn classify(out: &str, input: &str, krate: &str) -> (Option<String>, UnitKind) {
     for p in PREFIXES {
         if let Some(rest) = input.strip_prefix(p) {
             if rest.starts_with("_ZN") || rest.starts_with("_R") {
-                let kind = if out == ".text" { UnitKind::Func } else { data_kind };
-                let group = if kind == UnitKind::Func { ".text" } else { p.trim_end_matches('.') };
+                let kind = if out == ".text" {
+                    UnitKind::Func
+                } else {
+                    data_kind
+                };
+                // .data and .bss are one group: a static whose initial value
+                // becomes non-zero moves from .bss to .data.
+                let group = match kind {
+                    UnitKind::Func => ".text",
+                    UnitKind::Writable => ".data",
+                    _ => ".rodata",
+                };
                 return (Some(format!("{group}:{}", strip_llvm(rest))), kind);
             }
             if is_anonymous(rest) && out != ".text" {
@@ -165,7 +181,8 @@ impl Linked {
 
     pub fn parse(what: &str, data: &[u8], map: &str) -> Result<Self> {
         let bad = |m: String| Error(format!("{what}: {m}"));
-        let file = ElfFile64::<LittleEndian>::parse(data).map_err(|e| bad(format!("not an ELF image: {e}")))?;
+        let file = ElfFile64::<LittleEndian>::parse(data)
+            .map_err(|e| bad(format!("not an ELF image: {e}")))?;
         let build_id = match file.build_id() {
             Ok(Some(id)) => id.to_vec(),
             _ => Vec::new(),
@@ -178,7 +195,11 @@ impl Linked {
                 _ => false,
             };
             index_of.insert(s.index().0, sections.len());
-            let data = if alloc { s.data().unwrap_or(&[]).to_vec() } else { Vec::new() };
+            let data = if alloc {
+                s.data().unwrap_or(&[]).to_vec()
+            } else {
+                Vec::new()
+            };
             sections.push(OutSection {
                 name: s.name().unwrap_or("").to_string(),
                 addr: s.address(),
@@ -210,9 +231,9 @@ impl Linked {
                     continue;
                 };
                 let sym = match r.target() {
-                    RelocationTarget::Symbol(i) => *sym_pos
-                        .get(&i.0)
-                        .ok_or_else(|| bad(format!("relocation at {off:#x} against an unknown symbol")))?,
+                    RelocationTarget::Symbol(i) => *sym_pos.get(&i.0).ok_or_else(|| {
+                        bad(format!("relocation at {off:#x} against an unknown symbol"))
+                    })?,
                     _ => return Err(bad(format!("relocation at {off:#x} without a symbol"))),
                 };
                 if r_type == object::elf::R_X86_64_NONE {
@@ -227,17 +248,41 @@ impl Linked {
             }
         }
         if relocs.is_empty() {
-            return Err(bad("no relocations (was it linked with --emit-relocs?)".into()));
+            return Err(bad(
+                "no relocations (was it linked with --emit-relocs?)".into()
+            ));
         }
         relocs.sort_by_key(|r| r.at);
         let mut units = parse_map(map, &sections).map_err(|m| bad(format!("linker map: {m}")))?;
         // `#[no_mangle]` functions have unmangled section names: a
         // `.text.NAME` section holding the function symbol NAME is a function.
         for u in units.iter_mut().filter(|u| u.kind == UnitKind::Other) {
-            let Some(rest) = u.input.strip_prefix(".text.") else { continue };
-            if symbols.iter().any(|s| s.kind == SymbolKind::Text && s.addr == u.addr && s.name == rest) {
+            let Some(rest) = u.input.strip_prefix(".text.") else {
+                continue;
+            };
+            if symbols
+                .iter()
+                .any(|s| s.kind == SymbolKind::Text && s.addr == u.addr && s.name == rest)
+            {
                 u.kind = UnitKind::Func;
                 u.key = Some(format!(".text:{rest}"));
+            }
+        }
+        // Read-only data named after a function (its jump tables and
+        // constants) belongs to that function: compare it by content. Only
+        // data a named object symbol starts is a static with an identity.
+        for u in units
+            .iter_mut()
+            .filter(|u| u.kind == UnitKind::ReadOnly && u.key.is_some())
+        {
+            let is_static = symbols.iter().any(|s| {
+                s.kind == SymbolKind::Data
+                    && s.addr == u.addr
+                    && u.input.ends_with(strip_llvm(&s.name))
+                    && !s.name.is_empty()
+            });
+            if !is_static {
+                u.key = None;
             }
         }
         let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -305,7 +350,10 @@ impl Linked {
     pub fn symbols_with_key(&self, key: &str) -> impl Iterator<Item = &Sym> + '_ {
         let key = key.to_string();
         self.symbols.iter().filter(move |s| {
-            !is_anonymous(&s.name) && s.kind != SymbolKind::Section && s.kind != SymbolKind::File && symbol_key(&s.name) == key
+            !is_anonymous(&s.name)
+                && s.kind != SymbolKind::Section
+                && s.kind != SymbolKind::File
+                && symbol_key(&s.name) == key
         })
     }
 }
@@ -361,6 +409,13 @@ fn parse_map(map: &str, sections: &[OutSection]) -> std::result::Result<Vec<Unit
                 }
                 let krate = crate_of(object);
                 let (key, kind) = classify(&out, input, &krate);
+                let merge = if input.starts_with(".rodata.str") {
+                    Some(0)
+                } else {
+                    input
+                        .strip_prefix(".rodata.cst")
+                        .and_then(|n| n.parse().ok())
+                };
                 units.push(Unit {
                     addr,
                     size,
@@ -370,6 +425,7 @@ fn parse_map(map: &str, sections: &[OutSection]) -> std::result::Result<Vec<Unit
                     krate,
                     key,
                     kind,
+                    merge,
                 });
             }
             _ => {}
@@ -390,15 +446,42 @@ mod tests {
 
     #[test]
     fn keys_and_crates() {
-        assert_eq!(strip_llvm("_ZN3foo3bar17h0123456789abcdefE.llvm.12345"), "_ZN3foo3bar17h0123456789abcdefE");
+        assert_eq!(
+            strip_llvm("_ZN3foo3bar17h0123456789abcdefE.llvm.12345"),
+            "_ZN3foo3bar17h0123456789abcdefE"
+        );
         assert_eq!(strip_llvm("a.llvm.x"), "a.llvm.x");
-        assert_eq!(crate_of("/t/release/deps/warden-f087.warden.8a58-cgu.4.rcgu.o"), "warden");
-        assert_eq!(crate_of("/t/deps/libhvcore-1234.rlib(hvcore-1234.hvcore.ab-cgu.0.rcgu.o)"), "hvcore");
-        assert_eq!(classify(".text", ".text._ZN1a1b17hE", "w"), (Some(".text:_ZN1a1b17hE".into()), UnitKind::Func));
-        assert_eq!(classify(".text", ".text.unlikely._RNvC1a1b", "w"), (Some(".text:_RNvC1a1b".into()), UnitKind::Func));
-        assert_eq!(classify(".rodata", ".rodata..Lanon.abc.3", "w"), (None, UnitKind::ReadOnly));
-        assert_eq!(classify(".rodata", ".data.rel.ro..L__unnamed_1", "w"), (None, UnitKind::ReadOnly));
-        assert_eq!(classify(".bss", ".bss._ZN1a5STATE17hE", "w"), (Some(".bss:_ZN1a5STATE17hE".into()), UnitKind::Writable));
-        assert_eq!(classify(".text", ".text.boot", "warden"), (Some("other:warden:.text.boot".into()), UnitKind::Other));
+        assert_eq!(
+            crate_of("/t/release/deps/warden-f087.warden.8a58-cgu.4.rcgu.o"),
+            "warden"
+        );
+        assert_eq!(
+            crate_of("/t/deps/libhvcore-1234.rlib(hvcore-1234.hvcore.ab-cgu.0.rcgu.o)"),
+            "hvcore"
+        );
+        assert_eq!(
+            classify(".text", ".text._ZN1a1b17hE", "w"),
+            (Some(".text:_ZN1a1b17hE".into()), UnitKind::Func)
+        );
+        assert_eq!(
+            classify(".text", ".text.unlikely._RNvC1a1b", "w"),
+            (Some(".text:_RNvC1a1b".into()), UnitKind::Func)
+        );
+        assert_eq!(
+            classify(".rodata", ".rodata..Lanon.abc.3", "w"),
+            (None, UnitKind::ReadOnly)
+        );
+        assert_eq!(
+            classify(".rodata", ".data.rel.ro..L__unnamed_1", "w"),
+            (None, UnitKind::ReadOnly)
+        );
+        assert_eq!(
+            classify(".bss", ".bss._ZN1a5STATE17hE", "w"),
+            (Some(".data:_ZN1a5STATE17hE".into()), UnitKind::Writable)
+        );
+        assert_eq!(
+            classify(".text", ".text.boot", "warden"),
+            (Some("other:warden:.text.boot".into()), UnitKind::Other)
+        );
     }
 }

@@ -94,7 +94,13 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 fn apply_patch(dir: &Path, patch: &Path) -> Result<()> {
     let patch = std::fs::canonicalize(patch).map_err(|e| Error::io(patch, e))?;
     let out = Command::new("patch")
-        .args(["-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-i"])
+        .args([
+            "-p1",
+            "--batch",
+            "--forward",
+            "--no-backup-if-mismatch",
+            "-i",
+        ])
         .arg(&patch)
         .current_dir(dir)
         .output()
@@ -111,7 +117,12 @@ fn apply_patch(dir: &Path, patch: &Path) -> Result<()> {
 }
 
 /// Build the image in `dir` for analysis; returns (ELF, map).
-fn build_tree(dir: &Path, target: &Path, features: &[String], what: &str) -> Result<(PathBuf, PathBuf)> {
+fn build_tree(
+    dir: &Path,
+    target: &Path,
+    features: &[String],
+    what: &str,
+) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let map = target.join(format!("{what}.map"));
     let flags = format!(
@@ -122,7 +133,16 @@ fn build_tree(dir: &Path, target: &Path, features: &[String], what: &str) -> Res
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
-        .args(["build", "--release", "--package", "warden", "--bin", "warden", "--target", xtask::build::TARGET])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "warden",
+            "--bin",
+            "warden",
+            "--target",
+            xtask::build::TARGET,
+        ])
         .arg("--target-dir")
         .arg(target)
         .env("RUSTFLAGS", &flags)
@@ -134,12 +154,22 @@ fn build_tree(dir: &Path, target: &Path, features: &[String], what: &str) -> Res
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
-    eprintln!("livepatch: building the {what} hypervisor ({})", dir.display());
-    let status = cmd.status().map_err(|e| Error(format!("cannot run cargo: {e}")))?;
+    eprintln!(
+        "livepatch: building the {what} hypervisor ({})",
+        dir.display()
+    );
+    let status = cmd
+        .status()
+        .map_err(|e| Error(format!("cannot run cargo: {e}")))?;
     if !status.success() {
-        return Err(Error(format!("building the {what} hypervisor failed ({status})")));
+        return Err(Error(format!(
+            "building the {what} hypervisor failed ({status})"
+        )));
     }
-    let elf = target.join(xtask::build::TARGET).join("release").join("warden");
+    let elf = target
+        .join(xtask::build::TARGET)
+        .join("release")
+        .join("warden");
     let keep = target.join(format!("{what}.elf"));
     std::fs::copy(&elf, &keep).map_err(|e| Error::io(&elf, e))?;
     Ok((keep, map))
@@ -166,10 +196,20 @@ pub fn check_reproduces(image: &[u8], built: &[u8]) -> Result<()> {
         if matches!(name.as_str(), ".note.gnu.build-id" | ".wsymtab" | ".bss") {
             continue;
         }
-        let da = a.section_by_name(&name).and_then(|s| s.data().ok()).unwrap_or(&[]);
-        let db = b.section_by_name(&name).and_then(|s| s.data().ok()).unwrap_or(&[]);
+        let da = a
+            .section_by_name(&name)
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        let db = b
+            .section_by_name(&name)
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
         if da != db {
-            let at = da.iter().zip(db).position(|(x, y)| x != y).unwrap_or(da.len().min(db.len()));
+            let at = da
+                .iter()
+                .zip(db)
+                .position(|(x, y)| x != y)
+                .unwrap_or(da.len().min(db.len()));
             return Err(Error(format!(
                 "the original source does not reproduce the image: {name} differs at {:#x}; {hint}",
                 addr + at as u64
@@ -182,7 +222,8 @@ pub fn check_reproduces(image: &[u8], built: &[u8]) -> Result<()> {
 /// Run `livepatch build`.
 pub fn build(o: &Options) -> Result<Report> {
     let image_bytes = crate::read(&o.image)?;
-    let image = ImageFile::parse(&image_bytes).map_err(|e| Error(format!("{}: {e}", o.image.display())))?;
+    let image =
+        ImageFile::parse(&image_bytes).map_err(|e| Error(format!("{}: {e}", o.image.display())))?;
     let seed = crate::secret_key(&o.key)?;
     let depends = match &o.depends {
         Some(p) => {
@@ -190,14 +231,19 @@ pub fn build(o: &Options) -> Result<Report> {
             let (elf, _) = sig::split(&f).map_err(|e| Error(format!("{}: {e}", p.display())))?;
             let pl = Payload::parse(elf).map_err(|e| Error(format!("{}: {e}", p.display())))?;
             if pl.xen_depends != image.build_id.as_slice() {
-                return Err(Error(format!("{} is for another hypervisor build", p.display())));
+                return Err(Error(format!(
+                    "{} is for another hypervisor build",
+                    p.display()
+                )));
             }
             Some(pl.build_id.to_vec())
         }
         None => None,
     };
     if !o.on_top_of.is_empty() && depends.is_none() {
-        return Err(Error("--on-top-of needs --depends (the lower payload's file)".into()));
+        return Err(Error(
+            "--on-top-of needs --depends (the lower payload's file)".into(),
+        ));
     }
     if o.work.exists() {
         std::fs::remove_dir_all(&o.work).map_err(|e| Error::io(&o.work, e))?;
@@ -213,7 +259,11 @@ pub fn build(o: &Options) -> Result<Report> {
     // hashes, so a shared dir would mix their artifacts.
     let (r_elf, r_map) = build_tree(&dirs("orig"), &dirs("target-orig"), &o.features, "original")?;
     check_reproduces(&image_bytes, &crate::read(&r_elf)?)?;
-    eprintln!("livepatch: the original build reproduces {} (build-id {})", o.image.display(), Hex(&image.build_id));
+    eprintln!(
+        "livepatch: the original build reproduces {} (build-id {})",
+        o.image.display(),
+        Hex(&image.build_id)
+    );
     let base = if o.on_top_of.is_empty() {
         None
     } else {
@@ -221,9 +271,19 @@ pub fn build(o: &Options) -> Result<Report> {
         for lower in &o.on_top_of {
             apply_patch(&dirs("base"), lower)?;
         }
-        Some(build_tree(&dirs("base"), &dirs("target-base"), &o.features, "base")?)
+        Some(build_tree(
+            &dirs("base"),
+            &dirs("target-base"),
+            &o.features,
+            "base",
+        )?)
     };
-    let (p_elf, p_map) = build_tree(&dirs("patched"), &dirs("target-patched"), &o.features, "patched")?;
+    let (p_elf, p_map) = build_tree(
+        &dirs("patched"),
+        &dirs("target-patched"),
+        &o.features,
+        "patched",
+    )?;
     let r = Linked::read("original build", &r_elf, &r_map)?;
     let b_owned = match &base {
         Some((e, m)) => Some(Linked::read("base build", e, m)?),
@@ -248,20 +308,29 @@ pub fn build(o: &Options) -> Result<Report> {
     if let Some(d) = &o.description {
         plan.builder.meta("description", d);
     }
-    let patch_name = o.patch.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let patch_name = o
+        .patch
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     plan.builder.meta("patch", &patch_name);
-    plan.builder.meta("tool", concat!("livepatch ", env!("CARGO_PKG_VERSION")));
+    plan.builder
+        .meta("tool", concat!("livepatch ", env!("CARGO_PKG_VERSION")));
     let elf = plan.builder.build();
     let signed = crate::sign(&elf, &seed)?;
     // The hypervisor's own checks, against the image.
     let key = [TrustedKey::new(sig::public_of(&seed))];
-    crate::verify(&signed, &key, Some(&image)).map_err(|e| Error(format!("the payload fails the hypervisor's checks: {e}")))?;
+    crate::verify(&signed, &key, Some(&image))
+        .map_err(|e| Error(format!("the payload fails the hypervisor's checks: {e}")))?;
     if let Some(dir) = o.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     std::fs::write(&o.output, &signed).map_err(|e| Error::io(&o.output, e))?;
     let (elf_part, _) = sig::split(&signed).map_err(|e| Error(e.to_string()))?;
-    let build_id = Payload::parse(elf_part).map_err(|e| Error(e.to_string()))?.build_id.to_vec();
+    let build_id = Payload::parse(elf_part)
+        .map_err(|e| Error(e.to_string()))?
+        .build_id
+        .to_vec();
     Ok(Report {
         output: o.output.clone(),
         size: signed.len(),
