@@ -22,21 +22,34 @@ fn ring_verify(file: &[u8], public: &[u8; 32]) -> bool {
     ctx.update(&t[..32]);
     ctx.update(&t[96..]);
     let d = ctx.finish();
-    UnparsedPublicKey::new(&ED25519, public).verify(d.as_ref(), &t[32..96]).is_ok()
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(d.as_ref(), &t[32..96])
+        .is_ok()
 }
 
 fn main() {
     let seed = [0x5au8; 32];
     let public = sig::public_of(&seed);
     let keys = [TrustedKey::new(public)];
-    println!("| payload size | Warden (sha2 + ed25519-dalek) | ring 0.17 (same scheme) | ratio (ring / Warden) |");
+    println!(
+        "| payload size | Warden (sha2 + ed25519-dalek) | ring 0.17 (same scheme) | ratio (ring / Warden) |"
+    );
     println!("|---|---|---|---|");
-    for size in [4 << 10, 64 << 10, 256 << 10, 1 << 20, (2 << 20) - TRAILER_LEN] {
+    for size in [
+        4 << 10,
+        64 << 10,
+        256 << 10,
+        1 << 20,
+        (2 << 20) - TRAILER_LEN,
+    ] {
         let elf: Vec<u8> = (0..size).map(|i| (i * 31 + 7) as u8).collect();
         let mut file = elf.clone();
         file.extend_from_slice(&sig::sign(&elf, &seed));
         assert!(sig::verify(&file, &keys).is_ok());
-        assert!(ring_verify(&file, &public), "ring must accept Warden's signature");
+        assert!(
+            ring_verify(&file, &public),
+            "ring must accept Warden's signature"
+        );
         let mut bad = file.clone();
         bad[size / 2] ^= 1;
         assert!(sig::verify(&bad, &keys).is_err() && !ring_verify(&bad, &public));
@@ -55,7 +68,19 @@ fn main() {
             r.push(t.elapsed().as_secs_f64() / iters as f64);
         }
         let (w, r) = (median(w), median(r));
-        let fmt = |s: f64| if s < 1e-3 { format!("{:.1} µs", s * 1e6) } else { format!("{:.3} ms", s * 1e3) };
-        println!("| {} KiB | {} | {} | {:.2}x |", (size + TRAILER_LEN) >> 10, fmt(w), fmt(r), r / w);
+        let fmt = |s: f64| {
+            if s < 1e-3 {
+                format!("{:.1} µs", s * 1e6)
+            } else {
+                format!("{:.3} ms", s * 1e3)
+            }
+        };
+        println!(
+            "| {} KiB | {} | {} | {:.2}x |",
+            (size + TRAILER_LEN) >> 10,
+            fmt(w),
+            fmt(r),
+            r / w
+        );
     }
 }

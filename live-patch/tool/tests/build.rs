@@ -15,6 +15,15 @@ fn root() -> PathBuf {
         .unwrap()
 }
 
+/// The production image, built once for both tests (xtask's temporary file
+/// name is per process, so two threads must not build it at once).
+fn image() -> PathBuf {
+    static IMAGE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    IMAGE
+        .get_or_init(|| xtask::build::build_image(false).expect("build the image"))
+        .clone()
+}
+
 fn scratch() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("livepatch-build");
     let _ = std::fs::remove_dir_all(&d);
@@ -24,12 +33,20 @@ fn scratch() -> PathBuf {
 
 /// A unified diff replacing `from` by `to` in the source file `rel`.
 fn diff(dir: &Path, name: &str, rel: &str, from: &str, to: &str) -> PathBuf {
+    diff_all(dir, name, rel, &[(from, to)])
+}
+
+/// A unified diff making several replacements in one source file.
+fn diff_all(dir: &Path, name: &str, rel: &str, edits: &[(&str, &str)]) -> PathBuf {
     let orig = std::fs::read_to_string(root().join(rel)).unwrap();
-    assert!(
-        orig.contains(from),
-        "{rel} no longer contains {from:?}; update this test"
-    );
-    let new = orig.replacen(from, to, 1);
+    let mut new = orig.clone();
+    for (from, to) in edits {
+        assert!(
+            new.contains(from),
+            "{rel} no longer contains {from:?}; update this test"
+        );
+        new = new.replacen(from, to, 1);
+    }
     let (a, b) = (dir.join(format!("{name}.a")), dir.join(format!("{name}.b")));
     std::fs::write(&a, orig).unwrap();
     std::fs::write(&b, new).unwrap();
@@ -52,7 +69,7 @@ fn diff(dir: &Path, name: &str, rel: &str, from: &str, to: &str) -> PathBuf {
 
 #[test]
 fn build_payloads_from_source_patches() {
-    let image = xtask::build::build_image(false).expect("build the image");
+    let image = image();
     let d = scratch();
     livepatch::keygen_from_seed(&d.join("k"), "test", &[9; 32]).unwrap();
     let opts = |name: &str, patch: PathBuf| Options {
@@ -120,6 +137,29 @@ fn build_payloads_from_source_patches() {
         "{e}"
     );
 
+    // A struct gains a field (it lives on the stack only, so no static
+    // shows it): refused from the type information.
+    let p = diff_all(
+        &d,
+        "layout",
+        "hypervisor/src/image.rs",
+        &[
+            (
+                "    pub data: PhysRange,\n}",
+                "    pub data: PhysRange,\n    pub generation: u64,\n}",
+            ),
+            (
+                "        data: PhysRange::new(addr!(__data_start), addr!(__bss_end)),\n",
+                "        data: PhysRange::new(addr!(__data_start), addr!(__bss_end)),\n        generation: 1,\n",
+            ),
+        ],
+    );
+    let e = build(&opts("layout", p)).unwrap_err().0;
+    assert!(
+        e.contains("changed data layout: warden::image::Layout (size 64 -> 72 bytes)"),
+        "{e}"
+    );
+
     // A comment-only change patches nothing.
     let p = diff(
         &d,
@@ -144,7 +184,7 @@ fn build_payloads_from_source_patches() {
 
 #[test]
 fn a_different_image_is_not_reproduced() {
-    let image = xtask::build::build_image(false).expect("build the image");
+    let image = image();
     let data = std::fs::read(&image).unwrap();
     check_reproduces(&data, &data).unwrap();
     let f = ImageFile::parse(&data).unwrap();

@@ -20,6 +20,7 @@
 //!    checks on it against the given image.
 
 pub mod diff;
+pub mod layout;
 pub mod linked;
 
 use crate::image::ImageFile;
@@ -130,6 +131,24 @@ fn build_tree(
         xtask::build::RUSTFLAGS,
         map.display()
     );
+    let elf = cargo_build(dir, target, features, what, &flags, "1")?;
+    Ok((elf, map))
+}
+
+/// Build the image in `dir` with full debug info (types) for the layout check.
+fn build_tree_dwarf(dir: &Path, target: &Path, features: &[String], what: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    cargo_build(dir, target, features, what, xtask::build::RUSTFLAGS, "2")
+}
+
+fn cargo_build(
+    dir: &Path,
+    target: &Path,
+    features: &[String],
+    what: &str,
+    flags: &str,
+    debug: &str,
+) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
@@ -145,17 +164,22 @@ fn build_tree(
         ])
         .arg("--target-dir")
         .arg(target)
-        .env("RUSTFLAGS", &flags)
+        .env("RUSTFLAGS", flags)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("WARDEN_TARGET_DIR")
         .env("CARGO_PROFILE_RELEASE_STRIP", "none")
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "1");
+        .env("CARGO_PROFILE_RELEASE_DEBUG", debug);
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
+    let label = if debug == "2" {
+        " with type information"
+    } else {
+        ""
+    };
     eprintln!(
-        "livepatch: building the {what} hypervisor ({})",
+        "livepatch: building the {what} hypervisor{label} ({})",
         dir.display()
     );
     let status = cmd
@@ -172,7 +196,7 @@ fn build_tree(
         .join("warden");
     let keep = target.join(format!("{what}.elf"));
     std::fs::copy(&elf, &keep).map_err(|e| Error::io(&elf, e))?;
-    Ok((keep, map))
+    Ok(keep)
 }
 
 /// Check that `built` has the same loaded contents as `image`.
@@ -301,6 +325,38 @@ pub fn build(o: &Options) -> Result<Report> {
         )));
     }
     let mut plan = diff::plan(&r, b, &mut pv, &ch, &image.build_id)?;
+    // Data layouts, from full type information (base and patched trees).
+    let base_dir = if o.on_top_of.is_empty() {
+        dirs("orig")
+    } else {
+        dirs("base")
+    };
+    let la = layout::layouts(&crate::read(&build_tree_dwarf(
+        &base_dir,
+        &dirs("target-base-dwarf"),
+        &o.features,
+        "base",
+    )?)?)?;
+    let lb = layout::layouts(&crate::read(&build_tree_dwarf(
+        &dirs("patched"),
+        &dirs("target-patched-dwarf"),
+        &o.features,
+        "patched",
+    )?)?)?;
+    if std::env::var_os("LIVEPATCH_DEBUG").is_some() {
+        eprintln!(
+            "livepatch: {} / {} type layouts compared",
+            la.len(),
+            lb.len()
+        );
+    }
+    let layout_changes = layout::changed(&la, &lb);
+    if !layout_changes.is_empty() {
+        return Err(Error(format!(
+            "this patch cannot be applied live:\n  - {}",
+            layout_changes.join("\n  - ")
+        )));
+    }
     if let Some(d) = &depends {
         plan.builder.depends(d);
     }
