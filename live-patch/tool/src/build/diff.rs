@@ -542,6 +542,22 @@ pub fn changes<'a>(b: &mut View<'a>, p: &mut View<'a>) -> Changes {
         }
     }
     ch.changed.sort();
+    // Symbol hashes depend on crate metadata (versions, features, the
+    // lock file). If most functions have no counterpart, the two builds are
+    // not of the same crates: say so instead of listing everything.
+    let funcs = pl.units.iter().filter(|u| u.kind == UnitKind::Func).count();
+    let unpaired = ch
+        .new
+        .iter()
+        .filter(|&&u| pl.units[u].kind == UnitKind::Func)
+        .count();
+    if funcs > 0 && unpaired * 2 > funcs {
+        ch.refusals = vec![format!(
+            "{unpaired} of {funcs} functions of the patched build have no counterpart in the original: \
+             symbol hashes differ, so the patch changes crate metadata (Cargo.toml, Cargo.lock, features); \
+             such a change cannot be live-patched"
+        )];
+    }
     ch
 }
 
