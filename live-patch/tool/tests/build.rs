@@ -38,7 +38,21 @@ fn diff(dir: &Path, name: &str, rel: &str, from: &str, to: &str) -> PathBuf {
 
 /// A unified diff making several replacements in one source file.
 fn diff_all(dir: &Path, name: &str, rel: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let orig = std::fs::read_to_string(root().join(rel)).unwrap();
+    diff_on(dir, name, rel, &[], edits)
+}
+
+/// A unified diff of `edits` against the source with `below` already applied.
+fn diff_on(
+    dir: &Path,
+    name: &str,
+    rel: &str,
+    below: &[(&str, &str)],
+    edits: &[(&str, &str)],
+) -> PathBuf {
+    let mut orig = std::fs::read_to_string(root().join(rel)).unwrap();
+    for (from, to) in below {
+        orig = orig.replacen(from, to, 1);
+    }
     let mut new = orig.clone();
     for (from, to) in edits {
         assert!(
@@ -108,6 +122,41 @@ fn build_payloads_from_source_patches() {
         "{inspect}"
     );
     assert!(inspect.contains("metadata:    name=section"), "{inspect}");
+
+    // A payload stacked on that one, changing another function.
+    let section_edit = [(
+        "Some(\".text (read-only, executable)\")",
+        "Some(\".text (read-only, executable; live-patched)\")",
+    )];
+    let p = diff_on(
+        &d,
+        "stacked",
+        "hypervisor/src/image.rs",
+        &section_edit,
+        &[("f.write_str(\"<none>\")", "f.write_str(\"<no build-id>\")")],
+    );
+    let mut o = opts("stacked", p);
+    o.depends = Some(r.output.clone());
+    o.on_top_of = vec![d.join("section.diff")];
+    let s = build(&o).expect("build the stacked payload");
+    let names: Vec<&str> = s.functions.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["<warden::image::Hex as core::fmt::Display>::fmt"]);
+    let sfile = std::fs::read(&s.output).unwrap();
+    let sinfo = livepatch::inspect(&sfile, Some(&keys)).unwrap();
+    assert!(
+        sinfo.contains(&format!(
+            "depends on:  {}",
+            livepatch_format::Hex(&r.build_id)
+        )),
+        "{sinfo}"
+    );
+    // The engine takes both, in stack order, against the image.
+    let mut e = livepatch_engine::Engine::new(img.image(), &keys);
+    let mut plat = livepatch::image::FilePlatform::new(&img);
+    let err = e.upload(&mut plat, "stacked", &sfile).unwrap_err();
+    assert_eq!(err.check(), "dependency");
+    e.upload(&mut plat, "section", &file).unwrap();
+    e.upload(&mut plat, "stacked", &sfile).unwrap();
 
     // A changed initial value of a static: refused.
     let p = diff(
