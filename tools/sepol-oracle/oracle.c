@@ -304,3 +304,78 @@ int oracle_av_sid(unsigned ssid, unsigned tsid, unsigned short cls,
 	*allowed = avd.allowed;
 	return 0;
 }
+
+/* ---- ocontexts: one line per Xen object context, in a canonical text form ---- */
+
+static void level_str(char *buf, size_t len, const mls_level_t *l)
+{
+	ebitmap_node_t *n;
+	unsigned i;
+	size_t used;
+	int first = 1;
+
+	snprintf(buf, len, "%s", pdb.p_sens_val_to_name[l->sens - 1]);
+	ebitmap_for_each_positive_bit(&l->cat, n, i) {
+		used = strlen(buf);
+		snprintf(buf + used, len - used, "%s%s", first ? ":" : ",",
+			 pdb.p_cat_val_to_name[i]);
+		first = 0;
+	}
+}
+
+static void context_str(char *buf, size_t len, const context_struct_t *c)
+{
+	char lo[2048], hi[2048];
+	snprintf(buf, len, "%s:%s:%s", pdb.p_user_val_to_name[c->user - 1],
+		 pdb.p_role_val_to_name[c->role - 1],
+		 pdb.p_type_val_to_name[c->type - 1]);
+	if (pdb.mls) {
+		size_t used = strlen(buf);
+		level_str(lo, sizeof(lo), &c->range.level[0]);
+		level_str(hi, sizeof(hi), &c->range.level[1]);
+		snprintf(buf + used, len - used, ":%s-%s", lo, hi);
+	}
+}
+
+/* Lines: "isid N CTX", "pirq N CTX", "ioport LO-HI CTX", "iomem LO-HI CTX",
+ * "pcidevice N CTX", "devicetree PATH CTX" (numbers in hex). */
+void oracle_ocontexts(line_cb cb, void *arg)
+{
+	static const char *const kinds[] = { "isid", "pirq", "ioport", "iomem",
+					     "pcidevice", "devicetree" };
+	char ctx[4608], line[8192];
+	ocontext_t *c;
+	unsigned i;
+
+	if (!loaded)
+		return;
+	for (i = 0; i < 6; i++) {
+		for (c = pdb.ocontexts[i]; c; c = c->next) {
+			context_str(ctx, sizeof(ctx), &c->context[0]);
+			switch (i) {
+			case OCON_XEN_ISID:
+				snprintf(line, sizeof(line), "%s %x %s", kinds[i], c->sid[0], ctx);
+				break;
+			case OCON_XEN_PIRQ:
+				snprintf(line, sizeof(line), "%s %x %s", kinds[i], c->u.pirq, ctx);
+				break;
+			case OCON_XEN_IOPORT:
+				snprintf(line, sizeof(line), "%s %x-%x %s", kinds[i],
+					 c->u.ioport.low_ioport, c->u.ioport.high_ioport, ctx);
+				break;
+			case OCON_XEN_IOMEM:
+				snprintf(line, sizeof(line), "%s %llx-%llx %s", kinds[i],
+					 (unsigned long long)c->u.iomem.low_iomem,
+					 (unsigned long long)c->u.iomem.high_iomem, ctx);
+				break;
+			case OCON_XEN_PCIDEVICE:
+				snprintf(line, sizeof(line), "%s %x %s", kinds[i], c->u.device, ctx);
+				break;
+			default:
+				snprintf(line, sizeof(line), "%s %s %s", kinds[i], c->u.name, ctx);
+				break;
+			}
+			cb(arg, line);
+		}
+	}
+}

@@ -8,8 +8,8 @@ pub const QEMU: &[&str] = &["qemu-system-x86"];
 /// To boot through GRUB: grub-mkrescue and what it needs.
 pub const GRUB: &[&str] = &["grub-pc-bin", "grub-common", "xorriso", "mtools"];
 /// For the host test suite: `tools/sepol-oracle` links Debian's static libsepol;
-/// the xsm and policy-compiler differential tests run checkpolicy and m4.
-pub const HOST_TESTS: &[&str] = &["libsepol-dev", "checkpolicy", "m4"];
+/// the xsm and policy-compiler differential tests run checkpolicy, m4 and seinfo.
+pub const HOST_TESTS: &[&str] = &["libsepol-dev", "checkpolicy", "m4", "setools"];
 
 /// Everything `cargo xtask test` needs.
 pub fn for_tests() -> Vec<&'static str> {

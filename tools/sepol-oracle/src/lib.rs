@@ -44,6 +44,7 @@ unsafe extern "C" {
         errlen: usize,
     ) -> c_int;
     fn oracle_info(cb: extern "C" fn(*mut c_void, *const c_char), arg: *mut c_void);
+    fn oracle_ocontexts(cb: extern "C" fn(*mut c_void, *const c_char), arg: *mut c_void);
     fn oracle_read_mem(data: *const c_void, len: usize) -> c_int;
     fn oracle_context_sid(ctx: *const c_char, sid: *mut c_uint) -> c_int;
     fn oracle_av_sid(ssid: c_uint, tsid: c_uint, cls: u16, allowed: *mut c_uint) -> c_int;
@@ -239,6 +240,25 @@ impl Oracle {
         let mut lines: Vec<String> = Vec::new();
         // SAFETY: the callback only touches `lines`, which outlives the call; serialised by the lock.
         unsafe { oracle_info(push, (&raw mut lines).cast()) };
+        lines
+    }
+
+    /// The policy's Xen object contexts, one per line, in the policy's order:
+    /// `isid N CTX`, `pirq N CTX`, `ioport LO-HI CTX`, `iomem LO-HI CTX`,
+    /// `pcidevice N CTX`, `devicetree PATH CTX` (numbers in hex; with MLS, CTX ends
+    /// in `:LOW-HIGH` with every category listed).
+    pub fn ocontexts(&self) -> Vec<String> {
+        extern "C" fn push(arg: *mut c_void, line: *const c_char) {
+            // SAFETY: `arg` is the `&mut Vec<String>` passed below and `line` a NUL-terminated
+            // string valid for the duration of this callback.
+            unsafe {
+                let v = &mut *arg.cast::<Vec<String>>();
+                v.push(CStr::from_ptr(line).to_string_lossy().into_owned());
+            }
+        }
+        let mut lines: Vec<String> = Vec::new();
+        // SAFETY: the callback only touches `lines`, which outlives the call; serialised by the lock.
+        unsafe { oracle_ocontexts(push, (&raw mut lines).cast()) };
         lines
     }
 }

@@ -4,6 +4,7 @@
 //! sepol-oracle compute-av POLICY [--bool NAME=0|1]...      # stdin: SCONTEXT TCONTEXT CLASS
 //! sepol-oracle compute-create|compute-member|compute-relabel POLICY [--bool NAME=0|1]...
 //! sepol-oracle info POLICY
+//! sepol-oracle ocontexts POLICY
 //! ```
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use sepol_oracle::{Oracle, SidKind};
 
-const USAGE: &str = "usage: sepol-oracle compute-av|compute-create|compute-member|compute-relabel|info POLICY [--bool NAME=0|1]...";
+const USAGE: &str = "usage: sepol-oracle compute-av|compute-create|compute-member|compute-relabel|info|ocontexts POLICY [--bool NAME=0|1]...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +52,12 @@ fn main() -> ExitCode {
     let kind = match args[0].as_str() {
         "info" => {
             for l in oracle.info() {
+                let _ = writeln!(out, "{l}");
+            }
+            return ExitCode::SUCCESS;
+        }
+        "ocontexts" => {
+            for l in oracle.ocontexts() {
                 let _ = writeln!(out, "{l}");
             }
             return ExitCode::SUCCESS;
