@@ -23,9 +23,12 @@
 //! - [`write`]: the writer, used by the `livepatch` tool and by tests.
 //!
 //! docs/LIVEPATCH.md describes the format for operators and tool writers.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 extern crate alloc;
+
+#[cfg(feature = "std")]
+pub mod keyfiles;
 
 pub mod elf;
 pub mod keys;

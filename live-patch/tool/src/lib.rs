@@ -12,7 +12,6 @@ use livepatch_format::payload::Payload;
 use livepatch_format::sig::{self, KeyId, TrustedKey};
 use livepatch_format::{Hex, MAX_PAYLOAD_SIZE};
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A message for the operator.
@@ -43,54 +42,22 @@ pub fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
 
-/// 32 random bytes from the kernel.
-pub fn random_seed() -> Result<[u8; 32]> {
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(|e| Error(format!("reading /dev/urandom: {e}")))?;
-    Ok(seed)
-}
-
-/// Write `PREFIX.key` (secret, mode 0600) and `PREFIX.pub`. Refuses to
-/// overwrite. Returns (secret path, public path, key id).
+/// Write `PREFIX.key` (secret, mode 0600) and `PREFIX.pub` for a random
+/// key. Refuses to overwrite. Returns (secret path, public path, key id).
 pub fn keygen(prefix: &Path, comment: &str) -> Result<(PathBuf, PathBuf, KeyId)> {
-    let seed = random_seed()?;
+    let seed = livepatch_format::keyfiles::random_seed().map_err(Error)?;
     keygen_from_seed(prefix, comment, &seed)
 }
 
-/// [`keygen`] with a given seed (tests, and builds that derive keys).
+/// [`keygen`] with a given seed (tests).
 pub fn keygen_from_seed(
     prefix: &Path,
     comment: &str,
     seed: &[u8; 32],
 ) -> Result<(PathBuf, PathBuf, KeyId)> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let secret = prefix.with_extension("key");
-    let public = prefix.with_extension("pub");
-    for p in [&secret, &public] {
-        if p.exists() {
-            return Err(Error(format!(
-                "{} exists; not overwriting a key",
-                p.display()
-            )));
-        }
-    }
-    if let Some(dir) = secret.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&secret)
-        .map_err(|e| Error::io(&secret, e))?;
-    f.write_all(keys::format_secret_key(seed).as_bytes())
-        .map_err(|e| Error::io(&secret, e))?;
-    std::fs::write(&public, keys::format_public_key(seed, comment))
-        .map_err(|e| Error::io(&public, e))?;
-    Ok((secret, public, KeyId::of(&sig::public_of(seed))))
+    let id = livepatch_format::keyfiles::write_key_pair(prefix, comment, seed).map_err(Error)?;
+    let (secret, public) = livepatch_format::keyfiles::paths(prefix);
+    Ok((secret, public, id))
 }
 
 /// Read a secret key file.
