@@ -1,0 +1,397 @@
+//! `livepatch build`: a payload from a unified diff against the hypervisor
+//! source of a given build (the approach of Xen's livepatch-build-tools).
+//!
+//! 1. Copy the source tree twice (`orig/`, `patched/`, without `target/`
+//!    and `.git/`) and apply the diff to `patched/` (with `--on-top-of`
+//!    diffs: those go into both, and a third copy `base/` is the diff base).
+//! 2. Build each with the image's own flags (`xtask::build::RUSTFLAGS`,
+//!    release, the same features) plus `--emit-relocs` and a linker map.
+//!    rustc puts every function in its own section on ELF targets, so the
+//!    map lists one input section per function.
+//! 3. Check that `orig/` reproduces the given image: every loaded section
+//!    (text, rodata, data, GOT) byte for byte, so old functions, their bytes
+//!    and every symbol address the payload uses are the running image's.
+//!    (The GNU build-id itself differs when the tree is built in another
+//!    directory: debug info holds absolute paths; the payload records the
+//!    given image's build-id.)
+//! 4. Compare base and patched function by function ([`diff`]) and refuse,
+//!    naming the reason, what cannot be patched safely.
+//! 5. Write the payload, sign it, and run the hypervisor's own upload
+//!    checks on it against the given image.
+
+pub mod diff;
+pub mod layout;
+pub mod linked;
+
+use crate::image::ImageFile;
+use crate::{Error, Result};
+use linked::Linked;
+use livepatch_format::Hex;
+use livepatch_format::payload::Payload;
+use livepatch_format::sig::{self, TrustedKey};
+use object::{Object, ObjectSection};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What `livepatch build` needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Hypervisor source tree (the workspace root) the image was built from.
+    pub source: PathBuf,
+    /// The image the payload is for (as built by `cargo xtask build`).
+    pub image: PathBuf,
+    /// The unified diff (applied with `patch -p1`).
+    pub patch: PathBuf,
+    /// Diffs of the payloads below this one in the stack, in order.
+    pub on_top_of: Vec<PathBuf>,
+    /// The payload below this one (its build-id goes into `.livepatch.depends`).
+    pub depends: Option<PathBuf>,
+    /// Secret key to sign with.
+    pub key: PathBuf,
+    pub output: PathBuf,
+    /// Metadata `name=` (and the default file name).
+    pub name: String,
+    pub description: Option<String>,
+    /// Cargo features of the image (e.g. `test-hooks` for `warden-test`).
+    pub features: Vec<String>,
+    /// Scratch directory (kept for inspection).
+    pub work: PathBuf,
+}
+
+/// What the build produced.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub output: PathBuf,
+    pub size: usize,
+    pub build_id: Vec<u8>,
+    pub functions: Vec<(String, u64, u64)>,
+    pub units: usize,
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let name = entry.file_name();
+        let n = name.to_string_lossy();
+        if n == "target" || n == ".git" || n.ends_with(".iso") {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        let ft = entry.file_type().map_err(|e| Error::io(&src, e))?;
+        if ft.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io(&src, e))?;
+        } else if ft.is_symlink() {
+            let t = std::fs::read_link(&src).map_err(|e| Error::io(&src, e))?;
+            std::os::unix::fs::symlink(t, &dst).map_err(|e| Error::io(&dst, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_patch(dir: &Path, patch: &Path) -> Result<()> {
+    let patch = std::fs::canonicalize(patch).map_err(|e| Error::io(patch, e))?;
+    let out = Command::new("patch")
+        .args([
+            "-p1",
+            "--batch",
+            "--forward",
+            "--no-backup-if-mismatch",
+            "-i",
+        ])
+        .arg(&patch)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| Error(format!("cannot run patch (apt-get install patch): {e}")))?;
+    if !out.status.success() {
+        return Err(Error(format!(
+            "{} does not apply to the source:\n{}{}",
+            patch.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+/// Build the image in `dir` for analysis; returns (ELF, map).
+fn build_tree(
+    dir: &Path,
+    target: &Path,
+    features: &[String],
+    what: &str,
+) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    let map = target.join(format!("{what}.map"));
+    let flags = format!(
+        "{} -Clink-arg=-Wl,--emit-relocs -Clink-arg=-Wl,-Map={}",
+        xtask::build::RUSTFLAGS,
+        map.display()
+    );
+    let elf = cargo_build(dir, target, features, what, &flags, "1")?;
+    Ok((elf, map))
+}
+
+/// Build the image in `dir` with full debug info (types) for the layout check.
+fn build_tree_dwarf(dir: &Path, target: &Path, features: &[String], what: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    cargo_build(dir, target, features, what, xtask::build::RUSTFLAGS, "2")
+}
+
+fn cargo_build(
+    dir: &Path,
+    target: &Path,
+    features: &[String],
+    what: &str,
+    flags: &str,
+    debug: &str,
+) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(dir)
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "warden",
+            "--bin",
+            "warden",
+            "--target",
+            xtask::build::TARGET,
+        ])
+        .arg("--target-dir")
+        .arg(target)
+        .env("RUSTFLAGS", flags)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("WARDEN_TARGET_DIR")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "none")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", debug);
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
+    }
+    let label = if debug == "2" {
+        " with type information"
+    } else {
+        ""
+    };
+    eprintln!(
+        "livepatch: building the {what} hypervisor{label} ({})",
+        dir.display()
+    );
+    let status = cmd
+        .status()
+        .map_err(|e| Error(format!("cannot run cargo: {e}")))?;
+    if !status.success() {
+        return Err(Error(format!(
+            "building the {what} hypervisor failed ({status})"
+        )));
+    }
+    let elf = target
+        .join(xtask::build::TARGET)
+        .join("release")
+        .join("warden");
+    let keep = target.join(format!("{what}.elf"));
+    std::fs::copy(&elf, &keep).map_err(|e| Error::io(&elf, e))?;
+    Ok(keep)
+}
+
+/// Check that `built` has the same loaded contents as `image`.
+pub fn check_reproduces(image: &[u8], built: &[u8]) -> Result<()> {
+    let a = object::File::parse(image).map_err(|e| Error(format!("image: {e}")))?;
+    let b = object::File::parse(built).map_err(|e| Error(format!("rebuild: {e}")))?;
+    let loaded = |f: &object::File<'_>| -> Vec<(String, u64, u64)> {
+        f.sections()
+            .filter(|s| s.address() != 0 && s.size() != 0)
+            .map(|s| (s.name().unwrap_or("").to_string(), s.address(), s.size()))
+            .collect()
+    };
+    let (la, lb) = (loaded(&a), loaded(&b));
+    let hint = "build the payload from the exact source, toolchain, Cargo.lock and features the image was built with";
+    if la != lb {
+        return Err(Error(format!(
+            "the original source does not reproduce the image: section layout differs ({la:?} vs {lb:?}); {hint}"
+        )));
+    }
+    for (name, addr, _) in la {
+        if matches!(name.as_str(), ".note.gnu.build-id" | ".wsymtab" | ".bss") {
+            continue;
+        }
+        let da = a
+            .section_by_name(&name)
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        let db = b
+            .section_by_name(&name)
+            .and_then(|s| s.data().ok())
+            .unwrap_or(&[]);
+        if da != db {
+            let at = da
+                .iter()
+                .zip(db)
+                .position(|(x, y)| x != y)
+                .unwrap_or(da.len().min(db.len()));
+            return Err(Error(format!(
+                "the original source does not reproduce the image: {name} differs at {:#x}; {hint}",
+                addr + at as u64
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Run `livepatch build`.
+pub fn build(o: &Options) -> Result<Report> {
+    let image_bytes = crate::read(&o.image)?;
+    let image =
+        ImageFile::parse(&image_bytes).map_err(|e| Error(format!("{}: {e}", o.image.display())))?;
+    let seed = crate::secret_key(&o.key)?;
+    let depends = match &o.depends {
+        Some(p) => {
+            let f = crate::read(p)?;
+            let (elf, _) = sig::split(&f).map_err(|e| Error(format!("{}: {e}", p.display())))?;
+            let pl = Payload::parse(elf).map_err(|e| Error(format!("{}: {e}", p.display())))?;
+            if pl.xen_depends != image.build_id.as_slice() {
+                return Err(Error(format!(
+                    "{} is for another hypervisor build",
+                    p.display()
+                )));
+            }
+            Some(pl.build_id.to_vec())
+        }
+        None => None,
+    };
+    if !o.on_top_of.is_empty() && depends.is_none() {
+        return Err(Error(
+            "--on-top-of needs --depends (the lower payload's file)".into(),
+        ));
+    }
+    if o.work.exists() {
+        std::fs::remove_dir_all(&o.work).map_err(|e| Error::io(&o.work, e))?;
+    }
+    let dirs = |n: &str| o.work.join(n);
+    copy_tree(&o.source, &dirs("orig"))?;
+    copy_tree(&o.source, &dirs("patched"))?;
+    for lower in &o.on_top_of {
+        apply_patch(&dirs("patched"), lower)?;
+    }
+    apply_patch(&dirs("patched"), &o.patch)?;
+    // One target dir per tree: the trees' crates have the same metadata
+    // hashes, so a shared dir would mix their artifacts.
+    let (r_elf, r_map) = build_tree(&dirs("orig"), &dirs("target-orig"), &o.features, "original")?;
+    check_reproduces(&image_bytes, &crate::read(&r_elf)?)?;
+    eprintln!(
+        "livepatch: the original build reproduces {} (build-id {})",
+        o.image.display(),
+        Hex(&image.build_id)
+    );
+    let base = if o.on_top_of.is_empty() {
+        None
+    } else {
+        copy_tree(&o.source, &dirs("base"))?;
+        for lower in &o.on_top_of {
+            apply_patch(&dirs("base"), lower)?;
+        }
+        Some(build_tree(
+            &dirs("base"),
+            &dirs("target-base"),
+            &o.features,
+            "base",
+        )?)
+    };
+    let (p_elf, p_map) = build_tree(
+        &dirs("patched"),
+        &dirs("target-patched"),
+        &o.features,
+        "patched",
+    )?;
+    let r = Linked::read("original build", &r_elf, &r_map)?;
+    let b_owned = match &base {
+        Some((e, m)) => Some(Linked::read("base build", e, m)?),
+        None => None,
+    };
+    let b = b_owned.as_ref().unwrap_or(&r);
+    let p = Linked::read("patched build", &p_elf, &p_map)?;
+    let mut bv = diff::View::new(b);
+    let mut pv = diff::View::new(&p);
+    let ch = diff::changes(&mut bv, &mut pv);
+    if !ch.refusals.is_empty() {
+        return Err(Error(format!(
+            "this patch cannot be applied live:\n  - {}",
+            ch.refusals.join("\n  - ")
+        )));
+    }
+    let mut plan = diff::plan(&r, b, &mut pv, &ch, &image.build_id)?;
+    // Data layouts, from full type information (base and patched trees).
+    let base_dir = if o.on_top_of.is_empty() {
+        dirs("orig")
+    } else {
+        dirs("base")
+    };
+    let la = layout::layouts(&crate::read(&build_tree_dwarf(
+        &base_dir,
+        &dirs("target-base-dwarf"),
+        &o.features,
+        "base",
+    )?)?)?;
+    let lb = layout::layouts(&crate::read(&build_tree_dwarf(
+        &dirs("patched"),
+        &dirs("target-patched-dwarf"),
+        &o.features,
+        "patched",
+    )?)?)?;
+    if std::env::var_os("LIVEPATCH_DEBUG").is_some() {
+        eprintln!(
+            "livepatch: {} / {} type layouts compared",
+            la.len(),
+            lb.len()
+        );
+    }
+    let layout_changes = layout::changed(&la, &lb);
+    if !layout_changes.is_empty() {
+        return Err(Error(format!(
+            "this patch cannot be applied live:\n  - {}",
+            layout_changes.join("\n  - ")
+        )));
+    }
+    if let Some(d) = &depends {
+        plan.builder.depends(d);
+    }
+    plan.builder.meta("name", &o.name);
+    if let Some(d) = &o.description {
+        plan.builder.meta("description", d);
+    }
+    let patch_name = o
+        .patch
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    plan.builder.meta("patch", &patch_name);
+    plan.builder
+        .meta("tool", concat!("livepatch ", env!("CARGO_PKG_VERSION")));
+    let elf = plan.builder.build();
+    let signed = crate::sign(&elf, &seed)?;
+    // The hypervisor's own checks, against the image.
+    let key = [TrustedKey::new(sig::public_of(&seed))];
+    crate::verify(&signed, &key, Some(&image))
+        .map_err(|e| Error(format!("the payload fails the hypervisor's checks: {e}")))?;
+    if let Some(dir) = o.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    std::fs::write(&o.output, &signed).map_err(|e| Error::io(&o.output, e))?;
+    let (elf_part, _) = sig::split(&signed).map_err(|e| Error(e.to_string()))?;
+    let build_id = Payload::parse(elf_part)
+        .map_err(|e| Error(e.to_string()))?
+        .build_id
+        .to_vec();
+    Ok(Report {
+        output: o.output.clone(),
+        size: signed.len(),
+        build_id,
+        functions: plan.functions,
+        units: plan.included,
+    })
+}
