@@ -40,8 +40,24 @@ pub const ERANGE: i32 = 34;
 pub const ENOSYS: i32 = 38;
 /// Timer expired (a single-shot timer set in the past with the "future" flag).
 pub const ETIME: i32 = 62;
+/// Executable format error (a malformed live-patch payload).
+pub const ENOEXEC: i32 = 8;
+/// No data (a live-patch payload without a signature).
+pub const ENODATA: i32 = 61;
+/// Link has been severed (a live patch's dependency is missing).
+pub const ENOLINK: i32 = 67;
+/// Bad message (a malformed signature trailer).
+pub const EBADMSG: i32 = 74;
+/// Name not unique (an ambiguous symbol).
+pub const ENOTUNIQ: i32 = 76;
+/// Illegal byte sequence (a live patch's expected old bytes differ).
+pub const EILSEQ: i32 = 84;
 /// Operation not supported.
 pub const EOPNOTSUPP: i32 = 95;
+/// Required key not available (signed by a key that is not trusted).
+pub const ENOKEY: i32 = 126;
+/// Key was rejected (a signature that does not verify).
+pub const EKEYREJECTED: i32 = 129;
 /// No buffer space (a result does not fit the caller's buffer).
 pub const ENOBUFS: i32 = 105;
 /// Timed out.
@@ -73,6 +89,14 @@ pub fn name(e: i32) -> &'static str {
         EOPNOTSUPP => "EOPNOTSUPP",
         ENOBUFS => "ENOBUFS",
         ETIMEDOUT => "ETIMEDOUT",
+        ENOEXEC => "ENOEXEC",
+        ENODATA => "ENODATA",
+        ENOLINK => "ENOLINK",
+        EBADMSG => "EBADMSG",
+        ENOTUNIQ => "ENOTUNIQ",
+        EILSEQ => "EILSEQ",
+        ENOKEY => "ENOKEY",
+        EKEYREJECTED => "EKEYREJECTED",
         _ => "E?",
     }
 }

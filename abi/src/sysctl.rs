@@ -16,16 +16,33 @@ crate::subops! {
 /// `Sysctl::interface_version` Warden accepts.
 pub const INTERFACE_VERSION: u32 = 0x5753_0001;
 
-/// Livepatch sub-operations (`Livepatch::cmd`).
+/// Livepatch sub-operations (`Livepatch::cmd`), Xen's `XEN_SYSCTL_LIVEPATCH_*`.
 pub mod livepatch {
-    /// Upload a payload.
-    pub const UPLOAD: u32 = 1;
-    /// Status of one payload.
-    pub const GET: u32 = 2;
-    /// List payloads.
-    pub const LIST: u32 = 3;
-    /// Apply, revert, replace or unload a payload.
-    pub const ACTION: u32 = 4;
+    /// Upload a payload ([`super::LpUpload`]).
+    pub const UPLOAD: u32 = 0;
+    /// Status of one payload ([`super::LpGet`]).
+    pub const GET: u32 = 1;
+    /// List payloads ([`super::LpList`]).
+    pub const LIST: u32 = 2;
+    /// Apply, revert, replace or unload a payload ([`super::LpAction`]).
+    pub const ACTION: u32 = 3;
+
+    /// Payload states (`LpStatus::state`).
+    pub const STATE_CHECKED: u32 = 1;
+    pub const STATE_APPLIED: u32 = 2;
+
+    /// ACTION commands (`LpAction::cmd`).
+    pub const ACTION_UNLOAD: u32 = 1;
+    pub const ACTION_REVERT: u32 = 2;
+    pub const ACTION_APPLY: u32 = 3;
+    pub const ACTION_REPLACE: u32 = 4;
+    /// `LpAction::flags`: apply without the stack-order check.
+    pub const ACTION_APPLY_NODEPS: u32 = 1;
+
+    /// Longest payload name, with its NUL (Xen's `XEN_LIVEPATCH_NAME_SIZE`).
+    pub const NAME_SIZE: usize = 128;
+    /// Largest payload file (2 MiB, as Xen).
+    pub const MAX_PAYLOAD: u64 = 2 << 20;
 }
 
 crate::pod! {
@@ -76,12 +93,60 @@ crate::pod! {
         pub num_domains: u32,
         pub pad1: u32,
     }
-    /// `XEN_SYSCTL_livepatch_op`: `cmd` is one of [`livepatch`]; the rest is
-    /// the sub-operation's argument (defined by the live-patch ABI).
+    /// `XEN_SYSCTL_livepatch_op`: `cmd` is one of [`livepatch`]; `u` holds
+    /// the sub-operation's argument ([`LpUpload`], [`LpGet`], [`LpList`],
+    /// [`LpAction`]).
     pub struct Livepatch {
         pub cmd: u32,
         pub pad: u32,
         pub u: [u8; 112],
+    }
+    /// `xen_livepatch_name`: `name` points to `size` bytes (the name and its
+    /// NUL; at most [`livepatch::NAME_SIZE`]).
+    pub struct LpName {
+        pub name: u64,
+        pub size: u16,
+        pub pad: [u16; 3],
+    }
+    /// `xen_livepatch_status`: state (`livepatch::STATE_*`) and the last
+    /// action's result (0, `-EAGAIN` while pending, or `-errno`).
+    pub struct LpStatus {
+        pub state: u32,
+        pub rc: i32,
+    }
+    /// UPLOAD: `size` bytes at `payload`.
+    pub struct LpUpload {
+        pub name: LpName,
+        pub size: u64,
+        pub payload: u64,
+    }
+    /// GET: out `status`.
+    pub struct LpGet {
+        pub name: LpName,
+        pub status: LpStatus,
+    }
+    /// LIST: in `idx` (first entry) and `nr` (room in the arrays); out `nr`
+    /// (entries written), `version` (changes on every upload and unload), and
+    /// the hypercall's result is the number of entries after those returned.
+    /// `status`: `nr` x [`LpStatus`]; `name`: `nr` x [`livepatch::NAME_SIZE`]
+    /// bytes (NUL-terminated); `len`: `nr` x u32 (name lengths).
+    pub struct LpList {
+        pub version: u32,
+        pub idx: u32,
+        pub nr: u32,
+        pub pad: u32,
+        pub status: u64,
+        pub name: u64,
+        pub len: u64,
+    }
+    /// ACTION: `cmd` (`livepatch::ACTION_*`), `timeout` in ns (0 = 30 ms),
+    /// `flags` (`livepatch::ACTION_APPLY_NODEPS`).
+    pub struct LpAction {
+        pub name: LpName,
+        pub cmd: u32,
+        pub timeout: u32,
+        pub flags: u32,
+        pub pad: u32,
     }
 }
 
@@ -122,3 +187,36 @@ impl Sysctl {
 
 const _: () = assert!(core::mem::size_of::<PhysInfo>() <= 128);
 const _: () = assert!(core::mem::size_of::<Livepatch>() <= 128);
+
+impl Livepatch {
+    /// A livepatch_op for sub-operation `cmd` with argument `arg`.
+    pub fn new<T: crate::Pod>(cmd: u32, arg: &T) -> Livepatch {
+        let mut l = Livepatch {
+            cmd,
+            ..Default::default()
+        };
+        let b = crate::Pod::as_bytes(arg);
+        let n = b.len().min(112);
+        l.u[..n].copy_from_slice(&b[..n]);
+        l
+    }
+
+    /// Store `arg` in the argument union.
+    pub fn set_arg<T: crate::Pod>(&mut self, arg: &T) {
+        let b = crate::Pod::as_bytes(arg);
+        let n = b.len().min(112);
+        self.u[..n].copy_from_slice(&b[..n]);
+    }
+
+    /// The argument union read as `T`.
+    pub fn arg<T: crate::Pod>(&self) -> T {
+        let n = core::mem::size_of::<T>().min(112);
+        let mut v = T::default();
+        crate::Pod::as_bytes_mut(&mut v)[..n].copy_from_slice(&self.u[..n]);
+        v
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<LpUpload>() <= 112);
+const _: () = assert!(core::mem::size_of::<LpList>() <= 112);
+const _: () = assert!(core::mem::size_of::<LpAction>() <= 112);

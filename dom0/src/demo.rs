@@ -9,7 +9,7 @@ use warden_guest::println;
 use warden_guest::start::Boot;
 use warden_guest::util::cstr;
 
-pub fn run(boot: &Boot) -> ! {
+pub fn run(boot: &'static Boot) -> ! {
     println!(
         "dom0: Warden's dom0 is up: domain {}, {} vCPUs, {} MiB, command line '{}'",
         boot.domid(),
@@ -23,7 +23,7 @@ pub fn run(boot: &Boot) -> ! {
     flask();
     dmesg(false, 12);
     println!("dom0: type 'help' on the serial console for commands");
-    shell()
+    shell(boot)
 }
 
 fn version() {
@@ -165,7 +165,7 @@ fn dmesg(clear: bool, tail: usize) {
     }
 }
 
-fn shell() -> ! {
+fn shell(boot: &'static Boot) -> ! {
     let mut line = String::new();
     let mut buf = [0u8; 64];
     loop {
@@ -177,7 +177,7 @@ fn shell() -> ! {
         for &b in &buf[..n] {
             match b {
                 b'\r' | b'\n' => {
-                    command(line.trim());
+                    command(boot, line.trim());
                     line.clear();
                 }
                 0x20..=0x7e if line.len() < 128 => line.push(b as char),
@@ -187,13 +187,32 @@ fn shell() -> ! {
     }
 }
 
-fn command(c: &str) {
+fn command(boot: &'static Boot, c: &str) {
     let mut w = c.split_whitespace();
     match (w.next(), w.next()) {
         (None, _) => {}
         (Some("help"), _) => println!(
-            "dom0: commands: list, dmesg [-c], info, version, getenforce, setenforce 0|1, pause N, unpause N, destroy N, poweroff"
+            "dom0: commands: list, dmesg [-c], info, version, getenforce, setenforce 0|1, setbool NAME 0|1, pause N, unpause N, destroy N, modules, xen-livepatch ..., poweroff"
         ),
+        (Some("xen-livepatch"), _) => {
+            // Payload files are dom0's boot modules, named by their command line.
+            let files = |name: &str| boot.modules().find(|(_, c)| *c == name).map(|(d, _)| d);
+            let args = c.trim_start_matches("xen-livepatch").trim();
+            let _ = warden_guest::livepatch::run(args, &files);
+        }
+        (Some("modules"), _) => {
+            for (d, c) in boot.modules() {
+                println!("dom0: module '{c}': {} bytes", d.len());
+            }
+        }
+        (Some("setbool"), Some(name)) => {
+            let on = w.next() == Some("1");
+            println!(
+                "dom0: setbool {name}={}: {:?}",
+                on as u8,
+                hc::flask_setbool(name, on, true)
+            );
+        }
         (Some("list"), _) => domains(),
         (Some("dmesg"), arg) => dmesg(arg == Some("-c"), 40),
         (Some("info"), _) => host(),

@@ -2,7 +2,7 @@
 //! Pointers passed to the hypervisor are the guest's own virtual addresses.
 
 use warden_abi::domctl::{self, DomainInfo, Domctl};
-use warden_abi::sysctl::{self, PhysInfo, ReadConsole, Sysctl};
+use warden_abi::sysctl::{self, PhysInfo, ReadConsole, Sysctl, livepatch};
 use warden_abi::vcpu::{HvmContext, RunstateInfo};
 use warden_abi::xsm::{self as fx, FlaskOp};
 use warden_abi::{DomId, Pod, hypercall as hc};
@@ -409,14 +409,104 @@ pub fn getdomaininfolist(first: DomId, out: &mut [DomainInfo]) -> Result<usize, 
     Ok(op.arg::<sysctl::GetDomainInfoList>().num_domains as usize)
 }
 
-/// XEN_SYSCTL_livepatch_op with sub-operation `cmd` (argument bytes after it).
+/// XEN_SYSCTL_livepatch_op with sub-operation `cmd` and an all-zero argument.
 pub fn livepatch(cmd: u32) -> HResult {
-    let a = sysctl::Livepatch {
-        cmd,
+    livepatch_op(&mut sysctl::Livepatch::new(cmd, &()))
+}
+
+/// XEN_SYSCTL_livepatch_op; `op` is updated from the hypervisor's copy on success.
+pub fn livepatch_op(op: &mut sysctl::Livepatch) -> HResult {
+    let mut s = Sysctl::new(sysctl::LIVEPATCH_OP, op);
+    let r = sysctl(&mut s)?;
+    *op = s.arg();
+    Ok(r)
+}
+
+/// A payload name as the hypervisor reads it (the bytes and a NUL).
+pub struct LpNameBuf {
+    buf: [u8; livepatch::NAME_SIZE],
+    size: u16,
+}
+
+impl LpNameBuf {
+    /// `name` (at most 127 bytes; longer names are cut, and the hypervisor
+    /// then refuses them as not loaded or invalid).
+    pub fn new(name: &str) -> LpNameBuf {
+        let mut buf = [0u8; livepatch::NAME_SIZE];
+        let n = name.len().min(livepatch::NAME_SIZE - 1);
+        buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+        LpNameBuf {
+            buf,
+            size: n as u16 + 1,
+        }
+    }
+    /// The ABI's name descriptor (valid while `self` lives).
+    pub fn abi(&self) -> sysctl::LpName {
+        sysctl::LpName {
+            name: self.buf.as_ptr() as u64,
+            size: self.size,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// LIVEPATCH UPLOAD of `payload` as `name`.
+pub fn lp_upload(name: &str, payload: &[u8]) -> HResult {
+    let n = LpNameBuf::new(name);
+    let a = sysctl::LpUpload {
+        name: n.abi(),
+        size: payload.len() as u64,
+        payload: payload.as_ptr() as u64,
+    };
+    livepatch_op(&mut sysctl::Livepatch::new(livepatch::UPLOAD, &a))
+}
+
+/// LIVEPATCH GET: (state, rc) of `name`.
+pub fn lp_get(name: &str) -> Result<sysctl::LpStatus, Errno> {
+    let n = LpNameBuf::new(name);
+    let a = sysctl::LpGet {
+        name: n.abi(),
         ..Default::default()
     };
-    let mut op = Sysctl::new(sysctl::LIVEPATCH_OP, &a);
-    sysctl(&mut op)
+    let mut op = sysctl::Livepatch::new(livepatch::GET, &a);
+    livepatch_op(&mut op)?;
+    Ok(op.arg::<sysctl::LpGet>().status)
+}
+
+/// LIVEPATCH LIST from entry `idx` into the arrays (equal lengths): returns
+/// (entries written, version, entries left after them).
+pub fn lp_list(
+    idx: u32,
+    status: &mut [sysctl::LpStatus],
+    names: &mut [[u8; livepatch::NAME_SIZE]],
+    lens: &mut [u32],
+) -> Result<(u32, u32, u64), Errno> {
+    let nr = status.len().min(names.len()).min(lens.len()) as u32;
+    let a = sysctl::LpList {
+        idx,
+        nr,
+        status: status.as_mut_ptr() as u64,
+        name: names.as_mut_ptr() as u64,
+        len: lens.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut op = sysctl::Livepatch::new(livepatch::LIST, &a);
+    let left = livepatch_op(&mut op)?;
+    let r: sysctl::LpList = op.arg();
+    Ok((r.nr, r.version, left))
+}
+
+/// LIVEPATCH ACTION `cmd` (`livepatch::ACTION_*`) on `name`; `timeout_ns` 0 = 30 ms.
+pub fn lp_action(name: &str, cmd: u32, timeout_ns: u32, flags: u32) -> HResult {
+    let n = LpNameBuf::new(name);
+    let a = sysctl::LpAction {
+        name: n.abi(),
+        cmd,
+        timeout: timeout_ns,
+        flags,
+        pad: 0,
+    };
+    livepatch_op(&mut sysctl::Livepatch::new(livepatch::ACTION, &a))
 }
 
 // ------------------------------------------------------------ xsm_op (FLASK)

@@ -9,6 +9,8 @@
 //! - [`time`]: system time from the vCPU's `vcpu_info` and sleeping;
 //! - [`events`] (with `rt`): GDT/IDT, exception reports, the event upcall;
 //! - [`smp`] (with `rt`): starting secondary vCPUs;
+//! - [`livepatch`] (with `rt`): the `xen-livepatch` commands (upload, list,
+//!   apply, revert, replace, unload, load) with Xen's messages;
 //! - with the `rt` feature: the `_start` entry (stack, .bss, GDT/IDT, then
 //!   the program's [`entry!`] function), the panic handler (prints, then
 //!   shuts the domain down with reason crash), a heap, and the `memcpy`
@@ -40,6 +42,8 @@ pub mod util;
 // left out of the host unit tests, where `std` provides its own.
 #[cfg(all(feature = "rt", not(test)))]
 pub mod events;
+#[cfg(all(feature = "rt", not(test)))]
+pub mod livepatch;
 #[cfg(all(feature = "rt", not(test)))]
 pub mod rt;
 #[cfg(all(feature = "rt", not(test)))]

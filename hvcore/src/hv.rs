@@ -48,6 +48,11 @@ pub type LivepatchHook = fn(
     &mut warden_abi::sysctl::Livepatch,
 ) -> Result<u64, i32>;
 
+/// Work that must run where a CPU holds no hypervisor state: at the top of
+/// its run loop, outside any vCPU, hypercall or lock (registered by the
+/// live-patch subsystem: its rendezvous and pending actions run there).
+pub type SafePointHook = fn(&Hv, u32);
+
 /// The hypervisor.
 pub struct Hv {
     pub platform: &'static dyn Platform,
@@ -57,6 +62,8 @@ pub struct Hv {
     pub sched: Scheduler,
     unknown_log: spin::Mutex<RateLimit>,
     livepatch: spin::Once<LivepatchHook>,
+    safe_point: spin::Once<SafePointHook>,
+    safe_point_wanted: AtomicBool,
     time_scale: (u32, i8),
     /// Set once a policy has been loaded at run time in `flask=late` mode.
     pub late_loaded: AtomicBool,
@@ -80,6 +87,8 @@ impl Hv {
             sched: Scheduler::new(platform.nr_cpus() as usize),
             unknown_log: spin::Mutex::new(RateLimit::new(16, 1_000_000_000)),
             livepatch: spin::Once::new(),
+            safe_point: spin::Once::new(),
+            safe_point_wanted: AtomicBool::new(false),
             time_scale: crate::platform::time_scale(platform.tsc_hz()),
             late_loaded: AtomicBool::new(false),
         }
@@ -93,6 +102,34 @@ impl Hv {
     /// The live-patch operations, if registered.
     pub fn livepatch(&self) -> Option<LivepatchHook> {
         self.livepatch.get().copied()
+    }
+
+    /// Register the safe-point work (once).
+    pub fn set_safe_point(&self, hook: SafePointHook) {
+        self.safe_point.call_once(|| hook);
+    }
+
+    /// Ask every CPU to call the safe-point hook at its next safe point: a
+    /// CPU running a vCPU leaves it after the current exit is handled (the
+    /// caller kicks CPUs out of guest mode as needed).
+    pub fn want_safe_point(&self, on: bool) {
+        self.safe_point_wanted.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether safe-point work is wanted.
+    #[inline]
+    pub fn safe_point_wanted(&self) -> bool {
+        self.safe_point_wanted.load(Ordering::Acquire)
+    }
+
+    /// Kick every CPU but this one out of guest mode.
+    pub fn kick_others(&self) {
+        let me = self.platform.this_cpu();
+        for c in 0..self.platform.nr_cpus() {
+            if c != me {
+                self.platform.kick(c);
+            }
+        }
     }
 
     fn now(&self) -> u64 {
@@ -556,6 +593,13 @@ impl Hv {
     /// The loop every CPU runs once the hypervisor is up.
     pub fn cpu_loop(&self, cpu: u32) -> ! {
         loop {
+            // The safe point: this CPU runs no vCPU and holds no lock; its
+            // stack holds only the run loop.
+            if self.safe_point_wanted()
+                && let Some(hook) = self.safe_point.get()
+            {
+                hook(self, cpu);
+            }
             self.housekeeping();
             match self.sched.pick(cpu, self.now()) {
                 Some(v) => self.run_vcpu(cpu, v),
@@ -631,7 +675,7 @@ impl Hv {
                 };
                 if check {
                     self.housekeeping();
-                    if self.sched.should_stop(k, self.now()) {
+                    if self.safe_point_wanted() || self.sched.should_stop(k, self.now()) {
                         break;
                     }
                 }

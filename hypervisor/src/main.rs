@@ -11,6 +11,7 @@ mod arch;
 mod console;
 mod fatal;
 mod image;
+mod livepatch;
 mod mem;
 mod platform;
 mod run;
@@ -267,7 +268,8 @@ fn boot(magic: u32, info: u64) -> Result<()> {
     }
 
     // Paging with W^X.
-    let s = arch::paging::build_and_activate(&map, &layout)?;
+    let pool = livepatch::reserve_pool()?;
+    let s = arch::paging::build_and_activate(&map, &layout, &[pool])?;
     check_wx(&layout)?;
     info!(
         "Paging: identity map up to {:#x} ({} 4 KiB pages); W^X: text {:#x}-{:#x} RX, rodata {:#x}-{:#x} R, data {:#x}-{:#x} RW+NX",
@@ -280,6 +282,8 @@ fn boot(magic: u32, info: u64) -> Result<()> {
         layout.data.start,
         layout.data.end
     );
+
+    livepatch::init()?;
 
     // The boot CPU.
     let bsp = bsp_percpu();

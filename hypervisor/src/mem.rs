@@ -48,6 +48,15 @@ pub fn alloc_frames_uninit(count: u64, zone: Zone) -> Result<u64> {
         .alloc(count, 1, zone)
 }
 
+/// Allocate `count` frames aligned to `align` frames in `zone`, uncleared.
+pub fn alloc_frames_aligned(count: u64, align: u64, zone: Zone) -> Result<u64> {
+    FRAMES
+        .lock()
+        .as_mut()
+        .ok_or_else(|| err!(NoMemory, "frame allocator not initialised"))?
+        .alloc(count, align, zone)
+}
+
 /// Allocate `count` zeroed frames in `zone` (identity-mapped memory).
 pub fn alloc_frames(count: u64, zone: Zone) -> Result<u64> {
     let addr = alloc_frames_uninit(count, zone)?;

@@ -191,6 +191,7 @@ pub fn start(
         build_id: Vec::from(crate::image::build_id()),
     });
     let hv = HV.call_once(|| Hv::new(machine, gate, opts.flask));
+    crate::livepatch::register(hv, nr_cpus);
     let flask = gate.flask();
 
     // dom0.

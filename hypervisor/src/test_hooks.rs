@@ -7,6 +7,11 @@
 //! - `test_fault=ud|panic|write_text|write_rodata|exec_data`: after boot,
 //!   provoke that fault two calls deep, so the report must show a symbolised
 //!   backtrace through `inject_fault` -> `fault_level_one` -> `fault_level_two`.
+//! - Live-patch test targets: `warden_lp_test_hook(kind)`, which live-patch
+//!   test payloads' hooks call (it logs the hook and the value of
+//!   `warden_lp_nop_probe`), and `warden_lp_nop_probe`, a function whose
+//!   first two bytes (a short jump) a NOP patch removes: it returns 1, and 2
+//!   while the NOP patch is applied.
 
 use crate::console;
 use alloc::vec::Vec;
@@ -18,7 +23,52 @@ static mut DATA_RET: [u8; 16] = [0xC3; 16];
 /// Read-only data to write to.
 static RODATA_BYTES: [u8; 16] = [0x5A; 16];
 
+// Returns 1; with its first two bytes (the short jump) replaced by NOPs, 2.
+core::arch::global_asm!(
+    ".section .text.warden_lp_nop_probe, \"ax\", @progbits",
+    ".globl warden_lp_nop_probe",
+    ".type warden_lp_nop_probe, @function",
+    ".p2align 4",
+    "warden_lp_nop_probe:",
+    "jmp 2f",
+    "mov eax, 2",
+    "ret",
+    "2:",
+    "mov eax, 1",
+    "ret",
+    ".size warden_lp_nop_probe, . - warden_lp_nop_probe",
+    ".text",
+);
+
+unsafe extern "C" {
+    fn warden_lp_nop_probe() -> u32;
+}
+
+/// Called by the hooks of live-patch test payloads (hook kind as Xen's
+/// section names it: 0 load, 1 unload, 2 preapply, 3 postapply, 4
+/// prerevert, 5 postrevert). Logs one line per call; returns 0 (no veto).
+#[unsafe(no_mangle)]
+pub extern "C" fn warden_lp_test_hook(kind: u32) -> i32 {
+    let name = [
+        "load",
+        "unload",
+        "preapply",
+        "postapply",
+        "prerevert",
+        "postrevert",
+    ]
+    .get(kind as usize)
+    .copied()
+    .unwrap_or("?");
+    // SAFETY: the probe is a leaf function of the C ABI defined above.
+    let probe = unsafe { warden_lp_nop_probe() };
+    info!("livepatch test hook: {name} ran (nop probe {probe})");
+    0
+}
+
 pub fn after_ready(o: &Options, has_dom0: bool) {
+    // Keep the live-patch test targets in the image (nothing else calls them).
+    core::hint::black_box(warden_lp_test_hook as *const () as usize);
     // The ring check clears the ring: only without a dom0, which reads it.
     if !has_dom0 {
         check_console_ring();

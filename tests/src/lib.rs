@@ -10,6 +10,8 @@
 //! test process. Later test guests are built the same way with
 //! [`bare_metal`] and passed as modules.
 
+pub mod livepatch;
+
 use hvcore::testexit::TestExit;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

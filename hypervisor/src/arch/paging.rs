@@ -61,7 +61,13 @@ pub struct Summary {
 }
 
 /// Build the identity map for `map` with the image's W^X layout and load it.
-pub fn build_and_activate(map: &[MemoryRegion], image: &Layout) -> Result<Summary> {
+/// `small` ranges (the live-patch pool) are mapped with 4 KiB pages,
+/// read-write and no-execute, so their pages can change rights one by one.
+pub fn build_and_activate(
+    map: &[MemoryRegion],
+    image: &Layout,
+    small: &[PhysRange],
+) -> Result<Summary> {
     // RAM (and ACPI areas) wherever it is; other reserved ranges (MMIO
     // holes) only below 4 GiB, which is mapped whole.
     let top = map
@@ -90,7 +96,7 @@ pub fn build_and_activate(map: &[MemoryRegion], image: &Layout) -> Result<Summar
         let pdpt = next(&mut table(pml4)[(chunk >> 39) as usize & 511])?;
         let pd = next(&mut table(pdpt)[(chunk >> 30) as usize & 511])?;
         let pde = &mut table(pd)[(chunk >> 21) as usize & 511];
-        if span.overlaps(&image.image) || chunk == 0 {
+        if span.overlaps(&image.image) || chunk == 0 || small.iter().any(|r| r.overlaps(&span)) {
             let pt = next(pde)?;
             for i in 0..512u64 {
                 let a = chunk + i * PAGE_SIZE;
@@ -148,4 +154,98 @@ pub fn set_executable(addr: u64, exec: bool) -> Result<()> {
 pub fn flags(addr: u64) -> Result<(bool, bool, bool)> {
     let e = *pte(addr)?;
     Ok((e & P != 0, e & RW != 0, e & NX == 0))
+}
+
+/// Set the rights of the 4 KiB page at `addr` (mapped with small pages):
+/// `write` and `exec` are never both set (W^X). Invalidates this CPU's TLB
+/// entry; other CPUs flush theirs in the live-patch rendezvous before they
+/// can reach the page.
+pub fn set_page(addr: u64, write: bool, exec: bool) -> Result<()> {
+    if write && exec {
+        return Err(err!(
+            InvalidInput,
+            "{addr:#x}: a page is never writable and executable"
+        ));
+    }
+    let e = pte(addr)?;
+    let mut v = (*e & ADDR) | P;
+    if write {
+        v |= RW;
+    }
+    if !exec {
+        v |= NX;
+    }
+    *e = v;
+    // SAFETY: invalidating a TLB entry has no other effect.
+    unsafe { core::arch::asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) };
+    Ok(())
+}
+
+/// Flush this CPU's TLB (non-global entries: all of Warden's).
+pub fn flush_tlb() {
+    // SAFETY: reloading CR3 with its current value only flushes the TLB.
+    unsafe {
+        core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack, preserves_flags))
+    };
+}
+
+/// Virtual address of the text alias: two 4 KiB pages outside the identity
+/// map (which ends at 64 TiB at most), mapped only while live patching
+/// writes text.
+pub const ALIAS_VA: u64 = 0x0000_7f00_0000_0000;
+
+static ALIAS_PT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Create the page tables of the text alias (no page mapped). Boot CPU,
+/// before the APs start.
+pub fn init_alias() -> Result<()> {
+    let pml4 = cr3() & ADDR;
+    let pdpt = next(&mut table(pml4)[(ALIAS_VA >> 39) as usize & 511])?;
+    let pd = next(&mut table(pdpt)[(ALIAS_VA >> 30) as usize & 511])?;
+    let pt = next(&mut table(pd)[(ALIAS_VA >> 21) as usize & 511])?;
+    ALIAS_PT.store(pt, core::sync::atomic::Ordering::Release);
+    Ok(())
+}
+
+/// Write `bytes` to the image's text at `addr` through a temporary
+/// read-write, no-execute alias of its (at most two) pages: mapped, written,
+/// unmapped and invalidated here. The text mapping itself stays read-only
+/// and executable. Call only with every other CPU held (live patching).
+pub fn write_text_via_alias(addr: u64, bytes: &[u8]) -> Result<()> {
+    let pt = ALIAS_PT.load(core::sync::atomic::Ordering::Acquire);
+    if pt == 0 {
+        return Err(err!(InvalidInput, "text alias not initialised"));
+    }
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let first = addr & !(PAGE_SIZE - 1);
+    let last = (addr + bytes.len() as u64 - 1) & !(PAGE_SIZE - 1);
+    let pages = if last == first { 1 } else { 2 };
+    if last > first + PAGE_SIZE {
+        return Err(err!(
+            InvalidInput,
+            "text write of {} bytes spans more than two pages",
+            bytes.len()
+        ));
+    }
+    let t = table(pt);
+    for i in 0..pages {
+        t[i as usize] = (first + i * PAGE_SIZE) | P | RW | NX;
+        let va = ALIAS_VA + i * PAGE_SIZE;
+        // SAFETY: invalidating a TLB entry has no other effect.
+        unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+    }
+    let dst = ALIAS_VA + (addr - first);
+    // SAFETY: [dst, dst + len) lies in the alias pages just mapped
+    // read-write onto the text frames; no other CPU runs hypervisor code
+    // (they are held), so nothing executes the bytes while they change.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+    for i in 0..pages {
+        t[i as usize] = 0;
+        let va = ALIAS_VA + i * PAGE_SIZE;
+        // SAFETY: invalidating a TLB entry has no other effect.
+        unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+    }
+    Ok(())
 }

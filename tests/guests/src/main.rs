@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod hostile;
+mod livepatch;
 mod matrix;
 mod report;
 mod scenarios;
@@ -50,6 +51,8 @@ fn main(boot: &'static Boot) -> ! {
         "dummy-dom0" => scenarios::dummy_dom0(boot),
         "late-guest" => scenarios::late_guest(boot),
         "late-dom0" => scenarios::late_dom0(boot),
+        "livepatch-dom0" => livepatch::dom0(boot),
+        "lp-load" => livepatch::load(boot),
         "hostile" => hostile::hostile(boot),
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),

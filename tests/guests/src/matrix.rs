@@ -401,16 +401,16 @@ fn ops() -> Vec<Op> {
             let mut l = [warden_abi::domctl::DomainInfo::default(); 8];
             rc(hc::getdomaininfolist(0, &mut l).map(|n| n as u64))
         }),
-        op!("LivepatchUpload", LP, Good::Err(EOPNOTSUPP), |_| rc(
+        op!("LivepatchUpload", LP, Good::Err(EINVAL), |_| rc(
             hc::livepatch(livepatch::UPLOAD)
         )),
-        op!("LivepatchGet", LP, Good::Err(EOPNOTSUPP), |_| rc(
+        op!("LivepatchGet", LP, Good::Err(EINVAL), |_| rc(
             hc::livepatch(livepatch::GET)
         )),
-        op!("LivepatchList", LP, Good::Err(EOPNOTSUPP), |_| rc(
-            hc::livepatch(livepatch::LIST)
-        )),
-        op!("LivepatchAction", LP, Good::Err(EOPNOTSUPP), |_| rc(
+        op!("LivepatchList", LP, Good::NonNeg, |_| rc(hc::livepatch(
+            livepatch::LIST
+        ))),
+        op!("LivepatchAction", LP, Good::Err(EINVAL), |_| rc(
             hc::livepatch(livepatch::ACTION)
         )),
         // ---- xsm_op

@@ -169,7 +169,13 @@ fn cargo_build(
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("WARDEN_TARGET_DIR")
         .env("CARGO_PROFILE_RELEASE_STRIP", "none")
-        .env("CARGO_PROFILE_RELEASE_DEBUG", debug);
+        .env("CARGO_PROFILE_RELEASE_DEBUG", debug)
+        // The image's trusted keys are part of its .rodata: build with the
+        // same ring (WARDEN_LIVEPATCH_KEYS, else the development key's).
+        .env(
+            "WARDEN_LIVEPATCH_KEYS",
+            xtask::build::livepatch_keys().map_err(|e| Error(e.to_string()))?,
+        );
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
     }
@@ -269,10 +275,15 @@ pub fn build(o: &Options) -> Result<Report> {
             "--on-top-of needs --depends (the lower payload's file)".into(),
         ));
     }
-    if o.work.exists() {
-        std::fs::remove_dir_all(&o.work).map_err(|e| Error::io(&o.work, e))?;
-    }
     let dirs = |n: &str| o.work.join(n);
+    // Fresh source trees; the target directories are kept, so building
+    // several payloads in one work directory reuses what did not change.
+    for tree in ["orig", "patched", "base"] {
+        let t = dirs(tree);
+        if t.exists() {
+            std::fs::remove_dir_all(&t).map_err(|e| Error::io(&t, e))?;
+        }
+    }
     copy_tree(&o.source, &dirs("orig"))?;
     copy_tree(&o.source, &dirs("patched"))?;
     for lower in &o.on_top_of {
