@@ -797,10 +797,17 @@ fn bench_livepatch(args: &[String]) -> Result<()> {
         "live-patch benchmark: hello payload ({size} bytes, one function), {rounds} rounds per CPU count, -icount shift=0 (1 instruction = 1 ns of guest time)"
     );
     println!(
-        "| CPUs | apply: CPUs held, median (min-max) | revert: median | signature verification, median | all upload checks, median |"
+        "| CPUs | guests | apply: CPUs held, median (min-max) | revert: median | signature verification, median | all upload checks, median |"
     );
-    println!("|---|---|---|---|---|");
-    for smp in [1u32, 2, 4] {
+    println!("|---|---|---|---|---|---|");
+    for (smp, busy) in [
+        (1u32, false),
+        (2, false),
+        (4, false),
+        (1, true),
+        (2, true),
+        (4, true),
+    ] {
         let mut m = Machine::new(Boot::Kernel {
             image: image.clone(),
             cmdline: "test_exit loglvl=info".into(),
@@ -811,7 +818,10 @@ fn bench_livepatch(args: &[String]) -> Result<()> {
                 },
                 Module {
                     path: guest.clone(),
-                    args: format!("role=livepatch-dom0 scenario=bench rounds={rounds}"),
+                    args: format!(
+                        "role=livepatch-dom0 scenario=bench rounds={rounds}{}",
+                        if busy { " load=1" } else { "" }
+                    ),
                 },
                 Module {
                     path: payload.clone(),
@@ -819,9 +829,26 @@ fn bench_livepatch(args: &[String]) -> Result<()> {
                 },
             ],
         });
+        if busy {
+            // A guest with one vCPU per CPU calling xen_version in a loop:
+            // every other CPU must be kicked out of guest mode.
+            if let Boot::Kernel { modules, .. } = &mut m.boot {
+                modules.push(Module {
+                    path: guest.clone(),
+                    args: format!("domain domid=1 name=load vcpus={smp} mem=16M -- role=lp-load"),
+                });
+            }
+        }
         m.smp = smp;
         m.extra = vec!["-icount".into(), "shift=0".into()];
-        eprintln!("xtask: {smp} CPU(s)");
+        eprintln!(
+            "xtask: {smp} CPU(s), {}",
+            if busy {
+                "a busy guest on every CPU"
+            } else {
+                "dom0 only"
+            }
+        );
         let o = qemu::run_captured(m.command(), Duration::from_secs(1800), None)?;
         if o.status != Some(hvcore::testexit::TestExit::Dom0Poweroff.qemu_status())
             || o.serial.contains("CHECK FAIL")
@@ -857,7 +884,12 @@ fn bench_livepatch(args: &[String]) -> Result<()> {
         };
         let (lo, hi) = range(&apply);
         println!(
-            "| {smp} | {:.1} us ({lo:.1}-{hi:.1}) | {:.1} us | {:.0} us | {:.0} us |",
+            "| {smp} | {} | {:.1} us ({lo:.1}-{hi:.1}) | {:.1} us | {:.0} us | {:.0} us |",
+            if busy {
+                "a guest spinning on xen_version on every CPU"
+            } else {
+                "dom0 only (other CPUs idle)"
+            },
             median(apply.clone()),
             median(revert.clone()),
             median(sig.clone()),
