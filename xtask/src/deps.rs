@@ -10,10 +10,13 @@ pub const GRUB: &[&str] = &["grub-pc-bin", "grub-common", "xorriso", "mtools"];
 /// For the host test suite: `tools/sepol-oracle` links Debian's static libsepol;
 /// the xsm and policy-compiler differential tests run checkpolicy, m4 and seinfo.
 pub const HOST_TESTS: &[&str] = &["libsepol-dev", "checkpolicy", "m4", "setools"];
+/// For `livepatch build` (its tests and the live-patch QEMU tests' payloads):
+/// `patch` applies the diff (`diff` is in the essential diffutils).
+pub const LIVEPATCH: &[&str] = &["patch"];
 
 /// Everything `cargo xtask test` needs.
 pub fn for_tests() -> Vec<&'static str> {
-    [QEMU, GRUB, HOST_TESTS].concat()
+    [QEMU, GRUB, HOST_TESTS, LIVEPATCH].concat()
 }
 
 fn installed(pkg: &str) -> bool {

@@ -270,6 +270,15 @@ fn refusals(boot: &'static Boot) {
     check!(extraversion() == "Hello World", "still applied");
     run(boot, "revert hello", Ok(()));
     run(boot, "unload hello", Ok(()));
+    // `load FILE`: upload under the file's base name, then apply.
+    run(boot, "load hello.livepatch", Ok(()));
+    check!(
+        names() == [(String::from("hello"), lp::STATE_APPLIED)] && extraversion() == "Hello World",
+        "load uploaded and applied hello"
+    );
+    run(boot, "revert hello", Ok(()));
+    run(boot, "unload hello", Ok(()));
+    check!(names().is_empty(), "nothing loaded at the end");
 }
 
 /// Apply and revert `rounds=` times while the load guests run xen_version
