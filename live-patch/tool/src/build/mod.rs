@@ -251,6 +251,23 @@ pub fn check_reproduces(image: &[u8], built: &[u8]) -> Result<()> {
 
 /// Run `livepatch build`.
 pub fn build(o: &Options) -> Result<Report> {
+    // Cargo runs in the copied trees: every path it is given must be absolute.
+    let abs = |p: &Path| std::path::absolute(p).map_err(|e| Error::io(p, e));
+    let o = &Options {
+        source: abs(&o.source)?,
+        image: abs(&o.image)?,
+        patch: abs(&o.patch)?,
+        on_top_of: o
+            .on_top_of
+            .iter()
+            .map(|p| abs(p))
+            .collect::<Result<Vec<_>>>()?,
+        depends: o.depends.as_deref().map(abs).transpose()?,
+        key: abs(&o.key)?,
+        output: abs(&o.output)?,
+        work: abs(&o.work)?,
+        ..o.clone()
+    };
     let image_bytes = crate::read(&o.image)?;
     let image =
         ImageFile::parse(&image_bytes).map_err(|e| Error(format!("{}: {e}", o.image.display())))?;
