@@ -437,6 +437,9 @@ fn bench_run(cmdline: &str, modules: Vec<Module>, smp: u32, clock: Clock) -> Res
     m.smp = smp;
     if clock == Clock::Icount {
         m.extra = vec!["-icount".into(), "shift=0".into()];
+    } else {
+        // Real time on 2 CPUs needs a host thread per CPU to measure scaling.
+        m.mttcg = true;
     }
     let o = qemu::run_captured(m.command(), Duration::from_secs(1800), None)?;
     if o.serial
