@@ -634,7 +634,7 @@ fn bench_hypercalls(args: &[String]) -> Result<()> {
         list(&ns(&off))
     );
     println!(
-        "| null hypercall round trip, flask=enforcing, AVC hit, 1 CPU (`-icount shift=0`, virtual ns) | {b} ns | {} |",
+        "| null hypercall round trip, flask=enforcing, grant from the per-vCPU decision cache, 1 CPU (`-icount shift=0`, virtual ns) | {b} ns | {} |",
         list(&ns(&on))
     );
     println!(
