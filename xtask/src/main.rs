@@ -11,7 +11,8 @@ cargo xtask <command> [options]
 
 Commands:
   run         Build Warden and boot it in QEMU with the serial console on this terminal
-  test        Run every test: host unit tests, then the QEMU integration tests
+  test        Run every test: lint, host unit tests, then the QEMU integration tests
+  lint        cargo fmt --check and clippy -D warnings (host crates, bare-metal images)
   build       Build the images (production and test) and print their paths
   bench-boot  Measure boot time (median of N runs), image size and clean build time
   bench-hypercalls  Null-hypercall round trip, flask=disabled vs enforcing (-icount
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
     let r = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("lint") => xtask::lint::lint(),
         Some("build") => build_cmd(),
         Some("bench-boot") => bench_boot(&args[1..]),
         Some("bench-hypercalls") => bench_hypercalls(&args[1..]),
@@ -235,6 +237,7 @@ fn test(args: &[String]) -> Result<()> {
         bail!("test: unknown option '{a}'");
     }
     deps::ensure(&deps::for_tests())?;
+    xtask::lint::lint()?;
     eprintln!(
         "xtask: host unit tests (cargo test --workspace, without the image and the QEMU tests)"
     );
