@@ -393,6 +393,9 @@ pub struct GuestVcpu {
     pub virqs: AtomicU32,
     /// An upcall is owed to the guest (delivered when unmasked).
     pub upcall: AtomicBool,
+    /// Quiet FLASK grants of the operations this vCPU made (the gate's
+    /// per-vCPU decision cache in front of the AVC).
+    pub decisions: crate::gate::DecisionCache,
 }
 
 impl GuestVcpu {
@@ -405,6 +408,7 @@ impl GuestVcpu {
             events: spin::Mutex::new(VcpuEvents::default()),
             virqs: AtomicU32::new(0),
             upcall: AtomicBool::new(false),
+            decisions: crate::gate::DecisionCache::new(),
         }
     }
 }

@@ -21,6 +21,9 @@ mod serial;
 mod test_hooks;
 mod time;
 
+// The C memory functions the prebuilt core/alloc call.
+use warden_bare_rt as _;
+
 use alloc::vec::Vec;
 use arch::percpu::{self, CpuState, IST_COUNT, IST_STACK_SIZE, PerCpu};
 use core::sync::atomic::{AtomicBool, Ordering};

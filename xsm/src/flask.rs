@@ -45,6 +45,7 @@ pub const POLICYDB_VERSION_MAX: u32 = 30;
 pub struct Granted<C: Class> {
     perms: Perms<C>,
     permissive: bool,
+    quiet: bool,
     _c: PhantomData<C>,
 }
 
@@ -56,6 +57,13 @@ impl<C: Class> Granted<C> {
     /// Granted only because of permissive mode or a permissive type.
     pub fn permissive(&self) -> bool {
         self.permissive
+    }
+    /// Granted by the policy itself with no audit record (no auditallow for
+    /// these permissions, not permissive): the same check gives the same
+    /// silent grant until [`Flask::cache_generation`] changes, so a caller
+    /// may cache it under that generation (the hypervisor's gate does).
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 }
 
@@ -80,6 +88,8 @@ impl Denied {
 /// check_raw outcome flags (low 32 bits: denied permissions).
 const V_PERMISSIVE: u64 = 1 << 32;
 const V_INVALID: u64 = 1 << 33;
+/// Granted, and an auditallow record was written.
+const V_AUDITED: u64 = 1 << 35;
 /// Set with V_INVALID so that an invalid SID is a denial even when `requested` is 0.
 const V_DENIED_FLAG: u64 = 1 << 34;
 const V_DENIED_MASK: u64 = 0xffff_ffff | V_DENIED_FLAG;
@@ -501,6 +511,7 @@ impl Flask {
             Ok(Granted {
                 perms,
                 permissive: v & V_PERMISSIVE != 0,
+                quiet: v == 0,
                 _c: PhantomData,
             })
         } else {
@@ -510,6 +521,25 @@ impl Flask {
                 invalid_sid: v & V_INVALID != 0,
             })
         }
+    }
+
+    /// The decision-cache generation: it changes whenever any decision may
+    /// change (policy load, boolean commit, SID remapping), exactly when the
+    /// AVC is invalidated. A [`Granted::quiet`] grant stays valid while it
+    /// is unchanged.
+    #[inline]
+    pub fn cache_generation(&self) -> u32 {
+        self.cgen.load(Ordering::Acquire)
+    }
+
+    /// Counts a lookup answered from a caller's cache of quiet grants (see
+    /// [`Granted::quiet`]) as an AVC lookup and hit, so the statistics keep
+    /// counting every check.
+    #[inline]
+    pub fn note_cached_hit(&self, cpu: usize) {
+        let stats = &self.rcu.slot(cpu).stats;
+        bump(&stats.lookups);
+        bump(&stats.hits);
     }
 
     /// The untyped check behind [`Flask::has_perm`] (for xsm_op paths that
@@ -632,8 +662,9 @@ impl Flask {
     ) -> u64 {
         let denied = requested & !h.allowed;
         if denied == 0 {
-            self.record(ssid, tsid, class, requested & h.auditallow, true, false, ad);
-            return 0;
+            let audit = requested & h.auditallow;
+            self.record(ssid, tsid, class, audit, true, false, ad);
+            return if audit == 0 { 0 } else { V_AUDITED };
         }
         let permissive = !self.enforcing.load(Ordering::Relaxed) || h.permissive;
         let mut audit = denied & h.auditdeny;

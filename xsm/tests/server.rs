@@ -76,6 +76,7 @@ fn typed_checks_and_audit_lines() {
         )
         .unwrap();
     assert!(!g.permissive());
+    assert!(g.quiet(), "a silent grant may be cached by callers");
     assert_eq!(g.perms(), perms::domain::PAUSE | perms::domain::UNPAUSE);
     assert!(s.take().is_empty());
     let d = f
@@ -88,7 +89,22 @@ fn typed_checks_and_audit_lines() {
             "audit(5.000:1): avc:  denied  { unpause } for current=d1 scontext=system_u:system_r:domU_t tcontext=system_u:system_r:dom0_t tclass=domain permissive=0"
         ]
     );
-    // auditallow
+    // auditallow: granted, audited, so never quiet (on a miss and on a hit)
+    let gen0 = f.cache_generation();
+    for _ in 0..2 {
+        let g = f
+            .has_perm(
+                0,
+                dom0,
+                initial_sid::SECURITY,
+                perms::security::LOAD_POLICY,
+                &AuditData::default(),
+            )
+            .unwrap();
+        assert!(!g.quiet(), "an auditallow grant must be audited every time");
+    }
+    assert_eq!(f.cache_generation(), gen0);
+    let _ = s.take().pop();
     f.has_perm(
         0,
         dom0,

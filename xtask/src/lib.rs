@@ -7,10 +7,12 @@
 //! - [`qemu`]: the QEMU command line and a runner with timeout and captured serial.
 //! - [`grub`]: a GRUB rescue ISO that boots the image with Multiboot 2 and modules.
 //! - [`deps`]: the Debian packages the tools need (installed when root).
+//! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
 
 pub mod build;
 pub mod deps;
 pub mod grub;
+pub mod lint;
 pub mod qemu;
 
 use std::path::PathBuf;

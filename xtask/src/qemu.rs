@@ -57,6 +57,11 @@ pub struct Machine {
     pub cpu: String,
     /// Extra QEMU arguments (e.g. `-icount shift=0`).
     pub extra: Vec<String>,
+    /// Multi-threaded TCG (one host thread per CPU). Off by default: QEMU
+    /// 7.2's multi-threaded TCG occasionally corrupts nested-SVM state
+    /// (docs/ARCHITECTURE.md, "Known issues"), and on a busy 2-core host
+    /// single-threaded round-robin is also faster.
+    pub mttcg: bool,
 }
 
 impl Machine {
@@ -67,13 +72,19 @@ impl Machine {
             memory_mib: 512,
             cpu: DEFAULT_CPU.into(),
             extra: Vec::new(),
+            mttcg: false,
         }
     }
 
     /// The QEMU command.
     pub fn command(&self) -> Command {
         let mut c = Command::new("qemu-system-x86_64");
-        c.args(["-accel", "tcg", "-cpu", &self.cpu])
+        let accel = if self.mttcg {
+            "tcg,thread=multi"
+        } else {
+            "tcg,thread=single"
+        };
+        c.args(["-accel", accel, "-cpu", &self.cpu])
             .args(["-smp", &self.smp.to_string()])
             .args(["-m", &self.memory_mib.to_string()])
             .args([

@@ -137,8 +137,75 @@ impl Row {
 pub trait Op: Sized + 'static {
     /// Its row.
     const ROW: Row;
+    /// Its position in [`table::TABLE`].
+    const INDEX: usize;
+    /// Whether its decision depends on the caller's label alone (every
+    /// check is the caller's against the hypervisor, the security server or
+    /// itself), so a quiet grant can be kept in the caller's
+    /// [`DecisionCache`].
+    const CACHEABLE: bool = caller_only(Self::ROW.checks);
     #[doc(hidden)]
-    fn flask(ctx: &Ctx<'_>) -> Result<Permit<Self>, i32>;
+    fn flask(ctx: &Ctx<'_>) -> Result<(Permit<Self>, bool), i32>;
+}
+
+/// True when every check's subject is the caller and its object is fixed
+/// for a given caller label.
+const fn caller_only(checks: &[CheckDesc]) -> bool {
+    let mut i = 0;
+    while i < checks.len() {
+        let c = &checks[i];
+        if !matches!(c.subject, Subject::Caller)
+            || !matches!(
+                c.object,
+                Object::Xen | Object::Security | Object::CallerSelf
+            )
+        {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A vCPU's cache of quiet grants (see [`xsm::Granted::quiet`]), one slot
+/// per operation of the table: the slot holds the security server's cache
+/// generation and the caller's SID for which the operation's checks last
+/// passed silently. Only operations whose decision depends on nothing but
+/// the caller's label use it ([`Op::CACHEABLE`]). A policy load, a boolean
+/// commit or a SID remapping changes the generation, a relabel changes the
+/// SID, and either makes every slot stale; so the cache never answers
+/// differently from the AVC behind it. Denials, auditallow grants and
+/// permissive grants are never cached (they must be audited each time).
+pub struct DecisionCache {
+    slots: [core::sync::atomic::AtomicU64; table::TABLE.len()],
+}
+
+/// A slot value no key equals (no valid SID is u32::MAX).
+const NO_KEY: u64 = u64::MAX;
+
+impl DecisionCache {
+    pub const fn new() -> DecisionCache {
+        DecisionCache {
+            slots: [const { core::sync::atomic::AtomicU64::new(NO_KEY) }; table::TABLE.len()],
+        }
+    }
+
+    #[inline(always)]
+    fn key(generation: u32, sid: u32) -> u64 {
+        (u64::from(generation) << 32) | u64::from(sid)
+    }
+}
+
+impl Default for DecisionCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for DecisionCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DecisionCache")
+    }
 }
 
 /// Proof that operation `O`'s checks passed, for the labels in the request.
@@ -163,29 +230,49 @@ impl<O: Op> Permit<O> {
 
 /// Anything that proves checks passed: `Granted<C>` values, tuples of them.
 /// Sealed: implemented here only.
-pub trait Proof: sealed::Sealed {}
+pub trait Proof: sealed::Sealed {
+    /// Every grant in it was quiet ([`xsm::Granted::quiet`]).
+    fn quiet(&self) -> bool;
+}
 mod sealed {
     pub trait Sealed {}
 }
 impl<C: Class> sealed::Sealed for Granted<C> {}
-impl<C: Class> Proof for Granted<C> {}
+impl<C: Class> Proof for Granted<C> {
+    #[inline(always)]
+    fn quiet(&self) -> bool {
+        Granted::quiet(self)
+    }
+}
 macro_rules! tuple_proof {
     ($($t:ident),+) => {
         impl<$($t: Proof),+> sealed::Sealed for ($($t,)+) {}
-        impl<$($t: Proof),+> Proof for ($($t,)+) {}
+        impl<$($t: Proof),+> Proof for ($($t,)+) {
+            #[inline(always)]
+            #[allow(non_snake_case)]
+            fn quiet(&self) -> bool {
+                let ($($t,)+) = self;
+                true $( && $t.quiet() )+
+            }
+        }
     };
 }
 tuple_proof!(A);
 tuple_proof!(A, B);
 tuple_proof!(A, B, C);
 
-/// Mint a permit from the proofs of its checks (FLASK mode).
-fn mint<O: Op, P: Proof>(ctx: &Ctx<'_>, _proof: P) -> Permit<O> {
-    Permit {
-        target: ctx.req.target,
-        new_sid: ctx.req.new_sid,
-        _op: PhantomData,
-    }
+/// Mint a permit from the proofs of its checks (FLASK mode), with whether
+/// all of them were quiet grants.
+#[inline(always)]
+fn mint<O: Op, P: Proof>(ctx: &Ctx<'_>, proof: P) -> (Permit<O>, bool) {
+    (
+        Permit {
+            target: ctx.req.target,
+            new_sid: ctx.req.new_sid,
+            _op: PhantomData,
+        },
+        proof.quiet(),
+    )
 }
 
 /// Everything a check may refer to, resolved before the check.
@@ -199,6 +286,8 @@ pub struct Request<'a> {
     pub new_sid: Option<u32>,
     /// The CPU the check runs on (selects the AVC statistics slot).
     pub cpu: u32,
+    /// The calling vCPU's cache of quiet grants, if it has one.
+    pub cache: Option<&'a DecisionCache>,
 }
 
 /// The context of a FLASK check.
@@ -309,7 +398,34 @@ impl Gate {
     #[inline]
     pub fn check<O: Op>(&self, req: &Request<'_>) -> Result<Permit<O>, i32> {
         match self.module {
-            Module::Flask(flask) => O::flask(&Ctx { flask, req }),
+            Module::Flask(flask) => {
+                let cached = match req.cache {
+                    Some(c) if O::CACHEABLE => Some((
+                        &c.slots[O::INDEX],
+                        DecisionCache::key(flask.cache_generation(), req.caller.sid),
+                    )),
+                    _ => None,
+                };
+                if let Some((slot, key)) = cached
+                    && slot.load(core::sync::atomic::Ordering::Relaxed) == key
+                {
+                    flask.note_cached_hit(req.cpu as usize);
+                    return Ok(Permit {
+                        target: req.target,
+                        new_sid: req.new_sid,
+                        _op: PhantomData,
+                    });
+                }
+                // The generation was read before the check: if it moves
+                // during the check, the key stored below is already stale.
+                let (permit, quiet) = O::flask(&Ctx { flask, req })?;
+                if let Some((slot, key)) = cached
+                    && quiet
+                {
+                    slot.store(key, core::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(permit)
+            }
             Module::Dummy => {
                 dummy(O::ROW.dummy, req)?;
                 Ok(Permit {

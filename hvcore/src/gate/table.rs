@@ -31,6 +31,7 @@ macro_rules! ops {
             pub enum $name {}
 
             impl Op for $name {
+                const INDEX: usize = Index::$name as usize;
                 const ROW: Row = Row {
                     name: stringify!($name),
                     hypercall: hc::$hc,
@@ -49,7 +50,7 @@ macro_rules! ops {
                 };
 
                 #[inline]
-                fn flask(ctx: &Ctx<'_>) -> Result<Permit<Self>, i32> {
+                fn flask(ctx: &Ctx<'_>) -> Result<(Permit<Self>, bool), i32> {
                     let proof = ($(
                         ctx.has_perm(
                             Subject::$subj,
@@ -61,6 +62,10 @@ macro_rules! ops {
                 }
             }
         )*
+
+        /// Positions in [`TABLE`].
+        #[allow(clippy::enum_variant_names)]
+        enum Index { $( $name ),* }
 
         /// Every row, in declaration order.
         pub const TABLE: &[Row] = &[ $( <$name as Op>::ROW ),* ];

@@ -143,6 +143,7 @@ impl<'a> Call<'a> {
             target,
             new_sid,
             cpu: self.cpu,
+            cache: Some(&self.vcpu.decisions),
         })
     }
 

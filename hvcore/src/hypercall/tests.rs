@@ -967,3 +967,87 @@ fn cost_of_a_null_hypercall() {
         hypercall(w.hv, 0, &v, &mut **hw);
     }
 }
+
+/// The gate's per-vCPU cache of quiet grants never answers differently from
+/// the AVC: a boolean commit, a relabel and a policy load each make the next
+/// check go back to the security server, and a denial is never cached.
+#[test]
+fn cached_grants_follow_boolean_commits_relabels_and_policy_loads() {
+    let w = world(true);
+    let f = w.hv.gate.flask().unwrap();
+    let _d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let d1 = w.domain(1, DOMU);
+    let write = |w: &World, text: &[u8]| {
+        w.hv.write_phys(&d1, BUF, text).unwrap();
+        w.call(
+            &d1,
+            hc::CONSOLE_IO,
+            [
+                warden_abi::console::WRITE as u64,
+                text.len() as u64,
+                BUF,
+                0,
+                0,
+            ],
+        )
+    };
+    let hits = |f: &Flask| f.cache_stats(0).unwrap().hits;
+    // Without a newline the text stays in d1's console line buffer.
+    let written = |t: &str| {
+        let b = d1.console.lock();
+        String::from_utf8_lossy(&b.buf).contains(t)
+    };
+    // guest_writeconsole is on in the default policy: domU_t may write.
+    const { assert!(<crate::gate::table::ConsoleWrite as crate::gate::Op>::CACHEABLE) };
+    assert_eq!(write(&w, b"one"), 0);
+    let h = hits(f);
+    assert_eq!(write(&w, b"two"), 0);
+    assert_eq!(hits(f), h + 1, "the second write is a cache hit");
+    assert!(written("two"));
+    assert!(w.audit_lines().is_empty());
+
+    // Boolean off and committed: the cached grant is gone.
+    let b = f.get_bool_by_name("guest_writeconsole").unwrap();
+    f.set_bool(b.id, false, true).unwrap();
+    assert_eq!(write(&w, b"three"), -(errno::EACCES as i64));
+    assert!(!written("three"), "the write did not happen");
+    let a = w.audit_lines();
+    assert!(
+        a.iter()
+            .any(|l| l.contains("avc:  denied  { writeconsole }")),
+        "{a:?}"
+    );
+    // A denial is not cached: every attempt is checked and audited again
+    // (the AVC reports it; the rate limit is off in this world).
+    assert_eq!(write(&w, b"four"), -(errno::EACCES as i64));
+    assert!(!written("four"));
+
+    // Back on: allowed again.
+    f.set_bool(b.id, true, true).unwrap();
+    assert_eq!(write(&w, b"five"), 0);
+    assert_eq!(write(&w, b"six"), 0);
+    assert!(written("six"));
+
+    // Relabel d1 to a type without writeconsole: the cached grant (keyed by
+    // the old SID) does not apply.
+    let mute = w.sid("system_u:system_r:unlabeled_t");
+    w.hv.domains.set_label(1, mute, w.hv.self_sid(mute));
+    assert_eq!(write(&w, b"seven"), -(errno::EACCES as i64));
+    assert!(!written("seven"));
+    w.hv.domains
+        .set_label(1, w.sid(DOMU), w.hv.self_sid(w.sid(DOMU)));
+    assert_eq!(write(&w, b"eight"), 0);
+    assert_eq!(write(&w, b"nine"), 0);
+
+    // A policy load (the same policy with guest_writeconsole off by default
+    // is not at hand; reloading the default resets the boolean to its
+    // default, on) flushes too: the decision is recomputed (a miss).
+    let misses = f.cache_stats(0).unwrap().misses;
+    f.load_policy(&default_policy()).unwrap();
+    w.hv.relabel_all();
+    assert_eq!(write(&w, b"ten"), 0);
+    assert!(
+        f.cache_stats(0).unwrap().misses > misses,
+        "the first check after a load goes to the security server"
+    );
+}

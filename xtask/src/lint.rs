@@ -1,0 +1,86 @@
+//! `cargo xtask lint`: the house rules that tools can check — `cargo fmt`
+//! clean, and `cargo clippy -D warnings` clean for the host crates (all
+//! targets) and for the bare-metal images (built the way [`crate::build`]
+//! builds them: the workspace-wide `cargo clippy --workspace --all-targets`
+//! cannot check the image, whose `no_std` build would unify with the host
+//! crates' `std` features).
+
+use crate::{Error, Result, bail, build, workspace_root};
+use std::process::Command;
+
+/// The bare-metal packages: the image and the guests.
+const BARE_METAL: &[&str] = &[
+    "warden",
+    "warden-dom0",
+    "warden-test-guests",
+    "warden-bare-rt",
+];
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn step(mut c: Command, what: &str) -> Result<()> {
+    eprintln!("xtask: lint: {what}");
+    let s = c
+        .status()
+        .map_err(|e| Error(format!("{what}: cannot run cargo: {e}")))?;
+    if !s.success() {
+        bail!("{what} failed ({s})");
+    }
+    Ok(())
+}
+
+/// Is `cargo <tool>` installed?
+fn have(tool: &str) -> bool {
+    cargo()
+        .args([tool, "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Run every check; the first failure stops with its name.
+pub fn lint() -> Result<()> {
+    for tool in ["fmt", "clippy"] {
+        if !have(tool) {
+            bail!(
+                "cargo {tool} is not installed; install it with: rustup component add {}",
+                if tool == "fmt" { "rustfmt" } else { "clippy" }
+            );
+        }
+    }
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--check"]);
+    step(c, "cargo fmt --all --check")?;
+
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--exclude",
+        "warden",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    step(c, "clippy, host crates (all targets)")?;
+
+    let mut c = cargo();
+    c.args(["clippy", "--release", "--target", build::TARGET])
+        .arg("--target-dir")
+        .arg(workspace_root().join("target").join("warden-clippy"))
+        .env("RUSTFLAGS", build::RUSTFLAGS)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    for p in BARE_METAL {
+        c.args(["--package", p]);
+    }
+    c.args(["--features", "warden/test-hooks,warden-guest/rt"]);
+    c.args(["--", "-D", "warnings"]);
+    step(c, "clippy, bare-metal image and guests")?;
+    Ok(())
+}
