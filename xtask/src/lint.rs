@@ -75,7 +75,9 @@ pub fn lint() -> Result<()> {
         .arg("--target-dir")
         .arg(workspace_root().join("target").join("warden-clippy"))
         .env("RUSTFLAGS", build::RUSTFLAGS)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // The image's build script needs the trusted live-patch keys.
+        .env("WARDEN_LIVEPATCH_KEYS", build::livepatch_keys()?);
     for p in BARE_METAL {
         c.args(["--package", p]);
     }
