@@ -264,10 +264,11 @@ fn read_text(addr: u64, buf: &mut [u8]) {
 fn call_hook(addr: u64) -> i32 {
     // This CPU may hold a stale translation of a reused pool page.
     paging::flush_tlb();
-    // SAFETY: the engine passes only addresses of hook functions inside an
+    // The engine passes only addresses of hook functions inside an
     // installed payload's text (checked at upload: a function symbol in an
     // executable section), mapped RX, with the C ABI `fn() -> i32`. The
     // payload is signed by a trusted key: its code is trusted like ours.
+    // SAFETY: `addr` is a checked hook entry point of that ABI (see above).
     let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(addr as usize) };
     f()
 }

@@ -119,10 +119,11 @@ impl hvcore::p2m::HostMem for FrameMem {
     }
 
     fn read(&self, pa: u64, buf: &mut [u8]) {
-        // SAFETY: per the HostMem contract `pa..pa+len` lies in a frame the
-        // caller owns; RAM is identity-mapped. The copy is an opaque
-        // `rep movsb`, so memory a guest writes concurrently is read without
-        // the compiler assuming anything about it.
+        // Per the HostMem contract `pa..pa+len` lies in a frame the caller
+        // owns; RAM is identity-mapped. The copy is an opaque `rep movsb`, so
+        // memory a guest writes concurrently is read without the compiler
+        // assuming anything about it.
+        // SAFETY: an owned, identity-mapped range (see above).
         unsafe {
             asm!("rep movsb", inout("rcx") buf.len() => _, inout("rdi") buf.as_mut_ptr() => _,
                  inout("rsi") pa as *const u8 => _, options(nostack, preserves_flags));

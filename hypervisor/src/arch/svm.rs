@@ -547,11 +547,12 @@ impl Vcpu for SvmVcpu {
             self.w8(C_TLB_CONTROL, flush as u8);
             self.last_epoch = epoch;
             self.ran = true;
-            // SAFETY: GIF is clear and interrupts are off; the VMCB, register
-            // block and FXSAVE areas are valid and owned (the guest's by this
-            // vCPU, the host's by this CPU); the VMCB was set up by `new` and
+            // GIF is clear and interrupts are off; the VMCB, register block and
+            // FXSAVE areas are valid and owned (the guest's by this vCPU, the
+            // host's by this CPU); the VMCB was set up by `new` and
             // `set_context`; the entry stub restores every host register the
             // ABI requires and the host's FS/GS/TR state.
+            // SAFETY: see above: owned, valid areas; interrupts off.
             unsafe {
                 warden_svm_enter(
                     &mut self.regs,
