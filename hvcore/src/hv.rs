@@ -292,27 +292,23 @@ impl Hv {
 
     /// Copy `data` into domain memory at guest-physical `gpa` (the builder, vcpu_info).
     pub fn write_phys(&self, d: &Domain, gpa: u64, data: &[u8]) -> Result<(), Fault> {
-        let m = d.mem.read();
-        let p2m = m.p2m.as_ref().ok_or(Fault {
-            addr: gpa,
-            reason: "domain has no memory",
-        })?;
-        let pv = PhysView {
-            p2m,
-            mem: self.platform.mem(),
-        };
-        let mut done = 0;
-        while done < data.len() {
-            let a = gpa + done as u64;
-            let n = ((4096 - (a & 4095)) as usize).min(data.len() - done);
-            pv.write_gpa(a, &data[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        self.phys_pages(d, gpa, data.len(), |pv, a, r| pv.write_gpa(a, &data[r]))
     }
 
     /// Copy from domain memory at guest-physical `gpa`.
     pub fn read_phys(&self, d: &Domain, gpa: u64, out: &mut [u8]) -> Result<(), Fault> {
+        self.phys_pages(d, gpa, out.len(), |pv, a, r| pv.read_gpa(a, &mut out[r]))
+    }
+
+    /// Call `f` for each page-bounded piece of `len` bytes at guest-physical
+    /// `gpa` in `d`'s memory: the piece's address and its range in the buffer.
+    fn phys_pages(
+        &self,
+        d: &Domain,
+        gpa: u64,
+        len: usize,
+        mut f: impl FnMut(&PhysView<'_>, u64, core::ops::Range<usize>) -> Result<(), Fault>,
+    ) -> Result<(), Fault> {
         let m = d.mem.read();
         let p2m = m.p2m.as_ref().ok_or(Fault {
             addr: gpa,
@@ -323,10 +319,10 @@ impl Hv {
             mem: self.platform.mem(),
         };
         let mut done = 0;
-        while done < out.len() {
+        while done < len {
             let a = gpa + done as u64;
-            let n = ((4096 - (a & 4095)) as usize).min(out.len() - done);
-            pv.read_gpa(a, &mut out[done..done + n])?;
+            let n = ((4096 - (a & 4095)) as usize).min(len - done);
+            f(&pv, a, done..done + n)?;
             done += n;
         }
         Ok(())
