@@ -26,8 +26,8 @@ use crate::{image, mem};
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hvcore::hv::Hv;
-use hvcore::hypercall::Call;
 use hvcore::hypercall::sysctl::LivepatchPermit;
+use hvcore::hypercall::{Call, SafePoints};
 use hvcore::memmap::PhysRange;
 use hvcore::{PAGE_SIZE, Result, err};
 use livepatch_engine::{
@@ -469,7 +469,7 @@ fn safe_point(hv: &Hv, _cpu: u32) {
 // ------------------------------------------------------------ sysctl
 
 fn lock_engine(
-    hv: &Hv,
+    hv: SafePoints<'_>,
     busy: i32,
 ) -> core::result::Result<spin::MutexGuard<'static, Option<Engine<'static>>>, i32> {
     loop {
@@ -506,7 +506,7 @@ fn sysctl(
     permit: LivepatchPermit,
     op: &mut Livepatch,
 ) -> core::result::Result<u64, i32> {
-    let hv = c.hv;
+    let hv = c.safe_points(&permit);
     match permit {
         LivepatchPermit::Upload(_) => {
             let a: LpUpload = op.arg();
