@@ -7,6 +7,97 @@
 //! an operation to a list. A test compares the kind lists with the checks of
 //! the gate table (a self-only operation checks only the caller's `_self`
 //! label, a target operation checks the target, and so on).
+//!
+//! What does not compile, for each kind of handler (each test pinned to the
+//! error it must fail with):
+//!
+//! A self-only handler whose check line is deleted has no permit for the
+//! caller's own state:
+//!
+//! ```compile_fail,E0425
+//! use hvcore::hypercall::{Call, HcResult};
+//! fn sched_yield(c: &mut Call<'_>) -> HcResult {
+//!     // let p = c.check::<hvcore::gate::table::SchedYield>()?;
+//!     c.own(&p).yield_now();
+//!     Ok(0)
+//! }
+//! ```
+//!
+//! and the permit of an operation that is not self-only does not unlock it:
+//!
+//! ```compile_fail,E0277
+//! use hvcore::gate::{Permit, table::ConsoleWrite};
+//! use hvcore::hypercall::Call;
+//! fn console_write(c: &Call<'_>, p: Permit<ConsoleWrite>) {
+//!     c.own(&p).yield_now();
+//! }
+//! ```
+//!
+//! A target-domain handler gets only the operations its permit is for (a
+//! pausedomain permit does not destroy):
+//!
+//! ```compile_fail,E0599
+//! use hvcore::gate::{Permit, table::DomctlPauseDomain};
+//! use hvcore::hypercall::Call;
+//! fn pause(c: &Call<'_>, p: Permit<DomctlPauseDomain>) -> Result<(), i32> {
+//!     c.resolve(&p)?.destroy();
+//!     Ok(())
+//! }
+//! ```
+//!
+//! and a permit without a target resolves none:
+//!
+//! ```compile_fail,E0277
+//! use hvcore::gate::{Permit, table::SysctlPhysinfo};
+//! use hvcore::hypercall::Call;
+//! fn physinfo(c: &Call<'_>, p: Permit<SysctlPhysinfo>) {
+//!     let _ = c.resolve(&p);
+//! }
+//! ```
+//!
+//! A handler of a hypervisor-wide (sysctl-type) operation gets only its
+//! service (reading the console ring does not clear it):
+//!
+//! ```compile_fail,E0599
+//! use hvcore::gate::{Permit, table::SysctlReadConsole};
+//! use hvcore::hypercall::Call;
+//! fn readconsole(c: &Call<'_>, p: Permit<SysctlReadConsole>) {
+//!     c.global(&p).console_clear();
+//! }
+//! ```
+//!
+//! and only security-server operations unlock the security server:
+//!
+//! ```compile_fail,E0277
+//! use hvcore::gate::{Permit, table::SysctlPhysinfo};
+//! use hvcore::hypercall::Call;
+//! fn physinfo(c: &Call<'_>, p: Permit<SysctlPhysinfo>) {
+//!     let _ = c.flask(&p);
+//! }
+//! ```
+//!
+//! With the right permits the same lines compile (so the tests above fail for
+//! the permit, not for a typo):
+//!
+//! ```no_run
+//! use hvcore::gate::{Permit, table::*};
+//! use hvcore::hypercall::{Call, HcResult};
+//! fn sched_yield(c: &mut Call<'_>) -> HcResult {
+//!     let p = c.check::<SchedYield>()?;
+//!     c.own(&p).yield_now();
+//!     Ok(0)
+//! }
+//! fn destroy(c: &Call<'_>, p: Permit<DomctlDestroyDomain>) -> Result<(), i32> {
+//!     c.resolve(&p)?.destroy();
+//!     Ok(())
+//! }
+//! fn readconsole_clear(c: &Call<'_>, p: Permit<SysctlReadConsoleClear>) {
+//!     c.global(&p).console_clear();
+//! }
+//! fn getenforce(c: &Call<'_>, p: Permit<FlaskGetEnforce>) -> Result<bool, i32> {
+//!     Ok(c.flask(&p)?.enforcing())
+//! }
+//! ```
 
 use crate::gate::Op;
 use crate::gate::table::*;
