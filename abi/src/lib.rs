@@ -35,7 +35,7 @@ pub mod vcpu;
 pub mod version;
 pub mod xsm;
 
-pub use pod::Pod;
+pub use pod::{Pod, PodField};
 
 /// Version of this ABI (changes whenever a structure or number changes meaning).
 pub const ABI_VERSION: u32 = 1;

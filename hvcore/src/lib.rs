@@ -31,6 +31,7 @@ pub mod guestcpu;
 pub mod guestmem;
 pub mod hv;
 pub mod hypercall;
+pub mod lent;
 pub mod logfmt;
 pub mod memmap;
 pub mod multiboot1;

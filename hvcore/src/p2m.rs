@@ -11,9 +11,22 @@ use crate::guestmem::{Fault, GuestPhys};
 /// Host physical memory: frames and byte access to them (the image's frame
 /// allocator and identity map; a simulated memory in host tests).
 ///
-/// Addresses passed to the access methods are always inside frames the
-/// caller obtained from [`HostMem::alloc_frame`] and has not freed.
-pub trait HostMem: Sync {
+/// Callers pass the access methods only addresses inside frames they
+/// obtained from [`HostMem::alloc_frame`] and have not freed, within one
+/// frame. The methods are safe to call all the same: implementations check
+/// that in release builds too (see the contract below).
+///
+/// # Safety
+/// Every method must be memory-safe for any argument. An implementation over
+/// real memory must refuse (and report) any access, zeroing or free of a
+/// range that is not within one frame it lent through `alloc_frame` and has
+/// not taken back: a read gives zeros, a write, zeroing or free does nothing
+/// (the image's `FrameMem` keeps the lent frames in a
+/// [`LentFrames`](crate::lent::LentFrames)). What the check cannot see is an
+/// access racing with the free of the same frame; callers exclude that by
+/// freeing a domain's frames only under its memory write lock, which every
+/// access to them holds for reading.
+pub unsafe trait HostMem: Sync {
     /// A zeroed frame, or None when memory is exhausted.
     fn alloc_frame(&self) -> Option<u64>;
     /// Return a frame (the caller scrubbed it if it held guest data).
@@ -229,15 +242,28 @@ impl PhysView<'_> {
     }
 }
 
+/// `len` bytes at `gpa` must not cross a frame (checked in release builds:
+/// the next guest frame is not the next host frame).
+fn within_frame(gpa: u64, len: usize) -> Result<(), Fault> {
+    if (gpa & 4095) as usize + len <= 4096 {
+        Ok(())
+    } else {
+        Err(Fault {
+            addr: gpa,
+            reason: "access crosses a guest-physical frame",
+        })
+    }
+}
+
 impl GuestPhys for PhysView<'_> {
     fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        debug_assert!((gpa & 4095) as usize + buf.len() <= 4096);
+        within_frame(gpa, buf.len())?;
         let pa = self.frame(gpa)?;
         self.mem.read(pa | (gpa & 4095), buf);
         Ok(())
     }
     fn write_gpa(&self, gpa: u64, buf: &[u8]) -> Result<(), Fault> {
-        debug_assert!((gpa & 4095) as usize + buf.len() <= 4096);
+        within_frame(gpa, buf.len())?;
         let pa = self.frame(gpa)?;
         self.mem.write(pa | (gpa & 4095), buf);
         Ok(())
@@ -284,7 +310,9 @@ pub mod testmem {
         }
     }
 
-    impl HostMem for SimMem {
+    // SAFETY: every access is a bounds-checked slice operation on the
+    // simulated frames (an address outside them panics: a test failure).
+    unsafe impl HostMem for SimMem {
         fn alloc_frame(&self) -> Option<u64> {
             let pa = self.free.lock().pop()?;
             self.zero_frame(pa);
@@ -398,5 +426,10 @@ mod tests {
         v.read(4090, &mut out).unwrap();
         assert_eq!(&out, b"hello world");
         assert!(v.read(8190, &mut out).is_err());
+        // One physical access never crosses a frame, in release builds too.
+        let mut b = [0u8; 16];
+        assert!(pv.read_gpa(4090, &mut b).is_err());
+        assert!(pv.write_gpa(4090, &b).is_err());
+        assert!(pv.read_gpa(4080, &mut b).is_ok());
     }
 }

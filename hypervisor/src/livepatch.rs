@@ -26,8 +26,8 @@ use crate::{image, mem};
 use alloc::string::String;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hvcore::hv::Hv;
-use hvcore::hypercall::Call;
 use hvcore::hypercall::sysctl::LivepatchPermit;
+use hvcore::hypercall::{Call, SafePoints};
 use hvcore::memmap::PhysRange;
 use hvcore::{PAGE_SIZE, Result, err};
 use livepatch_engine::{
@@ -228,8 +228,12 @@ struct TextWriter {
 }
 
 impl Patcher for TextWriter {
-    fn write_text(&mut self, addr: u64, bytes: &[u8]) {
-        if let Err(e) = paging::write_text_via_alias(addr, bytes) {
+    unsafe fn write_text(&mut self, addr: u64, bytes: &[u8]) {
+        // SAFETY: a TextWriter exists only inside `quiesce`'s work, once
+        // every other CPU is parked with interrupts off at its safe point
+        // (running no patchable code); the bytes are valid code per this
+        // method's contract.
+        if let Err(e) = unsafe { paging::write_text_via_alias(addr, bytes) } {
             self.failed.get_or_insert_with(|| alloc::format!("{e}"));
             return;
         }
@@ -244,8 +248,9 @@ impl Patcher for TextWriter {
     fn read_text(&self, addr: u64, buf: &mut [u8]) {
         read_text(addr, buf);
     }
-    fn call_hook(&mut self, addr: u64) -> i32 {
-        call_hook(addr)
+    unsafe fn call_hook(&mut self, addr: u64) -> i32 {
+        // SAFETY: the same contract as this method's.
+        unsafe { call_hook(addr) }
     }
 }
 
@@ -261,14 +266,18 @@ fn read_text(addr: u64, buf: &mut [u8]) {
     unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len()) };
 }
 
-fn call_hook(addr: u64) -> i32 {
+/// Call the hook function at `addr`.
+///
+/// # Safety
+/// `addr` must be the entry point of a hook function (C ABI `fn() -> i32`)
+/// of a payload installed in the pool (mapped RX) and not freed since: what
+/// the engine passes (checked at upload: a function defined in the payload's
+/// text). The payload is signed by a trusted key: its code is trusted like
+/// ours.
+unsafe fn call_hook(addr: u64) -> i32 {
     // This CPU may hold a stale translation of a reused pool page.
     paging::flush_tlb();
-    // The engine passes only addresses of hook functions inside an
-    // installed payload's text (checked at upload: a function symbol in an
-    // executable section), mapped RX, with the C ABI `fn() -> i32`. The
-    // payload is signed by a trusted key: its code is trusted like ours.
-    // SAFETY: `addr` is a checked hook entry point of that ABI (see above).
+    // SAFETY: `addr` is a hook entry point of that ABI (the contract).
     let f: extern "C" fn() -> i32 = unsafe { core::mem::transmute(addr as usize) };
     f()
 }
@@ -342,8 +351,9 @@ impl Platform for Machine {
         read_text(addr, buf);
     }
 
-    fn call_hook(&mut self, addr: u64) -> i32 {
-        call_hook(addr)
+    unsafe fn call_hook(&mut self, addr: u64) -> i32 {
+        // SAFETY: the same contract as this method's.
+        unsafe { call_hook(addr) }
     }
 
     fn quiesce(
@@ -469,7 +479,7 @@ fn safe_point(hv: &Hv, _cpu: u32) {
 // ------------------------------------------------------------ sysctl
 
 fn lock_engine(
-    hv: &Hv,
+    hv: SafePoints<'_>,
     busy: i32,
 ) -> core::result::Result<spin::MutexGuard<'static, Option<Engine<'static>>>, i32> {
     loop {
@@ -506,7 +516,7 @@ fn sysctl(
     permit: LivepatchPermit,
     op: &mut Livepatch,
 ) -> core::result::Result<u64, i32> {
-    let hv = c.hv;
+    let hv = c.safe_points(&permit);
     match permit {
         LivepatchPermit::Upload(_) => {
             let a: LpUpload = op.arg();

@@ -4,6 +4,7 @@
 
 use core::arch::asm;
 use hvcore::frames::{FrameAllocator, Zone};
+use hvcore::lent::LentFrames;
 use hvcore::{PAGE_SIZE, Result, err};
 use talc::TalcLock;
 use talc::source::Claim;
@@ -99,31 +100,70 @@ pub extern "C" fn rust_eh_personality() {}
 
 static MAX_MFN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Record the highest RAM frame number (for XENMEM_maximum_ram_page, physinfo).
+/// The frames [`FrameMem`] has lent to domains (set up with the highest RAM
+/// frame, before any domain exists).
+static LENT: spin::Once<LentFrames> = spin::Once::new();
+
+/// Record the highest RAM frame number (for XENMEM_maximum_ram_page,
+/// physinfo) and size the set of frames lent to domains (one bit per frame).
 pub fn set_max_mfn(mfn: u64) {
     MAX_MFN.store(mfn, core::sync::atomic::Ordering::Relaxed);
+    LENT.call_once(|| LentFrames::new(mfn.saturating_add(1)));
 }
 
-/// Frames from the global allocator, reached through the identity map.
+/// Frames from the global allocator, reached through the identity map. Each
+/// access is checked against the frames lent (release builds too): the
+/// memory safety `HostMem` promises does not depend on its callers.
 pub struct FrameMem;
 
-impl hvcore::p2m::HostMem for FrameMem {
+impl FrameMem {
+    /// Whether `len` bytes at `pa` lie within one lent frame; reports a
+    /// refused access (a hypervisor bug: callers pass only their frames).
+    fn lent(&self, what: &str, pa: u64, len: usize) -> bool {
+        let ok = LENT.get().is_some_and(|l| l.covers(pa, len));
+        if !ok {
+            log::error!(
+                "host memory: {what} of {len} bytes at {pa:#x} refused: not within a frame lent to a domain"
+            );
+        }
+        ok
+    }
+}
+
+// SAFETY: every access, zeroing and free is first checked to lie within one
+// frame this allocator lent and has not taken back (`lent`); such a frame is
+// RAM, identity-mapped, and used by nothing but the domain it was lent for.
+unsafe impl hvcore::p2m::HostMem for FrameMem {
     fn alloc_frame(&self) -> Option<u64> {
-        alloc_frames(1, Zone::Any).ok()
+        let lent = LENT.get()?;
+        let pa = alloc_frames(1, Zone::Any).ok()?;
+        if !lent.insert(pa) {
+            log::error!("host memory: frame {pa:#x} is beyond the highest RAM frame or lent twice");
+            return None;
+        }
+        Some(pa)
     }
 
     fn free_frame(&self, pa: u64) {
+        if !LENT.get().is_some_and(|l| l.remove(pa)) {
+            log::error!("host memory: free of frame {pa:#x} refused: not lent to a domain");
+            return;
+        }
         if let Err(e) = free_frames(pa, 1) {
             log::error!("freeing frame {pa:#x}: {e}");
         }
     }
 
     fn read(&self, pa: u64, buf: &mut [u8]) {
-        // Per the HostMem contract `pa..pa+len` lies in a frame the caller
-        // owns; RAM is identity-mapped. The copy is an opaque `rep movsb`, so
-        // memory a guest writes concurrently is read without the compiler
-        // assuming anything about it.
-        // SAFETY: an owned, identity-mapped range (see above).
+        if !self.lent("read", pa, buf.len()) {
+            buf.fill(0);
+            return;
+        }
+        // `pa..pa+len` lies in a lent frame (checked above); RAM is
+        // identity-mapped. The copy is an opaque `rep movsb`, so memory a
+        // guest writes concurrently is read without the compiler assuming
+        // anything about it.
+        // SAFETY: a lent, identity-mapped range (see above).
         unsafe {
             asm!("rep movsb", inout("rcx") buf.len() => _, inout("rdi") buf.as_mut_ptr() => _,
                  inout("rsi") pa as *const u8 => _, options(nostack, preserves_flags));
@@ -131,6 +171,9 @@ impl hvcore::p2m::HostMem for FrameMem {
     }
 
     fn write(&self, pa: u64, buf: &[u8]) {
+        if !self.lent("write", pa, buf.len()) {
+            return;
+        }
         // SAFETY: as for `read`, with the frame as destination.
         unsafe {
             asm!("rep movsb", inout("rcx") buf.len() => _, inout("rdi") pa as *mut u8 => _,
@@ -139,7 +182,10 @@ impl hvcore::p2m::HostMem for FrameMem {
     }
 
     fn zero_frame(&self, pa: u64) {
-        // SAFETY: `pa` is a frame the caller owns (HostMem contract), identity-mapped.
+        if !self.lent("zeroing", pa, 1) {
+            return;
+        }
+        // SAFETY: the frame containing `pa` is lent (checked above), identity-mapped.
         unsafe {
             asm!("rep stosb", inout("rcx") PAGE_SIZE => _, inout("rdi") (pa & !(PAGE_SIZE - 1)) as *mut u8 => _,
                  in("al") 0u8, options(nostack, preserves_flags));

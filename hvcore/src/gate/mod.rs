@@ -15,14 +15,14 @@
 //! each check is inferred from its permission constants, so checking a
 //! permission against the wrong class does not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0425
 //! // domain2:set_vnumainfo is not a permission of class domain.
 //! let _ = xsm::perms::domain::SET_VNUMAINFO;
 //! ```
 //!
 //! and a handler cannot be reached with another operation's permit:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! use hvcore::gate::{Permit, table::{DomctlPauseDomain, DomctlDestroyDomain}};
 //! fn destroy(_: Permit<DomctlDestroyDomain>) {}
 //! fn pause(p: Permit<DomctlPauseDomain>) { destroy(p) }
@@ -30,7 +30,7 @@
 //!
 //! nor can code outside the gate make a permit:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! use hvcore::gate::{Permit, table::DomctlPauseDomain};
 //! let p: Permit<DomctlPauseDomain> = Permit { target: None, new_sid: None, _op: core::marker::PhantomData };
 //! ```

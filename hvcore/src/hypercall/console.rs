@@ -1,6 +1,7 @@
 //! console_io.
 
 use super::{Call, HcResult};
+use crate::gate::Permit;
 use crate::gate::table::{ConsoleRead, ConsoleWrite};
 use warden_abi::console::{MAX_WRITE, READ, WRITE};
 use warden_abi::errno;
@@ -13,17 +14,17 @@ const MAX_READ: u64 = 4096;
 pub fn console_io(c: &mut Call<'_>, cmd: u64, count: u64, buf: u64) -> HcResult {
     match cmd {
         x if x == WRITE as u64 => {
-            let _p = c.check::<ConsoleWrite>()?;
+            let p = c.check::<ConsoleWrite>()?;
             if count > MAX_WRITE as u64 {
                 return Err(errno::EINVAL);
             }
-            write(c, count as usize, buf)
+            write(c, &p, count as usize, buf)
         }
         x if x == READ as u64 => {
-            let _p = c.check::<ConsoleRead>()?;
+            let p = c.check::<ConsoleRead>()?;
             let n = count.min(MAX_READ) as usize;
             let mut tmp = alloc::vec![0u8; n];
-            let got = c.hv.platform.serial_input(&mut tmp);
+            let got = c.global(&p).serial_input(&mut tmp);
             c.write_bytes(buf, &tmp[..got])?;
             Ok(got as u64)
         }
@@ -31,7 +32,7 @@ pub fn console_io(c: &mut Call<'_>, cmd: u64, count: u64, buf: u64) -> HcResult 
     }
 }
 
-fn write(c: &Call<'_>, count: usize, buf: u64) -> HcResult {
+fn write(c: &Call<'_>, p: &Permit<ConsoleWrite>, count: usize, buf: u64) -> HcResult {
     let id = c.caller.id;
     let privileged = c.caller.privileged;
     let mut done = 0usize;
@@ -41,7 +42,7 @@ fn write(c: &Call<'_>, count: usize, buf: u64) -> HcResult {
         let va = buf.checked_add(done as u64).ok_or(errno::EFAULT)?;
         c.guest(|g| g.read(va, &mut chunk[..n]))?
             .map_err(|_| errno::EFAULT)?;
-        c.dom().console.lock().push(&chunk[..n], |line| {
+        c.global(p).console().lock().push(&chunk[..n], |line| {
             let text = core::str::from_utf8(line).unwrap_or("");
             if privileged {
                 log::info!("{text}");

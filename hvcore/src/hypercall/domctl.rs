@@ -18,12 +18,12 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
     match op.cmd {
         CREATEDOMAIN => {
             let a: CreateDomain = op.arg();
-            let sid = match (a.ssidref, c.hv.gate.flask()) {
-                (_, None) => 0,
-                (0, Some(_)) => xsm::initial_sid::DOMU.raw(),
-                (s, Some(_)) => s,
+            let sid = match (a.ssidref, c.flask_enabled()) {
+                (_, false) => 0,
+                (0, true) => xsm::initial_sid::DOMU.raw(),
+                (s, true) => s,
             };
-            let _p = c.check_req::<DomctlCreateDomain>(None, Some(sid))?;
+            let p = c.check_req::<DomctlCreateDomain>(None, Some(sid))?;
             if a.flags & !(CDF_HVM | CDF_HAP) != 0 || a.max_vcpus > warden_abi::vcpu::MAX_VCPUS {
                 return Err(errno::EINVAL);
             }
@@ -32,7 +32,7 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 x if x >= DOMID_FIRST_RESERVED => None,
                 x => Some(x),
             };
-            let d = c.hv.create_domain(NewDomain {
+            let d = c.global(&p).create_domain(NewDomain {
                 want,
                 privileged: false,
                 name: alloc::string::String::new(),
@@ -42,9 +42,9 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 handle: a.handle,
             })?;
             if a.max_vcpus > 0
-                && let Err(e) = c.hv.set_max_vcpus(&d, a.max_vcpus)
+                && let Err(e) = d.set_max_vcpus(a.max_vcpus)
             {
-                c.hv.destroy(&d);
+                d.destroy();
                 return Err(e);
             }
             log::info!("d{} created domain {} (ssidref {sid})", c.caller.id, d.id);
@@ -58,7 +58,7 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
             }
-            c.hv.destroy(&d);
+            d.destroy();
             Ok(0)
         }
         PAUSEDOMAIN => {
@@ -67,20 +67,19 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
             }
-            c.hv.pause(&d);
+            d.pause();
             Ok(0)
         }
         UNPAUSEDOMAIN => {
             let p = c.check_req::<DomctlUnpauseDomain>(Some(c.target(op.domain)?), None)?;
             let d = c.resolve(&p)?;
-            c.hv.unpause(&d)?;
+            d.unpause()?;
             Ok(0)
         }
         GETDOMAININFO => {
             let p = c.check_req::<DomctlGetDomainInfo>(Some(c.target(op.domain)?), None)?;
             let d = c.resolve(&p)?;
-            let sid = p.target().map_or(0, |t| t.sid);
-            op.set_arg(&c.hv.domain_info(&d, sid));
+            op.set_arg(&d.domain_info());
             c.write(arg, &op)?;
             Ok(0)
         }
@@ -92,14 +91,14 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             if pages > crate::p2m::GFN_LIMIT {
                 return Err(errno::EINVAL);
             }
-            c.hv.set_max_pages(&d, pages);
+            d.set_max_pages(pages);
             Ok(0)
         }
         MAX_VCPUS => {
             let p = c.check_req::<DomctlMaxVcpus>(Some(c.target(op.domain)?), None)?;
             let a: MaxVcpus = op.arg();
             let d = c.resolve(&p)?;
-            c.hv.set_max_vcpus(&d, a.max)?;
+            d.set_max_vcpus(a.max)?;
             Ok(0)
         }
         SETVCPUCONTEXT => {
@@ -112,14 +111,12 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             let v = d.vcpu(a.vcpu).ok_or(errno::ENOENT)?;
             let ctx: HvmContext = c.read(a.ctxt)?;
             let ctx = crate::vcpu::validate_context(&ctx)?;
-            c.hv.pause(&d);
+            d.pause();
             v.hw.lock().set_context(&ctx);
-            let kick =
-                c.hv.sched
-                    .set_initialised((v.domid, v.id), c.hv.platform.now_ns());
-            let _ = c.hv.unpause(&d);
+            let kick = d.set_initialised(&v, c.now_ns());
+            let _ = d.unpause();
             if let Some(cpu) = kick {
-                c.hv.platform.kick(cpu);
+                c.kick(cpu);
             }
             Ok(0)
         }
@@ -129,15 +126,15 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             let d = c.resolve(&p)?;
             let v = d.vcpu(a.vcpu).ok_or(errno::ENOENT)?;
             let ctx = if d.id == c.caller.id {
-                if v.id != c.vcpu.id {
+                if v.id != c.vcpu_id() {
                     // Another vCPU of the caller: it cannot be paused alone.
                     return Err(errno::EINVAL);
                 }
-                c.hw.context()
+                c.caller_context(&p)
             } else {
-                c.hv.pause(&d);
+                d.pause();
                 let ctx = v.hw.lock().context();
-                let _ = c.hv.unpause(&d);
+                let _ = d.unpause();
                 ctx
             };
             c.write(a.ctxt, &ctx)?;

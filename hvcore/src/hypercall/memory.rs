@@ -17,10 +17,10 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             let populate = cmd as u32 == POPULATE_PHYSMAP;
             let d = if populate {
                 let p = c.check_req::<MemPopulatePhysmap>(Some(t), None)?;
-                c.resolve(&p)?
+                c.resolve(&p)?.adjust()
             } else {
                 let p = c.check_req::<MemDecreaseReservation>(Some(t), None)?;
-                c.resolve(&p)?
+                c.resolve(&p)?.adjust()
             };
             if r.extent_order > MAX_EXTENT_ORDER {
                 return Err(errno::EINVAL);
@@ -47,10 +47,10 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                 let r = if populate {
                     let mut res = Ok(());
                     for g in gfn..gfn + per {
-                        if let Err(e) = c.hv.populate(&d, g) {
+                        if let Err(e) = d.populate(g) {
                             // Undo the partial extent.
                             let added: Vec<u64> = (gfn..g).collect();
-                            let _ = c.hv.decrease(&d, &added);
+                            let _ = d.decrease(&added);
                             res = Err(e);
                             break;
                         }
@@ -58,7 +58,7 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                     res
                 } else {
                     let gfns: Vec<u64> = (gfn..gfn + per).collect();
-                    c.hv.decrease(&d, &gfns)
+                    d.decrease(&gfns)
                 };
                 if let Err(e) = r {
                     err = Some(e);
@@ -72,18 +72,18 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             }
         }
         MAXIMUM_RAM_PAGE => {
-            let _p = c.check::<MemMaximumRamPage>()?;
-            Ok(c.hv.platform.mem().max_mfn())
+            let p = c.check::<MemMaximumRamPage>()?;
+            Ok(c.global(&p).max_mfn())
         }
         CURRENT_RESERVATION | MAXIMUM_RESERVATION => {
             let a: DomidArg = c.read(arg)?;
             let t = c.target(a.domid)?;
             let d = if cmd as u32 == CURRENT_RESERVATION {
                 let p = c.check_req::<MemCurrentReservation>(Some(t), None)?;
-                c.resolve(&p)?
+                c.resolve(&p)?.into_domain()
             } else {
                 let p = c.check_req::<MemMaximumReservation>(Some(t), None)?;
-                c.resolve(&p)?
+                c.resolve(&p)?.into_domain()
             };
             let m = d.mem.read();
             Ok(if cmd as u32 == CURRENT_RESERVATION {

@@ -9,6 +9,19 @@
 //! its [`Permit`](crate::gate::Permit) lets the handler run. Guest memory is
 //! touched only through [`Call`]'s checked copy helpers (-EFAULT on a bad
 //! address).
+//!
+//! Handlers never see the hypervisor itself: [`Call`] (in its own module,
+//! beside the handlers) keeps it private and hands out only what a permit of
+//! the right operation type unlocks ([`Own`], [`Resolved`], [`Global`], the
+//! security server; the kinds are listed in [`unlocks`]). A handler whose
+//! check line is deleted has no permit to present and does not compile:
+//!
+//! ```compile_fail,E0616
+//! // Call does not expose the hypervisor.
+//! fn yield_now(c: &mut hvcore::hypercall::Call<'_>) {
+//!     let _ = c.hv;
+//! }
+//! ```
 
 pub mod console;
 pub mod domctl;
@@ -23,146 +36,19 @@ pub mod xsm;
 #[cfg(test)]
 mod tests;
 
-use crate::domain::{DomSnap, Domain, GuestVcpu};
-use crate::gate::{Op, Permit, Request};
-use crate::guestmem::{GuestView, PagingState, ReadVecError};
+use crate::domain::GuestVcpu;
 use crate::hv::Hv;
-use crate::p2m::PhysView;
 use crate::vcpu::Vcpu;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
-use warden_abi::{DOMID_SELF, DomId, Pod, errno, hypercall as hc};
+use warden_abi::{errno, hypercall as hc};
+
+mod call;
+pub mod unlocks;
+
+pub use call::{AdjustMemory, Call, ConsoleRing, Global, Own, Relabel, Resolved, SafePoints};
 
 /// A hypercall's result: a non-negative value, or an errno.
 pub type HcResult = Result<u64, i32>;
-
-/// One hypercall in progress.
-pub struct Call<'a> {
-    pub hv: &'a Hv,
-    pub cpu: u32,
-    /// The calling vCPU.
-    pub vcpu: &'a Arc<GuestVcpu>,
-    /// Its hardware state (locked by the run loop).
-    pub hw: &'a mut dyn Vcpu,
-    /// The caller as the gate sees it.
-    pub caller: DomSnap,
-    paging: PagingState,
-    /// Set by handlers after which the run loop must reconsider what runs.
-    pub resched: bool,
-}
-
-impl<'a> Call<'a> {
-    /// The calling domain.
-    pub fn dom(&self) -> &Arc<Domain> {
-        &self.vcpu.domain
-    }
-
-    /// Scheduler key of the calling vCPU.
-    pub fn key(&self) -> (DomId, u32) {
-        (self.vcpu.domid, self.vcpu.id)
-    }
-
-    /// Run `f` on the caller's address space.
-    fn guest<R>(&self, f: impl FnOnce(&GuestView<'_>) -> R) -> Result<R, i32> {
-        let m = self.dom().mem.read();
-        let p2m = m.p2m.as_ref().ok_or(errno::ESRCH)?;
-        let pv = PhysView {
-            p2m,
-            mem: self.hv.platform.mem(),
-        };
-        Ok(f(&GuestView::new(&pv, self.paging)))
-    }
-
-    /// Read a structure from the caller's memory.
-    pub fn read<T: Pod>(&self, va: u64) -> Result<T, i32> {
-        self.guest(|g| g.read_pod::<T>(va))?
-            .map_err(|_| errno::EFAULT)
-    }
-
-    /// Write a structure to the caller's memory.
-    pub fn write<T: Pod>(&self, va: u64, v: &T) -> Result<(), i32> {
-        self.guest(|g| g.write_pod(va, v))?
-            .map_err(|_| errno::EFAULT)
-    }
-
-    /// Element `i` of an array of `T` in the caller's memory.
-    pub fn read_elem<T: Pod>(&self, va: u64, i: u64) -> Result<T, i32> {
-        self.guest(|g| g.read_elem::<T>(va, i))?
-            .map_err(|_| errno::EFAULT)
-    }
-
-    /// Write element `i` of an array of `T` in the caller's memory.
-    pub fn write_elem<T: Pod>(&self, va: u64, i: u64, v: &T) -> Result<(), i32> {
-        self.guest(|g| g.write_elem(va, i, v))?
-            .map_err(|_| errno::EFAULT)
-    }
-
-    /// Write bytes to the caller's memory.
-    pub fn write_bytes(&self, va: u64, data: &[u8]) -> Result<(), i32> {
-        self.guest(|g| g.write(va, data))?
-            .map_err(|_| errno::EFAULT)
-    }
-
-    /// Read `len` bytes (at most `max`, else `too_large`) from the caller's memory.
-    pub fn read_bytes(
-        &self,
-        va: u64,
-        len: usize,
-        max: usize,
-        too_large: i32,
-    ) -> Result<Vec<u8>, i32> {
-        self.guest(|g| g.read_vec(va, len, max))?
-            .map_err(|e| match e {
-                ReadVecError::TooLarge => too_large,
-                ReadVecError::NoMemory => errno::ENOMEM,
-                ReadVecError::Fault(_) => errno::EFAULT,
-            })
-    }
-
-    /// Snapshot of domain `id` (DOMID_SELF: the caller) for a check.
-    pub fn target(&self, id: DomId) -> Result<DomSnap, i32> {
-        if id == DOMID_SELF || id == self.caller.id {
-            return Ok(self.caller);
-        }
-        self.hv.domains.snapshot(id).ok_or(errno::ESRCH)
-    }
-
-    /// Run operation `O`'s checks with no target.
-    pub fn check<O: Op>(&self) -> Result<Permit<O>, i32> {
-        self.check_req::<O>(None, None)
-    }
-
-    /// Run operation `O`'s checks against `target` (and a label argument).
-    pub fn check_req<O: Op>(
-        &self,
-        target: Option<DomSnap>,
-        new_sid: Option<u32>,
-    ) -> Result<Permit<O>, i32> {
-        self.hv.gate.check::<O>(&Request {
-            caller: &self.caller,
-            target,
-            new_sid,
-            cpu: self.cpu,
-            cache: Some(&self.vcpu.decisions),
-        })
-    }
-
-    /// The domain a permit was checked for.
-    pub fn resolve<O: Op>(&self, p: &Permit<O>) -> Result<Arc<Domain>, i32> {
-        let t = p.target().ok_or(errno::ESRCH)?;
-        if t.id == self.caller.id && t.generation == self.dom().generation {
-            return Ok(self.dom().clone());
-        }
-        self.hv.domains.resolve(t)
-    }
-
-    /// Log an unknown sub-operation (rate limited) and return ENOSYS.
-    pub fn unknown(&self, what: &str, n: u64) -> HcResult {
-        self.hv
-            .log_unknown(self.caller.id, format_args!("{what} {n}"));
-        Err(errno::ENOSYS)
-    }
-}
 
 /// Handle the hypercall `v` just made. Returns whether the run loop must
 /// re-evaluate scheduling.
@@ -174,15 +60,7 @@ pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bo
         _ if cpl != 0 => (Err(errno::EPERM), false),
         None => (Err(errno::ESRCH), true),
         Some(caller) => {
-            let mut c = Call {
-                hv,
-                cpu,
-                vcpu: v,
-                hw,
-                caller,
-                paging,
-                resched: false,
-            };
+            let mut c = Call::new(hv, cpu, v, hw, caller, paging);
             let r = dispatch(&mut c, args.nr, &args.a);
             (r, c.resched)
         }

@@ -10,35 +10,36 @@ pub fn sched_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
     if cmd > u32::MAX as u64 {
         return c.unknown("sched_op sub-op", cmd);
     }
-    let now = c.hv.platform.now_ns();
+    let now = c.now_ns();
     match cmd as u32 {
         YIELD => {
-            let _p = c.check::<SchedYield>()?;
-            c.hv.sched.yield_now(c.key());
+            let p = c.check::<SchedYield>()?;
+            c.own(&p).yield_now();
             c.resched = true;
             Ok(0)
         }
         BLOCK => {
-            let _p = c.check::<SchedBlock>()?;
+            let p = c.check::<SchedBlock>()?;
+            let own = c.own(&p);
             // Xen: enable event delivery, then block unless an event is pending.
-            c.hv.unmask_events(c.vcpu);
-            let pending = c.hv.guest_upcall_pending(c.vcpu);
-            c.hv.sched.block(c.key(), Block::Event, pending, None, now);
+            own.unmask_events();
+            let pending = own.upcall_pending();
+            own.block(Block::Event, pending, None, now);
             c.resched = true;
             Ok(0)
         }
         SHUTDOWN => {
-            let _p = c.check::<SchedShutdown>()?;
+            let p = c.check::<SchedShutdown>()?;
             let a: Shutdown = c.read(arg)?;
             if a.reason > SHUTDOWN_MAX {
                 return Err(errno::EINVAL);
             }
-            c.hv.shutdown(c.dom(), a.reason);
+            c.own(&p).shutdown(a.reason);
             c.resched = true;
             Ok(0)
         }
         POLL => {
-            let _p = c.check::<SchedPoll>()?;
+            let p = c.check::<SchedPoll>()?;
             let a: Poll = c.read(arg)?;
             if a.nr_ports > POLL_MAX_PORTS {
                 return Err(errno::EINVAL);
@@ -52,7 +53,7 @@ pub fn sched_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             if deadline.is_some_and(|t| t <= now) {
                 return Ok(0);
             }
-            c.hv.sched.block(c.key(), Block::Poll, false, deadline, now);
+            c.own(&p).block(Block::Poll, false, deadline, now);
             c.resched = true;
             Ok(0)
         }
@@ -64,7 +65,7 @@ pub fn sched_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                 return Err(errno::EINVAL);
             }
             let d = c.resolve(&p)?;
-            c.hv.shutdown(&d, a.reason);
+            d.shutdown(a.reason);
             if d.id == c.caller.id {
                 c.resched = true;
             }

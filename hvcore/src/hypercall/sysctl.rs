@@ -30,12 +30,14 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
     match op.cmd {
         READCONSOLE => {
             let mut a: ReadConsole = op.arg();
-            if a.clear != 0 {
-                c.check::<SysctlReadConsoleClear>()?;
+            let (p, clear) = if a.clear != 0 {
+                let permit = c.check::<SysctlReadConsoleClear>()?;
+                let g = c.global(&permit);
+                (g.console_ring(), Some(g))
             } else {
-                c.check::<SysctlReadConsole>()?;
-            }
-            let p = &c.hv.platform;
+                let permit = c.check::<SysctlReadConsole>()?;
+                (c.global(&permit).console_ring(), None)
+            };
             let head = p.console_head();
             let from = if a.incremental != 0 {
                 // `index` is a position modulo 2^32 at most 4 GiB behind the head.
@@ -58,8 +60,8 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 copied += r.len;
                 pos = r.next;
             }
-            if a.clear != 0 {
-                p.console_clear();
+            if let Some(g) = clear {
+                g.console_clear();
             }
             a.count = copied as u32;
             a.index = pos as u32;
@@ -68,9 +70,8 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         PHYSINFO => {
-            c.check::<SysctlPhysinfo>()?;
-            let p = &c.hv.platform;
-            let m = p.mem();
+            let permit = c.check::<SysctlPhysinfo>()?;
+            let p = c.global(&permit);
             let n = p.nr_cpus();
             let info = PhysInfo {
                 threads_per_core: 1,
@@ -81,9 +82,9 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 max_node_id: 0,
                 cpu_khz: p.cpu_khz(),
                 capabilities: PHYSCAP_HVM | PHYSCAP_HAP,
-                total_pages: m.total_frames(),
-                free_pages: m.free_frames(),
-                max_mfn: m.max_mfn(),
+                total_pages: p.total_frames(),
+                free_pages: p.free_frames(),
+                max_mfn: p.max_mfn(),
                 ..Default::default()
             };
             op.set_arg(&info);
@@ -95,7 +96,7 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             let max = a.max_domains.min(MAX_LIST);
             // One check per listed domain, on lock-free snapshots; refused ones are skipped.
             let mut permits = Vec::new();
-            for s in c.hv.domains.snapshots_from(a.first_domain) {
+            for s in c.snapshots_from(a.first_domain) {
                 if permits.len() as u32 >= max {
                     break;
                 }
@@ -106,8 +107,7 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             let mut n = 0u64;
             for p in &permits {
                 let Ok(d) = c.resolve(p) else { continue };
-                let sid = p.target().map_or(0, |t| t.sid);
-                let info: DomainInfo = c.hv.domain_info(&d, sid);
+                let info: DomainInfo = d.domain_info();
                 c.write_elem(a.buffer, n, &info)?;
                 n += 1;
             }
@@ -125,7 +125,7 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 livepatch::ACTION => LivepatchPermit::Action(c.check::<LivepatchAction>()?),
                 n => return c.unknown("livepatch_op", n as u64),
             };
-            let Some(hook) = c.hv.livepatch() else {
+            let Some(hook) = c.livepatch(&permit) else {
                 log::warn!(
                     "livepatch: d{} asked for a live-patch operation; this build has no live patching",
                     c.caller.id

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::conring::{ConsoleRing, ReadResult};
+use crate::domain::Domain;
 use crate::gate::{Gate, Module};
 use crate::hv::{Hv, NewDomain};
 use crate::p2m::HostMem;

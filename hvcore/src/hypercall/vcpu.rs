@@ -12,58 +12,58 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
     }
     let cmd = cmd as u32;
     // Every sub-operation has the same check; run it before anything else.
-    match cmd {
-        INITIALISE => c.check::<VcpuInitialise>().map(drop)?,
-        UP => c.check::<VcpuUp>().map(drop)?,
-        DOWN => c.check::<VcpuDown>().map(drop)?,
-        IS_UP => c.check::<VcpuIsUp>().map(drop)?,
-        GET_RUNSTATE_INFO => c.check::<VcpuGetRunstateInfo>().map(drop)?,
-        SET_SINGLESHOT_TIMER => c.check::<VcpuSetSingleshotTimer>().map(drop)?,
-        STOP_SINGLESHOT_TIMER => c.check::<VcpuStopSingleshotTimer>().map(drop)?,
-        REGISTER_VCPU_INFO => c.check::<VcpuRegisterVcpuInfo>().map(drop)?,
+    // Each permit unlocks the caller's own vCPUs.
+    let own = match cmd {
+        INITIALISE => c.own(&c.check::<VcpuInitialise>()?),
+        UP => c.own(&c.check::<VcpuUp>()?),
+        DOWN => c.own(&c.check::<VcpuDown>()?),
+        IS_UP => c.own(&c.check::<VcpuIsUp>()?),
+        GET_RUNSTATE_INFO => c.own(&c.check::<VcpuGetRunstateInfo>()?),
+        SET_SINGLESHOT_TIMER => c.own(&c.check::<VcpuSetSingleshotTimer>()?),
+        STOP_SINGLESHOT_TIMER => c.own(&c.check::<VcpuStopSingleshotTimer>()?),
+        REGISTER_VCPU_INFO => c.own(&c.check::<VcpuRegisterVcpuInfo>()?),
         n => return c.unknown("vcpu_op sub-op", n as u64),
-    }
+    };
     let v = u32::try_from(vcpuid)
         .ok()
-        .and_then(|i| c.dom().vcpu(i))
+        .and_then(|i| own.dom().vcpu(i))
         .ok_or(errno::ENOENT)?;
-    let k = (v.domid, v.id);
-    let me = v.id == c.vcpu.id;
-    let now = c.hv.platform.now_ns();
+    let me = v.id == own.vcpu().id;
+    let now = c.now_ns();
     match cmd {
         INITIALISE => {
             let ctx: HvmContext = c.read(arg)?;
             let ctx = crate::vcpu::validate_context(&ctx)?;
-            if me || c.hv.sched.initialised(k) {
+            if me || own.initialised(&v) {
                 return Err(errno::EEXIST);
             }
             v.hw.lock().set_context(&ctx);
-            if let Some(cpu) = c.hv.sched.set_initialised(k, now) {
-                c.hv.platform.kick(cpu);
+            if let Some(cpu) = own.set_initialised(&v, now) {
+                c.kick(cpu);
             }
             Ok(0)
         }
-        UP => match c.hv.sched.up(k, now) {
+        UP => match own.up(&v, now) {
             Ok(kick) => {
                 if let Some(cpu) = kick {
-                    c.hv.platform.kick(cpu);
+                    c.kick(cpu);
                 }
                 Ok(0)
             }
             Err(_) => Err(errno::EINVAL),
         },
         DOWN => {
-            if let Some(cpu) = c.hv.sched.down(k, now) {
-                c.hv.platform.kick(cpu);
+            if let Some(cpu) = own.down(&v, now) {
+                c.kick(cpu);
             }
             if me {
                 c.resched = true;
             }
             Ok(0)
         }
-        IS_UP => Ok(c.hv.sched.is_up(k) as u64),
+        IS_UP => Ok(own.is_up(&v) as u64),
         GET_RUNSTATE_INFO => {
-            let rs = c.hv.sched.runstate(k, now).ok_or(errno::ENOENT)?;
+            let rs = own.runstate(&v, now).ok_or(errno::ENOENT)?;
             c.write(arg, &rs)?;
             Ok(0)
         }
@@ -72,11 +72,11 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
             if t.flags & SSHOTTMR_FUTURE != 0 && t.timeout_abs_ns < now {
                 return Err(errno::ETIME);
             }
-            c.hv.sched.set_timer(k, Some(t.timeout_abs_ns));
+            own.set_timer(&v, Some(t.timeout_abs_ns));
             Ok(0)
         }
         STOP_SINGLESHOT_TIMER => {
-            c.hv.sched.set_timer(k, None);
+            own.set_timer(&v, None);
             Ok(0)
         }
         REGISTER_VCPU_INFO => {
@@ -94,10 +94,10 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
                 return Err(errno::EINVAL);
             }
             let info = VcpuInfo {
-                time: c.hv.time_info(),
+                time: own.time_info(),
                 ..Default::default()
             };
-            c.hv.write_phys(c.dom(), gpa, info.as_bytes())
+            own.write_phys(gpa, info.as_bytes())
                 .map_err(|_| errno::EINVAL)?;
             ev.info_gpa = Some(gpa);
             Ok(0)

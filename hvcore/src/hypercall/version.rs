@@ -77,26 +77,26 @@ pub fn xen_version(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             Ok(warden_abi::PAGE_SIZE)
         }
         GUEST_HANDLE => {
-            let _p = c.check::<VersionGuestHandle>()?;
+            let p = c.check::<VersionGuestHandle>()?;
             c.write(
                 arg,
                 &DomainHandle {
-                    handle: c.dom().handle,
+                    handle: c.global(&p).caller_handle(),
                 },
             )?;
             Ok(0)
         }
         COMMANDLINE => {
-            let _p = c.check::<VersionCommandline>()?;
+            let p = c.check::<VersionCommandline>()?;
             let mut v = CommandLine::default();
-            fill(&mut v.text, c.hv.platform.cmdline());
+            fill(&mut v.text, c.global(&p).cmdline());
             c.write(arg, &v)?;
             Ok(0)
         }
         BUILD_ID => {
-            let _p = c.check::<VersionBuildId>()?;
+            let p = c.check::<VersionBuildId>()?;
             let h: BuildIdHeader = c.read(arg)?;
-            let id = c.hv.platform.build_id();
+            let id = c.global(&p).build_id();
             if (h.len as usize) < id.len() {
                 return Err(errno::ENOBUFS);
             }

@@ -5,7 +5,7 @@ use super::{Call, HcResult};
 use crate::gate::table::*;
 use warden_abi::errno;
 use warden_abi::xsm::*;
-use xsm::{Flask, Sid, flask::OconKind};
+use xsm::{Sid, flask::OconKind};
 
 fn xe(e: xsm::Error) -> i32 {
     e.errno()
@@ -20,16 +20,15 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         return Err(errno::ENOSYS);
     }
     // With FLASK disabled every row's default action is -ENOSYS; the checks
-    // below return it before `flask()` is needed.
-    let flask = || -> Result<&'static Flask, i32> { c.hv.gate.flask().ok_or(errno::ENOSYS) };
+    // below return it before the security server is needed.
     match op.cmd {
         LOAD => {
-            let _p = c.check::<FlaskLoad>()?;
+            let p = c.check::<FlaskLoad>()?;
             let a: Load = op.arg();
             if a.size > MAX_POLICY_SIZE {
                 return Err(errno::EINVAL);
             }
-            let f = flask()?;
+            let f = c.flask(&p)?;
             let buf = c.read_bytes(
                 a.buffer,
                 a.size as usize,
@@ -40,12 +39,9 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
                 log::warn!("Flask: policy load from d{} refused: {e}", c.caller.id);
                 return Err(xe(e));
             }
-            c.hv.relabel_all();
-            let late = c.hv.mode == crate::cmdline::FlaskMode::Late
-                && !c
-                    .hv
-                    .late_loaded
-                    .swap(true, core::sync::atomic::Ordering::AcqRel);
+            let g = c.global(&p);
+            g.relabel_all();
+            let late = g.first_late_load();
             if late {
                 if !f.enforcing() {
                     f.set_enforcing(true);
@@ -61,14 +57,14 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         GETENFORCE => {
-            let _p = c.check::<FlaskGetEnforce>()?;
-            Ok(flask()?.enforcing() as u64)
+            let p = c.check::<FlaskGetEnforce>()?;
+            Ok(c.flask(&p)?.enforcing() as u64)
         }
         SETENFORCE => {
-            let _p = c.check::<FlaskSetEnforce>()?;
+            let p = c.check::<FlaskSetEnforce>()?;
             let a: SetEnforce = op.arg();
             let on = a.enforcing != 0;
-            if flask()?.set_enforcing(on) {
+            if c.flask(&p)?.set_enforcing(on) {
                 log::info!(
                     "Flask: d{} switched to {} mode",
                     c.caller.id,
@@ -78,9 +74,9 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         CONTEXT_TO_SID => {
-            let _p = c.check::<FlaskContextToSid>()?;
+            let p = c.check::<FlaskContextToSid>()?;
             let mut a: SidContext = op.arg();
-            let f = flask()?;
+            let f = c.flask(&p)?;
             let mut text = c.read_bytes(
                 a.context,
                 a.size as usize,
@@ -96,9 +92,12 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         SID_TO_CONTEXT => {
-            let _p = c.check::<FlaskSidToContext>()?;
+            let p = c.check::<FlaskSidToContext>()?;
             let mut a: SidContext = op.arg();
-            let text = flask()?.sid_to_context(Sid::from_raw(a.sid)).map_err(xe)?;
+            let text = c
+                .flask(&p)?
+                .sid_to_context(Sid::from_raw(a.sid))
+                .map_err(xe)?;
             let need = text.len() as u32 + 1;
             if need > a.size {
                 a.size = need;
@@ -115,9 +114,9 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         ACCESS => {
-            let _p = c.check::<FlaskAccess>()?;
+            let p = c.check::<FlaskAccess>()?;
             let mut a: Access = op.arg();
-            let f = flask()?;
+            let f = c.flask(&p)?;
             let d = f
                 .compute_av(
                     Sid::from_raw(a.ssid),
@@ -135,13 +134,12 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         }
         CREATE | RELABEL | MEMBER => {
             let cmd = op.cmd;
-            match cmd {
-                CREATE => c.check::<FlaskCreate>().map(drop)?,
-                RELABEL => c.check::<FlaskRelabel>().map(drop)?,
-                _ => c.check::<FlaskMember>().map(drop)?,
-            }
+            let f = match cmd {
+                CREATE => c.flask(&c.check::<FlaskCreate>()?)?,
+                RELABEL => c.flask(&c.check::<FlaskRelabel>()?)?,
+                _ => c.flask(&c.check::<FlaskMember>()?)?,
+            };
             let mut a: Transition = op.arg();
-            let f = flask()?;
             let (s, t, cl) = (
                 Sid::from_raw(a.ssid),
                 Sid::from_raw(a.tsid),
@@ -158,18 +156,17 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         POLICYVERS => {
-            let _p = c.check::<FlaskPolicyVers>()?;
-            Ok(flask()?.policyvers() as u64)
+            let p = c.check::<FlaskPolicyVers>()?;
+            Ok(c.flask(&p)?.policyvers() as u64)
         }
         GETBOOL | SETBOOL => {
             let set = op.cmd == SETBOOL;
-            if set {
-                c.check::<FlaskSetBool>().map(drop)?;
+            let f = if set {
+                c.flask(&c.check::<FlaskSetBool>()?)?
             } else {
-                c.check::<FlaskGetBool>().map(drop)?;
-            }
+                c.flask(&c.check::<FlaskGetBool>()?)?
+            };
             let mut a: Boolean = op.arg();
-            let f = flask()?;
             // Xen numbers booleans from 0; the server from 1. u32::MAX: by name.
             let info = if a.bool_id == u32::MAX {
                 let name = c.read_bytes(a.name, a.size as usize, MAX_BOOL_NAME, errno::ENOENT)?;
@@ -209,27 +206,27 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         COMMITBOOLS => {
-            let _p = c.check::<FlaskCommitBools>()?;
-            flask()?.commit_bools().map_err(xe)?;
+            let p = c.check::<FlaskCommitBools>()?;
+            c.flask(&p)?.commit_bools().map_err(xe)?;
             Ok(0)
         }
         MLS => {
-            let _p = c.check::<FlaskMls>()?;
-            Ok(flask()?.mls_enabled() as u64)
+            let p = c.check::<FlaskMls>()?;
+            Ok(c.flask(&p)?.mls_enabled() as u64)
         }
         GETAVC_THRESHOLD => {
-            let _p = c.check::<FlaskGetAvcThreshold>()?;
-            Ok(flask()?.avc_threshold() as u64)
+            let p = c.check::<FlaskGetAvcThreshold>()?;
+            Ok(c.flask(&p)?.avc_threshold() as u64)
         }
         SETAVC_THRESHOLD => {
-            let _p = c.check::<FlaskSetAvcThreshold>()?;
+            let p = c.check::<FlaskSetAvcThreshold>()?;
             let a: SetAvcThreshold = op.arg();
-            flask()?.set_avc_threshold(a.threshold).map_err(xe)?;
+            c.flask(&p)?.set_avc_threshold(a.threshold).map_err(xe)?;
             Ok(0)
         }
         AVC_HASHSTATS => {
-            let _p = c.check::<FlaskAvcHashStats>()?;
-            let h = flask()?.hash_stats();
+            let p = c.check::<FlaskAvcHashStats>()?;
+            let h = c.flask(&p)?.hash_stats();
             op.set_arg(&HashStats {
                 entries: h.entries,
                 buckets_used: h.buckets_used,
@@ -240,12 +237,15 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         AVC_CACHESTATS => {
-            let _p = c.check::<FlaskAvcCacheStats>()?;
+            let p = c.check::<FlaskAvcCacheStats>()?;
             let mut a: CacheStats = op.arg();
-            if a.cpu >= c.hv.platform.nr_cpus() {
+            if a.cpu >= c.global(&p).nr_cpus() {
                 return Err(errno::ENOENT);
             }
-            let s = flask()?.cache_stats(a.cpu as usize).ok_or(errno::ENOENT)?;
+            let s = c
+                .flask(&p)?
+                .cache_stats(a.cpu as usize)
+                .ok_or(errno::ENOENT)?;
             a.lookups = s.lookups as u32;
             a.hits = s.hits as u32;
             a.misses = s.misses as u32;
@@ -258,11 +258,11 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         }
         ADD_OCONTEXT | DEL_OCONTEXT => {
             let add = op.cmd == ADD_OCONTEXT;
-            if add {
-                c.check::<FlaskAddOcontext>().map(drop)?;
+            let f = if add {
+                c.flask(&c.check::<FlaskAddOcontext>()?)?
             } else {
-                c.check::<FlaskDelOcontext>().map(drop)?;
-            }
+                c.flask(&c.check::<FlaskDelOcontext>()?)?
+            };
             let a: Ocontext = op.arg();
             let kind = match a.ocon {
                 ocon::PIRQ => OconKind::Pirq,
@@ -274,7 +274,6 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             if a.low > a.high {
                 return Err(errno::EINVAL);
             }
-            let f = flask()?;
             if add {
                 f.add_ocontext(kind, a.low, a.high, Sid::from_raw(a.sid))
                     .map_err(xe)?;
@@ -294,17 +293,16 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             let new = a.sid;
             let id = u16::try_from(a.domid).map_err(|_| errno::ESRCH)?;
             let t = c.target(id)?;
-            let d = if t.id == c.caller.id {
+            let (d, f) = if t.id == c.caller.id {
                 let p = c.check_req::<FlaskRelabelSelf>(Some(t), Some(new))?;
-                c.resolve(&p)?
+                (c.resolve(&p)?.relabelling(), c.flask(&p)?)
             } else {
                 let p = c.check_req::<FlaskRelabelDomain>(Some(t), Some(new))?;
-                c.resolve(&p)?
+                (c.resolve(&p)?.relabelling(), c.flask(&p)?)
             };
-            let f = flask()?;
             let old = f.sid_to_context(Sid::from_raw(t.sid)).unwrap_or_default();
             let text = f.sid_to_context(Sid::from_raw(new)).map_err(xe)?;
-            c.hv.domains.set_label(d.id, new, c.hv.self_sid(new));
+            d.relabel(new);
             log::info!(
                 "Flask: d{} relabelled d{} from {old} to {text}",
                 c.caller.id,

@@ -210,14 +210,29 @@ pub fn init_alias() -> Result<()> {
 /// Write `bytes` to the image's text at `addr` through a temporary
 /// read-write, no-execute alias of its (at most two) pages: mapped, written,
 /// unmapped and invalidated here. The text mapping itself stays read-only
-/// and executable. Call only with every other CPU held (live patching).
-pub fn write_text_via_alias(addr: u64, bytes: &[u8]) -> Result<()> {
+/// and executable. A range outside the image's text is refused (release
+/// builds too).
+///
+/// # Safety
+/// Every other CPU must be held where it runs none of the bytes written and
+/// cannot start to (live patching's rendezvous), and the text must be valid
+/// code once written, for every CPU that runs it afterwards.
+pub unsafe fn write_text_via_alias(addr: u64, bytes: &[u8]) -> Result<()> {
     let pt = ALIAS_PT.load(core::sync::atomic::Ordering::Acquire);
     if pt == 0 {
         return Err(err!(InvalidInput, "text alias not initialised"));
     }
     if bytes.is_empty() {
         return Ok(());
+    }
+    let text = crate::image::layout().text;
+    let end = addr.checked_add(bytes.len() as u64);
+    if addr < text.start || end.is_none_or(|e| e > text.end) {
+        return Err(err!(
+            InvalidInput,
+            "text write of {} bytes at {addr:#x} is outside the image's text",
+            bytes.len()
+        ));
     }
     let first = addr & !(PAGE_SIZE - 1);
     let last = (addr + bytes.len() as u64 - 1) & !(PAGE_SIZE - 1);

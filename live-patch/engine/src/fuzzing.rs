@@ -98,13 +98,13 @@ fn copy_in(text: &mut [u8], addr: u64, bytes: &[u8]) {
 struct MemPatcher<'a>(&'a mut Vec<u8>);
 
 impl Patcher for MemPatcher<'_> {
-    fn write_text(&mut self, addr: u64, bytes: &[u8]) {
+    unsafe fn write_text(&mut self, addr: u64, bytes: &[u8]) {
         copy_in(self.0, addr, bytes);
     }
     fn read_text(&self, addr: u64, buf: &mut [u8]) {
         copy_out(self.0, addr, buf);
     }
-    fn call_hook(&mut self, _: u64) -> i32 {
+    unsafe fn call_hook(&mut self, _: u64) -> i32 {
         0
     }
 }
@@ -132,7 +132,7 @@ impl Platform for MemPlatform {
     fn read_text(&self, addr: u64, buf: &mut [u8]) {
         copy_out(&self.text, addr, buf);
     }
-    fn call_hook(&mut self, _: u64) -> i32 {
+    unsafe fn call_hook(&mut self, _: u64) -> i32 {
         0
     }
     fn quiesce(

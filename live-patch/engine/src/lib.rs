@@ -166,12 +166,24 @@ pub enum Level {
 pub trait Patcher {
     /// Write `bytes` at `addr` in the hypervisor's text (through a temporary
     /// writable alias; W^X holds before and after).
-    fn write_text(&mut self, addr: u64, bytes: &[u8]);
+    ///
+    /// # Safety
+    /// `[addr, addr + bytes.len())` must be a patch site in the hypervisor's
+    /// text (the start of a function the engine resolved at upload), and
+    /// `bytes` instructions the engine encoded for it (a jump to the
+    /// payload's function, NOPs) or the bytes it saved there: the text must
+    /// be valid code once written, for every CPU that runs it afterwards.
+    unsafe fn write_text(&mut self, addr: u64, bytes: &[u8]);
     /// Read the text's current bytes.
     fn read_text(&self, addr: u64, buf: &mut [u8]);
     /// Call a hook (a function of an installed payload). Returns its result
     /// (0 for hooks that return nothing).
-    fn call_hook(&mut self, addr: u64) -> i32;
+    ///
+    /// # Safety
+    /// `addr` must be the entry point of a hook function (C ABI,
+    /// `fn() -> i32`) of a payload installed through [`Platform::install`]
+    /// and not freed since.
+    unsafe fn call_hook(&mut self, addr: u64) -> i32;
 }
 
 /// The hypervisor's services to the engine.
@@ -187,7 +199,10 @@ pub trait Platform {
     /// Read the hypervisor's text.
     fn read_text(&self, addr: u64, buf: &mut [u8]);
     /// Call a hook outside the quiescent phase (pre/post hooks).
-    fn call_hook(&mut self, addr: u64) -> i32;
+    ///
+    /// # Safety
+    /// As [`Patcher::call_hook`].
+    unsafe fn call_hook(&mut self, addr: u64) -> i32;
     /// Bring every CPU to a safe point (no CPU inside hypervisor code that
     /// could be in a patched function), interrupts off, within `timeout_ns`;
     /// run `work` on one CPU; release them. Returns how long the CPUs were
@@ -1025,7 +1040,11 @@ impl<'i> Engine<'i> {
             .map(|h| h.1)
             .collect();
         for h in hooks {
-            let rc = plat.call_hook(h);
+            // SAFETY: `h` is a hook of this payload: the address `load`
+            // computed at upload for a symbol the payload reader accepted
+            // only as a function defined in the payload's text, installed
+            // with it; the payload stays installed while it is listed.
+            let rc = unsafe { plat.call_hook(h) };
             if rc != 0 {
                 self.payloads[index].rc = if rc < 0 { rc } else { -errno::EINVAL };
                 return Err(ActionError::Vetoed(rc));
@@ -1054,10 +1073,16 @@ impl<'i> Engine<'i> {
             for &i in &reverts {
                 let p = &mut payloads[i];
                 for s in p.sites.iter().rev() {
-                    pt.write_text(s.at, &s.saved[..s.len]);
+                    // SAFETY: a site `load` resolved in a function of the
+                    // image's text (checked at upload: a function, in the
+                    // text, long enough for the patch); the bytes are those
+                    // saved there when this payload was applied (reverts run
+                    // top first, so they are the bytes below it).
+                    unsafe { pt.write_text(s.at, &s.saved[..s.len]) };
                 }
                 for h in p.hooks.iter().filter(|h| h.0 == HookKind::Unload) {
-                    pt.call_hook(h.1);
+                    // SAFETY: a hook of this installed payload (see `pre_hook`).
+                    unsafe { pt.call_hook(h.1) };
                 }
             }
             if apply {
@@ -1066,10 +1091,14 @@ impl<'i> Engine<'i> {
                     let mut cur = [0u8; insn::MAX_PATCH];
                     pt.read_text(s.at, &mut cur[..s.len]);
                     s.saved = cur;
-                    pt.write_text(s.at, &s.bytes[..s.len]);
+                    // SAFETY: a site `load` resolved in a function of the
+                    // image's text (checked at upload as above), and the jump
+                    // or NOPs it encoded for it.
+                    unsafe { pt.write_text(s.at, &s.bytes[..s.len]) };
                 }
                 for h in p.hooks.iter().filter(|h| h.0 == HookKind::Load) {
-                    pt.call_hook(h.1);
+                    // SAFETY: a hook of this installed payload (see `pre_hook`).
+                    unsafe { pt.call_hook(h.1) };
                 }
             }
         });
@@ -1101,7 +1130,8 @@ impl<'i> Engine<'i> {
                         .map(|h| h.1)
                         .collect();
                     for h in hs {
-                        plat.call_hook(h);
+                        // SAFETY: a hook of this installed payload (see `pre_hook`).
+                        unsafe { plat.call_hook(h) };
                     }
                 }
                 let p = &self.payloads[w.index];

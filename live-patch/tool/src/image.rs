@@ -105,7 +105,7 @@ impl Platform for FilePlatform<'_> {
             *b = self.image.text.get(off + i).copied().unwrap_or(0);
         }
     }
-    fn call_hook(&mut self, _: u64) -> i32 {
+    unsafe fn call_hook(&mut self, _: u64) -> i32 {
         0
     }
     fn quiesce(

@@ -151,7 +151,7 @@ struct SimPatcher<'a> {
 }
 
 impl Patcher for SimPatcher<'_> {
-    fn write_text(&mut self, addr: u64, bytes: &[u8]) {
+    unsafe fn write_text(&mut self, addr: u64, bytes: &[u8]) {
         let o = (addr - TEXT) as usize;
         self.text[o..o + bytes.len()].copy_from_slice(bytes);
     }
@@ -159,7 +159,7 @@ impl Patcher for SimPatcher<'_> {
         let o = (addr - TEXT) as usize;
         buf.copy_from_slice(&self.text[o..o + buf.len()]);
     }
-    fn call_hook(&mut self, addr: u64) -> i32 {
+    unsafe fn call_hook(&mut self, addr: u64) -> i32 {
         self.hooks.push(addr);
         self.hook_rc.get(&addr).copied().unwrap_or(0)
     }
@@ -197,7 +197,7 @@ impl Platform for Sim {
         let o = (addr - TEXT) as usize;
         buf.copy_from_slice(&self.text[o..o + buf.len()]);
     }
-    fn call_hook(&mut self, addr: u64) -> i32 {
+    unsafe fn call_hook(&mut self, addr: u64) -> i32 {
         self.hooks.push(addr);
         self.hook_rc.get(&addr).copied().unwrap_or(0)
     }

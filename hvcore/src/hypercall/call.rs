@@ -1,0 +1,658 @@
+//! [`Call`]: one hypercall in progress, and what a permit unlocks.
+//!
+//! This module is a sibling of the handlers, so they see only its public
+//! API: the hypervisor, the calling vCPU and its hardware state are private
+//! fields. Without a permit a handler has the caller's own memory (the copy
+//! helpers, -EFAULT on a bad address), label snapshots for checks
+//! ([`Call::target`], [`Call::snapshots_from`]), the gate
+//! ([`Call::check`], [`Call::check_req`]), the clock, CPU kicks and the
+//! rate-limited log of unknown operations. Everything else is reached by
+//! presenting a [`Permit`] of the right operation type (the traits of
+//! [`unlocks`](super::unlocks)):
+//!
+//! - [`Call::own`] (self-only operations, [`OnSelf`]): [`Own`], the caller's
+//!   own domain and vCPUs;
+//! - [`Call::resolve`] (operations on a target, [`OnTarget`]):
+//!   [`Resolved<O>`], the domain that was checked, with only the hypervisor
+//!   operations `O` is for (`Resolved<DomctlDestroyDomain>::destroy`, ...);
+//! - [`Call::global`]: [`Global<O>`], the hypervisor-wide services `O` is for
+//!   (console ring, command line, physinfo, domain creation, ...);
+//! - [`Call::flask`] (security-server operations, [`OnSecurity`]): the
+//!   security server.
+//!
+//! So a handler whose check line is deleted no longer compiles: it has no
+//! permit to present.
+
+use super::HcResult;
+use super::sysctl::LivepatchPermit;
+use super::unlocks::*;
+use crate::domain::{DomSnap, Domain, GuestVcpu, LineBuf};
+use crate::gate::table::*;
+use crate::gate::{Op, Permit, Request};
+use crate::guestmem::{Fault, GuestView, PagingState, ReadVecError};
+use crate::hv::{Hv, LivepatchHook, NewDomain};
+use crate::p2m::PhysView;
+use crate::sched::Block;
+use crate::vcpu::Vcpu;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+use warden_abi::domctl::DomainInfo;
+use warden_abi::vcpu::{HvmContext, RunstateInfo, VcpuTimeInfo};
+use warden_abi::{DOMID_SELF, DomId, Pod, errno};
+use xsm::Flask;
+
+/// One hypercall in progress.
+pub struct Call<'a> {
+    hv: &'a Hv,
+    pub cpu: u32,
+    /// The calling vCPU.
+    vcpu: &'a Arc<GuestVcpu>,
+    /// Its hardware state (locked by the run loop).
+    hw: &'a mut dyn Vcpu,
+    /// The caller as the gate sees it.
+    pub caller: DomSnap,
+    paging: PagingState,
+    /// Set by handlers after which the run loop must reconsider what runs.
+    pub resched: bool,
+}
+
+impl<'a> Call<'a> {
+    /// The call `vcpu` (of the domain `caller` describes) just made.
+    pub(super) fn new(
+        hv: &'a Hv,
+        cpu: u32,
+        vcpu: &'a Arc<GuestVcpu>,
+        hw: &'a mut dyn Vcpu,
+        caller: DomSnap,
+        paging: PagingState,
+    ) -> Call<'a> {
+        Call {
+            hv,
+            cpu,
+            vcpu,
+            hw,
+            caller,
+            paging,
+            resched: false,
+        }
+    }
+
+    // -------------------------------------------------- without a permit
+
+    /// Run `f` on the caller's address space.
+    pub(super) fn guest<R>(&self, f: impl FnOnce(&GuestView<'_>) -> R) -> Result<R, i32> {
+        let m = self.vcpu.domain.mem.read();
+        let p2m = m.p2m.as_ref().ok_or(errno::ESRCH)?;
+        let pv = PhysView {
+            p2m,
+            mem: self.hv.platform.mem(),
+        };
+        Ok(f(&GuestView::new(&pv, self.paging)))
+    }
+
+    /// Read a structure from the caller's memory.
+    pub fn read<T: Pod>(&self, va: u64) -> Result<T, i32> {
+        self.guest(|g| g.read_pod::<T>(va))?
+            .map_err(|_| errno::EFAULT)
+    }
+
+    /// Write a structure to the caller's memory.
+    pub fn write<T: Pod>(&self, va: u64, v: &T) -> Result<(), i32> {
+        self.guest(|g| g.write_pod(va, v))?
+            .map_err(|_| errno::EFAULT)
+    }
+
+    /// Element `i` of an array of `T` in the caller's memory.
+    pub fn read_elem<T: Pod>(&self, va: u64, i: u64) -> Result<T, i32> {
+        self.guest(|g| g.read_elem::<T>(va, i))?
+            .map_err(|_| errno::EFAULT)
+    }
+
+    /// Write element `i` of an array of `T` in the caller's memory.
+    pub fn write_elem<T: Pod>(&self, va: u64, i: u64, v: &T) -> Result<(), i32> {
+        self.guest(|g| g.write_elem(va, i, v))?
+            .map_err(|_| errno::EFAULT)
+    }
+
+    /// Write bytes to the caller's memory.
+    pub fn write_bytes(&self, va: u64, data: &[u8]) -> Result<(), i32> {
+        self.guest(|g| g.write(va, data))?
+            .map_err(|_| errno::EFAULT)
+    }
+
+    /// Read `len` bytes (at most `max`, else `too_large`) from the caller's memory.
+    pub fn read_bytes(
+        &self,
+        va: u64,
+        len: usize,
+        max: usize,
+        too_large: i32,
+    ) -> Result<Vec<u8>, i32> {
+        self.guest(|g| g.read_vec(va, len, max))?
+            .map_err(|e| match e {
+                ReadVecError::TooLarge => too_large,
+                ReadVecError::NoMemory => errno::ENOMEM,
+                ReadVecError::Fault(_) => errno::EFAULT,
+            })
+    }
+
+    /// Snapshot of domain `id` (DOMID_SELF: the caller) for a check.
+    pub fn target(&self, id: DomId) -> Result<DomSnap, i32> {
+        if id == DOMID_SELF || id == self.caller.id {
+            return Ok(self.caller);
+        }
+        self.hv.domains.snapshot(id).ok_or(errno::ESRCH)
+    }
+
+    /// Snapshots of the domains from id `from` on, for checks (lock-free).
+    pub fn snapshots_from(&self, from: DomId) -> impl Iterator<Item = DomSnap> + 'a {
+        self.hv.domains.snapshots_from(from)
+    }
+
+    /// Whether FLASK decides (false with `flask=disabled`): what a label
+    /// argument means before it is checked.
+    pub fn flask_enabled(&self) -> bool {
+        self.hv.gate.flask().is_some()
+    }
+
+    /// Run operation `O`'s checks with no target.
+    pub fn check<O: Op>(&self) -> Result<Permit<O>, i32> {
+        self.check_req::<O>(None, None)
+    }
+
+    /// Run operation `O`'s checks against `target` (and a label argument).
+    pub fn check_req<O: Op>(
+        &self,
+        target: Option<DomSnap>,
+        new_sid: Option<u32>,
+    ) -> Result<Permit<O>, i32> {
+        self.hv.gate.check::<O>(&Request {
+            caller: &self.caller,
+            target,
+            new_sid,
+            cpu: self.cpu,
+            cache: Some(&self.vcpu.decisions),
+        })
+    }
+
+    /// Nanoseconds since boot (not state: a guest reads the TSC itself).
+    pub fn now_ns(&self) -> u64 {
+        self.hv.platform.now_ns()
+    }
+
+    /// Force `cpu` out of guest mode (what scheduler operations return; a
+    /// spurious kick only costs an exit).
+    pub fn kick(&self, cpu: u32) {
+        self.hv.platform.kick(cpu)
+    }
+
+    /// Log an unknown sub-operation (rate limited) and return ENOSYS.
+    pub fn unknown(&self, what: &str, n: u64) -> HcResult {
+        self.hv
+            .log_unknown(self.caller.id, format_args!("{what} {n}"));
+        Err(errno::ENOSYS)
+    }
+
+    // -------------------------------------------------- with a permit
+
+    /// The caller's own domain and vCPUs, for a self-only operation.
+    pub fn own<O: OnSelf>(&self, _: &Permit<O>) -> Own<'a> {
+        Own {
+            hv: self.hv,
+            vcpu: self.vcpu,
+        }
+    }
+
+    /// The domain a permit was checked for, if it is still that domain
+    /// (ESRCH if it was destroyed, or its slot reused or relabelled since).
+    pub fn resolve<O: OnTarget>(&self, p: &Permit<O>) -> Result<Resolved<'a, O>, i32> {
+        let t = *p.target().ok_or(errno::ESRCH)?;
+        let dom = if t.id == self.caller.id && t.generation == self.vcpu.domain.generation {
+            self.vcpu.domain.clone()
+        } else {
+            self.hv.domains.resolve(&t)?
+        };
+        Ok(Resolved {
+            hv: self.hv,
+            dom,
+            sid: t.sid,
+            _op: PhantomData,
+        })
+    }
+
+    /// The hypervisor-wide services operation `O` is for.
+    pub fn global<O: Op>(&self, _: &Permit<O>) -> Global<'a, O> {
+        Global {
+            hv: self.hv,
+            vcpu: self.vcpu,
+            _op: PhantomData,
+        }
+    }
+
+    /// The security server (ENOSYS with `flask=disabled`, where the checks
+    /// of these operations already refuse with ENOSYS).
+    pub fn flask<O: OnSecurity>(&self, _: &Permit<O>) -> Result<&'static Flask, i32> {
+        self.hv.gate.flask().ok_or(errno::ENOSYS)
+    }
+
+    /// The calling vCPU's own register state (getvcpucontext of itself).
+    pub fn caller_context(&self, _: &Permit<DomctlGetVcpuContext>) -> HvmContext {
+        self.hw.context()
+    }
+
+    /// The calling vCPU's index in its domain.
+    pub fn vcpu_id(&self) -> u32 {
+        self.vcpu.id
+    }
+
+    /// The live-patch operations, if this build registered them.
+    pub fn livepatch(&self, _: &LivepatchPermit) -> Option<LivepatchHook> {
+        self.hv.livepatch()
+    }
+
+    /// The safe-point controls, for the live-patch operations.
+    pub fn safe_points(&self, _: &LivepatchPermit) -> SafePoints<'a> {
+        SafePoints { hv: self.hv }
+    }
+}
+
+/// The caller's own domain and vCPUs (from a self-only operation's permit).
+/// Every scheduler operation here is keyed with the caller's domain id.
+#[derive(Clone, Copy)]
+pub struct Own<'a> {
+    hv: &'a Hv,
+    vcpu: &'a Arc<GuestVcpu>,
+}
+
+impl<'a> Own<'a> {
+    /// The calling domain.
+    pub fn dom(&self) -> &'a Arc<Domain> {
+        &self.vcpu.domain
+    }
+
+    /// The calling vCPU.
+    pub fn vcpu(&self) -> &'a Arc<GuestVcpu> {
+        self.vcpu
+    }
+
+    /// vCPU `v`'s scheduler key in the caller's domain.
+    fn key(&self, v: &GuestVcpu) -> (DomId, u32) {
+        (self.vcpu.domid, v.id)
+    }
+
+    /// Give up the rest of the calling vCPU's slice.
+    pub fn yield_now(&self) {
+        self.hv.sched.yield_now(self.key(self.vcpu));
+    }
+
+    /// Block the calling vCPU.
+    pub fn block(&self, how: Block, pending: bool, deadline: Option<u64>, now: u64) {
+        self.hv
+            .sched
+            .block(self.key(self.vcpu), how, pending, deadline, now);
+    }
+
+    /// Clear the calling vCPU's `evtchn_upcall_mask`.
+    pub fn unmask_events(&self) {
+        self.hv.unmask_events(self.vcpu);
+    }
+
+    /// Is the calling vCPU's `evtchn_upcall_pending` set?
+    pub fn upcall_pending(&self) -> bool {
+        self.hv.guest_upcall_pending(self.vcpu)
+    }
+
+    /// Shut the caller's domain down.
+    pub fn shutdown(&self, reason: u32) {
+        self.hv.shutdown(self.dom(), reason);
+    }
+
+    /// Whether the caller's vCPU `v` has its initial state.
+    pub fn initialised(&self, v: &GuestVcpu) -> bool {
+        self.hv.sched.initialised(self.key(v))
+    }
+
+    /// Mark the caller's vCPU `v` initialised; the CPU to kick.
+    pub fn set_initialised(&self, v: &GuestVcpu, now: u64) -> Option<u32> {
+        self.hv.sched.set_initialised(self.key(v), now)
+    }
+
+    /// Bring the caller's vCPU `v` up; the CPU to kick.
+    pub fn up(&self, v: &GuestVcpu, now: u64) -> Result<Option<u32>, crate::sched::NotApplicable> {
+        self.hv.sched.up(self.key(v), now)
+    }
+
+    /// Take the caller's vCPU `v` down; the CPU to kick.
+    pub fn down(&self, v: &GuestVcpu, now: u64) -> Option<u32> {
+        self.hv.sched.down(self.key(v), now)
+    }
+
+    /// Whether the caller's vCPU `v` is up.
+    pub fn is_up(&self, v: &GuestVcpu) -> bool {
+        self.hv.sched.is_up(self.key(v))
+    }
+
+    /// Runstate of the caller's vCPU `v`.
+    pub fn runstate(&self, v: &GuestVcpu, now: u64) -> Option<RunstateInfo> {
+        self.hv.sched.runstate(self.key(v), now)
+    }
+
+    /// Set or stop the single-shot timer of the caller's vCPU `v`.
+    pub fn set_timer(&self, v: &GuestVcpu, deadline: Option<u64>) {
+        self.hv.sched.set_timer(self.key(v), deadline);
+    }
+
+    /// A vcpu_info's time fields.
+    pub fn time_info(&self) -> VcpuTimeInfo {
+        self.hv.time_info()
+    }
+
+    /// Copy `data` into the caller's memory at guest-physical `gpa`.
+    pub fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Fault> {
+        self.hv.write_phys(self.dom(), gpa, data)
+    }
+}
+
+/// The domain operation `O`'s permit was checked for, with the hypervisor
+/// operations `O` is for. Dereferences to the [`Domain`].
+pub struct Resolved<'a, O> {
+    hv: &'a Hv,
+    dom: Arc<Domain>,
+    sid: u32,
+    _op: PhantomData<fn() -> O>,
+}
+
+impl<O> core::ops::Deref for Resolved<'_, O> {
+    type Target = Domain;
+    fn deref(&self) -> &Domain {
+        &self.dom
+    }
+}
+
+impl<'a, O> Resolved<'a, O> {
+    /// The same domain with the operations of `S` (only for the conversions
+    /// below, each from the operations whose permits unlock `S`).
+    fn narrow<S>(self) -> Resolved<'a, S> {
+        Resolved {
+            hv: self.hv,
+            dom: self.dom,
+            sid: self.sid,
+            _op: PhantomData,
+        }
+    }
+
+    /// The domain.
+    pub fn domain(&self) -> &Arc<Domain> {
+        &self.dom
+    }
+
+    /// The domain, for reading (without the operations `O` unlocks).
+    pub fn into_domain(self) -> Arc<Domain> {
+        self.dom
+    }
+
+    /// Its label as checked.
+    pub fn sid(&self) -> u32 {
+        self.sid
+    }
+}
+
+impl Resolved<'_, SchedRemoteShutdown> {
+    /// Shut the domain down.
+    pub fn shutdown(&self, reason: u32) {
+        self.hv.shutdown(&self.dom, reason);
+    }
+}
+
+/// What populate_physmap and decrease_reservation may do to their target
+/// (both check mmu:adjust), so one loop serves both.
+#[derive(Debug)]
+pub enum AdjustMemory {}
+
+impl<'a, O: AdjustsMemory> Resolved<'a, O> {
+    /// The memory operations both permits unlock.
+    pub fn adjust(self) -> Resolved<'a, AdjustMemory> {
+        self.narrow()
+    }
+}
+
+impl Resolved<'_, AdjustMemory> {
+    /// Add a zeroed page at `gfn`.
+    pub fn populate(&self, gfn: u64) -> Result<(), i32> {
+        self.hv.populate(&self.dom, gfn)
+    }
+
+    /// Remove the pages at `gfns` (all or none).
+    pub fn decrease(&self, gfns: &[u64]) -> Result<(), i32> {
+        self.hv.decrease(&self.dom, gfns)
+    }
+}
+
+impl<O: Destroys> Resolved<'_, O> {
+    /// Destroy the domain; the pages freed.
+    pub fn destroy(&self) -> u64 {
+        self.hv.destroy(&self.dom)
+    }
+}
+
+impl<O: Pauses> Resolved<'_, O> {
+    /// Pause the domain (never the caller's own: see [`Hv::pause`]).
+    pub fn pause(&self) {
+        self.hv.pause(&self.dom);
+    }
+}
+
+impl<O: Unpauses> Resolved<'_, O> {
+    /// Undo one pause; EINVAL if it was not paused.
+    pub fn unpause(&self) -> Result<(), i32> {
+        self.hv.unpause(&self.dom)
+    }
+}
+
+impl<O: ReadsDomainInfo> Resolved<'_, O> {
+    /// getdomaininfo, with the label that was checked.
+    pub fn domain_info(&self) -> DomainInfo {
+        self.hv.domain_info(&self.dom, self.sid)
+    }
+}
+
+impl Resolved<'_, DomctlMaxMem> {
+    /// Set the memory limit.
+    pub fn set_max_pages(&self, pages: u64) {
+        self.hv.set_max_pages(&self.dom, pages);
+    }
+}
+
+impl<O: SetsVcpus> Resolved<'_, O> {
+    /// Give the domain its vCPUs (once).
+    pub fn set_max_vcpus(&self, n: u32) -> Result<(), i32> {
+        self.hv.set_max_vcpus(&self.dom, n)
+    }
+}
+
+impl Resolved<'_, DomctlSetVcpuContext> {
+    /// Mark the domain's vCPU `v` initialised; the CPU to kick.
+    pub fn set_initialised(&self, v: &GuestVcpu, now: u64) -> Option<u32> {
+        self.hv.sched.set_initialised((self.dom.id, v.id), now)
+    }
+}
+
+/// What the relabel operations may do to their target, so one path serves
+/// a domain relabelling itself and one relabelling another.
+#[derive(Debug)]
+pub enum Relabel {}
+
+impl<'a, O: Relabels> Resolved<'a, O> {
+    /// The relabelling both permits unlock.
+    pub fn relabelling(self) -> Resolved<'a, Relabel> {
+        self.narrow()
+    }
+}
+
+impl Resolved<'_, Relabel> {
+    /// Give the domain label `sid` (and the `_self` label that goes with it).
+    pub fn relabel(&self, sid: u32) {
+        self.hv
+            .domains
+            .set_label(self.dom.id, sid, self.hv.self_sid(sid));
+    }
+}
+
+/// The hypervisor-wide services operation `O` is for: each method exists
+/// only for the operation types that may use it.
+pub struct Global<'a, O> {
+    hv: &'a Hv,
+    vcpu: &'a Arc<GuestVcpu>,
+    _op: PhantomData<fn() -> O>,
+}
+
+impl Global<'_, ConsoleWrite> {
+    /// The caller's console line buffer (its lines go to the hypervisor's log).
+    pub fn console(&self) -> &spin::Mutex<LineBuf> {
+        &self.vcpu.domain.console
+    }
+}
+
+impl Global<'_, ConsoleRead> {
+    /// Take up to `buf.len()` bytes of serial console input.
+    pub fn serial_input(&self, buf: &mut [u8]) -> usize {
+        self.hv.platform.serial_input(buf)
+    }
+}
+
+impl Global<'_, VersionGuestHandle> {
+    /// The caller's domain handle.
+    pub fn caller_handle(&self) -> [u8; 16] {
+        self.vcpu.domain.handle
+    }
+}
+
+impl<'a> Global<'a, VersionCommandline> {
+    /// The hypervisor's command line.
+    pub fn cmdline(&self) -> &'a str {
+        self.hv.platform.cmdline()
+    }
+}
+
+impl<'a> Global<'a, VersionBuildId> {
+    /// The image's GNU build-id.
+    pub fn build_id(&self) -> &'a [u8] {
+        self.hv.platform.build_id()
+    }
+}
+
+impl<'a, O: ReadsConsoleRing> Global<'a, O> {
+    /// The hypervisor's console ring, for reading.
+    pub fn console_ring(&self) -> ConsoleRing<'a> {
+        ConsoleRing { hv: self.hv }
+    }
+}
+
+/// The hypervisor's console ring, for reading (from a readconsole permit).
+#[derive(Clone, Copy)]
+pub struct ConsoleRing<'a> {
+    hv: &'a Hv,
+}
+
+impl ConsoleRing<'_> {
+    /// Read the console ring from `from`.
+    pub fn console_read(&self, from: u64, buf: &mut [u8]) -> crate::conring::ReadResult {
+        self.hv.platform.console_read(from, buf)
+    }
+    /// Oldest readable position of the console ring.
+    pub fn console_tail(&self) -> u64 {
+        self.hv.platform.console_tail()
+    }
+    /// Position after the newest byte of the console ring.
+    pub fn console_head(&self) -> u64 {
+        self.hv.platform.console_head()
+    }
+}
+
+impl Global<'_, SysctlReadConsoleClear> {
+    /// Forget the console ring's content.
+    pub fn console_clear(&self) {
+        self.hv.platform.console_clear()
+    }
+}
+
+impl<O: CountsCpus> Global<'_, O> {
+    /// Number of CPUs running guests.
+    pub fn nr_cpus(&self) -> u32 {
+        self.hv.platform.nr_cpus()
+    }
+}
+
+impl<O: SeesMaxMfn> Global<'_, O> {
+    /// The highest machine frame number.
+    pub fn max_mfn(&self) -> u64 {
+        self.hv.platform.mem().max_mfn()
+    }
+}
+
+impl Global<'_, SysctlPhysinfo> {
+    /// TSC frequency in kHz.
+    pub fn cpu_khz(&self) -> u32 {
+        self.hv.platform.cpu_khz()
+    }
+    /// Frames of host memory.
+    pub fn total_frames(&self) -> u64 {
+        self.hv.platform.mem().total_frames()
+    }
+    /// Free frames of host memory.
+    pub fn free_frames(&self) -> u64 {
+        self.hv.platform.mem().free_frames()
+    }
+}
+
+impl<'a> Global<'a, DomctlCreateDomain> {
+    /// Create a domain (paused, without vCPUs or memory): the new domain,
+    /// with what createdomain may do to it.
+    pub fn create_domain(&self, n: NewDomain) -> Result<Resolved<'a, DomctlCreateDomain>, i32> {
+        let sid = n.sid;
+        let dom = self.hv.create_domain(n)?;
+        Ok(Resolved {
+            hv: self.hv,
+            dom,
+            sid,
+            _op: PhantomData,
+        })
+    }
+}
+
+impl Global<'_, FlaskLoad> {
+    /// After a policy load: recompute every domain's `_self` label.
+    pub fn relabel_all(&self) {
+        self.hv.relabel_all();
+    }
+
+    /// In `flask=late` mode, true for the first policy loaded at run time
+    /// (and never again).
+    pub fn first_late_load(&self) -> bool {
+        self.hv.mode == crate::cmdline::FlaskMode::Late
+            && !self
+                .hv
+                .late_loaded
+                .swap(true, core::sync::atomic::Ordering::AcqRel)
+    }
+}
+
+/// The safe-point controls (see [`Hv::want_safe_point`]), for the
+/// live-patch operations.
+#[derive(Clone, Copy)]
+pub struct SafePoints<'a> {
+    hv: &'a Hv,
+}
+
+impl SafePoints<'_> {
+    /// Ask every CPU to call the safe-point hook at its next safe point.
+    pub fn want_safe_point(&self, on: bool) {
+        self.hv.want_safe_point(on);
+    }
+
+    /// Whether safe-point work is wanted.
+    pub fn safe_point_wanted(&self) -> bool {
+        self.hv.safe_point_wanted()
+    }
+}

@@ -1,0 +1,262 @@
+//! Which operation types unlock which state (see [`Call`](super::Call)).
+//!
+//! Each trait below is implemented for exactly the operation types listed
+//! here; the accessors of [`Call`](super::Call), [`Resolved`](super::Resolved)
+//! and [`Global`](super::Global) require it of the permit they are given. The
+//! traits and the operation types are this crate's, so no other crate can add
+//! an operation to a list. A test compares the kind lists with the checks of
+//! the gate table (a self-only operation checks only the caller's `_self`
+//! label, a target operation checks the target, and so on).
+//!
+//! What does not compile, for each kind of handler (each test pinned to the
+//! error it must fail with):
+//!
+//! A self-only handler whose check line is deleted has no permit for the
+//! caller's own state:
+//!
+//! ```compile_fail,E0425
+//! use hvcore::hypercall::{Call, HcResult};
+//! fn sched_yield(c: &mut Call<'_>) -> HcResult {
+//!     // let p = c.check::<hvcore::gate::table::SchedYield>()?;
+//!     c.own(&p).yield_now();
+//!     Ok(0)
+//! }
+//! ```
+//!
+//! and the permit of an operation that is not self-only does not unlock it:
+//!
+//! ```compile_fail,E0277
+//! use hvcore::gate::{Permit, table::ConsoleWrite};
+//! use hvcore::hypercall::Call;
+//! fn console_write(c: &Call<'_>, p: Permit<ConsoleWrite>) {
+//!     c.own(&p).yield_now();
+//! }
+//! ```
+//!
+//! A target-domain handler gets only the operations its permit is for (a
+//! pausedomain permit does not destroy):
+//!
+//! ```compile_fail,E0599
+//! use hvcore::gate::{Permit, table::DomctlPauseDomain};
+//! use hvcore::hypercall::Call;
+//! fn pause(c: &Call<'_>, p: Permit<DomctlPauseDomain>) -> Result<(), i32> {
+//!     c.resolve(&p)?.destroy();
+//!     Ok(())
+//! }
+//! ```
+//!
+//! and a permit without a target resolves none:
+//!
+//! ```compile_fail,E0277
+//! use hvcore::gate::{Permit, table::SysctlPhysinfo};
+//! use hvcore::hypercall::Call;
+//! fn physinfo(c: &Call<'_>, p: Permit<SysctlPhysinfo>) {
+//!     let _ = c.resolve(&p);
+//! }
+//! ```
+//!
+//! A handler of a hypervisor-wide (sysctl-type) operation gets only its
+//! service (reading the console ring does not clear it):
+//!
+//! ```compile_fail,E0599
+//! use hvcore::gate::{Permit, table::SysctlReadConsole};
+//! use hvcore::hypercall::Call;
+//! fn readconsole(c: &Call<'_>, p: Permit<SysctlReadConsole>) {
+//!     c.global(&p).console_clear();
+//! }
+//! ```
+//!
+//! and only security-server operations unlock the security server:
+//!
+//! ```compile_fail,E0277
+//! use hvcore::gate::{Permit, table::SysctlPhysinfo};
+//! use hvcore::hypercall::Call;
+//! fn physinfo(c: &Call<'_>, p: Permit<SysctlPhysinfo>) {
+//!     let _ = c.flask(&p);
+//! }
+//! ```
+//!
+//! With the right permits the same lines compile (so the tests above fail for
+//! the permit, not for a typo):
+//!
+//! ```no_run
+//! use hvcore::gate::{Permit, table::*};
+//! use hvcore::hypercall::{Call, HcResult};
+//! fn sched_yield(c: &mut Call<'_>) -> HcResult {
+//!     let p = c.check::<SchedYield>()?;
+//!     c.own(&p).yield_now();
+//!     Ok(0)
+//! }
+//! fn destroy(c: &Call<'_>, p: Permit<DomctlDestroyDomain>) -> Result<(), i32> {
+//!     c.resolve(&p)?.destroy();
+//!     Ok(())
+//! }
+//! fn readconsole_clear(c: &Call<'_>, p: Permit<SysctlReadConsoleClear>) {
+//!     c.global(&p).console_clear();
+//! }
+//! fn getenforce(c: &Call<'_>, p: Permit<FlaskGetEnforce>) -> Result<bool, i32> {
+//!     Ok(c.flask(&p)?.enforcing())
+//! }
+//! ```
+
+use crate::gate::Op;
+use crate::gate::table::*;
+
+macro_rules! unlocks {
+    ($(
+        $(#[$m:meta])*
+        $tr:ident ($list:ident): $($op:ident),+ $(,)?;
+    )*) => {
+        $(
+            $(#[$m])*
+            pub trait $tr: Op {}
+            $( impl $tr for $op {} )+
+            #[cfg(test)]
+            pub(crate) const $list: &[&str] = &[$(stringify!($op)),+];
+        )*
+    };
+}
+
+unlocks! {
+    // ---- kinds: what the permit's checks were about
+
+    /// Operations a domain can only do to itself (every check is against the
+    /// caller's `_self` label): the permit unlocks [`Own`](super::Own), the
+    /// caller's own domain and vCPUs.
+    OnSelf (ON_SELF):
+        SchedYield, SchedBlock, SchedShutdown, SchedPoll,
+        VcpuInitialise, VcpuUp, VcpuDown, VcpuIsUp, VcpuGetRunstateInfo,
+        VcpuSetSingleshotTimer, VcpuStopSingleshotTimer, VcpuRegisterVcpuInfo,
+        HvmSetEvtchnUpcallVector, MemMaximumRamPage;
+
+    /// Operations on a target domain (checked against its label, or the
+    /// target is the caller relabelling itself): the permit unlocks
+    /// [`Resolved`](super::Resolved), exactly the domain that was checked.
+    OnTarget (ON_TARGET):
+        SchedRemoteShutdown,
+        MemPopulatePhysmap, MemDecreaseReservation, MemCurrentReservation, MemMaximumReservation,
+        DomctlDestroyDomain, DomctlPauseDomain, DomctlUnpauseDomain, DomctlGetDomainInfo,
+        DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
+        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain;
+
+    /// Operations of the security server (xsm_op): the permit unlocks the
+    /// server ([`Call::flask`](super::Call::flask)).
+    OnSecurity (ON_SECURITY):
+        FlaskLoad, FlaskGetEnforce, FlaskSetEnforce, FlaskContextToSid, FlaskSidToContext,
+        FlaskAccess, FlaskCreate, FlaskRelabel, FlaskPolicyVers, FlaskGetBool, FlaskSetBool,
+        FlaskCommitBools, FlaskMls, FlaskGetAvcThreshold, FlaskSetAvcThreshold,
+        FlaskAvcHashStats, FlaskAvcCacheStats, FlaskMember, FlaskAddOcontext,
+        FlaskDelOcontext, FlaskGetPeerSid, FlaskRelabelSelf, FlaskRelabelDomain,
+        FlaskDevicetreeLabel, FlaskDevicetreeUnlabel;
+
+    // ---- services shared by a few operations
+
+    /// populate_physmap / decrease_reservation (both check mmu:adjust).
+    AdjustsMemory (ADJUSTS_MEMORY): MemPopulatePhysmap, MemDecreaseReservation;
+    /// Pausing the target (pausedomain; the vCPU-context operations pause
+    /// around their access).
+    Pauses (PAUSES): DomctlPauseDomain, DomctlSetVcpuContext, DomctlGetVcpuContext;
+    /// Undoing a pause of the target.
+    Unpauses (UNPAUSES): DomctlUnpauseDomain, DomctlSetVcpuContext, DomctlGetVcpuContext;
+    /// Destroying the target (createdomain: only the domain it just created,
+    /// when setting it up fails).
+    Destroys (DESTROYS): DomctlDestroyDomain, DomctlCreateDomain;
+    /// Giving the target its vCPUs.
+    SetsVcpus (SETS_VCPUS): DomctlMaxVcpus, DomctlCreateDomain;
+    /// getdomaininfo of the target.
+    ReadsDomainInfo (READS_DOMAIN_INFO): DomctlGetDomainInfo, SysctlGetDomainInfoList;
+    /// Changing the target's label.
+    Relabels (RELABELS): FlaskRelabelSelf, FlaskRelabelDomain;
+    /// Reading the hypervisor's console ring.
+    ReadsConsoleRing (READS_CONSOLE_RING): SysctlReadConsole, SysctlReadConsoleClear;
+    /// The number of physical CPUs.
+    CountsCpus (COUNTS_CPUS): SysctlPhysinfo, FlaskAvcCacheStats;
+    /// The highest machine frame number.
+    SeesMaxMfn (SEES_MAX_MFN): SysctlPhysinfo, MemMaximumRamPage;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::{Object, Row, table::TABLE};
+    use warden_abi::hypercall as hc;
+
+    fn row(name: &str) -> &'static Row {
+        TABLE
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("{name} is not an operation of the table"))
+    }
+
+    #[test]
+    fn kinds_match_the_checks_of_the_table() {
+        for r in TABLE {
+            let objects = || r.checks.iter().map(|c| c.object);
+            let self_only = objects().all(|o| o == Object::CallerSelf);
+            assert_eq!(
+                ON_SELF.contains(&r.name),
+                self_only,
+                "{}: OnSelf exactly for rows that check only the caller's _self label",
+                r.name
+            );
+            let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn));
+            // A domain relabelling itself: the target is the caller (checked
+            // against the new label only).
+            let relabel_self = r.name == "FlaskRelabelSelf";
+            assert_eq!(
+                ON_TARGET.contains(&r.name),
+                on_target || relabel_self,
+                "{}: OnTarget exactly for rows that check a target",
+                r.name
+            );
+            let security = objects().any(|o| o == Object::Security);
+            if security {
+                assert!(ON_SECURITY.contains(&r.name), "{}: not OnSecurity", r.name);
+            }
+            if ON_SECURITY.contains(&r.name) {
+                assert_eq!(
+                    r.hypercall,
+                    hc::XSM_OP,
+                    "{}: OnSecurity outside xsm_op",
+                    r.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_listed_operation_exists() {
+        for list in [
+            ON_SELF,
+            ON_TARGET,
+            ON_SECURITY,
+            ADJUSTS_MEMORY,
+            PAUSES,
+            UNPAUSES,
+            DESTROYS,
+            SETS_VCPUS,
+            READS_DOMAIN_INFO,
+            RELABELS,
+            READS_CONSOLE_RING,
+            COUNTS_CPUS,
+            SEES_MAX_MFN,
+        ] {
+            for name in list {
+                row(name);
+            }
+        }
+        // Services on a target are only for operations that have one
+        // (createdomain's target is the domain it creates).
+        for list in [
+            ADJUSTS_MEMORY,
+            PAUSES,
+            UNPAUSES,
+            READS_DOMAIN_INFO,
+            RELABELS,
+        ] {
+            for name in list {
+                assert!(ON_TARGET.contains(name), "{name} is not OnTarget");
+            }
+        }
+    }
+}
