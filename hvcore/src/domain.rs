@@ -227,8 +227,32 @@ impl DomainTable {
         }
     }
 
-    /// Change a domain's label (RELABEL_DOMAIN, policy reload).
-    pub fn set_label(&self, id: DomId, sid: u32, self_sid: u32) {
+    /// Change the label of the domain `checked` is a snapshot of to `sid`
+    /// (with `_self` label `self_sid`), only if the slot still holds that
+    /// domain (same generation: ESRCH otherwise) with the label that was
+    /// checked (EAGAIN otherwise). The comparison and the write happen under
+    /// the writer lock, so a domain destroyed and replaced under the same id,
+    /// or relabelled by someone else, after the check is never relabelled.
+    pub fn relabel(&self, checked: &DomSnap, sid: u32, self_sid: u32) -> Result<(), i32> {
+        let _w = self.writer.lock();
+        let slot = self.slots.get(checked.id as usize).ok_or(errno::ESRCH)?;
+        let now = slot.read(checked.id).ok_or(errno::ESRCH)?;
+        if now.generation != checked.generation {
+            return Err(errno::ESRCH);
+        }
+        if now.sid != checked.sid || now.self_sid != checked.self_sid {
+            return Err(errno::EAGAIN);
+        }
+        slot.write(|s| {
+            s.sid.store(sid, Ordering::Relaxed);
+            s.self_sid.store(self_sid, Ordering::Relaxed);
+        });
+        Ok(())
+    }
+
+    /// Change a domain's label by id, unchecked (tests).
+    #[cfg(test)]
+    pub(crate) fn set_label(&self, id: DomId, sid: u32, self_sid: u32) {
         let _w = self.writer.lock();
         if let Some(slot) = self.slots.get(id as usize) {
             slot.write(|s| {

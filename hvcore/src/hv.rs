@@ -10,7 +10,7 @@
 //! every page scrubbed and returned to the frame allocator.
 
 use crate::cmdline::FlaskMode;
-use crate::domain::{Domain, DomainTable, GuestVcpu, VcpuEvents};
+use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu, VcpuEvents};
 use crate::gate::Gate;
 use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
@@ -491,11 +491,63 @@ impl Hv {
         info
     }
 
-    /// After a policy load: recompute every domain's `_self` label.
+    /// The security server's decision generation (0 without FLASK): it
+    /// changes with every policy load, boolean commit and SID remapping.
+    fn policy_generation(&self) -> u32 {
+        self.gate.flask().map_or(0, |f| f.cache_generation())
+    }
+
+    /// Relabel the domain `checked` is a snapshot of to `sid`, with the
+    /// `_self` label the policy in force gives it, only if the domain table
+    /// still holds that domain with the label that was checked (ESRCH if it
+    /// is gone or its id was reused, EAGAIN if it was relabelled since).
+    /// If the policy changes while the `_self` label is computed, it is
+    /// computed again, so a relabel racing with a policy load or a boolean
+    /// commit never leaves a `_self` label of the previous policy behind.
+    pub fn relabel(&self, checked: &DomSnap, sid: u32) -> Result<(), i32> {
+        let mut expect = *checked;
+        let mut first = true;
+        loop {
+            let generation = self.policy_generation();
+            let self_sid = self.self_sid(sid);
+            match self.domains.relabel(&expect, sid, self_sid) {
+                Ok(()) => {}
+                Err(e) if first => return Err(e),
+                // Someone relabelled it after us (a later relabel, or the
+                // recomputation after the policy change): theirs stands.
+                Err(_) => return Ok(()),
+            }
+            if self.policy_generation() == generation {
+                return Ok(());
+            }
+            first = false;
+            expect = DomSnap {
+                sid,
+                self_sid,
+                ..expect
+            };
+        }
+    }
+
+    /// Recompute `s`'s `_self` label under the policy in force, unless the
+    /// domain was relabelled (or replaced) since `s` was read: then false
+    /// (read again). A concurrent RELABEL_DOMAIN is never undone.
+    pub fn refresh_self_label(&self, s: &DomSnap) -> bool {
+        match self.relabel(s, s.sid) {
+            Ok(()) => true,
+            Err(e) => e == errno::ESRCH,
+        }
+    }
+
+    /// After a policy load or a boolean commit (the policy's
+    /// type_transition rules may be conditional): recompute every domain's
+    /// `_self` label.
     pub fn relabel_all(&self) {
         for d in self.domains.all() {
-            if let Some(s) = self.domains.snapshot(d.id) {
-                self.domains.set_label(d.id, s.sid, self.self_sid(s.sid));
+            while let Some(s) = self.domains.snapshot(d.id) {
+                if s.generation != d.generation || self.refresh_self_label(&s) {
+                    break;
+                }
             }
         }
     }

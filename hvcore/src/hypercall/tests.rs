@@ -1051,3 +1051,5 @@ fn cached_grants_follow_boolean_commits_relabels_and_policy_loads() {
         "the first check after a load goes to the security server"
     );
 }
+
+mod races;

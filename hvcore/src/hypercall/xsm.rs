@@ -184,6 +184,11 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             if set {
                 f.set_bool(info.id, a.new_value != 0, a.commit != 0)
                     .map_err(xe)?;
+                if a.commit != 0 {
+                    // Conditional type_transition rules may give domains
+                    // other `_self` labels now.
+                    c.hv.relabel_all();
+                }
                 let now = f.get_bool(info.id).map_err(xe)?;
                 a.enforcing = now.current as u8;
                 a.pending = now.pending as u8;
@@ -211,6 +216,7 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         COMMITBOOLS => {
             let _p = c.check::<FlaskCommitBools>()?;
             flask()?.commit_bools().map_err(xe)?;
+            c.hv.relabel_all();
             Ok(0)
         }
         MLS => {
@@ -294,17 +300,19 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             let new = a.sid;
             let id = u16::try_from(a.domid).map_err(|_| errno::ESRCH)?;
             let t = c.target(id)?;
-            let d = if t.id == c.caller.id {
+            let (d, checked) = if t.id == c.caller.id {
                 let p = c.check_req::<FlaskRelabelSelf>(Some(t), Some(new))?;
-                c.resolve(&p)?
+                (c.resolve(&p)?, *p.target().ok_or(errno::ESRCH)?)
             } else {
                 let p = c.check_req::<FlaskRelabelDomain>(Some(t), Some(new))?;
-                c.resolve(&p)?
+                (c.resolve(&p)?, *p.target().ok_or(errno::ESRCH)?)
             };
             let f = flask()?;
             let old = f.sid_to_context(Sid::from_raw(t.sid)).unwrap_or_default();
             let text = f.sid_to_context(Sid::from_raw(new)).map_err(xe)?;
-            c.hv.domains.set_label(d.id, new, c.hv.self_sid(new));
+            // Written only if the slot still holds the domain and label
+            // that were checked (not by id: the id may have been reused).
+            c.hv.relabel(&checked, new)?;
             log::info!(
                 "Flask: d{} relabelled d{} from {old} to {text}",
                 c.caller.id,
