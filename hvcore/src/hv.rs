@@ -318,6 +318,12 @@ impl Hv {
             p2m,
             mem: self.platform.mem(),
         };
+        if len > 0 && gpa.checked_add(len as u64 - 1).is_none() {
+            return Err(Fault {
+                addr: gpa,
+                reason: "range wraps around the address space",
+            });
+        }
         let mut done = 0;
         while done < len {
             let a = gpa + done as u64;
@@ -574,7 +580,7 @@ impl Hv {
     /// Clear the guest's `evtchn_upcall_mask` (SCHEDOP_block enables delivery).
     pub fn unmask_events(&self, v: &GuestVcpu) {
         if let Some(gpa) = v.events.lock().info_gpa {
-            let _ = self.write_phys(&v.domain, gpa + 1, &[0]);
+            let _ = self.write_phys(&v.domain, gpa.saturating_add(1), &[0]);
         }
     }
 
@@ -606,8 +612,11 @@ impl Hv {
                 if virqs != 0 {
                     info.evtchn_pending_sel |= virqs as u64;
                     info.evtchn_upcall_pending = 1;
-                    let _ =
-                        self.write_phys(&v.domain, gpa + 8, &info.evtchn_pending_sel.to_le_bytes());
+                    let _ = self.write_phys(
+                        &v.domain,
+                        gpa.saturating_add(8),
+                        &info.evtchn_pending_sel.to_le_bytes(),
+                    );
                     let _ = self.write_phys(&v.domain, gpa, &[1]);
                 }
                 masked = info.evtchn_upcall_mask != 0;

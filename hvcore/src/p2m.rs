@@ -229,15 +229,28 @@ impl PhysView<'_> {
     }
 }
 
+/// The contract of [`GuestPhys`]: an access lies within one page (checked
+/// in every build: a caller's mistake is a fault, never a copy into the
+/// next host frame).
+fn within_page(gpa: u64, len: usize) -> Result<(), Fault> {
+    if (gpa & 4095) as usize + len > 4096 {
+        return Err(Fault {
+            addr: gpa,
+            reason: "access crosses a page boundary",
+        });
+    }
+    Ok(())
+}
+
 impl GuestPhys for PhysView<'_> {
     fn read_gpa(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Fault> {
-        debug_assert!((gpa & 4095) as usize + buf.len() <= 4096);
+        within_page(gpa, buf.len())?;
         let pa = self.frame(gpa)?;
         self.mem.read(pa | (gpa & 4095), buf);
         Ok(())
     }
     fn write_gpa(&self, gpa: u64, buf: &[u8]) -> Result<(), Fault> {
-        debug_assert!((gpa & 4095) as usize + buf.len() <= 4096);
+        within_page(gpa, buf.len())?;
         let pa = self.frame(gpa)?;
         self.mem.write(pa | (gpa & 4095), buf);
         Ok(())

@@ -1052,4 +1052,5 @@ fn cached_grants_follow_boolean_commits_relabels_and_policy_loads() {
     );
 }
 
+mod overflow;
 mod races;

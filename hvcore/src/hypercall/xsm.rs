@@ -99,7 +99,7 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             let _p = c.check::<FlaskSidToContext>()?;
             let mut a: SidContext = op.arg();
             let text = flask()?.sid_to_context(Sid::from_raw(a.sid)).map_err(xe)?;
-            let need = text.len() as u32 + 1;
+            let need = u32::try_from(text.len() + 1).map_err(|_| errno::ERANGE)?;
             if need > a.size {
                 a.size = need;
                 op.set_arg(&a);
