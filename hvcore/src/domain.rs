@@ -292,6 +292,8 @@ pub struct DomMem {
     pub tot_pages: u64,
     /// Pages it may have.
     pub max_pages: u64,
+    /// Pages scrubbed and freed so far by its destruction.
+    pub scrubbed: u64,
 }
 
 /// A guest console line being assembled (printed at a newline or when full).
@@ -346,6 +348,9 @@ pub struct Domain {
     pub console: spin::Mutex<LineBuf>,
     /// Set once destruction started.
     pub dying: AtomicBool,
+    /// Set once its destruction has stopped it for good (its memory is
+    /// being scrubbed, in bounded steps).
+    pub scrubbing: AtomicBool,
     /// Set (by the scheduler, under its lock) while the domain must not run:
     /// paused, shut down or dying. Checked by CPUs about to enter its guest.
     pub stopped: Arc<AtomicBool>,
@@ -376,11 +381,13 @@ impl Domain {
                 p2m: Some(p2m),
                 tot_pages: 0,
                 max_pages,
+                scrubbed: 0,
             }),
             vcpus: spin::RwLock::new(Vec::new()),
             epoch: AtomicU64::new(0),
             console: spin::Mutex::new(LineBuf::default()),
             dying: AtomicBool::new(false),
+            scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -460,6 +467,7 @@ pub(crate) mod tests {
             HypercallArgs::default()
         }
         fn finish_hypercall(&mut self, _: u64) {}
+        fn continue_hypercall(&mut self, _: &HypercallArgs) {}
         fn skip_halt(&mut self) {}
         fn paging(&self) -> PagingState {
             PagingState::default()

@@ -14,7 +14,8 @@ use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu, VcpuEvents};
 use crate::gate::Gate;
 use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
-use crate::platform::{Platform, RateLimit};
+use crate::platform::Platform;
+use crate::ratelimit::AtomicRateLimit;
 use crate::sched::{Block, Life, Scheduler};
 use crate::vcpu::{Entry, VmExit};
 use alloc::string::String;
@@ -60,7 +61,8 @@ pub struct Hv {
     pub mode: FlaskMode,
     pub domains: DomainTable,
     pub sched: Scheduler,
-    unknown_log: spin::Mutex<RateLimit>,
+    /// Lock-free: any guest can trigger the unknown-operation warning.
+    unknown_log: AtomicRateLimit,
     livepatch: spin::Once<LivepatchHook>,
     safe_point: spin::Once<SafePointHook>,
     safe_point_wanted: AtomicBool,
@@ -85,7 +87,7 @@ impl Hv {
             mode,
             domains: DomainTable::new(),
             sched: Scheduler::new(platform.nr_cpus() as usize),
-            unknown_log: spin::Mutex::new(RateLimit::new(16, 1_000_000_000)),
+            unknown_log: AtomicRateLimit::new(16, 1_000_000_000),
             livepatch: spin::Once::new(),
             safe_point: spin::Once::new(),
             safe_point_wanted: AtomicBool::new(false),
@@ -142,10 +144,11 @@ impl Hv {
         }
     }
 
-    /// A rate-limited warning about an unknown hypercall or sub-operation.
+    /// A rate-limited warning about an unknown hypercall or sub-operation
+    /// (no lock is taken unless the line is printed).
     pub fn log_unknown(&self, caller: DomId, what: core::fmt::Arguments<'_>) {
         let now = self.now();
-        let Some(dropped) = self.unknown_log.lock().admit(now) else {
+        let Some(dropped) = self.unknown_log.admit(now) else {
             return;
         };
         if dropped > 0 {
@@ -242,10 +245,13 @@ impl Hv {
         }
     }
 
-    /// Add a zeroed page at `gfn`.
+    /// Add a zeroed page at `gfn` (ESRCH once the domain is being destroyed).
     pub fn populate(&self, d: &Domain, gfn: u64) -> Result<(), i32> {
         let mem = self.platform.mem();
         let mut m = d.mem.write();
+        if d.dying.load(Ordering::Acquire) {
+            return Err(errno::ESRCH);
+        }
         if m.tot_pages >= m.max_pages {
             return Err(errno::ENOMEM);
         }
@@ -334,11 +340,15 @@ impl Hv {
         Ok(())
     }
 
-    /// Wait until no CPU executes guest code of domain `id` (its stop flag must be set).
-    fn wait_out_of_guest(&self, id: DomId) {
+    /// Wait until no CPU executes guest code of domain `id` (its stop flag
+    /// must be set). Err if `abort` gets set first.
+    fn wait_out_of_guest(&self, id: DomId, abort: Option<&AtomicBool>) -> Result<(), ()> {
         for (cpu, s) in self.platform.guest_slots().iter().enumerate() {
             let mut spins = 0u64;
             while s.domain() == Some(id) {
+                if abort.is_some_and(|a| a.load(Ordering::Acquire)) {
+                    return Err(());
+                }
                 if spins.is_multiple_of(1 << 20) {
                     self.platform.kick(cpu as u32);
                 }
@@ -346,17 +356,22 @@ impl Hv {
                 core::hint::spin_loop();
             }
         }
+        Ok(())
     }
 
     /// Wait until no other CPU has a vCPU of domain `id` scheduled (its run
-    /// loop has let go of it: Xen's "not running").
-    fn wait_descheduled(&self, id: DomId) {
+    /// loop has let go of it: Xen's "not running"). Err if `abort` gets set
+    /// first.
+    fn wait_descheduled(&self, id: DomId, abort: Option<&AtomicBool>) -> Result<(), ()> {
         let me = self.platform.this_cpu();
         let mut spins = 0u64;
         loop {
             let cpus = self.sched.running_cpus(id);
             if cpus.iter().all(|&c| c == me) {
-                return;
+                return Ok(());
+            }
+            if abort.is_some_and(|a| a.load(Ordering::Acquire)) {
+                return Err(());
             }
             if spins.is_multiple_of(1 << 10) {
                 self.kick_all(&cpus);
@@ -368,14 +383,28 @@ impl Hv {
         }
     }
 
-    /// Pause a domain (counted); returns once none of its vCPUs executes guest
-    /// code or is scheduled on a CPU (as Xen's domain_pause: not running).
-    /// Never for the caller's own domain.
-    pub fn pause(&self, d: &Domain) {
+    /// Pause a domain (counted) for a hypercall of a vCPU of `caller`;
+    /// returns once none of `d`'s vCPUs executes guest code or is scheduled
+    /// on a CPU (as Xen's domain_pause: not running). Never for the
+    /// caller's own domain.
+    ///
+    /// The wait ends early if the caller's own domain is stopped meanwhile
+    /// (paused, shut down or dying): then the pause is undone and the
+    /// result is [`ERESTART`](crate::hypercall::ERESTART), so the caller's
+    /// vCPU leaves the hypercall (to be executed again once it runs). Two
+    /// domains pausing each other at the same moment on two CPUs would
+    /// otherwise each wait for the other's vCPU to be descheduled, forever.
+    pub fn pause(&self, d: &Domain, caller: &Domain) -> Result<(), i32> {
         let k = self.sched.pause(d.id, self.now());
         self.kick_all(&k);
-        self.wait_out_of_guest(d.id);
-        self.wait_descheduled(d.id);
+        let abort = Some(&*caller.stopped);
+        if self.wait_out_of_guest(d.id, abort).is_err()
+            || self.wait_descheduled(d.id, abort).is_err()
+        {
+            let _ = self.unpause(d);
+            return Err(crate::hypercall::ERESTART);
+        }
+        Ok(())
     }
 
     /// Undo one pause; EINVAL if it was not paused.
@@ -418,39 +447,69 @@ impl Hv {
         self.shutdown(&v.domain, SHUTDOWN_CRASH);
     }
 
-    /// Destroy a domain: stop it, take it out of the table and the
-    /// scheduler, scrub and free every page. Returns the pages freed.
+    /// Destroy a domain to the end (boot-time and failure paths): see
+    /// [`Hv::destroy_some`]. Returns the pages freed.
     pub fn destroy(&self, d: &Arc<Domain>) -> u64 {
-        if d.dying.swap(true, Ordering::AcqRel) {
-            return 0;
+        loop {
+            if let Some(pages) = self.destroy_some(d, u64::MAX) {
+                return pages;
+            }
+            core::hint::spin_loop();
         }
-        let k = self.sched.set_life(d.id, Life::Dying, self.now());
-        self.kick_all(&k);
-        self.wait_out_of_guest(d.id);
-        self.sched.remove_domain(d.id);
-        self.domains.remove(d.id);
-        let vcpus = core::mem::take(&mut *d.vcpus.write());
-        drop(vcpus);
+    }
+
+    /// One bounded step of destroying a domain: the first call stops it and
+    /// takes it out of the scheduler (its vCPUs never run again); each call
+    /// scrubs and frees at most `budget` of its pages; the call that frees
+    /// the last one also frees its page tables and takes it out of the
+    /// table. Returns None while work remains (DESTROYDOMAIN continues
+    /// itself, as Xen's domain_kill with -ERESTART), then Some(pages freed
+    /// by this step); Some(0) if the domain is already destroyed.
+    pub fn destroy_some(&self, d: &Arc<Domain>, budget: u64) -> Option<u64> {
+        if !d.dying.swap(true, Ordering::AcqRel) {
+            let k = self.sched.set_life(d.id, Life::Dying, self.now());
+            self.kick_all(&k);
+            let _ = self.wait_out_of_guest(d.id, None);
+            self.sched.remove_domain(d.id);
+            let vcpus = core::mem::take(&mut *d.vcpus.write());
+            drop(vcpus);
+            d.scrubbing.store(true, Ordering::Release);
+        } else if !d.scrubbing.load(Ordering::Acquire) {
+            // Another CPU is still stopping it.
+            return None;
+        }
         let mem = self.platform.mem();
-        let mut m = d.mem.write();
+        let mut guard = d.mem.write();
+        let m = &mut *guard;
+        let Some(p) = m.p2m.as_mut() else {
+            return Some(0);
+        };
         let mut pages = 0u64;
-        let mut tables = 0;
+        let done = p.release(mem, budget, |_, pa| {
+            mem.zero_frame(pa);
+            mem.free_frame(pa);
+            pages += 1;
+        });
+        let tables = p.table_frames();
+        m.tot_pages = m.tot_pages.saturating_sub(pages);
+        m.scrubbed += pages;
+        if !done {
+            return None;
+        }
         if let Some(p) = m.p2m.take() {
-            tables = p.table_frames();
-            p.destroy(mem, |_, pa| {
-                mem.zero_frame(pa);
-                mem.free_frame(pa);
-                pages += 1;
-            });
+            p.destroy(mem, |_, _| {});
         }
         m.tot_pages = 0;
+        let total = m.scrubbed;
+        drop(guard);
+        self.domains.remove(d.id);
         log::info!(
             "Domain {} destroyed: {} pages scrubbed and freed, {} page-table frames freed",
             d.id,
-            pages,
+            total,
             tables
         );
-        pages
+        Some(pages)
     }
 
     /// getdomaininfo for `d` labelled `sid`.

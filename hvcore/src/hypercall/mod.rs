@@ -36,6 +36,12 @@ use warden_abi::{DOMID_SELF, DomId, Pod, errno, hypercall as hc};
 /// A hypercall's result: a non-negative value, or an errno.
 pub type HcResult = Result<u64, i32>;
 
+/// Not an errno the guest sees (Xen's internal -ERESTART): a handler that
+/// returns it has not completed; the guest executes the same hypercall
+/// again (with the arguments [`Call::continue_with`] set, else unchanged)
+/// once the CPU has run its housekeeping and whatever the scheduler picks.
+pub const ERESTART: i32 = 85;
+
 /// One hypercall in progress.
 pub struct Call<'a> {
     pub hv: &'a Hv,
@@ -49,6 +55,9 @@ pub struct Call<'a> {
     paging: PagingState,
     /// Set by handlers after which the run loop must reconsider what runs.
     pub resched: bool,
+    /// The arguments the hypercall is executed again with (a continuation):
+    /// the first `.0` argument registers get `.1`'s values.
+    continuation: Option<(usize, [u64; 5])>,
 }
 
 impl<'a> Call<'a> {
@@ -156,6 +165,18 @@ impl<'a> Call<'a> {
         self.hv.domains.resolve(t)
     }
 
+    /// Stop here and have the guest execute this hypercall again with its
+    /// first `a.len()` (at most 5) arguments replaced by `a`, the others
+    /// unchanged (Xen's `hypercall_create_continuation`): bounded work per
+    /// call. Returns [`ERESTART`] for the handler to return.
+    pub fn continue_with(&mut self, a: &[u64]) -> i32 {
+        let mut v = [0u64; 5];
+        let n = a.len().min(5);
+        v[..n].copy_from_slice(&a[..n]);
+        self.continuation = Some((n, v));
+        ERESTART
+    }
+
     /// Log an unknown sub-operation (rate limited) and return ENOSYS.
     pub fn unknown(&self, what: &str, n: u64) -> HcResult {
         self.hv
@@ -170,9 +191,9 @@ pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bo
     let args = hw.hypercall_args();
     let paging = hw.paging();
     let cpl = hw.cpl();
-    let (ret, resched) = match hv.domains.snapshot(v.domid) {
-        _ if cpl != 0 => (Err(errno::EPERM), false),
-        None => (Err(errno::ESRCH), true),
+    let (ret, resched, continuation) = match hv.domains.snapshot(v.domid) {
+        _ if cpl != 0 => (Err(errno::EPERM), false, None),
+        None => (Err(errno::ESRCH), true, None),
         Some(caller) => {
             let mut c = Call {
                 hv,
@@ -182,11 +203,22 @@ pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bo
                 caller,
                 paging,
                 resched: false,
+                continuation: None,
             };
             let r = dispatch(&mut c, args.nr, &args.a);
-            (r, c.resched)
+            (r, c.resched, c.continuation)
         }
     };
+    if ret == Err(ERESTART) {
+        // Not completed: the guest executes it again (the run loop runs
+        // its housekeeping and scheduling checks first).
+        let mut a = args.a;
+        if let Some((n, v)) = continuation {
+            a[..n].copy_from_slice(&v[..n]);
+        }
+        hw.continue_hypercall(&crate::vcpu::HypercallArgs { nr: args.nr, a });
+        return true;
+    }
     let raw = match ret {
         Ok(x) => x,
         Err(e) => (-(e as i64)) as u64,

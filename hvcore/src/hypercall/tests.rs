@@ -104,6 +104,9 @@ impl Vcpu for FakeVcpu {
     fn finish_hypercall(&mut self, ret: u64) {
         self.ret = ret;
     }
+    fn continue_hypercall(&mut self, args: &HypercallArgs) {
+        self.args = *args;
+    }
     fn skip_halt(&mut self) {}
     fn paging(&self) -> crate::guestmem::PagingState {
         self.paging
@@ -151,6 +154,7 @@ fn default_policy() -> Vec<u8> {
     .clone()
 }
 
+#[derive(Clone, Copy)]
 struct World {
     hv: &'static Hv,
     audit: &'static Audit,
@@ -257,6 +261,8 @@ impl World {
 
 std::thread_local! {
     static RESULT: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+    /// The arguments of the last hypercall continued instead of completed.
+    static CONTINUED: core::cell::Cell<Option<HypercallArgs>> = const { core::cell::Cell::new(None) };
 }
 
 /// A fake that records the hypercall result in a thread-local.
@@ -271,6 +277,10 @@ impl Vcpu for RecordingVcpu {
     fn finish_hypercall(&mut self, ret: u64) {
         RESULT.with(|r| r.set(ret));
         self.0.ret = ret;
+    }
+    fn continue_hypercall(&mut self, args: &HypercallArgs) {
+        CONTINUED.with(|c| c.set(Some(*args)));
+        self.0.args = *args;
     }
     fn skip_halt(&mut self) {}
     fn paging(&self) -> crate::guestmem::PagingState {
@@ -1052,5 +1062,6 @@ fn cached_grants_follow_boolean_commits_relabels_and_policy_loads() {
     );
 }
 
+mod liveness;
 mod overflow;
 mod races;

@@ -10,15 +10,51 @@ use crate::gate::table::SchedYield;
 const ISOLATED: &str = "user_1:vm_r:isolated_domU_t";
 const COND: &str = "user_1:vm_r:cond_t";
 
+/// The default policy with `te` (type-enforcement text) added before the
+/// roles and `roles` after them (compiled once per pair).
+pub(super) fn policy_with(te: &str, roles: &str) -> Vec<u8> {
+    type Compiled = Vec<((String, String), Vec<u8>)>;
+    static P: std::sync::Mutex<Compiled> = std::sync::Mutex::new(Vec::new());
+    let key = (String::from(te), String::from(roles));
+    if let Some((_, p)) = P.lock().unwrap().iter().find(|(k, _)| *k == key) {
+        return p.clone();
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let top = std::fs::read_to_string(dir.join("warden.m4")).unwrap();
+    let include_roles = "include(`policy/roles')dnl\n";
+    assert!(top.contains(include_roles));
+    let text = top
+        .replace(
+            include_roles,
+            &alloc::format!("{te}{include_roles}{roles}\n"),
+        )
+        .replace("include(`", &alloc::format!("include(`{}/", dir.display()));
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let tmp = std::env::temp_dir().join(alloc::format!(
+        "warden-test-policy-{}-{}.m4",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::write(&tmp, text).unwrap();
+    let job = policy_compiler::Job {
+        files: alloc::vec![tmp.clone()],
+        ..Default::default()
+    };
+    let mut sm = policy_compiler::diag::SourceMap::default();
+    let out =
+        policy_compiler::compile(&job, &mut sm).unwrap_or_else(|e| panic!("{}", e.render(&sm)));
+    let _ = std::fs::remove_file(&tmp);
+    let p = policy_compiler::write::write(&out.db);
+    P.lock().unwrap().push((key, p.clone()));
+    p
+}
+
 /// The default policy plus a domain type whose `_self` label depends on a
 /// boolean (`guest_argo`, off by default): `cond_a_self` (on), which may
 /// use sched_op on itself, or `cond_b_self` (off), which may not.
 fn cond_policy() -> Vec<u8> {
-    static P: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    P.get_or_init(|| {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
-        let top = std::fs::read_to_string(dir.join("warden.m4")).unwrap();
-        let module = "
+    policy_with(
+        "
 type cond_t, domain_type;
 type cond_a_self, domain_type, domain_self_type;
 type cond_b_self, domain_type, domain_self_type;
@@ -28,31 +64,9 @@ if (guest_argo) {
 } else {
     type_transition cond_t cond_t:domain cond_b_self;
 }
-";
-        let roles = "include(`policy/roles')dnl\n";
-        assert!(top.contains(roles));
-        let text = top
-            .replace(
-                roles,
-                &alloc::format!(
-                    "{module}{roles}role vm_r types {{ cond_t cond_a_self cond_b_self }};\n"
-                ),
-            )
-            .replace("include(`", &alloc::format!("include(`{}/", dir.display()));
-        let tmp =
-            std::env::temp_dir().join(alloc::format!("warden-cond-{}.m4", std::process::id()));
-        std::fs::write(&tmp, text).unwrap();
-        let job = policy_compiler::Job {
-            files: alloc::vec![tmp.clone()],
-            ..Default::default()
-        };
-        let mut sm = policy_compiler::diag::SourceMap::default();
-        let out =
-            policy_compiler::compile(&job, &mut sm).unwrap_or_else(|e| panic!("{}", e.render(&sm)));
-        let _ = std::fs::remove_file(&tmp);
-        policy_compiler::write::write(&out.db)
-    })
-    .clone()
+",
+        "role vm_r types { cond_t cond_a_self cond_b_self };",
+    )
 }
 
 fn cond_world() -> World {
