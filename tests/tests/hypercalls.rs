@@ -199,3 +199,21 @@ fn permissive_the_same_operations_pass_and_are_logged_with_permissive_1() {
         "permissive=1",
     ]);
 }
+
+#[test]
+fn hypercalls_from_ring_3_are_refused_with_eperm_and_have_no_effect() {
+    // As Xen for HVM guests: a hypercall at CPL > 0 is -EPERM, before any
+    // dispatch. The guest (dom0, which may do all three in ring 0) runs
+    // them from ring 3: the console line never appears, the shutdown
+    // (reason crash) never happens, and ring 0 goes on.
+    let o = Boot::new().guest("role=ring3").run();
+    o.expect_dom0_poweroff()
+        .contains("ring3: xen_version from ring 3 -> -1")
+        .contains("ring3: console_io write from ring 3 -> -1")
+        .contains("ring3: sched_op shutdown(crash) from ring 3 -> -1")
+        .contains("RESULT ring3: PASS")
+        .lacks("CHECK FAIL")
+        .lacks("RING3-LEAK")
+        .lacks("reason 3 (crash)")
+        .lacks("guest exception");
+}

@@ -12,6 +12,7 @@ mod hostile;
 mod livepatch;
 mod matrix;
 mod report;
+mod ring3;
 mod scenarios;
 mod workers;
 
@@ -56,6 +57,7 @@ fn main(boot: &'static Boot) -> ! {
         "hostile" => hostile::hostile(boot),
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),
+        "ring3" => ring3::ring3(),
         "burner" => workers::burner(),
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),
