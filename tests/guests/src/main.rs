@@ -11,6 +11,7 @@ extern crate alloc;
 mod hostile;
 mod livepatch;
 mod matrix;
+mod probe;
 mod report;
 mod ring3;
 mod scenarios;
@@ -58,6 +59,7 @@ fn main(boot: &'static Boot) -> ! {
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),
         "ring3" => ring3::ring3(),
+        "probe" => probe::probe(),
         "burner" => workers::burner(),
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),
