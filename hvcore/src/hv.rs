@@ -206,6 +206,9 @@ impl Hv {
             return Err(errno::EINVAL);
         }
         let mut vs = d.vcpus.write();
+        if d.dying.load(Ordering::Acquire) {
+            return Err(errno::ESRCH);
+        }
         if !vs.is_empty() {
             return if vs.len() as u32 == n {
                 Ok(())
@@ -470,8 +473,10 @@ impl Hv {
             let k = self.sched.set_life(d.id, Life::Dying, self.now());
             self.kick_all(&k);
             let _ = self.wait_out_of_guest(d.id, None);
-            self.sched.remove_domain(d.id);
+            // vCPUs are taken before the scheduler forgets the domain:
+            // set_max_vcpus, under the same lock, sees `dying` or is done.
             let vcpus = core::mem::take(&mut *d.vcpus.write());
+            self.sched.remove_domain(d.id);
             drop(vcpus);
             d.scrubbing.store(true, Ordering::Release);
         } else if !d.scrubbing.load(Ordering::Acquire) {

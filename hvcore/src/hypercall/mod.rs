@@ -55,9 +55,8 @@ pub struct Call<'a> {
     paging: PagingState,
     /// Set by handlers after which the run loop must reconsider what runs.
     pub resched: bool,
-    /// The arguments the hypercall is executed again with (a continuation):
-    /// the first `.0` argument registers get `.1`'s values.
-    continuation: Option<(usize, [u64; 5])>,
+    /// The handler set the arguments the hypercall is executed again with.
+    continued: bool,
 }
 
 impl<'a> Call<'a> {
@@ -170,10 +169,11 @@ impl<'a> Call<'a> {
     /// unchanged (Xen's `hypercall_create_continuation`): bounded work per
     /// call. Returns [`ERESTART`] for the handler to return.
     pub fn continue_with(&mut self, a: &[u64]) -> i32 {
-        let mut v = [0u64; 5];
+        let mut args = self.hw.hypercall_args();
         let n = a.len().min(5);
-        v[..n].copy_from_slice(&a[..n]);
-        self.continuation = Some((n, v));
+        args.a[..n].copy_from_slice(&a[..n]);
+        self.hw.continue_hypercall(&args);
+        self.continued = true;
         ERESTART
     }
 
@@ -191,9 +191,9 @@ pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bo
     let args = hw.hypercall_args();
     let paging = hw.paging();
     let cpl = hw.cpl();
-    let (ret, resched, continuation) = match hv.domains.snapshot(v.domid) {
-        _ if cpl != 0 => (Err(errno::EPERM), false, None),
-        None => (Err(errno::ESRCH), true, None),
+    let (ret, resched, continued) = match hv.domains.snapshot(v.domid) {
+        _ if cpl != 0 => (Err(errno::EPERM), false, false),
+        None => (Err(errno::ESRCH), true, false),
         Some(caller) => {
             let mut c = Call {
                 hv,
@@ -203,20 +203,19 @@ pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bo
                 caller,
                 paging,
                 resched: false,
-                continuation: None,
+                continued: false,
             };
             let r = dispatch(&mut c, args.nr, &args.a);
-            (r, c.resched, c.continuation)
+            (r, c.resched, c.continued)
         }
     };
     if ret == Err(ERESTART) {
         // Not completed: the guest executes it again (the run loop runs
-        // its housekeeping and scheduling checks first).
-        let mut a = args.a;
-        if let Some((n, v)) = continuation {
-            a[..n].copy_from_slice(&v[..n]);
+        // its housekeeping and scheduling checks first), with the
+        // arguments `continue_with` set or, if none, unchanged.
+        if !continued {
+            hw.continue_hypercall(&args);
         }
-        hw.continue_hypercall(&crate::vcpu::HypercallArgs { nr: args.nr, a });
         return true;
     }
     let raw = match ret {
