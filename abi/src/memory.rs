@@ -15,6 +15,13 @@ crate::subops! {
     POPULATE_PHYSMAP = 6, "populate_physmap";
 }
 
+/// `memory_op`'s `cmd`: the sub-operation is `cmd & MEMOP_CMD_MASK`; a
+/// reservation operation continued by the hypervisor starts at extent
+/// `cmd >> MEMOP_EXTENT_SHIFT` (Xen's encoding; guests pass 0 there).
+pub const MEMOP_EXTENT_SHIFT: u32 = 6;
+/// See [`MEMOP_EXTENT_SHIFT`].
+pub const MEMOP_CMD_MASK: u64 = (1 << MEMOP_EXTENT_SHIFT) - 1;
+
 /// Largest extent order accepted (2 MiB extents).
 pub const MAX_EXTENT_ORDER: u32 = 9;
 

@@ -227,8 +227,32 @@ impl DomainTable {
         }
     }
 
-    /// Change a domain's label (RELABEL_DOMAIN, policy reload).
-    pub fn set_label(&self, id: DomId, sid: u32, self_sid: u32) {
+    /// Change the label of the domain `checked` is a snapshot of to `sid`
+    /// (with `_self` label `self_sid`), only if the slot still holds that
+    /// domain (same generation: ESRCH otherwise) with the label that was
+    /// checked (EAGAIN otherwise). The comparison and the write happen under
+    /// the writer lock, so a domain destroyed and replaced under the same id,
+    /// or relabelled by someone else, after the check is never relabelled.
+    pub fn relabel(&self, checked: &DomSnap, sid: u32, self_sid: u32) -> Result<(), i32> {
+        let _w = self.writer.lock();
+        let slot = self.slots.get(checked.id as usize).ok_or(errno::ESRCH)?;
+        let now = slot.read(checked.id).ok_or(errno::ESRCH)?;
+        if now.generation != checked.generation {
+            return Err(errno::ESRCH);
+        }
+        if now.sid != checked.sid || now.self_sid != checked.self_sid {
+            return Err(errno::EAGAIN);
+        }
+        slot.write(|s| {
+            s.sid.store(sid, Ordering::Relaxed);
+            s.self_sid.store(self_sid, Ordering::Relaxed);
+        });
+        Ok(())
+    }
+
+    /// Change a domain's label by id, unchecked (tests).
+    #[cfg(test)]
+    pub(crate) fn set_label(&self, id: DomId, sid: u32, self_sid: u32) {
         let _w = self.writer.lock();
         if let Some(slot) = self.slots.get(id as usize) {
             slot.write(|s| {
@@ -268,6 +292,8 @@ pub struct DomMem {
     pub tot_pages: u64,
     /// Pages it may have.
     pub max_pages: u64,
+    /// Pages scrubbed and freed so far by its destruction.
+    pub scrubbed: u64,
 }
 
 /// A guest console line being assembled (printed at a newline or when full).
@@ -322,6 +348,9 @@ pub struct Domain {
     pub console: spin::Mutex<LineBuf>,
     /// Set once destruction started.
     pub dying: AtomicBool,
+    /// Set once its destruction has stopped it for good (its memory is
+    /// being scrubbed, in bounded steps).
+    pub scrubbing: AtomicBool,
     /// Set (by the scheduler, under its lock) while the domain must not run:
     /// paused, shut down or dying. Checked by CPUs about to enter its guest.
     pub stopped: Arc<AtomicBool>,
@@ -352,11 +381,13 @@ impl Domain {
                 p2m: Some(p2m),
                 tot_pages: 0,
                 max_pages,
+                scrubbed: 0,
             }),
             vcpus: spin::RwLock::new(Vec::new()),
             epoch: AtomicU64::new(0),
             console: spin::Mutex::new(LineBuf::default()),
             dying: AtomicBool::new(false),
+            scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -436,6 +467,7 @@ pub(crate) mod tests {
             HypercallArgs::default()
         }
         fn finish_hypercall(&mut self, _: u64) {}
+        fn continue_hypercall(&mut self, _: &HypercallArgs) {}
         fn skip_halt(&mut self) {}
         fn paging(&self) -> PagingState {
             PagingState::default()

@@ -10,11 +10,12 @@
 //! every page scrubbed and returned to the frame allocator.
 
 use crate::cmdline::FlaskMode;
-use crate::domain::{Domain, DomainTable, GuestVcpu, VcpuEvents};
+use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu, VcpuEvents};
 use crate::gate::Gate;
 use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
-use crate::platform::{Platform, RateLimit};
+use crate::platform::Platform;
+use crate::ratelimit::AtomicRateLimit;
 use crate::sched::{Block, Life, Scheduler};
 use crate::vcpu::{Entry, VmExit};
 use alloc::string::String;
@@ -60,7 +61,8 @@ pub struct Hv {
     pub mode: FlaskMode,
     pub domains: DomainTable,
     pub sched: Scheduler,
-    unknown_log: spin::Mutex<RateLimit>,
+    /// Lock-free: any guest can trigger the unknown-operation warning.
+    unknown_log: AtomicRateLimit,
     livepatch: spin::Once<LivepatchHook>,
     safe_point: spin::Once<SafePointHook>,
     safe_point_wanted: AtomicBool,
@@ -85,7 +87,7 @@ impl Hv {
             mode,
             domains: DomainTable::new(),
             sched: Scheduler::new(platform.nr_cpus() as usize),
-            unknown_log: spin::Mutex::new(RateLimit::new(16, 1_000_000_000)),
+            unknown_log: AtomicRateLimit::new(16, 1_000_000_000),
             livepatch: spin::Once::new(),
             safe_point: spin::Once::new(),
             safe_point_wanted: AtomicBool::new(false),
@@ -142,10 +144,11 @@ impl Hv {
         }
     }
 
-    /// A rate-limited warning about an unknown hypercall or sub-operation.
+    /// A rate-limited warning about an unknown hypercall or sub-operation
+    /// (no lock is taken unless the line is printed).
     pub fn log_unknown(&self, caller: DomId, what: core::fmt::Arguments<'_>) {
         let now = self.now();
-        let Some(dropped) = self.unknown_log.lock().admit(now) else {
+        let Some(dropped) = self.unknown_log.admit(now) else {
             return;
         };
         if dropped > 0 {
@@ -203,6 +206,9 @@ impl Hv {
             return Err(errno::EINVAL);
         }
         let mut vs = d.vcpus.write();
+        if d.dying.load(Ordering::Acquire) {
+            return Err(errno::ESRCH);
+        }
         if !vs.is_empty() {
             return if vs.len() as u32 == n {
                 Ok(())
@@ -242,10 +248,13 @@ impl Hv {
         }
     }
 
-    /// Add a zeroed page at `gfn`.
+    /// Add a zeroed page at `gfn` (ESRCH once the domain is being destroyed).
     pub fn populate(&self, d: &Domain, gfn: u64) -> Result<(), i32> {
         let mem = self.platform.mem();
         let mut m = d.mem.write();
+        if d.dying.load(Ordering::Acquire) {
+            return Err(errno::ESRCH);
+        }
         if m.tot_pages >= m.max_pages {
             return Err(errno::ENOMEM);
         }
@@ -318,6 +327,12 @@ impl Hv {
             p2m,
             mem: self.platform.mem(),
         };
+        if len > 0 && gpa.checked_add(len as u64 - 1).is_none() {
+            return Err(Fault {
+                addr: gpa,
+                reason: "range wraps around the address space",
+            });
+        }
         let mut done = 0;
         while done < len {
             let a = gpa + done as u64;
@@ -328,11 +343,15 @@ impl Hv {
         Ok(())
     }
 
-    /// Wait until no CPU executes guest code of domain `id` (its stop flag must be set).
-    fn wait_out_of_guest(&self, id: DomId) {
+    /// Wait until no CPU executes guest code of domain `id` (its stop flag
+    /// must be set). Err if `abort` gets set first.
+    fn wait_out_of_guest(&self, id: DomId, abort: Option<&AtomicBool>) -> Result<(), ()> {
         for (cpu, s) in self.platform.guest_slots().iter().enumerate() {
             let mut spins = 0u64;
             while s.domain() == Some(id) {
+                if abort.is_some_and(|a| a.load(Ordering::Acquire)) {
+                    return Err(());
+                }
                 if spins.is_multiple_of(1 << 20) {
                     self.platform.kick(cpu as u32);
                 }
@@ -340,17 +359,22 @@ impl Hv {
                 core::hint::spin_loop();
             }
         }
+        Ok(())
     }
 
     /// Wait until no other CPU has a vCPU of domain `id` scheduled (its run
-    /// loop has let go of it: Xen's "not running").
-    fn wait_descheduled(&self, id: DomId) {
+    /// loop has let go of it: Xen's "not running"). Err if `abort` gets set
+    /// first.
+    fn wait_descheduled(&self, id: DomId, abort: Option<&AtomicBool>) -> Result<(), ()> {
         let me = self.platform.this_cpu();
         let mut spins = 0u64;
         loop {
             let cpus = self.sched.running_cpus(id);
             if cpus.iter().all(|&c| c == me) {
-                return;
+                return Ok(());
+            }
+            if abort.is_some_and(|a| a.load(Ordering::Acquire)) {
+                return Err(());
             }
             if spins.is_multiple_of(1 << 10) {
                 self.kick_all(&cpus);
@@ -362,14 +386,28 @@ impl Hv {
         }
     }
 
-    /// Pause a domain (counted); returns once none of its vCPUs executes guest
-    /// code or is scheduled on a CPU (as Xen's domain_pause: not running).
-    /// Never for the caller's own domain.
-    pub fn pause(&self, d: &Domain) {
+    /// Pause a domain (counted) for a hypercall of a vCPU of `caller`;
+    /// returns once none of `d`'s vCPUs executes guest code or is scheduled
+    /// on a CPU (as Xen's domain_pause: not running). Never for the
+    /// caller's own domain.
+    ///
+    /// The wait ends early if the caller's own domain is stopped meanwhile
+    /// (paused, shut down or dying): then the pause is undone and the
+    /// result is [`ERESTART`](crate::hypercall::ERESTART), so the caller's
+    /// vCPU leaves the hypercall (to be executed again once it runs). Two
+    /// domains pausing each other at the same moment on two CPUs would
+    /// otherwise each wait for the other's vCPU to be descheduled, forever.
+    pub fn pause(&self, d: &Domain, caller: &Domain) -> Result<(), i32> {
         let k = self.sched.pause(d.id, self.now());
         self.kick_all(&k);
-        self.wait_out_of_guest(d.id);
-        self.wait_descheduled(d.id);
+        let abort = Some(&*caller.stopped);
+        if self.wait_out_of_guest(d.id, abort).is_err()
+            || self.wait_descheduled(d.id, abort).is_err()
+        {
+            let _ = self.unpause(d);
+            return Err(crate::hypercall::ERESTART);
+        }
+        Ok(())
     }
 
     /// Undo one pause; EINVAL if it was not paused.
@@ -412,39 +450,71 @@ impl Hv {
         self.shutdown(&v.domain, SHUTDOWN_CRASH);
     }
 
-    /// Destroy a domain: stop it, take it out of the table and the
-    /// scheduler, scrub and free every page. Returns the pages freed.
+    /// Destroy a domain to the end (boot-time and failure paths): see
+    /// [`Hv::destroy_some`]. Returns the pages freed.
     pub fn destroy(&self, d: &Arc<Domain>) -> u64 {
-        if d.dying.swap(true, Ordering::AcqRel) {
-            return 0;
+        loop {
+            if let Some(pages) = self.destroy_some(d, u64::MAX) {
+                return pages;
+            }
+            core::hint::spin_loop();
         }
-        let k = self.sched.set_life(d.id, Life::Dying, self.now());
-        self.kick_all(&k);
-        self.wait_out_of_guest(d.id);
-        self.sched.remove_domain(d.id);
-        self.domains.remove(d.id);
-        let vcpus = core::mem::take(&mut *d.vcpus.write());
-        drop(vcpus);
+    }
+
+    /// One bounded step of destroying a domain: the first call stops it and
+    /// takes it out of the scheduler (its vCPUs never run again); each call
+    /// scrubs and frees at most `budget` of its pages; the call that frees
+    /// the last one also frees its page tables and takes it out of the
+    /// table. Returns None while work remains (DESTROYDOMAIN continues
+    /// itself, as Xen's domain_kill with -ERESTART), then Some(pages freed
+    /// by this step); Some(0) if the domain is already destroyed.
+    pub fn destroy_some(&self, d: &Arc<Domain>, budget: u64) -> Option<u64> {
+        if !d.dying.swap(true, Ordering::AcqRel) {
+            let k = self.sched.set_life(d.id, Life::Dying, self.now());
+            self.kick_all(&k);
+            let _ = self.wait_out_of_guest(d.id, None);
+            // vCPUs are taken before the scheduler forgets the domain:
+            // set_max_vcpus, under the same lock, sees `dying` or is done.
+            let vcpus = core::mem::take(&mut *d.vcpus.write());
+            self.sched.remove_domain(d.id);
+            drop(vcpus);
+            d.scrubbing.store(true, Ordering::Release);
+        } else if !d.scrubbing.load(Ordering::Acquire) {
+            // Another CPU is still stopping it.
+            return None;
+        }
         let mem = self.platform.mem();
-        let mut m = d.mem.write();
+        let mut guard = d.mem.write();
+        let m = &mut *guard;
+        let Some(p) = m.p2m.as_mut() else {
+            return Some(0);
+        };
         let mut pages = 0u64;
-        let mut tables = 0;
+        let done = p.release(mem, budget, |_, pa| {
+            mem.zero_frame(pa);
+            mem.free_frame(pa);
+            pages += 1;
+        });
+        let tables = p.table_frames();
+        m.tot_pages = m.tot_pages.saturating_sub(pages);
+        m.scrubbed += pages;
+        if !done {
+            return None;
+        }
         if let Some(p) = m.p2m.take() {
-            tables = p.table_frames();
-            p.destroy(mem, |_, pa| {
-                mem.zero_frame(pa);
-                mem.free_frame(pa);
-                pages += 1;
-            });
+            p.destroy(mem, |_, _| {});
         }
         m.tot_pages = 0;
+        let total = m.scrubbed;
+        drop(guard);
+        self.domains.remove(d.id);
         log::info!(
             "Domain {} destroyed: {} pages scrubbed and freed, {} page-table frames freed",
             d.id,
-            pages,
+            total,
             tables
         );
-        pages
+        Some(pages)
     }
 
     /// getdomaininfo for `d` labelled `sid`.
@@ -491,11 +561,63 @@ impl Hv {
         info
     }
 
-    /// After a policy load: recompute every domain's `_self` label.
+    /// The security server's decision generation (0 without FLASK): it
+    /// changes with every policy load, boolean commit and SID remapping.
+    fn policy_generation(&self) -> u32 {
+        self.gate.flask().map_or(0, |f| f.cache_generation())
+    }
+
+    /// Relabel the domain `checked` is a snapshot of to `sid`, with the
+    /// `_self` label the policy in force gives it, only if the domain table
+    /// still holds that domain with the label that was checked (ESRCH if it
+    /// is gone or its id was reused, EAGAIN if it was relabelled since).
+    /// If the policy changes while the `_self` label is computed, it is
+    /// computed again, so a relabel racing with a policy load or a boolean
+    /// commit never leaves a `_self` label of the previous policy behind.
+    pub fn relabel(&self, checked: &DomSnap, sid: u32) -> Result<(), i32> {
+        let mut expect = *checked;
+        let mut first = true;
+        loop {
+            let generation = self.policy_generation();
+            let self_sid = self.self_sid(sid);
+            match self.domains.relabel(&expect, sid, self_sid) {
+                Ok(()) => {}
+                Err(e) if first => return Err(e),
+                // Someone relabelled it after us (a later relabel, or the
+                // recomputation after the policy change): theirs stands.
+                Err(_) => return Ok(()),
+            }
+            if self.policy_generation() == generation {
+                return Ok(());
+            }
+            first = false;
+            expect = DomSnap {
+                sid,
+                self_sid,
+                ..expect
+            };
+        }
+    }
+
+    /// Recompute `s`'s `_self` label under the policy in force, unless the
+    /// domain was relabelled (or replaced) since `s` was read: then false
+    /// (read again). A concurrent RELABEL_DOMAIN is never undone.
+    pub fn refresh_self_label(&self, s: &DomSnap) -> bool {
+        match self.relabel(s, s.sid) {
+            Ok(()) => true,
+            Err(e) => e == errno::ESRCH,
+        }
+    }
+
+    /// After a policy load or a boolean commit (the policy's
+    /// type_transition rules may be conditional): recompute every domain's
+    /// `_self` label.
     pub fn relabel_all(&self) {
         for d in self.domains.all() {
-            if let Some(s) = self.domains.snapshot(d.id) {
-                self.domains.set_label(d.id, s.sid, self.self_sid(s.sid));
+            while let Some(s) = self.domains.snapshot(d.id) {
+                if s.generation != d.generation || self.refresh_self_label(&s) {
+                    break;
+                }
             }
         }
     }
@@ -522,7 +644,7 @@ impl Hv {
     /// Clear the guest's `evtchn_upcall_mask` (SCHEDOP_block enables delivery).
     pub fn unmask_events(&self, v: &GuestVcpu) {
         if let Some(gpa) = v.events.lock().info_gpa {
-            let _ = self.write_phys(&v.domain, gpa + 1, &[0]);
+            let _ = self.write_phys(&v.domain, gpa.saturating_add(1), &[0]);
         }
     }
 
@@ -554,8 +676,11 @@ impl Hv {
                 if virqs != 0 {
                     info.evtchn_pending_sel |= virqs as u64;
                     info.evtchn_upcall_pending = 1;
-                    let _ =
-                        self.write_phys(&v.domain, gpa + 8, &info.evtchn_pending_sel.to_le_bytes());
+                    let _ = self.write_phys(
+                        &v.domain,
+                        gpa.saturating_add(8),
+                        &info.evtchn_pending_sel.to_le_bytes(),
+                    );
                     let _ = self.write_phys(&v.domain, gpa, &[1]);
                 }
                 masked = info.evtchn_upcall_mask != 0;

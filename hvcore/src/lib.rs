@@ -38,6 +38,7 @@ pub mod multiboot1;
 pub mod multiboot2;
 pub mod p2m;
 pub mod platform;
+pub mod ratelimit;
 pub mod sched;
 pub mod symbols;
 pub mod testexit;

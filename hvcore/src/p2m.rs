@@ -199,6 +199,65 @@ impl P2m {
         Some(e & ADDR)
     }
 
+    /// Unmap at most `budget` frames, in guest-frame order, handing each to
+    /// `data(gfn, pa)`, and free the tables this empties. Returns true once
+    /// nothing is mapped. The caller must make sure no CPU uses the tables.
+    pub fn release(
+        &mut self,
+        mem: &dyn HostMem,
+        budget: u64,
+        mut data: impl FnMut(u64, u64),
+    ) -> bool {
+        /// Returns whether `table` is empty afterwards.
+        fn walk(
+            mem: &dyn HostMem,
+            table: u64,
+            level: u32,
+            base: u64,
+            left: &mut u64,
+            freed_tables: &mut u64,
+            data: &mut dyn FnMut(u64, u64),
+        ) -> bool {
+            for i in 0..512u64 {
+                let slot = table + i * 8;
+                let e = mem.read_u64(slot);
+                if e & P == 0 {
+                    continue;
+                }
+                if *left == 0 {
+                    return false;
+                }
+                let gfn = base | (i << (9 * (level - 1)));
+                if level == 1 {
+                    mem.write_u64(slot, 0);
+                    *left -= 1;
+                    data(gfn, e & ADDR);
+                } else if walk(mem, e & ADDR, level - 1, gfn, left, freed_tables, data) {
+                    mem.write_u64(slot, 0);
+                    mem.free_frame(e & ADDR);
+                    *freed_tables += 1;
+                } else {
+                    return false;
+                }
+            }
+            true
+        }
+        let mut left = budget;
+        let mut freed_tables = 0;
+        let done = walk(
+            mem,
+            self.root,
+            4,
+            0,
+            &mut left,
+            &mut freed_tables,
+            &mut data,
+        );
+        self.mapped -= budget - left;
+        self.tables -= freed_tables;
+        done
+    }
+
     /// Free every table frame; `data(gfn, pa)` receives every mapped frame.
     pub fn destroy(self, mem: &dyn HostMem, mut data: impl FnMut(u64, u64)) {
         fn walk(

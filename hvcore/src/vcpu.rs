@@ -143,6 +143,12 @@ pub trait Vcpu: Send {
     fn hypercall_args(&self) -> HypercallArgs;
     /// Complete a hypercall: RAX = `ret`, RIP past the instruction.
     fn finish_hypercall(&mut self, ret: u64);
+    /// Do not complete the hypercall: leave RIP on the hypercall instruction
+    /// and load `args` into the hypercall registers, so that the guest
+    /// executes the hypercall again, with these arguments, the next time it
+    /// runs (Xen's `hypercall_create_continuation`). Between the two, the
+    /// CPU can run interrupts, timers and other vCPUs.
+    fn continue_hypercall(&mut self, args: &HypercallArgs);
     /// Step RIP past a HLT.
     fn skip_halt(&mut self);
     /// The paging registers (to translate hypercall pointers).

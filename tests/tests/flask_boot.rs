@@ -1,10 +1,32 @@
 //! Issue 5: FLASK at boot — the policy module, the four modes and their
-//! messages, and the boots Xen refuses.
+//! messages, and the boots Xen refuses. Besides the messages, each boot
+//! that runs guests checks what the mode does: a domU_t guest (`role=probe`)
+//! asks for sysctl physinfo, which the default policy refuses it — refused
+//! and audited (permissive=0) when enforcing, done and audited
+//! (permissive=1) when permissive, done without a record with no policy.
 
-use warden_tests::{Boot, policy, policy_mls, scratch_file};
+use warden_tests::{Boot, Outcome, policy, policy_mls, scratch_file};
+
+const DOMU: &str = "user_1:vm_r:domU_t";
+
+/// dom0 waits for the probe (domain 1, label `label` if any) to power off.
+fn with_probe(b: Boot, label: Option<&str>) -> Boot {
+    let label = label.map_or(String::new(), |l| format!("label={l} "));
+    b.guest("role=wait-dom0 ok=1")
+        .guest(&format!("domain domid=1 {label}-- role=probe"))
+}
+
+/// The probe's physinfo was refused by the policy and audited as enforced.
+fn probe_denied(o: &Outcome) {
+    o.contains("(d1) probe: physinfo rc=-13").line_with_all(&[
+        "avc:  denied  { physinfo }",
+        &format!("scontext={DOMU} "),
+        "permissive=0",
+    ]);
+}
 
 #[test]
-fn enforcing_with_the_default_policy_prints_xens_messages() {
+fn enforcing_with_the_default_policy_prints_xens_messages_and_enforces_it() {
     let o = Boot::new().run();
     o.expect_ready()
         .contains("module 0: FLASK policy")
@@ -15,6 +37,13 @@ fn enforcing_with_the_default_policy_prints_xens_messages() {
         .contains("INFO  Flask:  13 classes, ")
         .contains("INFO  Flask:  Starting in enforcing mode.")
         .contains("No dom0 kernel among the boot modules: there is nothing to run");
+    let o = with_probe(Boot::new(), Some(DOMU)).run();
+    o.expect_dom0_poweroff()
+        .contains("Flask:  Starting in enforcing mode.")
+        .contains("dom0 label system_u:system_r:dom0_t")
+        .contains("RESULT wait-dom0: PASS")
+        .lacks("CHECK FAIL");
+    probe_denied(&o);
 }
 
 #[test]
@@ -31,6 +60,16 @@ fn the_policy_is_the_first_module_with_the_magic_wherever_it_is() {
         .contains("module 1: handed to dom0")
         .contains("Flask:  Starting in enforcing mode.")
         .contains("tguest: module 0: 24 bytes, command line 'payload'");
+    // The policy found there is the one in force.
+    let o = with_probe(Boot::bare(), Some(DOMU))
+        .module(&junk, "payload")
+        .module(policy(), "")
+        .run();
+    o.expect_dom0_poweroff()
+        .contains("module 3: FLASK policy")
+        .contains("dom0 label system_u:system_r:dom0_t")
+        .lacks("CHECK FAIL");
+    probe_denied(&o);
 }
 
 #[test]
@@ -64,13 +103,31 @@ fn an_unknown_flask_mode_refuses_to_boot() {
 }
 
 #[test]
-fn permissive_without_a_policy_boots_and_says_so() {
-    Boot::bare()
-        .cmdline("flask=permissive")
-        .run()
-        .expect_ready()
+fn permissive_without_a_policy_boots_says_so_and_allows_everything() {
+    let o = with_probe(Boot::bare().cmdline("flask=permissive"), None).run();
+    o.expect_dom0_poweroff()
         .contains("Flask:  no policy module; everything is allowed until a policy is loaded")
-        .contains("Flask:  Starting in permissive mode.");
+        .contains("Flask:  Starting in permissive mode.")
+        .contains("(d1) probe: physinfo rc=0")
+        .contains("RESULT wait-dom0: PASS")
+        .lacks("CHECK FAIL")
+        .lacks("avc:");
+}
+
+#[test]
+fn permissive_with_the_default_policy_allows_and_audits_what_it_would_refuse() {
+    let o = with_probe(Boot::new().cmdline("flask=permissive"), Some(DOMU)).run();
+    o.expect_dom0_poweroff()
+        .contains("Flask:  Starting in permissive mode.")
+        .contains("(d1) probe: physinfo rc=0")
+        .contains("RESULT wait-dom0: PASS")
+        .lacks("CHECK FAIL")
+        .lacks("permissive=0")
+        .line_with_all(&[
+            "avc:  denied  { physinfo }",
+            &format!("scontext={DOMU} "),
+            "permissive=1",
+        ]);
 }
 
 #[test]

@@ -169,15 +169,26 @@ const fn caller_only(checks: &[CheckDesc]) -> bool {
 
 /// A vCPU's cache of quiet grants (see [`xsm::Granted::quiet`]), one slot
 /// per operation of the table: the slot holds the security server's cache
-/// generation and the caller's SID for which the operation's checks last
-/// passed silently. Only operations whose decision depends on nothing but
-/// the caller's label use it ([`Op::CACHEABLE`]). A policy load, a boolean
-/// commit or a SID remapping changes the generation, a relabel changes the
-/// SID, and either makes every slot stale; so the cache never answers
-/// differently from the AVC behind it. Denials, auditallow grants and
-/// permissive grants are never cached (they must be audited each time).
+/// generation, the caller's SID and the caller's `_self` SID for which the
+/// operation's checks last passed silently. Only operations whose decision
+/// depends on nothing but the caller's labels use it ([`Op::CACHEABLE`]). A
+/// policy load, a boolean commit or a SID remapping changes the generation,
+/// a relabel changes the SID, the recomputation of `_self` labels after a
+/// load or a commit changes the `_self` SID, and each makes every slot
+/// stale: a grant computed during a policy load with the `_self` label of
+/// the previous policy is never reused for the new one. So the cache never
+/// answers differently from the AVC behind it. Denials, auditallow grants
+/// and permissive grants are never cached (they must be audited each
+/// time). Only the vCPU's own hypercalls (serialised by its hardware lock)
+/// read and write it.
 pub struct DecisionCache {
-    slots: [core::sync::atomic::AtomicU64; table::TABLE.len()],
+    slots: [CacheSlot; table::TABLE.len()],
+}
+
+struct CacheSlot {
+    /// (generation, SID), see [`DecisionCache::key`].
+    key: core::sync::atomic::AtomicU64,
+    self_sid: core::sync::atomic::AtomicU32,
 }
 
 /// A slot value no key equals (no valid SID is u32::MAX).
@@ -186,7 +197,12 @@ const NO_KEY: u64 = u64::MAX;
 impl DecisionCache {
     pub const fn new() -> DecisionCache {
         DecisionCache {
-            slots: [const { core::sync::atomic::AtomicU64::new(NO_KEY) }; table::TABLE.len()],
+            slots: [const {
+                CacheSlot {
+                    key: core::sync::atomic::AtomicU64::new(NO_KEY),
+                    self_sid: core::sync::atomic::AtomicU32::new(0),
+                }
+            }; table::TABLE.len()],
         }
     }
 
@@ -407,7 +423,9 @@ impl Gate {
                     _ => None,
                 };
                 if let Some((slot, key)) = cached
-                    && slot.load(core::sync::atomic::Ordering::Relaxed) == key
+                    && slot.key.load(core::sync::atomic::Ordering::Relaxed) == key
+                    && slot.self_sid.load(core::sync::atomic::Ordering::Relaxed)
+                        == req.caller.self_sid
                 {
                     flask.note_cached_hit(req.cpu as usize);
                     return Ok(Permit {
@@ -422,7 +440,9 @@ impl Gate {
                 if let Some((slot, key)) = cached
                     && quiet
                 {
-                    slot.store(key, core::sync::atomic::Ordering::Relaxed);
+                    slot.self_sid
+                        .store(req.caller.self_sid, core::sync::atomic::Ordering::Relaxed);
+                    slot.key.store(key, core::sync::atomic::Ordering::Relaxed);
                 }
                 Ok(permit)
             }

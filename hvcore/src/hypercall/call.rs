@@ -55,6 +55,8 @@ pub struct Call<'a> {
     paging: PagingState,
     /// Set by handlers after which the run loop must reconsider what runs.
     pub resched: bool,
+    /// The handler set the arguments the hypercall is executed again with.
+    continued: bool,
 }
 
 impl<'a> Call<'a> {
@@ -75,7 +77,26 @@ impl<'a> Call<'a> {
             caller,
             paging,
             resched: false,
+            continued: false,
         }
+    }
+
+    /// Stop here and have the guest execute this hypercall again with its
+    /// first `a.len()` (at most 5) arguments replaced by `a`, the others
+    /// unchanged (Xen's `hypercall_create_continuation`): bounded work per
+    /// call. Returns [`ERESTART`](super::ERESTART) for the handler to return.
+    pub fn continue_with(&mut self, a: &[u64]) -> i32 {
+        let mut args = self.hw.hypercall_args();
+        let n = a.len().min(5);
+        args.a[..n].copy_from_slice(&a[..n]);
+        self.hw.continue_hypercall(&args);
+        self.continued = true;
+        super::ERESTART
+    }
+
+    /// Whether [`Call::continue_with`] set the arguments of the next execution.
+    pub(super) fn continued(&self) -> bool {
+        self.continued
     }
 
     // -------------------------------------------------- without a permit
@@ -434,12 +455,20 @@ impl<O: Destroys> Resolved<'_, O> {
     pub fn destroy(&self) -> u64 {
         self.hv.destroy(&self.dom)
     }
+
+    /// Destroy the domain, scrubbing at most `budget` pages: the pages freed
+    /// once none is left, None while some remain (call again).
+    pub fn destroy_some(&self, budget: u64) -> Option<u64> {
+        self.hv.destroy_some(&self.dom, budget)
+    }
 }
 
 impl<O: Pauses> Resolved<'_, O> {
-    /// Pause the domain (never the caller's own: see [`Hv::pause`]).
-    pub fn pause(&self) {
-        self.hv.pause(&self.dom);
+    /// Pause the domain (never the caller's own: see [`Hv::pause`]); gives
+    /// up with ERESTART (pause undone) if the caller's own domain is stopped
+    /// while it waits.
+    pub fn pause(&self, c: &Call<'_>) -> Result<(), i32> {
+        self.hv.pause(&self.dom, &c.vcpu.domain)
     }
 }
 
@@ -491,11 +520,11 @@ impl<'a, O: Relabels> Resolved<'a, O> {
 }
 
 impl Resolved<'_, Relabel> {
-    /// Give the domain label `sid` (and the `_self` label that goes with it).
-    pub fn relabel(&self, sid: u32) {
-        self.hv
-            .domains
-            .set_label(self.dom.id, sid, self.hv.self_sid(sid));
+    /// Give the domain label `sid` (and the `_self` label that goes with it),
+    /// only if its slot still holds the domain and label `checked` describes
+    /// (not by id: the id may have been reused).
+    pub fn relabel(&self, checked: &DomSnap, sid: u32) -> Result<(), i32> {
+        self.hv.relabel(checked, sid)
     }
 }
 
@@ -621,11 +650,15 @@ impl<'a> Global<'a, DomctlCreateDomain> {
     }
 }
 
-impl Global<'_, FlaskLoad> {
-    /// After a policy load: recompute every domain's `_self` label.
+impl<O: RecomputesLabels> Global<'_, O> {
+    /// After a policy load or boolean commit: recompute every domain's
+    /// `_self` label (never undoing a concurrent relabel).
     pub fn relabel_all(&self) {
         self.hv.relabel_all();
     }
+}
+
+impl Global<'_, FlaskLoad> {
 
     /// In `flask=late` mode, true for the first policy loaded at run time
     /// (and never again).

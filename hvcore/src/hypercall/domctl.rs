@@ -10,6 +10,9 @@ use warden_abi::domctl::*;
 use warden_abi::vcpu::HvmContext;
 use warden_abi::{DOMID_FIRST_RESERVED, errno};
 
+/// Pages DESTROYDOMAIN scrubs and frees per call before it continues itself.
+pub const DESTROY_PAGES_PER_CALL: u64 = 512;
+
 pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
     let mut op: Domctl = c.read(arg)?;
     if op.interface_version != INTERFACE_VERSION {
@@ -58,8 +61,12 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
             }
-            d.destroy();
-            Ok(0)
+            // Bounded work per call: the scrub continues in the same
+            // hypercall, executed again, until every page is freed.
+            match d.destroy_some(DESTROY_PAGES_PER_CALL) {
+                Some(_) => Ok(0),
+                None => Err(super::ERESTART),
+            }
         }
         PAUSEDOMAIN => {
             let p = c.check_req::<DomctlPauseDomain>(Some(c.target(op.domain)?), None)?;
@@ -67,7 +74,7 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
             }
-            d.pause();
+            d.pause(c)?;
             Ok(0)
         }
         UNPAUSEDOMAIN => {
@@ -111,7 +118,7 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             let v = d.vcpu(a.vcpu).ok_or(errno::ENOENT)?;
             let ctx: HvmContext = c.read(a.ctxt)?;
             let ctx = crate::vcpu::validate_context(&ctx)?;
-            d.pause();
+            d.pause(c)?;
             v.hw.lock().set_context(&ctx);
             let kick = d.set_initialised(&v, c.now_ns());
             let _ = d.unpause();
@@ -132,7 +139,7 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 }
                 c.caller_context(&p)
             } else {
-                d.pause();
+                d.pause(c)?;
                 let ctx = v.hw.lock().context();
                 let _ = d.unpause();
                 ctx

@@ -6,15 +6,25 @@ use alloc::vec::Vec;
 use warden_abi::errno;
 use warden_abi::memory::*;
 
+/// Pages populate_physmap and decrease_reservation handle per call (whole
+/// extents: up to this many plus one extent less one page) before they
+/// continue themselves.
+pub const MEMOP_PAGES_PER_CALL: u64 = 512;
+
 pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
-    if cmd > u32::MAX as u64 {
+    // As Xen: the sub-operation in the low bits, the extent a continued
+    // reservation operation starts at above them.
+    let start = cmd >> MEMOP_EXTENT_SHIFT;
+    let op = cmd & MEMOP_CMD_MASK;
+    let reservation = op == POPULATE_PHYSMAP as u64 || op == DECREASE_RESERVATION as u64;
+    if start != 0 && !reservation {
         return c.unknown("memory_op sub-op", cmd);
     }
-    match cmd as u32 {
+    match op as u32 {
         POPULATE_PHYSMAP | DECREASE_RESERVATION => {
             let r: Reservation = c.read(arg)?;
             let t = c.target(r.domid)?;
-            let populate = cmd as u32 == POPULATE_PHYSMAP;
+            let populate = op as u32 == POPULATE_PHYSMAP;
             let d = if populate {
                 let p = c.check_req::<MemPopulatePhysmap>(Some(t), None)?;
                 c.resolve(&p)?.adjust()
@@ -25,10 +35,21 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             if r.extent_order > MAX_EXTENT_ORDER {
                 return Err(errno::EINVAL);
             }
+            // Nothing left, or too many extents to encode a continuation:
+            // Xen returns the extents done so far.
+            if start >= r.nr_extents || r.nr_extents > u64::MAX >> MEMOP_EXTENT_SHIFT {
+                return Ok(start);
+            }
             let per = 1u64 << r.extent_order;
-            let mut done = 0u64;
+            let mut done = start;
             let mut err = None;
+            let mut pages = 0u64;
             while done < r.nr_extents {
+                if pages >= MEMOP_PAGES_PER_CALL {
+                    let next = op | (done << MEMOP_EXTENT_SHIFT);
+                    return Err(c.continue_with(&[next, arg]));
+                }
+                pages += per;
                 let gfn: u64 = match c.read_elem(r.extent_start, done) {
                     Ok(g) => g,
                     Err(e) => {
@@ -78,7 +99,7 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
         CURRENT_RESERVATION | MAXIMUM_RESERVATION => {
             let a: DomidArg = c.read(arg)?;
             let t = c.target(a.domid)?;
-            let d = if cmd as u32 == CURRENT_RESERVATION {
+            let d = if op as u32 == CURRENT_RESERVATION {
                 let p = c.check_req::<MemCurrentReservation>(Some(t), None)?;
                 c.resolve(&p)?.into_domain()
             } else {
@@ -86,7 +107,7 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                 c.resolve(&p)?.into_domain()
             };
             let m = d.mem.read();
-            Ok(if cmd as u32 == CURRENT_RESERVATION {
+            Ok(if op as u32 == CURRENT_RESERVATION {
                 m.tot_pages
             } else {
                 m.max_pages

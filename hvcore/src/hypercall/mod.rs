@@ -50,21 +50,36 @@ pub use call::{AdjustMemory, Call, ConsoleRing, Global, Own, Relabel, Resolved, 
 /// A hypercall's result: a non-negative value, or an errno.
 pub type HcResult = Result<u64, i32>;
 
+/// Not an errno the guest sees (Xen's internal -ERESTART): a handler that
+/// returns it has not completed; the guest executes the same hypercall
+/// again (with the arguments [`Call::continue_with`] set, else unchanged)
+/// once the CPU has run its housekeeping and whatever the scheduler picks.
+pub const ERESTART: i32 = 85;
+
 /// Handle the hypercall `v` just made. Returns whether the run loop must
 /// re-evaluate scheduling.
 pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bool {
     let args = hw.hypercall_args();
     let paging = hw.paging();
     let cpl = hw.cpl();
-    let (ret, resched) = match hv.domains.snapshot(v.domid) {
-        _ if cpl != 0 => (Err(errno::EPERM), false),
-        None => (Err(errno::ESRCH), true),
+    let (ret, resched, continued) = match hv.domains.snapshot(v.domid) {
+        _ if cpl != 0 => (Err(errno::EPERM), false, false),
+        None => (Err(errno::ESRCH), true, false),
         Some(caller) => {
             let mut c = Call::new(hv, cpu, v, hw, caller, paging);
             let r = dispatch(&mut c, args.nr, &args.a);
-            (r, c.resched)
+            (r, c.resched, c.continued())
         }
     };
+    if ret == Err(ERESTART) {
+        // Not completed: the guest executes it again (the run loop runs
+        // its housekeeping and scheduling checks first), with the
+        // arguments `continue_with` set or, if none, unchanged.
+        if !continued {
+            hw.continue_hypercall(&args);
+        }
+        return true;
+    }
     let raw = match ret {
         Ok(x) => x,
         Err(e) => (-(e as i64)) as u64,

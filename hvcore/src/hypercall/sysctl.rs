@@ -56,7 +56,8 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 if r.len == 0 {
                     break;
                 }
-                c.write_bytes(a.buffer + copied as u64, &chunk[..r.len])?;
+                let at = a.buffer.checked_add(copied as u64).ok_or(errno::EFAULT)?;
+                c.write_bytes(at, &chunk[..r.len])?;
                 copied += r.len;
                 pos = r.next;
             }

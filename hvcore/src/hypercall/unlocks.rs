@@ -167,6 +167,9 @@ unlocks! {
     ReadsDomainInfo (READS_DOMAIN_INFO): DomctlGetDomainInfo, SysctlGetDomainInfoList;
     /// Changing the target's label.
     Relabels (RELABELS): FlaskRelabelSelf, FlaskRelabelDomain;
+    /// Recomputing every domain's `_self` label after the policy's rules
+    /// changed (a policy load, a boolean commit).
+    RecomputesLabels (RECOMPUTES_LABELS): FlaskLoad, FlaskSetBool, FlaskCommitBools;
     /// Reading the hypervisor's console ring.
     ReadsConsoleRing (READS_CONSOLE_RING): SysctlReadConsole, SysctlReadConsoleClear;
     /// The number of physical CPUs.

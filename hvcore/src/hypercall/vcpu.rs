@@ -88,7 +88,11 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
             {
                 return Err(errno::EINVAL);
             }
-            let gpa = r.gfn * 4096 + r.offset as u64;
+            let gpa = r
+                .gfn
+                .checked_mul(4096)
+                .and_then(|a| a.checked_add(r.offset as u64))
+                .ok_or(errno::EINVAL)?;
             let mut ev = v.events.lock();
             if ev.info_gpa.is_some() {
                 return Err(errno::EINVAL);

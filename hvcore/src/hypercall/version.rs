@@ -100,7 +100,12 @@ pub fn xen_version(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             if (h.len as usize) < id.len() {
                 return Err(errno::ENOBUFS);
             }
-            c.write_bytes(arg + 4, id)?;
+            // The id follows the header; a header in the last bytes of the
+            // address space has no room for it (never wrap to address 0).
+            let at = arg
+                .checked_add(core::mem::size_of::<BuildIdHeader>() as u64)
+                .ok_or(errno::EFAULT)?;
+            c.write_bytes(at, id)?;
             Ok(id.len() as u64)
         }
         n => c.unknown("xen_version sub-op", n as u64),

@@ -98,7 +98,7 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
                 .flask(&p)?
                 .sid_to_context(Sid::from_raw(a.sid))
                 .map_err(xe)?;
-            let need = text.len() as u32 + 1;
+            let need = u32::try_from(text.len() + 1).map_err(|_| errno::ERANGE)?;
             if need > a.size {
                 a.size = need;
                 op.set_arg(&a);
@@ -161,10 +161,11 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         }
         GETBOOL | SETBOOL => {
             let set = op.cmd == SETBOOL;
-            let f = if set {
-                c.flask(&c.check::<FlaskSetBool>()?)?
+            let (f, setp) = if set {
+                let p = c.check::<FlaskSetBool>()?;
+                (c.flask(&p)?, Some(p))
             } else {
-                c.flask(&c.check::<FlaskGetBool>()?)?
+                (c.flask(&c.check::<FlaskGetBool>()?)?, None)
             };
             let mut a: Boolean = op.arg();
             // Xen numbers booleans from 0; the server from 1. u32::MAX: by name.
@@ -181,6 +182,13 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             if set {
                 f.set_bool(info.id, a.new_value != 0, a.commit != 0)
                     .map_err(xe)?;
+                if a.commit != 0
+                    && let Some(p) = &setp
+                {
+                    // Conditional type_transition rules may give domains
+                    // other `_self` labels now.
+                    c.global(p).relabel_all();
+                }
                 let now = f.get_bool(info.id).map_err(xe)?;
                 a.enforcing = now.current as u8;
                 a.pending = now.pending as u8;
@@ -208,6 +216,7 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         COMMITBOOLS => {
             let p = c.check::<FlaskCommitBools>()?;
             c.flask(&p)?.commit_bools().map_err(xe)?;
+            c.global(&p).relabel_all();
             Ok(0)
         }
         MLS => {
@@ -293,16 +302,20 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             let new = a.sid;
             let id = u16::try_from(a.domid).map_err(|_| errno::ESRCH)?;
             let t = c.target(id)?;
-            let (d, f) = if t.id == c.caller.id {
+            let (d, f, checked) = if t.id == c.caller.id {
                 let p = c.check_req::<FlaskRelabelSelf>(Some(t), Some(new))?;
-                (c.resolve(&p)?.relabelling(), c.flask(&p)?)
+                let checked = *p.target().ok_or(errno::ESRCH)?;
+                (c.resolve(&p)?.relabelling(), c.flask(&p)?, checked)
             } else {
                 let p = c.check_req::<FlaskRelabelDomain>(Some(t), Some(new))?;
-                (c.resolve(&p)?.relabelling(), c.flask(&p)?)
+                let checked = *p.target().ok_or(errno::ESRCH)?;
+                (c.resolve(&p)?.relabelling(), c.flask(&p)?, checked)
             };
             let old = f.sid_to_context(Sid::from_raw(t.sid)).unwrap_or_default();
             let text = f.sid_to_context(Sid::from_raw(new)).map_err(xe)?;
-            d.relabel(new);
+            // Written only if the slot still holds the domain and label
+            // that were checked (not by id: the id may have been reused).
+            d.relabel(&checked, new)?;
             log::info!(
                 "Flask: d{} relabelled d{} from {old} to {text}",
                 c.caller.id,

@@ -651,6 +651,16 @@ impl Vcpu for SvmVcpu {
         self.skip(3);
     }
 
+    fn continue_hypercall(&mut self, args: &HypercallArgs) {
+        // RIP still points at the VMMCALL (SVM does not advance it).
+        self.w64(S_RAX, args.nr);
+        self.regs.rdi = args.a[0];
+        self.regs.rsi = args.a[1];
+        self.regs.rdx = args.a[2];
+        self.regs.r10 = args.a[3];
+        self.regs.r8 = args.a[4];
+    }
+
     fn skip_halt(&mut self) {
         self.skip(1);
     }

@@ -11,7 +11,9 @@ extern crate alloc;
 mod hostile;
 mod livepatch;
 mod matrix;
+mod probe;
 mod report;
+mod ring3;
 mod scenarios;
 mod workers;
 
@@ -56,6 +58,8 @@ fn main(boot: &'static Boot) -> ! {
         "hostile" => hostile::hostile(boot),
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),
+        "ring3" => ring3::ring3(),
+        "probe" => probe::probe(),
         "burner" => workers::burner(),
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),
