@@ -31,9 +31,20 @@ pub fn console_io(c: &mut Call<'_>, cmd: u64, count: u64, buf: u64) -> HcResult 
     }
 }
 
+/// CONSOLEIO_write (see `guestcons`): a domU's output becomes rate-limited
+/// `(dN) ` lines in the ring's guest region and on the serial console; the
+/// hardware domain's goes to the serial console as it is, and into the ring
+/// only with `console_to_ring`.
 fn write(c: &Call<'_>, count: usize, buf: u64) -> HcResult {
     let id = c.caller.id;
-    let privileged = c.caller.privileged;
+    let p = c.hv.platform;
+    let hwdom = c.caller.privileged;
+    let to_ring = !hwdom || p.console_to_ring();
+    let limit = if hwdom {
+        (0, 1)
+    } else {
+        p.guest_console_ratelimit()
+    };
     let mut done = 0usize;
     let mut chunk = [0u8; CHUNK];
     while done < count {
@@ -41,14 +52,17 @@ fn write(c: &Call<'_>, count: usize, buf: u64) -> HcResult {
         let va = buf.checked_add(done as u64).ok_or(errno::EFAULT)?;
         c.guest(|g| g.read(va, &mut chunk[..n]))?
             .map_err(|_| errno::EFAULT)?;
-        c.dom().console.lock().push(&chunk[..n], |line| {
-            let text = core::str::from_utf8(line).unwrap_or("");
-            if privileged {
-                log::info!("{text}");
-            } else {
-                log::info!("(d{id}) {text}");
-            }
-        });
+        if hwdom {
+            p.console_hwdom_raw(&chunk[..n]);
+        }
+        if to_ring {
+            let now_ms = p.now_ns() / 1_000_000;
+            c.dom().console.lock().push(&chunk[..n], |line, rl| {
+                if let Some(suppressed) = rl.admit(now_ms, limit) {
+                    p.console_guest_line(id, line, suppressed);
+                }
+            });
+        }
         done += n;
     }
     Ok(0)
