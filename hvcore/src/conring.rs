@@ -179,6 +179,7 @@ impl<'a> Region<'a> {
         (left > 0).then(|| (self.rec_at(r.at + HDR + r.len), left))
     }
 
+    #[cfg(test)]
     fn clear(&mut self) {
         self.start = 0;
         self.used = 0;
