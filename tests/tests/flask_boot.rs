@@ -128,3 +128,16 @@ fn the_mls_build_of_the_default_policy_boots_enforcing() {
         .contains("dom0 label system_u:system_r:dom0_t:s0-s3:c0.c15")
         .contains("tguest: hello from d0");
 }
+
+/// Issue 13: a boot-built domain whose label the policy does not allow stops
+/// the boot with the reason and the "boot refused" code (domU_t is in role
+/// vm_r in the default policy, not system_r).
+#[test]
+fn a_domain_label_the_policy_refuses_stops_the_boot() {
+    Boot::new()
+        .guest("role=hello")
+        .guest("domain name=web label=system_u:system_r:domU_t -- role=hello")
+        .run()
+        .expect_refused()
+        .contains("*** Warden cannot boot: invalid input: domain 'web': label system_u:system_r:domU_t: ");
+}

@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod console;
 mod hostile;
 mod livepatch;
 mod matrix;
@@ -56,6 +57,8 @@ fn main(boot: &'static Boot) -> ! {
         "hostile" => hostile::hostile(boot),
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),
+        "flooder" => console::flooder(boot),
+        "console-dom0" => console::dom0(boot),
         "burner" => workers::burner(),
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),
