@@ -124,7 +124,12 @@ fn flask(domid: u16) {
                         if b.current == b.pending {
                             alloc::format!("{}={}", b.name, b.current as u8)
                         } else {
-                            alloc::format!("{}={} (pending {})", b.name, b.current as u8, b.pending as u8)
+                            alloc::format!(
+                                "{}={} (pending {})",
+                                b.name,
+                                b.current as u8,
+                                b.pending as u8
+                            )
                         }
                     })
                     .collect::<Vec<_>>()
@@ -195,10 +200,9 @@ fn shell(boot: &'static Boot) -> ! {
                     warden_guest::print!("{PROMPT}");
                 }
                 // Backspace / DEL: erase the last character.
-                0x08 | 0x7f => {
-                    if line.pop().is_some() {
-                        warden_guest::print!("\x08 \x08");
-                    }
+                0x08 | 0x7f if !line.is_empty() => {
+                    line.pop();
+                    warden_guest::print!("\x08 \x08");
                 }
                 0x20..=0x7e if line.len() < 128 => {
                     line.push(b as char);
@@ -242,13 +246,18 @@ fn command(boot: &'static Boot, c: &str) {
                     if b.current == b.pending {
                         println!("dom0: {}: {}", b.name, b.current as u8);
                     } else {
-                        println!("dom0: {}: {} (pending {})", b.name, b.current as u8, b.pending as u8);
+                        println!(
+                            "dom0: {}: {} (pending {})",
+                            b.name, b.current as u8, b.pending as u8
+                        );
                     }
                 }
             }
             Err(e) => println!("dom0: getbool: {e}"),
         },
-        (Some("setbool"), None) => println!("dom0: setbool: usage: setbool NAME 0|1|true|false|on|off"),
+        (Some("setbool"), None) => {
+            println!("dom0: setbool: usage: setbool NAME 0|1|true|false|on|off")
+        }
         (Some("setbool"), Some(name)) => match warden_guest::flask::parse_bool(w.next()) {
             Ok(on) => println!(
                 "dom0: setbool {name}={}: {}",

@@ -74,7 +74,9 @@ pub enum Mode {
     /// No policy is loaded (`flask=late` before dom0 loads one, or a
     /// permissive boot whose policy was refused): everything is allowed.
     /// `enforcing` is the mode that applies once a policy is loaded.
-    NoPolicy { enforcing: bool },
+    NoPolicy {
+        enforcing: bool,
+    },
 }
 
 /// The mode: FLASK_GETENFORCE (Xen answers 1 under `flask=late` before any
@@ -153,13 +155,20 @@ mod tests {
         for bad in ["", "2", "10", "yes", "enabled", "y", "of"] {
             assert!(parse_bool(Some(bad)).is_err(), "{bad:?} must be refused");
         }
-        assert!(parse_bool(None).unwrap_err().contains("a value is required"));
+        assert!(
+            parse_bool(None)
+                .unwrap_err()
+                .contains("a value is required")
+        );
     }
 
     #[test]
     fn modes_read_as_xl_prints_them() {
         assert_eq!(alloc::format!("{}", Mode::Enforcing), "Enforcing");
         assert_eq!(alloc::format!("{}", Mode::Disabled), "Flask XSM Disabled");
-        assert!(alloc::format!("{}", Mode::NoPolicy { enforcing: true }).starts_with("No policy loaded"));
+        assert!(
+            alloc::format!("{}", Mode::NoPolicy { enforcing: true })
+                .starts_with("No policy loaded")
+        );
     }
 }

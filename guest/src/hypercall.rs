@@ -722,7 +722,10 @@ mod tests {
         assert_eq!(decode(5), Ok(5));
         assert_eq!(decode(-13), Err(Errno(13)));
         assert_eq!(Errno(13).name(), "EACCES");
-        assert_eq!(alloc::format!("{}", Errno(13)), "Permission denied (-13 EACCES)");
+        assert_eq!(
+            alloc::format!("{}", Errno(13)),
+            "Permission denied (-13 EACCES)"
+        );
         assert_eq!(decode(-5000), Ok((-5000i64) as u64), "not an errno");
     }
 }

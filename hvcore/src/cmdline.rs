@@ -780,7 +780,9 @@ pub fn parse(line: &str) -> Parsed {
                 };
                 match (b, ms) {
                     (Some(0), _) => o.guest_console_ratelimit = (0, 1),
-                    (Some(b), Some(ms)) if b <= u32::MAX as u64 && (1..=3_600_000).contains(&ms) => {
+                    (Some(b), Some(ms))
+                        if b <= u32::MAX as u64 && (1..=3_600_000).contains(&ms) =>
+                    {
                         o.guest_console_ratelimit = (b as u32, ms)
                     }
                     _ => d.push(malformed(

@@ -489,7 +489,10 @@ mod tests {
         }
         r.write(b"later\n");
         let (s, res) = read_all(&r, 0);
-        assert!(s.starts_with("early\naudit(1.0:1): avc:  denied  { x }\n(d1) flood 9"), "{s}");
+        assert!(
+            s.starts_with("early\naudit(1.0:1): avc:  denied  { x }\n(d1) flood 9"),
+            "{s}"
+        );
         assert!(s.ends_with("(d1) flood 999\nlater\n"), "{s}");
         assert_eq!(res.lost, 0, "the oldest hypervisor line is still there");
         // Guest output keeps its quarter: the newest lines.

@@ -56,9 +56,9 @@ impl TxQueue {
     fn push(&mut self, bytes: &[u8], limit: usize) {
         if self.dropped > 0 {
             let mut note = FixedBuf::<96>::default();
-            let _ = write!(
+            let _ = writeln!(
                 note,
-                "[console: {} line(s) dropped: serial port busy]\n",
+                "[console: {} line(s) dropped: serial port busy]",
                 self.dropped
             );
             let n = note.as_bytes();

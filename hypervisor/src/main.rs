@@ -105,7 +105,12 @@ pub fn boot_refused_exit() {
     if debug_exit_present() {
         console::flush();
         // SAFETY: the device was found at this port (QEMU's isa-debug-exit).
-        unsafe { arch::outl(hvcore::testexit::DEBUG_EXIT_PORT, TestExit::BootRefused.value()) };
+        unsafe {
+            arch::outl(
+                hvcore::testexit::DEBUG_EXIT_PORT,
+                TestExit::BootRefused.value(),
+            )
+        };
     }
 }
 

@@ -431,7 +431,10 @@ avc:  denied  { map_read map_write } for source=d2 target=d3 scontext=u:vm_r:dom
             "avc:  denied  { pause } for scontext=u:vm_r:domU_t tcontext=u:vm_r:domU_t tclass=domain",
         ] {
             assert!(hypervisor_record(ok).is_some(), "{ok}");
-            assert!(run(ok, None).contains("allow domU_t domU_t:domain pause;"), "{ok}");
+            assert!(
+                run(ok, None).contains("allow domU_t domU_t:domain pause;"),
+                "{ok}"
+            );
         }
         // What a guest can make appear in the ring or on the console.
         for forged in [
@@ -445,7 +448,10 @@ avc:  denied  { map_read map_write } for source=d2 target=d3 scontext=u:vm_r:dom
             assert!(hypervisor_record(forged).is_none(), "{forged}");
             let out = run(forged, None);
             assert!(!out.contains("\nallow "), "{forged}: {out}");
-            assert!(out.contains("1 line(s) ignored: not the hypervisor's own audit records"), "{out}");
+            assert!(
+                out.contains("1 line(s) ignored: not the hypervisor's own audit records"),
+                "{out}"
+            );
         }
     }
 

@@ -13,10 +13,15 @@ fn a_flooding_guest_with_a_forged_record_evicts_no_audit_record_and_gets_no_rule
         .guest(&format!(
             "domain domid=1 label={DOMU} mem=16M -- role=flooder flood=16"
         ))
-        .guest(&format!("domain domid=2 label={DOMU} mem=8M -- role=canary"))
+        .guest(&format!(
+            "domain domid=2 label={DOMU} mem=8M -- role=canary"
+        ))
         .run();
     o.expect_dom0_poweroff()
-        .guest_says(1, "[    1.000000] WARN  audit(1.000:99): avc:  denied  { load_policy }")
+        .guest_says(
+            1,
+            "[    1.000000] WARN  audit(1.000:99): avc:  denied  { load_policy }",
+        )
         .guest_says(1, "flooder: done after 16 writes of 64 KiB")
         // The rate limit dropped most of the 4096 lines, and said so.
         .contains("line(s) dropped by guest_console_ratelimit")
@@ -50,7 +55,10 @@ fn a_flooding_guest_with_a_forged_record_evicts_no_audit_record_and_gets_no_rule
         rules.contains("allow domU_t security_t:security { setbool setenforce };"),
         "{rules}"
     );
-    assert!(!rules.contains("\nallow domU_t security_t:security load_policy"), "{rules}");
+    assert!(
+        !rules.contains("\nallow domU_t security_t:security load_policy"),
+        "{rules}"
+    );
     assert!(
         rules.contains("1 line(s) ignored: not the hypervisor's own audit records"),
         "{rules}"

@@ -108,6 +108,8 @@ fn dom0_reports_flask_late_without_a_policy() {
         .input("type 'help' on the serial console", b"poweroff\n")
         .run()
         .expect_dom0_poweroff()
-        .contains("dom0: FLASK No policy loaded: everything is allowed until one is (then enforcing)")
+        .contains(
+            "dom0: FLASK No policy loaded: everything is allowed until one is (then enforcing)",
+        )
         .lacks("dom0: FLASK Enforcing");
 }

@@ -139,5 +139,7 @@ fn a_domain_label_the_policy_refuses_stops_the_boot() {
         .guest("domain name=web label=system_u:system_r:domU_t -- role=hello")
         .run()
         .expect_refused()
-        .contains("*** Warden cannot boot: invalid input: domain 'web': label system_u:system_r:domU_t: ");
+        .contains(
+            "*** Warden cannot boot: invalid input: domain 'web': label system_u:system_r:domU_t: ",
+        );
 }

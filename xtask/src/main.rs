@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use xtask::qemu::{Boot, Machine, Module};
 use xtask::{Error, Result, bail, build, deps, grub, qemu, workspace_root};
 
-
 const HELP: &str = "\
 cargo xtask <command> [options]      (cargo xtask <command> --help: that command's options)
 
@@ -54,12 +53,24 @@ command to install them is printed.";
 fn help_for(cmd: &str) -> Option<&'static str> {
     Some(match cmd {
         "run" => xtask::run::HELP,
-        "test" => "cargo xtask test   Run every test: cargo xtask lint, host unit tests (cargo test\n                   --workspace without the image and the QEMU tests), then the\n                   QEMU integration tests. No options.",
-        "lint" => "cargo xtask lint   cargo fmt --check; clippy -D warnings on the host crates and\n                   the bare-metal images. No options.",
-        "build" => "cargo xtask build  Build the production and test images, dom0, the test guest and\n                   the default policies; print their paths, build-ids and the\n                   live-patch keys the images trust. No options.",
-        "bench-boot" => "cargo xtask bench-boot [--runs N]\n  Boot time (median of N runs, default 5), image size, clean build time (BENCHMARKS.md)",
-        "bench-hypercalls" => "cargo xtask bench-hypercalls [--count N] [--runs N]\n  Null-hypercall round trip, flask=disabled vs enforcing (-icount shift=0), and\n  hypercalls/s for 1 and 2 guests. --count: hypercalls per measurement (default\n  200000); --runs: runs per configuration, median reported (default 3)",
-        "bench-livepatch" => "cargo xtask bench-livepatch [--rounds N]\n  CPU hold time of applying/reverting a one-function live patch with 1, 2 and 4\n  CPUs (-icount shift=0) and the upload's signature verification time.\n  --rounds: upload/apply/revert/unload rounds per CPU count (default 20)",
+        "test" => {
+            "cargo xtask test   Run every test: cargo xtask lint, host unit tests (cargo test\n                   --workspace without the image and the QEMU tests), then the\n                   QEMU integration tests. No options."
+        }
+        "lint" => {
+            "cargo xtask lint   cargo fmt --check; clippy -D warnings on the host crates and\n                   the bare-metal images. No options."
+        }
+        "build" => {
+            "cargo xtask build  Build the production and test images, dom0, the test guest and\n                   the default policies; print their paths, build-ids and the\n                   live-patch keys the images trust. No options."
+        }
+        "bench-boot" => {
+            "cargo xtask bench-boot [--runs N]\n  Boot time (median of N runs, default 5), image size, clean build time (BENCHMARKS.md)"
+        }
+        "bench-hypercalls" => {
+            "cargo xtask bench-hypercalls [--count N] [--runs N]\n  Null-hypercall round trip, flask=disabled vs enforcing (-icount shift=0), and\n  hypercalls/s for 1 and 2 guests. --count: hypercalls per measurement (default\n  200000); --runs: runs per configuration, median reported (default 3)"
+        }
+        "bench-livepatch" => {
+            "cargo xtask bench-livepatch [--rounds N]\n  CPU hold time of applying/reverting a one-function live patch with 1, 2 and 4\n  CPUs (-icount shift=0) and the upload's signature verification time.\n  --rounds: upload/apply/revert/unload rounds per CPU count (default 20)"
+        }
         _ => return None,
     })
 }

@@ -371,7 +371,8 @@ mod tests {
     #[test]
     fn refusal_reason_is_read_from_the_serial_line() {
         assert_eq!(
-            refusal_reason("[    0.1] ERROR *** Warden cannot boot: invalid input: flask=x: no\r").as_deref(),
+            refusal_reason("[    0.1] ERROR *** Warden cannot boot: invalid input: flask=x: no\r")
+                .as_deref(),
             Some("invalid input: flask=x: no")
         );
         assert_eq!(refusal_reason("[    0.1] INFO  Warden ready"), None);

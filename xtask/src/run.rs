@@ -87,7 +87,9 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         match args[i].as_str() {
             "--cmdline" => o.cmdline = value(args, &mut i, "--cmdline")?.into(),
             "--policy" => o.policy = Some(value(args, &mut i, "--policy")?.into()),
-            "--module" => o.modules.push(Module::parse(value(args, &mut i, "--module")?)),
+            "--module" => o
+                .modules
+                .push(Module::parse(value(args, &mut i, "--module")?)),
             "--no-default-modules" => o.defaults = false,
             "--dom0-cmdline" => o.dom0_cmdline = value(args, &mut i, "--dom0-cmdline")?.into(),
             "--smp" => o.smp = number(value(args, &mut i, "--smp")?, "--smp")?,
@@ -108,7 +110,9 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         bail!("run: --smp must be at least 1 and --memory at least 64 (MiB)");
     }
     if o.policy.is_some() && !o.defaults {
-        bail!("run: --policy replaces the default policy; with --no-default-modules give the policy as the first --module");
+        bail!(
+            "run: --policy replaces the default policy; with --no-default-modules give the policy as the first --module"
+        );
     }
     for m in &o.modules {
         if !m.path.is_file() {
@@ -116,9 +120,10 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         }
     }
     if let Some(p) = &o.policy {
-        let b = std::fs::read(p)
-            .map_err(|e| Error(format!("--policy {}: {e}", p.display())))?;
-        if b.len() < 4 || u32::from_le_bytes([b[0], b[1], b[2], b[3]]) != hvcore::bootplan::XSM_MAGIC {
+        let b = std::fs::read(p).map_err(|e| Error(format!("--policy {}: {e}", p.display())))?;
+        if b.len() < 4
+            || u32::from_le_bytes([b[0], b[1], b[2], b[3]]) != hvcore::bootplan::XSM_MAGIC
+        {
             bail!(
                 "--policy {}: not a compiled FLASK policy (it must start with the magic {:#x}; build one with policy-compiler)",
                 p.display(),
@@ -247,9 +252,18 @@ mod tests {
         let mut b = hvcore::bootplan::XSM_MAGIC.to_le_bytes().to_vec();
         b.extend_from_slice(b"rest");
         std::fs::write(&good, &b).unwrap();
-        let o = parse(&args(&["--policy", good.to_str().unwrap()])).unwrap().unwrap();
+        let o = parse(&args(&["--policy", good.to_str().unwrap()]))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.policy.as_deref(), Some(good.as_path()));
-        assert!(parse(&args(&["--policy", good.to_str().unwrap(), "--no-default-modules"])).is_err());
+        assert!(
+            parse(&args(&[
+                "--policy",
+                good.to_str().unwrap(),
+                "--no-default-modules"
+            ]))
+            .is_err()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -261,7 +275,10 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert_eq!(e.0, "Warden refused to boot: invalid input: flask=bogus: not a FLASK mode");
+        assert_eq!(
+            e.0,
+            "Warden refused to boot: invalid input: flask=bogus: not a FLASK mode"
+        );
         assert!(outcome(None, &None, Some(Duration::from_secs(1))).is_ok());
         assert!(outcome(Some(0), &None, None).is_ok());
         assert!(outcome(Some(1), &None, None).is_err());

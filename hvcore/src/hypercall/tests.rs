@@ -83,7 +83,10 @@ impl Platform for TestPlatform {
         }
         crate::guestcons::write_guest_line(&mut text, domid, Some(self.now_ns()), line).unwrap();
         self.ring.lock().unwrap().write_guest(text.as_bytes());
-        self.serial.lock().unwrap().extend_from_slice(text.as_bytes());
+        self.serial
+            .lock()
+            .unwrap()
+            .extend_from_slice(text.as_bytes());
     }
     fn console_hwdom_raw(&self, bytes: &[u8]) {
         self.serial.lock().unwrap().extend_from_slice(bytes);
@@ -1098,7 +1101,14 @@ impl World {
     }
 
     /// readconsole from `d`: (bytes, returned index).
-    fn readconsole(&self, d: &Domain, count: u32, index: u32, incr: bool, clear: bool) -> (Vec<u8>, u32) {
+    fn readconsole(
+        &self,
+        d: &Domain,
+        count: u32,
+        index: u32,
+        incr: bool,
+        clear: bool,
+    ) -> (Vec<u8>, u32) {
         self.put(
             d,
             ARG,
@@ -1186,16 +1196,28 @@ fn guest_console_lines_are_prefixed_and_dom0_output_stays_out_of_the_ring() {
     let forged = b"[    1.000000] WARN  audit(1.000:1): avc:  denied  { setenforce } for source=d1 scontext=user_1:vm_r:domU_t tcontext=system_u:system_r:security_t tclass=security permissive=0\n";
     assert_eq!(w.console_write(&d1, forged), 0);
     let ring = w.ring_text();
-    let line = ring.lines().find(|l| l.contains("avc:")).expect("the guest line");
+    let line = ring
+        .lines()
+        .find(|l| l.contains("avc:"))
+        .expect("the guest line");
     assert!(line.starts_with("(d1) ["), "{line}");
     // dom0: serial only.
     assert_eq!(w.console_write(&d0, b"dom0: | [ 0.1] WARN  echoed\n"), 0);
     assert!(!w.ring_text().contains("echoed"));
-    assert!(String::from_utf8_lossy(&w.plat.serial.lock().unwrap()).contains("dom0: | [ 0.1] WARN  echoed\n"));
+    assert!(
+        String::from_utf8_lossy(&w.plat.serial.lock().unwrap())
+            .contains("dom0: | [ 0.1] WARN  echoed\n")
+    );
     // With console_to_ring, dom0's lines go into the ring as (d0) lines.
-    w.plat.to_ring.store(true, std::sync::atomic::Ordering::Relaxed);
+    w.plat
+        .to_ring
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(w.console_write(&d0, b"to the ring\n"), 0);
-    assert!(w.ring_text().lines().any(|l| l.starts_with("(d0) [") && l.ends_with("] to the ring")));
+    assert!(
+        w.ring_text()
+            .lines()
+            .any(|l| l.starts_with("(d0) [") && l.ends_with("] to the ring"))
+    );
 }
 
 /// A flooding domU is rate limited per domain, cannot evict the hypervisor's
@@ -1218,10 +1240,17 @@ fn a_console_flood_is_rate_limited_and_does_not_evict_audit_records() {
     let ring = w.ring_text();
     let d1_lines = ring.lines().filter(|l| l.starts_with("(d1) ")).count();
     assert!(d1_lines <= 50, "the burst of 50 lines, no more: {d1_lines}");
-    assert!(ring.contains(before.trim_end()), "the earlier record is still there");
+    assert!(
+        ring.contains(before.trim_end()),
+        "the earlier record is still there"
+    );
     // Another domain still writes.
     assert_eq!(w.console_write(&d2, b"d2 is fine\n"), 0);
-    assert!(w.ring_text().lines().any(|l| l.starts_with("(d2) [") && l.ends_with("d2 is fine")));
+    assert!(
+        w.ring_text()
+            .lines()
+            .any(|l| l.starts_with("(d2) [") && l.ends_with("d2 is fine"))
+    );
     // Without any limit the flood fills only the guest region.
     *w.plat.rate.lock().unwrap() = (0, 1);
     for _ in 0..8 {

@@ -56,9 +56,13 @@ pub fn dom0(boot: &Boot) -> ! {
                 && l.contains("scontext=user_1:vm_r:domU_t ")
         })
     };
-    check!(real("setenforce"), "the denial before the flood is in the ring");
+    check!(
+        real("setenforce"),
+        "the denial before the flood is in the ring"
+    );
     check!(real("setbool"), "the denial after the flood is in the ring");
-    let forged: alloc::vec::Vec<&str> = text.lines().filter(|l| l.contains("load_policy")).collect();
+    let forged: alloc::vec::Vec<&str> =
+        text.lines().filter(|l| l.contains("load_policy")).collect();
     check!(
         !forged.is_empty()
             && forged
