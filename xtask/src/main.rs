@@ -22,30 +22,6 @@ Commands:
               it) and signature verification time of the upload
   help        Show this text
 
-Options for run:
-  --cmdline \"...\"      Warden's command line (default: console=com1 loglvl=info)
-  --policy FILE          Boot with this compiled FLASK policy instead of the default one
-  --module FILE[:ARGS]   A boot module with its command line (repeatable), after
-                         the default modules (the policy, then dom0); handed to dom0
-  --no-default-modules   Boot only the --module files
-  --dom0-cmdline \"...\" dom0's command line (default: empty: demo and shell)
-  --smp N                CPUs (default 2)
-  --memory MIB           Memory in MiB (default 512)
-  --grub                 Boot through a GRUB ISO (Multiboot 2) instead of -kernel
-  --timeout SECONDS      Stop QEMU after this long
-  --qemu-arg ARG         Extra QEMU argument (repeatable)
-  A refused boot ends QEMU (isa-debug-exit) and run exits non-zero with the reason.
-
-Options for bench-boot:
-  --runs N               Boot runs to take the median of (default 5)
-
-Options for bench-livepatch:
-  --rounds N             Upload/apply/revert/unload rounds per CPU count (default 20)
-
-Options for bench-hypercalls:
-  --count N              Hypercalls per measurement (default 200000)
-  --runs N               Runs per configuration, median reported (default 3)
-
 Missing Debian packages are installed when running as root; otherwise the
 command to install them is printed.";
 
@@ -94,6 +70,9 @@ fn main() -> ExitCode {
         Some("bench-livepatch") => bench_livepatch(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
+            for c in ["run", "bench-boot", "bench-hypercalls", "bench-livepatch"] {
+                println!("\n{}", help_for(c).unwrap_or_default());
+            }
             Ok(())
         }
         Some(other) => Err(Error(format!("unknown command '{other}'\n\n{HELP}"))),

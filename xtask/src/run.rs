@@ -12,14 +12,14 @@ pub const HELP: &str = "\
 cargo xtask run [options]   Build Warden and boot it in QEMU with the serial console on this terminal
 
 Options:
-  --cmdline \"...\"      Warden's command line (default: console=com1 loglvl=info)
+  --cmdline \"...\"        Warden's command line (default: console=com1 loglvl=info)
   --policy FILE          Boot with this compiled FLASK policy instead of the default
                          one (it must start with the policy magic 0xf97cff8c)
   --module FILE[:ARGS]   A boot module with its command line (repeatable), after
                          the default modules (the policy, then dom0); a module is
                          handed to dom0, never used as the boot policy
   --no-default-modules   Boot only the --module files (no policy, no dom0)
-  --dom0-cmdline \"...\" dom0's command line (default: empty: demo and shell)
+  --dom0-cmdline \"...\"   dom0's command line (default: empty: demo and shell)
   --smp N                CPUs (default 2)
   --memory MIB           Memory in MiB (default 512)
   --grub                 Boot through a GRUB ISO (Multiboot 2) instead of -kernel
