@@ -100,3 +100,58 @@ pub fn name(e: i32) -> &'static str {
         _ => "E?",
     }
 }
+
+/// The message of an errno value, as Xen's tools print it (the C library's
+/// `strerror` text for Linux errno values, which Xen's errno.h uses).
+pub fn message(e: i32) -> &'static str {
+    match e {
+        EPERM => "Operation not permitted",
+        ENOENT => "No such file or directory",
+        ESRCH => "No such process",
+        EINTR => "Interrupted system call",
+        EIO => "Input/output error",
+        E2BIG => "Argument list too long",
+        ENOEXEC => "Exec format error",
+        EBADF => "Bad file descriptor",
+        EAGAIN => "Resource temporarily unavailable",
+        ENOMEM => "Cannot allocate memory",
+        EACCES => "Permission denied",
+        EFAULT => "Bad address",
+        EBUSY => "Device or resource busy",
+        EEXIST => "File exists",
+        EXDEV => "Invalid cross-device link",
+        ENODEV => "No such device",
+        EINVAL => "Invalid argument",
+        ENOSPC => "No space left on device",
+        ERANGE => "Numerical result out of range",
+        ENOSYS => "Function not implemented",
+        ENODATA => "No data available",
+        ETIME => "Timer expired",
+        ENOLINK => "Link has been severed",
+        EBADMSG => "Bad message",
+        ENOTUNIQ => "Name not unique on network",
+        EILSEQ => "Invalid or incomplete multibyte or wide character",
+        EOPNOTSUPP => "Operation not supported",
+        ENOBUFS => "No buffer space available",
+        ETIMEDOUT => "Connection timed out",
+        ENOKEY => "Required key not available",
+        EKEYREJECTED => "Key was rejected by service",
+        _ => "Unknown error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_errno_has_a_message() {
+        for e in 1..200 {
+            if name(e) != "E?" {
+                assert_ne!(message(e), "Unknown error", "{}", name(e));
+            }
+        }
+        assert_eq!(message(EACCES), "Permission denied");
+        assert_eq!(message(EPERM), "Operation not permitted");
+    }
+}

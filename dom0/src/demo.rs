@@ -20,7 +20,7 @@ pub fn run(boot: &'static Boot) -> ! {
     version();
     host();
     domains();
-    flask();
+    flask(boot.domid());
     dmesg(false, 12);
     println!("dom0: type 'help' on the serial console for commands");
     shell(boot)
@@ -112,34 +112,46 @@ fn domains() {
     }
 }
 
-fn flask() {
-    match hc::flask_getenforce() {
-        Ok(e) => {
+fn flask(domid: u16) {
+    match warden_guest::flask::mode(domid) {
+        Ok(m @ warden_guest::flask::Mode::Disabled) => println!("dom0: FLASK: {m}"),
+        Ok(m) => {
             let vers = hc::flask_simple(warden_abi::xsm::POLICYVERS).unwrap_or(0);
-            let mut bools = Vec::new();
-            for name in ["guest_writeconsole", "dom0_livepatch", "guest_argo"] {
-                if let Ok((_, cur, _)) = hc::flask_getbool(name) {
-                    bools.push(alloc::format!("{name}={}", cur as u8));
-                }
-            }
-            println!(
-                "dom0: FLASK {} (policy version {vers}); booleans: {}",
-                if e == 1 { "enforcing" } else { "permissive" },
-                bools.join(" ")
-            );
+            let bools = match warden_guest::flask::booleans() {
+                Ok(v) => v
+                    .iter()
+                    .map(|b| {
+                        if b.current == b.pending {
+                            alloc::format!("{}={}", b.name, b.current as u8)
+                        } else {
+                            alloc::format!(
+                                "{}={} (pending {})",
+                                b.name,
+                                b.current as u8,
+                                b.pending as u8
+                            )
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Err(e) => alloc::format!("({e})"),
+            };
+            println!("dom0: FLASK {m} (policy version {vers}); booleans: {bools}");
         }
-        Err(e) => println!("dom0: FLASK: {e} (flask=disabled?)"),
+        Err(e) => println!("dom0: FLASK: {e}"),
     }
 }
 
-/// Read the whole console ring with readconsole; print the last `tail` lines.
+/// Read the whole console ring with readconsole (incremental, in 4 KiB
+/// chunks, as libxl does); with `clear`, each call clears what it returned
+/// (Xen's semantics), so nothing unread is lost. Print the last `tail` lines.
 fn dmesg(clear: bool, tail: usize) {
     let mut all = Vec::new();
     let mut index = 0u32;
     let mut first = true;
     let mut buf = alloc::vec![0u8; 4096];
     loop {
-        match hc::readconsole(&mut buf, index, !first, clear && first) {
+        match hc::readconsole(&mut buf, index, !first, clear) {
             Ok((0, _)) => break,
             Ok((n, next)) => {
                 all.extend_from_slice(&buf[..n]);
@@ -155,7 +167,8 @@ fn dmesg(clear: bool, tail: usize) {
     let text = core::str::from_utf8(&all).unwrap_or("");
     let lines: Vec<&str> = text.lines().collect();
     println!(
-        "dom0: console ring (readconsole): {} bytes, {} lines; the last {}:",
+        "dom0: console ring (readconsole{}): {} bytes, {} lines; the last {}:",
+        if clear { ", cleared" } else { "" },
         all.len(),
         lines.len(),
         tail.min(lines.len())
@@ -165,9 +178,13 @@ fn dmesg(clear: bool, tail: usize) {
     }
 }
 
+/// The shell's prompt.
+const PROMPT: &str = "warden-dom0# ";
+
 fn shell(boot: &'static Boot) -> ! {
     let mut line = String::new();
     let mut buf = [0u8; 64];
+    warden_guest::print!("{PROMPT}");
     loop {
         let n = hc::console_read(&mut buf).unwrap_or(0) as usize;
         if n == 0 {
@@ -177,13 +194,31 @@ fn shell(boot: &'static Boot) -> ! {
         for &b in &buf[..n] {
             match b {
                 b'\r' | b'\n' => {
+                    warden_guest::print!("\n");
                     command(boot, line.trim());
                     line.clear();
+                    warden_guest::print!("{PROMPT}");
                 }
-                0x20..=0x7e if line.len() < 128 => line.push(b as char),
+                // Backspace / DEL: erase the last character.
+                0x08 | 0x7f if !line.is_empty() => {
+                    line.pop();
+                    warden_guest::print!("\x08 \x08");
+                }
+                0x20..=0x7e if line.len() < 128 => {
+                    line.push(b as char);
+                    // Echo what was typed.
+                    let _ = hc::console_write(&[b]);
+                }
                 _ => {}
             }
         }
+    }
+}
+
+fn result(r: hc::HResult) -> String {
+    match r {
+        Ok(_) => "done".into(),
+        Err(e) => alloc::format!("{e}"),
     }
 }
 
@@ -192,7 +227,7 @@ fn command(boot: &'static Boot, c: &str) {
     match (w.next(), w.next()) {
         (None, _) => {}
         (Some("help"), _) => println!(
-            "dom0: commands: list, dmesg [-c], info, version, getenforce, setenforce 0|1, setbool NAME 0|1, pause N, unpause N, destroy N, modules, xen-livepatch ..., poweroff"
+            "dom0: commands: list, dmesg [-c], info, version, getenforce, setenforce 0|1|permissive|enforcing, getbool, setbool NAME 0|1|true|false|on|off, pause N, unpause N, destroy N, modules, xen-livepatch ..., poweroff"
         ),
         (Some("xen-livepatch"), _) => {
             // Payload files are dom0's boot modules, named by their command line.
@@ -205,22 +240,46 @@ fn command(boot: &'static Boot, c: &str) {
                 println!("dom0: module '{c}': {} bytes", d.len());
             }
         }
-        (Some("setbool"), Some(name)) => {
-            let on = w.next() == Some("1");
-            println!(
-                "dom0: setbool {name}={}: {:?}",
-                on as u8,
-                hc::flask_setbool(name, on, true)
-            );
+        (Some("getbool"), _) => match warden_guest::flask::booleans() {
+            Ok(v) => {
+                for b in v {
+                    if b.current == b.pending {
+                        println!("dom0: {}: {}", b.name, b.current as u8);
+                    } else {
+                        println!(
+                            "dom0: {}: {} (pending {})",
+                            b.name, b.current as u8, b.pending as u8
+                        );
+                    }
+                }
+            }
+            Err(e) => println!("dom0: getbool: {e}"),
+        },
+        (Some("setbool"), None) => {
+            println!("dom0: setbool: usage: setbool NAME 0|1|true|false|on|off")
         }
+        (Some("setbool"), Some(name)) => match warden_guest::flask::parse_bool(w.next()) {
+            Ok(on) => println!(
+                "dom0: setbool {name}={}: {}",
+                on as u8,
+                result(hc::flask_setbool(name, on, true))
+            ),
+            Err(e) => println!("dom0: setbool {name}: {e}; nothing changed"),
+        },
         (Some("list"), _) => domains(),
         (Some("dmesg"), arg) => dmesg(arg == Some("-c"), 40),
         (Some("info"), _) => host(),
         (Some("version"), _) => version(),
-        (Some("getenforce"), _) => flask(),
-        (Some("setenforce"), Some(v)) => {
-            println!("dom0: setenforce: {:?}", hc::flask_setenforce(v == "1"))
-        }
+        (Some("getenforce"), _) => flask(boot.domid()),
+        (Some("setenforce"), v) => match v.map(warden_guest::flask::parse_enforce) {
+            Some(Ok(on)) => println!(
+                "dom0: setenforce {}: {}",
+                if on { "enforcing" } else { "permissive" },
+                result(hc::flask_setenforce(on))
+            ),
+            Some(Err(e)) => println!("dom0: setenforce: {e}; nothing changed"),
+            None => println!("dom0: setenforce: usage: setenforce 0|1|permissive|enforcing"),
+        },
         (Some(op @ ("pause" | "unpause" | "destroy")), Some(d)) => match d.parse::<u16>() {
             Ok(d) => {
                 let r = match op {
@@ -228,7 +287,7 @@ fn command(boot: &'static Boot, c: &str) {
                     "unpause" => hc::unpausedomain(d),
                     _ => hc::destroydomain(d),
                 };
-                println!("dom0: {op} d{d}: {r:?}");
+                println!("dom0: {op} d{d}: {}", result(r));
             }
             Err(_) => println!("dom0: {op}: '{d}' is not a domain id"),
         },

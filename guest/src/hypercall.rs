@@ -16,11 +16,18 @@ impl Errno {
     pub fn name(self) -> &'static str {
         warden_abi::errno::name(self.0)
     }
+
+    /// The errno's message, as Xen's tools print it (`Permission denied`).
+    pub fn message(self) -> &'static str {
+        warden_abi::errno::message(self.0)
+    }
 }
 
+/// Xen's tools' form: the message (`Permission denied`), then the errno in
+/// parentheses for the record (`(-13 EACCES)`).
 impl core::fmt::Display for Errno {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "-{} ({})", self.0, self.name())
+        write!(f, "{} (-{} {})", self.message(), self.0, self.name())
     }
 }
 
@@ -611,6 +618,25 @@ pub fn flask_getbool(name: &str) -> Result<(u32, bool, bool), Errno> {
     Ok((b.bool_id, b.enforcing != 0, b.pending != 0))
 }
 
+/// FLASK_GETBOOL by number (Xen's `xc_flask_getbool_byid`, from 0):
+/// (name, current, pending); -ENOENT past the last boolean.
+pub fn flask_getbool_byid(id: u32) -> Result<(alloc::string::String, bool, bool), Errno> {
+    let mut name = [0u8; 256];
+    let a = fx::Boolean {
+        bool_id: id,
+        size: name.len() as u32,
+        name: name.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let b: fx::Boolean = flask(fx::GETBOOL, &a)?.1.arg();
+    let n = (b.size as usize).min(name.len());
+    Ok((
+        alloc::string::String::from_utf8_lossy(&name[..n]).into_owned(),
+        b.enforcing != 0,
+        b.pending != 0,
+    ))
+}
+
 /// FLASK_SETBOOL by name (with `commit`, applied at once).
 pub fn flask_setbool(name: &str, value: bool, commit: bool) -> HResult {
     let a = fx::Boolean {
@@ -696,6 +722,10 @@ mod tests {
         assert_eq!(decode(5), Ok(5));
         assert_eq!(decode(-13), Err(Errno(13)));
         assert_eq!(Errno(13).name(), "EACCES");
+        assert_eq!(
+            alloc::format!("{}", Errno(13)),
+            "Permission denied (-13 EACCES)"
+        );
         assert_eq!(decode(-5000), Ok((-5000i64) as u64), "not an errno");
     }
 }

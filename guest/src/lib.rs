@@ -5,6 +5,9 @@
 //! - [`hypercall`]: the raw VMMCALL and a typed wrapper for every operation
 //!   of the ABI (`warden-abi`), returning `Result<u64, Errno>`;
 //! - [`console`]: `print!`/`println!` through `console_io`;
+//! - [`flask`]: FLASK commands as Xen's tools do them (accepted mode and
+//!   boolean values, every boolean of the loaded policy, the mode with
+//!   "no policy loaded");
 //! - [`start`]: the start information the hypervisor passes at entry;
 //! - [`time`]: system time from the vCPU's `vcpu_info` and sleeping;
 //! - [`events`] (with `rt`): GDT/IDT, exception reports, the event upcall;
@@ -33,6 +36,7 @@ extern crate alloc;
 
 pub mod console;
 pub mod exit;
+pub mod flask;
 pub mod hypercall;
 pub mod start;
 pub mod time;

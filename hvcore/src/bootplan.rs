@@ -1,6 +1,9 @@
 //! What the boot modules are for.
 //!
 //! - The FLASK policy: the first module whose first u32 is 0xf97cff8c (as Xen).
+//!   A later module with the same magic is not the policy; it is classified
+//!   like any other module (so normally handed to dom0, as Xen does) and
+//!   listed in [`Plan::other_policies`] for a boot warning.
 //! - dom0's kernel: the first other module; its command line is dom0's.
 //! - Boot-built domains (dom0less style): modules whose command line starts
 //!   with the word `domain`:
@@ -49,6 +52,10 @@ pub struct Plan {
     pub domains: Vec<DomainSpec>,
     /// Modules for dom0, in order.
     pub dom0_modules: Vec<usize>,
+    /// Modules other than the policy that carry the policy magic (warned
+    /// about: they are not the boot policy; like Xen, Warden hands them to
+    /// dom0, which may load one at run time).
+    pub other_policies: Vec<usize>,
 }
 
 /// Parse a `domain ...` command line (without the leading word).
@@ -122,9 +129,12 @@ pub fn parse_domain(module: usize, args: &str) -> Result<DomainSpec, String> {
 pub fn plan(modules: &[(Option<u32>, &str)]) -> Result<Plan, String> {
     let mut p = Plan::default();
     for (i, (magic, cmdline)) in modules.iter().enumerate() {
-        if p.policy.is_none() && *magic == Some(XSM_MAGIC) {
-            p.policy = Some(i);
-            continue;
+        if *magic == Some(XSM_MAGIC) {
+            if p.policy.is_none() {
+                p.policy = Some(i);
+                continue;
+            }
+            p.other_policies.push(i);
         }
         if p.dom0.is_none() {
             p.dom0 = Some(i);
@@ -168,6 +178,7 @@ mod tests {
         assert_eq!(p.policy, Some(1));
         assert_eq!(p.dom0, Some(0));
         assert_eq!(p.dom0_modules, [2, 4]);
+        assert_eq!(p.other_policies, [2]);
         assert_eq!(p.domains.len(), 2);
         let a = &p.domains[0];
         assert_eq!(a.module, 3);

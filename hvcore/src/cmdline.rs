@@ -214,10 +214,19 @@ pub struct Options {
     /// FLASK audit rate limit (`audit_ratelimit=BURST[/MS]`, 0 = unlimited):
     /// at most BURST records per MS milliseconds (default 64 per 1000).
     pub audit_ratelimit: Option<(u32, u64)>,
+    /// Guest console rate limit per domain (`guest_console_ratelimit=BURST[/MS]`,
+    /// 0 = unlimited): at most BURST lines per MS milliseconds.
+    pub guest_console_ratelimit: (u32, u64),
+    /// dom0's console output also goes into the console ring (`console_to_ring`,
+    /// as Xen; default off: it goes to the serial console only).
+    pub console_to_ring: bool,
     /// Bring up at most this many CPUs (including the boot CPU).
     pub maxcpus: Option<u32>,
     pub test: TestOptions,
 }
+
+/// Default guest console rate limit: lines per domain and period (ms).
+pub const GUEST_CONSOLE_RATELIMIT: (u32, u64) = (200, 1000);
 
 impl Default for Options {
     fn default() -> Self {
@@ -236,6 +245,8 @@ impl Default for Options {
             dom0_mem: Dom0Mem::default(),
             dom0_max_vcpus: None,
             audit_ratelimit: None,
+            guest_console_ratelimit: GUEST_CONSOLE_RATELIMIT,
+            console_to_ring: false,
             maxcpus: None,
             test: TestOptions::default(),
         }
@@ -524,8 +535,17 @@ fn describe_dom0_mem(m: &Dom0Mem) -> String {
     }
 }
 
+/// `BURST/MS`, or `0` for no limit.
+fn describe_rate((b, ms): (u32, u64)) -> String {
+    if b == 0 {
+        "0".into()
+    } else {
+        format!("{b}/{ms}")
+    }
+}
+
 /// Names of boolean options (for `key`, `no-key`).
-const BOOLEANS: &[&str] = &["console_timestamps", "test_exit"];
+const BOOLEANS: &[&str] = &["console_timestamps", "console_to_ring", "test_exit"];
 
 /// Parse a command line. Never fails; see [`Parsed::diagnostics`].
 pub fn parse(line: &str) -> Parsed {
@@ -554,6 +574,7 @@ pub fn parse(line: &str) -> Parsed {
         if BOOLEANS.contains(&bool_key) {
             let slot = match bool_key {
                 "console_timestamps" => &mut o.console_timestamps,
+                "console_to_ring" => &mut o.console_to_ring,
                 _ => &mut o.test.exit,
             };
             match value {
@@ -580,6 +601,7 @@ pub fn parse(line: &str) -> Parsed {
                 | "dom0_mem"
                 | "dom0_max_vcpus"
                 | "audit_ratelimit"
+                | "guest_console_ratelimit"
                 | "maxcpus"
                 | "test_fault"
         );
@@ -606,6 +628,7 @@ pub fn parse(line: &str) -> Parsed {
                     "audit_ratelimit" => o
                         .audit_ratelimit
                         .map_or("64/1000".into(), |(b, ms)| format!("{b}/{ms}")),
+                    "guest_console_ratelimit" => describe_rate(o.guest_console_ratelimit),
                     "maxcpus" => o.maxcpus.map_or("<all>".into(), |n| n.to_string()),
                     _ => "<none>".into(),
                 },
@@ -713,13 +736,9 @@ pub fn parse(line: &str) -> Parsed {
                         o.flask = m;
                         o.flask_invalid = None;
                     }
-                    None => {
-                        o.flask_invalid = Some(clip(value));
-                        d.push(malformed(
-                            "expected enforcing, permissive, late or disabled".into(),
-                            o.flask.name().into(),
-                        ))
-                    }
+                    // No diagnostic: the boot is refused with the reason
+                    // (security::init), and nothing is "kept".
+                    None => o.flask_invalid = Some(clip(value)),
                 }
             }
             "dom0_mem" => match parse_dom0_mem(value) {
@@ -751,6 +770,24 @@ pub fn parse(line: &str) -> Parsed {
                         "expected BURST[/MILLISECONDS], or 0 for no limit".into(),
                         o.audit_ratelimit
                             .map_or("64/1000".into(), |(b, ms)| format!("{b}/{ms}")),
+                    )),
+                }
+            }
+            "guest_console_ratelimit" => {
+                let (b, ms) = match value.split_once('/') {
+                    Some((b, ms)) => (parse_u64(b), parse_u64(ms)),
+                    None => (parse_u64(value), Some(1000)),
+                };
+                match (b, ms) {
+                    (Some(0), _) => o.guest_console_ratelimit = (0, 1),
+                    (Some(b), Some(ms))
+                        if b <= u32::MAX as u64 && (1..=3_600_000).contains(&ms) =>
+                    {
+                        o.guest_console_ratelimit = (b as u32, ms)
+                    }
+                    _ => d.push(malformed(
+                        "expected BURST[/MILLISECONDS] (at most an hour), or 0 for no limit".into(),
+                        describe_rate(o.guest_console_ratelimit),
                     )),
                 }
             }
@@ -787,6 +824,33 @@ fn unreachable_known(d: &mut Vec<Diagnostic>, key: &str) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn guest_console_options() {
+        let o = parse("").options;
+        assert_eq!(o.guest_console_ratelimit, GUEST_CONSOLE_RATELIMIT);
+        assert!(!o.console_to_ring);
+        let p = parse("guest_console_ratelimit=10/500 console_to_ring");
+        assert_eq!(p.options.guest_console_ratelimit, (10, 500));
+        assert!(p.options.console_to_ring);
+        assert_eq!(
+            parse("guest_console_ratelimit=0")
+                .options
+                .guest_console_ratelimit,
+            (0, 1)
+        );
+        let p = parse("guest_console_ratelimit=5/0 console_to_ring=maybe");
+        assert_eq!(p.options.guest_console_ratelimit, GUEST_CONSOLE_RATELIMIT);
+        assert!(!p.options.console_to_ring);
+        assert_eq!(p.diagnostics.len(), 2);
+    }
+
+    #[test]
+    fn an_invalid_flask_mode_is_reported_once_by_the_refusal() {
+        let p = parse("flask=bogus");
+        assert_eq!(p.options.flask_invalid.as_deref(), Some("bogus"));
+        assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+    }
 
     #[test]
     fn audit_ratelimit() {
@@ -879,13 +943,14 @@ mod tests {
         assert_eq!(o.flask, FlaskMode::Enforcing);
         assert_eq!(o.loglvl, LogLevel::Info);
         assert_eq!(o.com1, SerialConfig::COM1);
-        assert_eq!(p.diagnostics.len(), 4);
+        // flask=maybe is not a diagnostic: it stops the boot, with its own message.
+        assert_eq!(p.diagnostics.len(), 3);
         let msg = p.diagnostics[0].to_string();
         assert_eq!(
             msg,
             "malformed value 'conring_size=lots': expected a size such as 128k or 1M; keeping conring_size=64k"
         );
-        assert!(p.diagnostics[3].to_string().contains("data bits '9'"));
+        assert!(p.diagnostics[2].to_string().contains("data bits '9'"));
     }
 
     #[test]
@@ -1043,7 +1108,7 @@ mod tests {
                 ..Options::default()
             }
         );
-        assert_eq!(p.diagnostics.len(), 3);
+        assert_eq!(p.diagnostics.len(), 2);
         assert_eq!(
             p.diagnostics[0].to_string(),
             "malformed value 'loglvl=': a value is required (key=value); keeping loglvl=info"
@@ -1111,7 +1176,7 @@ mod tests {
         #[test]
         fn never_panics_on_option_like_text(
             parts in proptest::collection::vec(
-                ("(no-)?(console|com1|com2|conring_size|loglvl|flask|dom0_mem|dom0_max_vcpus|audit_ratelimit|maxcpus|test_fault|test_exit|console_timestamps|x)",
+                ("(no-)?(console|com1|com2|conring_size|loglvl|flask|dom0_mem|dom0_max_vcpus|audit_ratelimit|guest_console_ratelimit|console_to_ring|maxcpus|test_fault|test_exit|console_timestamps|x)",
                  proptest::option::of("[0-9a-zA-Z,:/x=.\"-]{0,20}")), 0..8)
         ) {
             let line: Vec<String> = parts.iter().map(|(k, v)| match v {

@@ -296,23 +296,30 @@ pub struct DomMem {
     pub scrubbed: u64,
 }
 
-/// A guest console line being assembled (printed at a newline or when full).
+/// A guest console line being assembled (printed at a newline or when
+/// full), and the domain's console rate limit.
 #[derive(Debug, Default)]
 pub struct LineBuf {
     pub buf: Vec<u8>,
+    pub limit: crate::guestcons::RateLimit,
 }
 
 /// Longest guest console line kept before it is printed anyway.
 pub const CONSOLE_LINE_MAX: usize = 256;
 
 impl LineBuf {
-    /// Add bytes; `emit` receives each complete line (without the newline).
-    /// Control characters other than tab become '.'.
-    pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+    /// Add bytes; `emit` receives each complete line (without the newline)
+    /// and the domain's rate limit. Control characters other than tab
+    /// become '.'; carriage returns are dropped.
+    pub fn push(
+        &mut self,
+        bytes: &[u8],
+        mut emit: impl FnMut(&[u8], &mut crate::guestcons::RateLimit),
+    ) {
         for &b in bytes {
             match b {
                 b'\n' => {
-                    emit(&self.buf);
+                    emit(&self.buf, &mut self.limit);
                     self.buf.clear();
                 }
                 b'\r' => {}
@@ -320,7 +327,7 @@ impl LineBuf {
                 _ => self.buf.push(b'.'),
             }
             if self.buf.len() >= CONSOLE_LINE_MAX {
-                emit(&self.buf);
+                emit(&self.buf, &mut self.limit);
                 self.buf.clear();
             }
         }
@@ -538,10 +545,10 @@ pub(crate) mod tests {
     fn console_lines_are_split_and_sanitised() {
         let mut l = LineBuf::default();
         let mut out: Vec<Vec<u8>> = Vec::new();
-        l.push(b"hello\x07 wor", |b| out.push(b.to_vec()));
-        l.push(b"ld\r\nnext", |b| out.push(b.to_vec()));
+        l.push(b"hello\x07 wor", |b, _| out.push(b.to_vec()));
+        l.push(b"ld\r\nnext", |b, _| out.push(b.to_vec()));
         assert_eq!(out, [b"hello. world".to_vec()]);
-        l.push(&[b'x'; 300], |b| out.push(b.to_vec()));
+        l.push(&[b'x'; 300], |b, _| out.push(b.to_vec()));
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].len(), CONSOLE_LINE_MAX);
     }

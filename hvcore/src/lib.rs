@@ -27,6 +27,7 @@ pub mod elf;
 pub mod error;
 pub mod frames;
 pub mod gate;
+pub mod guestcons;
 pub mod guestcpu;
 pub mod guestmem;
 pub mod hv;

@@ -46,8 +46,26 @@ pub trait Platform: Sync {
     fn console_tail(&self) -> u64;
     /// Position after the newest byte of the console ring.
     fn console_head(&self) -> u64;
-    /// Forget the console ring's content (`xl dmesg -c`).
-    fn console_clear(&self);
+    /// Forget the console ring's content before position `upto` (what a
+    /// `readconsole` with `clear` returned: Xen's `xl dmesg -c`).
+    fn console_clear_to(&self, upto: u64);
+    /// A line a domU wrote (without its newline, sanitised): into the ring's
+    /// guest region and to the serial console as `(dN) [time] text`
+    /// (`guestcons`); `suppressed` lines were dropped by the rate limit
+    /// before it.
+    fn console_guest_line(&self, domid: DomId, line: &[u8], suppressed: u32);
+    /// The hardware domain's console output, as written: to the serial
+    /// console only (never blocking for long).
+    fn console_hwdom_raw(&self, bytes: &[u8]);
+    /// Whether the hardware domain's output also goes into the ring
+    /// (`console_to_ring`).
+    fn console_to_ring(&self) -> bool {
+        false
+    }
+    /// The guest console rate limit (`guest_console_ratelimit=`: lines, ms).
+    fn guest_console_ratelimit(&self) -> (u32, u64) {
+        crate::cmdline::GUEST_CONSOLE_RATELIMIT
+    }
     /// Take up to `buf.len()` bytes of serial console input.
     fn serial_input(&self, buf: &mut [u8]) -> usize;
     /// The hypervisor's command line.

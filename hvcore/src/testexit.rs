@@ -10,6 +10,15 @@
 //! [`TestExit::Dom0Crash`] when it crashed or reported a failure, and
 //! [`TestExit::Dom0Reboot`]). A triple fault exits with status 0 and a
 //! timeout kill with 124, so neither can be mistaken for any code.
+//!
+//! One code is written by every image, production included:
+//! [`TestExit::BootRefused`] when Warden refuses to boot (no valid policy in
+//! enforcing mode, an unknown `flask=` mode, a bad boot module, unsupported
+//! hardware ...), but only when the device is there: the image checks that it
+//! runs under QEMU (CPUID hypervisor leaf `TCGTCGTCGTCG` or `KVMKVMKVM`) and
+//! that a 32-bit read of the port answers 0 as `isa-debug-exit` does (an
+//! absent port reads all ones); otherwise it halts. `cargo xtask run` always
+//! adds the device, so a refused boot ends QEMU with status 43.
 
 /// I/O port of QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`).
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -28,6 +37,8 @@ pub enum TestExit {
     Dom0Crash = 0x13,
     /// dom0 asked for a reboot.
     Dom0Reboot = 0x14,
+    /// Warden refused to boot (every image, when the device is there).
+    BootRefused = 0x15,
 }
 
 impl TestExit {
@@ -49,6 +60,7 @@ impl TestExit {
             TestExit::Dom0Poweroff,
             TestExit::Dom0Crash,
             TestExit::Dom0Reboot,
+            TestExit::BootRefused,
         ]
         .into_iter()
         .find(|e| e.qemu_status() == status)
@@ -68,6 +80,7 @@ mod tests {
         assert_eq!(TestExit::Dom0Poweroff.qemu_status(), 37);
         assert_eq!(TestExit::from_qemu_status(39), Some(TestExit::Dom0Crash));
         assert_eq!(TestExit::from_qemu_status(41), Some(TestExit::Dom0Reboot));
+        assert_eq!(TestExit::from_qemu_status(43), Some(TestExit::BootRefused));
         assert_eq!(TestExit::from_qemu_status(0), None);
         assert_eq!(TestExit::from_qemu_status(1), None);
         assert_eq!(TestExit::from_qemu_status(124), None);

@@ -1,10 +1,19 @@
 //! The console: the global console ring (every log line, with timestamp and
-//! level) and the serial ports, behind the `log` facade.
+//! level, in the ring's hypervisor region; guest lines in its guest region,
+//! see `hvcore::conring` and `hvcore::guestcons`) and the serial ports,
+//! behind the `log` facade.
 //!
 //! The ring starts on a static 64 KiB buffer so the earliest lines are kept,
 //! and moves to a heap buffer of `conring_size=` once the command line is
-//! parsed. Readers (`sysctl readconsole` / `xl dmesg` later) use [`read`] with
-//! a position they keep, and [`clear`].
+//! parsed. Readers (`sysctl readconsole` / `xl dmesg`) use [`read`] with
+//! a position they keep, and [`clear_to`].
+//!
+//! Serial output never holds a CPU on the (polled) UART: bytes go into a
+//! 16 KiB transmit queue, drained as far as the UART takes them without
+//! waiting, after every write and on every timer tick. Guest output (domU
+//! lines, dom0's raw output) may fill only half of the queue; a line that
+//! does not fit is dropped and counted, and the count is printed once room
+//! is back. Fatal reports drain the queue synchronously.
 
 use crate::serial::Uart;
 use core::fmt::Write;
@@ -19,11 +28,95 @@ static mut BOOT_RING: [u8; BOOT_RING_SIZE] = [0; BOOT_RING_SIZE];
 /// Longest log line (longer ones are cut and marked).
 pub const MAX_LINE: usize = 1024;
 
+/// Serial transmit queue size.
+const TXQ: usize = 16 * 1024;
+
+/// Bytes waiting for the UARTs.
+struct TxQueue {
+    buf: [u8; TXQ],
+    start: usize,
+    len: usize,
+    /// Lines dropped because the queue was full.
+    dropped: u64,
+}
+
+impl TxQueue {
+    /// Bytes `bytes` take in the queue ("\n" becomes "\r\n").
+    fn cost(bytes: &[u8]) -> usize {
+        bytes.len() + bytes.iter().filter(|&&b| b == b'\n').count()
+    }
+
+    fn put(&mut self, b: u8) {
+        self.buf[(self.start + self.len) % TXQ] = b;
+        self.len += 1;
+    }
+
+    /// Queue `bytes` whole if the queue stays within `limit` bytes; else
+    /// drop them (counted).
+    fn push(&mut self, bytes: &[u8], limit: usize) {
+        if self.dropped > 0 {
+            let mut note = FixedBuf::<96>::default();
+            let _ = writeln!(
+                note,
+                "[console: {} line(s) dropped: serial port busy]",
+                self.dropped
+            );
+            let n = note.as_bytes();
+            if self.len + Self::cost(n) + Self::cost(bytes) <= limit {
+                self.dropped = 0;
+                self.push_raw(n);
+            }
+        }
+        if self.len + Self::cost(bytes) > limit {
+            self.dropped += 1;
+            return;
+        }
+        self.push_raw(bytes);
+    }
+
+    fn push_raw(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                self.put(b'\r');
+            }
+            self.put(b);
+        }
+    }
+
+    /// Send what the UARTs take now (a FIFO's worth each time they are
+    /// empty), without waiting; with `wait`, everything (bounded per byte).
+    fn drain(&mut self, uarts: &[Option<Uart>; 2], wait: bool) {
+        while self.len > 0 {
+            if !wait && !uarts.iter().flatten().all(|u| u.tx_empty()) {
+                return;
+            }
+            let n = self.len.min(Uart::FIFO);
+            for i in 0..n {
+                let b = self.buf[(self.start + i) % TXQ];
+                for u in uarts.iter().flatten() {
+                    if wait {
+                        u.put(b);
+                    } else {
+                        u.put_now(b);
+                    }
+                }
+            }
+            self.start = (self.start + n) % TXQ;
+            self.len -= n;
+        }
+    }
+}
+
 struct Console {
     ring: Option<ConsoleRing<'static>>,
     uarts: [Option<Uart>; 2],
     loglvl: LogLevel,
     timestamps: bool,
+    /// dom0's output also goes into the ring (`console_to_ring`).
+    to_ring: bool,
+    /// `guest_console_ratelimit=`.
+    guest_rate: (u32, u64),
+    tx: TxQueue,
 }
 
 static CONSOLE: spin::Mutex<Console> = spin::Mutex::new(Console {
@@ -31,6 +124,14 @@ static CONSOLE: spin::Mutex<Console> = spin::Mutex::new(Console {
     uarts: [None, None],
     loglvl: LogLevel::Info,
     timestamps: true,
+    to_ring: false,
+    guest_rate: hvcore::cmdline::GUEST_CONSOLE_RATELIMIT,
+    tx: TxQueue {
+        buf: [0; TXQ],
+        start: 0,
+        len: 0,
+        dropped: 0,
+    },
 });
 
 static LOGGER: Logger = Logger;
@@ -61,6 +162,81 @@ pub fn configure(o: &Options) {
     ];
     c.loglvl = o.loglvl;
     c.timestamps = o.console_timestamps;
+    c.to_ring = o.console_to_ring;
+    c.guest_rate = o.guest_console_ratelimit;
+}
+
+/// `console_to_ring`.
+pub fn to_ring() -> bool {
+    CONSOLE.lock().to_ring
+}
+
+/// `guest_console_ratelimit=`.
+pub fn guest_rate() -> (u32, u64) {
+    CONSOLE.lock().guest_rate
+}
+
+/// Send queued serial output the UARTs take now (the timer tick calls this;
+/// it does nothing if the console is busy).
+pub fn poll() {
+    if let Some(mut c) = CONSOLE.try_lock() {
+        let Console { tx, uarts, .. } = &mut *c;
+        tx.drain(uarts, false);
+    }
+}
+
+/// Send every queued byte, waiting for the UARTs (bounded per byte): before
+/// the machine stops.
+/// Gives up after a bounded wait for the console lock (a stopped CPU may
+/// hold it).
+pub fn flush() {
+    for _ in 0..10_000_000u64 {
+        if let Some(mut c) = CONSOLE.try_lock() {
+            let Console { tx, uarts, .. } = &mut *c;
+            tx.drain(uarts, true);
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// A line a domU wrote (or dom0 with `console_to_ring`): `(dN) [time] text`
+/// into the ring's guest region and to the serial console (at loglvl info
+/// and above). `suppressed`: lines the rate limit dropped before it.
+pub fn guest_line(domid: u16, line: &[u8], suppressed: u32) {
+    let now = crate::time::now_ns();
+    let mut text = FixedBuf::<{ MAX_LINE + 128 }>::default();
+    if suppressed > 0 {
+        let _ = hvcore::guestcons::write_suppressed_note(&mut text, domid, suppressed);
+    }
+    let note_len = text.as_bytes().len();
+    let _ = hvcore::guestcons::write_guest_line(&mut text, domid, Some(now), line);
+    let mut c = CONSOLE.lock();
+    if let Some(r) = c.ring.as_mut() {
+        r.write_guest(text.as_bytes());
+    }
+    if Level::Info.enabled_at(c.loglvl) {
+        let bytes = text.as_bytes();
+        let mut plain = FixedBuf::<{ MAX_LINE + 128 }>::default();
+        let out = if c.timestamps {
+            bytes
+        } else {
+            let _ = plain.write_str(core::str::from_utf8(&bytes[..note_len]).unwrap_or(""));
+            let _ = hvcore::guestcons::write_guest_line(&mut plain, domid, None, line);
+            plain.as_bytes()
+        };
+        let Console { tx, uarts, .. } = &mut *c;
+        tx.push(out, TXQ / 2);
+        tx.drain(uarts, false);
+    }
+}
+
+/// The hardware domain's output as it wrote it: serial console only.
+pub fn hwdom_raw(bytes: &[u8]) {
+    let mut c = CONSOLE.lock();
+    let Console { tx, uarts, .. } = &mut *c;
+    tx.push(bytes, TXQ / 2);
+    tx.drain(uarts, false);
 }
 
 /// Move the ring to a heap buffer of `size` bytes (`conring_size=`), keeping
@@ -137,10 +313,10 @@ pub fn read(from: u64, out: &mut [u8]) -> ReadResult {
     }
 }
 
-/// Forget the ring's content (`xl dmesg -c`).
-pub fn clear() {
+/// Forget the ring's content before position `upto` (what `xl dmesg -c` read).
+pub fn clear_to(upto: u64) {
     if let Some(r) = CONSOLE.lock().ring.as_mut() {
-        r.clear();
+        r.clear_to(upto);
     }
 }
 
@@ -155,9 +331,8 @@ impl Console {
             } else {
                 &line[ts_len..]
             };
-            for u in self.uarts.iter().flatten() {
-                u.write(out);
-            }
+            self.tx.push(out, TXQ);
+            self.tx.drain(&self.uarts, false);
         }
     }
 }
@@ -230,6 +405,8 @@ pub fn emergency(args: core::fmt::Arguments<'_>) {
     g.loglvl = LogLevel::All;
     g.emit(line.as_bytes(), ts_len, Level::Error);
     g.loglvl = saved;
+    let Console { tx, uarts, .. } = &mut *g;
+    tx.drain(uarts, true);
 }
 
 /// `emergency` with format arguments.

@@ -2,7 +2,8 @@
 //! reported (vector, error code, registers, a symbolised backtrace) on the
 //! console, the other CPUs are stopped with an NMI, and this CPU halts. In a
 //! test build with `test_exit`, the agreed fatal code goes to the debug-exit
-//! port.
+//! port; a refused boot writes the "boot refused" code there in every image
+//! when the device exists (`hvcore::testexit`).
 
 use crate::arch::idt::{Frame, exception_name};
 use crate::arch::{self, percpu};
@@ -199,9 +200,13 @@ pub fn stop_machine(code: hvcore::testexit::TestExit, reboot: bool) -> ! {
     arch::halt_forever()
 }
 
-/// Refuse to continue booting, with the reason.
+/// Refuse to continue booting, with the reason; under QEMU with the
+/// debug-exit device (every image) QEMU exits with the "boot refused" code,
+/// otherwise the machine halts.
 pub fn refuse_boot(e: &hvcore::Error) -> ! {
     begin();
     emergency!("*** Warden cannot boot: {e}");
-    finish()
+    emergency!("*** Warden stopped: the machine is halted.");
+    crate::boot_refused_exit();
+    arch::halt_forever()
 }

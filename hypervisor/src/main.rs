@@ -71,8 +71,46 @@ static TEST_EXIT: AtomicBool = AtomicBool::new(false);
 /// is not ours to write on real hardware.
 pub fn test_exit(code: TestExit) {
     if cfg!(feature = "test-hooks") && TEST_EXIT.load(Ordering::Acquire) {
+        console::flush();
         // SAFETY: test builds run under QEMU with isa-debug-exit at this port.
         unsafe { arch::outl(hvcore::testexit::DEBUG_EXIT_PORT, code.value()) };
+    }
+}
+
+/// Whether QEMU's `isa-debug-exit` device is at its port: only under QEMU
+/// (CPUID's hypervisor leaf says TCG or KVM), and only if a 32-bit read of the
+/// port gives the device's 0 (an unclaimed port reads all ones). Real
+/// hardware never passes the first test, so its port 0xf4 is never touched.
+pub fn debug_exit_present() -> bool {
+    let (_, _, ecx, _) = arch::cpuid(1, 0);
+    if ecx & (1 << 31) == 0 {
+        return false;
+    }
+    let (_, b, c, d) = arch::cpuid(0x4000_0000, 0);
+    let mut sig = [0u8; 12];
+    sig[..4].copy_from_slice(&b.to_le_bytes());
+    sig[4..8].copy_from_slice(&c.to_le_bytes());
+    sig[8..].copy_from_slice(&d.to_le_bytes());
+    if &sig != b"TCGTCGTCGTCG" && &sig != b"KVMKVMKVM\0\0\0" {
+        return false;
+    }
+    // SAFETY: under QEMU, port 0xf4 is either isa-debug-exit (reads 0) or
+    // unclaimed (reads all ones); reading it changes nothing.
+    unsafe { arch::inl(hvcore::testexit::DEBUG_EXIT_PORT) == 0 }
+}
+
+/// Warden refused to boot: end QEMU with the agreed code when its debug-exit
+/// device is there (every image; see `hvcore::testexit`). Returns otherwise.
+pub fn boot_refused_exit() {
+    if debug_exit_present() {
+        console::flush();
+        // SAFETY: the device was found at this port (QEMU's isa-debug-exit).
+        unsafe {
+            arch::outl(
+                hvcore::testexit::DEBUG_EXIT_PORT,
+                TestExit::BootRefused.value(),
+            )
+        };
     }
 }
 
@@ -229,6 +267,12 @@ fn boot(magic: u32, info: u64) -> Result<()> {
     }
     for i in &plan.dom0_modules {
         info!("  module {i}: handed to dom0");
+    }
+    for i in &plan.other_policies {
+        warn!(
+            "  module {i} also carries the FLASK policy magic: it is NOT the boot policy (module {}, the first with the magic, as Xen) and is treated as an ordinary module; to boot with it, make it the first policy module",
+            plan.policy.map_or(0, |p| p)
+        );
     }
     let gate = security::init(
         opts.flask,

@@ -87,8 +87,20 @@ impl Platform for Machine {
     fn console_head(&self) -> u64 {
         console::head()
     }
-    fn console_clear(&self) {
-        console::clear()
+    fn console_clear_to(&self, upto: u64) {
+        console::clear_to(upto)
+    }
+    fn console_guest_line(&self, domid: warden_abi::DomId, line: &[u8], suppressed: u32) {
+        console::guest_line(domid, line, suppressed)
+    }
+    fn console_hwdom_raw(&self, bytes: &[u8]) {
+        console::hwdom_raw(bytes)
+    }
+    fn console_to_ring(&self) -> bool {
+        console::to_ring()
+    }
+    fn guest_console_ratelimit(&self) -> (u32, u64) {
+        console::guest_rate()
     }
     fn serial_input(&self, buf: &mut [u8]) -> usize {
         console::input(buf)

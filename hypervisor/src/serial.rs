@@ -64,6 +64,21 @@ impl Uart {
         unsafe { outb(self.base + THR, b) }
     }
 
+    /// Bytes the transmit FIFO takes when it is empty (16550, FIFO enabled).
+    pub const FIFO: usize = 16;
+
+    /// Whether the transmitter's FIFO is empty (takes [`Self::FIFO`] bytes).
+    pub fn tx_empty(&self) -> bool {
+        // SAFETY: reading the line status register of our UART.
+        unsafe { inb(self.base + LSR) & LSR_THRE != 0 }
+    }
+
+    /// Write one byte without waiting (after [`Self::tx_empty`]).
+    pub fn put_now(&self, b: u8) {
+        // SAFETY: writing the transmit register of our UART.
+        unsafe { outb(self.base + THR, b) }
+    }
+
     /// A received byte, if one is waiting.
     pub fn get(&self) -> Option<u8> {
         // SAFETY: reading the line status and receive registers of our UART.

@@ -96,7 +96,7 @@ fn check_console_ring() {
     }
     let text = core::str::from_utf8(&all).unwrap_or("");
     let ready = text.lines().any(|l| l.contains("INFO  Warden ready:"));
-    console::clear();
+    console::clear_to(pos);
     info!("test: console ring after clear");
     let r = console::read(0, &mut chunk);
     let after = core::str::from_utf8(&chunk[..r.len]).unwrap_or("");

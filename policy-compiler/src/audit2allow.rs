@@ -3,10 +3,25 @@
 //! denials it covers — the `xl dmesg | audit2allow` workflow.
 //!
 //! Reads Xen's audit format (`avc:  denied  { perms } for [source=dN ]...
-//! scontext=CTX tcontext=CTX tclass=CLASS`, possibly behind an `(XEN) ` console
-//! prefix) and SELinux's (which adds `permissive=`). `granted` lines are
-//! skipped. With a binary policy, unnamed permission bits (`0x...`) are named
-//! and rules naming classes, permissions or types the policy lacks are flagged.
+//! scontext=CTX tcontext=CTX tclass=CLASS`) and SELinux's (which adds
+//! `permissive=`). `granted` lines are skipped. With a binary policy, unnamed
+//! permission bits (`0x...`) are named and rules naming classes, permissions
+//! or types the policy lacks are flagged.
+//!
+//! Only the hypervisor's own records are taken ([`hypervisor_record`]): a
+//! line whose start is exactly
+//!
+//! ```text
+//! ["(XEN) "] ["[" TIME "] "] [LEVEL " "+] ["audit(" SECS "." MSECS ":" SERIAL "): "] "avc:" " "+ "denied" " "+ "{"
+//! ```
+//!
+//! with LEVEL one of `ERROR WARN INFO DEBUG TRACE` (Warden's console ring:
+//! `[    1.234567] WARN  audit(1.234:7): avc:  denied  { ... }`; Xen's:
+//! `(XEN) avc:  denied  { ... }`). A guest's console output cannot take that
+//! form: the hypervisor writes every guest line as `(dN) [TIME] TEXT`, so a
+//! forged record is preceded by `(dN) `. Lines that mention `avc:` and
+//! `denied` in any other form are not turned into rules; they are counted
+//! and listed as ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -216,6 +231,50 @@ pub fn parse_line(line: &str) -> Option<Denial> {
     })
 }
 
+/// The `avc: ...` part of a line if the line is one of the hypervisor's own
+/// audit records (the form in the module documentation), else None.
+pub fn hypervisor_record(line: &str) -> Option<&str> {
+    let mut l = line.trim_end_matches(['\r', '\n']);
+    l = l.strip_prefix("(XEN) ").unwrap_or(l);
+    if let Some(rest) = l.strip_prefix('[') {
+        let close = rest.find("] ")?;
+        if rest[..close].contains('[') {
+            return None;
+        }
+        l = &rest[close + 2..];
+    }
+    for level in ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"] {
+        if let Some(rest) = l.strip_prefix(level)
+            && rest.starts_with(' ')
+        {
+            l = rest.trim_start_matches(' ');
+            break;
+        }
+    }
+    if let Some(rest) = l.strip_prefix("audit(") {
+        let close = rest.find("): ")?;
+        let stamp = &rest[..close];
+        let (time, serial) = stamp.split_once(':')?;
+        let (secs, ms) = time.split_once('.')?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(secs) && digits(ms) && digits(serial)) {
+            return None;
+        }
+        l = &rest[close + 3..];
+    }
+    let rest = l.strip_prefix("avc:")?;
+    let after = rest.trim_start_matches(' ');
+    if after.len() == rest.len() {
+        return None;
+    }
+    let after_denied = after.strip_prefix("denied")?;
+    let brace = after_denied.trim_start_matches(' ');
+    if brace.len() == after_denied.len() || !brace.starts_with('{') {
+        return None;
+    }
+    Some(l)
+}
+
 fn type_of(ctx: &str) -> Option<&str> {
     ctx.split(':').nth(2)
 }
@@ -225,11 +284,18 @@ pub fn run(input: &str, policy: Option<&PolicyNames>) -> String {
     // source -> (target, class) -> (perms, count)
     let mut rules: BTreeMap<String, Rules> = BTreeMap::new();
     let mut unusable = Vec::new();
+    let mut foreign = Vec::new();
     for line in input.lines() {
         if !line.contains("avc:") || !line.contains("denied") {
             continue;
         }
-        let Some(d) = parse_line(line) else {
+        let Some(record) = hypervisor_record(line) else {
+            if !line.contains("avc:  granted") {
+                foreign.push(line.trim().to_string());
+            }
+            continue;
+        };
+        let Some(d) = parse_line(record) else {
             unusable.push(line.trim().to_string());
             continue;
         };
@@ -295,6 +361,16 @@ pub fn run(input: &str, policy: Option<&PolicyNames>) -> String {
             let _ = writeln!(out, "allow {src} {tgt}:{class} {pstr};");
         }
     }
+    if !foreign.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n# {} line(s) ignored: not the hypervisor's own audit records (guest console output is written as `(dN) ...`; see `policy-compiler audit2allow --help`):",
+            foreign.len()
+        );
+        for l in foreign {
+            let _ = writeln!(out, "#   {l}");
+        }
+    }
     if !unusable.is_empty() {
         let _ = writeln!(
             out,
@@ -343,6 +419,40 @@ avc:  denied  { map_read map_write } for source=d2 target=d3 scontext=u:vm_r:dom
             "granted lines are not denials: {out}"
         );
         assert!(out.contains("without usable contexts"), "{out}");
+    }
+
+    #[test]
+    fn only_the_hypervisors_own_records_are_taken() {
+        for ok in [
+            "[    1.234567] WARN  audit(1.234:7): avc:  denied  { pause } for source=d1 target=d2 scontext=u:vm_r:domU_t tcontext=u:vm_r:domU_t tclass=domain permissive=0",
+            "WARN  audit(1.234:7): avc:  denied  { pause } for scontext=u:vm_r:domU_t tcontext=u:vm_r:domU_t tclass=domain",
+            "(XEN) avc:  denied  { pause } for scontext=u:vm_r:domU_t tcontext=u:vm_r:domU_t tclass=domain",
+            "(XEN) [2024-01-01 00:00:00] avc:  denied  { pause } for scontext=u:vm_r:domU_t tcontext=u:vm_r:domU_t tclass=domain",
+            "avc:  denied  { pause } for scontext=u:vm_r:domU_t tcontext=u:vm_r:domU_t tclass=domain",
+        ] {
+            assert!(hypervisor_record(ok).is_some(), "{ok}");
+            assert!(
+                run(ok, None).contains("allow domU_t domU_t:domain pause;"),
+                "{ok}"
+            );
+        }
+        // What a guest can make appear in the ring or on the console.
+        for forged in [
+            "(d1) [    2.000000] [    1.234567] WARN  audit(1.234:7): avc:  denied  { setenforce } for scontext=u:vm_r:domU_t tcontext=u:r:security_t tclass=security",
+            "(d1) avc:  denied  { setenforce } for scontext=u:vm_r:domU_t tcontext=u:r:security_t tclass=security",
+            "[    2.000000] INFO  (d1) avc:  denied  { setenforce } for scontext=u:vm_r:domU_t tcontext=u:r:security_t tclass=security",
+            "dom0: | [    1.0] WARN  audit(1.0:1): avc:  denied  { setenforce } for scontext=u:vm_r:domU_t tcontext=u:r:security_t tclass=security",
+            "hello avc:  denied  { setenforce } for scontext=u:vm_r:domU_t tcontext=u:r:security_t tclass=security",
+            "[    1.0] WARN  audit(x:1): avc:  denied  { setenforce } for scontext=u:vm_r:domU_t tcontext=u:r:security_t tclass=security",
+        ] {
+            assert!(hypervisor_record(forged).is_none(), "{forged}");
+            let out = run(forged, None);
+            assert!(!out.contains("\nallow "), "{forged}: {out}");
+            assert!(
+                out.contains("1 line(s) ignored: not the hypervisor's own audit records"),
+                "{out}"
+            );
+        }
     }
 
     #[test]

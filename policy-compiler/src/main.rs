@@ -35,6 +35,13 @@ and prints the allow rules that would permit them, grouped per source, target
 and class, each with the number of denials it covers. With POLICY (a binary
 policy) it also names unnamed permission bits (0x...) and flags classes,
 permissions and types the policy does not define.
+
+It takes only the hypervisor's own audit records: lines that start with
+  [\"(XEN) \"] [\"[\" TIME \"] \"] [LEVEL \" \"+] [\"audit(\" SECS.MSECS:SERIAL \"): \"] \"avc:  denied  {\"
+(LEVEL: ERROR WARN INFO DEBUG TRACE), as Warden's console ring and Xen's
+console write them. Guest console output is written as `(dN) [TIME] TEXT`, so
+a record a guest forged never has that form; such lines, and any other line
+mentioning `avc:` and `denied`, are listed as ignored, never turned into rules.
 ";
 
 fn main() -> ExitCode {
@@ -52,6 +59,10 @@ fn main() -> ExitCode {
 }
 
 fn run_audit2allow(args: &[String]) -> ExitCode {
+    if args.first().is_some_and(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     if args.len() > 1 || args.first().is_some_and(|a| a.starts_with('-')) {
         eprintln!("{USAGE}");
         return ExitCode::from(2);

@@ -367,6 +367,15 @@ impl Outcome {
             .contains("*** Warden stopped: the machine is halted.")
     }
 
+    /// Assert Warden refused to boot (the reason is the test's to check) and
+    /// exited with the "boot refused" code.
+    #[track_caller]
+    pub fn expect_refused(&self) -> &Self {
+        self.expect(TestExit::BootRefused)
+            .contains("*** Warden cannot boot: ")
+            .contains("*** Warden stopped: the machine is halted.")
+    }
+
     /// Assert the serial output contains `s`.
     #[track_caller]
     pub fn contains(&self, s: &str) -> &Self {
@@ -397,6 +406,24 @@ impl Outcome {
                 .lines()
                 .any(|l| parts.iter().all(|p| l.contains(p))),
             "no serial line contains all of {parts:?}: {}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Assert domain `dom` wrote a line containing `text`: on the serial
+    /// console it reads `(dN) [seconds.micros] ...text...` (Xen's prefix).
+    #[track_caller]
+    pub fn guest_says(&self, dom: u16, text: &str) -> &Self {
+        let prefix = format!("(d{dom}) ");
+        assert!(
+            self.serial.lines().any(|l| {
+                l.trim_start_matches('\r')
+                    .strip_prefix(&prefix)
+                    .and_then(|r| r.split_once("] "))
+                    .is_some_and(|(_, t)| t.contains(text))
+            }),
+            "no serial line '{prefix}[time] ...{text}...': {}",
             self.describe()
         );
         self

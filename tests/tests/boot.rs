@@ -85,7 +85,7 @@ fn kernel_boot_lists_modules_and_refuses_a_dom0_kernel_that_is_not_elf() {
         .module(&a, "")
         .module(&b, "x=1 name=\"two words\"")
         .run();
-    o.expect_fatal().contains("Boot modules: 3");
+    o.expect_refused().contains("Boot modules: 3");
     let m1 = o.lines_with("module 1:");
     let m2 = o.lines_with("module 2:");
     assert!(
@@ -195,7 +195,7 @@ fn malformed_command_lines_never_panic() {
         let o = Boot::new().cmdline(&line).run();
         if line.contains("flask= ") {
             // An empty flask= is no FLASK mode: refused, as Xen does, with the reason.
-            o.expect_fatal()
+            o.expect_refused()
                 .contains("*** Warden cannot boot: invalid input: flask=: not a FLASK mode");
         } else {
             o.expect_ready();
@@ -283,7 +283,7 @@ fn cpu_without_svm_stops_the_boot() {
     Boot::new()
         .cpu("qemu64,-svm")
         .run()
-        .expect_fatal()
+        .expect_refused()
         .contains("*** Warden cannot boot: unsupported hardware: this CPU has no AMD SVM")
         .lacks("Warden ready");
 }
@@ -293,7 +293,7 @@ fn cpu_without_npt_stops_the_boot() {
     Boot::new()
         .cpu("qemu64,+svm")
         .run()
-        .expect_fatal()
+        .expect_refused()
         .contains(
             "*** Warden cannot boot: unsupported hardware: this CPU has SVM but no nested paging",
         )

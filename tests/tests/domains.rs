@@ -51,7 +51,7 @@ fn a_faulting_guest_is_crashed_alone_and_the_others_go_on() {
         .contains("d1v0: crashed: access to guest-physical 0x40000000 outside its memory (nested page fault")
         .contains("d2v0: crashed: triple fault (shutdown intercept)")
         .contains("d3v0: crashed: unexpected I/O port write of 1 bytes at 0x80")
-        .contains("(d4) guest exception 6 (error 0x0)")
+        .guest_says(4, "guest exception 6 (error 0x0)")
         .contains("canary: tick");
     // The crash reports include the guest's registers.
     o.line_with_all(&["d1v0:   RIP 0x", "RSP 0x"]);
@@ -72,7 +72,7 @@ fn a_cpu_burner_does_not_starve_another_guest_on_one_cpu() {
         .run();
     o.expect_dom0_poweroff()
         .contains("RESULT sched-dom0: PASS")
-        .contains("(d2) RESULT worker: PASS")
+        .guest_says(2, "RESULT worker: PASS")
         .lacks("CHECK FAIL");
 }
 
@@ -89,7 +89,7 @@ fn weights_share_the_cpu_in_proportion() {
         ))
         .run();
     o.expect_dom0_poweroff()
-        .contains("(d2) RESULT worker: PASS")
+        .guest_says(2, "RESULT worker: PASS")
         .lacks("CHECK FAIL");
 }
 
@@ -101,8 +101,8 @@ fn a_guest_with_more_vcpus_than_cpus_runs() {
         .guest(&format!("domain domid=1 label={DOMU} vcpus=5 -- role=smp"))
         .run();
     o.expect_dom0_poweroff()
-        .contains("(d1) RESULT smp: PASS")
-        .contains("(d1) CHECK ok vCPU 4 of 5 ran")
+        .guest_says(1, "RESULT smp: PASS")
+        .guest_says(1, "CHECK ok vCPU 4 of 5 ran")
         .lacks("CHECK FAIL");
 }
 
@@ -113,7 +113,7 @@ fn singleshot_timer_wakes_a_blocked_vcpu_through_the_event_upcall() {
         .guest(&format!("domain domid=1 label={DOMU} -- role=timer"))
         .run();
     o.expect_dom0_poweroff()
-        .contains("(d1) RESULT timer: PASS")
+        .guest_says(1, "RESULT timer: PASS")
         .lacks("CHECK FAIL");
 }
 
@@ -133,8 +133,8 @@ fn hostile_guest_random_hypercalls_change_nothing_outside_its_policy() {
         .run();
     o.expect_dom0_poweroff()
         .contains("RESULT hostile-dom0: PASS")
-        .contains("(d1) RESULT hostile: PASS")
-        .contains("(d1) hostile: 100000 calls made")
+        .guest_says(1, "RESULT hostile: PASS")
+        .guest_says(1, "hostile: 100000 calls made")
         .lacks("CHECK FAIL")
         .lacks("VIOLATION")
         .lacks("Warden fatal")

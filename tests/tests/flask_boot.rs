@@ -53,9 +53,12 @@ fn the_policy_is_the_first_module_with_the_magic_wherever_it_is() {
         .guest("role=hello")
         .module(&junk, "payload")
         .module(policy(), "")
+        .module(policy(), "second")
         .run();
     o.expect_dom0_poweroff()
         .contains("module 2: FLASK policy")
+        .contains("WARN    module 3 also carries the FLASK policy magic: it is NOT the boot policy (module 2, the first with the magic, as Xen)")
+        .contains("module 3: handed to dom0")
         .contains("module 0: dom0 kernel")
         .contains("module 1: handed to dom0")
         .contains("Flask:  Starting in enforcing mode.")
@@ -76,7 +79,7 @@ fn the_policy_is_the_first_module_with_the_magic_wherever_it_is() {
 fn enforcing_without_a_policy_refuses_to_boot() {
     Boot::bare()
         .run()
-        .expect_fatal()
+        .expect_refused()
         .contains("*** Warden cannot boot: invalid input: Unable to load FLASK policy: no boot module is a FLASK policy (first u32 0xf97cff8c)")
         .lacks("Warden ready");
 }
@@ -88,7 +91,7 @@ fn enforcing_with_a_corrupt_policy_refuses_to_boot() {
     Boot::bare()
         .module(&bad, "")
         .run()
-        .expect_fatal()
+        .expect_refused()
         .contains("*** Warden cannot boot: invalid input: Unable to load FLASK policy: policy load failed at offset")
         .contains("truncated");
 }
@@ -98,8 +101,11 @@ fn an_unknown_flask_mode_refuses_to_boot() {
     Boot::new()
         .cmdline("flask=maybe")
         .run()
-        .expect_fatal()
-        .contains("*** Warden cannot boot: invalid input: flask=maybe: not a FLASK mode (enforcing, permissive, late or disabled)");
+        .expect_refused()
+        .contains("*** Warden cannot boot: invalid input: flask=maybe: not a FLASK mode (enforcing, permissive, late or disabled)")
+        // One message: no "keeping flask=enforcing" warning before the refusal.
+        .lacks("keeping flask=")
+        .lacks("Warden ready");
 }
 
 #[test]
@@ -141,7 +147,7 @@ fn disabled_behaves_like_xens_dummy_module() {
     o.expect_dom0_poweroff()
         .contains("Flask:  Disabled at boot.")
         .contains("Flask:  the policy module is not used (flask=disabled)")
-        .contains("(d1) RESULT dummy-guest: PASS")
+        .guest_says(1, "RESULT dummy-guest: PASS")
         .contains("RESULT dummy-dom0: PASS")
         .lacks("CHECK FAIL")
         .lacks("avc:");
@@ -158,7 +164,7 @@ fn late_allows_everything_until_dom0_loads_a_policy_then_enforces() {
     o.expect_dom0_poweroff()
         .contains("Flask:  Access controls disabled until policy is loaded.")
         .contains("Flask: Policy loaded, continuing in enforcing mode.")
-        .contains("(d1) RESULT late-guest: PASS")
+        .guest_says(1, "RESULT late-guest: PASS")
         .contains("RESULT late-dom0: PASS")
         .lacks("CHECK FAIL")
         .line_with_all(&[
@@ -178,4 +184,19 @@ fn the_mls_build_of_the_default_policy_boots_enforcing() {
         .contains("Flask:  Starting in enforcing mode.")
         .contains("dom0 label system_u:system_r:dom0_t:s0-s3:c0.c15")
         .contains("tguest: hello from d0");
+}
+
+/// Issue 13: a boot-built domain whose label the policy does not allow stops
+/// the boot with the reason and the "boot refused" code (domU_t is in role
+/// vm_r in the default policy, not system_r).
+#[test]
+fn a_domain_label_the_policy_refuses_stops_the_boot() {
+    Boot::new()
+        .guest("role=hello")
+        .guest("domain name=web label=system_u:system_r:domU_t -- role=hello")
+        .run()
+        .expect_refused()
+        .contains(
+            "*** Warden cannot boot: invalid input: domain 'web': label system_u:system_r:domU_t: ",
+        );
 }

@@ -70,7 +70,7 @@ fn labels_from_createdomain_and_relabel_and_self_relabel_only_where_allowed() {
         .run();
     o.expect_dom0_poweroff()
         .contains("RESULT labels-dom0: PASS")
-        .contains("(d2) RESULT relabel-self: PASS")
+        .guest_says(2, "RESULT relabel-self: PASS")
         .lacks("CHECK FAIL")
         .contains("Flask: d2 relabelled d2 from user_1:vm_r:domU_t to user_1:vm_r:isolated_domU_t")
         .contains("to user_1:vm_r:prot_domU_t");

@@ -8,12 +8,14 @@
 //! - [`grub`]: a GRUB rescue ISO that boots the image with Multiboot 2 and modules.
 //! - [`deps`]: the Debian packages the tools need (installed when root).
 //! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
+//! - [`run`]: `cargo xtask run` (options, the QEMU boot, the exit status of a refused boot).
 
 pub mod build;
 pub mod deps;
 pub mod grub;
 pub mod lint;
 pub mod qemu;
+pub mod run;
 
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@ use xtask::qemu::{Boot, Machine, Module};
 use xtask::{Error, Result, bail, build, deps, grub, qemu, workspace_root};
 
 const HELP: &str = "\
-cargo xtask <command> [options]
+cargo xtask <command> [options]      (cargo xtask <command> --help: that command's options)
 
 Commands:
   run         Build Warden and boot it in QEMU with the serial console on this terminal
@@ -22,35 +22,46 @@ Commands:
               it) and signature verification time of the upload
   help        Show this text
 
-Options for run:
-  --cmdline \"...\"      Warden's command line (default: console=com1 loglvl=info)
-  --module FILE[:ARGS]   A boot module with its command line (repeatable), after
-                         the default modules (the default policy, then dom0)
-  --no-default-modules   Boot only the --module files
-  --dom0-cmdline \"...\" dom0's command line (default: empty: demo and shell)
-  --smp N                CPUs (default 2)
-  --memory MIB           Memory in MiB (default 512)
-  --grub                 Boot through a GRUB ISO (Multiboot 2) instead of -kernel
-  --timeout SECONDS      Stop QEMU after this long
-  --qemu-arg ARG         Extra QEMU argument (repeatable)
-
-Options for bench-boot:
-  --runs N               Boot runs to take the median of (default 5)
-
-Options for bench-livepatch:
-  --rounds N             Upload/apply/revert/unload rounds per CPU count (default 20)
-
-Options for bench-hypercalls:
-  --count N              Hypercalls per measurement (default 200000)
-  --runs N               Runs per configuration, median reported (default 3)
-
 Missing Debian packages are installed when running as root; otherwise the
 command to install them is printed.";
 
+/// `cargo xtask COMMAND --help`.
+fn help_for(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "run" => xtask::run::HELP,
+        "test" => {
+            "cargo xtask test   Run every test: cargo xtask lint, host unit tests (cargo test\n                   --workspace without the image and the QEMU tests), then the\n                   QEMU integration tests. No options."
+        }
+        "lint" => {
+            "cargo xtask lint   cargo fmt --check; clippy -D warnings on the host crates and\n                   the bare-metal images. No options."
+        }
+        "build" => {
+            "cargo xtask build  Build the production and test images, dom0, the test guest and\n                   the default policies; print their paths, build-ids and the\n                   live-patch keys the images trust. No options."
+        }
+        "bench-boot" => {
+            "cargo xtask bench-boot [--runs N]\n  Boot time (median of N runs, default 5), image size, clean build time (BENCHMARKS.md)"
+        }
+        "bench-hypercalls" => {
+            "cargo xtask bench-hypercalls [--count N] [--runs N]\n  Null-hypercall round trip, flask=disabled vs enforcing (-icount shift=0), and\n  hypercalls/s for 1 and 2 guests. --count: hypercalls per measurement (default\n  200000); --runs: runs per configuration, median reported (default 3)"
+        }
+        "bench-livepatch" => {
+            "cargo xtask bench-livepatch [--rounds N]\n  CPU hold time of applying/reverting a one-function live patch with 1, 2 and 4\n  CPUs (-icount shift=0) and the upload's signature verification time.\n  --rounds: upload/apply/revert/unload rounds per CPU count (default 20)"
+        }
+        _ => return None,
+    })
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(cmd) = args.first()
+        && wants_help(&args[1..])
+        && let Some(h) = help_for(cmd)
+    {
+        println!("{h}");
+        return ExitCode::SUCCESS;
+    }
     let r = match args.first().map(String::as_str) {
-        Some("run") => run(&args[1..]),
+        Some("run") => xtask::run::run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => xtask::lint::lint(),
         Some("build") => build_cmd(),
@@ -59,6 +70,9 @@ fn main() -> ExitCode {
         Some("bench-livepatch") => bench_livepatch(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
+            for c in ["run", "bench-boot", "bench-hypercalls", "bench-livepatch"] {
+                println!("\n{}", help_for(c).unwrap_or_default());
+            }
             Ok(())
         }
         Some(other) => Err(Error(format!("unknown command '{other}'\n\n{HELP}"))),
@@ -72,126 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str> {
-    *i += 1;
-    args.get(*i)
-        .map(String::as_str)
-        .ok_or_else(|| Error(format!("{flag} needs a value")))
-}
-
-fn number(s: &str, flag: &str) -> Result<u32> {
-    s.parse()
-        .map_err(|_| Error(format!("{flag}: '{s}' is not a number")))
-}
-
-fn run(args: &[String]) -> Result<()> {
-    let mut cmdline = String::from("console=com1 loglvl=info");
-    let mut modules = Vec::new();
-    let mut smp = 2;
-    let mut memory = 512;
-    let mut use_grub = false;
-    let mut timeout = None;
-    let mut extra = Vec::new();
-    let mut defaults = true;
-    let mut dom0_cmdline = String::new();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--cmdline" => cmdline = value(args, &mut i, "--cmdline")?.into(),
-            "--module" => modules.push(Module::parse(value(args, &mut i, "--module")?)),
-            "--no-default-modules" => defaults = false,
-            "--dom0-cmdline" => dom0_cmdline = value(args, &mut i, "--dom0-cmdline")?.into(),
-            "--smp" => smp = number(value(args, &mut i, "--smp")?, "--smp")?,
-            "--memory" => memory = number(value(args, &mut i, "--memory")?, "--memory")?,
-            "--grub" => use_grub = true,
-            "--timeout" => {
-                timeout = Some(Duration::from_secs(number(
-                    value(args, &mut i, "--timeout")?,
-                    "--timeout",
-                )? as u64))
-            }
-            "--qemu-arg" => extra.push(value(args, &mut i, "--qemu-arg")?.to_string()),
-            other => bail!("run: unknown option '{other}' (see cargo xtask help)"),
-        }
-        i += 1;
-    }
-    if smp == 0 || memory < 64 {
-        bail!("run: --smp must be at least 1 and --memory at least 64 (MiB)");
-    }
-    for m in &modules {
-        if !m.path.is_file() {
-            bail!("module file {} does not exist", m.path.display());
-        }
-    }
-    let mut pkgs = deps::QEMU.to_vec();
-    if use_grub {
-        pkgs.extend(deps::GRUB);
-    }
-    deps::ensure(&pkgs)?;
-    let image = build::build_image(false)?;
-    eprintln!(
-        "xtask: image {} (build-id {})",
-        image.display(),
-        build::build_id(&image)?
-    );
-    if defaults {
-        let policy = build::build_policy(false)?;
-        let dom0 = build::build_dom0()?;
-        eprintln!(
-            "xtask: modules: default policy {} (enforcing), dom0 {}",
-            policy.display(),
-            dom0.display()
-        );
-        let mut all = vec![
-            Module {
-                path: policy,
-                args: String::new(),
-            },
-            Module {
-                path: dom0,
-                args: dom0_cmdline,
-            },
-        ];
-        all.append(&mut modules);
-        modules = all;
-    }
-    let boot = if use_grub {
-        let iso = xtask::bare_metal_target_dir().join("warden-run.iso");
-        grub::make_iso(&image, &cmdline, &modules, &iso)?;
-        eprintln!("xtask: GRUB ISO {}", iso.display());
-        Boot::Iso(iso)
-    } else {
-        Boot::Kernel {
-            image,
-            cmdline,
-            modules,
-        }
-    };
-    let mut m = Machine::new(boot);
-    m.smp = smp;
-    m.memory_mib = memory;
-    m.extra = extra;
-    eprintln!(
-        "xtask: booting in QEMU ({} CPUs, {} MiB){}",
-        smp,
-        memory,
-        match timeout {
-            Some(t) => format!(", stopping after {} s", t.as_secs()),
-            None => ", Ctrl-C to stop".into(),
-        }
-    );
-    match qemu::run_interactive(m.command(), timeout)? {
-        None => {
-            eprintln!(
-                "\nxtask: stopped QEMU after {} s (--timeout)",
-                timeout.map_or(0, |t| t.as_secs())
-            );
-            Ok(())
-        }
-        Some(0) => Ok(()),
-        Some(code) => bail!("QEMU exited with status {code}"),
-    }
-}
+use xtask::run::{number, value, wants_help};
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -256,26 +256,79 @@ pub fn run_with_input(
     })
 }
 
-/// Run QEMU with the serial console on this terminal; stop it after
-/// `timeout` if given. Returns QEMU's exit status (None if stopped).
-pub fn run_interactive(mut cmd: Command, timeout: Option<Duration>) -> Result<Option<i32>> {
+/// How an interactive run ended.
+#[derive(Debug, Clone)]
+pub struct Interactive {
+    /// QEMU's exit status (None if stopped at the timeout).
+    pub status: Option<i32>,
+    /// The reason of a refused boot, from the serial console's
+    /// `*** Warden cannot boot: REASON` line.
+    pub refusal: Option<String>,
+}
+
+/// The reason in a `*** Warden cannot boot: REASON` line.
+pub fn refusal_reason(line: &str) -> Option<String> {
+    const MARK: &str = "*** Warden cannot boot: ";
+    line.find(MARK)
+        .map(|i| line[i + MARK.len()..].trim_end().to_string())
+}
+
+/// Run QEMU with the serial console on this terminal (serial output is
+/// copied to stdout as it comes, and watched for a refused boot); stop it
+/// after `timeout` if given.
+pub fn run_interactive(mut cmd: Command, timeout: Option<Duration>) -> Result<Interactive> {
+    use std::io::Write;
+    cmd.stdout(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         Error(format!(
             "cannot start qemu-system-x86_64 ({e}); install it with: apt-get install -y qemu-system-x86"
         ))
     })?;
-    loop {
+    let mut out = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error("no stdout pipe".into()))?;
+    let tee = std::thread::spawn(move || {
+        let mut refusal = None;
+        let mut line = Vec::new();
+        let mut buf = [0u8; 4096];
+        let stdout = std::io::stdout();
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut o = stdout.lock();
+                    let _ = o.write_all(&buf[..n]);
+                    let _ = o.flush();
+                    for &b in &buf[..n] {
+                        if b == b'\n' {
+                            if refusal.is_none() {
+                                refusal = refusal_reason(&String::from_utf8_lossy(&line));
+                            }
+                            line.clear();
+                        } else if b != b'\r' && line.len() < 4096 {
+                            line.push(b);
+                        }
+                    }
+                }
+            }
+        }
+        refusal
+    });
+    let status = loop {
         if let Some(st) = child.try_wait()? {
-            return Ok(st.code());
+            break st.code();
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(None);
+            break None;
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    let refusal = tee.join().unwrap_or(None);
+    Ok(Interactive { status, refusal })
 }
 
 #[cfg(test)]
@@ -313,5 +366,15 @@ mod tests {
         assert!(joined.contains("-no-reboot"));
         let i = args.iter().position(|a| a == "-initrd").unwrap();
         assert_eq!(args[i + 1], "/a,/b,,c x=1,,2");
+    }
+
+    #[test]
+    fn refusal_reason_is_read_from_the_serial_line() {
+        assert_eq!(
+            refusal_reason("[    0.1] ERROR *** Warden cannot boot: invalid input: flask=x: no\r")
+                .as_deref(),
+            Some("invalid input: flask=x: no")
+        );
+        assert_eq!(refusal_reason("[    0.1] INFO  Warden ready"), None);
     }
 }

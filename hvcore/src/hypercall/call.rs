@@ -26,7 +26,7 @@
 use super::HcResult;
 use super::sysctl::LivepatchPermit;
 use super::unlocks::*;
-use crate::domain::{DomSnap, Domain, GuestVcpu, LineBuf};
+use crate::domain::{DomSnap, Domain, GuestVcpu};
 use crate::gate::table::*;
 use crate::gate::{Op, Permit, Request};
 use crate::guestmem::{Fault, GuestView, PagingState, ReadVecError};
@@ -537,9 +537,32 @@ pub struct Global<'a, O> {
 }
 
 impl Global<'_, ConsoleWrite> {
-    /// The caller's console line buffer (its lines go to the hypervisor's log).
-    pub fn console(&self) -> &spin::Mutex<LineBuf> {
-        &self.vcpu.domain.console
+    /// Write `bytes` of the caller's console output: the hardware domain's
+    /// to the serial console as they are (and into the ring only with
+    /// `console_to_ring`); a domU's as rate-limited `(dN) ` lines into the
+    /// ring's guest region and the serial console.
+    pub fn console_write(&self, bytes: &[u8]) {
+        let p = self.hv.platform;
+        let d = &self.vcpu.domain;
+        let hwdom = d.privileged;
+        if hwdom {
+            p.console_hwdom_raw(bytes);
+        }
+        if hwdom && !p.console_to_ring() {
+            return;
+        }
+        let limit = if hwdom {
+            (0, 1)
+        } else {
+            p.guest_console_ratelimit()
+        };
+        let now_ms = p.now_ns() / 1_000_000;
+        let id = d.id;
+        d.console.lock().push(bytes, |line, rl| {
+            if let Some(suppressed) = rl.admit(now_ms, limit) {
+                p.console_guest_line(id, line, suppressed);
+            }
+        });
     }
 }
 
@@ -600,9 +623,10 @@ impl ConsoleRing<'_> {
 }
 
 impl Global<'_, SysctlReadConsoleClear> {
-    /// Forget the console ring's content.
-    pub fn console_clear(&self) {
-        self.hv.platform.console_clear()
+    /// Forget the console ring's content before position `upto` (what the
+    /// clearing read returned, as Xen: nothing more).
+    pub fn console_clear_to(&self, upto: u64) {
+        self.hv.platform.console_clear_to(upto)
     }
 }
 

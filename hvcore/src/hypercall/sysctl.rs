@@ -61,8 +61,10 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 copied += r.len;
                 pos = r.next;
             }
+            // As Xen: clear discards what this call returned, nothing more
+            // (the caller reads on, with `incremental`, until it gets 0).
             if let Some(g) = clear {
-                g.console_clear();
+                g.console_clear_to(pos);
             }
             a.count = copied as u32;
             a.index = pos as u32;

@@ -24,6 +24,11 @@ struct TestPlatform {
     mem: SimMem,
     slots: [GuestSlot; 1],
     ring: Mutex<ConsoleRing<'static>>,
+    /// What went to the serial console.
+    serial: Mutex<Vec<u8>>,
+    /// `guest_console_ratelimit` and `console_to_ring`.
+    rate: Mutex<(u32, u64)>,
+    to_ring: std::sync::atomic::AtomicBool,
     time: std::sync::atomic::AtomicU64,
     stopped: Mutex<Option<u32>>,
 }
@@ -69,8 +74,29 @@ impl Platform for TestPlatform {
     fn console_head(&self) -> u64 {
         self.ring.lock().unwrap().head()
     }
-    fn console_clear(&self) {
-        self.ring.lock().unwrap().clear()
+    fn console_clear_to(&self, upto: u64) {
+        self.ring.lock().unwrap().clear_to(upto)
+    }
+    fn console_guest_line(&self, domid: warden_abi::DomId, line: &[u8], suppressed: u32) {
+        let mut text = String::new();
+        if suppressed > 0 {
+            crate::guestcons::write_suppressed_note(&mut text, domid, suppressed).unwrap();
+        }
+        crate::guestcons::write_guest_line(&mut text, domid, Some(self.now_ns()), line).unwrap();
+        self.ring.lock().unwrap().write_guest(text.as_bytes());
+        self.serial
+            .lock()
+            .unwrap()
+            .extend_from_slice(text.as_bytes());
+    }
+    fn console_hwdom_raw(&self, bytes: &[u8]) {
+        self.serial.lock().unwrap().extend_from_slice(bytes);
+    }
+    fn console_to_ring(&self) -> bool {
+        self.to_ring.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn guest_console_ratelimit(&self) -> (u32, u64) {
+        *self.rate.lock().unwrap()
     }
     fn serial_input(&self, _: &mut [u8]) -> usize {
         0
@@ -172,6 +198,9 @@ fn world(flask: bool) -> World {
         mem: SimMem::new(2048),
         slots: [GuestSlot::new()],
         ring: Mutex::new(ConsoleRing::new(ring)),
+        serial: Mutex::new(Vec::new()),
+        rate: Mutex::new(crate::cmdline::GUEST_CONSOLE_RATELIMIT),
+        to_ring: false.into(),
         time: 0.into(),
         stopped: Mutex::new(None),
     }));
@@ -250,6 +279,13 @@ impl World {
 
     fn audit_lines(&self) -> Vec<String> {
         core::mem::take(&mut *self.audit.0.lock().unwrap())
+    }
+
+    fn ring_text(&self) -> String {
+        let r = self.plat.ring.lock().unwrap();
+        let mut b = alloc::vec![0u8; 1 << 16];
+        let n = r.read(0, &mut b).len;
+        String::from_utf8_lossy(&b[..n]).into_owned()
     }
 }
 
@@ -1097,6 +1133,196 @@ fn cached_grants_follow_boolean_commits_relabels_and_policy_loads() {
         f.cache_stats(0).unwrap().misses > misses,
         "the first check after a load goes to the security server"
     );
+}
+
+// ------------------------------------------------------------ console (issue 13/14)
+
+impl World {
+    /// CONSOLEIO_write of `text` from `d`.
+    fn console_write(&self, d: &Domain, text: &[u8]) -> i64 {
+        self.hv.write_phys(d, BUF, text).unwrap();
+        self.call(
+            d,
+            hc::CONSOLE_IO,
+            [
+                warden_abi::console::WRITE as u64,
+                text.len() as u64,
+                BUF,
+                0,
+                0,
+            ],
+        )
+    }
+
+    /// readconsole from `d`: (bytes, returned index).
+    fn readconsole(
+        &self,
+        d: &Domain,
+        count: u32,
+        index: u32,
+        incr: bool,
+        clear: bool,
+    ) -> (Vec<u8>, u32) {
+        self.put(
+            d,
+            ARG,
+            &sc::Sysctl::new(
+                sc::READCONSOLE,
+                &sc::ReadConsole {
+                    clear: clear as u8,
+                    incremental: incr as u8,
+                    index,
+                    buffer: BUF,
+                    count,
+                    ..Default::default()
+                },
+            ),
+        );
+        assert_eq!(self.call(d, hc::SYSCTL, [ARG, 0, 0, 0, 0]), 0);
+        let r: sc::ReadConsole = self.get::<sc::Sysctl>(d, ARG).arg();
+        let mut b = alloc::vec![0u8; r.count as usize];
+        self.hv.read_phys(d, BUF, &mut b).unwrap();
+        (b, r.index)
+    }
+}
+
+/// `xl dmesg -c` as libxl does it: readconsole with clear and incremental
+/// in chunks until nothing comes back. Every byte is returned before it is
+/// cleared, a line written between two chunks is not lost, and only what was
+/// returned is cleared.
+#[test]
+fn readconsole_with_clear_returns_the_whole_ring_before_clearing_it() {
+    let w = world(true);
+    let d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let mut want = String::new();
+    for i in 0..400 {
+        let l = alloc::format!("[    0.{i:06}] INFO  hypervisor line {i}\n");
+        w.plat.ring.lock().unwrap().write(l.as_bytes());
+        want.push_str(&l);
+    }
+    assert!(want.len() > 3 * 4096);
+    let mut got = Vec::new();
+    let (mut index, mut first) = (0u32, true);
+    loop {
+        let (b, next) = w.readconsole(&d0, 4096, index, !first, true);
+        if b.is_empty() {
+            break;
+        }
+        if first {
+            // A denial provoked after the first chunk was read and cleared.
+            let l = "[    1.000000] WARN  audit(1.000:9): avc:  denied  { pause } after the first chunk\n";
+            w.plat.ring.lock().unwrap().write(l.as_bytes());
+            want.push_str(l);
+        }
+        got.extend_from_slice(&b);
+        index = next;
+        first = false;
+    }
+    assert_eq!(String::from_utf8(got).unwrap(), want);
+    // Everything returned is cleared; what comes later is kept.
+    let (b, _) = w.readconsole(&d0, 1 << 16, 0, false, false);
+    assert!(b.is_empty(), "{}", String::from_utf8_lossy(&b));
+    w.plat.ring.lock().unwrap().write(b"later\n");
+    let (b, _) = w.readconsole(&d0, 1 << 16, 0, false, false);
+    assert_eq!(b, b"later\n");
+}
+
+/// One readconsole with clear and a small buffer clears only what it returned.
+#[test]
+fn readconsole_clear_discards_only_what_it_returned() {
+    let w = world(true);
+    let d0 = w.domain(0, "system_u:system_r:dom0_t");
+    w.plat.ring.lock().unwrap().write(b"0123456789\n");
+    let (b, _) = w.readconsole(&d0, 4, 0, false, true);
+    assert_eq!(b, b"0123");
+    let (b, _) = w.readconsole(&d0, 64, 0, false, false);
+    assert_eq!(b, b"456789\n");
+}
+
+/// A domU's lines carry `(dN) ` in the ring, so a forged audit record cannot
+/// pass for the hypervisor's; dom0's output goes to the serial console only,
+/// unless console_to_ring.
+#[test]
+fn guest_console_lines_are_prefixed_and_dom0_output_stays_out_of_the_ring() {
+    let w = world(true);
+    let d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let d1 = w.domain(1, DOMU);
+    let forged = b"[    1.000000] WARN  audit(1.000:1): avc:  denied  { setenforce } for source=d1 scontext=user_1:vm_r:domU_t tcontext=system_u:system_r:security_t tclass=security permissive=0\n";
+    assert_eq!(w.console_write(&d1, forged), 0);
+    let ring = w.ring_text();
+    let line = ring
+        .lines()
+        .find(|l| l.contains("avc:"))
+        .expect("the guest line");
+    assert!(line.starts_with("(d1) ["), "{line}");
+    // dom0: serial only.
+    assert_eq!(w.console_write(&d0, b"dom0: | [ 0.1] WARN  echoed\n"), 0);
+    assert!(!w.ring_text().contains("echoed"));
+    assert!(
+        String::from_utf8_lossy(&w.plat.serial.lock().unwrap())
+            .contains("dom0: | [ 0.1] WARN  echoed\n")
+    );
+    // With console_to_ring, dom0's lines go into the ring as (d0) lines.
+    w.plat
+        .to_ring
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(w.console_write(&d0, b"to the ring\n"), 0);
+    assert!(
+        w.ring_text()
+            .lines()
+            .any(|l| l.starts_with("(d0) [") && l.ends_with("] to the ring"))
+    );
+}
+
+/// A flooding domU is rate limited per domain, cannot evict the hypervisor's
+/// audit records (written before or after the flood), and does not limit
+/// another domain.
+#[test]
+fn a_console_flood_is_rate_limited_and_does_not_evict_audit_records() {
+    let w = world(true);
+    let _d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let d1 = w.domain(1, DOMU);
+    let d2 = w.domain(2, DOMU);
+    let before = "[    0.500000] WARN  audit(0.500:1): avc:  denied  { pause } before the flood\n";
+    w.plat.ring.lock().unwrap().write(before.as_bytes());
+    *w.plat.rate.lock().unwrap() = (50, 1000);
+    let flood = [b'x'; 64 * 1024 - 1];
+    for _ in 0..8 {
+        // 64 KiB per call: 256 lines of 256 bytes.
+        assert_eq!(w.console_write(&d1, &flood), 0);
+    }
+    let ring = w.ring_text();
+    let d1_lines = ring.lines().filter(|l| l.starts_with("(d1) ")).count();
+    assert!(d1_lines <= 50, "the burst of 50 lines, no more: {d1_lines}");
+    assert!(
+        ring.contains(before.trim_end()),
+        "the earlier record is still there"
+    );
+    // Another domain still writes.
+    assert_eq!(w.console_write(&d2, b"d2 is fine\n"), 0);
+    assert!(
+        w.ring_text()
+            .lines()
+            .any(|l| l.starts_with("(d2) [") && l.ends_with("d2 is fine"))
+    );
+    // Without any limit the flood fills only the guest region.
+    *w.plat.rate.lock().unwrap() = (0, 1);
+    for _ in 0..8 {
+        assert_eq!(w.console_write(&d1, &flood), 0);
+    }
+    let after = "[    2.000000] WARN  audit(2.000:2): avc:  denied  { pause } after the flood\n";
+    w.plat.ring.lock().unwrap().write(after.as_bytes());
+    for _ in 0..8 {
+        assert_eq!(w.console_write(&d1, &flood), 0);
+    }
+    let ring = w.ring_text();
+    assert!(ring.contains(before.trim_end()), "{}", &ring[..200]);
+    assert!(ring.contains(after.trim_end()));
+    // The dropped lines were counted and reported when the limit let one pass.
+    let mut rl = crate::guestcons::RateLimit::default();
+    assert_eq!(rl.admit(0, (1, 1000)), Some(0));
+    assert_eq!(rl.admit(0, (1, 1000)), None);
+    assert_eq!(rl.admit(1000, (1, 1000)), Some(1));
 }
 
 mod liveness;

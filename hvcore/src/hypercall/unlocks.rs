@@ -62,7 +62,7 @@
 //! use hvcore::gate::{Permit, table::SysctlReadConsole};
 //! use hvcore::hypercall::Call;
 //! fn readconsole(c: &Call<'_>, p: Permit<SysctlReadConsole>) {
-//!     c.global(&p).console_clear();
+//!     c.global(&p).console_clear_to(0);
 //! }
 //! ```
 //!
@@ -92,7 +92,7 @@
 //!     Ok(())
 //! }
 //! fn readconsole_clear(c: &Call<'_>, p: Permit<SysctlReadConsoleClear>) {
-//!     c.global(&p).console_clear();
+//!     c.global(&p).console_clear_to(0);
 //! }
 //! fn getenforce(c: &Call<'_>, p: Permit<FlaskGetEnforce>) -> Result<bool, i32> {
 //!     Ok(c.flask(&p)?.enforcing())
@@ -243,10 +243,15 @@ mod tests {
             READS_CONSOLE_RING,
             COUNTS_CPUS,
             SEES_MAX_MFN,
+            RECOMPUTES_LABELS,
         ] {
             for name in list {
                 row(name);
             }
+        }
+        // Recomputing every label is for operations that change the policy.
+        for name in RECOMPUTES_LABELS {
+            assert!(ON_SECURITY.contains(name), "{name} is not OnSecurity");
         }
         // Services on a target are only for operations that have one
         // (createdomain's target is the domain it creates).

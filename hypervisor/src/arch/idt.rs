@@ -197,6 +197,7 @@ extern "C" fn dispatch(f: &mut Frame) {
             if let Some(p) = super::percpu::try_current() {
                 p.timer_ticks.fetch_add(1, Ordering::Relaxed);
             }
+            crate::console::poll();
             apic::eoi();
         }
         v if v == apic::KICK_VECTOR as u64 => {

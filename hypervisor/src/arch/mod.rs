@@ -38,6 +38,20 @@ pub unsafe fn inb(port: u16) -> u8 {
     v
 }
 
+/// Read a dword from an I/O port.
+///
+/// # Safety
+/// The port must belong to a device whose driver is the caller, or reading
+/// it must have no effect.
+pub unsafe fn inl(port: u16) -> u32 {
+    let v: u32;
+    // SAFETY: the caller owns the device at `port` (or the read is harmless).
+    unsafe {
+        asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
+    v
+}
+
 /// Write a dword to an I/O port.
 ///
 /// # Safety

@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod console;
 mod hostile;
 mod livepatch;
 mod matrix;
@@ -60,6 +61,8 @@ fn main(boot: &'static Boot) -> ! {
         "canary" => workers::canary(),
         "ring3" => ring3::ring3(),
         "probe" => probe::probe(),
+        "flooder" => console::flooder(boot),
+        "console-dom0" => console::dom0(boot),
         "burner" => workers::burner(),
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),

@@ -592,7 +592,21 @@ pub fn run_final(c: &mut Ctx) {
     let allowed = c.who == Who::Dom0;
     let r = {
         let mut b = [0u8; 16];
-        rc_unit(hc::readconsole(&mut b, 0, false, true))
+        let first = hc::readconsole(&mut b, 0, false, true);
+        // As `xl dmesg -c`: a clear discards only what the call returned
+        // (Xen), so read on with clear until nothing comes back.
+        if let Ok((n, mut index)) = first
+            && n > 0
+        {
+            let mut big = alloc::vec![0u8; 4096];
+            while let Ok((n, next)) = hc::readconsole(&mut big, index, true, true) {
+                if n == 0 {
+                    break;
+                }
+                index = next;
+            }
+        }
+        rc_unit(first)
     };
     judge(
         c.me,

@@ -21,7 +21,7 @@ pub fn ids(boot: &Boot, key: &str) -> Vec<DomId> {
         .unwrap_or_default()
 }
 
-fn domid_arg(boot: &Boot, key: &str) -> DomId {
+pub fn domid_arg(boot: &Boot, key: &str) -> DomId {
     boot.arg(key).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
