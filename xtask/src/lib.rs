@@ -8,12 +8,16 @@
 //! - [`grub`]: a GRUB rescue ISO that boots the image with Multiboot 2 and modules.
 //! - [`deps`]: the Debian packages the tools need (installed when root).
 //! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
+//! - [`slots`]: how many QEMU test machines run at once, across test processes.
+//! - [`testrun`]: `cargo xtask test`, phase by phase, with the wall time of each.
 
 pub mod build;
 pub mod deps;
 pub mod grub;
 pub mod lint;
 pub mod qemu;
+pub mod slots;
+pub mod testrun;
 
 use std::path::PathBuf;
 
@@ -31,6 +35,12 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
+        Error(e.to_string())
+    }
+}
+
+impl From<lexopt::Error> for Error {
+    fn from(e: lexopt::Error) -> Self {
         Error(e.to_string())
     }
 }
