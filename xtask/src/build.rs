@@ -8,10 +8,10 @@
 //! its symbol table is written there ([`write_symbol_table`]).
 
 use crate::{Error, Result, bail, bare_metal_target_dir, workspace_root};
-use hvcore::symbols::{FLAG_FUNC, InputSymbol, RESERVED};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use warden_symbols::{FLAG_FUNC, InputSymbol, RESERVED};
 
 /// The target triple of every bare-metal build.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -144,7 +144,11 @@ fn note_key_ring(ring: &Path) -> Result<()> {
     let record = operator_keys_record();
     let previous = std::fs::read_to_string(&record).ok();
     let from_env = std::env::var_os("WARDEN_LIVEPATCH_KEYS").is_some_and(|v| !v.is_empty());
-    if let Some(msg) = key_ring_notice(previous.as_deref(), ring, &text, from_env) {
+    // Once per process (`cargo xtask build` builds two images).
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Some(msg) = key_ring_notice(previous.as_deref(), ring, &text, from_env)
+        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
         eprintln!("{msg}");
     }
     if from_env
@@ -407,14 +411,14 @@ pub fn write_symbol_table(elf: &mut [u8]) -> Result<Option<usize>> {
                 flags: if func { FLAG_FUNC } else { 0 },
             });
         }
-        (offset as usize, size as usize, hvcore::symbols::build(syms))
+        (offset as usize, size as usize, warden_symbols::build(syms))
     };
     if size < RESERVED {
         bail!(".wsymtab is {size} bytes, expected {RESERVED}");
     }
     if table.len() > size {
         bail!(
-            "symbol table needs {} bytes but .wsymtab reserves {size}; raise hvcore::symbols::RESERVED",
+            "symbol table needs {} bytes but .wsymtab reserves {size}; raise warden_symbols::RESERVED",
             table.len()
         );
     }
@@ -422,7 +426,7 @@ pub fn write_symbol_table(elf: &mut [u8]) -> Result<Option<usize>> {
     dst.fill(0);
     dst[..table.len()].copy_from_slice(&table);
     // Prove the image will be able to read it.
-    hvcore::symbols::SymbolTable::parse(dst)
+    warden_symbols::SymbolTable::parse(dst)
         .map_err(|e| Error(format!("symbol table check failed: {e}")))?;
     Ok(Some(table.len()))
 }

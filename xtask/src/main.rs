@@ -21,7 +21,7 @@ Commands:
   bench-livepatch  CPU hold time of applying/reverting a one-function live patch
               with 1, 2 and 4 CPUs (-icount shift=0, as the hypervisor reports
               it) and signature verification time of the upload
-  help        Show this text
+  help        Show this text (also: cargo xtask COMMAND --help)
 
 Options for run:
   --cmdline \"...\"      Warden's command line (default: console=com1 loglvl=info)
