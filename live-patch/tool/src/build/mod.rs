@@ -281,6 +281,17 @@ pub fn build(o: &Options) -> Result<Report> {
         work: abs(&o.work)?,
         ..o.clone()
     };
+    // The trees mirror the source without target/: a work directory
+    // elsewhere inside the source would be mirrored into itself.
+    if let Ok(rel) = o.work.strip_prefix(&o.source)
+        && rel.components().next() != Some(std::path::Component::Normal("target".as_ref()))
+    {
+        return Err(Error(format!(
+            "the work directory {} is inside the source tree: put it under {}/target/ or outside",
+            o.work.display(),
+            o.source.display()
+        )));
+    }
     let image_bytes = crate::read(&o.image)?;
     let image =
         ImageFile::parse(&image_bytes).map_err(|e| Error(format!("{}: {e}", o.image.display())))?;
