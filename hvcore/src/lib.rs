@@ -41,7 +41,9 @@ pub mod p2m;
 pub mod platform;
 pub mod ratelimit;
 pub mod sched;
-pub mod symbols;
+/// The embedded symbol table: the `warden-symbols` crate (shared with the
+/// live-patch engine, which needs nothing else from hvcore).
+pub use warden_symbols as symbols;
 pub mod testexit;
 pub mod vcpu;
 pub mod version;

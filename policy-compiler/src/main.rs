@@ -59,15 +59,26 @@ fn main() -> ExitCode {
 }
 
 fn run_audit2allow(args: &[String]) -> ExitCode {
-    if args.first().is_some_and(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+    // At most one argument, POLICY; no options.
+    let mut policy: Option<String> = None;
+    let mut p = lexopt::Parser::from_args(args.iter().cloned());
+    loop {
+        match p.next() {
+            Ok(None) => break,
+            Ok(Some(lexopt::Arg::Value(v))) if policy.is_none() => {
+                policy = Some(v.to_string_lossy().into_owned());
+            }
+            Ok(Some(lexopt::Arg::Long("help") | lexopt::Arg::Short('h'))) => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
     }
-    if args.len() > 1 || args.first().is_some_and(|a| a.starts_with('-')) {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
-    let db = match args.first() {
+    let db = match policy.as_ref() {
         Some(p) => match std::fs::read(p) {
             Ok(b) => match audit2allow::PolicyNames::from_binary(&b) {
                 Ok(n) => Some(n),
@@ -100,35 +111,38 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
     };
     let mut output: Option<PathBuf> = None;
     let mut expand_only = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| -> Result<String, String> {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match a.as_str() {
-            "-h" | "--help" => {
+    let mut p = lexopt::Parser::from_args(args.iter().cloned());
+    // The value of the option just read (attached, `-ofile`, or the next argument).
+    fn value(p: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
+        p.value()
+            .map_err(|_| format!("{flag} needs a value\n{USAGE}"))?
+            .into_string()
+            .map_err(|v| format!("{flag}: not UTF-8: {}", v.to_string_lossy()))
+    }
+    while let Some(arg) = p.next().map_err(|e| format!("{e}\n{USAGE}"))? {
+        use lexopt::prelude::*;
+        match arg {
+            Short('h') | Long("help") => {
                 print!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
             }
-            "-V" | "--version" => {
+            Short('V') | Long("version") => {
                 println!(
                     "policy-compiler {} (binary policy versions 24 and 30, Xen target)",
                     env!("CARGO_PKG_VERSION")
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            "-t" => {
-                let t = value("-t")?;
+            Short('t') => {
+                let t = value(&mut p, "-t")?;
                 if !t.eq_ignore_ascii_case("xen") {
                     return Err(format!(
                         "unsupported target `{t}`: policy-compiler writes Xen-target policies only (-t xen)"
                     ));
                 }
             }
-            "-c" => {
-                let v = value("-c")?;
+            Short('c') => {
+                let v = value(&mut p, "-c")?;
                 job.opts.version = match v.as_str() {
                     "24" => 24,
                     "30" => 30,
@@ -139,9 +153,9 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                     }
                 };
             }
-            "-M" => job.opts.mls = true,
-            "-U" => {
-                let v = value("-U")?;
+            Short('M') => job.opts.mls = true,
+            Short('U') => {
+                let v = value(&mut p, "-U")?;
                 job.opts.handle_unknown = match v.as_str() {
                     "deny" => 0,
                     "reject" => 2,
@@ -149,21 +163,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
                     _ => return Err(format!("invalid -U value `{v}`: use deny, reject or allow")),
                 };
             }
-            "-o" => output = Some(PathBuf::from(value("-o")?)),
-            "-D" => job.defines.push(value("-D")?),
-            "-E" => expand_only = true,
-            s if s.starts_with("-D") && s.len() > 2 => job.defines.push(s[2..].to_string()),
-            s if s.starts_with("-o") && s.len() > 2 => output = Some(PathBuf::from(&s[2..])),
-            s if s.starts_with("-c") && s.len() > 2 => {
-                return Err(format!(
-                    "invalid policy version `{}` for the Xen target: use -c 24 or -c 30",
-                    &s[2..]
-                ));
-            }
-            s if s.starts_with('-') && s.len() > 1 => {
-                return Err(format!("unknown option `{s}`\n{USAGE}"));
-            }
-            f => job.files.push(PathBuf::from(f)),
+            Short('o') => output = Some(PathBuf::from(value(&mut p, "-o")?)),
+            Short('D') => job.defines.push(value(&mut p, "-D")?),
+            Short('E') => expand_only = true,
+            Value(f) => job.files.push(PathBuf::from(f)),
+            other => return Err(format!("{}\n{USAGE}", other.unexpected())),
         }
     }
     if job.files.is_empty() {

@@ -288,8 +288,12 @@ impl Boot {
         m.memory_mib = self.memory_mib;
         m.cpu = self.cpu.clone();
         m.extra = self.extra.clone();
+        // One of the machine-wide QEMU slots (xtask::slots); the timeout
+        // runs from QEMU's start.
+        let slot = xtask::slots::acquire();
         let o = qemu::run_with_input(m.command(), self.timeout, None, self.input.clone())
             .unwrap_or_else(|e| panic!("{e}"));
+        drop(slot);
         if let Some(iso) = iso_file {
             let _ = std::fs::remove_file(iso);
         }

@@ -69,7 +69,9 @@ fn build_all(image: &Path) -> Payloads {
         .join(&build_id);
     std::fs::create_dir_all(&dir).expect("payload dir");
     let key = xtask::build::dev_key_prefix().with_extension("key");
-    let work = xtask::bare_metal_target_dir().join("livepatch-work");
+    // The default work directory, shared with the tool's own test: only
+    // what each patch changes is rebuilt.
+    let work = livepatch::build::default_work_dir(&root());
     let build = |name: &str, lower: Option<&str>| {
         let out = dir.join(format!("{name}.livepatch"));
         if out.exists() {

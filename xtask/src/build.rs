@@ -8,10 +8,10 @@
 //! its symbol table is written there ([`write_symbol_table`]).
 
 use crate::{Error, Result, bail, bare_metal_target_dir, workspace_root};
-use hvcore::symbols::{FLAG_FUNC, InputSymbol, RESERVED};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use warden_symbols::{FLAG_FUNC, InputSymbol, RESERVED};
 
 /// The target triple of every bare-metal build.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -70,6 +70,108 @@ pub fn livepatch_keys() -> Result<PathBuf> {
     Ok(livepatch_format::keyfiles::paths(&prefix).1)
 }
 
+/// Where the key ring last given in `WARDEN_LIVEPATCH_KEYS` to an image
+/// build here is recorded (a copy, with a comment naming its file).
+pub fn operator_keys_record() -> PathBuf {
+    bare_metal_target_dir()
+        .join("images")
+        .join("operator-keys.pub")
+}
+
+/// Key ids in a key ring's text (ids of unreadable lines are left out).
+fn ids_in(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = livepatch_format::keys::parse_public_keys(text)
+        .map(|k| k.iter().map(|k| k.id.to_string()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// What to tell the operator when an image is about to trust other keys
+/// than the ones last given in `WARDEN_LIVEPATCH_KEYS` here: `record` is
+/// [`operator_keys_record`]'s text, `ring`/`ring_text` the ring now
+/// compiled in, `from_env` whether it came from `WARDEN_LIVEPATCH_KEYS`.
+/// Without the variable this is a loud warning, on every build, while the
+/// operator's keys are not in the ring: their payloads would be refused.
+/// `None` when the keys are the same or no operator ring was ever given.
+pub fn key_ring_notice(
+    record: Option<&str>,
+    ring: &Path,
+    ring_text: &str,
+    from_env: bool,
+) -> Option<String> {
+    let record = record?;
+    let (old, new) = (ids_in(record), ids_in(ring_text));
+    if old.is_empty() || old.iter().all(|id| new.contains(id)) {
+        return None;
+    }
+    let old_from = record
+        .lines()
+        .find_map(|l| l.strip_prefix("# from "))
+        .unwrap_or("an earlier WARDEN_LIVEPATCH_KEYS");
+    if from_env {
+        return Some(format!(
+            "xtask: note: the image trusts the live-patch key(s) {} ({}), no longer {} ({old_from})",
+            new.join(", "),
+            ring.display(),
+            old.join(", ")
+        ));
+    }
+    let bar = "!".repeat(78);
+    Some(format!(
+        "{bar}\n\
+         xtask: WARNING: WARDEN_LIVEPATCH_KEYS is not set, so this image trusts only the\n\
+         development key {} ({}),\n\
+         not the key(s) {} given before (WARDEN_LIVEPATCH_KEYS={old_from}):\n\
+         payloads signed with those keys will be REFUSED (ENOKEY) by this image.\n\
+         To trust them, build and run with\n\
+         \x20   WARDEN_LIVEPATCH_KEYS={old_from} cargo xtask ...\n\
+         (This warning repeats on every build without the variable; remove\n\
+         {} if you no longer use those keys.)\n\
+         {bar}",
+        new.join(", "),
+        ring.display(),
+        old.join(", "),
+        operator_keys_record().display(),
+    ))
+}
+
+/// Before an image build: print [`key_ring_notice`] on stderr, and record
+/// the ring when it came from `WARDEN_LIVEPATCH_KEYS`.
+fn note_key_ring(ring: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(ring).map_err(|e| Error(format!("{}: {e}", ring.display())))?;
+    let record = operator_keys_record();
+    let previous = std::fs::read_to_string(&record).ok();
+    let from_env = std::env::var_os("WARDEN_LIVEPATCH_KEYS").is_some_and(|v| !v.is_empty());
+    // Once per process (`cargo xtask build` builds two images).
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Some(msg) = key_ring_notice(previous.as_deref(), ring, &text, from_env)
+        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        eprintln!("{msg}");
+    }
+    if from_env
+        && previous
+            .as_deref()
+            .is_none_or(|p| ids_in(p) != ids_in(&text))
+    {
+        if let Some(dir) = record.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = record.with_extension(format!("{}", std::process::id()));
+        std::fs::write(
+            &tmp,
+            format!(
+                "# The live-patch keys last given in WARDEN_LIVEPATCH_KEYS to an image build here\n# from {}\n{text}",
+                ring.display()
+            ),
+        )?;
+        std::fs::rename(&tmp, &record)?;
+    }
+    Ok(())
+}
+
 /// Key ids of the keys in a public key ring.
 pub fn key_ids(ring: &Path) -> Result<Vec<String>> {
     let text =
@@ -102,9 +204,13 @@ pub fn build_bare_metal(b: &BareMetal<'_>) -> Result<PathBuf> {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_PROFILE_RELEASE_STRIP", "none")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "1");
-    if b.package == "warden" {
-        cmd.env("WARDEN_LIVEPATCH_KEYS", livepatch_keys()?);
-    }
+    let ring = if b.package == "warden" {
+        let ring = livepatch_keys()?;
+        cmd.env("WARDEN_LIVEPATCH_KEYS", &ring);
+        Some(ring)
+    } else {
+        None
+    };
     if !b.features.is_empty() {
         cmd.arg("--features").arg(b.features.join(","));
     }
@@ -129,6 +235,9 @@ pub fn build_bare_metal(b: &BareMetal<'_>) -> Result<PathBuf> {
         std::fs::write(&tmp, &data)?;
     }
     std::fs::rename(&tmp, &out)?;
+    if let Some(ring) = ring {
+        note_key_ring(&ring)?;
+    }
     Ok(out)
 }
 
@@ -302,14 +411,14 @@ pub fn write_symbol_table(elf: &mut [u8]) -> Result<Option<usize>> {
                 flags: if func { FLAG_FUNC } else { 0 },
             });
         }
-        (offset as usize, size as usize, hvcore::symbols::build(syms))
+        (offset as usize, size as usize, warden_symbols::build(syms))
     };
     if size < RESERVED {
         bail!(".wsymtab is {size} bytes, expected {RESERVED}");
     }
     if table.len() > size {
         bail!(
-            "symbol table needs {} bytes but .wsymtab reserves {size}; raise hvcore::symbols::RESERVED",
+            "symbol table needs {} bytes but .wsymtab reserves {size}; raise warden_symbols::RESERVED",
             table.len()
         );
     }
@@ -317,7 +426,7 @@ pub fn write_symbol_table(elf: &mut [u8]) -> Result<Option<usize>> {
     dst.fill(0);
     dst[..table.len()].copy_from_slice(&table);
     // Prove the image will be able to read it.
-    hvcore::symbols::SymbolTable::parse(dst)
+    warden_symbols::SymbolTable::parse(dst)
         .map_err(|e| Error(format!("symbol table check failed: {e}")))?;
     Ok(Some(table.len()))
 }
@@ -329,5 +438,57 @@ pub fn build_id(elf: &Path) -> Result<String> {
     match file.build_id() {
         Ok(Some(id)) => Ok(id.iter().map(|b| format!("{b:02x}")).collect()),
         _ => bail!("{} has no GNU build-id note", elf.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(seed: u8) -> String {
+        livepatch_format::keys::format_public_key(&[seed; 32], "k")
+    }
+
+    #[test]
+    fn an_image_losing_the_operators_keys_is_announced_loudly() {
+        let ops = ring(1);
+        let dev = ring(2);
+        let record = format!(
+            "# The live-patch keys the last image built here trusts\n# from /home/op/keys/ops.pub\n{ops}"
+        );
+        let ops_id = ids_in(&ops).remove(0);
+        // Built with the operator's keys, now without WARDEN_LIVEPATCH_KEYS.
+        let m = key_ring_notice(
+            Some(&record),
+            Path::new("/w/target/keys/dev.pub"),
+            &dev,
+            false,
+        )
+        .expect("a warning");
+        assert!(
+            m.contains("WARNING: WARDEN_LIVEPATCH_KEYS is not set"),
+            "{m}"
+        );
+        assert!(m.contains(&ops_id), "{m}");
+        assert!(m.contains("will be REFUSED"), "{m}");
+        assert!(
+            m.contains("WARDEN_LIVEPATCH_KEYS=/home/op/keys/ops.pub cargo xtask"),
+            "{m}"
+        );
+        // Same keys again (or a ring holding them), or no operator ring
+        // ever given: nothing to say.
+        assert_eq!(
+            key_ring_notice(Some(&record), Path::new("/k"), &ops, true),
+            None
+        );
+        let both = format!("{ops}{dev}");
+        assert_eq!(
+            key_ring_notice(Some(&record), Path::new("/k"), &both, false),
+            None
+        );
+        assert_eq!(key_ring_notice(None, Path::new("/k"), &dev, false), None);
+        // Another ring named explicitly: a note, not the warning.
+        let n = key_ring_notice(Some(&record), Path::new("/k2.pub"), &dev, true).expect("a note");
+        assert!(n.starts_with("xtask: note:") && n.contains(&ops_id), "{n}");
     }
 }

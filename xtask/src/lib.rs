@@ -9,6 +9,8 @@
 //! - [`deps`]: the Debian packages the tools need (installed when root).
 //! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
 //! - [`run`]: `cargo xtask run` (options, the QEMU boot, the exit status of a refused boot).
+//! - [`slots`]: how many QEMU test machines run at once, across test processes.
+//! - [`testrun`]: `cargo xtask test`, phase by phase, with the wall time of each.
 
 pub mod build;
 pub mod deps;
@@ -16,6 +18,8 @@ pub mod grub;
 pub mod lint;
 pub mod qemu;
 pub mod run;
+pub mod slots;
+pub mod testrun;
 
 use std::path::PathBuf;
 
@@ -33,6 +37,12 @@ impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
+        Error(e.to_string())
+    }
+}
+
+impl From<lexopt::Error> for Error {
+    fn from(e: lexopt::Error) -> Self {
         Error(e.to_string())
     }
 }

@@ -45,6 +45,11 @@ fn have(tool: &str) -> bool {
 
 /// Run every check; the first failure stops with its name.
 pub fn lint() -> Result<()> {
+    lint_timed(&mut crate::testrun::Timer::default())
+}
+
+/// [`lint`], each check a timed phase of `t`.
+pub fn lint_timed(t: &mut crate::testrun::Timer) -> Result<()> {
     for tool in ["fmt", "clippy"] {
         if !have(tool) {
             bail!(
@@ -55,7 +60,9 @@ pub fn lint() -> Result<()> {
     }
     let mut c = cargo();
     c.args(["fmt", "--all", "--check"]);
-    step(c, "cargo fmt --all --check")?;
+    t.phase("lint: cargo fmt --all --check", |_| {
+        step(c, "cargo fmt --all --check")
+    })?;
 
     let mut c = cargo();
     c.args([
@@ -68,7 +75,9 @@ pub fn lint() -> Result<()> {
         "-D",
         "warnings",
     ]);
-    step(c, "clippy, host crates (all targets)")?;
+    t.phase("lint: clippy, host crates", |_| {
+        step(c, "clippy, host crates (all targets)")
+    })?;
 
     let mut c = cargo();
     c.args(["clippy", "--release", "--target", build::TARGET])
@@ -83,6 +92,8 @@ pub fn lint() -> Result<()> {
     }
     c.args(["--features", "warden/test-hooks,warden-guest/rt"]);
     c.args(["--", "-D", "warnings"]);
-    step(c, "clippy, bare-metal image and guests")?;
+    t.phase("lint: clippy, bare-metal image and guests", |_| {
+        step(c, "clippy, bare-metal image and guests")
+    })?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask`: build, run and test Warden. See `cargo xtask help`.
 
+use lexopt::prelude::*;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ Commands:
   bench-livepatch  CPU hold time of applying/reverting a one-function live patch
               with 1, 2 and 4 CPUs (-icount shift=0, as the hypervisor reports
               it) and signature verification time of the upload
-  help        Show this text
+  help        Show this text (also: cargo xtask COMMAND --help)
 
 Missing Debian packages are installed when running as root; otherwise the
 command to install them is printed.";
@@ -63,8 +64,18 @@ fn main() -> ExitCode {
     let r = match args.first().map(String::as_str) {
         Some("run") => xtask::run::run(&args[1..]),
         Some("test") => test(&args[1..]),
-        Some("lint") => xtask::lint::lint(),
-        Some("build") => build_cmd(),
+        Some("lint") => no_options("lint", &args[1..]).and_then(|go| {
+            if go {
+                xtask::lint::lint()?;
+            }
+            Ok(())
+        }),
+        Some("build") => no_options("build", &args[1..]).and_then(|go| {
+            if go {
+                build_cmd()?;
+            }
+            Ok(())
+        }),
         Some("bench-boot") => bench_boot(&args[1..]),
         Some("bench-hypercalls") => bench_hypercalls(&args[1..]),
         Some("bench-livepatch") => bench_livepatch(&args[1..]),
@@ -86,7 +97,22 @@ fn main() -> ExitCode {
     }
 }
 
-use xtask::run::{number, value, wants_help};
+use xtask::run::wants_help;
+
+/// The options of a command, parsed with lexopt.
+fn parser(args: &[String]) -> lexopt::Parser {
+    lexopt::Parser::from_args(args.iter().cloned())
+}
+
+
+/// `cargo xtask COMMAND --help`: the help text.
+fn help() -> Result<()> {
+    println!("{HELP}");
+    Ok(())
+}
+
+use xtask::run::{number, value};
+
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -102,77 +128,25 @@ fn status(mut c: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Run a `cargo test` command, echoing its output, and add up its
-/// "test result:" lines into `totals` (passed, failed).
-fn cargo_test(mut c: Command, what: &str, totals: &mut (u64, u64)) -> Result<()> {
-    use std::io::{BufRead, BufReader};
-    c.stdout(std::process::Stdio::piped());
-    let mut child = c.spawn().map_err(|e| Error(format!("{what}: {e}")))?;
-    if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines() {
-            let line = line?;
-            println!("{line}");
-            if let Some(rest) = line.strip_prefix("test result: ") {
-                for part in rest.split(';') {
-                    let words: Vec<&str> = part.split_whitespace().collect();
-                    if let [.., n, kind] = words.as_slice() {
-                        let n: u64 = n.parse().unwrap_or(0);
-                        match *kind {
-                            "passed" => totals.0 += n,
-                            "failed" => totals.1 += n,
-                            _ => {}
-                        }
-                    }
-                }
+/// A command without options (test, lint, build): only --help.
+fn no_options(cmd: &str, args: &[String]) -> Result<bool> {
+    let mut p = parser(args);
+    if let Some(arg) = p.next()? {
+        match arg {
+            Long("help") | Short('h') => {
+                help()?;
+                return Ok(false);
             }
+            other => bail!("{cmd}: {}", other.unexpected()),
         }
     }
-    let s = child.wait()?;
-    if !s.success() {
-        bail!("{what} failed ({s})");
-    }
-    Ok(())
+    Ok(true)
 }
 
-/// Crates whose `compile_fail` doctests are pinned to error codes (a
-/// `RUSTC_BOOTSTRAP` value: crate names, comma-separated).
-const COMPILE_FAIL_CODES_CHECKED: &str = "hvcore,warden_abi";
-
 fn test(args: &[String]) -> Result<()> {
-    if let Some(a) = args.first() {
-        bail!("test: unknown option '{a}'");
+    if no_options("test", args)? {
+        xtask::testrun::run_all()?;
     }
-    deps::ensure(&deps::for_tests())?;
-    xtask::lint::lint()?;
-    eprintln!(
-        "xtask: host unit tests (cargo test --workspace, without the image and the QEMU tests)"
-    );
-    let mut totals = (0, 0);
-    let mut c = cargo();
-    c.args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "warden",
-        "--exclude",
-        "warden-tests",
-    ]);
-    // rustdoc checks the error code of a `compile_fail,E0XXX` doctest only
-    // when it believes it is a nightly build: tell it so for these crates'
-    // doctests (the permit and pod! proofs), and for nothing else.
-    c.env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
-    cargo_test(c, "host unit tests", &mut totals)?;
-    eprintln!("xtask: building images");
-    let prod = build::build_image(false)?;
-    let test_img = build::build_image(true)?;
-    eprintln!("xtask: QEMU integration tests");
-    let mut c = cargo();
-    c.args(["test", "--package", "warden-tests"])
-        .env("WARDEN_IMAGE", &prod)
-        .env("WARDEN_TEST_IMAGE", &test_img);
-    cargo_test(c, "QEMU integration tests", &mut totals)?;
-    println!("xtask: all tests passed");
-    println!("total: {} passed, {} failed", totals.0, totals.1);
     Ok(())
 }
 
@@ -211,13 +185,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn bench_boot(args: &[String]) -> Result<()> {
     let mut runs = 5u32;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--runs" => runs = number(value(args, &mut i, "--runs")?, "--runs")?.max(1),
-            other => bail!("bench-boot: unknown option '{other}'"),
+    let mut p = parser(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("runs") => runs = number(&value(&mut p, "--runs")?, "--runs")?.max(1),
+            Long("help") | Short('h') => return help(),
+            other => bail!("bench-boot: {}", other.unexpected()),
         }
-        i += 1;
     }
     deps::ensure(&[deps::QEMU, deps::GRUB].concat())?;
     // Clean build in a target dir of its own, so the measurement does not
@@ -418,14 +392,14 @@ fn list(v: &[u64]) -> String {
 fn bench_hypercalls(args: &[String]) -> Result<()> {
     let mut count = 200_000u32;
     let mut runs = 3u32;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--count" => count = number(value(args, &mut i, "--count")?, "--count")?.max(1000),
-            "--runs" => runs = number(value(args, &mut i, "--runs")?, "--runs")?.max(1),
-            other => bail!("bench-hypercalls: unknown option '{other}'"),
+    let mut p = parser(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("count") => count = number(&value(&mut p, "--count")?, "--count")?.max(1000),
+            Long("runs") => runs = number(&value(&mut p, "--runs")?, "--runs")?.max(1),
+            Long("help") | Short('h') => return help(),
+            other => bail!("bench-hypercalls: {}", other.unexpected()),
         }
-        i += 1;
     }
     deps::ensure(deps::QEMU)?;
     let policy = build::build_policy(false)?;
@@ -645,13 +619,13 @@ fn number_after(line: &str, key: &str) -> Option<f64> {
 
 fn bench_livepatch(args: &[String]) -> Result<()> {
     let mut rounds = 20u32;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--rounds" => rounds = number(value(args, &mut i, "--rounds")?, "--rounds")?.max(3),
-            other => bail!("bench-livepatch: unknown option '{other}'"),
+    let mut p = parser(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("rounds") => rounds = number(&value(&mut p, "--rounds")?, "--rounds")?.max(3),
+            Long("help") | Short('h') => return help(),
+            other => bail!("bench-livepatch: {}", other.unexpected()),
         }
-        i += 1;
     }
     deps::ensure(deps::QEMU)?;
     let image = build::build_image(true)?;
@@ -694,8 +668,6 @@ fn bench_livepatch(args: &[String]) -> Result<()> {
             .arg(&key)
             .arg("-o")
             .arg(&payload)
-            .arg("--work")
-            .arg(xtask::bare_metal_target_dir().join("livepatch-work"))
             .status()?;
         if !status.success() {
             bail!("livepatch build failed ({status})");

@@ -31,12 +31,12 @@ QEMU always has the isa-debug-exit device: when Warden refuses to boot (no valid
 policy in enforcing mode, an unknown flask= mode, a bad boot module, ...) it ends
 QEMU with the \"boot refused\" code and this command exits non-zero with the reason.";
 
-/// The value after option `flag`.
-pub fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str> {
-    *i += 1;
-    args.get(*i)
-        .map(String::as_str)
-        .ok_or_else(|| Error(format!("{flag} needs a value")))
+/// The value of option `flag`, just read by `p`, as text.
+pub fn value(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
+    p.value()
+        .map_err(|_| Error(format!("{flag} needs a value")))?
+        .into_string()
+        .map_err(|_| Error(format!("{flag}: the value is not UTF-8")))
 }
 
 /// A number for option `flag`.
@@ -82,29 +82,26 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         timeout: None,
         extra: Vec::new(),
     };
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--cmdline" => o.cmdline = value(args, &mut i, "--cmdline")?.into(),
-            "--policy" => o.policy = Some(value(args, &mut i, "--policy")?.into()),
-            "--module" => o
-                .modules
-                .push(Module::parse(value(args, &mut i, "--module")?)),
-            "--no-default-modules" => o.defaults = false,
-            "--dom0-cmdline" => o.dom0_cmdline = value(args, &mut i, "--dom0-cmdline")?.into(),
-            "--smp" => o.smp = number(value(args, &mut i, "--smp")?, "--smp")?,
-            "--memory" => o.memory = number(value(args, &mut i, "--memory")?, "--memory")?,
-            "--grub" => o.grub = true,
-            "--timeout" => {
-                o.timeout = Some(Duration::from_secs(number(
-                    value(args, &mut i, "--timeout")?,
-                    "--timeout",
-                )? as u64))
+    let mut p = lexopt::Parser::from_args(args.iter().cloned());
+    while let Some(arg) = p.next()? {
+        use lexopt::prelude::*;
+        match arg {
+            Long("cmdline") => o.cmdline = value(&mut p, "--cmdline")?,
+            Long("policy") => o.policy = Some(value(&mut p, "--policy")?.into()),
+            Long("module") => o.modules.push(Module::parse(&value(&mut p, "--module")?)),
+            Long("no-default-modules") => o.defaults = false,
+            Long("dom0-cmdline") => o.dom0_cmdline = value(&mut p, "--dom0-cmdline")?,
+            Long("smp") => o.smp = number(&value(&mut p, "--smp")?, "--smp")?,
+            Long("memory") => o.memory = number(&value(&mut p, "--memory")?, "--memory")?,
+            Long("grub") => o.grub = true,
+            Long("timeout") => {
+                o.timeout = Some(Duration::from_secs(
+                    number(&value(&mut p, "--timeout")?, "--timeout")? as u64,
+                ))
             }
-            "--qemu-arg" => o.extra.push(value(args, &mut i, "--qemu-arg")?.to_string()),
-            other => bail!("run: unknown option '{other}' (see cargo xtask run --help)"),
+            Long("qemu-arg") => o.extra.push(value(&mut p, "--qemu-arg")?),
+            other => bail!("run: {} (see cargo xtask run --help)", other.unexpected()),
         }
-        i += 1;
     }
     if o.smp == 0 || o.memory < 64 {
         bail!("run: --smp must be at least 1 and --memory at least 64 (MiB)");

@@ -12,9 +12,9 @@ use crate::{
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
-use hvcore::symbols::{FLAG_FUNC, InputSymbol, SymbolTable};
 use livepatch_format::payload::Payload;
 use livepatch_format::sig::{self, TrustedKey};
+use warden_symbols::{FLAG_FUNC, InputSymbol, SymbolTable};
 
 /// The simulated image's text base and size.
 pub const TEXT: u64 = 0x10_0000;
@@ -38,7 +38,7 @@ pub const SYMBOLS: [(&str, u64, u64, bool); 8] = [
 
 /// The simulated image's symbol table bytes.
 pub fn symbol_table() -> Vec<u8> {
-    hvcore::symbols::build(
+    warden_symbols::build(
         SYMBOLS
             .iter()
             .map(|&(n, a, s, f)| InputSymbol {

@@ -35,10 +35,10 @@ pub mod load;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
-use hvcore::symbols::SymbolTable;
 use livepatch_format::payload::{HookKind, Payload, PayloadError};
 use livepatch_format::sig::{self, KeyId, SigError, TrustedKey};
 use livepatch_format::{Hex, MAX_PAYLOAD_SIZE};
+use warden_symbols::SymbolTable;
 
 /// Xen's default rendezvous timeout: 30 ms.
 pub const DEFAULT_TIMEOUT_NS: u64 = 30_000_000;

@@ -4,9 +4,9 @@ use crate::{AllocRequest, Allocation, UploadError};
 use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
-use hvcore::symbols::{Symbol, SymbolTable};
 use livepatch_format::elf::{self, SHN_UNDEF};
 use livepatch_format::payload::{Payload, Region, reloc_width};
+use warden_symbols::{Symbol, SymbolTable};
 
 /// Page size the regions are rounded to.
 pub const PAGE: u64 = 4096;

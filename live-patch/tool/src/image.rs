@@ -37,7 +37,7 @@ impl ImageFile {
         };
         let ws = sect(".wsymtab")?;
         let symtab = ws.data().map_err(|e| e.to_string())?.to_vec();
-        hvcore::symbols::SymbolTable::parse(&symtab).map_err(|e| {
+        warden_symbols::SymbolTable::parse(&symtab).map_err(|e| {
             format!("embedded symbol table: {e} (image not post-processed by cargo xtask?)")
         })?;
         let t = sect(".text")?;
@@ -61,7 +61,7 @@ impl ImageFile {
     pub fn image(&self) -> Image<'_> {
         Image {
             build_id: &self.build_id,
-            symbols: hvcore::symbols::SymbolTable::parse(&self.symtab).expect("checked in parse"),
+            symbols: warden_symbols::SymbolTable::parse(&self.symtab).expect("checked in parse"),
             text: (self.text_addr, self.text_addr + self.text.len() as u64),
         }
     }

@@ -29,40 +29,99 @@ commands:
       --features LIST       cargo features of the image (e.g. test-hooks for warden-test)
       --depends LOWER       stack on this payload (its build-id becomes the dependency)
       --on-top-of DIFF      the lower payload's diff (repeatable, bottom first)
-      --work DIR            scratch directory (default: target/livepatch-build/NAME)
+      --work DIR            work directory, shared by the payloads built in it
+                            (default: SOURCE/target/livepatch-build)
 ";
 
+/// The options each command takes (every one takes a value).
+fn options_of(cmd: &str) -> &'static [&'static str] {
+    match cmd {
+        "keygen" => &["--comment"],
+        "sign" => &["--key", "-o"],
+        "verify" => &["--keys", "--image"],
+        "inspect" => &["--keys"],
+        "build" => &[
+            "--source",
+            "--image",
+            "--patch",
+            "--key",
+            "-o",
+            "--name",
+            "--description",
+            "--features",
+            "--depends",
+            "--on-top-of",
+            "--work",
+        ],
+        _ => &[],
+    }
+}
+
+/// A command's arguments, parsed with lexopt: options with their values
+/// (in order; some repeat) and the positional arguments.
 struct Args {
+    opts: Vec<(String, String)>,
     rest: Vec<String>,
 }
 
 impl Args {
-    fn opt(&mut self, name: &str) -> Result<Option<String>> {
-        let Some(i) = self.rest.iter().position(|a| a == name) else {
-            return Ok(None);
+    /// Parse `args` for `cmd`; `Ok(None)` for --help.
+    fn parse(cmd: &str, args: Vec<String>) -> Result<Option<Args>> {
+        use lexopt::prelude::*;
+        let known = options_of(cmd);
+        let text = |v: std::ffi::OsString| {
+            v.into_string()
+                .map_err(|v| Error(format!("not UTF-8: {}", v.to_string_lossy())))
         };
-        if i + 1 >= self.rest.len() {
-            return Err(Error(format!("{name} needs a value")));
+        let mut p = lexopt::Parser::from_args(args);
+        let mut a = Args {
+            opts: Vec::new(),
+            rest: Vec::new(),
+        };
+        let err = |e: lexopt::Error| Error(e.to_string());
+        while let Some(arg) = p.next().map_err(err)? {
+            let name = match arg {
+                Long("help") | Short('h') => return Ok(None),
+                Long(l) => format!("--{l}"),
+                Short(c) => format!("-{c}"),
+                Value(v) => {
+                    a.rest.push(text(v)?);
+                    continue;
+                }
+            };
+            if !known.contains(&name.as_str()) {
+                return Err(Error(format!("unknown option {name}")));
+            }
+            let v = p
+                .value()
+                .map_err(|_| Error(format!("{name} needs a value")))?;
+            a.opts.push((name, text(v)?));
         }
-        let v = self.rest.remove(i + 1);
-        self.rest.remove(i);
-        Ok(Some(v))
+        Ok(Some(a))
     }
+    /// The last value of option `name`.
+    fn opt(&mut self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .opts
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone()))
+    }
+    /// Every value of a repeatable option, in order.
     fn opts(&mut self, name: &str) -> Result<Vec<String>> {
-        let mut v = Vec::new();
-        while let Some(x) = self.opt(name)? {
-            v.push(x);
-        }
-        Ok(v)
+        Ok(self
+            .opts
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect())
     }
     fn need(&mut self, name: &str) -> Result<String> {
         self.opt(name)?
             .ok_or_else(|| Error(format!("{name} is required")))
     }
     fn one(&mut self, what: &str) -> Result<String> {
-        if let Some(a) = self.rest.iter().find(|a| a.starts_with("--")) {
-            return Err(Error(format!("unknown option {a}")));
-        }
         match self.rest.len() {
             1 => Ok(self.rest.remove(0)),
             0 => Err(Error(format!("missing {what}"))),
@@ -154,7 +213,7 @@ fn run(cmd: &str, mut a: Args) -> Result<()> {
             let work = a
                 .opt("--work")?
                 .map(PathBuf::from)
-                .unwrap_or_else(|| source.join("target").join("livepatch-build").join(&name));
+                .unwrap_or_else(|| build::default_work_dir(&source));
             if let Some(x) = a.rest.first() {
                 return Err(Error(format!("unexpected argument {x}")));
             }
@@ -183,7 +242,6 @@ fn run(cmd: &str, mut a: Args) -> Result<()> {
                 println!("  {n} @{addr:#x} ({size} bytes)");
             }
         }
-        "help" | "--help" | "-h" => print!("{USAGE}"),
         other => return Err(Error(format!("unknown command {other:?}\n{USAGE}"))),
     }
     Ok(())
@@ -196,7 +254,24 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cmd = args.remove(0);
-    match run(&cmd, Args { rest: args }) {
+    let parsed = match cmd.as_str() {
+        "help" | "--help" | "-h" => Ok(None),
+        // An unknown command is named as such, whatever follows it.
+        c if options_of(c).is_empty() => Ok(Some(Args {
+            opts: Vec::new(),
+            rest: Vec::new(),
+        })),
+        _ => Args::parse(&cmd, args),
+    };
+    let r = match parsed {
+        Ok(Some(a)) => run(&cmd, a),
+        Ok(None) => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("livepatch: error: {e}");

@@ -81,13 +81,33 @@ fn diff_on(
     p
 }
 
+/// A copy of the source tree outside `target/` with an operator's secret
+/// keys in it, as the README's walk-through once had (`keys/ops.key`), one
+/// of them under a name that does not say what it is.
+fn source_with_keys() -> PathBuf {
+    let src = std::env::temp_dir().join(format!("livepatch-build-src-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&src);
+    livepatch::build::tree::sync(&root(), &src).unwrap();
+    livepatch::keygen_from_seed(&src.join("keys/ops"), "ops", &[5; 32]).unwrap();
+    let secret = std::fs::read(src.join("keys/ops.key")).unwrap();
+    std::fs::write(src.join("keys/backup.txt"), secret).unwrap();
+    assert_eq!(
+        livepatch::build::tree::private_keys_under(&src).len(),
+        2,
+        "the source holds the planted keys"
+    );
+    src
+}
+
 #[test]
 fn build_payloads_from_source_patches() {
     let image = image();
     let d = scratch();
     livepatch::keygen_from_seed(&d.join("k"), "test", &[9; 32]).unwrap();
+    let source = source_with_keys();
+    let work = livepatch::build::default_work_dir(&root());
     let opts = |name: &str, patch: PathBuf| Options {
-        source: root(),
+        source: source.clone(),
         image: image.clone(),
         patch,
         on_top_of: vec![],
@@ -97,9 +117,9 @@ fn build_payloads_from_source_patches() {
         name: name.to_string(),
         description: Some("test".into()),
         features: vec![],
-        // One work directory: its target directories are reused by the
-        // next payload (only Warden's own crates rebuild).
-        work: d.join("work"),
+        // The default work directory, shared with the QEMU tests' payloads:
+        // unchanged trees do not rebuild, a patch rebuilds what it changes.
+        work: work.clone(),
     };
 
     // A changed string in one function: one function patched.
@@ -231,6 +251,16 @@ fn build_payloads_from_source_patches() {
     .unwrap();
     let e = build(&opts("bad", bad)).unwrap_err().0;
     assert!(e.contains("does not apply"), "{e}");
+
+    // No private key was copied: the work directory under target/ (every
+    // tree and build in it) holds none, though the source held two.
+    let keys = livepatch::build::tree::private_keys_under(&work);
+    assert!(
+        keys.is_empty(),
+        "private keys in the work directory: {keys:?}"
+    );
+    assert!(work.starts_with(root().join("target")));
+    let _ = std::fs::remove_dir_all(&source);
 }
 
 #[test]

@@ -139,6 +139,24 @@ fn keygen_sign_verify_inspect() {
 fn usage_errors() {
     assert_eq!(tool(&[]).status.code(), Some(2));
     assert!(fails(&["frobnicate"]).contains("unknown command"));
+    assert!(fails(&["frobnicate", "--x"]).contains("unknown command"));
+    assert!(fails(&["sign", "--bogus", "x"]).contains("unknown option --bogus"));
+    assert!(fails(&["sign", "-o"]).contains("-o needs a value"));
+    assert!(ok(&["build", "--help"]).contains("usage: livepatch <command>"));
+    let e = fails(&[
+        "build",
+        "--source",
+        "/src",
+        "--image",
+        "/i",
+        "--patch",
+        "/p.diff",
+        "--key",
+        "/k.key",
+        "--work",
+        "/src/lpwork",
+    ]);
+    assert!(e.contains("is inside the source tree"), "{e}");
     assert!(fails(&["sign", "x"]).contains("--key is required"));
     assert!(fails(&["verify", "--keys"]).contains("--keys needs a value"));
     assert!(ok(&["help"]).contains("usage: livepatch"));

@@ -15,31 +15,51 @@ use sepol_oracle::{Oracle, SidKind};
 const USAGE: &str = "usage: sepol-oracle compute-av|compute-create|compute-member|compute-relabel|info|ocontexts POLICY [--bool NAME=0|1]...";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 2 || args[0] == "--help" || args[0] == "-h" {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
+    // COMMAND POLICY [--bool NAME=0|1]...
+    let mut pos: Vec<String> = Vec::new();
     let mut bools = Vec::new();
-    let mut it = args[2..].iter();
-    while let Some(a) = it.next() {
-        if a != "--bool" {
-            eprintln!("sepol-oracle: unexpected argument {a}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-        let Some(spec) = it.next() else {
-            eprintln!("sepol-oracle: --bool needs NAME=0|1");
-            return ExitCode::from(2);
+    let mut p = lexopt::Parser::from_args(std::env::args_os().skip(1));
+    loop {
+        use lexopt::prelude::*;
+        let arg = match p.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("sepol-oracle: {e}\n{USAGE}");
+                return ExitCode::from(2);
+            }
         };
-        match spec.split_once('=') {
-            Some((n, "0")) => bools.push((n.to_string(), false)),
-            Some((n, "1")) => bools.push((n.to_string(), true)),
-            _ => {
-                eprintln!("sepol-oracle: bad --bool {spec}: expected NAME=0|1");
+        match arg {
+            Long("help") | Short('h') => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+            Long("bool") => {
+                let Some(spec) = p.value().ok().and_then(|v| v.into_string().ok()) else {
+                    eprintln!("sepol-oracle: --bool needs NAME=0|1");
+                    return ExitCode::from(2);
+                };
+                match spec.split_once('=') {
+                    Some((n, "0")) => bools.push((n.to_string(), false)),
+                    Some((n, "1")) => bools.push((n.to_string(), true)),
+                    _ => {
+                        eprintln!("sepol-oracle: bad --bool {spec}: expected NAME=0|1");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            Value(v) if pos.len() < 2 => pos.push(v.to_string_lossy().into_owned()),
+            other => {
+                eprintln!("sepol-oracle: {}\n{USAGE}", other.unexpected());
                 return ExitCode::from(2);
             }
         }
     }
+    if pos.len() < 2 {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let args = pos;
     let oracle = match Oracle::load(Path::new(&args[1]), &bools) {
         Ok(o) => o,
         Err(e) => {

@@ -27,18 +27,54 @@ followed by the permission names in braces; or the new context; or
 `error: REASON`.";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() || args[0] == "--help" || args[0] == "-h" {
-        println!("{USAGE}");
-        return if args.is_empty() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
+    // COMMAND POLICY, then the command's options (parsed with lexopt).
+    let mut args: Vec<String> = Vec::new();
+    let mut bools: Vec<(String, bool)> = Vec::new();
+    let mut names = false;
+    let mut help = false;
+    let mut p = lexopt::Parser::from_env();
+    loop {
+        use lexopt::prelude::*;
+        let arg = match p.next() {
+            Ok(Some(a)) => a,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("flask: {e}\n{USAGE}");
+                return ExitCode::from(2);
+            }
         };
+        let cmd = args.first().map(String::as_str).unwrap_or("");
+        match arg {
+            Long("help") | Short('h') => help = true,
+            Long("names") if cmd == "compute-av" => names = true,
+            Long("bool") if !cmd.is_empty() && cmd != "info" => {
+                let Some(spec) = p.value().ok().and_then(|v| v.into_string().ok()) else {
+                    eprintln!("flask: --bool needs NAME=0|1");
+                    return ExitCode::from(2);
+                };
+                match spec.split_once('=') {
+                    Some((n, "0")) => bools.push((n.to_string(), false)),
+                    Some((n, "1")) => bools.push((n.to_string(), true)),
+                    _ => {
+                        eprintln!("flask: bad --bool {spec}: expected NAME=0|1");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            Value(v) if args.len() < 2 => args.push(v.to_string_lossy().into_owned()),
+            other => {
+                eprintln!("flask: {}\n{USAGE}", other.unexpected());
+                return ExitCode::from(2);
+            }
+        }
     }
-    if args.len() < 2 {
-        eprintln!("flask: missing POLICY\n{USAGE}");
-        return ExitCode::from(2);
+    if args.is_empty() || help {
+        println!("{USAGE}");
+        return if help {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        };
     }
     let cmd = args[0].as_str();
     let kind = match cmd {
@@ -52,31 +88,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut bools: Vec<(String, bool)> = Vec::new();
-    let mut names = false;
-    let mut it = args[2..].iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--names" if cmd == "compute-av" => names = true,
-            "--bool" if cmd != "info" => {
-                let Some(spec) = it.next() else {
-                    eprintln!("flask: --bool needs NAME=0|1");
-                    return ExitCode::from(2);
-                };
-                match spec.split_once('=') {
-                    Some((n, "0")) => bools.push((n.to_string(), false)),
-                    Some((n, "1")) => bools.push((n.to_string(), true)),
-                    _ => {
-                        eprintln!("flask: bad --bool {spec}: expected NAME=0|1");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            _ => {
-                eprintln!("flask: unexpected argument {a}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
+    if args.len() < 2 {
+        eprintln!("flask: missing POLICY\n{USAGE}");
+        return ExitCode::from(2);
     }
     let path = &args[1];
     let data = match std::fs::read(path) {

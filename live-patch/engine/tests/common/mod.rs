@@ -2,7 +2,6 @@
 //! table, an allocator, a quiesce that can time out, hooks that count calls.
 #![allow(dead_code)]
 
-use hvcore::symbols::{FLAG_FUNC, InputSymbol};
 use livepatch_engine::{
     AllocRequest, Allocation, Engine, Image, Level, Patcher, Platform, QuiesceError,
 };
@@ -12,6 +11,7 @@ use livepatch_format::sig::{self, TrustedKey};
 use livepatch_format::write::{Builder, FuncSpec};
 use std::collections::BTreeMap;
 use std::fmt;
+use warden_symbols::{FLAG_FUNC, InputSymbol};
 
 pub const TEXT: u64 = 0x10_0000;
 pub const TEXT_LEN: usize = 0x1000;
@@ -37,7 +37,7 @@ pub fn symbol_table() -> Vec<u8> {
         size: s,
         flags,
     };
-    hvcore::symbols::build(vec![
+    warden_symbols::build(vec![
         f(EXTRA, FLAG_FUNC),
         f(TINY, FLAG_FUNC),
         f(ENDBR_FN, FLAG_FUNC),
@@ -233,7 +233,7 @@ pub fn image() -> Image<'static> {
     let table: &'static [u8] = Box::leak(symbol_table().into_boxed_slice());
     Image {
         build_id: &BUILD_ID,
-        symbols: hvcore::symbols::SymbolTable::parse(table).unwrap(),
+        symbols: warden_symbols::SymbolTable::parse(table).unwrap(),
         text: (TEXT, TEXT + TEXT_LEN as u64),
     }
 }

@@ -22,6 +22,7 @@
 pub mod diff;
 pub mod layout;
 pub mod linked;
+pub mod tree;
 
 use crate::image::ImageFile;
 use crate::{Error, Result};
@@ -68,30 +69,6 @@ pub struct Report {
     pub units: usize,
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
-        let entry = entry.map_err(|e| Error::io(from, e))?;
-        let name = entry.file_name();
-        let n = name.to_string_lossy();
-        if n == "target" || n == ".git" || n.ends_with(".iso") {
-            continue;
-        }
-        let src = entry.path();
-        let dst = to.join(&name);
-        let ft = entry.file_type().map_err(|e| Error::io(&src, e))?;
-        if ft.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else if ft.is_file() {
-            std::fs::copy(&src, &dst).map_err(|e| Error::io(&src, e))?;
-        } else if ft.is_symlink() {
-            let t = std::fs::read_link(&src).map_err(|e| Error::io(&src, e))?;
-            std::os::unix::fs::symlink(t, &dst).map_err(|e| Error::io(&dst, e))?;
-        }
-    }
-    Ok(())
-}
-
 fn apply_patch(dir: &Path, patch: &Path) -> Result<()> {
     let patch = std::fs::canonicalize(patch).map_err(|e| Error::io(patch, e))?;
     let out = Command::new("patch")
@@ -115,6 +92,42 @@ fn apply_patch(dir: &Path, patch: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Hold the work directory for this build: two builds in one work
+/// directory wait for each other (the trees are shared).
+fn lock_work_dir(work: &Path) -> Result<std::fs::File> {
+    let p = work.join(".lock");
+    let f = std::fs::File::create(&p).map_err(|e| Error::io(&p, e))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!("livepatch: waiting for another build in {}", work.display());
+            f.lock().map_err(|e| Error::io(&p, e))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&p, e)),
+    }
+    Ok(f)
+}
+
+/// Mirror the source into `work/NAME` with `patches` applied (in order).
+/// The patches are applied to a staging copy first, so a file the patches
+/// leave as it was keeps its modification time in `work/NAME` too.
+fn prepare_tree(o: &Options, name: &str, patches: &[&Path]) -> Result<()> {
+    let stage = o.work.join("stage");
+    tree::sync(&o.source, &stage)?;
+    for p in patches {
+        apply_patch(&stage, p)?;
+    }
+    tree::sync(&stage, &o.work.join(name))?;
+    Ok(())
+}
+
+/// The default work directory of `livepatch build` for a source tree:
+/// `SOURCE/target/livepatch-build`, shared by every payload built from that
+/// source, so each build recompiles only what its patch changes.
+pub fn default_work_dir(source: &Path) -> PathBuf {
+    source.join("target").join("livepatch-build")
 }
 
 /// Build the image in `dir` for analysis; returns (ELF, map).
@@ -268,6 +281,17 @@ pub fn build(o: &Options) -> Result<Report> {
         work: abs(&o.work)?,
         ..o.clone()
     };
+    // The trees mirror the source without target/: a work directory
+    // elsewhere inside the source would be mirrored into itself.
+    if let Ok(rel) = o.work.strip_prefix(&o.source)
+        && rel.components().next() != Some(std::path::Component::Normal("target".as_ref()))
+    {
+        return Err(Error(format!(
+            "the work directory {} is inside the source tree: put it under {}/target/ or outside",
+            o.work.display(),
+            o.source.display()
+        )));
+    }
     let image_bytes = crate::read(&o.image)?;
     let image =
         ImageFile::parse(&image_bytes).map_err(|e| Error(format!("{}: {e}", o.image.display())))?;
@@ -293,22 +317,22 @@ pub fn build(o: &Options) -> Result<Report> {
         ));
     }
     let dirs = |n: &str| o.work.join(n);
-    // Fresh source trees; the target directories are kept, so building
-    // several payloads in one work directory reuses what did not change.
-    for tree in ["orig", "patched", "base"] {
-        let t = dirs(tree);
-        if t.exists() {
-            std::fs::remove_dir_all(&t).map_err(|e| Error::io(&t, e))?;
-        }
+    std::fs::create_dir_all(&o.work).map_err(|e| Error::io(&o.work, e))?;
+    let _lock = lock_work_dir(&o.work)?;
+    // The source trees are mirrored, not copied afresh: files whose
+    // contents did not change keep their modification time, so cargo
+    // rebuilds only what the patch (or a new source) changed, and a tree
+    // that did not change at all does not rebuild. Each tree has its own
+    // target directories (the trees' crates have the same metadata hashes,
+    // so a shared one would mix their artifacts).
+    let synced = tree::sync(&o.source, &dirs("orig"))?;
+    for k in &synced.keys_skipped {
+        eprintln!("livepatch: not copying the private key {}", k.display());
     }
-    copy_tree(&o.source, &dirs("orig"))?;
-    copy_tree(&o.source, &dirs("patched"))?;
-    for lower in &o.on_top_of {
-        apply_patch(&dirs("patched"), lower)?;
-    }
-    apply_patch(&dirs("patched"), &o.patch)?;
-    // One target dir per tree: the trees' crates have the same metadata
-    // hashes, so a shared dir would mix their artifacts.
+    let lower: Vec<&Path> = o.on_top_of.iter().map(PathBuf::as_path).collect();
+    let mut all = lower.clone();
+    all.push(&o.patch);
+    prepare_tree(o, "patched", &all)?;
     let (r_elf, r_map) = build_tree(&dirs("orig"), &dirs("target-orig"), &o.features, "original")?;
     check_reproduces(&image_bytes, &crate::read(&r_elf)?)?;
     eprintln!(
@@ -319,10 +343,7 @@ pub fn build(o: &Options) -> Result<Report> {
     let base = if o.on_top_of.is_empty() {
         None
     } else {
-        copy_tree(&o.source, &dirs("base"))?;
-        for lower in &o.on_top_of {
-            apply_patch(&dirs("base"), lower)?;
-        }
+        prepare_tree(o, "base", &lower)?;
         Some(build_tree(
             &dirs("base"),
             &dirs("target-base"),
@@ -354,14 +375,14 @@ pub fn build(o: &Options) -> Result<Report> {
     }
     let mut plan = diff::plan(&r, b, &mut pv, &ch, &image.build_id)?;
     // Data layouts, from full type information (base and patched trees).
-    let base_dir = if o.on_top_of.is_empty() {
-        dirs("orig")
+    let (base_dir, base_dwarf) = if o.on_top_of.is_empty() {
+        (dirs("orig"), dirs("target-orig-dwarf"))
     } else {
-        dirs("base")
+        (dirs("base"), dirs("target-base-dwarf"))
     };
     let la = layout::layouts(&crate::read(&build_tree_dwarf(
         &base_dir,
-        &dirs("target-base-dwarf"),
+        &base_dwarf,
         &o.features,
         "base",
     )?)?)?;

@@ -1,5 +1,7 @@
-//! The image's embedded symbol table: used to symbolise backtraces now, and by
-//! live patching later to resolve functions by name.
+//! The image's embedded symbol table (crate `warden-symbols`, the one
+//! definition of its format): the hypervisor uses it to symbolise
+//! backtraces, the live-patch engine to resolve functions by name, and
+//! `xtask` writes it. `hvcore::symbols` re-exports this crate.
 //!
 //! `xtask` builds the table from the linked ELF's symbols (demangled, hash
 //! suffix dropped) and writes it into the image's reserved `.wsymtab` section
@@ -13,6 +15,9 @@
 //! by_name  count x u32 entry indices, sorted by (name, addr)
 //! names    the name bytes (UTF-8), referenced by name_off/name_len
 //! ```
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
 
 use alloc::vec::Vec;
 use core::cmp::Ordering;

@@ -1,0 +1,373 @@
+//! `cargo xtask test`: the whole test suite in phases, each timed, with the
+//! wall time of every phase and of the slowest test binaries printed at the
+//! end (also when a phase fails).
+//!
+//! Phases: Debian packages; lint; the host tests (built, then run by
+//! `cargo test`, which runs one test binary at a time); the images; the
+//! QEMU test binaries (built, then all started at once, each running its
+//! tests on its own threads as `cargo test` would; every boot waits for one
+//! of [`crate::slots`], so as many machines run as there are CPUs, with no
+//! gap between one binary's last boot and the next binary's first).
+
+use crate::{Error, Result, bail, build, deps, workspace_root};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// QEMU test binaries run at once (each runs its tests on its own threads;
+/// the machines they boot are limited by [`crate::slots`]).
+pub const QEMU_JOBS: usize = 16;
+
+/// QEMU test binaries known to take longest, started first.
+const LONGEST_FIRST: &[&str] = &["livepatch", "boot", "domains", "flask_boot"];
+
+/// Wall times of named phases.
+#[derive(Debug, Default)]
+pub struct Timer {
+    phases: Vec<(String, Duration)>,
+    /// (test binary, its own "finished in" time).
+    binaries: Vec<(String, f64)>,
+    passed: u64,
+    failed: u64,
+}
+
+impl Timer {
+    /// Run `f` as phase `name`, recording its wall time (also on failure).
+    pub fn phase<T>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        eprintln!("xtask: == {name}");
+        let t = Instant::now();
+        let r = f(self);
+        self.phases.push((name.to_string(), t.elapsed()));
+        r
+    }
+
+    /// The phase table and the slowest test binaries.
+    pub fn report(&self) -> String {
+        let mut s = String::from("xtask: phase wall times\n");
+        let total: Duration = self.phases.iter().map(|p| p.1).sum();
+        for (name, d) in &self.phases {
+            s += &format!("  {:>8.1} s  {name}\n", d.as_secs_f64());
+        }
+        s += &format!("  {:>8.1} s  total\n", total.as_secs_f64());
+        let mut b = self.binaries.clone();
+        b.sort_by(|x, y| y.1.total_cmp(&x.1));
+        if !b.is_empty() {
+            s += "xtask: slowest test binaries (their own run time)\n";
+            for (name, secs) in b.iter().take(12) {
+                s += &format!("  {secs:>8.1} s  {name}\n");
+            }
+        }
+        s += &format!("total: {} passed, {} failed\n", self.passed, self.failed);
+        s
+    }
+
+    /// Add one `test result:` line (passed, failed, run time) for `binary`.
+    fn result_line(&mut self, binary: &str, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            match words.as_slice() {
+                [.., n, "passed"] => self.passed += n.parse::<u64>().unwrap_or(0),
+                [.., n, "failed"] => self.failed += n.parse::<u64>().unwrap_or(0),
+                ["finished", "in", t] => {
+                    let secs = t.trim_end_matches('s').parse().unwrap_or(0.0);
+                    self.binaries.push((binary.to_string(), secs));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn status(mut c: Command, what: &str) -> Result<()> {
+    let s = c.status().map_err(|e| Error(format!("{what}: {e}")))?;
+    if !s.success() {
+        bail!("{what} failed ({s})");
+    }
+    Ok(())
+}
+
+/// The host test selection: the workspace without the image and the QEMU tests.
+const HOST: &[&str] = &[
+    "--workspace",
+    "--exclude",
+    "warden",
+    "--exclude",
+    "warden-tests",
+];
+
+/// Run a `cargo test` command, echoing its output, and add its "test
+/// result:" lines (and the binary each belongs to) to `t`.
+fn cargo_test(t: &mut Timer, mut c: Command, what: &str) -> Result<()> {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| Error(format!("{what}: {e}")))?;
+    // cargo names each binary on stderr ("Running ...", "Doc-tests ..."):
+    // echo stderr as it comes and pass the names along.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let err = child.stderr.take().map(|e| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(e).lines().map_while(std::io::Result::ok) {
+                eprintln!("{line}");
+                let l = line.trim_start();
+                if let Some(r) = l.strip_prefix("Running ") {
+                    let _ = tx.send(r.to_string());
+                } else if l.starts_with("Doc-tests ") {
+                    let _ = tx.send(l.to_string());
+                }
+            }
+        })
+    });
+    let mut current = String::from("?");
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if line.starts_with("test result: ") {
+                while let Ok(n) = rx.try_recv() {
+                    current = n;
+                }
+                t.result_line(&current, &line);
+            }
+        }
+    }
+    if let Some(h) = err {
+        let _ = h.join();
+    }
+    let s = child.wait()?;
+    if !s.success() {
+        bail!("{what} failed ({s})");
+    }
+    Ok(())
+}
+
+/// Crates whose `compile_fail` doctests are pinned to error codes (a
+/// `RUSTC_BOOTSTRAP` value: crate names, comma-separated).
+const COMPILE_FAIL_CODES_CHECKED: &str = "hvcore,warden_abi";
+
+/// The whole suite (`cargo xtask test`).
+pub fn run_all() -> Result<()> {
+    let mut t = Timer::default();
+    let r = phases(&mut t);
+    eprint!("{}", t.report());
+    r?;
+    println!("xtask: all tests passed");
+    println!("total: {} passed, {} failed", t.passed, t.failed);
+    Ok(())
+}
+
+fn phases(t: &mut Timer) -> Result<()> {
+    t.phase("Debian packages", |_| deps::ensure(&deps::for_tests()))?;
+    crate::lint::lint_timed(t)?;
+    t.phase("host tests: build", |_| {
+        let mut c = cargo();
+        c.arg("test").args(HOST).arg("--no-run");
+        c.env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
+        status(c, "building the host tests")
+    })?;
+    t.phase("host tests: run", |t| {
+        let mut c = cargo();
+        c.arg("test").args(HOST);
+        // rustdoc checks the error code of a `compile_fail,E0XXX` doctest only
+        // when it believes it is a nightly build: tell it so for these crates'
+        // doctests (the permit and pod! proofs), and for nothing else.
+        c.env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
+        cargo_test(t, c, "host unit tests")
+    })?;
+    let (prod, test_img) = t.phase("images", |_| {
+        Ok((build::build_image(false)?, build::build_image(true)?))
+    })?;
+    let bins = t.phase("QEMU tests: build", |_| qemu_test_binaries())?;
+    t.phase("QEMU tests: run", |t| {
+        run_qemu_tests(t, &bins, &prod, &test_img)
+    })
+}
+
+/// Build the QEMU test binaries and return (name, executable), longest first.
+fn qemu_test_binaries() -> Result<Vec<(String, PathBuf)>> {
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--package",
+        "warden-tests",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ])
+    .stdout(Stdio::piped());
+    let out = c
+        .output()
+        .map_err(|e| Error(format!("building the QEMU tests: {e}")))?;
+    if !out.status.success() {
+        bail!("building the QEMU tests failed ({})", out.status);
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if !line.contains("\"reason\":\"compiler-artifact\"") {
+            continue;
+        }
+        let Some(exe) = json_str(line, "executable") else {
+            continue;
+        };
+        let Some(name) = json_str(line, "name") else {
+            continue;
+        };
+        if !line.contains("\"test\":true") {
+            continue;
+        }
+        bins.push((name, PathBuf::from(exe)));
+    }
+    if bins.is_empty() {
+        bail!("no QEMU test binary found in cargo's output");
+    }
+    let rank = |n: &str| {
+        LONGEST_FIRST
+            .iter()
+            .position(|x| *x == n)
+            .unwrap_or(LONGEST_FIRST.len())
+    };
+    bins.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then(a.0.cmp(&b.0)));
+    Ok(bins)
+}
+
+/// The string value of `"key":"..."` in a line of cargo's JSON (cargo
+/// writes paths and names without escapes on Linux unless they hold quotes
+/// or backslashes, which are refused here).
+fn json_str(line: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\":\"");
+    let start = line.find(&pat)? + pat.len();
+    let rest = &line[start..];
+    let end = rest.find('"')?;
+    let v = &rest[..end];
+    if v.contains('\\') {
+        return None;
+    }
+    Some(v.to_string())
+}
+
+/// Run the QEMU test binaries, [`QEMU_JOBS`] at a time; each one's output is
+/// printed when it ends. Every binary runs even when one fails.
+fn run_qemu_tests(
+    t: &mut Timer,
+    bins: &[(String, PathBuf)],
+    prod: &std::path::Path,
+    test_img: &std::path::Path,
+) -> Result<()> {
+    type Done = (String, Duration, bool, String);
+    let (tx, rx) = std::sync::mpsc::channel::<Done>();
+    let mut queue = bins.iter().cloned();
+    let mut running = 0;
+    let mut failed = Vec::new();
+    let spawn = |name: String, exe: PathBuf, tx: std::sync::mpsc::Sender<Done>| {
+        eprintln!("xtask: QEMU tests: starting {name}");
+        let prod = prod.to_path_buf();
+        let test_img = test_img.to_path_buf();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let r = Command::new(&exe)
+                .current_dir(workspace_root().join("tests"))
+                .env("WARDEN_IMAGE", &prod)
+                .env("WARDEN_TEST_IMAGE", &test_img)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn();
+            let (ok, text) = match r {
+                Err(e) => (false, format!("cannot run {}: {e}\n", exe.display())),
+                Ok(mut child) => {
+                    // Read stderr on a thread, stdout here (neither pipe may fill).
+                    let mut e = child.stderr.take();
+                    let h = std::thread::spawn(move || {
+                        let mut s = String::new();
+                        if let Some(e) = e.as_mut() {
+                            let _ = e.read_to_string(&mut s);
+                        }
+                        s
+                    });
+                    let mut out = String::new();
+                    if let Some(mut o) = child.stdout.take() {
+                        let _ = o.read_to_string(&mut out);
+                    }
+                    let err = h.join().unwrap_or_default();
+                    let ok = child.wait().is_ok_and(|s| s.success());
+                    (ok, format!("{out}{err}"))
+                }
+            };
+            let _ = tx.send((name, start.elapsed(), ok, text));
+        });
+    };
+    loop {
+        while running < QEMU_JOBS {
+            let Some((name, exe)) = queue.next() else {
+                break;
+            };
+            spawn(name, exe, tx.clone());
+            running += 1;
+        }
+        if running == 0 {
+            break;
+        }
+        let (name, took, ok, text) = rx
+            .recv()
+            .map_err(|_| Error("a QEMU test runner thread vanished".into()))?;
+        running -= 1;
+        println!(
+            "xtask: QEMU tests: {name} {} after {:.1} s",
+            if ok { "passed" } else { "FAILED" },
+            took.as_secs_f64()
+        );
+        print!("{text}");
+        for line in text.lines() {
+            if line.starts_with("test result: ") {
+                t.result_line(&format!("QEMU {name}"), line);
+            }
+        }
+        if !ok {
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("QEMU integration tests failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_add_up_per_binary() {
+        let mut t = Timer::default();
+        t.result_line(
+            "tests/boot.rs",
+            "test result: ok. 21 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 95.31s",
+        );
+        t.result_line(
+            "x",
+            "test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.00s",
+        );
+        assert_eq!((t.passed, t.failed), (22, 2));
+        assert_eq!(t.binaries[0], ("tests/boot.rs".to_string(), 95.31));
+        let r = t.report();
+        assert!(r.contains("95.3 s  tests/boot.rs"), "{r}");
+    }
+
+    #[test]
+    fn json_values() {
+        let l = r#"{"reason":"compiler-artifact","target":{"kind":["test"],"name":"boot","test":true},"executable":"/t/debug/deps/boot-1a2b"}"#;
+        assert_eq!(
+            json_str(l, "executable").as_deref(),
+            Some("/t/debug/deps/boot-1a2b")
+        );
+        assert_eq!(json_str(l, "name").as_deref(), Some("boot"));
+        assert_eq!(json_str(l, "nothing"), None);
+    }
+}
