@@ -400,6 +400,11 @@ pub fn emergency(args: core::fmt::Arguments<'_>) {
             CONSOLE.lock()
         }
     };
+    // Make room first: a fatal line is never dropped for a full queue.
+    {
+        let Console { tx, uarts, .. } = &mut *g;
+        tx.drain(uarts, true);
+    }
     // Fatal output is shown whatever loglvl says.
     let saved = g.loglvl;
     g.loglvl = LogLevel::All;
