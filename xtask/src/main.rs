@@ -104,7 +104,6 @@ fn parser(args: &[String]) -> lexopt::Parser {
     lexopt::Parser::from_args(args.iter().cloned())
 }
 
-
 /// `cargo xtask COMMAND --help`: the help text.
 fn help() -> Result<()> {
     println!("{HELP}");
@@ -112,7 +111,6 @@ fn help() -> Result<()> {
 }
 
 use xtask::run::{number, value};
-
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -95,9 +95,10 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
             Long("memory") => o.memory = number(&value(&mut p, "--memory")?, "--memory")?,
             Long("grub") => o.grub = true,
             Long("timeout") => {
-                o.timeout = Some(Duration::from_secs(
-                    number(&value(&mut p, "--timeout")?, "--timeout")? as u64,
-                ))
+                o.timeout = Some(Duration::from_secs(number(
+                    &value(&mut p, "--timeout")?,
+                    "--timeout",
+                )? as u64))
             }
             Long("qemu-arg") => o.extra.push(value(&mut p, "--qemu-arg")?),
             other => bail!("run: {} (see cargo xtask run --help)", other.unexpected()),

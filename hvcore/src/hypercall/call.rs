@@ -683,7 +683,6 @@ impl<O: RecomputesLabels> Global<'_, O> {
 }
 
 impl Global<'_, FlaskLoad> {
-
     /// In `flask=late` mode, true for the first policy loaded at run time
     /// (and never again).
     pub fn first_late_load(&self) -> bool {
