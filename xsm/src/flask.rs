@@ -161,10 +161,9 @@ struct Ocons {
 
 struct Loaded {
     db: PolicyDb,
-    /// Per class: bits of Warden's definition the policy defines.
-    defined: [u32; NUM_CLASSES],
     /// Per class: bits the policy lacks and handle_unknown=allow grants.
     unknown_allow: [u32; NUM_CLASSES],
+    /// Where each class and permission of Warden's definition is in the policy.
     def: DefinitionCheck,
 }
 
@@ -320,9 +319,15 @@ impl Flask {
         }
         if !def.missing.is_empty() {
             log::warn!(
-                "Flask: policy lacks {} (handle_unknown={:?})",
+                "Flask: policy lacks {} (handle_unknown={})",
                 def.missing.join(", "),
-                db.handle_unknown
+                db.handle_unknown.name()
+            );
+        }
+        if !def.moved.is_empty() {
+            log::info!(
+                "Flask: {} classes/permissions matched by name at another value or bit",
+                def.moved.len()
             );
         }
         // Every initial SID of Warden's definition must have a context.
@@ -355,14 +360,11 @@ impl Flask {
                 )),
             }));
         }
-        let mut defined = [0u32; NUM_CLASSES];
         let mut unknown_allow = [0u32; NUM_CLASSES];
-        for i in 0..NUM_CLASSES {
-            let all = mask_all(PERM_NAMES[i].len());
-            let miss = def.missing_bits.get(i).copied().unwrap_or(all);
-            defined[i] = all & !miss;
-            if db.handle_unknown == crate::HandleUnknown::Allow {
-                unknown_allow[i] = miss;
+        if db.handle_unknown == crate::HandleUnknown::Allow {
+            for (i, u) in unknown_allow.iter_mut().enumerate() {
+                let all = mask_all(PERM_NAMES[i].len());
+                *u = def.missing_bits.get(i).copied().unwrap_or(all);
             }
         }
         let conds = CondState::new(&db);
@@ -466,7 +468,6 @@ impl Flask {
         let g = Gen {
             policy: Some(Arc::new(Loaded {
                 db,
-                defined,
                 unknown_allow,
                 def,
             })),
@@ -1170,8 +1171,9 @@ impl Flask {
     }
 }
 
-/// The decision with handle_unknown applied to what the policy lacks (a
-/// whole class, when the policy stops before it, or trailing permissions).
+/// The decision in Warden's numbering: the policy's decision for the class
+/// and permissions of the same names, with handle_unknown applied to what
+/// the policy lacks (a whole class, or single permissions).
 fn effective(
     pol: &Loaded,
     conds: &CondState,
@@ -1180,7 +1182,8 @@ fn effective(
     class: ClassId,
 ) -> AvDecision {
     let ci = class.raw() as usize - 1;
-    if class.raw() as usize > pol.db.classes.len() {
+    let m = &pol.def.maps[ci];
+    if m.value == 0 {
         return AvDecision {
             allowed: pol.unknown_allow[ci],
             auditallow: 0,
@@ -1188,10 +1191,13 @@ fn effective(
             permissive: pol.db.permissive.get(s.ty),
         };
     }
-    let mut d = services::compute_av(&pol.db, conds, s, t, class.raw());
-    d.allowed = (d.allowed & pol.defined[ci]) | pol.unknown_allow[ci];
-    d.auditallow &= pol.defined[ci];
-    d
+    let d = services::compute_av(&pol.db, conds, s, t, m.value);
+    AvDecision {
+        allowed: m.to_warden(d.allowed) | pol.unknown_allow[ci],
+        auditallow: m.to_warden(d.auditallow),
+        auditdeny: m.to_warden(d.auditdeny) | !m.defined,
+        permissive: d.permissive,
+    }
 }
 
 /// Statistics counters live in the caller's CPU slot and are written only by

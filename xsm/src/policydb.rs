@@ -55,6 +55,17 @@ pub enum HandleUnknown {
     Allow,
 }
 
+impl HandleUnknown {
+    /// The name used by `checkpolicy -U`: `deny`, `reject` or `allow`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandleUnknown::Deny => "deny",
+            HandleUnknown::Reject => "reject",
+            HandleUnknown::Allow => "allow",
+        }
+    }
+}
+
 /// An MLS level: a sensitivity and a category set (bit n = category value n+1).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Level {

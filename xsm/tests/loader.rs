@@ -111,20 +111,45 @@ fn compile_u(name: &str, conf: &str, unknown: &str) -> Vec<u8> {
     common::read(&out)
 }
 
+/// A permission is found by name: renamed, it is missing (handle_unknown) and
+/// the policy's own name is ignored; moved, it is found at its new bit.
 #[test]
-fn renamed_permission_is_refused_naming_it() {
+fn renamed_permission_is_missing_and_moved_permission_is_found() {
     let conf = conf_with(|av| av.replace("    vcpu_op\n", "    vcpu_ops\n"));
-    for u in ["deny", "allow", "reject"] {
+    let reject = compile_u("renamed-reject", &conf, "reject");
+    let f = Flask::new(true, None);
+    let e = f.load_policy(&reject).unwrap_err();
+    let Error::Load(le) = &e else { panic!("{e}") };
+    assert!(
+        matches!(&le.kind, K::ClassMismatch(m) if m == "missing: domain2:vcpu_op"),
+        "{e}"
+    );
+    assert!(!f.policy_loaded());
+    for u in ["deny", "allow"] {
         let img = compile_u(&format!("renamed-{u}"), &conf, u);
         let f = Flask::new(true, None);
-        let e = f.load_policy(&img).unwrap_err();
-        let Error::Load(le) = &e else { panic!("{e}") };
-        assert!(
-            matches!(&le.kind, K::ClassMismatch(m) if m.contains("domain2 permission bit 24 is vcpu_ops in the policy but vcpu_op")),
-            "{e}"
-        );
-        assert!(!f.policy_loaded());
+        f.load_policy(&img).unwrap();
+        assert_eq!(f.definition_check().unwrap().missing, ["domain2:vcpu_op"]);
     }
+    // pause and unpause swapped: dom0's `domain { pause unpause ... }` rule is
+    // found, and domU_t's own `pause` (not unpause) keeps its meaning.
+    let conf = conf_with(|av| av.replace("    pause\n    unpause\n", "    unpause\n    pause\n"));
+    let img = compile_u("moved", &conf, "reject");
+    let f = Flask::new(true, None);
+    f.load_policy(&img).unwrap();
+    let def = f.definition_check().unwrap();
+    assert!(def.missing.is_empty());
+    assert_eq!(
+        def.moved,
+        ["domain:pause (bit 1 -> 2)", "domain:unpause (bit 2 -> 1)"]
+    );
+    let ad = AuditData::default();
+    let domu = f.context_to_sid(b"system_u:system_r:domU_t").unwrap();
+    assert!(f.has_perm(0, domu, domu, perms::domain::PAUSE, &ad).is_ok());
+    assert!(
+        f.has_perm(0, domu, domu, perms::domain::UNPAUSE, &ad)
+            .is_err()
+    );
 }
 
 #[test]
