@@ -838,11 +838,23 @@ impl PolicyDb {
                     },
                 );
             }
-            let d = RoleDatum {
-                name: name.clone(),
-                bounds,
-                dominates,
-                types,
+            // libsepol and Xen discard object_r's record and keep their built-in
+            // object_r, which dominates nothing and has no types (a `dom`
+            // constraint never holds for it, whatever a compiler wrote).
+            let d = if value == OBJECT_R_VAL {
+                RoleDatum {
+                    name: name.clone(),
+                    bounds: 0,
+                    dominates: Ebitmap::default(),
+                    types: Ebitmap::default(),
+                }
+            } else {
+                RoleDatum {
+                    name: name.clone(),
+                    bounds,
+                    dominates,
+                    types,
+                }
             };
             roles.add(&l.r, at, "role", name, value, Some(d))?;
         }

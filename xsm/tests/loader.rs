@@ -232,6 +232,44 @@ fn written_baseline_loads_and_agrees_with_libsepol() {
     }
 }
 
+/// A policy whose object_r record says it dominates itself (as Warden's
+/// policy-compiler used to write it): libsepol and Xen discard that record,
+/// so `r1 dom r2` never holds for object_r; Warden must decide the same.
+#[test]
+fn object_r_dominance_record_is_discarded_as_libsepol_does() {
+    let pause = perms::domain::PAUSE.bits();
+    let s = writer::Spec {
+        // allow dom0_t dom0_t:domain pause; constrain domain pause (r1 dom r2);
+        avtab: vec![(2, 1, 1, 1, 0x1), (2, 2, 3, 1, pause)],
+        constraint: Some((pause, vec![(4, 2, 3, vec![])])),
+        object_r_dom_self: true,
+        ..Default::default()
+    };
+    let img = writer::write(&s);
+    let path = common::scratch("object_r_dom.bin");
+    std::fs::write(&path, &img).unwrap();
+    let db = PolicyDb::from_bytes(&img).unwrap();
+    let oracle = sepol_oracle::Oracle::load(&path, &[]).unwrap();
+    let cs = xsm::services::CondState::new(&db);
+    for (ctx, granted) in [
+        ("system_u:object_r:dom0_t", false),
+        ("system_u:system_r:dom0_t", true),
+    ] {
+        let c = xsm::services::parse_context(&db, ctx.as_bytes()).unwrap();
+        let ours = xsm::services::compute_av(&db, &cs, &c, &c, 3).allowed & pause;
+        let theirs = oracle.compute_av(ctx, ctx, "domain").unwrap().allowed & pause;
+        assert_eq!(ours, theirs, "{ctx}");
+        assert_eq!(ours != 0, granted, "{ctx}");
+    }
+    drop(oracle);
+    // The same through the server.
+    let f = Flask::new(true, None);
+    f.load_policy(&img).unwrap();
+    let obj = f.context_to_sid(b"system_u:object_r:dom0_t").unwrap();
+    let ad = AuditData::default();
+    assert!(f.has_perm(0, obj, obj, perms::domain::PAUSE, &ad).is_err());
+}
+
 #[test]
 fn every_structural_error_is_named() {
     use writer::Spec;
