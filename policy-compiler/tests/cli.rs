@@ -291,3 +291,25 @@ fn object_r_record_is_written_as_checkpolicy_writes_it() {
         assert_eq!(after[12..], empty, "{name}: object_r has types");
     }
 }
+
+/// Unquoted devicetreecon paths take every non-blank byte, as checkpolicy's
+/// PATH token does (`/soc/serial@1c28000`, `,`, `:`, ...): both compilers'
+/// policies hold the same device-tree contexts (and decisions), through libsepol.
+#[test]
+fn unquoted_devicetree_paths_match_checkpolicy() {
+    need_tools();
+    let src = std::fs::read_to_string(basic()).unwrap();
+    for p in ["/soc/serial@1c28000", "/soc/i2c@1,2/eeprom:port+0=a~b!c"] {
+        assert!(
+            src.contains(&format!("devicetreecon {p} ")),
+            "the corpus lacks {p}"
+        );
+    }
+    let d = differential(
+        "dtree-paths",
+        &[basic()],
+        &["-c".into(), "30".into()],
+        false,
+    );
+    assert!(d.is_empty(), "{}", d.join("\n"));
+}
