@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::fxhash::{FxMap, FxSet};
+use rustc_hash::{FxHashMap as FxMap, FxHashSet as FxSet};
 
 use crate::ast::{self, AvKind, CExpr, CondExpr, Ident, Names, Te, TypeRuleKind};
 use crate::bits::Bits;

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use crate::diag::{Diagnostic, Errors, Pos};
-use crate::fxhash::FxMap;
+use rustc_hash::FxHashMap as FxMap;
 use crate::m4::{CursorState, Text};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
