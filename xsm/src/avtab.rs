@@ -71,7 +71,7 @@ pub(crate) struct TypeEntry {
 
 /// (source, target, class) packed so that sorting by key groups rules by source type.
 #[inline]
-fn av_key(s: u16, t: u16, c: u16) -> u64 {
+pub(crate) fn av_key(s: u16, t: u16, c: u16) -> u64 {
     (u64::from(s) << 32) | (u64::from(t) << 16) | u64::from(c)
 }
 
@@ -92,19 +92,18 @@ pub(crate) struct AvTab {
 }
 
 impl AvTab {
+    /// The access vector entries of source type `s` (keys and entries), if any.
     #[inline]
-    pub(crate) fn av(&self, s: u16, t: u16, c: u16) -> Option<&AvEntry> {
+    pub(crate) fn source(&self, s: u16) -> Option<(&[u64], &[AvEntry])> {
         let s = usize::from(s);
         let (lo, hi) = (
             *self.index.get(s)? as usize,
             *self.index.get(s + 1)? as usize,
         );
-        let keys = &self.av_keys[lo..hi];
-        let k = av_key(s as u16, t, c);
-        match keys.binary_search(&k) {
-            Ok(i) => Some(&self.av[lo + i]),
-            Err(_) => None,
+        if lo == hi {
+            return None;
         }
+        Some((&self.av_keys[lo..hi], &self.av[lo..hi]))
     }
 
     #[inline]

@@ -538,9 +538,7 @@ impl Flask {
     /// counting every check.
     #[inline]
     pub fn note_cached_hit(&self, cpu: usize) {
-        let stats = &self.rcu.slot(cpu).stats;
-        bump(&stats.lookups);
-        bump(&stats.hits);
+        bump(&self.rcu.slot(cpu).stats.lookups);
     }
 
     /// The untyped check behind [`Flask::has_perm`] (for xsm_op paths that
@@ -569,7 +567,10 @@ impl Flask {
 
     /// The check, with its outcome packed in a register: low 32 bits = the
     /// denied permissions, plus the V_* flags (no struct crosses the call).
-    #[inline]
+    /// The quiet grant from the cache is all that is inlined; everything
+    /// else (denials, audited grants, misses) is out of line, so the hot
+    /// path saves no registers.
+    #[inline(always)]
     fn check_raw(
         &self,
         cpu: usize,
@@ -579,31 +580,41 @@ impl Flask {
         requested: u32,
         ad: &AuditData,
     ) -> u64 {
-        let stats = &self.rcu.slot(cpu).stats;
-        bump(&stats.lookups);
+        bump(&self.rcu.slot(cpu).stats.lookups);
         let cgen = self.cgen.load(Ordering::Acquire);
-        let c = class.raw() as u16;
-        if let Some(h) = self.avc.lookup(ssid.0, tsid.0, c, cgen) {
-            bump(&stats.hits);
-            let denied = requested & !h.allowed;
-            if denied == 0 {
-                if requested & h.auditallow == 0 {
-                    return 0;
-                }
-            } else if self.enforcing.load(Ordering::Relaxed)
-                && !h.permissive
-                && (denied & h.auditdeny == 0 || self.sink.is_none())
-            {
-                return u64::from(denied);
-            }
-            return self.decide(ssid, tsid, class, requested, ad, &h);
+        match self.avc.lookup(ssid.0, tsid.0, class.raw() as u16, cgen) {
+            Some(h) if requested & !h.allowed == 0 && requested & h.auditallow == 0 => 0,
+            Some(h) => self.hit_slow(ssid, tsid, class, requested, ad, &h),
+            None => self.miss(cpu, cgen, ssid, tsid, class, requested, ad),
         }
-        bump(&stats.misses);
-        self.miss(cpu, cgen, ssid, tsid, class, requested, ad)
+    }
+
+    /// A cached decision that denies something or is audited.
+    #[cold]
+    #[inline(never)]
+    fn hit_slow(
+        &self,
+        ssid: Sid,
+        tsid: Sid,
+        class: ClassId,
+        requested: u32,
+        ad: &AuditData,
+        h: &Hit,
+    ) -> u64 {
+        let denied = requested & !h.allowed;
+        if denied != 0
+            && self.enforcing.load(Ordering::Relaxed)
+            && !h.permissive
+            && (denied & h.auditdeny == 0 || self.sink.is_none())
+        {
+            return u64::from(denied);
+        }
+        self.decide(ssid, tsid, class, requested, ad, h)
     }
 
     #[allow(clippy::too_many_arguments)]
     #[cold]
+    #[inline(never)]
     fn miss(
         &self,
         cpu: usize,
@@ -614,6 +625,7 @@ impl Flask {
         requested: u32,
         ad: &AuditData,
     ) -> u64 {
+        bump(&self.rcu.slot(cpu).stats.misses);
         let guard = self.rcu.read(cpu);
         let g = self.cur(&guard);
         let Some(pol) = g.policy.as_ref() else {
@@ -652,6 +664,7 @@ impl Flask {
 
     /// The outcome of a decision, with its audit record.
     #[cold]
+    #[inline(never)]
     fn decide(
         &self,
         ssid: Sid,
@@ -1006,10 +1019,13 @@ impl Flask {
     /// AVC_CACHESTATS for one CPU slot (`cpu` < [`MAX_CPUS`]).
     pub fn cache_stats(&self, cpu: usize) -> Option<CacheStats> {
         let s = &self.rcu.slots.get(cpu)?.stats;
+        let misses = s.misses.load(Ordering::Relaxed);
+        let lookups = s.lookups.load(Ordering::Relaxed);
         Some(CacheStats {
-            lookups: s.lookups.load(Ordering::Relaxed),
-            hits: s.hits.load(Ordering::Relaxed),
-            misses: s.misses.load(Ordering::Relaxed),
+            lookups,
+            // Not counted on the hit path: every lookup is a hit or a miss.
+            hits: lookups.saturating_sub(misses),
+            misses,
             allocations: s.allocations.load(Ordering::Relaxed),
             reclaims: s.reclaims.load(Ordering::Relaxed),
             frees: s.frees.load(Ordering::Relaxed),

@@ -516,12 +516,18 @@ impl<'a> Loader<'a> {
         table: &mut [Option<Cow<'static, str>>],
         expect: &[&'static str],
     ) -> Res<()> {
+        // Names borrowed from `expect` are distinct from each other (build.rs
+        // checks), so only names of the policy's own (and a common's, already
+        // in `table`) need the duplicate scan.
+        let mut own = table
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.is_some())
+            .fold(0u32, |m, (i, _)| m | 1 << i);
         for _ in 0..nel {
             let at = self.r.pos();
             let len = self.r.u32("permission name length")?;
             let value = self.r.u32("permission value")?;
-            let n = self.r.check_len(self.r.pos(), "permission", len)?;
-            let name = self.r.name_str(n, "permission")?;
             if value == 0 || value > 32 {
                 return self.r.err_at(
                     at,
@@ -531,25 +537,51 @@ impl<'a> Loader<'a> {
                     },
                 );
             }
-            // At most 32 names: a linear scan (lengths first) beats a map.
-            if table[value as usize - 1].is_some()
-                || table
-                    .iter()
-                    .flatten()
-                    .any(|n| n.len() == name.len() && *n == name)
-            {
+            let n = self.r.check_len(self.r.pos(), "permission", len)?;
+            let slot = value as usize - 1;
+            let name = match expect.get(slot) {
+                // Warden's own name: valid by construction.
+                Some(&e) if e.len() == n && self.r.peek(n) == e.as_bytes() => {
+                    self.r.skip(n);
+                    Cow::Borrowed(e)
+                }
+                _ => {
+                    own |= 1 << slot;
+                    Cow::Owned(String::from(self.r.name_str(n, "permission")?))
+                }
+            };
+            if table[slot].is_some() {
                 return self.r.err_at(
                     at,
                     K::BadName {
                         what: "permission",
-                        name: String::from(name),
+                        name: String::from(&*name),
                     },
                 );
             }
-            table[value as usize - 1] = Some(match expect.get(value as usize - 1) {
-                Some(&e) if e == name => Cow::Borrowed(e),
-                _ => Cow::Owned(String::from(name)),
-            });
+            table[slot] = Some(name);
+        }
+        // A name of the policy's own may repeat any other (at most 32 names).
+        let mut m = own;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let Some(n) = table[i].as_deref() else {
+                continue;
+            };
+            if table
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.as_deref() == Some(n))
+            {
+                return self.r.err_at(
+                    self.r.pos(),
+                    K::BadName {
+                        what: "permission",
+                        name: String::from(n),
+                    },
+                );
+            }
         }
         Ok(())
     }

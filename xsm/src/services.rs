@@ -189,8 +189,13 @@ fn te_constraints(
     let sattrs = &db.type_attrs[s.ty as usize - 1];
     let tattrs = &db.type_attrs[t.ty as usize - 1];
     for &sa in sattrs.iter() {
+        // One index lookup per source attribute, then one binary search per target.
+        let Some((keys, entries)) = db.avtab.source(sa) else {
+            continue;
+        };
         for &ta in tattrs.iter() {
-            if let Some(e) = db.avtab.av(sa, ta, c) {
+            if let Ok(i) = keys.binary_search(&crate::avtab::av_key(sa, ta, c)) {
+                let e = &entries[i];
                 allowed |= e.allowed;
                 auditallow |= e.auditallow;
                 auditdeny &= e.auditdeny;
@@ -246,33 +251,29 @@ fn ctx_compute_av(
     }
     let sb = db.types[s.ty as usize - 1].bounds;
     let tb = db.types[t.ty as usize - 1].bounds;
+    if sb == 0 && tb == 0 {
+        return (allowed, auditallow, auditdeny);
+    }
     let mut masked = 0u32;
-    let lo_s = Context {
-        ty: sb,
-        ..s.clone()
-    };
-    let lo_t = Context {
-        ty: tb,
-        ..t.clone()
-    };
+    let bound = |c: &Context, ty: u32| Context { ty, ..c.clone() };
     // Xen's order and early returns (differs from libsepol 3.4, which only
     // masks when the source is bounded, against (bound(s), bound(t) or t)).
     if sb != 0 {
-        let lo = ctx_compute_av(db, cs, &lo_s, t, class, depth + 1).0;
+        let lo = ctx_compute_av(db, cs, &bound(s, sb), t, class, depth + 1).0;
         if lo & allowed == allowed {
             return (allowed, auditallow, auditdeny);
         }
         masked = !lo & allowed;
     }
     if tb != 0 {
-        let lo = ctx_compute_av(db, cs, s, &lo_t, class, depth + 1).0;
+        let lo = ctx_compute_av(db, cs, s, &bound(t, tb), class, depth + 1).0;
         if lo & allowed == allowed {
             return (allowed, auditallow, auditdeny);
         }
         masked = !lo & allowed;
     }
     if sb != 0 && tb != 0 {
-        let lo = ctx_compute_av(db, cs, &lo_s, &lo_t, class, depth + 1).0;
+        let lo = ctx_compute_av(db, cs, &bound(s, sb), &bound(t, tb), class, depth + 1).0;
         if lo & allowed == allowed {
             return (allowed, auditallow, auditdeny);
         }

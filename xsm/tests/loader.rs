@@ -270,6 +270,31 @@ fn object_r_dominance_record_is_discarded_as_libsepol_does() {
     assert!(f.has_perm(0, obj, obj, perms::domain::PAUSE, &ad).is_err());
 }
 
+/// A permission name may appear once per class, whether it is one of Warden's
+/// names (at its own bit or another) or the policy's own.
+#[test]
+fn duplicate_permission_names_are_refused() {
+    let img = writer::write(&writer::Spec::default());
+    let at = img.windows(7).position(|w| w == b"unpause").unwrap();
+    for (other, ok) in [(&b"destroy"[..], false), (b"unpaus2", true)] {
+        let mut i = img.clone();
+        i[at..at + 7].copy_from_slice(other);
+        match PolicyDb::from_bytes(&i) {
+            Ok(_) => assert!(ok, "{other:?} accepted"),
+            Err(e) => {
+                assert!(!ok, "{e}");
+                assert_eq!(
+                    e.kind,
+                    K::BadName {
+                        what: "permission",
+                        name: "destroy".into()
+                    }
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn every_structural_error_is_named() {
     use writer::Spec;
