@@ -7,7 +7,6 @@
 
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -318,13 +317,13 @@ pub struct PolicyDb {
     pub sens: Vec<SensDatum>,
     /// Category names, index = value - 1.
     pub cats: Vec<Arc<str>>,
-    pub(crate) class_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) role_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) type_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) user_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) bool_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) sens_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) cat_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) class_by_name: NameMap,
+    pub(crate) role_by_name: NameMap,
+    pub(crate) type_by_name: NameMap,
+    pub(crate) user_by_name: NameMap,
+    pub(crate) bool_by_name: NameMap,
+    pub(crate) sens_by_name: NameMap,
+    pub(crate) cat_by_name: NameMap,
     /// Number of type aliases.
     pub type_aliases: usize,
     pub(crate) avtab: AvTab,
@@ -341,13 +340,27 @@ pub struct PolicyDb {
     pub(crate) type_attrs: Vec<Box<[u16]>>,
 }
 
-/// Name -> value.
-type NameMap = BTreeMap<Arc<str>, u32>;
+/// Name -> value, sorted by name (built once per load; looked up by binary search).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NameMap(Vec<(Arc<str>, u32)>);
+
+impl NameMap {
+    /// The value of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&u32> {
+        self.0
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+}
 
 struct Sym<T> {
     nprim: usize,
     slots: Vec<Option<T>>,
-    names: BTreeMap<Arc<str>, u32>,
+    /// (name, value, offset of its record): sorted and checked for duplicates in `finish`.
+    names: Vec<(Arc<str>, u32, usize)>,
+    /// What a record is (for a duplicate name's error), as given to `add`.
+    what: &'static str,
 }
 
 impl<T> Sym<T> {
@@ -357,7 +370,8 @@ impl<T> Sym<T> {
         Sym {
             nprim,
             slots,
-            names: BTreeMap::new(),
+            names: Vec::with_capacity(nprim),
+            what: "",
         }
     }
 
@@ -379,15 +393,6 @@ impl<T> Sym<T> {
                 },
             );
         }
-        if self.names.contains_key(&name) {
-            return r.err_at(
-                at,
-                K::BadName {
-                    what,
-                    name: String::from(&*name),
-                },
-            );
-        }
         if let Some(d) = datum {
             let slot = &mut self.slots[value as usize - 1];
             if slot.is_some() {
@@ -401,7 +406,8 @@ impl<T> Sym<T> {
             }
             *slot = Some(d);
         }
-        self.names.insert(name, value);
+        self.names.push((name, value, at));
+        self.what = what;
         Ok(())
     }
 
@@ -415,7 +421,7 @@ impl<T> Sym<T> {
                 value: k as u64 + 1,
             });
         }
-        if let Some((n, &v)) = self.names.iter().find(|&(_, &v)| v as usize > k) {
+        if let Some((n, v, _)) = self.names.iter().find(|&&(_, v, _)| v as usize > k) {
             return r.err(K::BadName {
                 what,
                 name: format!("{n} (value {v})"),
@@ -426,7 +432,20 @@ impl<T> Sym<T> {
         self.finish(r, what)
     }
 
-    fn finish(self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
+    fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
+        // A name declared twice: refused at its second record.
+        self.names
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+        if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
+            return r.err_at(
+                w[1].2,
+                K::BadName {
+                    what: self.what,
+                    name: String::from(&*w[1].0),
+                },
+            );
+        }
+        let names = NameMap(self.names.into_iter().map(|(n, v, _)| (n, v)).collect());
         let mut out = Vec::with_capacity(self.nprim);
         for (i, s) in self.slots.into_iter().enumerate() {
             match s {
@@ -439,7 +458,7 @@ impl<T> Sym<T> {
                 }
             }
         }
-        Ok((out, self.names))
+        Ok((out, names))
     }
 }
 
@@ -519,15 +538,20 @@ impl<'a> Loader<'a> {
         // Names borrowed from `expect` are distinct from each other (build.rs
         // checks), so only names of the policy's own (and a common's, already
         // in `table`) need the duplicate scan.
-        let mut own = table
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.is_some())
-            .fold(0u32, |m, (i, _)| m | 1 << i);
+        let mut own = if expect.is_empty() {
+            0
+        } else {
+            table
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.is_some())
+                .fold(0u32, |m, (i, _)| m | 1 << i)
+        };
         for _ in 0..nel {
             let at = self.r.pos();
-            let len = self.r.u32("permission name length")?;
-            let value = self.r.u32("permission value")?;
+            let h = self.r.bytes(8, "permission")?;
+            let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+            let value = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             if value == 0 || value > 32 {
                 return self.r.err_at(
                     at,
@@ -1648,10 +1672,13 @@ fn read_av_item(
     types: &[TypeDatum],
 ) -> Res<AvItem> {
     let offset = r.pos();
-    let source = r.u16("rule source type")?;
-    let target = r.u16("rule target type")?;
-    let class = r.u16("rule class")?;
-    let spec = r.u16("rule kind")?;
+    // One bounds check for the fixed part (source, target, class, kind, data).
+    let b = r.bytes(12, "access vector rule")?;
+    let source = u16::from_le_bytes([b[0], b[1]]);
+    let target = u16::from_le_bytes([b[2], b[3]]);
+    let class = u16::from_le_bytes([b[4], b[5]]);
+    let spec = u16::from_le_bytes([b[6], b[7]]);
+    let data = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
     if spec & 0x0700 != 0 {
         return r.err_at(offset, K::Unsupported("extended permission rules"));
     }
@@ -1670,7 +1697,6 @@ fn read_av_item(
             );
         }
     };
-    let data = r.u32("rule data")?;
     if source == 0 || u32::from(source) > ntypes || target == 0 || u32::from(target) > ntypes {
         return r.err_at(offset, K::BadAvtab("rule names an unknown type"));
     }

@@ -64,11 +64,6 @@ impl<'a> Reader<'a> {
         self.pos += n;
     }
 
-    pub(crate) fn u16(&mut self, what: &'static str) -> Res<u16> {
-        let b = self.bytes(2, what)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
     pub(crate) fn u32(&mut self, what: &'static str) -> Res<u32> {
         let b = self.bytes(4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
