@@ -5,8 +5,8 @@
 use std::rc::Rc;
 
 use crate::diag::{Diagnostic, Errors, Pos};
-use rustc_hash::FxHashMap as FxMap;
 use crate::m4::{CursorState, Text};
+use rustc_hash::FxHashMap as FxMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {
