@@ -338,6 +338,10 @@ pub struct PolicyDb {
     pub range_trans: Vec<RangeTrans>,
     /// Per type: its attributes (and itself), as type values.
     pub(crate) type_attrs: Vec<Box<[u16]>>,
+    /// The policy's value of class `domain` (Xen's process class; 0 if none).
+    pub(crate) domain_class: u32,
+    /// The policy's bit of `domain:transition` (0 if none).
+    pub(crate) domain_transition: u32,
 }
 
 /// Name -> value, sorted by name (built once per load; looked up by binary search).
@@ -1378,6 +1382,16 @@ impl PolicyDb {
             return l.r.err(K::TrailingData(l.r.remaining()));
         }
         let end = l.r.pos();
+        // Xen's process class and its transition permission, found by name.
+        let domain_class = class_by_name.get("domain").copied().unwrap_or(0);
+        let domain_transition = classes
+            .get((domain_class as usize).wrapping_sub(1))
+            .and_then(|c| {
+                c.perms
+                    .iter()
+                    .position(|p| p.as_deref() == Some("transition"))
+            })
+            .map_or(0, |b| 1u32 << b);
 
         let db = PolicyDb {
             version,
@@ -1407,6 +1421,8 @@ impl PolicyDb {
             ocontexts: oc,
             range_trans,
             type_attrs,
+            domain_class,
+            domain_transition,
         };
         db.validate()
             .map_err(|kind| LoadError { offset: end, kind })?;

@@ -11,11 +11,6 @@ use crate::avtab::RuleKind;
 use crate::ebitmap::Ebitmap;
 use crate::policydb::*;
 
-/// Class value of `domain` (Xen's process class) in Warden's definition.
-pub(crate) const CLASS_DOMAIN: u32 = 3;
-/// `domain:transition` bit.
-pub(crate) const DOMAIN_TRANSITION: u32 = 1 << 5;
-
 /// An access vector decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvDecision {
@@ -221,15 +216,15 @@ fn te_constraints(
             allowed &= !con.perms;
         }
     }
-    if class == CLASS_DOMAIN
-        && allowed & DOMAIN_TRANSITION != 0
+    if class == db.domain_class
+        && allowed & db.domain_transition != 0
         && s.role != t.role
         && !db
             .role_allow
             .iter()
             .any(|&(r, n)| r == s.role && n == t.role)
     {
-        allowed &= !DOMAIN_TRANSITION;
+        allowed &= !db.domain_transition;
     }
     (allowed, auditallow, auditdeny)
 }
@@ -339,7 +334,7 @@ pub fn compute_sid(
         },
         ..Context::default()
     };
-    if class == CLASS_DOMAIN {
+    if class == db.domain_class {
         n.role = s.role;
         n.ty = s.ty;
     } else {
@@ -362,7 +357,7 @@ pub fn compute_sid(
         }
     }
     // Xen: role_transition applies to class domain only (and v24 rules carry no class).
-    if class == CLASS_DOMAIN
+    if class == db.domain_class
         && kind == SidKind::Create
         && let Some(rt) = db
             .role_trans
@@ -381,7 +376,7 @@ pub fn compute_sid(
         };
         n.range = match rtr {
             Some(r) => r.range.clone(),
-            None if kind != SidKind::Member && class == CLASS_DOMAIN => s.range.clone(),
+            None if kind != SidKind::Member && class == db.domain_class => s.range.clone(),
             None => Range {
                 low: s.range.low.clone(),
                 high: s.range.low.clone(),
