@@ -85,20 +85,31 @@ fn main() {
         sids.push(w[1].to_string());
     }
 
-    // access_vectors: `class NAME { perm ... }` (no commons in Warden's definition)
+    // access_vectors: `class NAME { perm ... }` (no commons in Warden's definition).
+    // A permission after a comment starting `# Warden:` is Warden's own; in
+    // each class Warden's own come after all of Xen's.
     let text = read("access_vectors");
-    let mut tokens: Vec<(usize, String)> = Vec::new();
+    let mut tokens: Vec<(usize, String, bool)> = Vec::new();
+    let mut warden_next = false;
     for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("# Warden:") {
+            warden_next = true;
+        }
         let l = strip(line);
         let l = l.replace('{', " { ").replace('}', " } ");
         for t in l.split_whitespace() {
-            tokens.push((n + 1, t.to_string()));
+            let w = warden_next && t != "{" && t != "}" && t != "class";
+            tokens.push((n + 1, t.to_string(), w));
+            if w {
+                warden_next = false;
+            }
         }
     }
+    let mut xen_counts: Vec<(String, usize)> = Vec::new();
     let mut perms: Vec<(String, Vec<String>)> = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
-        let (ln, t) = &tokens[i];
+        let (ln, t, _) = &tokens[i];
         if t == "common" || t == "inherits" {
             fail(format!(
                 "access_vectors:{ln}: `{t}` is not used by Warden's definition"
@@ -110,8 +121,17 @@ fn main() {
         let name = tokens[i + 1].1.clone();
         i += 3;
         let mut ps = Vec::new();
+        let mut xen_n = None;
         while i < tokens.len() && tokens[i].1 != "}" {
             let p = &tokens[i].1;
+            match (tokens[i].2, xen_n) {
+                (true, None) => xen_n = Some(ps.len()),
+                (false, Some(_)) => fail(format!(
+                    "access_vectors:{}: {p} (Xen's) after Warden's own permissions in class {name}",
+                    tokens[i].0
+                )),
+                _ => {}
+            }
             if !ident_ok(p) {
                 fail(format!(
                     "access_vectors:{}: bad permission name {p}",
@@ -137,6 +157,7 @@ fn main() {
                 ps.len()
             ));
         }
+        xen_counts.push((name.clone(), xen_n.unwrap_or(ps.len())));
         perms.push((name, ps));
     }
     // Every class of security_classes has exactly one access vector
@@ -183,6 +204,23 @@ fn main() {
         write!(o, "&{ps:?}, ").unwrap();
     }
     writeln!(o, "];").unwrap();
+    writeln!(
+        o,
+        "/// Per class (index = class value - 1): how many of its permissions, from bit 0, are Xen's\n\
+         /// (Xen 4.17's vocabulary); the rest are Warden's own."
+    )
+    .unwrap();
+    let counts: Vec<usize> = classes
+        .iter()
+        .map(|c| xen_counts.iter().find(|(n, _)| n == c).map_or(0, |x| x.1))
+        .collect();
+    writeln!(
+        o,
+        "pub const XEN_PERM_COUNTS: [usize; {}] = {:?};",
+        classes.len(),
+        counts
+    )
+    .unwrap();
     writeln!(o, "/// Number of initial SIDs.").unwrap();
     writeln!(o, "pub const NUM_INITIAL_SIDS: usize = {};", sids.len()).unwrap();
     writeln!(o, "/// Initial SID names, index = SID - 1.").unwrap();

@@ -29,7 +29,7 @@ define(`create_domain', `
 allow $1 $2:domain { create max_vcpus setdomainmaxmem setaddrsize getdomaininfo
     hypercall setvcpucontext getscheduler getvcpuinfo getaddrsize getaffinity
     setaffinity settime setdomainhandle getvcpucontext set_misc_info };
-allow $1 $2:domain2 { set_cpuid settsc setscheduler setclaim set_max_evtchn };
+allow $1 $2:domain2 { set_cpu_policy settsc setscheduler setclaim get_cpu_policy };
 allow $1 $2:shadow enable;
 allow $1 $2:mmu { map_read map_write adjust memorymap physmap pinpage mmuext_op };
 allow $1 $2:grant setup;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use crate::fxhash::{FxMap, FxSet};
+use rustc_hash::{FxHashMap as FxMap, FxHashSet as FxSet};
 
 use crate::ast::{self, AvKind, CExpr, CondExpr, Ident, Names, Te, TypeRuleKind};
 use crate::bits::Bits;
@@ -153,14 +153,12 @@ impl Compiler {
             })
             .collect();
         self.mls(p);
+        // object_r dominates nothing, as checkpolicy writes it (libsepol and
+        // Xen discard the record and keep a built-in object_r with empty sets).
         self.db.roles.push(Role {
             name: "object_r".into(),
             types: Bits::new(),
-            dominates: {
-                let mut b = Bits::new();
-                b.set(0);
-                b
-            },
+            dominates: Bits::new(),
         });
         self.roles.insert("object_r".into(), 0);
         self.declare_te(&p.te);

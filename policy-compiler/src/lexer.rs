@@ -5,8 +5,8 @@
 use std::rc::Rc;
 
 use crate::diag::{Diagnostic, Errors, Pos};
-use crate::fxhash::FxMap;
 use crate::m4::{CursorState, Text};
+use rustc_hash::FxHashMap as FxMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tok {
@@ -323,8 +323,11 @@ impl<'t> Lexer<'t> {
                 });
             }
             if c == b'/' {
+                // checkpolicy's PATH: `/` and every following byte up to a
+                // blank (space, tab, CR, LF, FF) — device-tree node names
+                // have `@`, `,`, `:` and more.
                 let mut j = i + 1;
-                while j < b.len() && (b[j].is_ascii_alphanumeric() || b"_.-/".contains(&b[j])) {
+                while j < b.len() && !matches!(b[j], b' ' | b'\t' | b'\r' | b'\n' | 0x0c) {
                     j += 1;
                 }
                 self.i = j;
@@ -446,10 +449,11 @@ mod tests {
     #[test]
     fn comments_paths_and_punctuation() {
         assert_eq!(
-            toks("# c\n\"/a/b\" /x/y {-a}==!"),
+            toks("# c\n\"/a/b\" /x/y /soc/serial@1c28000,a:b\t{-a}==!"),
             vec![
                 Tok::Path("/a/b".into()),
                 Tok::Path("/x/y".into()),
+                Tok::Path("/soc/serial@1c28000,a:b".into()),
                 Tok::Punct("{"),
                 Tok::Punct("-"),
                 Tok::Ident("a".into()),

@@ -11,7 +11,6 @@ pub mod audit2allow;
 pub mod bits;
 pub mod compile;
 pub mod diag;
-pub mod fxhash;
 pub mod lexer;
 pub mod m4;
 pub mod parser;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::diag::{Diagnostic, Errors, Expansion, Pos, SourceMap};
-use crate::fxhash::FxMap;
+use rustc_hash::FxHashMap as FxMap;
 
 /// Text with a source position for every byte, stored compactly: a new segment
 /// starts wherever a byte's position does not follow from the previous byte's

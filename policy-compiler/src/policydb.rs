@@ -25,7 +25,7 @@ pub struct Avtab {
     pub entries: Vec<(AvKey, u32)>,
     /// The rule that created each entry (for diagnostics).
     pub origins: Vec<Pos>,
-    index: crate::fxhash::FxMap<AvKey, usize>,
+    index: rustc_hash::FxHashMap<AvKey, usize>,
 }
 
 impl Avtab {

@@ -253,3 +253,63 @@ fn runaway_macros_fail_cleanly_with_the_default_limits() {
         );
     }
 }
+
+/// object_r is written dominating nothing and with no types, as checkpolicy
+/// writes it (libsepol and Xen discard the record; Warden's loader must not
+/// find a self-dominance there that makes `r1 dom r2` hold for object_r).
+#[test]
+fn object_r_record_is_written_as_checkpolicy_writes_it() {
+    need_tools();
+    let dir = scratch("object-r");
+    for (name, out) in [
+        ("ours", dir.join("ours.bin")),
+        ("checkpolicy", dir.join("ref.bin")),
+    ] {
+        if name == "ours" {
+            let (ok, _, err) = run(&["-o", out.to_str().unwrap(), basic().to_str().unwrap()]);
+            assert!(ok, "{err}");
+        } else {
+            let o = Command::new("checkpolicy")
+                .args(["-t", "xen", "-c", "30", "-o"])
+                .arg(&out)
+                .arg(basic())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let b = std::fs::read(&out).unwrap();
+        // role record: u32 name length, u32 value, u32 bounds, name, dominates, types
+        let name_at = b
+            .windows(20)
+            .position(|w| {
+                w[..12] == [8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0] && &w[12..] == b"object_r"
+            })
+            .unwrap_or_else(|| panic!("{name}: no object_r record"));
+        let after = &b[name_at + 20..name_at + 20 + 24];
+        let empty = [64u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(after[..12], empty, "{name}: object_r dominates something");
+        assert_eq!(after[12..], empty, "{name}: object_r has types");
+    }
+}
+
+/// Unquoted devicetreecon paths take every non-blank byte, as checkpolicy's
+/// PATH token does (`/soc/serial@1c28000`, `,`, `:`, ...): both compilers'
+/// policies hold the same device-tree contexts (and decisions), through libsepol.
+#[test]
+fn unquoted_devicetree_paths_match_checkpolicy() {
+    need_tools();
+    let src = std::fs::read_to_string(basic()).unwrap();
+    for p in ["/soc/serial@1c28000", "/soc/i2c@1,2/eeprom:port+0=a~b!c"] {
+        assert!(
+            src.contains(&format!("devicetreecon {p} ")),
+            "the corpus lacks {p}"
+        );
+    }
+    let d = differential(
+        "dtree-paths",
+        &[basic()],
+        &["-c".into(), "30".into()],
+        false,
+    );
+    assert!(d.is_empty(), "{}", d.join("\n"));
+}

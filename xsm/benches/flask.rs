@@ -3,7 +3,8 @@
 //!
 //! * policy load: `PolicyDb::from_bytes` vs libsepol `policydb_read` (in memory, + destroy);
 //! * cache miss: `services::compute_av` vs `sepol_compute_av` (on SIDs);
-//! * AVC hit: `Flask::has_perm` on a warm cache (Warden only: libsepol has no AVC).
+//! * AVC hit: `Flask::check` / `Flask::has_perm` on a warm cache, one thread, and two
+//!   threads checking the same entries at once (Warden only: libsepol has no AVC).
 //!
 //! Policies: tests/policies/base.te (small) and a generated large policy
 //! (thousands of types, ~100k rules) compiled by checkpolicy.
@@ -109,6 +110,15 @@ fn large_conf() -> String {
         s += &std::fs::read_to_string(flask.join(f)).unwrap();
     }
     s + &b
+}
+
+/// One pass of AVC checks on CPU slot `cpu` (not inlined, so that
+/// `valgrind --tool=callgrind` can count its instructions per check).
+#[inline(never)]
+fn avc_hits(f: &Flask, cpu: usize, set: &[(Sid, Sid, ClassId, u32)], ad: &AuditData) {
+    for &(s, t, c, p) in set {
+        let _ = black_box(f.check(cpu, black_box(s), black_box(t), c, p, ad));
+    }
 }
 
 /// Median of `runs` timings of `f`, in nanoseconds per iteration.
@@ -294,12 +304,33 @@ fn main() {
             }
         }
         let n = if quick { 1 } else { 40_000 };
-        let hit = bench(runs.max(3), n, || {
-            for &(s, t, c, p) in &granted {
-                let _ = black_box(f.check(0, black_box(s), black_box(t), c, p, &ad));
-            }
-        }) / granted.len() as f64;
+        let hit = bench(runs.max(3), n, || avc_hits(&f, 0, &granted, &ad)) / granted.len() as f64;
         println!("| {pname} | AVC hit, granted, 1 thread (ns/decision) | {hit:.1} | (no AVC) | |");
+        // Two threads (CPU slots 0 and 1) checking the same entries at once:
+        // the median over both threads' runs.
+        let barrier = std::sync::Barrier::new(2);
+        let per_thread: Vec<Vec<f64>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2usize)
+                .map(|cpu| {
+                    let (f, granted, ad, barrier) = (&f, &granted, &ad, &barrier);
+                    sc.spawn(move || {
+                        (0..runs.max(3))
+                            .map(|_| {
+                                barrier.wait();
+                                bench(1, n, || avc_hits(f, cpu, granted, ad)) / granted.len() as f64
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<f64> = per_thread.concat();
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let hit2 = all[all.len() / 2];
+        println!(
+            "| {pname} | AVC hit, granted, 2 threads on the same entries (ns/decision, median) | {hit2:.1} | (no AVC) | |"
+        );
         let typed = bench(runs.max(3), n, || {
             for &(s, t, _, _) in &granted {
                 let _ =

@@ -1,4 +1,4 @@
-//! The access vector cache: 512 buckets (Xen's hash), a read path with no
+//! The access vector cache: 512 buckets, a read path with no
 //! locked instruction and no shared write.
 //!
 //! Memory scheme: nodes live in a type-stable pool (chunks allocated on
@@ -35,17 +35,28 @@ const MAX_WALK: usize = 128;
 #[derive(Debug, Default)]
 struct Node {
     seq: AtomicU32,
-    ssid: AtomicU32,
-    tsid: AtomicU32,
-    /// class | permissive << 16
-    class: AtomicU32,
-    cgen: AtomicU32,
+    next: AtomicU32,
+    /// ssid | tsid << 32
+    key: AtomicU64,
+    /// class | permissive << 16 | cache generation << 32
+    meta: AtomicU64,
     allowed: AtomicU32,
     auditallow: AtomicU32,
     auditdeny: AtomicU32,
-    next: AtomicU32,
     /// seq << 32 | denied permissions already reported while permissive.
     reported: AtomicU64,
+}
+
+const PERMISSIVE_BIT: u64 = 1 << 16;
+
+#[inline]
+fn key(ssid: u32, tsid: u32) -> u64 {
+    u64::from(ssid) | u64::from(tsid) << 32
+}
+
+#[inline]
+fn meta(class: u16, cgen: u32) -> u64 {
+    u64::from(class) | u64::from(cgen) << 32
 }
 
 /// A decision copied out of the cache.
@@ -103,10 +114,17 @@ impl core::fmt::Debug for Avc {
     }
 }
 
+/// Bucket of (ssid, tsid, class). Xen hashes `ssid ^ (tsid << 2) ^ (class << 4)`,
+/// which puts the small SIDs and class values of a running system in a few
+/// hundred buckets with chains of two or three; a multiplicative mix spreads
+/// them over all buckets.
 #[inline]
 fn hash(ssid: u32, tsid: u32, class: u16) -> usize {
-    ((ssid ^ (tsid << 2) ^ (u32::from(class) << 4)) as usize) & (AVC_CACHE_SLOTS - 1)
+    let k = key(ssid, tsid) ^ u64::from(class) << 20;
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - AVC_CACHE_SLOTS.trailing_zeros())) as usize
 }
+
+const _: () = assert!(AVC_CACHE_SLOTS.is_power_of_two());
 
 impl Avc {
     pub(crate) fn new() -> Avc {
@@ -143,21 +161,19 @@ impl Avc {
     pub(crate) fn lookup(&self, ssid: u32, tsid: u32, class: u16, cgen: u32) -> Option<Hit> {
         let mut idx = self.buckets[hash(ssid, tsid, class)].load(Ordering::Acquire);
         let mut steps = 0;
+        let (k, m) = (key(ssid, tsid), meta(class, cgen));
         while idx != NIL && steps < MAX_WALK {
             let n = self.node(idx)?;
             let s1 = n.seq.load(Ordering::Acquire);
             let next = n.next.load(Ordering::Relaxed);
-            if n.ssid.load(Ordering::Relaxed) == ssid
-                && n.tsid.load(Ordering::Relaxed) == tsid
-                && n.cgen.load(Ordering::Relaxed) == cgen
-            {
-                let cl = n.class.load(Ordering::Relaxed);
-                if cl & 0xffff == u32::from(class) {
+            if n.key.load(Ordering::Relaxed) == k {
+                let nm = n.meta.load(Ordering::Relaxed);
+                if nm & !PERMISSIVE_BIT == m {
                     let hit = Hit {
                         allowed: n.allowed.load(Ordering::Relaxed),
                         auditallow: n.auditallow.load(Ordering::Relaxed),
                         auditdeny: n.auditdeny.load(Ordering::Relaxed),
-                        permissive: cl >> 16 != 0,
+                        permissive: nm & PERMISSIVE_BIT != 0,
                         idx,
                         seq: s1,
                     };
@@ -255,13 +271,11 @@ impl Avc {
         let s = n.seq.load(Ordering::Relaxed).wrapping_add(1) | 1;
         n.seq.store(s, Ordering::Relaxed);
         fence(Ordering::Release);
-        n.ssid.store(ssid, Ordering::Relaxed);
-        n.tsid.store(tsid, Ordering::Relaxed);
-        n.class.store(
-            u32::from(class) | (u32::from(d.permissive) << 16),
+        n.key.store(key(ssid, tsid), Ordering::Relaxed);
+        n.meta.store(
+            meta(class, cgen) | if d.permissive { PERMISSIVE_BIT } else { 0 },
             Ordering::Relaxed,
         );
-        n.cgen.store(cgen, Ordering::Relaxed);
         n.allowed.store(d.allowed, Ordering::Relaxed);
         n.auditallow.store(d.auditallow, Ordering::Relaxed);
         n.auditdeny.store(d.auditdeny, Ordering::Relaxed);

@@ -71,7 +71,7 @@ pub(crate) struct TypeEntry {
 
 /// (source, target, class) packed so that sorting by key groups rules by source type.
 #[inline]
-fn av_key(s: u16, t: u16, c: u16) -> u64 {
+pub(crate) fn av_key(s: u16, t: u16, c: u16) -> u64 {
     (u64::from(s) << 32) | (u64::from(t) << 16) | u64::from(c)
 }
 
@@ -92,19 +92,18 @@ pub(crate) struct AvTab {
 }
 
 impl AvTab {
+    /// The access vector entries of source type `s` (keys and entries), if any.
     #[inline]
-    pub(crate) fn av(&self, s: u16, t: u16, c: u16) -> Option<&AvEntry> {
+    pub(crate) fn source(&self, s: u16) -> Option<(&[u64], &[AvEntry])> {
         let s = usize::from(s);
         let (lo, hi) = (
             *self.index.get(s)? as usize,
             *self.index.get(s + 1)? as usize,
         );
-        let keys = &self.av_keys[lo..hi];
-        let k = av_key(s as u16, t, c);
-        match keys.binary_search(&k) {
-            Ok(i) => Some(&self.av[lo + i]),
-            Err(_) => None,
+        if lo == hi {
+            return None;
         }
+        Some((&self.av_keys[lo..hi], &self.av[lo..hi]))
     }
 
     #[inline]
@@ -188,7 +187,35 @@ impl AvTabBuilder {
             return Ok(());
         }
         self.sorted = true;
-        self.uncond.sort_unstable_by_key(|u| u.kb);
+        // Distribute by source type (a counting pass and a scatter), then sort
+        // each source's few rules: cheaper than one comparison sort of all.
+        let src = |u: &Uncond| (u.kb >> 40) as usize;
+        let nsrc = self.uncond.iter().map(src).max().map_or(0, |m| m + 1);
+        let mut start = alloc::vec![0u32; nsrc + 1];
+        for u in &self.uncond {
+            start[src(u) + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut next = start.clone();
+        let mut out = alloc::vec![
+            Uncond {
+                kb: 0,
+                data: 0,
+                off: 0
+            };
+            self.uncond.len()
+        ];
+        for u in &self.uncond {
+            let slot = &mut next[src(u)];
+            out[*slot as usize] = *u;
+            *slot += 1;
+        }
+        for w in start.windows(2) {
+            out[w[0] as usize..w[1] as usize].sort_unstable_by_key(|u| u.kb);
+        }
+        self.uncond = out;
         for w in self.uncond.windows(2) {
             if w[0].kb == w[1].kb {
                 return r.err_at(w[1].offset(), K::BadAvtab("duplicate rule"));
@@ -308,6 +335,26 @@ impl AvTabBuilder {
                     RuleKind::Change => uncond_type[2] = u.data,
                 }
             }
+            const TYPE_KINDS: [RuleKind; 3] =
+                [RuleKind::Transition, RuleKind::Member, RuleKind::Change];
+            if conds.is_empty() {
+                // The common case: unconditional rules only.
+                if has_av {
+                    av_keys.push(key);
+                    av.push(e);
+                }
+                for (j, kind) in TYPE_KINDS.into_iter().enumerate() {
+                    if uncond_type[j] != 0 {
+                        ty_keys.push((key << 8) | u64::from(kind.bit()));
+                        ty.push(TypeEntry {
+                            uncond: uncond_type[j],
+                            cond_start: cond_rules.len() as u32,
+                            cond_len: 0,
+                        });
+                    }
+                }
+                continue;
+            }
             let av_conds = conds.iter().filter(|c| !c.kind.is_type_rule());
             let n = av_conds.clone().count();
             if has_av || n > 0 {
@@ -317,10 +364,7 @@ impl AvTabBuilder {
                 av_keys.push(key);
                 av.push(e);
             }
-            for (j, kind) in [RuleKind::Transition, RuleKind::Member, RuleKind::Change]
-                .into_iter()
-                .enumerate()
-            {
+            for (j, kind) in TYPE_KINDS.into_iter().enumerate() {
                 let tc = conds.iter().filter(|c| c.kind == kind);
                 let n = tc.clone().count();
                 if uncond_type[j] != 0 || n > 0 {

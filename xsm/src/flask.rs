@@ -161,10 +161,9 @@ struct Ocons {
 
 struct Loaded {
     db: PolicyDb,
-    /// Per class: bits of Warden's definition the policy defines.
-    defined: [u32; NUM_CLASSES],
     /// Per class: bits the policy lacks and handle_unknown=allow grants.
     unknown_allow: [u32; NUM_CLASSES],
+    /// Where each class and permission of Warden's definition is in the policy.
     def: DefinitionCheck,
 }
 
@@ -320,9 +319,15 @@ impl Flask {
         }
         if !def.missing.is_empty() {
             log::warn!(
-                "Flask: policy lacks {} (handle_unknown={:?})",
+                "Flask: policy lacks {} (handle_unknown={})",
                 def.missing.join(", "),
-                db.handle_unknown
+                db.handle_unknown.name()
+            );
+        }
+        if !def.moved.is_empty() {
+            log::info!(
+                "Flask: {} classes/permissions matched by name at another value or bit",
+                def.moved.len()
             );
         }
         // Every initial SID of Warden's definition must have a context.
@@ -355,14 +360,11 @@ impl Flask {
                 )),
             }));
         }
-        let mut defined = [0u32; NUM_CLASSES];
         let mut unknown_allow = [0u32; NUM_CLASSES];
-        for i in 0..NUM_CLASSES {
-            let all = mask_all(PERM_NAMES[i].len());
-            let miss = def.missing_bits.get(i).copied().unwrap_or(all);
-            defined[i] = all & !miss;
-            if db.handle_unknown == crate::HandleUnknown::Allow {
-                unknown_allow[i] = miss;
+        if db.handle_unknown == crate::HandleUnknown::Allow {
+            for (i, u) in unknown_allow.iter_mut().enumerate() {
+                let all = mask_all(PERM_NAMES[i].len());
+                *u = def.missing_bits.get(i).copied().unwrap_or(all);
             }
         }
         let conds = CondState::new(&db);
@@ -466,7 +468,6 @@ impl Flask {
         let g = Gen {
             policy: Some(Arc::new(Loaded {
                 db,
-                defined,
                 unknown_allow,
                 def,
             })),
@@ -537,9 +538,7 @@ impl Flask {
     /// counting every check.
     #[inline]
     pub fn note_cached_hit(&self, cpu: usize) {
-        let stats = &self.rcu.slot(cpu).stats;
-        bump(&stats.lookups);
-        bump(&stats.hits);
+        bump(&self.rcu.slot(cpu).stats.lookups);
     }
 
     /// The untyped check behind [`Flask::has_perm`] (for xsm_op paths that
@@ -568,7 +567,10 @@ impl Flask {
 
     /// The check, with its outcome packed in a register: low 32 bits = the
     /// denied permissions, plus the V_* flags (no struct crosses the call).
-    #[inline]
+    /// The quiet grant from the cache is all that is inlined; everything
+    /// else (denials, audited grants, misses) is out of line, so the hot
+    /// path saves no registers.
+    #[inline(always)]
     fn check_raw(
         &self,
         cpu: usize,
@@ -578,31 +580,41 @@ impl Flask {
         requested: u32,
         ad: &AuditData,
     ) -> u64 {
-        let stats = &self.rcu.slot(cpu).stats;
-        bump(&stats.lookups);
+        bump(&self.rcu.slot(cpu).stats.lookups);
         let cgen = self.cgen.load(Ordering::Acquire);
-        let c = class.raw() as u16;
-        if let Some(h) = self.avc.lookup(ssid.0, tsid.0, c, cgen) {
-            bump(&stats.hits);
-            let denied = requested & !h.allowed;
-            if denied == 0 {
-                if requested & h.auditallow == 0 {
-                    return 0;
-                }
-            } else if self.enforcing.load(Ordering::Relaxed)
-                && !h.permissive
-                && (denied & h.auditdeny == 0 || self.sink.is_none())
-            {
-                return u64::from(denied);
-            }
-            return self.decide(ssid, tsid, class, requested, ad, &h);
+        match self.avc.lookup(ssid.0, tsid.0, class.raw() as u16, cgen) {
+            Some(h) if requested & !h.allowed == 0 && requested & h.auditallow == 0 => 0,
+            Some(h) => self.hit_slow(ssid, tsid, class, requested, ad, &h),
+            None => self.miss(cpu, cgen, ssid, tsid, class, requested, ad),
         }
-        bump(&stats.misses);
-        self.miss(cpu, cgen, ssid, tsid, class, requested, ad)
+    }
+
+    /// A cached decision that denies something or is audited.
+    #[cold]
+    #[inline(never)]
+    fn hit_slow(
+        &self,
+        ssid: Sid,
+        tsid: Sid,
+        class: ClassId,
+        requested: u32,
+        ad: &AuditData,
+        h: &Hit,
+    ) -> u64 {
+        let denied = requested & !h.allowed;
+        if denied != 0
+            && self.enforcing.load(Ordering::Relaxed)
+            && !h.permissive
+            && (denied & h.auditdeny == 0 || self.sink.is_none())
+        {
+            return u64::from(denied);
+        }
+        self.decide(ssid, tsid, class, requested, ad, h)
     }
 
     #[allow(clippy::too_many_arguments)]
     #[cold]
+    #[inline(never)]
     fn miss(
         &self,
         cpu: usize,
@@ -613,6 +625,7 @@ impl Flask {
         requested: u32,
         ad: &AuditData,
     ) -> u64 {
+        bump(&self.rcu.slot(cpu).stats.misses);
         let guard = self.rcu.read(cpu);
         let g = self.cur(&guard);
         let Some(pol) = g.policy.as_ref() else {
@@ -651,6 +664,7 @@ impl Flask {
 
     /// The outcome of a decision, with its audit record.
     #[cold]
+    #[inline(never)]
     fn decide(
         &self,
         ssid: Sid,
@@ -1005,10 +1019,13 @@ impl Flask {
     /// AVC_CACHESTATS for one CPU slot (`cpu` < [`MAX_CPUS`]).
     pub fn cache_stats(&self, cpu: usize) -> Option<CacheStats> {
         let s = &self.rcu.slots.get(cpu)?.stats;
+        let misses = s.misses.load(Ordering::Relaxed);
+        let lookups = s.lookups.load(Ordering::Relaxed);
         Some(CacheStats {
-            lookups: s.lookups.load(Ordering::Relaxed),
-            hits: s.hits.load(Ordering::Relaxed),
-            misses: s.misses.load(Ordering::Relaxed),
+            lookups,
+            // Not counted on the hit path: every lookup is a hit or a miss.
+            hits: lookups.saturating_sub(misses),
+            misses,
             allocations: s.allocations.load(Ordering::Relaxed),
             reclaims: s.reclaims.load(Ordering::Relaxed),
             frees: s.frees.load(Ordering::Relaxed),
@@ -1170,8 +1187,9 @@ impl Flask {
     }
 }
 
-/// The decision with handle_unknown applied to what the policy lacks (a
-/// whole class, when the policy stops before it, or trailing permissions).
+/// The decision in Warden's numbering: the policy's decision for the class
+/// and permissions of the same names, with handle_unknown applied to what
+/// the policy lacks (a whole class, or single permissions).
 fn effective(
     pol: &Loaded,
     conds: &CondState,
@@ -1180,7 +1198,8 @@ fn effective(
     class: ClassId,
 ) -> AvDecision {
     let ci = class.raw() as usize - 1;
-    if class.raw() as usize > pol.db.classes.len() {
+    let m = &pol.def.maps[ci];
+    if m.value == 0 {
         return AvDecision {
             allowed: pol.unknown_allow[ci],
             auditallow: 0,
@@ -1188,10 +1207,13 @@ fn effective(
             permissive: pol.db.permissive.get(s.ty),
         };
     }
-    let mut d = services::compute_av(&pol.db, conds, s, t, class.raw());
-    d.allowed = (d.allowed & pol.defined[ci]) | pol.unknown_allow[ci];
-    d.auditallow &= pol.defined[ci];
-    d
+    let d = services::compute_av(&pol.db, conds, s, t, m.value);
+    AvDecision {
+        allowed: m.to_warden(d.allowed) | pol.unknown_allow[ci],
+        auditallow: m.to_warden(d.auditallow),
+        auditdeny: m.to_warden(d.auditdeny) | !m.defined,
+        permissive: d.permissive,
+    }
 }
 
 /// Statistics counters live in the caller's CPU slot and are written only by

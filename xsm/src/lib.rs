@@ -64,13 +64,23 @@
 //!
 //! Warden's own choices (not libsepol, not Xen):
 //!
-//! * **Class definition.** A policy whose classes or permissions are renamed,
-//!   reordered or extra compared with `policies/flask/` is refused, naming the
-//!   differences. Trailing classes/permissions the policy *lacks* (e.g. a
-//!   policy written for Xen's list, without Warden's additions) follow
-//!   handle_unknown: `reject` refuses the policy, `deny` loads it and denies
-//!   them (even to `*` rules, which checkpolicy stores as all 32 bits), `allow`
-//!   grants them. Xen refuses any missing permission.
+//! * **Class definition, matched by name.** Warden's definition
+//!   (`policies/flask/`) is Xen 4.17's vocabulary (same classes, names, order
+//!   and bits; [`XEN_PERM_COUNTS`] says how many per class) with Warden's own
+//!   permissions after Xen's last one in each class. A policy's classes and
+//!   permissions are matched with it by name ([`definition`]), so a policy
+//!   built from Xen 4.17's vocabulary or a later one (which drops, adds and
+//!   moves permissions) loads; decisions are computed on the policy's values
+//!   and bits and reported in Warden's. A class or permission Warden checks
+//!   that the policy does not define follows handle_unknown: `reject`
+//!   refuses the policy, `deny` loads it and denies it (even to `*` rules,
+//!   which checkpolicy stores as all 32 bits), `allow` grants it; the load
+//!   log names every one. Classes and permissions beyond Warden's are
+//!   ignored. Xen instead refuses a policy whose vocabulary differs from its
+//!   own in any class or permission it defines. [`Flask::compute_av`] (xsm_op
+//!   ACCESS) and the compute_create/member/relabel calls take and answer in
+//!   the loaded policy's own values, as libsepol does (for Xen's
+//!   vocabularies the class values are Warden's).
 //! * Every initial SID of the definition must have a context in the policy.
 //! * Trailing bytes after the last table, and names that would break the
 //!   context syntax (`:`, blanks, control characters; `-` `,` `.` in MLS
@@ -128,8 +138,8 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/flask_defs.rs"));
 }
 pub use generated::{
-    CLASS_NAMES, INITIAL_SID_NAMES, NUM_CLASSES, NUM_INITIAL_SIDS, PERM_NAMES, class, initial_sid,
-    perms,
+    CLASS_NAMES, INITIAL_SID_NAMES, NUM_CLASSES, NUM_INITIAL_SIDS, PERM_NAMES, XEN_PERM_COUNTS,
+    class, initial_sid, perms,
 };
 
 /// A security identifier: a small integer standing for a security context.

@@ -7,7 +7,6 @@
 
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -53,6 +52,17 @@ pub enum HandleUnknown {
     Reject,
     /// Missing permissions are allowed.
     Allow,
+}
+
+impl HandleUnknown {
+    /// The name used by `checkpolicy -U`: `deny`, `reject` or `allow`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandleUnknown::Deny => "deny",
+            HandleUnknown::Reject => "reject",
+            HandleUnknown::Allow => "allow",
+        }
+    }
 }
 
 /// An MLS level: a sensitivity and a category set (bit n = category value n+1).
@@ -307,13 +317,13 @@ pub struct PolicyDb {
     pub sens: Vec<SensDatum>,
     /// Category names, index = value - 1.
     pub cats: Vec<Arc<str>>,
-    pub(crate) class_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) role_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) type_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) user_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) bool_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) sens_by_name: BTreeMap<Arc<str>, u32>,
-    pub(crate) cat_by_name: BTreeMap<Arc<str>, u32>,
+    pub(crate) class_by_name: NameMap,
+    pub(crate) role_by_name: NameMap,
+    pub(crate) type_by_name: NameMap,
+    pub(crate) user_by_name: NameMap,
+    pub(crate) bool_by_name: NameMap,
+    pub(crate) sens_by_name: NameMap,
+    pub(crate) cat_by_name: NameMap,
     /// Number of type aliases.
     pub type_aliases: usize,
     pub(crate) avtab: AvTab,
@@ -328,15 +338,33 @@ pub struct PolicyDb {
     pub range_trans: Vec<RangeTrans>,
     /// Per type: its attributes (and itself), as type values.
     pub(crate) type_attrs: Vec<Box<[u16]>>,
+    /// The policy's value of class `domain` (Xen's process class; 0 if none).
+    pub(crate) domain_class: u32,
+    /// The policy's bit of `domain:transition` (0 if none).
+    pub(crate) domain_transition: u32,
 }
 
-/// Name -> value.
-type NameMap = BTreeMap<Arc<str>, u32>;
+/// Name -> value, sorted by name (built once per load; looked up by binary search).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NameMap(Vec<(Arc<str>, u32)>);
+
+impl NameMap {
+    /// The value of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&u32> {
+        self.0
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+}
 
 struct Sym<T> {
     nprim: usize,
     slots: Vec<Option<T>>,
-    names: BTreeMap<Arc<str>, u32>,
+    /// (name, value, offset of its record): sorted and checked for duplicates in `finish`.
+    names: Vec<(Arc<str>, u32, usize)>,
+    /// What a record is (for a duplicate name's error), as given to `add`.
+    what: &'static str,
 }
 
 impl<T> Sym<T> {
@@ -346,7 +374,8 @@ impl<T> Sym<T> {
         Sym {
             nprim,
             slots,
-            names: BTreeMap::new(),
+            names: Vec::with_capacity(nprim),
+            what: "",
         }
     }
 
@@ -368,15 +397,6 @@ impl<T> Sym<T> {
                 },
             );
         }
-        if self.names.contains_key(&name) {
-            return r.err_at(
-                at,
-                K::BadName {
-                    what,
-                    name: String::from(&*name),
-                },
-            );
-        }
         if let Some(d) = datum {
             let slot = &mut self.slots[value as usize - 1];
             if slot.is_some() {
@@ -390,7 +410,8 @@ impl<T> Sym<T> {
             }
             *slot = Some(d);
         }
-        self.names.insert(name, value);
+        self.names.push((name, value, at));
+        self.what = what;
         Ok(())
     }
 
@@ -404,7 +425,7 @@ impl<T> Sym<T> {
                 value: k as u64 + 1,
             });
         }
-        if let Some((n, &v)) = self.names.iter().find(|&(_, &v)| v as usize > k) {
+        if let Some((n, v, _)) = self.names.iter().find(|&&(_, v, _)| v as usize > k) {
             return r.err(K::BadName {
                 what,
                 name: format!("{n} (value {v})"),
@@ -415,7 +436,20 @@ impl<T> Sym<T> {
         self.finish(r, what)
     }
 
-    fn finish(self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
+    fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
+        // A name declared twice: refused at its second record.
+        self.names
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+        if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
+            return r.err_at(
+                w[1].2,
+                K::BadName {
+                    what: self.what,
+                    name: String::from(&*w[1].0),
+                },
+            );
+        }
+        let names = NameMap(self.names.into_iter().map(|(n, v, _)| (n, v)).collect());
         let mut out = Vec::with_capacity(self.nprim);
         for (i, s) in self.slots.into_iter().enumerate() {
             match s {
@@ -428,7 +462,7 @@ impl<T> Sym<T> {
                 }
             }
         }
-        Ok((out, self.names))
+        Ok((out, names))
     }
 }
 
@@ -505,12 +539,23 @@ impl<'a> Loader<'a> {
         table: &mut [Option<Cow<'static, str>>],
         expect: &[&'static str],
     ) -> Res<()> {
+        // Names borrowed from `expect` are distinct from each other (build.rs
+        // checks), so only names of the policy's own (and a common's, already
+        // in `table`) need the duplicate scan.
+        let mut own = if expect.is_empty() {
+            0
+        } else {
+            table
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.is_some())
+                .fold(0u32, |m, (i, _)| m | 1 << i)
+        };
         for _ in 0..nel {
             let at = self.r.pos();
-            let len = self.r.u32("permission name length")?;
-            let value = self.r.u32("permission value")?;
-            let n = self.r.check_len(self.r.pos(), "permission", len)?;
-            let name = self.r.name_str(n, "permission")?;
+            let h = self.r.bytes(8, "permission")?;
+            let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+            let value = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             if value == 0 || value > 32 {
                 return self.r.err_at(
                     at,
@@ -520,25 +565,51 @@ impl<'a> Loader<'a> {
                     },
                 );
             }
-            // At most 32 names: a linear scan (lengths first) beats a map.
-            if table[value as usize - 1].is_some()
-                || table
-                    .iter()
-                    .flatten()
-                    .any(|n| n.len() == name.len() && *n == name)
-            {
+            let n = self.r.check_len(self.r.pos(), "permission", len)?;
+            let slot = value as usize - 1;
+            let name = match expect.get(slot) {
+                // Warden's own name: valid by construction.
+                Some(&e) if e.len() == n && self.r.peek(n) == e.as_bytes() => {
+                    self.r.skip(n);
+                    Cow::Borrowed(e)
+                }
+                _ => {
+                    own |= 1 << slot;
+                    Cow::Owned(String::from(self.r.name_str(n, "permission")?))
+                }
+            };
+            if table[slot].is_some() {
                 return self.r.err_at(
                     at,
                     K::BadName {
                         what: "permission",
-                        name: String::from(name),
+                        name: String::from(&*name),
                     },
                 );
             }
-            table[value as usize - 1] = Some(match expect.get(value as usize - 1) {
-                Some(&e) if e == name => Cow::Borrowed(e),
-                _ => Cow::Owned(String::from(name)),
-            });
+            table[slot] = Some(name);
+        }
+        // A name of the policy's own may repeat any other (at most 32 names).
+        let mut m = own;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let Some(n) = table[i].as_deref() else {
+                continue;
+            };
+            if table
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.as_deref() == Some(n))
+            {
+                return self.r.err_at(
+                    self.r.pos(),
+                    K::BadName {
+                        what: "permission",
+                        name: String::from(n),
+                    },
+                );
+            }
         }
         Ok(())
     }
@@ -827,11 +898,23 @@ impl PolicyDb {
                     },
                 );
             }
-            let d = RoleDatum {
-                name: name.clone(),
-                bounds,
-                dominates,
-                types,
+            // libsepol and Xen discard object_r's record and keep their built-in
+            // object_r, which dominates nothing and has no types (a `dom`
+            // constraint never holds for it, whatever a compiler wrote).
+            let d = if value == OBJECT_R_VAL {
+                RoleDatum {
+                    name: name.clone(),
+                    bounds: 0,
+                    dominates: Ebitmap::default(),
+                    types: Ebitmap::default(),
+                }
+            } else {
+                RoleDatum {
+                    name: name.clone(),
+                    bounds,
+                    dominates,
+                    types,
+                }
             };
             roles.add(&l.r, at, "role", name, value, Some(d))?;
         }
@@ -1299,6 +1382,16 @@ impl PolicyDb {
             return l.r.err(K::TrailingData(l.r.remaining()));
         }
         let end = l.r.pos();
+        // Xen's process class and its transition permission, found by name.
+        let domain_class = class_by_name.get("domain").copied().unwrap_or(0);
+        let domain_transition = classes
+            .get((domain_class as usize).wrapping_sub(1))
+            .and_then(|c| {
+                c.perms
+                    .iter()
+                    .position(|p| p.as_deref() == Some("transition"))
+            })
+            .map_or(0, |b| 1u32 << b);
 
         let db = PolicyDb {
             version,
@@ -1328,6 +1421,8 @@ impl PolicyDb {
             ocontexts: oc,
             range_trans,
             type_attrs,
+            domain_class,
+            domain_transition,
         };
         db.validate()
             .map_err(|kind| LoadError { offset: end, kind })?;
@@ -1593,10 +1688,13 @@ fn read_av_item(
     types: &[TypeDatum],
 ) -> Res<AvItem> {
     let offset = r.pos();
-    let source = r.u16("rule source type")?;
-    let target = r.u16("rule target type")?;
-    let class = r.u16("rule class")?;
-    let spec = r.u16("rule kind")?;
+    // One bounds check for the fixed part (source, target, class, kind, data).
+    let b = r.bytes(12, "access vector rule")?;
+    let source = u16::from_le_bytes([b[0], b[1]]);
+    let target = u16::from_le_bytes([b[2], b[3]]);
+    let class = u16::from_le_bytes([b[4], b[5]]);
+    let spec = u16::from_le_bytes([b[6], b[7]]);
+    let data = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
     if spec & 0x0700 != 0 {
         return r.err_at(offset, K::Unsupported("extended permission rules"));
     }
@@ -1615,7 +1713,6 @@ fn read_av_item(
             );
         }
     };
-    let data = r.u32("rule data")?;
     if source == 0 || u32::from(source) > ntypes || target == 0 || u32::from(target) > ntypes {
         return r.err_at(offset, K::BadAvtab("rule names an unknown type"));
     }

@@ -27,7 +27,6 @@ pub const MAX_CPUS: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct CpuStats {
     pub(crate) lookups: AtomicU64,
-    pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) allocations: AtomicU64,
     pub(crate) reclaims: AtomicU64,
@@ -90,7 +89,7 @@ impl Rcu {
     pub(crate) fn synchronize(&self) {
         let _g = self.sync_lock.lock();
         let old = self.epoch.fetch_add(1, Ordering::SeqCst) & 1;
-        for s in &self.slots {
+        for s in self.slots.iter() {
             while s.active[old].load(Ordering::SeqCst) != 0 {
                 core::hint::spin_loop();
             }

@@ -54,9 +54,14 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    pub(crate) fn u16(&mut self, what: &'static str) -> Res<u16> {
-        let b = self.bytes(2, what)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+    /// The next `n` bytes without consuming them (`n` checked by the caller: at most what is left).
+    pub(crate) fn peek(&self, n: usize) -> &'a [u8] {
+        &self.data[self.pos..self.pos + n]
+    }
+
+    /// Skips `n` bytes (checked by the caller).
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos += n;
     }
 
     pub(crate) fn u32(&mut self, what: &'static str) -> Res<u32> {
@@ -111,15 +116,22 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let b = self.bytes(len, what)?;
         // Names end up in context strings `user:role:type:level`: no
-        // separators, blanks or control characters (checked on bytes: every
-        // byte of a multi-byte UTF-8 character is >= 0x80).
+        // separators, blanks or control characters. The common case, printable
+        // ASCII, is one pass over the bytes.
+        if !b.is_empty()
+            && b.iter().all(|&c| c > b' ' && c < 0x7f && c != b':')
+            && let Ok(s) = core::str::from_utf8(b)
+        {
+            return Ok(s);
+        }
+        // Otherwise checked on bytes (every byte of a multi-byte UTF-8
+        // character is >= 0x80), then as characters.
         let bad_byte = b.iter().any(|&c| c == b':' || c <= b' ' || c == 0x7f);
         match core::str::from_utf8(b) {
             Ok(s)
                 if !s.is_empty()
                     && !bad_byte
-                    && (s.is_ascii()
-                        || !s.chars().any(|c| c.is_whitespace() || c.is_control())) =>
+                    && !s.chars().any(|c| c.is_whitespace() || c.is_control()) =>
             {
                 Ok(s)
             }

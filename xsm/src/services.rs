@@ -11,11 +11,6 @@ use crate::avtab::RuleKind;
 use crate::ebitmap::Ebitmap;
 use crate::policydb::*;
 
-/// Class value of `domain` (Xen's process class) in Warden's definition.
-pub(crate) const CLASS_DOMAIN: u32 = 3;
-/// `domain:transition` bit.
-pub(crate) const DOMAIN_TRANSITION: u32 = 1 << 5;
-
 /// An access vector decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvDecision {
@@ -189,8 +184,13 @@ fn te_constraints(
     let sattrs = &db.type_attrs[s.ty as usize - 1];
     let tattrs = &db.type_attrs[t.ty as usize - 1];
     for &sa in sattrs.iter() {
+        // One index lookup per source attribute, then one binary search per target.
+        let Some((keys, entries)) = db.avtab.source(sa) else {
+            continue;
+        };
         for &ta in tattrs.iter() {
-            if let Some(e) = db.avtab.av(sa, ta, c) {
+            if let Ok(i) = keys.binary_search(&crate::avtab::av_key(sa, ta, c)) {
+                let e = &entries[i];
                 allowed |= e.allowed;
                 auditallow |= e.auditallow;
                 auditdeny &= e.auditdeny;
@@ -216,15 +216,15 @@ fn te_constraints(
             allowed &= !con.perms;
         }
     }
-    if class == CLASS_DOMAIN
-        && allowed & DOMAIN_TRANSITION != 0
+    if class == db.domain_class
+        && allowed & db.domain_transition != 0
         && s.role != t.role
         && !db
             .role_allow
             .iter()
             .any(|&(r, n)| r == s.role && n == t.role)
     {
-        allowed &= !DOMAIN_TRANSITION;
+        allowed &= !db.domain_transition;
     }
     (allowed, auditallow, auditdeny)
 }
@@ -246,33 +246,29 @@ fn ctx_compute_av(
     }
     let sb = db.types[s.ty as usize - 1].bounds;
     let tb = db.types[t.ty as usize - 1].bounds;
+    if sb == 0 && tb == 0 {
+        return (allowed, auditallow, auditdeny);
+    }
     let mut masked = 0u32;
-    let lo_s = Context {
-        ty: sb,
-        ..s.clone()
-    };
-    let lo_t = Context {
-        ty: tb,
-        ..t.clone()
-    };
+    let bound = |c: &Context, ty: u32| Context { ty, ..c.clone() };
     // Xen's order and early returns (differs from libsepol 3.4, which only
     // masks when the source is bounded, against (bound(s), bound(t) or t)).
     if sb != 0 {
-        let lo = ctx_compute_av(db, cs, &lo_s, t, class, depth + 1).0;
+        let lo = ctx_compute_av(db, cs, &bound(s, sb), t, class, depth + 1).0;
         if lo & allowed == allowed {
             return (allowed, auditallow, auditdeny);
         }
         masked = !lo & allowed;
     }
     if tb != 0 {
-        let lo = ctx_compute_av(db, cs, s, &lo_t, class, depth + 1).0;
+        let lo = ctx_compute_av(db, cs, s, &bound(t, tb), class, depth + 1).0;
         if lo & allowed == allowed {
             return (allowed, auditallow, auditdeny);
         }
         masked = !lo & allowed;
     }
     if sb != 0 && tb != 0 {
-        let lo = ctx_compute_av(db, cs, &lo_s, &lo_t, class, depth + 1).0;
+        let lo = ctx_compute_av(db, cs, &bound(s, sb), &bound(t, tb), class, depth + 1).0;
         if lo & allowed == allowed {
             return (allowed, auditallow, auditdeny);
         }
@@ -338,7 +334,7 @@ pub fn compute_sid(
         },
         ..Context::default()
     };
-    if class == CLASS_DOMAIN {
+    if class == db.domain_class {
         n.role = s.role;
         n.ty = s.ty;
     } else {
@@ -361,7 +357,7 @@ pub fn compute_sid(
         }
     }
     // Xen: role_transition applies to class domain only (and v24 rules carry no class).
-    if class == CLASS_DOMAIN
+    if class == db.domain_class
         && kind == SidKind::Create
         && let Some(rt) = db
             .role_trans
@@ -380,7 +376,7 @@ pub fn compute_sid(
         };
         n.range = match rtr {
             Some(r) => r.range.clone(),
-            None if kind != SidKind::Member && class == CLASS_DOMAIN => s.range.clone(),
+            None if kind != SidKind::Member && class == db.domain_class => s.range.clone(),
             None => Range {
                 low: s.range.low.clone(),
                 high: s.range.low.clone(),

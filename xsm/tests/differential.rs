@@ -77,7 +77,7 @@ fn run(variant: &str, seen: &mut Seen) {
         PolicyDb::from_bytes(&common::read(&path)).unwrap_or_else(|e| panic!("{variant}: {e}"));
     let def = xsm::definition::check(&db);
     assert!(
-        def.conflicts.is_empty() && def.missing.is_empty(),
+        def.missing.is_empty() && def.moved.is_empty(),
         "{variant}: {}",
         def.describe()
     );

@@ -111,20 +111,45 @@ fn compile_u(name: &str, conf: &str, unknown: &str) -> Vec<u8> {
     common::read(&out)
 }
 
+/// A permission is found by name: renamed, it is missing (handle_unknown) and
+/// the policy's own name is ignored; moved, it is found at its new bit.
 #[test]
-fn renamed_permission_is_refused_naming_it() {
+fn renamed_permission_is_missing_and_moved_permission_is_found() {
     let conf = conf_with(|av| av.replace("    vcpu_op\n", "    vcpu_ops\n"));
-    for u in ["deny", "allow", "reject"] {
+    let reject = compile_u("renamed-reject", &conf, "reject");
+    let f = Flask::new(true, None);
+    let e = f.load_policy(&reject).unwrap_err();
+    let Error::Load(le) = &e else { panic!("{e}") };
+    assert!(
+        matches!(&le.kind, K::ClassMismatch(m) if m == "missing: domain2:vcpu_op"),
+        "{e}"
+    );
+    assert!(!f.policy_loaded());
+    for u in ["deny", "allow"] {
         let img = compile_u(&format!("renamed-{u}"), &conf, u);
         let f = Flask::new(true, None);
-        let e = f.load_policy(&img).unwrap_err();
-        let Error::Load(le) = &e else { panic!("{e}") };
-        assert!(
-            matches!(&le.kind, K::ClassMismatch(m) if m.contains("domain2 permission bit 24 is vcpu_ops in the policy but vcpu_op")),
-            "{e}"
-        );
-        assert!(!f.policy_loaded());
+        f.load_policy(&img).unwrap();
+        assert_eq!(f.definition_check().unwrap().missing, ["domain2:vcpu_op"]);
     }
+    // pause and unpause swapped: dom0's `domain { pause unpause ... }` rule is
+    // found, and domU_t's own `pause` (not unpause) keeps its meaning.
+    let conf = conf_with(|av| av.replace("    pause\n    unpause\n", "    unpause\n    pause\n"));
+    let img = compile_u("moved", &conf, "reject");
+    let f = Flask::new(true, None);
+    f.load_policy(&img).unwrap();
+    let def = f.definition_check().unwrap();
+    assert!(def.missing.is_empty());
+    assert_eq!(
+        def.moved,
+        ["domain:pause (bit 1 -> 2)", "domain:unpause (bit 2 -> 1)"]
+    );
+    let ad = AuditData::default();
+    let domu = f.context_to_sid(b"system_u:system_r:domU_t").unwrap();
+    assert!(f.has_perm(0, domu, domu, perms::domain::PAUSE, &ad).is_ok());
+    assert!(
+        f.has_perm(0, domu, domu, perms::domain::UNPAUSE, &ad)
+            .is_err()
+    );
 }
 
 #[test]
@@ -204,6 +229,69 @@ fn written_baseline_loads_and_agrees_with_libsepol() {
         let f = Flask::new(true, None);
         f.load_policy(&img).unwrap();
         sepol_oracle::read_policy_mem(&img).unwrap();
+    }
+}
+
+/// A policy whose object_r record says it dominates itself (as Warden's
+/// policy-compiler used to write it): libsepol and Xen discard that record,
+/// so `r1 dom r2` never holds for object_r; Warden must decide the same.
+#[test]
+fn object_r_dominance_record_is_discarded_as_libsepol_does() {
+    let pause = perms::domain::PAUSE.bits();
+    let s = writer::Spec {
+        // allow dom0_t dom0_t:domain pause; constrain domain pause (r1 dom r2);
+        avtab: vec![(2, 1, 1, 1, 0x1), (2, 2, 3, 1, pause)],
+        constraint: Some((pause, vec![(4, 2, 3, vec![])])),
+        object_r_dom_self: true,
+        ..Default::default()
+    };
+    let img = writer::write(&s);
+    let path = common::scratch("object_r_dom.bin");
+    std::fs::write(&path, &img).unwrap();
+    let db = PolicyDb::from_bytes(&img).unwrap();
+    let oracle = sepol_oracle::Oracle::load(&path, &[]).unwrap();
+    let cs = xsm::services::CondState::new(&db);
+    for (ctx, granted) in [
+        ("system_u:object_r:dom0_t", false),
+        ("system_u:system_r:dom0_t", true),
+    ] {
+        let c = xsm::services::parse_context(&db, ctx.as_bytes()).unwrap();
+        let ours = xsm::services::compute_av(&db, &cs, &c, &c, 3).allowed & pause;
+        let theirs = oracle.compute_av(ctx, ctx, "domain").unwrap().allowed & pause;
+        assert_eq!(ours, theirs, "{ctx}");
+        assert_eq!(ours != 0, granted, "{ctx}");
+    }
+    drop(oracle);
+    // The same through the server.
+    let f = Flask::new(true, None);
+    f.load_policy(&img).unwrap();
+    let obj = f.context_to_sid(b"system_u:object_r:dom0_t").unwrap();
+    let ad = AuditData::default();
+    assert!(f.has_perm(0, obj, obj, perms::domain::PAUSE, &ad).is_err());
+}
+
+/// A permission name may appear once per class, whether it is one of Warden's
+/// names (at its own bit or another) or the policy's own.
+#[test]
+fn duplicate_permission_names_are_refused() {
+    let img = writer::write(&writer::Spec::default());
+    let at = img.windows(7).position(|w| w == b"unpause").unwrap();
+    for (other, ok) in [(&b"destroy"[..], false), (b"unpaus2", true)] {
+        let mut i = img.clone();
+        i[at..at + 7].copy_from_slice(other);
+        match PolicyDb::from_bytes(&i) {
+            Ok(_) => assert!(ok, "{other:?} accepted"),
+            Err(e) => {
+                assert!(!ok, "{e}");
+                assert_eq!(
+                    e.kind,
+                    K::BadName {
+                        what: "permission",
+                        name: "destroy".into()
+                    }
+                );
+            }
+        }
     }
 }
 

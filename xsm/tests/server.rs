@@ -459,12 +459,19 @@ fn concurrent_decisions_during_reloads_and_flushes() {
     let img_b = common::read(&common::build("aliases30"));
     f.set_avc_threshold(8).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let done = AtomicU64::new(0);
+    // Checks done per thread: every thread must check before, during and
+    // after the reloads (waiting on each, not on the sum, so that a thread
+    // the scheduler starts late cannot be missed).
+    let done: [AtomicU64; 3] = Default::default();
+    let each_reaches = |n: u64| {
+        while done.iter().any(|d| d.load(Ordering::Relaxed) < n) {
+            std::thread::yield_now();
+        }
+    };
     std::thread::scope(|sc| {
         for cpu in 0..3 {
-            let (f, stop, done) = (&f, &stop, &done);
+            let (f, stop, done) = (&f, &stop, &done[cpu]);
             sc.spawn(move || {
-                let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // dom0 may pause domU in both policies; domU may never settime on xen.
                     assert!(
@@ -476,15 +483,11 @@ fn concurrent_decisions_during_reloads_and_flushes() {
                             .is_err()
                     );
                     let _ = f.has_perm(cpu, domu, dom0, perms::domain::PAUSE, &D1);
-                    n += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
-                assert!(n > 0);
             });
         }
-        while done.load(Ordering::Relaxed) < 300 {
-            std::thread::yield_now();
-        }
+        each_reaches(100);
         for i in 0..40 {
             match i % 4 {
                 0 => f
@@ -501,10 +504,8 @@ fn concurrent_decisions_during_reloads_and_flushes() {
                 }
             }
         }
-        let before = done.load(Ordering::Relaxed);
-        while done.load(Ordering::Relaxed) < before + 300 {
-            std::thread::yield_now();
-        }
+        let after: Vec<u64> = done.iter().map(|d| d.load(Ordering::Relaxed)).collect();
+        each_reaches(after.iter().max().copied().unwrap_or(0) + 100);
         stop.store(true, Ordering::Relaxed);
     });
 }

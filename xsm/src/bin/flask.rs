@@ -10,7 +10,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use xsm::definition;
-use xsm::policydb::{HandleUnknown, PolicyDb};
+use xsm::policydb::PolicyDb;
 use xsm::services::{self, CondState, SidKind};
 
 const USAGE: &str = "usage:
@@ -114,19 +114,15 @@ fn main() -> ExitCode {
     }
     if !def.missing.is_empty() {
         eprintln!(
-            "flask: {path}: lacks {} (handle_unknown={:?})",
+            "flask: {path}: lacks {} (handle_unknown={})",
             def.missing.join(", "),
-            db.handle_unknown
+            db.handle_unknown.name()
         );
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if cmd == "info" {
-        let hu = match db.handle_unknown {
-            HandleUnknown::Deny => "deny",
-            HandleUnknown::Reject => "reject",
-            HandleUnknown::Allow => "allow",
-        };
+        let hu = db.handle_unknown.name();
         let ntypes = db.types.len() - db.attribute_count();
         let _ = writeln!(out, "policy version: {}", db.version);
         let _ = writeln!(out, "mls: {}", if db.mls { "enabled" } else { "disabled" });

@@ -33,6 +33,8 @@ pub struct Spec {
     pub range_trans: u32,
     pub permissive: Vec<u32>,
     pub trailing: Vec<u8>,
+    /// Write object_r as dominating itself (checkpolicy writes it dominating nothing).
+    pub object_r_dom_self: bool,
 }
 
 impl Default for Spec {
@@ -55,6 +57,7 @@ impl Default for Spec {
             range_trans: 0,
             permissive: vec![],
             trailing: vec![],
+            object_r_dom_self: false,
         }
     }
 }
@@ -177,7 +180,11 @@ pub fn write(s: &Spec) -> Vec<u8> {
         w.u32(v);
         w.u32(0);
         w.bytes(name.as_bytes());
-        w.ebitmap(&[v - 1]);
+        if v == 1 && !s.object_r_dom_self {
+            w.ebitmap(&[]);
+        } else {
+            w.ebitmap(&[v - 1]);
+        }
         let types: Vec<u32> = if v == 2 {
             (0..ntypes).filter(|&t| !s.types[t as usize].1).collect()
         } else {
