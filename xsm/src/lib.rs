@@ -20,7 +20,7 @@
 //!   one definition of classes, permissions and initial SIDs. A permission of
 //!   one class cannot be checked against another:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! use xsm::{AuditData, Flask, Sid, perms};
 //! let f = Flask::new(true, None);
 //! // domain2:set_vnumainfo checked as a `domain` permission (Xen's 2014 bug): does not compile.

@@ -153,16 +153,6 @@ fn typed_checks_and_audit_lines() {
     assert!(s.take()[0].contains("scontext=ssid=999999"));
 }
 
-/// The point of the typed API: a permission of another class does not compile.
-///
-/// ```compile_fail
-/// use xsm::{Flask, Sid, perms, AuditData};
-/// let f = Flask::new(true, None);
-/// let _ = f.has_perm(0, Sid::from_raw(1), Sid::from_raw(2), perms::domain::PAUSE | perms::domain2::SET_VNUMAINFO, &AuditData::default());
-/// ```
-#[test]
-fn typed_api_doc() {}
-
 #[test]
 fn permissive_mode_reports_every_distinct_denial() {
     let (f, s) = server("base30");

@@ -151,7 +151,7 @@ fn cargo_test(t: &mut Timer, mut c: Command, what: &str) -> Result<()> {
 
 /// Crates whose `compile_fail` doctests are pinned to error codes (a
 /// `RUSTC_BOOTSTRAP` value: crate names, comma-separated).
-const COMPILE_FAIL_CODES_CHECKED: &str = "hvcore,warden_abi";
+const COMPILE_FAIL_CODES_CHECKED: &str = "hvcore,warden_abi,xsm";
 
 /// The whole suite (`cargo xtask test`).
 pub fn run_all() -> Result<()> {
@@ -178,7 +178,8 @@ fn phases(t: &mut Timer) -> Result<()> {
         c.arg("test").args(HOST);
         // rustdoc checks the error code of a `compile_fail,E0XXX` doctest only
         // when it believes it is a nightly build: tell it so for these crates'
-        // doctests (the permit and pod! proofs), and for nothing else.
+        // doctests (the permit, pod! and permission-class proofs), and for
+        // nothing else.
         c.env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
         cargo_test(t, c, "host unit tests")
     })?;
