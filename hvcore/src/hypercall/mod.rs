@@ -71,21 +71,27 @@ pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bo
             (r, c.resched, c.continued())
         }
     };
-    if ret == Err(ERESTART) {
-        // Not completed: the guest executes it again (the run loop runs
-        // its housekeeping and scheduling checks first), with the
-        // arguments `continue_with` set or, if none, unchanged.
-        if !continued {
-            hw.continue_hypercall(&args);
-        }
-        return true;
-    }
     let raw = match ret {
         Ok(x) => x,
+        Err(ERESTART) => {
+            restart(hw, &args, continued);
+            return true;
+        }
         Err(e) => (-(e as i64)) as u64,
     };
     v.hw_finish(hw, raw);
     resched
+}
+
+/// The hypercall did not complete: the guest executes it again (the run
+/// loop runs its housekeeping and scheduling checks first), with the
+/// arguments `continue_with` set (`continued`) or else unchanged.
+#[cold]
+#[inline(never)]
+fn restart(hw: &mut dyn Vcpu, args: &crate::vcpu::HypercallArgs, continued: bool) {
+    if !continued {
+        hw.continue_hypercall(args);
+    }
 }
 
 fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
