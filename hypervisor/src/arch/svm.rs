@@ -603,6 +603,13 @@ impl SvmVcpu {
         };
     }
 
+    /// The save area holds this CPU's own state (RIP after Warden's VMRUN,
+    /// Warden's CR3), not a guest's.
+    fn holds_host_state(&self) -> bool {
+        self.r64(S_RIP) == (&raw const warden_svm_after_vmrun) as u64
+            && self.r64(S_CR3) == super::read_cr3()
+    }
+
     fn ptr(&self, off: usize) -> u64 {
         debug_assert!(off < PAGE_SIZE as usize);
         self.vmcb + off as u64
@@ -736,6 +743,16 @@ impl Vcpu for SvmVcpu {
             self.w64(C_INT_CTL, ctl);
         }
         loop {
+            // The save area already holds this CPU's state (see the check
+            // after the exit): it was overwritten after that check, and the
+            // guest state is lost. Checked here too so that the log tells
+            // which of the two happened (docs/ARCHITECTURE.md, "Known issues").
+            if self.holds_host_state() {
+                return Err(err!(
+                    Hardware,
+                    "VMCB found before VMRUN with the host's state in its save area: a #VMEXIT saved the host's state in place of the guest's after the last check (an emulator fault; the guest state is lost)"
+                ));
+            }
             clgi();
             let epoch = e.slot.enter(e.domid, e.epoch);
             if e.stop.load(Ordering::SeqCst) {
@@ -810,12 +827,10 @@ impl Vcpu for SvmVcpu {
             // Hardware never does this; QEMU 7.2's multi-threaded TCG was seen
             // to (docs/ARCHITECTURE.md, "Known issues"). The guest state is
             // lost, so the vCPU cannot go on; running it would only fault.
-            if self.r64(S_RIP) == (&raw const warden_svm_after_vmrun) as u64
-                && self.r64(S_CR3) == super::read_cr3()
-            {
+            if self.holds_host_state() {
                 return Err(err!(
                     Hardware,
-                    "#VMEXIT {code:#x} saved the host's state in place of the guest's (an emulator fault; the guest state is lost)"
+                    "#VMEXIT {code:#x} saved the host's state in place of the guest's (an emulator fault; the guest state is lost; the save area was sound before this VMRUN)"
                 ));
             }
             match code {
