@@ -108,8 +108,8 @@ pub mod ext8 {
 }
 
 /// What the CPU offers against speculative-execution attacks between
-/// domains, and what Warden does with it (docs/ARCHITECTURE.md,
-/// "Speculative execution"). Everything is off on a CPU that reports none of
+/// domains, and what Warden does with it (docs/ARCHITECTURE.md, "ASIDs and
+/// speculative execution"). Everything is off on a CPU that reports none of
 /// these features (QEMU's TCG models), so emulated runs are unaffected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SpecSupport {

@@ -99,7 +99,8 @@ const P_FLUSH_BY_ASID: u64 = 1 << 11;
 /// Check SVM and NPT, set EFER.SVME and point VM_HSAVE_PA at `hsave_pa`
 /// (a zeroed 4 KiB frame owned by this CPU); allocate the CPU's host-state
 /// page; set up its ASID space and the speculation controls it has
-/// (docs/ARCHITECTURE.md, "Speculative execution"; the boot CPU logs them).
+/// (docs/ARCHITECTURE.md, "ASIDs and speculative execution"; the boot CPU
+/// logs them).
 pub fn enable(p: &PerCpu, hsave_pa: u64) -> Result<SvmSupport> {
     let s = detect();
     s.check()?;
@@ -522,7 +523,7 @@ pub struct SvmVcpu {
     spec_ctrl: u64,
     /// Identifies its domain for IBPB decisions: the domain id and the NPT
     /// root (a later domain with the same id has another root while this
-    /// one lives; see docs/ARCHITECTURE.md, "Speculative execution").
+    /// one lives; see docs/ARCHITECTURE.md, "ASIDs and speculative execution").
     dom_key: u64,
     domid: DomId,
     id: u32,
