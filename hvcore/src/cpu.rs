@@ -90,6 +90,81 @@ impl SvmSupport {
     }
 }
 
+/// SPEC_CTRL MSR (IBRS, STIBP, SSBD, PSFD).
+pub const MSR_SPEC_CTRL: u32 = 0x48;
+/// PRED_CMD MSR (write 1: IBPB).
+pub const MSR_PRED_CMD: u32 = 0x49;
+/// EFER.AIBRSE: automatic IBRS for CPL 0.
+pub const EFER_AIBRSE: u64 = 1 << 21;
+
+/// CPUID 0x8000_0008 EBX bits (AMD's speculation controls).
+pub mod ext8 {
+    pub const IBPB: u32 = 1 << 12;
+    pub const IBRS: u32 = 1 << 14;
+    pub const STIBP: u32 = 1 << 15;
+    pub const SSBD: u32 = 1 << 24;
+    pub const VIRT_SSBD: u32 = 1 << 25;
+    pub const PSFD: u32 = 1 << 28;
+}
+
+/// What the CPU offers against speculative-execution attacks between
+/// domains, and what Warden does with it (docs/ARCHITECTURE.md, "ASIDs and
+/// speculative execution"). Everything is off on a CPU that reports none of
+/// these features (QEMU's TCG models), so emulated runs are unaffected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpecSupport {
+    /// IBPB through PRED_CMD (CPUID 0x8000_0008 EBX bit 12).
+    pub ibpb: bool,
+    /// SPEC_CTRL bits the CPU implements (IBRS 0, STIBP 1, SSBD 2, PSFD 7);
+    /// 0 = no SPEC_CTRL MSR.
+    pub spec_ctrl_bits: u64,
+    /// The VMCB swaps SPEC_CTRL itself (CPUID 0x8000_000A EDX bit 20, V_SPEC_CTRL).
+    pub v_spec_ctrl: bool,
+    /// Automatic IBRS for CPL 0 (CPUID 0x8000_0021 EAX bit 8).
+    pub auto_ibrs: bool,
+    /// TLB flush of one ASID (CPUID 0x8000_000A EDX bit 6).
+    pub flush_by_asid: bool,
+}
+
+impl SpecSupport {
+    /// From CPUID 0x8000_0008 EBX, 0x8000_000A EDX and 0x8000_0021 EAX
+    /// (zeros for absent leaves).
+    pub fn decode(ext8_ebx: u32, leaf_a_edx: u32, ext21_eax: u32) -> SpecSupport {
+        let mut bits = 0;
+        for (cpuid, msr) in [
+            (ext8::IBRS, 1 << 0),
+            (ext8::STIBP, 1 << 1),
+            (ext8::SSBD, 1 << 2),
+            (ext8::PSFD, 1 << 7),
+        ] {
+            if ext8_ebx & cpuid != 0 {
+                bits |= msr;
+            }
+        }
+        SpecSupport {
+            ibpb: ext8_ebx & ext8::IBPB != 0,
+            spec_ctrl_bits: bits,
+            v_spec_ctrl: bits != 0 && leaf_a_edx & (1 << 20) != 0,
+            auto_ibrs: ext21_eax & (1 << 8) != 0,
+            flush_by_asid: leaf_a_edx & (1 << 6) != 0,
+        }
+    }
+
+    /// Fill the return-stack buffer after every #VMEXIT. AMD CPUs do not
+    /// clear the RSB on #VMEXIT, so return predictions the guest trained
+    /// would otherwise steer the hypervisor's first RETs. Done on every CPU
+    /// that reports any speculation control (all AMD CPUs with current
+    /// microcode), not on one that reports none (QEMU's emulated models).
+    pub fn rsb_fill(&self) -> bool {
+        self.ibpb || self.spec_ctrl_bits != 0 || self.auto_ibrs
+    }
+
+    /// A guest's SPEC_CTRL write is valid (only bits the CPU implements).
+    pub fn guest_spec_ctrl_ok(&self, value: u64) -> bool {
+        value & !self.spec_ctrl_bits == 0
+    }
+}
+
 /// Ticks per second of a counter that advanced `ticks` during `window_ns`.
 pub fn rate_hz(ticks: u64, window_ns: u64) -> Option<u64> {
     if window_ns == 0 {
@@ -145,6 +220,31 @@ mod tests {
         assert!(e.detail().contains("no nested paging"));
         // Leaf contents are ignored when SVM is absent.
         assert!(!SvmSupport::decode(0, (1, 16, 1), 0).npt);
+    }
+
+    #[test]
+    fn speculation_controls() {
+        // QEMU's qemu64 and EPYC models: nothing, so nothing is done.
+        let none = SpecSupport::decode(0, 1, 0);
+        assert_eq!(none, SpecSupport::default());
+        assert!(!none.rsb_fill());
+        assert!(none.guest_spec_ctrl_ok(0) && !none.guest_spec_ctrl_ok(1));
+        // A Zen 3 like CPU: IBPB, IBRS, STIBP, SSBD, V_SPEC_CTRL, flush by ASID.
+        let z = SpecSupport::decode(
+            ext8::IBPB | ext8::IBRS | ext8::STIBP | ext8::SSBD,
+            (1 << 20) | (1 << 6) | 1,
+            0,
+        );
+        assert!(z.ibpb && z.v_spec_ctrl && z.flush_by_asid && !z.auto_ibrs);
+        assert_eq!(z.spec_ctrl_bits, 0b111);
+        assert!(z.rsb_fill());
+        assert!(z.guest_spec_ctrl_ok(0b101) && !z.guest_spec_ctrl_ok(1 << 7));
+        // V_SPEC_CTRL means nothing without a SPEC_CTRL MSR.
+        assert!(!SpecSupport::decode(ext8::IBPB, 1 << 20, 0).v_spec_ctrl);
+        // PSFD and AutoIBRS (Zen 4).
+        let z4 = SpecSupport::decode(ext8::PSFD, 0, 1 << 8);
+        assert_eq!(z4.spec_ctrl_bits, 1 << 7);
+        assert!(z4.auto_ibrs && z4.rsb_fill());
     }
 
     #[test]

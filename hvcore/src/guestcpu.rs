@@ -5,8 +5,9 @@
 //! hidden: SVM and VMX, XSAVE/AVX (guest FPU state is saved with FXSAVE, and
 //! XSETBV is refused), MONITOR/MWAIT, the local APIC and x2APIC (no APIC is
 //! emulated), MTRRs and machine-check architecture (no such MSRs), PCID and
-//! performance counters; the hypervisor bit is set and leaf 0x4000_0000 says
-//! "WardenWarden".
+//! performance counters, VIRT_SSBD; the hypervisor bit is set and leaf
+//! 0x4000_0000 says "WardenWarden". IBPB and the SPEC_CTRL bits the CPU has
+//! stay visible: the SVM backend emulates PRED_CMD and SPEC_CTRL.
 
 /// CPUID leaf 0x4000_0000 signature (EBX, ECX, EDX).
 pub const SIGNATURE: &[u8; 12] = b"WardenWarden";
@@ -74,6 +75,12 @@ pub fn cpuid(
                 | (1 << 22)
                 | (1 << 23)
                 | (1 << 24));
+        }
+        0x8000_0008 => {
+            // EBX: speculation controls. IBPB (PRED_CMD) and the SPEC_CTRL
+            // bits are emulated for the guest (`arch::svm`); VIRT_SSBD (the
+            // VIRT_SPEC_CTRL MSR) is not: hide it.
+            b &= !crate::cpu::ext8::VIRT_SSBD;
         }
         0x8000_000A => (a, b, c, d) = (0, 0, 0, 0),
         _ => {}
@@ -147,10 +154,13 @@ mod tests {
         sig[8..].copy_from_slice(&d.to_le_bytes());
         assert_eq!(&sig, SIGNATURE);
         assert_eq!(
-            cpuid(0x8000_0008, 0, (1, 2, 3, 4), 0),
+            cpuid(0x8000_0006, 0, (1, 2, 3, 4), 0),
             (1, 2, 3, 4),
             "untouched leaf"
         );
+        let (_, b, _, _) = cpuid(0x8000_0008, 0, all, 0);
+        assert_eq!(b & crate::cpu::ext8::VIRT_SSBD, 0, "VIRT_SSBD");
+        assert_ne!(b & crate::cpu::ext8::IBPB, 0, "IBPB stays");
     }
 
     #[test]

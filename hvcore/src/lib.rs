@@ -15,6 +15,7 @@
 
 extern crate alloc;
 
+pub mod asid;
 pub mod backtrace;
 pub mod bootinfo;
 pub mod bootplan;

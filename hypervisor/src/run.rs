@@ -131,6 +131,7 @@ impl Platform for Machine {
                 }
             );
         }
+        arch::svm::log_stats();
         crate::fatal::stop_machine(code, reason == SHUTDOWN_REBOOT);
     }
 }

@@ -8,30 +8,12 @@
 
 use std::time::Duration;
 use warden_tests::livepatch::{Payloads, REFUSALS, payloads};
-use warden_tests::{Boot, Outcome, test_image};
+use warden_tests::{Boot, test_image};
 
 const LONG: Duration = Duration::from_secs(900);
 
 fn p() -> Payloads {
     payloads(&test_image())
-}
-
-/// QEMU 7.2's multi-threaded TCG sometimes completes a #VMEXIT with the
-/// host's state saved as the guest's (issue 5's diagnosis; the hypervisor
-/// then crashes that guest and says so). Such a run tests nothing: boot again
-/// (at most three times).
-fn run(b: Boot) -> Outcome {
-    for _ in 0..2 {
-        let o = b.run();
-        if !o
-            .serial
-            .contains("saved the host's state in place of the guest's")
-        {
-            return o;
-        }
-        eprintln!("run lost to the QEMU emulator fault, booting again");
-    }
-    b.run()
 }
 
 #[test]
@@ -43,7 +25,7 @@ fn hello_changes_xen_version_without_reboot_while_guests_run_revert_restores_and
         .module(p.file("hello.livepatch"), "hello.livepatch")
         .guest("domain domid=1 name=load vcpus=1 mem=16M -- role=lp-load")
         .timeout(LONG);
-    let o = run(o);
+    let o = o.run();
     o.expect_dom0_poweroff()
         .contains("RESULT livepatch-dom0: PASS")
         .lacks("CHECK FAIL")
@@ -87,7 +69,7 @@ fn every_refused_upload_has_its_own_error_and_log_line_and_changes_nothing() {
     for (f, _) in REFUSALS {
         b = b.module(p.file(f), f);
     }
-    let o = run(b.memory(768).timeout(LONG));
+    let o = b.memory(768).timeout(LONG).run();
     o.expect_dom0_poweroff()
         .contains("RESULT livepatch-dom0: PASS")
         .lacks("CHECK FAIL");
@@ -127,7 +109,7 @@ fn stacked_payloads_and_replace() {
         .module(p.file("nop.livepatch"), "nop.livepatch")
         .guest("domain domid=1 name=load vcpus=1 mem=16M -- role=lp-load")
         .timeout(LONG);
-    let o = run(o);
+    let o = o.run();
     o.expect_dom0_poweroff()
         .contains("RESULT livepatch-dom0: PASS")
         .lacks("CHECK FAIL")
@@ -155,7 +137,7 @@ fn apply_and_revert_a_hundred_times_while_guests_call_xen_version_on_every_cpu()
         .module(p.file("hello.livepatch"), "hello.livepatch")
         .guest("domain domid=1 name=load vcpus=2 mem=16M -- role=lp-load")
         .timeout(LONG);
-    let o = run(o);
+    let o = o.run();
     o.expect_dom0_poweroff()
         .contains("RESULT livepatch-dom0: PASS")
         .lacks("CHECK FAIL")

@@ -3,7 +3,8 @@
 //!
 //! Holds the CPU's identity, its GDT and TSS, the ranges of its stacks (main
 //! and IST), the SVM host save area and host-state page, timer ticks, and
-//! what the VMRUN loop needs per CPU (last VMCB, host FPU area).
+//! what the VMRUN loop needs per CPU (ASID space, last domain entered, host
+//! FPU area, entry and flush counters).
 
 use super::gdt::{Gdt, Tss};
 use core::cell::UnsafeCell;
@@ -58,15 +59,28 @@ pub struct PerCpu {
     /// Physical address of the page VMSAVE/VMLOAD keep the host's FS, GS, TR,
     /// LDTR and syscall MSRs in around guest entries (0 until SVM is enabled).
     pub host_state_pa: AtomicU64,
-    /// The VMCB last entered on this CPU (a different one means flush the TLB).
-    pub last_vmcb: AtomicU64,
+    /// This CPU's guest ASIDs (`hvcore::asid`); only this CPU touches them,
+    /// with GIF clear, right before VMRUN.
+    pub asids: UnsafeCell<hvcore::asid::AsidSpace>,
+    /// The domain last entered on this CPU (`SvmVcpu`'s domain key; 0 =
+    /// none): entering another one takes an IBPB where the CPU has it.
+    pub last_guest: AtomicU64,
+    /// Guest entries, full TLB flushes (ASID generations), single-ASID
+    /// flushes, ASIDs assigned and IBPBs on this CPU (written by this CPU
+    /// only, read by `svm::log_stats`).
+    pub entries: AtomicU64,
+    pub tlb_flushes: AtomicU64,
+    pub asid_flushes: AtomicU64,
+    pub asids_assigned: AtomicU64,
+    pub ibpbs: AtomicU64,
     /// The host's FPU/SSE state while a guest runs (only this CPU touches it).
     pub host_fx: UnsafeCell<super::svm::FxArea>,
 }
 
-// SAFETY: the UnsafeCell fields (GDT, TSS, host FPU area) are touched only by
-// the owning CPU (GDT/TSS during its bring-up, the FPU area around guest
-// entries); everything else is atomic or locked.
+// SAFETY: the UnsafeCell fields (GDT, TSS, ASID space, host FPU area) are
+// touched only by the owning CPU (GDT/TSS during its bring-up, the ASID space
+// and the FPU area around guest entries, the ASID space also once by
+// `svm::enable` on that CPU); everything else is atomic or locked.
 unsafe impl Sync for PerCpu {}
 
 impl PerCpu {
@@ -87,7 +101,13 @@ impl PerCpu {
             kicks: AtomicU64::new(0),
             in_fatal: AtomicBool::new(false),
             host_state_pa: AtomicU64::new(0),
-            last_vmcb: AtomicU64::new(0),
+            asids: UnsafeCell::new(hvcore::asid::AsidSpace::new(0)),
+            last_guest: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            tlb_flushes: AtomicU64::new(0),
+            asid_flushes: AtomicU64::new(0),
+            asids_assigned: AtomicU64::new(0),
+            ibpbs: AtomicU64::new(0),
             host_fx: UnsafeCell::new(super::svm::FxArea::reset()),
         }
     }

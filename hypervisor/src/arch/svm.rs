@@ -5,17 +5,23 @@
 //! backend would sit beside it behind the same trait.
 //!
 //! Entering a guest (`SvmVcpu::run`): CLGI; publish the CPU's guest slot and
-//! check the domain's stop flag (see `hvcore::vcpu`); choose whether to flush
-//! the TLB (another VMCB ran on this CPU last, or the physmap epoch moved);
-//! then `warden_svm_enter`: save the host FPU/SSE state (FXSAVE), load the
-//! guest's; VMSAVE the host's FS/GS/TR/LDTR/syscall state into this CPU's
-//! host-state page and VMLOAD the guest's; load the guest GPRs; STI (GIF is
-//! still clear, so nothing is taken yet); VMRUN. On #VMEXIT the same in
-//! reverse, interrupts off; then the slot is cleared and STGI. Pending host
-//! interrupts are taken later by the run loop (`Platform::poll_interrupts`).
+//! check the domain's stop flag (see `hvcore::vcpu`); take the vCPU's ASID on
+//! this CPU and what to flush (`hvcore::asid`: a new ASID when it moved CPU
+//! or its physmap epoch moved, a full flush only when the CPU's ASIDs run
+//! out); IBPB if another domain ran on this CPU last (where the CPU has
+//! IBPB); then `warden_svm_enter`: save the host FPU/SSE state (FXSAVE), load
+//! the guest's; VMSAVE the host's FS/GS/TR/LDTR/syscall state into this CPU's
+//! host-state page and VMLOAD the guest's; load the guest's SPEC_CTRL if
+//! software must swap it; load the guest GPRs; STI (GIF is still clear, so
+//! nothing is taken yet); VMRUN. On #VMEXIT: save the guest GPRs, fill the
+//! return-stack buffer and restore the host's SPEC_CTRL (where enabled),
+//! then the rest in reverse, interrupts off; then the slot is cleared and
+//! STGI. Pending host interrupts are taken later by the run loop
+//! (`Platform::poll_interrupts`).
 //!
 //! Exits handled here without returning: CPUID (filtered by
-//! `hvcore::guestcpu`), RDMSR/WRMSR of the few emulated MSRs (#GP for the
+//! `hvcore::guestcpu`), RDMSR/WRMSR of the few emulated MSRs (SPEC_CTRL and
+//! PRED_CMD where the CPU has them; #GP for the
 //! rest), INVD (skipped), and the instructions a guest may not use (VMRUN,
 //! VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA, MONITOR, MWAIT, XSETBV: #UD).
 //! Everything else goes up as a [`VmExit`].
@@ -26,7 +32,11 @@ use crate::mem;
 use alloc::boxed::Box;
 use core::arch::{asm, global_asm};
 use core::sync::atomic::Ordering;
-use hvcore::cpu::{EFER_SVME, MSR_VM_CR, MSR_VM_HSAVE_PA, SvmSupport};
+use hvcore::asid::TlbFlush;
+use hvcore::cpu::{
+    EFER_AIBRSE, EFER_SVME, MSR_PRED_CMD, MSR_SPEC_CTRL, MSR_VM_CR, MSR_VM_HSAVE_PA, SpecSupport,
+    SvmSupport,
+};
 use hvcore::frames::Zone;
 use hvcore::guestmem::PagingState;
 use hvcore::vcpu::{Entry, HypercallArgs, Vcpu, VmExit};
@@ -57,24 +67,118 @@ pub fn detect() -> SvmSupport {
     SvmSupport::decode(ext_ecx, leaf_a, vm_cr)
 }
 
+/// What this CPU offers against speculative execution (`SpecSupport`).
+pub fn detect_spec() -> SpecSupport {
+    let max_ext = cpuid(0x8000_0000, 0).0;
+    let leaf = |l: u32| (max_ext >= l).then(|| cpuid(l, 0));
+    SpecSupport::decode(
+        leaf(0x8000_0008).map_or(0, |r| r.1),
+        leaf(0x8000_000A).map_or(0, |r| r.3),
+        leaf(0x8000_0021).map_or(0, |r| r.0),
+    )
+}
+
 static NRIP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// The boot CPU's speculation controls (every CPU must have the same).
+static SPEC: spin::Once<SpecSupport> = spin::Once::new();
+/// The host's SPEC_CTRL value (read at boot; Warden never changes it).
+static HOST_SPEC_CTRL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn spec() -> SpecSupport {
+    SPEC.get().copied().unwrap_or_default()
+}
+
+/// What every guest entry does, from `SPEC` (set once by the boot CPU), as
+/// bits: `SPEC_RSB_FILL` and the `P_*` bits.
+static ENTRY_POLICY: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+const P_IBPB: u64 = 1 << 8;
+const P_SPEC_CTRL: u64 = 1 << 9;
+const P_V_SPEC_CTRL: u64 = 1 << 10;
+const P_FLUSH_BY_ASID: u64 = 1 << 11;
 
 /// Check SVM and NPT, set EFER.SVME and point VM_HSAVE_PA at `hsave_pa`
-/// (a zeroed 4 KiB frame owned by this CPU); allocate the CPU's host-state page.
+/// (a zeroed 4 KiB frame owned by this CPU); allocate the CPU's host-state
+/// page; set up its ASID space and the speculation controls it has
+/// (docs/ARCHITECTURE.md, "ASIDs and speculative execution"; the boot CPU
+/// logs them).
 pub fn enable(p: &PerCpu, hsave_pa: u64) -> Result<SvmSupport> {
     let s = detect();
     s.check()?;
+    let sp = detect_spec();
+    let boot = *SPEC.call_once(|| {
+        let bit = |b: bool, v: u64| if b { v } else { 0 };
+        ENTRY_POLICY.store(
+            bit(sp.rsb_fill(), SPEC_RSB_FILL)
+                | bit(sp.ibpb, P_IBPB)
+                | bit(sp.spec_ctrl_bits != 0, P_SPEC_CTRL)
+                | bit(sp.v_spec_ctrl, P_V_SPEC_CTRL)
+                | bit(sp.flush_by_asid, P_FLUSH_BY_ASID),
+            Ordering::Relaxed,
+        );
+        sp
+    });
+    if sp != boot {
+        return Err(err!(
+            Unsupported,
+            "CPU{} has other speculation controls than the boot CPU ({sp:?} vs {boot:?})",
+            p.cpu_id
+        ));
+    }
     // SAFETY: SVM is present and not disabled (checked above), so EFER.SVME
     // can be set and VM_HSAVE_PA exists; the save area is a page of our own.
+    // EFER.AIBRSE exists where CPUID says AutoIBRS does; SPEC_CTRL where
+    // CPUID reports one of its bits.
     unsafe {
-        wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
+        let aibrs = if sp.auto_ibrs { EFER_AIBRSE } else { 0 };
+        wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME | aibrs);
         wrmsr(MSR_VM_HSAVE_PA, hsave_pa);
+        if sp.spec_ctrl_bits != 0 && p.cpu_id == 0 {
+            HOST_SPEC_CTRL.store(rdmsr(MSR_SPEC_CTRL), Ordering::Relaxed);
+        }
     }
     p.hsave_pa.store(hsave_pa, Ordering::Release);
     let host = mem::alloc_frames(1, Zone::Any)?;
     p.host_state_pa.store(host, Ordering::Release);
+    // SAFETY: this is CPU `p` (its own bring-up), which runs no guest yet:
+    // nothing else touches its ASID space.
+    unsafe { *p.asids.get() = hvcore::asid::AsidSpace::new(s.asids) };
     NRIP.store(s.nrip, Ordering::Relaxed);
+    if p.cpu_id == 0 {
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        log::info!(
+            "Speculation: IBPB between domains {}, RSB fill on #VMEXIT {}, guest SPEC_CTRL {}, AutoIBRS {}; ASIDs per CPU {} (flush by ASID {})",
+            yn(sp.ibpb),
+            yn(sp.rsb_fill()),
+            if sp.spec_ctrl_bits == 0 {
+                "none (no SPEC_CTRL)"
+            } else if sp.v_spec_ctrl {
+                "in the VMCB (V_SPEC_CTRL)"
+            } else {
+                "swapped by software"
+            },
+            yn(sp.auto_ibrs),
+            s.asids.saturating_sub(1),
+            yn(sp.flush_by_asid)
+        );
+    }
     Ok(s)
+}
+
+/// One line per CPU: guest entries, TLB flushes, ASIDs, IBPBs (logged when
+/// the machine stops).
+pub fn log_stats() {
+    for c in percpu::all() {
+        let n = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        log::info!(
+            "CPU{}: {} guest entries, {} full TLB flushes, {} single-ASID flushes, {} ASIDs assigned, {} IBPBs",
+            c.cpu_id,
+            n(&c.entries),
+            n(&c.tlb_flushes),
+            n(&c.asid_flushes),
+            n(&c.asids_assigned),
+            n(&c.ibpbs)
+        );
+    }
 }
 
 // ---------------------------------------------------------------- VMCB layout
@@ -118,6 +222,7 @@ const S_RSP: usize = 0x5D8;
 const S_RAX: usize = 0x5F8;
 const S_CR2: usize = 0x640;
 const S_GPAT: usize = 0x668;
+const S_SPEC_CTRL: usize = 0x6E0;
 
 // Intercept vector 3.
 const I_INTR: u32 = 1 << 0;
@@ -225,6 +330,9 @@ pub struct Gprs {
     pub r13: u64,
     pub r14: u64,
     pub r15: u64,
+    /// Not registers: what the entry stub does about speculation (offsets
+    /// 112.., read by the stub through the same pointer).
+    spec: SpecEntry,
 }
 
 /// An FXSAVE area.
@@ -241,6 +349,30 @@ impl FxArea {
         FxArea(a)
     }
 }
+
+/// What the entry stub does about speculation on each entry (kept after the
+/// GPRs, at offset 112: `SvmVcpu::update_spec` keeps it current).
+#[derive(Debug, Default, Clone, Copy)]
+#[repr(C)]
+struct SpecEntry {
+    /// `SPEC_RSB_FILL` | `SPEC_SWAP_CTRL`.
+    flags: u64,
+    /// SPEC_CTRL while the guest runs, and the host's after the exit (used
+    /// with `SPEC_SWAP_CTRL`).
+    guest: u64,
+    host: u64,
+}
+
+// The entry stub's offsets.
+const _: () = assert!(core::mem::offset_of!(Gprs, spec) == 112);
+const _: () = assert!(core::mem::offset_of!(SpecEntry, guest) == 8);
+const _: () = assert!(core::mem::offset_of!(SpecEntry, host) == 16);
+
+/// Fill the return-stack buffer after #VMEXIT, before the first RET.
+const SPEC_RSB_FILL: u64 = 1;
+/// Load the guest's SPEC_CTRL before VMRUN and the host's after #VMEXIT
+/// (CPUs with SPEC_CTRL but no V_SPEC_CTRL, when the two values differ).
+const SPEC_SWAP_CTRL: u64 = 2;
 
 global_asm!(
     r#"
@@ -264,6 +396,14 @@ warden_svm_enter:
     vmsave rax
     mov rax, rsi
     vmload rax
+    test byte ptr [rdi + 112], 2
+    jz .Lwarden_svm_no_guest_spec
+    mov ecx, 0x48
+    mov eax, dword ptr [rdi + 120]
+    mov edx, dword ptr [rdi + 124]
+    wrmsr
+    mov rax, rsi
+.Lwarden_svm_no_guest_spec:
     mov rbx, [rdi + 0]
     mov rcx, [rdi + 8]
     mov rdx, [rdi + 16]
@@ -300,6 +440,28 @@ warden_svm_after_vmrun:
     mov [rdi + 104], r15
     pop rax
     mov [rdi + 32], rax
+    test byte ptr [rdi + 112], 1
+    jz .Lwarden_svm_no_rsb_fill
+    mov ecx, 16
+.Lwarden_svm_rsb_loop:
+    call .Lwarden_svm_rsb_a
+    int3
+.Lwarden_svm_rsb_a:
+    call .Lwarden_svm_rsb_b
+    int3
+.Lwarden_svm_rsb_b:
+    dec ecx
+    jnz .Lwarden_svm_rsb_loop
+    add rsp, 256
+    lfence
+.Lwarden_svm_no_rsb_fill:
+    test byte ptr [rdi + 112], 2
+    jz .Lwarden_svm_no_host_spec
+    mov ecx, 0x48
+    mov eax, dword ptr [rdi + 128]
+    mov edx, dword ptr [rdi + 132]
+    wrmsr
+.Lwarden_svm_no_host_spec:
     mov rax, [rsp + 24]
     vmsave rax
     mov rax, [rsp + 16]
@@ -353,8 +515,16 @@ pub struct SvmVcpu {
     vmcb: u64,
     regs: Gprs,
     fx: Box<FxArea>,
+    /// The physmap epoch it last ran with (a newer one drops its translations).
     last_epoch: u64,
-    ran: bool,
+    /// Its ASID, CPU and ASID generation (`hvcore::asid`).
+    asid: hvcore::asid::AsidTag,
+    /// The guest's SPEC_CTRL (0 unless the guest wrote it).
+    spec_ctrl: u64,
+    /// Identifies its domain for IBPB decisions: the domain id and the NPT
+    /// root (a later domain with the same id has another root while this
+    /// one lives; see docs/ARCHITECTURE.md, "ASIDs and speculative execution").
+    dom_key: u64,
     domid: DomId,
     id: u32,
 }
@@ -382,7 +552,9 @@ impl SvmVcpu {
             regs: Gprs::default(),
             fx: Box::new(FxArea::reset()),
             last_epoch: u64::MAX,
-            ran: false,
+            asid: hvcore::asid::AsidTag::default(),
+            spec_ctrl: 0,
+            dom_key: npt_root ^ ((domid as u64) << 52) ^ (1 << 63),
             domid,
             id,
         };
@@ -406,14 +578,37 @@ impl SvmVcpu {
         );
         v.w64(C_IOPM, m.iopm);
         v.w64(C_MSRPM, m.msrpm);
-        v.w32(C_ASID, 1);
         v.w64(C_INT_CTL, V_INTR_MASKING);
         v.w64(C_NP_ENABLE, 1);
         v.w64(C_NCR3, npt_root);
         v.w64(S_GPAT, GPAT_DEFAULT);
         v.w64(S_DR6, 0xFFFF_0FF0);
         v.w64(S_DR7, 0x400);
+        v.update_spec();
         Ok(v)
+    }
+
+    /// Recompute what the entry stub does about speculation (after a
+    /// SPEC_CTRL change): RSB fill where enabled; swap SPEC_CTRL by software
+    /// where the CPU has it without V_SPEC_CTRL and the guest's value is not
+    /// the host's.
+    fn update_spec(&mut self) {
+        let policy = ENTRY_POLICY.load(Ordering::Relaxed);
+        let host = HOST_SPEC_CTRL.load(Ordering::Relaxed);
+        let swap =
+            policy & P_SPEC_CTRL != 0 && policy & P_V_SPEC_CTRL == 0 && self.spec_ctrl != host;
+        self.regs.spec = SpecEntry {
+            flags: (policy & SPEC_RSB_FILL) | if swap { SPEC_SWAP_CTRL } else { 0 },
+            guest: self.spec_ctrl,
+            host,
+        };
+    }
+
+    /// The save area holds this CPU's own state (RIP after Warden's VMRUN,
+    /// Warden's CR3), not a guest's.
+    fn holds_host_state(&self) -> bool {
+        self.r64(S_RIP) == (&raw const warden_svm_after_vmrun) as u64
+            && self.r64(S_CR3) == super::read_cr3()
     }
 
     fn ptr(&self, off: usize) -> u64 {
@@ -500,6 +695,19 @@ impl SvmVcpu {
                     self.w64(S_GPAT, value);
                     true
                 }
+                MSR_SPEC_CTRL if spec().spec_ctrl_bits != 0 && spec().guest_spec_ctrl_ok(value) => {
+                    // Takes effect at the next entry (VMCB field or the stub).
+                    self.spec_ctrl = value;
+                    self.update_spec();
+                    true
+                }
+                MSR_PRED_CMD if spec().ibpb && value <= 1 => {
+                    if value == 1 {
+                        // SAFETY: PRED_CMD exists (CPUID reports IBPB).
+                        unsafe { wrmsr(MSR_PRED_CMD, 1) };
+                    }
+                    true
+                }
                 _ => false,
             }
         } else {
@@ -507,6 +715,7 @@ impl SvmVcpu {
                 MSR_EFER => Some(self.r64(S_EFER) & !EFER_SVME),
                 MSR_PAT => Some(self.r64(S_GPAT)),
                 MSR_TSC => Some(super::rdtsc()),
+                MSR_SPEC_CTRL if spec().spec_ctrl_bits != 0 => Some(self.spec_ctrl),
                 _ => None,
             };
             if let Some(v) = v {
@@ -535,6 +744,16 @@ impl Vcpu for SvmVcpu {
             self.w64(C_INT_CTL, ctl);
         }
         loop {
+            // The save area already holds this CPU's state (see the check
+            // after the exit): it was overwritten after that check, and the
+            // guest state is lost. Checked here too so that the log tells
+            // which of the two happened (docs/ARCHITECTURE.md, "Known issues").
+            if self.holds_host_state() {
+                return Err(err!(
+                    Hardware,
+                    "VMCB found before VMRUN with the host's state in its save area: a #VMEXIT saved the host's state in place of the guest's after the last check (an emulator fault; the guest state is lost)"
+                ));
+            }
             clgi();
             let epoch = e.slot.enter(e.domid, e.epoch);
             if e.stop.load(Ordering::SeqCst) {
@@ -542,16 +761,55 @@ impl Vcpu for SvmVcpu {
                 stgi();
                 return Ok(VmExit::Cancelled);
             }
-            let last = pc.last_vmcb.swap(self.vmcb, Ordering::Relaxed);
-            let flush = !self.ran || last != self.vmcb || epoch != self.last_epoch;
-            self.w8(C_TLB_CONTROL, flush as u8);
-            self.last_epoch = epoch;
-            self.ran = true;
+            // The vCPU keeps its ASID (and the TLB its translations) unless
+            // it moved CPU, the CPU's ASID generation moved on, or its
+            // physmap changed (`hvcore::asid`).
+            // SAFETY: this CPU's ASID space, touched only by this CPU, here
+            // with GIF clear (and once at bring-up).
+            let asids = unsafe { &mut *pc.asids.get() };
+            let policy = ENTRY_POLICY.load(Ordering::Relaxed);
+            pc.entries.fetch_add(1, Ordering::Relaxed);
+            if self.asid.cpu != pc.cpu_id
+                || self.asid.generation != asids.generation()
+                || epoch != self.last_epoch
+            {
+                let (asid, flush) = asids.enter(
+                    &mut self.asid,
+                    pc.cpu_id,
+                    epoch != self.last_epoch,
+                    policy & P_FLUSH_BY_ASID != 0,
+                );
+                self.w32(C_ASID, asid);
+                self.w8(C_TLB_CONTROL, flush.tlb_control());
+                self.last_epoch = epoch;
+                match flush {
+                    TlbFlush::All => pc.tlb_flushes.fetch_add(1, Ordering::Relaxed),
+                    TlbFlush::Asid => pc.asid_flushes.fetch_add(1, Ordering::Relaxed),
+                    TlbFlush::None => 0,
+                };
+                pc.asids_assigned.store(asids.assigned, Ordering::Relaxed);
+            } else {
+                self.w8(C_TLB_CONTROL, 0);
+            }
+            // Another domain than the last one on this CPU: its branch
+            // predictions must not steer this one's (IBPB).
+            if policy & P_IBPB != 0
+                && pc.last_guest.swap(self.dom_key, Ordering::Relaxed) != self.dom_key
+            {
+                // SAFETY: PRED_CMD exists (CPUID reports IBPB); writing 1
+                // only flushes branch predictions.
+                unsafe { wrmsr(MSR_PRED_CMD, 1) };
+                pc.ibpbs.fetch_add(1, Ordering::Relaxed);
+            }
+            if policy & P_V_SPEC_CTRL != 0 {
+                self.w64(S_SPEC_CTRL, self.spec_ctrl);
+            }
             // GIF is clear and interrupts are off; the VMCB, register block and
             // FXSAVE areas are valid and owned (the guest's by this vCPU, the
             // host's by this CPU); the VMCB was set up by `new` and
             // `set_context`; the entry stub restores every host register the
-            // ABI requires and the host's FS/GS/TR state.
+            // ABI requires and the host's FS/GS/TR state (and SPEC_CTRL where
+            // it swapped it).
             // SAFETY: see above: owned, valid areas; interrupts off.
             unsafe {
                 warden_svm_enter(
@@ -570,12 +828,10 @@ impl Vcpu for SvmVcpu {
             // Hardware never does this; QEMU 7.2's multi-threaded TCG was seen
             // to (docs/ARCHITECTURE.md, "Known issues"). The guest state is
             // lost, so the vCPU cannot go on; running it would only fault.
-            if self.r64(S_RIP) == (&raw const warden_svm_after_vmrun) as u64
-                && self.r64(S_CR3) == super::read_cr3()
-            {
+            if self.holds_host_state() {
                 return Err(err!(
                     Hardware,
-                    "#VMEXIT {code:#x} saved the host's state in place of the guest's (an emulator fault; the guest state is lost)"
+                    "#VMEXIT {code:#x} saved the host's state in place of the guest's (an emulator fault; the guest state is lost; the save area was sound before this VMRUN)"
                 ));
             }
             match code {
@@ -711,6 +967,7 @@ impl Vcpu for SvmVcpu {
             rsi: c.rsi,
             rdi: c.rdi,
             rbp: c.rbp,
+            spec: self.regs.spec,
             ..Gprs::default()
         };
         self.w64(S_RAX, c.rax);
@@ -734,6 +991,8 @@ impl Vcpu for SvmVcpu {
         self.w8(S_CPL, 0);
         self.w64(C_EVENTINJ, 0);
         self.w64(C_INT_CTL, V_INTR_MASKING);
+        self.spec_ctrl = 0;
+        self.update_spec();
         *self.fx = FxArea::reset();
     }
 
