@@ -187,6 +187,12 @@ pub fn build_bare_metal(b: &BareMetal<'_>) -> Result<PathBuf> {
     let target_dir = bare_metal_target_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // A stable build, whatever the caller's environment: `cargo xtask test`
+    // runs the host tests with RUSTC_BOOTSTRAP (for pinned compile_fail
+    // codes), and a crate compiled as nightly gets other code (v0 symbol
+    // mangling), which cargo's fingerprints do not see; an image built that
+    // way is not what the live-patch tool rebuilds from the same source.
+    cmd.env_remove("RUSTC_BOOTSTRAP");
     cmd.current_dir(workspace_root())
         .args([
             "build",

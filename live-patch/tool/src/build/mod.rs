@@ -164,6 +164,10 @@ fn cargo_build(
 ) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
+    // Built as `cargo xtask` builds the image: never as nightly (a
+    // RUSTC_BOOTSTRAP in the environment changes the code; see
+    // xtask::build::build_bare_metal).
+    cmd.env_remove("RUSTC_BOOTSTRAP");
     cmd.current_dir(dir)
         .args([
             "build",
