@@ -81,6 +81,15 @@ pub fn policy_mls() -> PathBuf {
 /// scratch directory, `edit` changes the copy, and the policy compiler builds
 /// it (`-t xen -c 30`). Returns the binary policy's path.
 pub fn policy_variant(name: &str, edit: impl Fn(&Path)) -> PathBuf {
+    policy_variant_with(name, policy_compiler::compile::Options::default(), edit)
+}
+
+/// [`policy_variant`] compiled with `opts` (version, MLS, handle_unknown).
+pub fn policy_variant_with(
+    name: &str,
+    opts: policy_compiler::compile::Options,
+    edit: impl Fn(&Path),
+) -> PathBuf {
     let root = xtask::workspace_root();
     let dir = xtask::bare_metal_target_dir()
         .join("test-policies")
@@ -90,6 +99,7 @@ pub fn policy_variant(name: &str, edit: impl Fn(&Path)) -> PathBuf {
     edit(&dir);
     let job = policy_compiler::Job {
         files: vec![dir.join("warden.m4")],
+        opts,
         ..Default::default()
     };
     let mut sm = policy_compiler::diag::SourceMap::default();

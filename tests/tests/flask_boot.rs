@@ -18,7 +18,7 @@ fn with_probe(b: Boot, label: Option<&str>) -> Boot {
 
 /// The probe's physinfo was refused by the policy and audited as enforced.
 fn probe_denied(o: &Outcome) {
-    o.contains("(d1) probe: physinfo rc=-13").line_with_all(&[
+    o.guest_says(1, "probe: physinfo rc=-13").line_with_all(&[
         "avc:  denied  { physinfo }",
         &format!("scontext={DOMU} "),
         "permissive=0",
@@ -114,7 +114,7 @@ fn permissive_without_a_policy_boots_says_so_and_allows_everything() {
     o.expect_dom0_poweroff()
         .contains("Flask:  no policy module; everything is allowed until a policy is loaded")
         .contains("Flask:  Starting in permissive mode.")
-        .contains("(d1) probe: physinfo rc=0")
+        .guest_says(1, "probe: physinfo rc=0")
         .contains("RESULT wait-dom0: PASS")
         .lacks("CHECK FAIL")
         .lacks("avc:");
@@ -125,7 +125,7 @@ fn permissive_with_the_default_policy_allows_and_audits_what_it_would_refuse() {
     let o = with_probe(Boot::new().cmdline("flask=permissive"), Some(DOMU)).run();
     o.expect_dom0_poweroff()
         .contains("Flask:  Starting in permissive mode.")
-        .contains("(d1) probe: physinfo rc=0")
+        .guest_says(1, "probe: physinfo rc=0")
         .contains("RESULT wait-dom0: PASS")
         .lacks("CHECK FAIL")
         .lacks("permissive=0")

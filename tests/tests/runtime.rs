@@ -1,7 +1,7 @@
 //! Issue 5: FLASK at run time (setenforce, booleans, loadpolicy) and labels
 //! (createdomain with an ssidref, RELABEL_DOMAIN, a guest relabelling itself).
 
-use warden_tests::{Boot, policy, policy_variant, replace_in, scratch_file};
+use warden_tests::{Boot, policy, policy_variant, policy_variant_with, replace_in, scratch_file};
 
 #[test]
 fn setenforce_booleans_and_loadpolicy_change_decisions_and_bad_policies_change_nothing() {
@@ -14,8 +14,14 @@ fn setenforce_booleans_and_loadpolicy_change_decisions_and_bad_policies_change_n
             "microcode quirk",
         )
     });
-    // A policy whose permissions differ from Warden's definition (renamed).
-    let wrongclass = policy_variant("wrongclass", |d| {
+    // A policy that lacks a permission Warden checks (xen:mtrr_del renamed)
+    // and says handle_unknown=reject: refused at load (policies are matched
+    // with Warden's definition by name; with deny or allow it would load).
+    let reject = policy_compiler::compile::Options {
+        handle_unknown: 2,
+        ..Default::default()
+    };
+    let wrongclass = policy_variant_with("wrongclass", reject, |d| {
         replace_in(
             d,
             "flask/access_vectors",

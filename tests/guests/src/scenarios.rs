@@ -450,7 +450,7 @@ pub fn runtime_dom0(boot: &Boot) -> ! {
     let r = hc::flask_load(wrongclass);
     check!(
         r == Err(Errno(EINVAL)),
-        "loadpolicy with other classes refused: {r:?}"
+        "loadpolicy lacking a checked permission, handle_unknown=reject, refused: {r:?}"
     );
     check!(
         hc::physinfo().err() == Some(Errno(EACCES)),
