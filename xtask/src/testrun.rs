@@ -2,8 +2,9 @@
 //! wall time of every phase and of the slowest test binaries printed at the
 //! end (also when a phase fails).
 //!
-//! Phases: Debian packages; lint; the host tests (built, then run by
-//! `cargo test`, which runs one test binary at a time); the images; the
+//! Phases: Debian packages; lint; the host tests (built, then their
+//! binaries run [`HOST_JOBS`] at a time, longest first, then the
+//! doc-tests); the images; the
 //! QEMU test binaries (built, then all started at once, each running its
 //! tests on its own threads as `cargo test` would; every boot waits for one
 //! of [`crate::slots`], so as many machines run as there are CPUs, with no
@@ -18,6 +19,17 @@ use std::time::{Duration, Instant};
 /// QEMU test binaries run at once (each runs its tests on its own threads;
 /// the machines they boot are limited by [`crate::slots`]).
 pub const QEMU_JOBS: usize = 16;
+
+/// Host test binaries run at once (most are single-threaded; the longest
+/// runs cargo builds of the hypervisor).
+pub const HOST_JOBS: usize = 2;
+
+/// Host test binaries known to take longest (package/target), started first.
+const HOST_LONGEST_FIRST: &[&str] = &[
+    "live-patch/tool/build",
+    "policy-compiler/default_policy",
+    "policy-compiler/generated",
+];
 
 /// QEMU test binaries known to take longest, started first.
 const LONGEST_FIRST: &[&str] = &["livepatch", "boot", "domains", "flask_boot"];
@@ -86,14 +98,6 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
     c
-}
-
-fn status(mut c: Command, what: &str) -> Result<()> {
-    let s = c.status().map_err(|e| Error(format!("{what}: {e}")))?;
-    if !s.success() {
-        bail!("{what} failed ({s})");
-    }
-    Ok(())
 }
 
 /// The host test selection: the workspace without the image and the QEMU tests.
@@ -167,33 +171,109 @@ pub fn run_all() -> Result<()> {
 fn phases(t: &mut Timer) -> Result<()> {
     t.phase("Debian packages", |_| deps::ensure(&deps::for_tests()))?;
     crate::lint::lint_timed(t)?;
-    t.phase("host tests: build", |_| {
-        let mut c = cargo();
-        c.arg("test").args(HOST).arg("--no-run");
-        c.env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
-        status(c, "building the host tests")
-    })?;
+    let host = t.phase("host tests: build", |_| host_test_binaries())?;
     t.phase("host tests: run", |t| {
+        // The test binaries, HOST_JOBS at once (longest first: the
+        // live-patch tool's build test alone takes minutes), then the
+        // doc-tests.
+        let none: &[(&str, &std::path::Path)] = &[];
+        let binaries = run_binaries(t, "host tests", &host, HOST_JOBS, none);
         let mut c = cargo();
-        c.arg("test").args(HOST);
+        c.arg("test").args(HOST).arg("--doc");
         // rustdoc checks the error code of a `compile_fail,E0XXX` doctest only
         // when it believes it is a nightly build: tell it so for these crates'
         // doctests (the permit, pod! and permission-class proofs), and for
         // nothing else.
         c.env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
-        cargo_test(t, c, "host unit tests")
+        let doc = cargo_test(t, c, "host doc-tests");
+        binaries.and(doc)
     })?;
     let (prod, test_img) = t.phase("images", |_| {
         Ok((build::build_image(false)?, build::build_image(true)?))
     })?;
     let bins = t.phase("QEMU tests: build", |_| qemu_test_binaries())?;
     t.phase("QEMU tests: run", |t| {
-        run_qemu_tests(t, &bins, &prod, &test_img)
+        let env = [
+            ("WARDEN_IMAGE", prod.as_path()),
+            ("WARDEN_TEST_IMAGE", test_img.as_path()),
+        ];
+        run_binaries(t, "QEMU tests", &bins, QEMU_JOBS, &env)
     })
 }
 
-/// Build the QEMU test binaries and return (name, executable), longest first.
-fn qemu_test_binaries() -> Result<Vec<(String, PathBuf)>> {
+/// One test binary: a name for the report, the executable, the directory it
+/// runs in (its package's, as `cargo test` does).
+#[derive(Debug, Clone)]
+pub struct TestBinary {
+    pub name: String,
+    pub exe: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// Build the host test binaries (unit and integration tests of the host
+/// selection) and return them, longest first.
+fn host_test_binaries() -> Result<Vec<TestBinary>> {
+    let mut c = cargo();
+    c.arg("test")
+        .args(HOST)
+        .args(["--no-run", "--message-format=json-render-diagnostics"])
+        .env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED)
+        .stdout(Stdio::piped());
+    let out = c
+        .output()
+        .map_err(|e| Error(format!("building the host tests: {e}")))?;
+    if !out.status.success() {
+        bail!("building the host tests failed ({})", out.status);
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(b) = test_artifact(line) {
+            bins.push(b);
+        }
+    }
+    if bins.is_empty() {
+        bail!("no host test binary found in cargo's output");
+    }
+    let rank = |b: &TestBinary| {
+        HOST_LONGEST_FIRST
+            .iter()
+            .position(|x| *x == b.name)
+            .unwrap_or(HOST_LONGEST_FIRST.len())
+    };
+    bins.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.name.cmp(&b.name)));
+    Ok(bins)
+}
+
+/// A test executable cargo reported in a `compiler-artifact` line: one built
+/// with the test profile (a bin built for integration tests is not).
+fn test_artifact(line: &str) -> Option<TestBinary> {
+    if !line.contains("\"reason\":\"compiler-artifact\"") {
+        return None;
+    }
+    let exe = json_str(line, "executable")?;
+    let profile = &line[line.find("\"profile\":{")?..];
+    let profile = &profile[..profile.find('}')?];
+    if !profile.contains("\"test\":true") {
+        return None;
+    }
+    let manifest = PathBuf::from(json_str(line, "manifest_path")?);
+    let dir = manifest.parent()?.to_path_buf();
+    let root = workspace_root();
+    let package = dir
+        .strip_prefix(&root)
+        .unwrap_or(&dir)
+        .display()
+        .to_string();
+    let target = json_str(line, "name")?;
+    Some(TestBinary {
+        name: format!("{package}/{target}"),
+        exe: PathBuf::from(exe),
+        dir,
+    })
+}
+
+/// Build the QEMU test binaries and return them, longest first.
+fn qemu_test_binaries() -> Result<Vec<TestBinary>> {
     let mut c = cargo();
     c.args([
         "test",
@@ -223,7 +303,11 @@ fn qemu_test_binaries() -> Result<Vec<(String, PathBuf)>> {
         if !line.contains("\"test\":true") {
             continue;
         }
-        bins.push((name, PathBuf::from(exe)));
+        bins.push(TestBinary {
+            name,
+            exe: PathBuf::from(exe),
+            dir: workspace_root().join("tests"),
+        });
     }
     if bins.is_empty() {
         bail!("no QEMU test binary found in cargo's output");
@@ -234,7 +318,7 @@ fn qemu_test_binaries() -> Result<Vec<(String, PathBuf)>> {
             .position(|x| *x == n)
             .unwrap_or(LONGEST_FIRST.len())
     };
-    bins.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then(a.0.cmp(&b.0)));
+    bins.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then(a.name.cmp(&b.name)));
     Ok(bins)
 }
 
@@ -253,33 +337,38 @@ fn json_str(line: &str, key: &str) -> Option<String> {
     Some(v.to_string())
 }
 
-/// Run the QEMU test binaries, [`QEMU_JOBS`] at a time; each one's output is
-/// printed when it ends. Every binary runs even when one fails.
-fn run_qemu_tests(
+/// Run test binaries, `jobs` at a time, each with `env` and in its own
+/// directory; each one's output is printed when it ends. Every binary runs
+/// even when one fails.
+fn run_binaries(
     t: &mut Timer,
-    bins: &[(String, PathBuf)],
-    prod: &std::path::Path,
-    test_img: &std::path::Path,
+    what: &str,
+    bins: &[TestBinary],
+    jobs: usize,
+    env: &[(&str, &std::path::Path)],
 ) -> Result<()> {
     type Done = (String, Duration, bool, String);
     let (tx, rx) = std::sync::mpsc::channel::<Done>();
     let mut queue = bins.iter().cloned();
     let mut running = 0;
     let mut failed = Vec::new();
-    let spawn = |name: String, exe: PathBuf, tx: std::sync::mpsc::Sender<Done>| {
-        eprintln!("xtask: QEMU tests: starting {name}");
-        let prod = prod.to_path_buf();
-        let test_img = test_img.to_path_buf();
+    let env: Vec<(String, PathBuf)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_path_buf()))
+        .collect();
+    let spawn = |b: TestBinary, tx: std::sync::mpsc::Sender<Done>| {
+        eprintln!("xtask: {what}: starting {}", b.name);
+        let env = env.clone();
         std::thread::spawn(move || {
             let start = Instant::now();
-            let r = Command::new(&exe)
-                .current_dir(workspace_root().join("tests"))
-                .env("WARDEN_IMAGE", &prod)
-                .env("WARDEN_TEST_IMAGE", &test_img)
+            let r = Command::new(&b.exe)
+                .current_dir(&b.dir)
+                .envs(env)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn();
+            let exe = &b.exe;
             let (ok, text) = match r {
                 Err(e) => (false, format!("cannot run {}: {e}\n", exe.display())),
                 Ok(mut child) => {
@@ -301,15 +390,15 @@ fn run_qemu_tests(
                     (ok, format!("{out}{err}"))
                 }
             };
-            let _ = tx.send((name, start.elapsed(), ok, text));
+            let _ = tx.send((b.name, start.elapsed(), ok, text));
         });
     };
     loop {
-        while running < QEMU_JOBS {
-            let Some((name, exe)) = queue.next() else {
+        while running < jobs {
+            let Some(b) = queue.next() else {
                 break;
             };
-            spawn(name, exe, tx.clone());
+            spawn(b, tx.clone());
             running += 1;
         }
         if running == 0 {
@@ -317,17 +406,17 @@ fn run_qemu_tests(
         }
         let (name, took, ok, text) = rx
             .recv()
-            .map_err(|_| Error("a QEMU test runner thread vanished".into()))?;
+            .map_err(|_| Error(format!("a {what} runner thread vanished")))?;
         running -= 1;
         println!(
-            "xtask: QEMU tests: {name} {} after {:.1} s",
+            "xtask: {what}: {name} {} after {:.1} s",
             if ok { "passed" } else { "FAILED" },
             took.as_secs_f64()
         );
         print!("{text}");
         for line in text.lines() {
             if line.starts_with("test result: ") {
-                t.result_line(&format!("QEMU {name}"), line);
+                t.result_line(&format!("{what}: {name}"), line);
             }
         }
         if !ok {
@@ -335,7 +424,7 @@ fn run_qemu_tests(
         }
     }
     if !failed.is_empty() {
-        bail!("QEMU integration tests failed: {}", failed.join(", "));
+        bail!("{what} failed: {}", failed.join(", "));
     }
     Ok(())
 }
@@ -359,6 +448,24 @@ mod tests {
         assert_eq!(t.binaries[0], ("tests/boot.rs".to_string(), 95.31));
         let r = t.report();
         assert!(r.contains("95.3 s  tests/boot.rs"), "{r}");
+    }
+
+    #[test]
+    fn test_artifacts_are_test_profile_executables() {
+        let root = workspace_root();
+        let line = |test: bool, exe: &str| {
+            format!(
+                r#"{{"reason":"compiler-artifact","package_id":"p","manifest_path":"{}/xsm/Cargo.toml","target":{{"kind":["test"],"crate_types":["bin"],"name":"server","src_path":"s","edition":"2024","doc":false,"doctest":false,"test":true}},"profile":{{"opt_level":"0","debuginfo":2,"debug_assertions":true,"overflow_checks":true,"test":{test}}},"features":[],"filenames":["f"],"executable":{exe},"fresh":true}}"#,
+                root.display()
+            )
+        };
+        let b = test_artifact(&line(true, r#""/t/debug/deps/server-1a""#)).unwrap();
+        assert_eq!(b.name, "xsm/server");
+        assert_eq!(b.exe, PathBuf::from("/t/debug/deps/server-1a"));
+        assert_eq!(b.dir, root.join("xsm"));
+        // A binary built for integration tests, and a library: not test binaries.
+        assert!(test_artifact(&line(false, r#""/t/debug/flask""#)).is_none());
+        assert!(test_artifact(&line(true, "null")).is_none());
     }
 
     #[test]
