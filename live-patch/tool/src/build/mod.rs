@@ -144,8 +144,64 @@ fn build_tree(
         xtask::build::RUSTFLAGS,
         map.display()
     );
-    let elf = cargo_build(dir, target, features, what, &flags, "1")?;
-    Ok((elf, map))
+    // The linker writes the map only when it links. Cargo hands out a
+    // binary it linked earlier for the same features without linking again,
+    // so after a build with other features (the QEMU tests' payloads use
+    // `test-hooks`, the tool's own test none, in the same work directory)
+    // the map would be the other build's. Keep each feature set's map of its
+    // last link beside it, and force a link when there is none.
+    let kept = target.join(format!("{what}.last-link{}.map", feature_suffix(features)));
+    let started = std::time::SystemTime::now();
+    let mut elf = cargo_build(dir, target, features, what, &flags, "1")?;
+    if !written_since(&map, started) && !kept.is_file() {
+        let deps = target
+            .join(xtask::build::TARGET)
+            .join("release")
+            .join("deps");
+        for e in std::fs::read_dir(&deps).map_err(|e| Error::io(&deps, e))? {
+            let e = e.map_err(|e| Error::io(&deps, e))?;
+            if e.file_name().to_string_lossy().starts_with("warden-") {
+                std::fs::remove_file(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+            }
+        }
+        elf = cargo_build(dir, target, features, what, &flags, "1")?;
+        if !written_since(&map, started) {
+            return Err(Error(format!(
+                "building the {what} hypervisor wrote no linker map ({})",
+                map.display()
+            )));
+        }
+    }
+    if written_since(&map, started) {
+        std::fs::copy(&map, &kept).map_err(|e| Error::io(&map, e))?;
+    }
+    Ok((elf, kept))
+}
+
+/// `-` and the features joined with `+` (empty for none): file-name part.
+fn feature_suffix(features: &[String]) -> String {
+    if features.is_empty() {
+        return String::new();
+    }
+    let joined: String = features
+        .join("+")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '+' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("-{joined}")
+}
+
+/// Was `path` written at or after `t`?
+fn written_since(path: &Path, t: std::time::SystemTime) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|m| m >= t)
 }
 
 /// Build the image in `dir` with full debug info (types) for the layout check.
