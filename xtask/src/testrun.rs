@@ -213,7 +213,11 @@ fn phases(t: &mut Timer) -> Result<()> {
     })?;
     let bins = t.phase("QEMU tests: build", |_| qemu_test_binaries())?;
     t.phase("QEMU tests: run", |t| {
-        run_qemu_tests(t, &bins, &prod, &test_img)
+        run_qemu_tests(t, &bins, &prod, &test_img)?;
+        // The harness crate's doc-tests, which `cargo test` would run too.
+        let mut c = cargo();
+        c.args(["test", "--package", "warden-tests", "--doc"]);
+        cargo_test(t, c, "QEMU harness doc-tests")
     })
 }
 
