@@ -6,7 +6,6 @@
 //! so that the security server never indexes out of range.
 
 use alloc::borrow::Cow;
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -14,7 +13,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::avtab::{AvTab, AvTabBuilder, RuleKind};
-use crate::ebitmap::Ebitmap;
+use crate::ebitmap::{Ebitmap, NodeSink};
 use crate::error::{LoadError, LoadErrorKind as K};
 use crate::reader::{Reader, Res};
 
@@ -337,11 +336,51 @@ pub struct PolicyDb {
     /// range_transition rules.
     pub range_trans: Vec<RangeTrans>,
     /// Per type: its attributes (and itself), as type values.
-    pub(crate) type_attrs: Vec<Box<[u16]>>,
+    pub(crate) type_attrs: TypeAttrs,
     /// The policy's value of class `domain` (Xen's process class; 0 if none).
     pub(crate) domain_class: u32,
     /// The policy's bit of `domain:transition` (0 if none).
     pub(crate) domain_transition: u32,
+}
+
+/// Per type, its attributes and itself (type values, ascending): one
+/// vector for all types, not one allocation per type.
+#[derive(Debug, Default)]
+pub(crate) struct TypeAttrs {
+    /// Type `i` (value - 1) has `vals[bounds[i]..bounds[i + 1]]`.
+    bounds: Vec<u32>,
+    vals: Vec<u16>,
+}
+
+impl TypeAttrs {
+    /// The attributes of type index `i` (value - 1), itself included.
+    #[inline]
+    pub(crate) fn of(&self, i: usize) -> &[u16] {
+        &self.vals[self.bounds[i] as usize..self.bounds[i + 1] as usize]
+    }
+}
+
+/// Collects a type_attr_map bitmap's bits as type values (bit + 1).
+struct TypeAttrSink<'v> {
+    vals: &'v mut Vec<u16>,
+    /// The highest bit + 1 seen.
+    highest: u32,
+    /// Bits from here on are not types (the map is refused after it is read).
+    limit: u32,
+}
+
+impl NodeSink for TypeAttrSink<'_> {
+    fn node(&mut self, start: u32, mut map: u64) {
+        self.highest = start + 64 - map.leading_zeros();
+        while map != 0 {
+            let bit = start + map.trailing_zeros();
+            if bit >= self.limit {
+                break;
+            }
+            self.vals.push((bit + 1) as u16);
+            map &= map - 1;
+        }
+    }
 }
 
 /// Name -> value, sorted by name (built once per load; looked up by binary search).
@@ -1360,23 +1399,36 @@ impl PolicyDb {
         }
 
         // --- type -> attribute map ---
-        let mut type_attrs: Vec<Box<[u16]>> = Vec::with_capacity(types.len());
+        let mut type_attrs = TypeAttrs {
+            bounds: Vec::with_capacity(ntypes as usize + 1),
+            vals: Vec::with_capacity(2 * ntypes as usize),
+        };
+        type_attrs.bounds.push(0);
         for i in 0..ntypes {
             let at = l.r.pos();
-            let mut m = Ebitmap::read(&mut l.r)?;
-            if m.highest() > ntypes {
+            let first = type_attrs.vals.len();
+            let mut sink = TypeAttrSink {
+                vals: &mut type_attrs.vals,
+                highest: 0,
+                limit: ntypes,
+            };
+            Ebitmap::read_nodes(&mut l.r, &mut sink)?;
+            let highest = sink.highest;
+            if highest > ntypes {
                 return l.r.err_at(
                     at,
                     K::BadValue {
                         what: "type_attr_map type",
-                        value: u64::from(m.highest()),
+                        value: u64::from(highest),
                     },
                 );
             }
             // Xen adds the type itself as the degenerate case.
-            m.set(i);
-            let v: Vec<u16> = m.iter().map(|b| (b + 1) as u16).collect();
-            type_attrs.push(v.into_boxed_slice());
+            let own = (i + 1) as u16;
+            if let Err(p) = type_attrs.vals[first..].binary_search(&own) {
+                type_attrs.vals.insert(first + p, own);
+            }
+            type_attrs.bounds.push(type_attrs.vals.len() as u32);
         }
         if l.r.remaining() != 0 {
             return l.r.err(K::TrailingData(l.r.remaining()));
