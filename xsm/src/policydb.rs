@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 use crate::avtab::{AvTab, AvTabBuilder, RuleKind};
 use crate::ebitmap::{Ebitmap, NodeSink};
 use crate::error::{LoadError, LoadErrorKind as K};
+pub use crate::name::Name;
 use crate::reader::{Reader, Res};
 
 /// `0xf97cff8c`, the first word of every binary policy.
@@ -175,7 +176,7 @@ pub struct ClassDatum {
 #[derive(Clone, Debug)]
 pub struct RoleDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Bounding role (0 = none).
     pub bounds: u32,
     /// Roles dominated (bit = value - 1).
@@ -188,7 +189,7 @@ pub struct RoleDatum {
 #[derive(Clone, Debug)]
 pub struct TypeDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Is it an attribute?
     pub attribute: bool,
     /// Bounding type (0 = none).
@@ -199,7 +200,7 @@ pub struct TypeDatum {
 #[derive(Clone, Debug)]
 pub struct UserDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Bounding user (0 = none).
     pub bounds: u32,
     /// Roles authorised (bit = value - 1).
@@ -214,7 +215,7 @@ pub struct UserDatum {
 #[derive(Clone, Debug)]
 pub struct BoolDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Default state in the policy image.
     pub state: bool,
 }
@@ -223,7 +224,7 @@ pub struct BoolDatum {
 #[derive(Clone, Debug)]
 pub struct SensDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Categories allowed with this sensitivity.
     pub cats: Ebitmap,
 }
@@ -315,7 +316,7 @@ pub struct PolicyDb {
     /// Sensitivities, index = value - 1.
     pub sens: Vec<SensDatum>,
     /// Category names, index = value - 1.
-    pub cats: Vec<Arc<str>>,
+    pub cats: Vec<Name>,
     pub(crate) class_by_name: NameMap,
     pub(crate) role_by_name: NameMap,
     pub(crate) type_by_name: NameMap,
@@ -385,7 +386,7 @@ impl NodeSink for TypeAttrSink<'_> {
 
 /// Name -> value, sorted by name (built once per load; looked up by binary search).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct NameMap(Vec<(Arc<str>, u32)>);
+pub(crate) struct NameMap(Vec<(Name, u32)>);
 
 impl NameMap {
     /// The value of `name`.
@@ -395,13 +396,27 @@ impl NameMap {
             .ok()
             .map(|i| &self.0[i].1)
     }
+
+    /// Like `get`, while the names' buffer is still `arena` (during a load).
+    fn get_in(&self, arena: &str, name: &str) -> Option<u32> {
+        self.0
+            .binary_search_by(|(n, _)| n.in_arena(arena).cmp(name))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    fn rebase(&mut self, buf: &Arc<str>) {
+        for (n, _) in &mut self.0 {
+            n.rebase(buf);
+        }
+    }
 }
 
 struct Sym<T> {
     nprim: usize,
     slots: Vec<Option<T>>,
     /// (name, value, offset of its record): sorted and checked for duplicates in `finish`.
-    names: Vec<(Arc<str>, u32, usize)>,
+    names: Vec<(Name, u32, usize)>,
     /// What a record is (for a duplicate name's error), as given to `add`.
     what: &'static str,
 }
@@ -423,7 +438,7 @@ impl<T> Sym<T> {
         r: &Reader<'_>,
         at: usize,
         what: &'static str,
-        name: Arc<str>,
+        name: Name,
         value: u32,
         datum: Option<T>,
     ) -> Res<()> {
@@ -456,7 +471,12 @@ impl<T> Sym<T> {
 
     /// Like `finish`, but `nprim` also counts aliases (sensitivities and
     /// categories): the primary values must be 1..=k with no hole.
-    fn finish_aliased(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
+    fn finish_aliased(
+        mut self,
+        r: &Reader<'_>,
+        arena: &str,
+        what: &'static str,
+    ) -> Res<(Vec<T>, NameMap)> {
         let k = self.slots.iter().take_while(|s| s.is_some()).count();
         if self.slots[k..].iter().any(|s| s.is_some()) {
             return r.err(K::BadValue {
@@ -467,24 +487,36 @@ impl<T> Sym<T> {
         if let Some((n, v, _)) = self.names.iter().find(|&&(_, v, _)| v as usize > k) {
             return r.err(K::BadName {
                 what,
-                name: format!("{n} (value {v})"),
+                name: format!("{} (value {v})", n.in_arena(arena)),
             });
         }
         self.slots.truncate(k);
         self.nprim = k;
-        self.finish(r, what)
+        self.finish(r, arena, what)
     }
 
-    fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
+    fn finish(
+        mut self,
+        r: &Reader<'_>,
+        arena: &str,
+        what: &'static str,
+    ) -> Res<(Vec<T>, NameMap)> {
         // A name declared twice: refused at its second record.
-        self.names
-            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
-        if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
+        self.names.sort_unstable_by(|a, b| {
+            a.0.in_arena(arena)
+                .cmp(b.0.in_arena(arena))
+                .then(a.2.cmp(&b.2))
+        });
+        if let Some(w) = self
+            .names
+            .windows(2)
+            .find(|w| w[0].0.in_arena(arena) == w[1].0.in_arena(arena))
+        {
             return r.err_at(
                 w[1].2,
                 K::BadName {
                     what: self.what,
-                    name: String::from(&*w[1].0),
+                    name: String::from(w[1].0.in_arena(arena)),
                 },
             );
         }
@@ -509,6 +541,10 @@ struct Loader<'a> {
     r: Reader<'a>,
     version: u32,
     mls: bool,
+    /// Every symbol name read so far, back to back (one buffer for all).
+    names: String,
+    /// What the names point at until `names` is finished (see `Name::rebase`).
+    placeholder: Arc<str>,
 }
 
 fn read_level(r: &mut Reader<'_>) -> Res<Level> {
@@ -542,10 +578,14 @@ fn read_range(r: &mut Reader<'_>) -> Res<Range> {
 }
 
 impl<'a> Loader<'a> {
-    fn name_arc(&mut self, len: u32, what: &'static str) -> Res<Arc<str>> {
+    /// A symbol name, appended to the load's name buffer; also its text.
+    fn sym_name(&mut self, len: u32, what: &'static str) -> Res<(Name, &'a str)> {
         let at = self.r.pos();
         let n = self.r.check_len(at, what, len)?;
-        Ok(Arc::from(self.r.name_str(n, what)?))
+        let s = self.r.name_str(n, what)?;
+        let start = self.names.len();
+        self.names.push_str(s);
+        Ok((Name::new(&self.placeholder, start, self.names.len()), s))
     }
 
     fn name(&mut self, len: u32, what: &'static str) -> Res<String> {
@@ -555,15 +595,15 @@ impl<'a> Loader<'a> {
     }
 
     /// Sensitivity and category names also must not contain the MLS separators.
-    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<Arc<str>> {
+    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<Name> {
         let at = self.r.pos();
-        let n = self.name_arc(len, what)?;
-        if n.contains(['-', ',', '.']) {
+        let (n, s) = self.sym_name(len, what)?;
+        if s.contains(['-', ',', '.']) {
             return self.r.err_at(
                 at,
                 K::BadName {
                     what,
-                    name: String::from(&*n),
+                    name: String::from(s),
                 },
             );
         }
@@ -758,6 +798,8 @@ impl PolicyDb {
             r: Reader::new(data),
             version: 0,
             mls: false,
+            names: String::with_capacity(1024),
+            placeholder: Arc::from(""),
         };
         if data.len() >= 1 << 31 {
             return l.r.err(K::BadLength {
@@ -831,12 +873,12 @@ impl PolicyDb {
             let value = l.r.u32("common value")?;
             let _pnprim = l.r.u32("common permission nprim")?;
             let pnel = l.r.count("common permission count", 8)?;
-            let name = l.name_arc(len, "common")?;
+            let (name, _) = l.sym_name(len, "common")?;
             let mut table = vec![None; 32];
             l.perms(pnel, &mut table, &[])?;
             commons.add(&l.r, at, "common", name, value, Some(table))?;
         }
-        let (commons, common_names) = commons.finish(&l.r, "common value")?;
+        let (commons, common_names) = commons.finish(&l.r, &l.names, "common value")?;
 
         // classes
         let nprim = l.r.u32("classes nprim")?;
@@ -856,12 +898,12 @@ impl PolicyDb {
             let _pnprim = l.r.u32("class permission nprim")?;
             let pnel = l.r.count("class permission count", 8)?;
             let ncons = l.r.count("class constraint count", 8)?;
-            let name = l.name_arc(len, "class")?;
+            let (name, text) = l.sym_name(len, "class")?;
             let mut table: Vec<Option<Cow<'static, str>>> = vec![None; 32];
             if comlen != 0 {
                 let cat = l.r.pos();
                 let cname = l.name(comlen, "common")?;
-                let Some(&cv) = common_names.get(cname.as_str()) else {
+                let Some(cv) = common_names.get_in(&l.names, cname.as_str()) else {
                     return l.r.err_at(
                         cat,
                         K::BadName {
@@ -897,8 +939,8 @@ impl PolicyDb {
             table.truncate(nperms as usize);
             let datum = ClassDatum {
                 name: match crate::CLASS_NAMES.get((value as usize).wrapping_sub(1)) {
-                    Some(&n) if n == &*name => Cow::Borrowed(n),
-                    _ => Cow::Owned(String::from(&*name)),
+                    Some(&n) if n == text => Cow::Borrowed(n),
+                    _ => Cow::Owned(String::from(text)),
                 },
                 perms: table,
                 nperms,
@@ -908,7 +950,7 @@ impl PolicyDb {
             };
             classes.add(&l.r, at, "class", name, value, Some(datum))?;
         }
-        let (classes, class_by_name) = classes.finish(&l.r, "class value")?;
+        let (classes, mut class_by_name) = classes.finish(&l.r, &l.names, "class value")?;
 
         // roles
         let nprim = l.r.u32("roles nprim")?;
@@ -925,10 +967,10 @@ impl PolicyDb {
             let len = l.r.u32("role name length")?;
             let value = l.r.u32("role value")?;
             let bounds = l.r.u32("role bounds")?;
-            let name = l.name_arc(len, "role")?;
+            let (name, text) = l.sym_name(len, "role")?;
             let dominates = Ebitmap::read(&mut l.r)?;
             let types = Ebitmap::read(&mut l.r)?;
-            if (&*name == "object_r") != (value == OBJECT_R_VAL) {
+            if (text == "object_r") != (value == OBJECT_R_VAL) {
                 return l.r.err_at(
                     at,
                     K::BadValue {
@@ -957,7 +999,7 @@ impl PolicyDb {
             };
             roles.add(&l.r, at, "role", name, value, Some(d))?;
         }
-        let (roles, role_by_name) = roles.finish(&l.r, "role value")?;
+        let (mut roles, mut role_by_name) = roles.finish(&l.r, &l.names, "role value")?;
 
         // types
         let nprim = l.r.u32("types nprim")?;
@@ -976,7 +1018,7 @@ impl PolicyDb {
             let value = l.r.u32("type value")?;
             let props = l.r.u32("type properties")?;
             let bounds = l.r.u32("type bounds")?;
-            let name = l.name_arc(len, "type")?;
+            let (name, _) = l.sym_name(len, "type")?;
             if props & !3 != 0 {
                 return l.r.err_at(
                     at,
@@ -999,7 +1041,7 @@ impl PolicyDb {
             };
             types.add(&l.r, at, "type", name, value, d)?;
         }
-        let (types, type_by_name) = types.finish(&l.r, "type value")?;
+        let (mut types, mut type_by_name) = types.finish(&l.r, &l.names, "type value")?;
 
         // users
         let nprim = l.r.u32("users nprim")?;
@@ -1016,7 +1058,7 @@ impl PolicyDb {
             let len = l.r.u32("user name length")?;
             let value = l.r.u32("user value")?;
             let bounds = l.r.u32("user bounds")?;
-            let name = l.name_arc(len, "user")?;
+            let (name, _) = l.sym_name(len, "user")?;
             let uroles = Ebitmap::read(&mut l.r)?;
             // Written for every policy of version >= 19, MLS or not.
             let (range, dfltlevel) = (read_range(&mut l.r)?, read_level(&mut l.r)?);
@@ -1029,7 +1071,7 @@ impl PolicyDb {
             };
             users.add(&l.r, at, "user", name, value, Some(d))?;
         }
-        let (users, user_by_name) = users.finish(&l.r, "user value")?;
+        let (mut users, mut user_by_name) = users.finish(&l.r, &l.names, "user value")?;
 
         // booleans
         let nprim = l.r.u32("booleans nprim")?;
@@ -1046,7 +1088,7 @@ impl PolicyDb {
             let value = l.r.u32("boolean value")?;
             let state = l.r.u32("boolean state")?;
             let len = l.r.u32("boolean name length")?;
-            let name = l.name_arc(len, "boolean")?;
+            let (name, _) = l.sym_name(len, "boolean")?;
             if state > 1 {
                 return l.r.err_at(
                     at,
@@ -1062,7 +1104,7 @@ impl PolicyDb {
             };
             bools.add(&l.r, at, "boolean", name, value, Some(d))?;
         }
-        let (bools, bool_by_name) = bools.finish(&l.r, "boolean value")?;
+        let (mut bools, mut bool_by_name) = bools.finish(&l.r, &l.names, "boolean value")?;
 
         // sensitivities (levels)
         let nprim = l.r.u32("sensitivities nprim")?;
@@ -1090,7 +1132,7 @@ impl PolicyDb {
             };
             sens.add(&l.r, at, "sensitivity", name, level.sens, d)?;
         }
-        let (sens, sens_by_name) = sens.finish_aliased(&l.r, "sensitivity value")?;
+        let (mut sens, mut sens_by_name) = sens.finish_aliased(&l.r, &l.names, "sensitivity value")?;
 
         // categories
         let nprim = l.r.u32("categories nprim")?;
@@ -1101,7 +1143,7 @@ impl PolicyDb {
                 value: u64::from(nprim),
             });
         }
-        let mut cats: Sym<Arc<str>> = Sym::new(nprim as usize);
+        let mut cats: Sym<Name> = Sym::new(nprim as usize);
         for _ in 0..nel {
             let at = l.r.pos();
             let len = l.r.u32("category name length")?;
@@ -1115,7 +1157,40 @@ impl PolicyDb {
             };
             cats.add(&l.r, at, "category", name, value, d)?;
         }
-        let (cats, cat_by_name) = cats.finish_aliased(&l.r, "category value")?;
+        let (mut cats, mut cat_by_name) = cats.finish_aliased(&l.r, &l.names, "category value")?;
+
+        // Every symbol name is read: one buffer for all of them.
+        let names: Arc<str> = Arc::from(core::mem::take(&mut l.names));
+        for n in roles.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in types.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in users.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in bools.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in sens.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in cats.iter_mut() {
+            n.rebase(&names);
+        }
+        for m in [
+            &mut class_by_name,
+            &mut role_by_name,
+            &mut type_by_name,
+            &mut user_by_name,
+            &mut bool_by_name,
+            &mut sens_by_name,
+            &mut cat_by_name,
+        ] {
+            m.rebase(&names);
+        }
+        drop(names);
 
         if !l.mls && (!sens.is_empty() || !cats.is_empty()) {
             return l.r.err(K::BadMls("sensitivities in a non-MLS policy"));
