@@ -9,7 +9,6 @@ use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::avtab::{AvTab, AvTabBuilder, RuleKind};
@@ -412,16 +411,17 @@ impl NameMap {
     }
 }
 
-struct Sym<T> {
+struct Sym<'a, T> {
     nprim: usize,
     slots: Vec<Option<T>>,
-    /// (name, value, offset of its record): sorted and checked for duplicates in `finish`.
-    names: Vec<(Name, u32, usize)>,
+    /// (text in the image, name, value, offset of its record): sorted and
+    /// checked for duplicates in `finish`.
+    names: Vec<(&'a str, Name, u32, usize)>,
     /// What a record is (for a duplicate name's error), as given to `add`.
     what: &'static str,
 }
 
-impl<T> Sym<T> {
+impl<'a, T> Sym<'a, T> {
     fn new(nprim: usize) -> Self {
         let mut slots = Vec::with_capacity(nprim);
         slots.resize_with(nprim, || None);
@@ -438,7 +438,7 @@ impl<T> Sym<T> {
         r: &Reader<'_>,
         at: usize,
         what: &'static str,
-        name: Name,
+        (name, text): (Name, &'a str),
         value: u32,
         datum: Option<T>,
     ) -> Res<()> {
@@ -464,19 +464,14 @@ impl<T> Sym<T> {
             }
             *slot = Some(d);
         }
-        self.names.push((name, value, at));
+        self.names.push((text, name, value, at));
         self.what = what;
         Ok(())
     }
 
     /// Like `finish`, but `nprim` also counts aliases (sensitivities and
     /// categories): the primary values must be 1..=k with no hole.
-    fn finish_aliased(
-        mut self,
-        r: &Reader<'_>,
-        arena: &str,
-        what: &'static str,
-    ) -> Res<(Vec<T>, NameMap)> {
+    fn finish_aliased(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
         let k = self.slots.iter().take_while(|s| s.is_some()).count();
         if self.slots[k..].iter().any(|s| s.is_some()) {
             return r.err(K::BadValue {
@@ -484,55 +479,39 @@ impl<T> Sym<T> {
                 value: k as u64 + 1,
             });
         }
-        if let Some((n, v, _)) = self.names.iter().find(|&&(_, v, _)| v as usize > k) {
+        if let Some((n, _, v, _)) = self.names.iter().find(|&&(_, _, v, _)| v as usize > k) {
             return r.err(K::BadName {
                 what,
-                name: format!("{} (value {v})", n.in_arena(arena)),
+                name: format!("{n} (value {v})"),
             });
         }
         self.slots.truncate(k);
         self.nprim = k;
-        self.finish(r, arena, what)
+        self.finish(r, what)
     }
 
-    fn finish(
-        mut self,
-        r: &Reader<'_>,
-        arena: &str,
-        what: &'static str,
-    ) -> Res<(Vec<T>, NameMap)> {
+    fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
         // A name declared twice: refused at its second record.
-        self.names.sort_unstable_by(|a, b| {
-            a.0.in_arena(arena)
-                .cmp(b.0.in_arena(arena))
-                .then(a.2.cmp(&b.2))
-        });
-        if let Some(w) = self
-            .names
-            .windows(2)
-            .find(|w| w[0].0.in_arena(arena) == w[1].0.in_arena(arena))
-        {
+        self.names
+            .sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.3.cmp(&b.3)));
+        if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
             return r.err_at(
-                w[1].2,
+                w[1].3,
                 K::BadName {
                     what: self.what,
-                    name: String::from(w[1].0.in_arena(arena)),
+                    name: String::from(w[1].0),
                 },
             );
         }
-        let names = NameMap(self.names.into_iter().map(|(n, v, _)| (n, v)).collect());
-        let mut out = Vec::with_capacity(self.nprim);
-        for (i, s) in self.slots.into_iter().enumerate() {
-            match s {
-                Some(d) => out.push(d),
-                None => {
-                    return r.err(K::BadValue {
-                        what,
-                        value: i as u64 + 1,
-                    });
-                }
-            }
+        let names = NameMap(self.names.into_iter().map(|(_, n, v, _)| (n, v)).collect());
+        if let Some(i) = self.slots.iter().position(Option::is_none) {
+            return r.err(K::BadValue {
+                what,
+                value: i as u64 + 1,
+            });
         }
+        // Every slot is filled: this keeps them all, in the same allocation.
+        let out: Vec<T> = self.slots.into_iter().map_while(|s| s).collect();
         Ok((out, names))
     }
 }
@@ -595,7 +574,7 @@ impl<'a> Loader<'a> {
     }
 
     /// Sensitivity and category names also must not contain the MLS separators.
-    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<Name> {
+    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<(Name, &'a str)> {
         let at = self.r.pos();
         let (n, s) = self.sym_name(len, what)?;
         if s.contains(['-', ',', '.']) {
@@ -607,29 +586,23 @@ impl<'a> Loader<'a> {
                 },
             );
         }
-        Ok(n)
+        Ok((n, s))
     }
 
     /// Reads `nel` permissions into `table`; names equal to Warden's
     /// definition (`expect`, by bit) are borrowed from it, not allocated.
+    /// `inherited`: the bits of `table` already filled (from a common).
     fn perms(
         &mut self,
         nel: usize,
-        table: &mut [Option<Cow<'static, str>>],
+        table: &mut [Option<Cow<'static, str>>; 32],
         expect: &[&'static str],
+        inherited: u32,
     ) -> Res<()> {
         // Names borrowed from `expect` are distinct from each other (build.rs
         // checks), so only names of the policy's own (and a common's, already
         // in `table`) need the duplicate scan.
-        let mut own = if expect.is_empty() {
-            0
-        } else {
-            table
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.is_some())
-                .fold(0u32, |m, (i, _)| m | 1 << i)
-        };
+        let mut own = if expect.is_empty() { 0 } else { inherited };
         for _ in 0..nel {
             let at = self.r.pos();
             let h = self.r.bytes(8, "permission")?;
@@ -865,7 +838,7 @@ impl PolicyDb {
                 value: u64::from(nprim),
             });
         }
-        type CommonPerms = Vec<Option<Cow<'static, str>>>;
+        type CommonPerms = [Option<Cow<'static, str>>; 32];
         let mut commons: Sym<CommonPerms> = Sym::new(nel);
         for _ in 0..nel {
             let at = l.r.pos();
@@ -873,12 +846,12 @@ impl PolicyDb {
             let value = l.r.u32("common value")?;
             let _pnprim = l.r.u32("common permission nprim")?;
             let pnel = l.r.count("common permission count", 8)?;
-            let (name, _) = l.sym_name(len, "common")?;
-            let mut table = vec![None; 32];
-            l.perms(pnel, &mut table, &[])?;
-            commons.add(&l.r, at, "common", name, value, Some(table))?;
+            let (name, text) = l.sym_name(len, "common")?;
+            let mut table = [const { None }; 32];
+            l.perms(pnel, &mut table, &[], 0)?;
+            commons.add(&l.r, at, "common", (name, text), value, Some(table))?;
         }
-        let (commons, common_names) = commons.finish(&l.r, &l.names, "common value")?;
+        let (commons, common_names) = commons.finish(&l.r, "common value")?;
 
         // classes
         let nprim = l.r.u32("classes nprim")?;
@@ -899,7 +872,8 @@ impl PolicyDb {
             let pnel = l.r.count("class permission count", 8)?;
             let ncons = l.r.count("class constraint count", 8)?;
             let (name, text) = l.sym_name(len, "class")?;
-            let mut table: Vec<Option<Cow<'static, str>>> = vec![None; 32];
+            let mut table: [Option<Cow<'static, str>>; 32] = [const { None }; 32];
+            let mut inherited = 0u32;
             if comlen != 0 {
                 let cat = l.r.pos();
                 let cname = l.name(comlen, "common")?;
@@ -914,12 +888,17 @@ impl PolicyDb {
                 };
                 let ctable = &commons[cv as usize - 1];
                 table.clone_from(ctable);
+                inherited = table
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.is_some())
+                    .fold(0u32, |m, (i, _)| m | 1 << i);
             }
             let expect: &[&'static str] = crate::PERM_NAMES
                 .get((value as usize).wrapping_sub(1))
                 .copied()
                 .unwrap_or(&[]);
-            l.perms(pnel, &mut table, expect)?;
+            l.perms(pnel, &mut table, expect, inherited)?;
             let constraints = l.constraints(ncons, false)?;
             let nvt = l.r.count("validatetrans count", 8)?;
             let validatetrans = l.constraints(nvt, true)?;
@@ -936,7 +915,10 @@ impl PolicyDb {
                 .iter()
                 .rposition(|p| p.is_some())
                 .map_or(0, |i| i as u32 + 1);
-            table.truncate(nperms as usize);
+            let table: Vec<Option<Cow<'static, str>>> = table[..nperms as usize]
+                .iter_mut()
+                .map(Option::take)
+                .collect();
             let datum = ClassDatum {
                 name: match crate::CLASS_NAMES.get((value as usize).wrapping_sub(1)) {
                     Some(&n) if n == text => Cow::Borrowed(n),
@@ -948,9 +930,9 @@ impl PolicyDb {
                 validatetrans,
                 defaults,
             };
-            classes.add(&l.r, at, "class", name, value, Some(datum))?;
+            classes.add(&l.r, at, "class", (name, text), value, Some(datum))?;
         }
-        let (classes, mut class_by_name) = classes.finish(&l.r, &l.names, "class value")?;
+        let (classes, mut class_by_name) = classes.finish(&l.r, "class value")?;
 
         // roles
         let nprim = l.r.u32("roles nprim")?;
@@ -997,9 +979,9 @@ impl PolicyDb {
                     types,
                 }
             };
-            roles.add(&l.r, at, "role", name, value, Some(d))?;
+            roles.add(&l.r, at, "role", (name, text), value, Some(d))?;
         }
-        let (mut roles, mut role_by_name) = roles.finish(&l.r, &l.names, "role value")?;
+        let (mut roles, mut role_by_name) = roles.finish(&l.r, "role value")?;
 
         // types
         let nprim = l.r.u32("types nprim")?;
@@ -1018,7 +1000,7 @@ impl PolicyDb {
             let value = l.r.u32("type value")?;
             let props = l.r.u32("type properties")?;
             let bounds = l.r.u32("type bounds")?;
-            let (name, _) = l.sym_name(len, "type")?;
+            let (name, text) = l.sym_name(len, "type")?;
             if props & !3 != 0 {
                 return l.r.err_at(
                     at,
@@ -1039,9 +1021,9 @@ impl PolicyDb {
                 type_aliases += 1;
                 None
             };
-            types.add(&l.r, at, "type", name, value, d)?;
+            types.add(&l.r, at, "type", (name, text), value, d)?;
         }
-        let (mut types, mut type_by_name) = types.finish(&l.r, &l.names, "type value")?;
+        let (mut types, mut type_by_name) = types.finish(&l.r, "type value")?;
 
         // users
         let nprim = l.r.u32("users nprim")?;
@@ -1058,7 +1040,7 @@ impl PolicyDb {
             let len = l.r.u32("user name length")?;
             let value = l.r.u32("user value")?;
             let bounds = l.r.u32("user bounds")?;
-            let (name, _) = l.sym_name(len, "user")?;
+            let (name, text) = l.sym_name(len, "user")?;
             let uroles = Ebitmap::read(&mut l.r)?;
             // Written for every policy of version >= 19, MLS or not.
             let (range, dfltlevel) = (read_range(&mut l.r)?, read_level(&mut l.r)?);
@@ -1069,9 +1051,9 @@ impl PolicyDb {
                 range,
                 dfltlevel,
             };
-            users.add(&l.r, at, "user", name, value, Some(d))?;
+            users.add(&l.r, at, "user", (name, text), value, Some(d))?;
         }
-        let (mut users, mut user_by_name) = users.finish(&l.r, &l.names, "user value")?;
+        let (mut users, mut user_by_name) = users.finish(&l.r, "user value")?;
 
         // booleans
         let nprim = l.r.u32("booleans nprim")?;
@@ -1088,7 +1070,7 @@ impl PolicyDb {
             let value = l.r.u32("boolean value")?;
             let state = l.r.u32("boolean state")?;
             let len = l.r.u32("boolean name length")?;
-            let (name, _) = l.sym_name(len, "boolean")?;
+            let (name, text) = l.sym_name(len, "boolean")?;
             if state > 1 {
                 return l.r.err_at(
                     at,
@@ -1102,9 +1084,9 @@ impl PolicyDb {
                 name: name.clone(),
                 state: state == 1,
             };
-            bools.add(&l.r, at, "boolean", name, value, Some(d))?;
+            bools.add(&l.r, at, "boolean", (name, text), value, Some(d))?;
         }
-        let (mut bools, mut bool_by_name) = bools.finish(&l.r, &l.names, "boolean value")?;
+        let (mut bools, mut bool_by_name) = bools.finish(&l.r, "boolean value")?;
 
         // sensitivities (levels)
         let nprim = l.r.u32("sensitivities nprim")?;
@@ -1120,7 +1102,7 @@ impl PolicyDb {
             let at = l.r.pos();
             let len = l.r.u32("sensitivity name length")?;
             let isalias = l.r.u32("sensitivity alias flag")?;
-            let name = l.mls_name(len, "sensitivity")?;
+            let (name, text) = l.mls_name(len, "sensitivity")?;
             let level = read_level(&mut l.r)?;
             let d = if isalias == 0 {
                 Some(SensDatum {
@@ -1130,9 +1112,9 @@ impl PolicyDb {
             } else {
                 None
             };
-            sens.add(&l.r, at, "sensitivity", name, level.sens, d)?;
+            sens.add(&l.r, at, "sensitivity", (name, text), level.sens, d)?;
         }
-        let (mut sens, mut sens_by_name) = sens.finish_aliased(&l.r, &l.names, "sensitivity value")?;
+        let (mut sens, mut sens_by_name) = sens.finish_aliased(&l.r, "sensitivity value")?;
 
         // categories
         let nprim = l.r.u32("categories nprim")?;
@@ -1149,15 +1131,15 @@ impl PolicyDb {
             let len = l.r.u32("category name length")?;
             let value = l.r.u32("category value")?;
             let isalias = l.r.u32("category alias flag")?;
-            let name = l.mls_name(len, "category")?;
+            let (name, text) = l.mls_name(len, "category")?;
             let d = if isalias == 0 {
                 Some(name.clone())
             } else {
                 None
             };
-            cats.add(&l.r, at, "category", name, value, d)?;
+            cats.add(&l.r, at, "category", (name, text), value, d)?;
         }
-        let (mut cats, mut cat_by_name) = cats.finish_aliased(&l.r, &l.names, "category value")?;
+        let (mut cats, mut cat_by_name) = cats.finish_aliased(&l.r, "category value")?;
 
         // Every symbol name is read: one buffer for all of them.
         let names: Arc<str> = Arc::from(core::mem::take(&mut l.names));
@@ -1356,6 +1338,14 @@ impl PolicyDb {
         let mut oc = Ocontexts::default();
         for i in 0..ocon_num {
             let n = l.r.count("ocontext count", 16)?;
+            match i {
+                0 => oc.isids.reserve_exact(n),
+                1 => oc.pirqs.reserve_exact(n),
+                2 => oc.ioports.reserve_exact(n),
+                3 => oc.iomems.reserve_exact(n),
+                4 => oc.devices.reserve_exact(n),
+                _ => oc.dtrees.reserve_exact(n),
+            }
             for _ in 0..n {
                 let at = l.r.pos();
                 match i {
