@@ -414,9 +414,9 @@ impl NameMap {
 struct Sym<'a, T> {
     nprim: usize,
     slots: Vec<Option<T>>,
-    /// (text in the image, name, value, offset of its record): sorted and
-    /// checked for duplicates in `finish`.
-    names: Vec<(&'a str, Name, u32, usize)>,
+    /// (text in the image, name, value, offset of its record, sort prefix):
+    /// sorted and checked for duplicates in `finish`.
+    names: Vec<(&'a str, Name, u32, usize, u64)>,
     /// What a record is (for a duplicate name's error), as given to `add`.
     what: &'static str,
 }
@@ -464,7 +464,7 @@ impl<'a, T> Sym<'a, T> {
             }
             *slot = Some(d);
         }
-        self.names.push((text, name, value, at));
+        self.names.push((text, name, value, at, sort_prefix(text)));
         self.what = what;
         Ok(())
     }
@@ -479,7 +479,7 @@ impl<'a, T> Sym<'a, T> {
                 value: k as u64 + 1,
             });
         }
-        if let Some((n, _, v, _)) = self.names.iter().find(|&&(_, _, v, _)| v as usize > k) {
+        if let Some((n, _, v, _, _)) = self.names.iter().find(|e| e.2 as usize > k) {
             return r.err(K::BadName {
                 what,
                 name: format!("{n} (value {v})"),
@@ -493,7 +493,7 @@ impl<'a, T> Sym<'a, T> {
     fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
         // A name declared twice: refused at its second record.
         self.names
-            .sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.3.cmp(&b.3)));
+            .sort_unstable_by(|a, b| a.4.cmp(&b.4).then_with(|| a.0.cmp(b.0)).then(a.3.cmp(&b.3)));
         if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
             return r.err_at(
                 w[1].3,
@@ -503,7 +503,9 @@ impl<'a, T> Sym<'a, T> {
                 },
             );
         }
-        let names = NameMap(self.names.into_iter().map(|(_, n, v, _)| (n, v)).collect());
+        let mut names = Vec::with_capacity(self.names.len());
+        names.extend(self.names.into_iter().map(|(_, n, v, _, _)| (n, v)));
+        let names = NameMap(names);
         if let Some(i) = self.slots.iter().position(Option::is_none) {
             return r.err(K::BadValue {
                 what,
@@ -514,6 +516,16 @@ impl<'a, T> Sym<'a, T> {
         let out: Vec<T> = self.slots.into_iter().map_while(|s| s).collect();
         Ok((out, names))
     }
+}
+
+/// The first 8 bytes of a name, zero-padded, as a big-endian number: names
+/// whose prefixes differ compare as their prefixes do (names hold no NUL
+/// byte), so most comparisons of a sort need no byte-string comparison.
+fn sort_prefix(s: &str) -> u64 {
+    let mut p = [0u8; 8];
+    let n = s.len().min(8);
+    p[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(p)
 }
 
 struct Loader<'a> {
