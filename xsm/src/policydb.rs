@@ -347,8 +347,8 @@ pub struct PolicyDb {
 /// vector for all types, not one allocation per type.
 #[derive(Debug, Default)]
 pub(crate) struct TypeAttrs {
-    /// Type `i` (value - 1) has `vals[bounds[i]..bounds[i + 1]]`.
-    bounds: Vec<u32>,
+    /// Type `i` (value - 1) has `vals[spans[i].0..spans[i].1]`.
+    spans: Vec<(u32, u32)>,
     vals: Vec<u16>,
 }
 
@@ -356,7 +356,8 @@ impl TypeAttrs {
     /// The attributes of type index `i` (value - 1), itself included.
     #[inline]
     pub(crate) fn of(&self, i: usize) -> &[u16] {
-        &self.vals[self.bounds[i] as usize..self.bounds[i + 1] as usize]
+        let (s, e) = self.spans[i];
+        &self.vals[s as usize..e as usize]
     }
 }
 
@@ -1477,10 +1478,9 @@ impl PolicyDb {
 
         // --- type -> attribute map ---
         let mut type_attrs = TypeAttrs {
-            bounds: Vec::with_capacity(ntypes as usize + 1),
+            spans: Vec::with_capacity(ntypes as usize),
             vals: Vec::with_capacity(2 * ntypes as usize),
         };
-        type_attrs.bounds.push(0);
         for i in 0..ntypes {
             let at = l.r.pos();
             let first = type_attrs.vals.len();
@@ -1505,7 +1505,9 @@ impl PolicyDb {
             if let Err(p) = type_attrs.vals[first..].binary_search(&own) {
                 type_attrs.vals.insert(first + p, own);
             }
-            type_attrs.bounds.push(type_attrs.vals.len() as u32);
+            type_attrs
+                .spans
+                .push((first as u32, type_attrs.vals.len() as u32));
         }
         if l.r.remaining() != 0 {
             return l.r.err(K::TrailingData(l.r.remaining()));
