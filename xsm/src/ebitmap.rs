@@ -7,6 +7,23 @@ use crate::reader::{Reader, Res};
 
 const MAPSIZE: u32 = 64;
 
+/// Receives the nodes of an on-disk bitmap as [`Ebitmap::read_nodes`] checks them.
+pub(crate) trait NodeSink {
+    /// The node count (checked against the bytes left), before any node.
+    fn count(&mut self, _n: usize) {}
+    /// A valid node (start bit, map), in increasing order.
+    fn node(&mut self, start: u32, map: u64);
+}
+
+impl NodeSink for Vec<(u32, u64)> {
+    fn count(&mut self, n: usize) {
+        self.reserve_exact(n);
+    }
+    fn node(&mut self, start: u32, map: u64) {
+        self.push((start, map));
+    }
+}
+
 /// A sparse bit set: sorted, non-empty 64-bit nodes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ebitmap {
@@ -21,6 +38,14 @@ impl Ebitmap {
 
     /// Reads the on-disk form, with libsepol's checks.
     pub(crate) fn read(r: &mut Reader<'_>) -> Res<Ebitmap> {
+        let mut nodes: Vec<(u32, u64)> = Vec::new();
+        Self::read_nodes(r, &mut nodes)?;
+        Ok(Ebitmap { nodes })
+    }
+
+    /// Reads the on-disk form with [`Ebitmap::read`]'s checks into `sink`
+    /// (which need not build a bitmap).
+    pub(crate) fn read_nodes(r: &mut Reader<'_>, sink: &mut impl NodeSink) -> Res<()> {
         let at = r.pos();
         let mapsize = r.u32("ebitmap map size")?;
         let highbit = r.u32("ebitmap high bit")?;
@@ -33,12 +58,13 @@ impl Ebitmap {
                 LoadErrorKind::BadBitmap("high bit is not a multiple of 64"),
             );
         }
-        let count = r.count("ebitmap node count", 12)?;
-        if highbit != 0 && count == 0 {
+        let n = r.count("ebitmap node count", 12)?;
+        if highbit != 0 && n == 0 {
             return r.err_at(at, LoadErrorKind::BadBitmap("high bit set but no nodes"));
         }
-        let mut nodes: Vec<(u32, u64)> = Reader::vec(count);
-        for _ in 0..count {
+        sink.count(n);
+        let mut prev: Option<u32> = None;
+        for _ in 0..n {
             let nat = r.pos();
             let start = r.u32("ebitmap node start")?;
             let map = r.u64("ebitmap node map")?;
@@ -54,14 +80,15 @@ impl Ebitmap {
             if map == 0 {
                 return r.err_at(nat, LoadErrorKind::BadBitmap("empty node"));
             }
-            if let Some(&(prev, _)) = nodes.last()
-                && start <= prev
+            if let Some(p) = prev
+                && start <= p
             {
                 return r.err_at(nat, LoadErrorKind::BadBitmap("nodes out of order"));
             }
-            nodes.push((start, map));
+            prev = Some(start);
+            sink.node(start, map);
         }
-        Ok(Ebitmap { nodes })
+        Ok(())
     }
 
     /// Is bit `bit` set?

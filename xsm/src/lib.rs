@@ -118,6 +118,7 @@ pub mod error;
 pub mod flask;
 #[doc(hidden)]
 pub mod fuzzing;
+mod name;
 pub mod policydb;
 pub mod rcu;
 mod reader;

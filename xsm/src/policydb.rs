@@ -6,16 +6,15 @@
 //! so that the security server never indexes out of range.
 
 use alloc::borrow::Cow;
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::avtab::{AvTab, AvTabBuilder, RuleKind};
-use crate::ebitmap::Ebitmap;
+use crate::ebitmap::{Ebitmap, NodeSink};
 use crate::error::{LoadError, LoadErrorKind as K};
+pub use crate::name::Name;
 use crate::reader::{Reader, Res};
 
 /// `0xf97cff8c`, the first word of every binary policy.
@@ -176,7 +175,7 @@ pub struct ClassDatum {
 #[derive(Clone, Debug)]
 pub struct RoleDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Bounding role (0 = none).
     pub bounds: u32,
     /// Roles dominated (bit = value - 1).
@@ -189,7 +188,7 @@ pub struct RoleDatum {
 #[derive(Clone, Debug)]
 pub struct TypeDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Is it an attribute?
     pub attribute: bool,
     /// Bounding type (0 = none).
@@ -200,7 +199,7 @@ pub struct TypeDatum {
 #[derive(Clone, Debug)]
 pub struct UserDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Bounding user (0 = none).
     pub bounds: u32,
     /// Roles authorised (bit = value - 1).
@@ -215,7 +214,7 @@ pub struct UserDatum {
 #[derive(Clone, Debug)]
 pub struct BoolDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Default state in the policy image.
     pub state: bool,
 }
@@ -224,7 +223,7 @@ pub struct BoolDatum {
 #[derive(Clone, Debug)]
 pub struct SensDatum {
     /// Name.
-    pub name: Arc<str>,
+    pub name: Name,
     /// Categories allowed with this sensitivity.
     pub cats: Ebitmap,
 }
@@ -316,7 +315,7 @@ pub struct PolicyDb {
     /// Sensitivities, index = value - 1.
     pub sens: Vec<SensDatum>,
     /// Category names, index = value - 1.
-    pub cats: Vec<Arc<str>>,
+    pub cats: Vec<Name>,
     pub(crate) class_by_name: NameMap,
     pub(crate) role_by_name: NameMap,
     pub(crate) type_by_name: NameMap,
@@ -337,16 +336,57 @@ pub struct PolicyDb {
     /// range_transition rules.
     pub range_trans: Vec<RangeTrans>,
     /// Per type: its attributes (and itself), as type values.
-    pub(crate) type_attrs: Vec<Box<[u16]>>,
+    pub(crate) type_attrs: TypeAttrs,
     /// The policy's value of class `domain` (Xen's process class; 0 if none).
     pub(crate) domain_class: u32,
     /// The policy's bit of `domain:transition` (0 if none).
     pub(crate) domain_transition: u32,
 }
 
+/// Per type, its attributes and itself (type values, ascending): one
+/// vector for all types, not one allocation per type.
+#[derive(Debug, Default)]
+pub(crate) struct TypeAttrs {
+    /// Type `i` (value - 1) has `vals[spans[i].0..spans[i].1]`.
+    spans: Vec<(u32, u32)>,
+    vals: Vec<u16>,
+}
+
+impl TypeAttrs {
+    /// The attributes of type index `i` (value - 1), itself included.
+    #[inline]
+    pub(crate) fn of(&self, i: usize) -> &[u16] {
+        let (s, e) = self.spans[i];
+        &self.vals[s as usize..e as usize]
+    }
+}
+
+/// Collects a type_attr_map bitmap's bits as type values (bit + 1).
+struct TypeAttrSink<'v> {
+    vals: &'v mut Vec<u16>,
+    /// The highest bit + 1 seen.
+    highest: u32,
+    /// Bits from here on are not types (the map is refused after it is read).
+    limit: u32,
+}
+
+impl NodeSink for TypeAttrSink<'_> {
+    fn node(&mut self, start: u32, mut map: u64) {
+        self.highest = start + 64 - map.leading_zeros();
+        while map != 0 {
+            let bit = start + map.trailing_zeros();
+            if bit >= self.limit {
+                break;
+            }
+            self.vals.push((bit + 1) as u16);
+            map &= map - 1;
+        }
+    }
+}
+
 /// Name -> value, sorted by name (built once per load; looked up by binary search).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct NameMap(Vec<(Arc<str>, u32)>);
+pub(crate) struct NameMap(Vec<(Name, u32)>);
 
 impl NameMap {
     /// The value of `name`.
@@ -356,18 +396,33 @@ impl NameMap {
             .ok()
             .map(|i| &self.0[i].1)
     }
+
+    /// Like `get`, while the names' buffer is still `arena` (during a load).
+    fn get_in(&self, arena: &str, name: &str) -> Option<u32> {
+        self.0
+            .binary_search_by(|(n, _)| n.in_arena(arena).cmp(name))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    fn rebase(&mut self, buf: &Arc<str>) {
+        for (n, _) in &mut self.0 {
+            n.rebase(buf);
+        }
+    }
 }
 
-struct Sym<T> {
+struct Sym<'a, T> {
     nprim: usize,
     slots: Vec<Option<T>>,
-    /// (name, value, offset of its record): sorted and checked for duplicates in `finish`.
-    names: Vec<(Arc<str>, u32, usize)>,
+    /// (text in the image, name, value, offset of its record, sort prefix):
+    /// sorted and checked for duplicates in `finish`.
+    names: Vec<(&'a str, Name, u32, usize, u64)>,
     /// What a record is (for a duplicate name's error), as given to `add`.
     what: &'static str,
 }
 
-impl<T> Sym<T> {
+impl<'a, T> Sym<'a, T> {
     fn new(nprim: usize) -> Self {
         let mut slots = Vec::with_capacity(nprim);
         slots.resize_with(nprim, || None);
@@ -384,7 +439,7 @@ impl<T> Sym<T> {
         r: &Reader<'_>,
         at: usize,
         what: &'static str,
-        name: Arc<str>,
+        (name, text): (Name, &'a str),
         value: u32,
         datum: Option<T>,
     ) -> Res<()> {
@@ -410,7 +465,7 @@ impl<T> Sym<T> {
             }
             *slot = Some(d);
         }
-        self.names.push((name, value, at));
+        self.names.push((text, name, value, at, sort_prefix(text)));
         self.what = what;
         Ok(())
     }
@@ -425,7 +480,7 @@ impl<T> Sym<T> {
                 value: k as u64 + 1,
             });
         }
-        if let Some((n, v, _)) = self.names.iter().find(|&&(_, v, _)| v as usize > k) {
+        if let Some((n, _, v, _, _)) = self.names.iter().find(|e| e.2 as usize > k) {
             return r.err(K::BadName {
                 what,
                 name: format!("{n} (value {v})"),
@@ -439,37 +494,49 @@ impl<T> Sym<T> {
     fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
         // A name declared twice: refused at its second record.
         self.names
-            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
+            .sort_unstable_by(|a, b| a.4.cmp(&b.4).then_with(|| a.0.cmp(b.0)).then(a.3.cmp(&b.3)));
         if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
             return r.err_at(
-                w[1].2,
+                w[1].3,
                 K::BadName {
                     what: self.what,
-                    name: String::from(&*w[1].0),
+                    name: String::from(w[1].0),
                 },
             );
         }
-        let names = NameMap(self.names.into_iter().map(|(n, v, _)| (n, v)).collect());
-        let mut out = Vec::with_capacity(self.nprim);
-        for (i, s) in self.slots.into_iter().enumerate() {
-            match s {
-                Some(d) => out.push(d),
-                None => {
-                    return r.err(K::BadValue {
-                        what,
-                        value: i as u64 + 1,
-                    });
-                }
-            }
+        let mut names = Vec::with_capacity(self.names.len());
+        names.extend(self.names.into_iter().map(|(_, n, v, _, _)| (n, v)));
+        let names = NameMap(names);
+        if let Some(i) = self.slots.iter().position(Option::is_none) {
+            return r.err(K::BadValue {
+                what,
+                value: i as u64 + 1,
+            });
         }
+        // Every slot is filled: this keeps them all, in the same allocation.
+        let out: Vec<T> = self.slots.into_iter().map_while(|s| s).collect();
         Ok((out, names))
     }
+}
+
+/// The first 8 bytes of a name, zero-padded, as a big-endian number: names
+/// whose prefixes differ compare as their prefixes do (names hold no NUL
+/// byte), so most comparisons of a sort need no byte-string comparison.
+fn sort_prefix(s: &str) -> u64 {
+    let mut p = [0u8; 8];
+    let n = s.len().min(8);
+    p[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(p)
 }
 
 struct Loader<'a> {
     r: Reader<'a>,
     version: u32,
     mls: bool,
+    /// Every symbol name read so far, back to back (one buffer for all).
+    names: String,
+    /// What the names point at until `names` is finished (see `Name::rebase`).
+    placeholder: Arc<str>,
 }
 
 fn read_level(r: &mut Reader<'_>) -> Res<Level> {
@@ -503,10 +570,14 @@ fn read_range(r: &mut Reader<'_>) -> Res<Range> {
 }
 
 impl<'a> Loader<'a> {
-    fn name_arc(&mut self, len: u32, what: &'static str) -> Res<Arc<str>> {
+    /// A symbol name, appended to the load's name buffer; also its text.
+    fn sym_name(&mut self, len: u32, what: &'static str) -> Res<(Name, &'a str)> {
         let at = self.r.pos();
         let n = self.r.check_len(at, what, len)?;
-        Ok(Arc::from(self.r.name_str(n, what)?))
+        let s = self.r.name_str(n, what)?;
+        let start = self.names.len();
+        self.names.push_str(s);
+        Ok((Name::new(&self.placeholder, start, self.names.len()), s))
     }
 
     fn name(&mut self, len: u32, what: &'static str) -> Res<String> {
@@ -516,41 +587,35 @@ impl<'a> Loader<'a> {
     }
 
     /// Sensitivity and category names also must not contain the MLS separators.
-    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<Arc<str>> {
+    fn mls_name(&mut self, len: u32, what: &'static str) -> Res<(Name, &'a str)> {
         let at = self.r.pos();
-        let n = self.name_arc(len, what)?;
-        if n.contains(['-', ',', '.']) {
+        let (n, s) = self.sym_name(len, what)?;
+        if s.contains(['-', ',', '.']) {
             return self.r.err_at(
                 at,
                 K::BadName {
                     what,
-                    name: String::from(&*n),
+                    name: String::from(s),
                 },
             );
         }
-        Ok(n)
+        Ok((n, s))
     }
 
     /// Reads `nel` permissions into `table`; names equal to Warden's
     /// definition (`expect`, by bit) are borrowed from it, not allocated.
+    /// `inherited`: the bits of `table` already filled (from a common).
     fn perms(
         &mut self,
         nel: usize,
-        table: &mut [Option<Cow<'static, str>>],
+        table: &mut [Option<Cow<'static, str>>; 32],
         expect: &[&'static str],
+        inherited: u32,
     ) -> Res<()> {
         // Names borrowed from `expect` are distinct from each other (build.rs
         // checks), so only names of the policy's own (and a common's, already
         // in `table`) need the duplicate scan.
-        let mut own = if expect.is_empty() {
-            0
-        } else {
-            table
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.is_some())
-                .fold(0u32, |m, (i, _)| m | 1 << i)
-        };
+        let mut own = if expect.is_empty() { 0 } else { inherited };
         for _ in 0..nel {
             let at = self.r.pos();
             let h = self.r.bytes(8, "permission")?;
@@ -719,6 +784,8 @@ impl PolicyDb {
             r: Reader::new(data),
             version: 0,
             mls: false,
+            names: String::with_capacity(1024),
+            placeholder: Arc::from(""),
         };
         if data.len() >= 1 << 31 {
             return l.r.err(K::BadLength {
@@ -784,7 +851,7 @@ impl PolicyDb {
                 value: u64::from(nprim),
             });
         }
-        type CommonPerms = Vec<Option<Cow<'static, str>>>;
+        type CommonPerms = [Option<Cow<'static, str>>; 32];
         let mut commons: Sym<CommonPerms> = Sym::new(nel);
         for _ in 0..nel {
             let at = l.r.pos();
@@ -792,10 +859,10 @@ impl PolicyDb {
             let value = l.r.u32("common value")?;
             let _pnprim = l.r.u32("common permission nprim")?;
             let pnel = l.r.count("common permission count", 8)?;
-            let name = l.name_arc(len, "common")?;
-            let mut table = vec![None; 32];
-            l.perms(pnel, &mut table, &[])?;
-            commons.add(&l.r, at, "common", name, value, Some(table))?;
+            let (name, text) = l.sym_name(len, "common")?;
+            let mut table = [const { None }; 32];
+            l.perms(pnel, &mut table, &[], 0)?;
+            commons.add(&l.r, at, "common", (name, text), value, Some(table))?;
         }
         let (commons, common_names) = commons.finish(&l.r, "common value")?;
 
@@ -817,12 +884,13 @@ impl PolicyDb {
             let _pnprim = l.r.u32("class permission nprim")?;
             let pnel = l.r.count("class permission count", 8)?;
             let ncons = l.r.count("class constraint count", 8)?;
-            let name = l.name_arc(len, "class")?;
-            let mut table: Vec<Option<Cow<'static, str>>> = vec![None; 32];
+            let (name, text) = l.sym_name(len, "class")?;
+            let mut table: [Option<Cow<'static, str>>; 32] = [const { None }; 32];
+            let mut inherited = 0u32;
             if comlen != 0 {
                 let cat = l.r.pos();
                 let cname = l.name(comlen, "common")?;
-                let Some(&cv) = common_names.get(cname.as_str()) else {
+                let Some(cv) = common_names.get_in(&l.names, cname.as_str()) else {
                     return l.r.err_at(
                         cat,
                         K::BadName {
@@ -833,12 +901,17 @@ impl PolicyDb {
                 };
                 let ctable = &commons[cv as usize - 1];
                 table.clone_from(ctable);
+                inherited = table
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.is_some())
+                    .fold(0u32, |m, (i, _)| m | 1 << i);
             }
             let expect: &[&'static str] = crate::PERM_NAMES
                 .get((value as usize).wrapping_sub(1))
                 .copied()
                 .unwrap_or(&[]);
-            l.perms(pnel, &mut table, expect)?;
+            l.perms(pnel, &mut table, expect, inherited)?;
             let constraints = l.constraints(ncons, false)?;
             let nvt = l.r.count("validatetrans count", 8)?;
             let validatetrans = l.constraints(nvt, true)?;
@@ -855,11 +928,14 @@ impl PolicyDb {
                 .iter()
                 .rposition(|p| p.is_some())
                 .map_or(0, |i| i as u32 + 1);
-            table.truncate(nperms as usize);
+            let table: Vec<Option<Cow<'static, str>>> = table[..nperms as usize]
+                .iter_mut()
+                .map(Option::take)
+                .collect();
             let datum = ClassDatum {
                 name: match crate::CLASS_NAMES.get((value as usize).wrapping_sub(1)) {
-                    Some(&n) if n == &*name => Cow::Borrowed(n),
-                    _ => Cow::Owned(String::from(&*name)),
+                    Some(&n) if n == text => Cow::Borrowed(n),
+                    _ => Cow::Owned(String::from(text)),
                 },
                 perms: table,
                 nperms,
@@ -867,9 +943,9 @@ impl PolicyDb {
                 validatetrans,
                 defaults,
             };
-            classes.add(&l.r, at, "class", name, value, Some(datum))?;
+            classes.add(&l.r, at, "class", (name, text), value, Some(datum))?;
         }
-        let (classes, class_by_name) = classes.finish(&l.r, "class value")?;
+        let (classes, mut class_by_name) = classes.finish(&l.r, "class value")?;
 
         // roles
         let nprim = l.r.u32("roles nprim")?;
@@ -886,10 +962,10 @@ impl PolicyDb {
             let len = l.r.u32("role name length")?;
             let value = l.r.u32("role value")?;
             let bounds = l.r.u32("role bounds")?;
-            let name = l.name_arc(len, "role")?;
+            let (name, text) = l.sym_name(len, "role")?;
             let dominates = Ebitmap::read(&mut l.r)?;
             let types = Ebitmap::read(&mut l.r)?;
-            if (&*name == "object_r") != (value == OBJECT_R_VAL) {
+            if (text == "object_r") != (value == OBJECT_R_VAL) {
                 return l.r.err_at(
                     at,
                     K::BadValue {
@@ -916,9 +992,9 @@ impl PolicyDb {
                     types,
                 }
             };
-            roles.add(&l.r, at, "role", name, value, Some(d))?;
+            roles.add(&l.r, at, "role", (name, text), value, Some(d))?;
         }
-        let (roles, role_by_name) = roles.finish(&l.r, "role value")?;
+        let (mut roles, mut role_by_name) = roles.finish(&l.r, "role value")?;
 
         // types
         let nprim = l.r.u32("types nprim")?;
@@ -937,7 +1013,7 @@ impl PolicyDb {
             let value = l.r.u32("type value")?;
             let props = l.r.u32("type properties")?;
             let bounds = l.r.u32("type bounds")?;
-            let name = l.name_arc(len, "type")?;
+            let (name, text) = l.sym_name(len, "type")?;
             if props & !3 != 0 {
                 return l.r.err_at(
                     at,
@@ -958,9 +1034,9 @@ impl PolicyDb {
                 type_aliases += 1;
                 None
             };
-            types.add(&l.r, at, "type", name, value, d)?;
+            types.add(&l.r, at, "type", (name, text), value, d)?;
         }
-        let (types, type_by_name) = types.finish(&l.r, "type value")?;
+        let (mut types, mut type_by_name) = types.finish(&l.r, "type value")?;
 
         // users
         let nprim = l.r.u32("users nprim")?;
@@ -977,7 +1053,7 @@ impl PolicyDb {
             let len = l.r.u32("user name length")?;
             let value = l.r.u32("user value")?;
             let bounds = l.r.u32("user bounds")?;
-            let name = l.name_arc(len, "user")?;
+            let (name, text) = l.sym_name(len, "user")?;
             let uroles = Ebitmap::read(&mut l.r)?;
             // Written for every policy of version >= 19, MLS or not.
             let (range, dfltlevel) = (read_range(&mut l.r)?, read_level(&mut l.r)?);
@@ -988,9 +1064,9 @@ impl PolicyDb {
                 range,
                 dfltlevel,
             };
-            users.add(&l.r, at, "user", name, value, Some(d))?;
+            users.add(&l.r, at, "user", (name, text), value, Some(d))?;
         }
-        let (users, user_by_name) = users.finish(&l.r, "user value")?;
+        let (mut users, mut user_by_name) = users.finish(&l.r, "user value")?;
 
         // booleans
         let nprim = l.r.u32("booleans nprim")?;
@@ -1007,7 +1083,7 @@ impl PolicyDb {
             let value = l.r.u32("boolean value")?;
             let state = l.r.u32("boolean state")?;
             let len = l.r.u32("boolean name length")?;
-            let name = l.name_arc(len, "boolean")?;
+            let (name, text) = l.sym_name(len, "boolean")?;
             if state > 1 {
                 return l.r.err_at(
                     at,
@@ -1021,9 +1097,9 @@ impl PolicyDb {
                 name: name.clone(),
                 state: state == 1,
             };
-            bools.add(&l.r, at, "boolean", name, value, Some(d))?;
+            bools.add(&l.r, at, "boolean", (name, text), value, Some(d))?;
         }
-        let (bools, bool_by_name) = bools.finish(&l.r, "boolean value")?;
+        let (mut bools, mut bool_by_name) = bools.finish(&l.r, "boolean value")?;
 
         // sensitivities (levels)
         let nprim = l.r.u32("sensitivities nprim")?;
@@ -1039,7 +1115,7 @@ impl PolicyDb {
             let at = l.r.pos();
             let len = l.r.u32("sensitivity name length")?;
             let isalias = l.r.u32("sensitivity alias flag")?;
-            let name = l.mls_name(len, "sensitivity")?;
+            let (name, text) = l.mls_name(len, "sensitivity")?;
             let level = read_level(&mut l.r)?;
             let d = if isalias == 0 {
                 Some(SensDatum {
@@ -1049,9 +1125,9 @@ impl PolicyDb {
             } else {
                 None
             };
-            sens.add(&l.r, at, "sensitivity", name, level.sens, d)?;
+            sens.add(&l.r, at, "sensitivity", (name, text), level.sens, d)?;
         }
-        let (sens, sens_by_name) = sens.finish_aliased(&l.r, "sensitivity value")?;
+        let (mut sens, mut sens_by_name) = sens.finish_aliased(&l.r, "sensitivity value")?;
 
         // categories
         let nprim = l.r.u32("categories nprim")?;
@@ -1062,21 +1138,54 @@ impl PolicyDb {
                 value: u64::from(nprim),
             });
         }
-        let mut cats: Sym<Arc<str>> = Sym::new(nprim as usize);
+        let mut cats: Sym<Name> = Sym::new(nprim as usize);
         for _ in 0..nel {
             let at = l.r.pos();
             let len = l.r.u32("category name length")?;
             let value = l.r.u32("category value")?;
             let isalias = l.r.u32("category alias flag")?;
-            let name = l.mls_name(len, "category")?;
+            let (name, text) = l.mls_name(len, "category")?;
             let d = if isalias == 0 {
                 Some(name.clone())
             } else {
                 None
             };
-            cats.add(&l.r, at, "category", name, value, d)?;
+            cats.add(&l.r, at, "category", (name, text), value, d)?;
         }
-        let (cats, cat_by_name) = cats.finish_aliased(&l.r, "category value")?;
+        let (mut cats, mut cat_by_name) = cats.finish_aliased(&l.r, "category value")?;
+
+        // Every symbol name is read: one buffer for all of them.
+        let names: Arc<str> = Arc::from(core::mem::take(&mut l.names));
+        for n in roles.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in types.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in users.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in bools.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in sens.iter_mut().map(|d| &mut d.name) {
+            n.rebase(&names);
+        }
+        for n in cats.iter_mut() {
+            n.rebase(&names);
+        }
+        for m in [
+            &mut class_by_name,
+            &mut role_by_name,
+            &mut type_by_name,
+            &mut user_by_name,
+            &mut bool_by_name,
+            &mut sens_by_name,
+            &mut cat_by_name,
+        ] {
+            m.rebase(&names);
+        }
+        drop(names);
 
         if !l.mls && (!sens.is_empty() || !cats.is_empty()) {
             return l.r.err(K::BadMls("sensitivities in a non-MLS policy"));
@@ -1242,6 +1351,14 @@ impl PolicyDb {
         let mut oc = Ocontexts::default();
         for i in 0..ocon_num {
             let n = l.r.count("ocontext count", 16)?;
+            match i {
+                0 => oc.isids.reserve_exact(n),
+                1 => oc.pirqs.reserve_exact(n),
+                2 => oc.ioports.reserve_exact(n),
+                3 => oc.iomems.reserve_exact(n),
+                4 => oc.devices.reserve_exact(n),
+                _ => oc.dtrees.reserve_exact(n),
+            }
             for _ in 0..n {
                 let at = l.r.pos();
                 match i {
@@ -1360,23 +1477,37 @@ impl PolicyDb {
         }
 
         // --- type -> attribute map ---
-        let mut type_attrs: Vec<Box<[u16]>> = Vec::with_capacity(types.len());
+        let mut type_attrs = TypeAttrs {
+            spans: Vec::with_capacity(ntypes as usize),
+            vals: Vec::with_capacity(2 * ntypes as usize),
+        };
         for i in 0..ntypes {
             let at = l.r.pos();
-            let mut m = Ebitmap::read(&mut l.r)?;
-            if m.highest() > ntypes {
+            let first = type_attrs.vals.len();
+            let mut sink = TypeAttrSink {
+                vals: &mut type_attrs.vals,
+                highest: 0,
+                limit: ntypes,
+            };
+            Ebitmap::read_nodes(&mut l.r, &mut sink)?;
+            let highest = sink.highest;
+            if highest > ntypes {
                 return l.r.err_at(
                     at,
                     K::BadValue {
                         what: "type_attr_map type",
-                        value: u64::from(m.highest()),
+                        value: u64::from(highest),
                     },
                 );
             }
             // Xen adds the type itself as the degenerate case.
-            m.set(i);
-            let v: Vec<u16> = m.iter().map(|b| (b + 1) as u16).collect();
-            type_attrs.push(v.into_boxed_slice());
+            let own = (i + 1) as u16;
+            if let Err(p) = type_attrs.vals[first..].binary_search(&own) {
+                type_attrs.vals.insert(first + p, own);
+            }
+            type_attrs
+                .spans
+                .push((first as u32, type_attrs.vals.len() as u32));
         }
         if l.r.remaining() != 0 {
             return l.r.err(K::TrailingData(l.r.remaining()));

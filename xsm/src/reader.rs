@@ -118,11 +118,10 @@ impl<'a> Reader<'a> {
         // Names end up in context strings `user:role:type:level`: no
         // separators, blanks or control characters. The common case, printable
         // ASCII, is one pass over the bytes.
-        if !b.is_empty()
-            && b.iter().all(|&c| c > b' ' && c < 0x7f && c != b':')
-            && let Ok(s) = core::str::from_utf8(b)
-        {
-            return Ok(s);
+        if !b.is_empty() && b.iter().all(|&c| c > b' ' && c < 0x7f && c != b':') {
+            // SAFETY: every byte is below 0x80 (checked just above): ASCII,
+            // which is valid UTF-8.
+            return Ok(unsafe { core::str::from_utf8_unchecked(b) });
         }
         // Otherwise checked on bytes (every byte of a multi-byte UTF-8
         // character is >= 0x80), then as characters.

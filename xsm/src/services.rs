@@ -181,8 +181,8 @@ fn te_constraints(
 ) -> (u32, u32, u32) {
     let (mut allowed, mut auditallow, mut auditdeny) = (0u32, 0u32, u32::MAX);
     let c = class as u16;
-    let sattrs = &db.type_attrs[s.ty as usize - 1];
-    let tattrs = &db.type_attrs[t.ty as usize - 1];
+    let sattrs = db.type_attrs.of(s.ty as usize - 1);
+    let tattrs = db.type_attrs.of(t.ty as usize - 1);
     for &sa in sattrs.iter() {
         // One index lookup per source attribute, then one binary search per target.
         let Some((keys, entries)) = db.avtab.source(sa) else {

@@ -1,6 +1,6 @@
-//! `cargo xtask test`: the whole test suite in phases, each timed, with the
-//! wall time of every phase and of the slowest test binaries printed at the
-//! end (also when a phase fails).
+//! `cargo xtask test`: the whole test suite in phases, each timed: the wall
+//! and CPU time of every phase and the run time of the slowest test binaries
+//! are printed at the end (also when a phase fails).
 //!
 //! Phases: Debian packages; lint; the host tests (built, then their
 //! binaries run [`HOST_JOBS`] at a time, longest first, then the
@@ -34,10 +34,30 @@ const HOST_LONGEST_FIRST: &[&str] = &[
 /// QEMU test binaries known to take longest, started first.
 const LONGEST_FIRST: &[&str] = &["livepatch", "boot", "domains", "flask_boot"];
 
-/// Wall times of named phases.
+/// CPU seconds (user + system) used so far by this process's finished,
+/// waited-for children (`cutime` + `cstime` of /proc/self/stat), which on a
+/// loaded machine says more than wall time about a phase's cost.
+pub fn children_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    children_cpu_from_stat(&stat)
+}
+
+/// [`children_cpu_seconds`] from the text of /proc/PID/stat (clock ticks of
+/// 1/100 s, Linux's USER_HZ).
+fn children_cpu_from_stat(stat: &str) -> Option<f64> {
+    // Fields after the command name (which may hold spaces, in parentheses):
+    // state is field 3, cutime field 16, cstime field 17.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: u64 = f.get(13)?.parse().ok()?;
+    let cstime: u64 = f.get(14)?.parse().ok()?;
+    Some((cutime + cstime) as f64 / 100.0)
+}
+
+/// Wall times (and CPU times of the children) of named phases.
 #[derive(Debug, Default)]
 pub struct Timer {
-    phases: Vec<(String, Duration)>,
+    phases: Vec<(String, Duration, Option<f64>)>,
     /// (test binary, its own "finished in" time).
     binaries: Vec<(String, f64)>,
     passed: u64,
@@ -49,19 +69,34 @@ impl Timer {
     pub fn phase<T>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         eprintln!("xtask: == {name}");
         let t = Instant::now();
+        let cpu = children_cpu_seconds();
         let r = f(self);
-        self.phases.push((name.to_string(), t.elapsed()));
+        let cpu = children_cpu_seconds()
+            .zip(cpu)
+            .map(|(after, before)| after - before);
+        self.phases.push((name.to_string(), t.elapsed(), cpu));
         r
     }
 
     /// The phase table and the slowest test binaries.
     pub fn report(&self) -> String {
-        let mut s = String::from("xtask: phase wall times\n");
+        let mut s = String::from(
+            "xtask: phase times: wall, and CPU (user + system) of the processes it ran\n",
+        );
         let total: Duration = self.phases.iter().map(|p| p.1).sum();
-        for (name, d) in &self.phases {
-            s += &format!("  {:>8.1} s  {name}\n", d.as_secs_f64());
+        let cpu_total: f64 = self.phases.iter().filter_map(|p| p.2).sum();
+        let cpu = |c: Option<f64>| c.map_or("       ?".to_string(), |c| format!("{c:>8.1}"));
+        for (name, d, c) in &self.phases {
+            s += &format!(
+                "  {:>8.1} s wall {} s CPU  {name}\n",
+                d.as_secs_f64(),
+                cpu(*c)
+            );
         }
-        s += &format!("  {:>8.1} s  total\n", total.as_secs_f64());
+        s += &format!(
+            "  {:>8.1} s wall {cpu_total:>8.1} s CPU  total\n",
+            total.as_secs_f64()
+        );
         let mut b = self.binaries.clone();
         b.sort_by(|x, y| y.1.total_cmp(&x.1));
         if !b.is_empty() {
@@ -197,7 +232,11 @@ fn phases(t: &mut Timer) -> Result<()> {
             ("WARDEN_IMAGE", prod.as_path()),
             ("WARDEN_TEST_IMAGE", test_img.as_path()),
         ];
-        run_binaries(t, "QEMU tests", &bins, QEMU_JOBS, &env)
+        run_binaries(t, "QEMU tests", &bins, QEMU_JOBS, &env)?;
+        // The harness crate's doc-tests, which `cargo test` would run too.
+        let mut c = cargo();
+        c.args(["test", "--package", "warden-tests", "--doc"]);
+        cargo_test(t, c, "QEMU harness doc-tests")
     })
 }
 
@@ -446,8 +485,18 @@ mod tests {
         );
         assert_eq!((t.passed, t.failed), (22, 2));
         assert_eq!(t.binaries[0], ("tests/boot.rs".to_string(), 95.31));
+        t.phase("a phase", |_| Ok(())).unwrap();
         let r = t.report();
         assert!(r.contains("95.3 s  tests/boot.rs"), "{r}");
+        assert!(r.contains("s CPU  a phase"), "{r}");
+    }
+
+    #[test]
+    fn children_cpu_from_proc_stat() {
+        // A command name with spaces and parentheses; cutime 1234, cstime 66.
+        let stat = "42 (cargo (x) y) S 1 42 42 0 -1 4194304 100 200 0 0 5 6 1234 66 20 0 1 0 7 8 9";
+        assert_eq!(children_cpu_from_stat(stat), Some(13.0));
+        assert!(children_cpu_seconds().is_some());
     }
 
     #[test]
