@@ -229,10 +229,9 @@ struct TextWriter {
 
 impl Patcher for TextWriter {
     unsafe fn write_text(&mut self, addr: u64, bytes: &[u8]) {
-        // SAFETY: a TextWriter exists only inside `quiesce`'s work, once
-        // every other CPU is parked with interrupts off at its safe point
-        // (running no patchable code); the bytes are valid code per this
-        // method's contract.
+        // SAFETY: a TextWriter exists only inside `quiesce`'s work, every other
+        // CPU parked with interrupts off at its safe point (running no patchable
+        // code); the bytes are valid code per this method's contract.
         if let Err(e) = unsafe { paging::write_text_via_alias(addr, bytes) } {
             self.failed.get_or_insert_with(|| alloc::format!("{e}"));
             return;

@@ -124,10 +124,9 @@ pub fn enable(p: &PerCpu, hsave_pa: u64) -> Result<SvmSupport> {
             p.cpu_id
         ));
     }
-    // SAFETY: SVM is present and not disabled (checked above), so EFER.SVME
-    // can be set and VM_HSAVE_PA exists; the save area is a page of our own.
-    // EFER.AIBRSE exists where CPUID says AutoIBRS does; SPEC_CTRL where
-    // CPUID reports one of its bits.
+    // SAFETY: SVM is present and enabled (checked above): EFER.SVME can be
+    // set, VM_HSAVE_PA exists, the save area is our own page; EFER.AIBRSE and
+    // SPEC_CTRL exist where CPUID reports AutoIBRS / one of SPEC_CTRL's bits.
     unsafe {
         let aibrs = if sp.auto_ibrs { EFER_AIBRSE } else { 0 };
         wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME | aibrs);

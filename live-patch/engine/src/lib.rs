@@ -1040,9 +1040,8 @@ impl<'i> Engine<'i> {
             .map(|h| h.1)
             .collect();
         for h in hooks {
-            // SAFETY: `h` is a hook of this payload: the address `load`
-            // computed at upload for a symbol the payload reader accepted
-            // only as a function defined in the payload's text, installed
+            // SAFETY: `h` is this payload's hook: the address `load` computed at
+            // upload for a function defined in the payload's text, installed
             // with it; the payload stays installed while it is listed.
             let rc = unsafe { plat.call_hook(h) };
             if rc != 0 {
@@ -1073,11 +1072,9 @@ impl<'i> Engine<'i> {
             for &i in &reverts {
                 let p = &mut payloads[i];
                 for s in p.sites.iter().rev() {
-                    // SAFETY: a site `load` resolved in a function of the
-                    // image's text (checked at upload: a function, in the
-                    // text, long enough for the patch); the bytes are those
-                    // saved there when this payload was applied (reverts run
-                    // top first, so they are the bytes below it).
+                    // SAFETY: a site `load` resolved in an image-text function long
+                    // enough for the patch (checked at upload); the bytes were saved
+                    // there at apply (reverts run top first: the bytes below it).
                     unsafe { pt.write_text(s.at, &s.saved[..s.len]) };
                 }
                 for h in p.hooks.iter().filter(|h| h.0 == HookKind::Unload) {
