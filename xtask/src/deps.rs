@@ -14,9 +14,14 @@ pub const HOST_TESTS: &[&str] = &["libsepol-dev", "checkpolicy", "m4", "setools"
 /// `patch` applies the diff (`diff` is in the essential diffutils).
 pub const LIVEPATCH: &[&str] = &["patch"];
 
+/// For the Linux guest tests and `bench-linux` (`xtask::linux`): `xz` unpacks
+/// the kernel's bzImage. The kernel, busybox-static and Xen are not installed:
+/// they are downloaded with `apt-get download` into `target/linux/`.
+pub const LINUX: &[&str] = &["xz-utils"];
+
 /// Everything `cargo xtask test` needs.
 pub fn for_tests() -> Vec<&'static str> {
-    [QEMU, GRUB, HOST_TESTS, LIVEPATCH].concat()
+    [QEMU, GRUB, HOST_TESTS, LIVEPATCH, LINUX].concat()
 }
 
 fn installed(pkg: &str) -> bool {
@@ -27,7 +32,7 @@ fn installed(pkg: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -35,7 +40,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn apt(args: &[&str]) -> bool {
+pub fn apt(args: &[&str]) -> bool {
     eprintln!("xtask: apt-get {}", args.join(" "));
     Command::new("apt-get")
         .args(args)

@@ -7,6 +7,8 @@
 //! - [`qemu`]: the QEMU command line and a runner with timeout and captured serial.
 //! - [`grub`]: a GRUB rescue ISO that boots the image with Multiboot 2 and modules.
 //! - [`deps`]: the Debian packages the tools need (installed when root).
+//! - [`linux`]: Debian's kernel, busybox and Xen downloaded into `target/linux/`, and the
+//!   initramfs of the Linux guest tests.
 //! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
 //! - [`run`]: `cargo xtask run` (options, the QEMU boot, the exit status of a refused boot).
 //! - [`slots`]: how many QEMU test machines run at once, across test processes.
@@ -16,6 +18,7 @@ pub mod build;
 pub mod deps;
 pub mod grub;
 pub mod lint;
+pub mod linux;
 pub mod qemu;
 pub mod run;
 pub mod slots;

@@ -22,6 +22,8 @@ Commands:
   bench-livepatch  CPU hold time of applying/reverting a one-function live patch
               with 1, 2 and 4 CPUs (-icount shift=0, as the hypervisor reports
               it) and signature verification time of the upload
+  linux-assets  Download Debian's Linux kernel and busybox into target/linux/ (once),
+              build the initramfs, print their paths
   help        Show this text (also: cargo xtask COMMAND --help)
 
 Missing Debian packages are installed when running as root; otherwise the
@@ -49,6 +51,7 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         "bench-livepatch" => {
             "cargo xtask bench-livepatch [--rounds N]\n  CPU hold time of applying/reverting a one-function live patch with 1, 2 and 4\n  CPUs (-icount shift=0) and the upload's signature verification time.\n  --rounds: upload/apply/revert/unload rounds per CPU count (default 20)"
         }
+        "linux-assets" => xtask::linux::ASSETS_HELP,
         _ => return None,
     })
 }
@@ -80,9 +83,16 @@ fn main() -> ExitCode {
         Some("bench-boot") => bench_boot(&args[1..]),
         Some("bench-hypercalls") => bench_hypercalls(&args[1..]),
         Some("bench-livepatch") => bench_livepatch(&args[1..]),
+        Some("linux-assets") => xtask::linux::assets_cmd(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
-            for c in ["run", "bench-boot", "bench-hypercalls", "bench-livepatch"] {
+            for c in [
+                "run",
+                "bench-boot",
+                "bench-hypercalls",
+                "bench-livepatch",
+                "linux-assets",
+            ] {
                 println!("\n{}", help_for(c).unwrap_or_default());
             }
             Ok(())

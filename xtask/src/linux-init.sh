@@ -1,0 +1,127 @@
+#!/bin/sh
+# /init of the Linux test initramfs (built by xtask::linux; busybox-static).
+# Its first line marks "userspace reached" (cargo xtask bench-linux times it).
+#
+# Kernel command line (read from /proc/cmdline; dotted words are ignored by
+# the kernel):
+#   warden.check            run the checks below, print RESULT PASS|FAIL, then
+#                           power off (poweroff -f: SCHEDOP_shutdown on Xen)
+#   warden.shell            a shell on the console (after the checks, if any);
+#                           the default when warden.check is not given
+#   warden.expect_cpus=N    CPUs that must be online (default 1)
+#   warden.expect_xen=0|1   the Xen PVH checks (default 1); 0 on bare QEMU,
+#                           where the timer line is LOC instead
+#   warden.sleep=S          the timed sleep (default 5)
+#   warden.debug_exit=1     bare QEMU only: write the result to the
+#                           isa-debug-exit port 0xf4 (0x10 PASS, 0x11 FAIL)
+echo "warden-init: userspace reached (pid $$)"
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /tmp /run
+mount -t devpts devpts /dev/pts 2>/dev/null
+
+arg() {
+    # arg NAME DEFAULT: the value of warden.NAME= on the command line
+    v=$(tr ' ' '\n' </proc/cmdline | sed -n "s/^warden\.$1=//p" | tail -n 1)
+    echo "${v:-$2}"
+}
+flag() {
+    tr ' ' '\n' </proc/cmdline | grep -qx "warden\.$1"
+}
+
+say() { echo "warden-init: $*"; }
+failed=0
+check() {
+    # check CONDITION-STATUS TEXT
+    if [ "$1" = 0 ]; then
+        say "CHECK ok $2"
+    else
+        say "CHECK FAIL $2"
+        failed=$((failed + 1))
+    fi
+}
+
+say "kernel $(uname -r), command line: $(cat /proc/cmdline)"
+
+if flag check; then
+    cpus=$(arg expect_cpus 1)
+    xen=$(arg expect_xen 1)
+    secs=$(arg sleep 5)
+
+    # 1. CPUs online ("0-1", "0,2-3", ...).
+    online=$(cat /sys/devices/system/cpu/online)
+    n=$(echo "$online" | tr ',' '\n' | awk -F- '{ n += ($2 == "" ? 1 : $2 - $1 + 1) } END { print n }')
+    [ "$n" = "$cpus" ]
+    check $? "CPUs online: $n ($online), expected $cpus"
+
+    if [ "$xen" = 1 ]; then
+        # 2. The PVH entry and the Xen clock.
+        # (Linux 6.1.192 says "Booting kernel on Xen PVH"; earlier 6.1
+        # releases "Booting paravirtualized kernel on Xen PVH".)
+        line=$(dmesg | grep -m 1 -E "Booting (paravirtualized )?kernel on")
+        echo "$line" | grep -qE "Booting (paravirtualized )?kernel on Xen PVH$"
+        check $? "dmesg: ${line#*] }"
+        line=$(dmesg | grep -m 1 "clocksource: Switched to clocksource")
+        echo "$line" | grep -q "clocksource: Switched to clocksource xen"
+        check $? "dmesg: ${line#*] }"
+        cs=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)
+        [ "$cs" = xen ]
+        check $? "current clocksource: $cs"
+        # The per-CPU timer event channels: VIRQ_TIMER bound per CPU, shown as
+        # "xen-percpu    -virq      timerN".
+        pattern='xen-percpu +-virq +timer[0-9]+$'
+    else
+        pattern='^ *LOC:'
+    fi
+
+    # 3. Timer interrupts counting on every CPU: the per-CPU sums of the
+    #    matching /proc/interrupts lines, before and after the sleep.
+    counts() {
+        grep -E "$pattern" /proc/interrupts |
+            awk -v n="$n" '{ for (i = 1; i <= n; i++) s[i] += $(i + 1) }
+                END { for (i = 1; i <= n; i++) printf "%d ", s[i] }'
+    }
+    grep -E "$pattern" /proc/interrupts | sed 's/^/warden-init: interrupts: /'
+    before=$(counts)
+
+    # 4. The timed sleep: the host compares its own time between the two lines.
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    say "sleep $secs: start"
+    sleep "$secs"
+    say "sleep $secs: end"
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    say "sleep $secs took $(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }') s of guest uptime"
+
+    after=$(counts)
+    ok=$(echo "$before;$after" | awk -F';' -v n="$n" '{
+            split($1, b, " "); split($2, a, " "); ok = 1
+            for (i = 1; i <= n; i++) if (a[i] + 0 <= b[i] + 0 || b[i] + 0 == 0) ok = 0
+            print ok }')
+    [ "$ok" = 1 ]
+    check $? "timer interrupts counting on every CPU: $before-> $after"
+    [ "$ok" = 1 ] || sed 's/^/warden-init: interrupts: /' /proc/interrupts
+
+    if [ "$failed" = 0 ]; then
+        say "RESULT PASS"
+        code='\020'
+    else
+        say "RESULT FAIL ($failed check(s) failed)"
+        code='\021'
+    fi
+    if flag debug_exit=1; then
+        printf "$code" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+    fi
+    if ! flag shell; then
+        say "powering off"
+        poweroff -f
+    fi
+fi
+
+say "shell on the console; 'poweroff -f' to power off"
+while true; do
+    setsid cttyhack sh -l
+    say "shell exited: powering off"
+    poweroff -f
+done
