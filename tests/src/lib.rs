@@ -180,6 +180,7 @@ pub struct Boot {
     timeout: Duration,
     grub: bool,
     input: Option<qemu::Input>,
+    stop_on: Vec<String>,
 }
 
 impl Default for Boot {
@@ -208,6 +209,7 @@ impl Boot {
             timeout: DEFAULT_TIMEOUT,
             grub: false,
             input: None,
+            stop_on: Vec::new(),
         }
     }
 
@@ -265,6 +267,14 @@ impl Boot {
         self.timeout = t;
         self
     }
+    /// End the boot at once (QEMU killed, the boot fails) when any of
+    /// `texts` appears on the serial console: fatal messages, so a test does
+    /// not wait out its timeout ([`Outcome::stopped_on`]).
+    pub fn stop_on(mut self, texts: &[&str]) -> Self {
+        self.stop_on.extend(texts.iter().map(|s| s.to_string()));
+        self
+    }
+
     /// Boot through a GRUB ISO (Multiboot 2) instead of `-kernel`.
     pub fn grub(mut self) -> Self {
         self.grub = true;
@@ -301,8 +311,16 @@ impl Boot {
         // One of the machine-wide QEMU slots (xtask::slots); the timeout
         // runs from QEMU's start.
         let slot = xtask::slots::acquire();
-        let o = qemu::run_with_input(m.command(), self.timeout, None, self.input.clone())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let o = qemu::run_with(
+            m.command(),
+            self.timeout,
+            qemu::Options {
+                watch: None,
+                input: self.input.clone(),
+                stop_on: self.stop_on.clone(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         drop(slot);
         if let Some(iso) = iso_file {
             let _ = std::fs::remove_file(iso);
@@ -313,6 +331,8 @@ impl Boot {
             serial: o.serial,
             stderr: o.stderr,
             cmdline,
+            lines: o.lines,
+            stopped_on: o.stopped_on,
         }
     }
 }
@@ -325,11 +345,17 @@ pub struct Outcome {
     pub serial: String,
     pub stderr: String,
     pub cmdline: String,
+    /// The serial lines with the host time (from QEMU's start) each arrived.
+    pub lines: Vec<(Duration, String)>,
+    /// The [`Boot::stop_on`] text that ended the boot.
+    pub stopped_on: Option<String>,
 }
 
 impl Outcome {
     fn describe(&self) -> String {
-        let why = if self.timed_out {
+        let why = if let Some(s) = &self.stopped_on {
+            format!("stopped on {s:?} (QEMU killed)")
+        } else if self.timed_out {
             "QEMU timed out".to_string()
         } else {
             match self.status {
@@ -351,7 +377,49 @@ impl Outcome {
 
     /// Whether QEMU exited with exactly the agreed code.
     pub fn exited_with(&self, e: TestExit) -> bool {
-        !self.timed_out && self.status == Some(e.qemu_status())
+        !self.timed_out && self.stopped_on.is_none() && self.status == Some(e.qemu_status())
+    }
+
+    /// When the first serial line containing `s` arrived (host time from
+    /// QEMU's start).
+    pub fn line_time(&self, s: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(s))
+            .map(|(t, _)| *t)
+    }
+
+    /// Assert that the first lines containing `from` and `to` arrived
+    /// `expected` apart in host time, within `tolerance` (a fraction, 0.1 =
+    /// ±10 %); returns the measured interval.
+    #[track_caller]
+    pub fn interval_within(
+        &self,
+        from: &str,
+        to: &str,
+        expected: Duration,
+        tolerance: f64,
+    ) -> Duration {
+        let (Some(a), Some(b)) = (self.line_time(from), self.line_time(to)) else {
+            panic!(
+                "no serial lines {from:?} and {to:?} to time: {}",
+                self.describe()
+            );
+        };
+        let d = b.saturating_sub(a);
+        let (lo, hi) = (
+            expected.as_secs_f64() * (1.0 - tolerance),
+            expected.as_secs_f64() * (1.0 + tolerance),
+        );
+        assert!(
+            (lo..=hi).contains(&d.as_secs_f64()),
+            "{from:?} -> {to:?} took {:.3} s of host time, expected {:.3} s ± {:.0} %: {}",
+            d.as_secs_f64(),
+            expected.as_secs_f64(),
+            tolerance * 100.0,
+            self.describe()
+        );
+        d
     }
 
     /// Assert the boot ended with `e`.
@@ -460,7 +528,33 @@ mod tests {
             serial: "INFO  Warden ready: x\n*** Warden stopped: the machine is halted.\n".into(),
             stderr: String::new(),
             cmdline: String::new(),
+            lines: vec![
+                (Duration::from_millis(100), "start".into()),
+                (Duration::from_millis(5200), "end".into()),
+            ],
+            stopped_on: None,
         }
+    }
+
+    #[test]
+    fn intervals_are_checked_against_host_time() {
+        let o = outcome(Some(33), false);
+        let d = o.interval_within("start", "end", Duration::from_secs(5), 0.1);
+        assert_eq!(d, Duration::from_millis(5100));
+    }
+
+    #[test]
+    #[should_panic(expected = "expected 4.000 s")]
+    fn an_interval_outside_the_tolerance_fails() {
+        outcome(Some(33), false).interval_within("start", "end", Duration::from_secs(4), 0.1);
+    }
+
+    #[test]
+    #[should_panic(expected = "stopped on")]
+    fn a_stop_text_fails_the_boot() {
+        let mut o = outcome(Some(33), false);
+        o.stopped_on = Some("Kernel panic".into());
+        o.expect_ready();
     }
 
     #[test]

@@ -142,6 +142,22 @@ pub struct Outcome {
     /// When `watch` first appeared on the serial port, from QEMU's start.
     pub watch_seen: Option<Duration>,
     pub elapsed: Duration,
+    /// Every complete serial line (without its line end) with the host
+    /// time, from QEMU's start, at which its newline arrived.
+    pub lines: Vec<(Duration, String)>,
+    /// The [`Options::stop_on`] string that ended the run (QEMU killed).
+    pub stopped_on: Option<String>,
+}
+
+impl Outcome {
+    /// When the first serial line containing `s` arrived (host time from
+    /// QEMU's start).
+    pub fn line_time(&self, s: &str) -> Option<Duration> {
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(s))
+            .map(|(t, _)| *t)
+    }
 }
 
 /// Bytes to type on the serial console once `after` has appeared on it.
@@ -149,6 +165,19 @@ pub struct Outcome {
 pub struct Input {
     pub after: String,
     pub bytes: Vec<u8>,
+}
+
+/// How to watch a captured run.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A string whose first appearance is timed ([`Outcome::watch_seen`]).
+    pub watch: Option<String>,
+    /// Bytes to type once a trigger appears.
+    pub input: Option<Input>,
+    /// Strings that end the run at once (QEMU is killed) when they appear on
+    /// the serial port: fatal messages, so a test does not wait for its
+    /// timeout ([`Outcome::stopped_on`]).
+    pub stop_on: Vec<String>,
 }
 
 /// Run a QEMU command, capturing serial output, killing it after `timeout`.
@@ -159,11 +188,41 @@ pub fn run_captured(cmd: Command, timeout: Duration, watch: Option<&str>) -> Res
 
 /// [`run_captured`], typing `input` on the serial console when its trigger appears.
 pub fn run_with_input(
-    mut cmd: Command,
+    cmd: Command,
     timeout: Duration,
     watch: Option<&str>,
     input: Option<Input>,
 ) -> Result<Outcome> {
+    run_with(
+        cmd,
+        timeout,
+        Options {
+            watch: watch.map(String::from),
+            input,
+            stop_on: Vec::new(),
+        },
+    )
+}
+
+/// What the serial reader thread collects.
+#[derive(Default)]
+struct Capture {
+    bytes: Vec<u8>,
+    /// The line being received.
+    line: Vec<u8>,
+    lines: Vec<(Duration, String)>,
+    seen: Option<Duration>,
+    stopped_on: Option<String>,
+}
+
+/// Run a QEMU command, capturing serial output with line timestamps, killing
+/// it after `timeout` or when one of `opts.stop_on` appears.
+pub fn run_with(mut cmd: Command, timeout: Duration, opts: Options) -> Result<Outcome> {
+    let Options {
+        watch,
+        mut input,
+        stop_on,
+    } = opts;
     cmd.stdin(if input.is_some() {
         Stdio::piped()
     } else {
@@ -177,8 +236,7 @@ pub fn run_with_input(
             "cannot start qemu-system-x86_64 ({e}); install it with: apt-get install -y qemu-system-x86"
         ))
     })?;
-    let serial = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let seen = Arc::new(Mutex::new(None::<Duration>));
+    let cap = Arc::new(Mutex::new(Capture::default()));
     let mut out = child
         .stdout
         .take()
@@ -187,9 +245,8 @@ pub fn run_with_input(
         .stderr
         .take()
         .ok_or_else(|| Error("no stderr pipe".into()))?;
-    let (s2, seen2, watch2) = (serial.clone(), seen.clone(), watch.map(String::from));
+    let cap2 = cap.clone();
     let mut stdin = child.stdin.take();
-    let mut input = input;
     let reader = std::thread::spawn(move || {
         use std::io::Write;
         let mut buf = [0u8; 4096];
@@ -197,10 +254,30 @@ pub fn run_with_input(
             match out.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    let mut s = s2.lock().unwrap_or_else(|p| p.into_inner());
-                    s.extend_from_slice(&buf[..n]);
+                    let now = start.elapsed();
+                    let mut c = cap2.lock().unwrap_or_else(|p| p.into_inner());
+                    let c = &mut *c;
+                    c.bytes.extend_from_slice(&buf[..n]);
+                    for &b in &buf[..n] {
+                        if b == b'\n' {
+                            let l = String::from_utf8_lossy(&c.line)
+                                .trim_end_matches('\r')
+                                .to_string();
+                            c.lines.push((now, l));
+                            c.line.clear();
+                        } else {
+                            c.line.push(b);
+                        }
+                    }
+                    // Only the tail can hold a new match: look at what came
+                    // now plus the longest pattern's length before it.
+                    let tail = |len: usize| {
+                        let from = c.bytes.len().saturating_sub(n + len);
+                        &c.bytes[from..]
+                    };
+                    let has = |hay: &[u8], s: &str| hay.windows(s.len()).any(|x| x == s.as_bytes());
                     if let Some(i) = &input
-                        && s.windows(i.after.len()).any(|x| x == i.after.as_bytes())
+                        && has(tail(i.after.len()), &i.after)
                     {
                         if let Some(w) = stdin.as_mut() {
                             // Type slowly: the guest polls the UART's 16-byte FIFO.
@@ -212,11 +289,16 @@ pub fn run_with_input(
                         }
                         input = None;
                     }
-                    if let Some(w) = &watch2 {
-                        let mut seen = seen2.lock().unwrap_or_else(|p| p.into_inner());
-                        if seen.is_none() && s.windows(w.len()).any(|x| x == w.as_bytes()) {
-                            *seen = Some(start.elapsed());
-                        }
+                    if let Some(w) = &watch
+                        && c.seen.is_none()
+                        && has(tail(w.len()), w)
+                    {
+                        c.seen = Some(now);
+                    }
+                    if c.stopped_on.is_none()
+                        && let Some(s) = stop_on.iter().find(|s| has(tail(s.len()), s))
+                    {
+                        c.stopped_on = Some(s.clone());
                     }
                 }
             }
@@ -232,6 +314,18 @@ pub fn run_with_input(
         if let Some(st) = child.try_wait()? {
             break st.code();
         }
+        let stop = cap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stopped_on
+            .is_some();
+        if stop {
+            // Let the rest of the message (a panic's backtrace) arrive.
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
         if start.elapsed() >= timeout {
             timed_out = true;
             let _ = child.kill();
@@ -243,16 +337,20 @@ pub fn run_with_input(
     let elapsed = start.elapsed();
     let _ = reader.join();
     let stderr = err_reader.join().unwrap_or_default();
-    let serial =
-        String::from_utf8_lossy(&serial.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    let watch_seen = *seen.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = std::mem::take(&mut *cap.lock().unwrap_or_else(|p| p.into_inner()));
+    if !c.line.is_empty() {
+        let l = String::from_utf8_lossy(&c.line).into_owned();
+        c.lines.push((elapsed, l));
+    }
     Ok(Outcome {
         status,
         timed_out,
-        serial,
+        serial: String::from_utf8_lossy(&c.bytes).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        watch_seen,
+        watch_seen: c.seen,
         elapsed,
+        lines: c.lines,
+        stopped_on: c.stopped_on,
     })
 }
 
@@ -366,6 +464,35 @@ mod tests {
         assert!(joined.contains("-no-reboot"));
         let i = args.iter().position(|a| a == "-initrd").unwrap();
         assert_eq!(args[i + 1], "/a,/b,,c x=1,,2");
+    }
+
+    #[test]
+    fn lines_are_timestamped_and_stop_on_ends_the_run() {
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "echo first; sleep 1; printf 'second\\r\\n'; echo Kernel panic - x; exec sleep 60",
+        ]);
+        let o = run_with(
+            c,
+            Duration::from_secs(50),
+            Options {
+                stop_on: vec!["Kernel panic".into()],
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert!(!o.timed_out);
+        assert_eq!(o.stopped_on.as_deref(), Some("Kernel panic"));
+        assert!(o.elapsed < Duration::from_secs(30), "{:?}", o.elapsed);
+        let lines: Vec<&str> = o.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, ["first", "second", "Kernel panic - x"]);
+        let (t1, t2) = (
+            o.line_time("first").unwrap(),
+            o.line_time("second").unwrap(),
+        );
+        assert!(t2 - t1 >= Duration::from_millis(900), "{t1:?} {t2:?}");
+        assert_eq!(o.line_time("third"), None);
     }
 
     #[test]
