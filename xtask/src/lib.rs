@@ -9,6 +9,7 @@
 //! - [`deps`]: the Debian packages the tools need (installed when root).
 //! - [`linux`]: Debian's kernel, busybox and Xen downloaded into `target/linux/`, and the
 //!   initramfs of the Linux guest tests.
+//! - [`linuxbench`]: `cargo xtask bench-linux` (Linux's boot on Warden vs on Xen 4.17).
 //! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
 //! - [`run`]: `cargo xtask run` (options, the QEMU boot, the exit status of a refused boot).
 //! - [`slots`]: how many QEMU test machines run at once, across test processes.
@@ -19,6 +20,7 @@ pub mod deps;
 pub mod grub;
 pub mod lint;
 pub mod linux;
+pub mod linuxbench;
 pub mod qemu;
 pub mod run;
 pub mod slots;

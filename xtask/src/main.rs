@@ -24,6 +24,8 @@ Commands:
               it) and signature verification time of the upload
   linux-assets  Download Debian's Linux kernel and busybox into target/linux/ (once),
               build the initramfs, print their paths
+  bench-linux  Debian's Linux booted as a PVH guest on Warden and on Xen 4.17 (same
+              QEMU flags): time to the initramfs's first line, and the ratio
   help        Show this text (also: cargo xtask COMMAND --help)
 
 Missing Debian packages are installed when running as root; otherwise the
@@ -52,6 +54,7 @@ fn help_for(cmd: &str) -> Option<&'static str> {
             "cargo xtask bench-livepatch [--rounds N]\n  CPU hold time of applying/reverting a one-function live patch with 1, 2 and 4\n  CPUs (-icount shift=0) and the upload's signature verification time.\n  --rounds: upload/apply/revert/unload rounds per CPU count (default 20)"
         }
         "linux-assets" => xtask::linux::ASSETS_HELP,
+        "bench-linux" => xtask::linuxbench::HELP,
         _ => return None,
     })
 }
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Some("bench-hypercalls") => bench_hypercalls(&args[1..]),
         Some("bench-livepatch") => bench_livepatch(&args[1..]),
         Some("linux-assets") => xtask::linux::assets_cmd(&args[1..]),
+        Some("bench-linux") => xtask::linuxbench::bench(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
             for c in [
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
                 "bench-hypercalls",
                 "bench-livepatch",
                 "linux-assets",
+                "bench-linux",
             ] {
                 println!("\n{}", help_for(c).unwrap_or_default());
             }

@@ -205,6 +205,9 @@ pub fn run_all() -> Result<()> {
 
 fn phases(t: &mut Timer) -> Result<()> {
     t.phase("Debian packages", |_| deps::ensure(&deps::for_tests()))?;
+    // Debian's kernel and busybox for the Linux tests (downloaded once into
+    // target/linux/; the initramfs rebuilt if its /init changed).
+    t.phase("Linux assets", |_| crate::linux::assets(false).map(|_| ()))?;
     crate::lint::lint_timed(t)?;
     let host = t.phase("host tests: build", |_| host_test_binaries())?;
     t.phase("host tests: run", |t| {
