@@ -51,7 +51,9 @@ fn main() {
     let dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let script = dir.join("linker.ld");
-    println!("cargo:rerun-if-changed={}", script.display());
+    // Relative to the package (cargo's rule), so a copy of the tree with
+    // its target directory (livepatch build's trees) watches its own script.
+    println!("cargo:rerun-if-changed=linker.ld");
     println!("cargo:rerun-if-changed=build.rs");
     for arg in [
         "-nostartfiles",

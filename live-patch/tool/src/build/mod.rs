@@ -139,11 +139,11 @@ fn build_tree(
 ) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let map = target.join(format!("{what}.map"));
-    let flags = format!(
-        "{} -Clink-arg=-Wl,--emit-relocs -Clink-arg=-Wl,-Map={}",
-        xtask::build::RUSTFLAGS,
-        map.display()
-    );
+    // The flags of every crate are the same in every tree (so a tree made
+    // from orig's copy reuses its builds: see [`seed_tree`]); the linker map,
+    // whose path is the tree's own, is an argument of the final crate only.
+    let flags = format!("{} -Clink-arg=-Wl,--emit-relocs", xtask::build::RUSTFLAGS);
+    let link = [format!("-Clink-arg=-Wl,-Map={}", map.display())];
     // The linker writes the map only when it links. Cargo hands out a
     // binary it linked earlier for the same features without linking again,
     // so after a build with other features (the QEMU tests' payloads use
@@ -152,7 +152,7 @@ fn build_tree(
     // last link beside it, and force a link when there is none.
     let kept = target.join(format!("{what}.last-link{}.map", feature_suffix(features)));
     let started = std::time::SystemTime::now();
-    let mut elf = cargo_build(dir, target, features, what, &flags, "1")?;
+    let mut elf = cargo_build(dir, target, features, what, &flags, &link, "1")?;
     if !written_since(&map, started) && !kept.is_file() {
         let deps = target
             .join(xtask::build::TARGET)
@@ -164,7 +164,7 @@ fn build_tree(
                 std::fs::remove_file(e.path()).map_err(|err| Error::io(&e.path(), err))?;
             }
         }
-        elf = cargo_build(dir, target, features, what, &flags, "1")?;
+        elf = cargo_build(dir, target, features, what, &flags, &link, "1")?;
         if !written_since(&map, started) {
             return Err(Error(format!(
                 "building the {what} hypervisor wrote no linker map ({})",
@@ -207,7 +207,15 @@ fn written_since(path: &Path, t: std::time::SystemTime) -> bool {
 /// Build the image in `dir` with full debug info (types) for the layout check.
 fn build_tree_dwarf(dir: &Path, target: &Path, features: &[String], what: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    cargo_build(dir, target, features, what, xtask::build::RUSTFLAGS, "2")
+    cargo_build(
+        dir,
+        target,
+        features,
+        what,
+        xtask::build::RUSTFLAGS,
+        &[],
+        "2",
+    )
 }
 
 fn cargo_build(
@@ -216,6 +224,7 @@ fn cargo_build(
     features: &[String],
     what: &str,
     flags: &str,
+    final_args: &[String],
     debug: &str,
 ) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -226,7 +235,7 @@ fn cargo_build(
     cmd.env_remove("RUSTC_BOOTSTRAP");
     cmd.current_dir(dir)
         .args([
-            "build",
+            "rustc",
             "--release",
             "--package",
             "warden",
@@ -251,6 +260,9 @@ fn cargo_build(
         );
     if !features.is_empty() {
         cmd.arg("--features").arg(features.join(","));
+    }
+    if !final_args.is_empty() {
+        cmd.arg("--").args(final_args);
     }
     let label = if debug == "2" {
         " with type information"
@@ -319,6 +331,120 @@ pub fn check_reproduces(image: &[u8], built: &[u8]) -> Result<()> {
             )));
         }
     }
+    Ok(())
+}
+
+/// The files a unified diff touches (`--- a/X`, `+++ b/X`; `-p1` paths).
+pub fn touched_files(diff: &str) -> Vec<String> {
+    let mut v: Vec<String> = diff
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ ").or_else(|| l.strip_prefix("--- ")))
+        .map(|l| l.split('\t').next().unwrap_or("").trim())
+        .filter(|p| *p != "/dev/null")
+        .map(|p| p.split_once('/').map_or(p, |(_, rest)| rest).to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Whether a tree made from orig's copy may carry `diffs`: they change only
+/// Rust sources (`*.rs`, no `build.rs`). A copied target directory keeps
+/// orig's build-script results, which name orig's files by absolute path
+/// (`hypervisor/linker.ld`, `policies/flask/*`): a change to such a file
+/// in the copy would not be seen.
+fn rust_only(diffs: &[&Path]) -> Result<bool> {
+    for d in diffs {
+        let text = std::fs::read_to_string(d).map_err(|e| Error::io(d, e))?;
+        let files = touched_files(&text);
+        if files.is_empty()
+            || files
+                .iter()
+                .any(|f| !f.ends_with(".rs") || f == "build.rs" || f.ends_with("/build.rs"))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The target directories of a tree `NAME` of the work directory:
+/// `target-NAME` (the analysis build) and `target-NAME-dwarf` (types).
+fn targets_of(work: &Path, name: &str) -> [PathBuf; 2] {
+    [
+        work.join(format!("target-{name}")),
+        work.join(format!("target-{name}-dwarf")),
+    ]
+}
+
+fn remove_dir(p: &Path) -> Result<()> {
+    if p.exists() {
+        std::fs::remove_dir_all(p).map_err(|e| Error::io(p, e))?;
+    }
+    Ok(())
+}
+
+/// Share orig's builds with the tree `NAME` (`patched`, `base`), which is
+/// to carry `diffs`.
+///
+/// A tree that does not exist yet starts as a copy of `orig/` with copies
+/// of orig's target directories, every modification time kept (`cp -a`):
+/// the new tree is then in the state of a tree built with the original's
+/// contents, and [`prepare_tree`] rewrites only the files the diffs change,
+/// all newer than the copied build outputs (orig's builds come first), so
+/// cargo rebuilds what the diffs change instead of the whole hypervisor
+/// (each build from scratch is minutes). Such a tree is marked
+/// (`NAME.seeded`) for as long as it lives: diffs that change anything but
+/// Rust sources ([`rust_only`]) never use it: it is removed first, and the
+/// tree is built from scratch as it would have been without the copy. An
+/// existing tree is otherwise left alone (its own targets match it).
+fn seed_tree(work: &Path, name: &str, diffs: &[&Path]) -> Result<()> {
+    let tree = work.join(name);
+    let marker = work.join(format!("{name}.seeded"));
+    if !rust_only(diffs)? {
+        if marker.exists() {
+            remove_dir(&tree)?;
+            for t in targets_of(work, name) {
+                remove_dir(&t)?;
+            }
+            std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+        }
+        return Ok(());
+    }
+    let orig_targets = targets_of(work, "orig");
+    if tree.exists() || !orig_targets.iter().all(|t| t.is_dir()) {
+        return Ok(());
+    }
+    // Marked before anything is copied: a copy cut short is still marked.
+    std::fs::write(&marker, b"made from orig/ and its target directories\n")
+        .map_err(|e| Error::io(&marker, e))?;
+    for t in targets_of(work, name) {
+        remove_dir(&t)?;
+    }
+    let copy = |from: &Path, to: &Path| -> Result<()> {
+        let tmp = to.with_extension("seeding");
+        remove_dir(&tmp)?;
+        let st = Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(from)
+            .arg(&tmp)
+            .status()
+            .map_err(|e| Error(format!("cannot run cp: {e}")))?;
+        if !st.success() {
+            return Err(Error(format!(
+                "copying {} to {} failed ({st})",
+                from.display(),
+                tmp.display()
+            )));
+        }
+        std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
+    };
+    for (from, to) in orig_targets.iter().zip(targets_of(work, name)) {
+        copy(from, &to)?;
+    }
+    // The tree last: its presence says the copy is complete.
+    copy(&work.join("orig"), &tree)?;
+    eprintln!("livepatch: the {name} tree starts as a copy of the original's tree and builds");
     Ok(())
 }
 
@@ -392,7 +518,9 @@ pub fn build(o: &Options) -> Result<Report> {
     let lower: Vec<&Path> = o.on_top_of.iter().map(PathBuf::as_path).collect();
     let mut all = lower.clone();
     all.push(&o.patch);
-    prepare_tree(o, "patched", &all)?;
+    // The original first, both ways (for the code and for the type
+    // layouts), so a tree made below from its copy sees every changed file
+    // written after the copied build outputs.
     let (r_elf, r_map) = build_tree(&dirs("orig"), &dirs("target-orig"), &o.features, "original")?;
     check_reproduces(&image_bytes, &crate::read(&r_elf)?)?;
     eprintln!(
@@ -400,9 +528,16 @@ pub fn build(o: &Options) -> Result<Report> {
         o.image.display(),
         Hex(&image.build_id)
     );
+    let orig_dwarf = build_tree_dwarf(
+        &dirs("orig"),
+        &dirs("target-orig-dwarf"),
+        &o.features,
+        "base",
+    )?;
     let base = if o.on_top_of.is_empty() {
         None
     } else {
+        seed_tree(&o.work, "base", &lower)?;
         prepare_tree(o, "base", &lower)?;
         Some(build_tree(
             &dirs("base"),
@@ -411,6 +546,8 @@ pub fn build(o: &Options) -> Result<Report> {
             "base",
         )?)
     };
+    seed_tree(&o.work, "patched", &all)?;
+    prepare_tree(o, "patched", &all)?;
     let (p_elf, p_map) = build_tree(
         &dirs("patched"),
         &dirs("target-patched"),
@@ -435,17 +572,17 @@ pub fn build(o: &Options) -> Result<Report> {
     }
     let mut plan = diff::plan(&r, b, &mut pv, &ch, &image.build_id)?;
     // Data layouts, from full type information (base and patched trees).
-    let (base_dir, base_dwarf) = if o.on_top_of.is_empty() {
-        (dirs("orig"), dirs("target-orig-dwarf"))
+    let base_dwarf = if o.on_top_of.is_empty() {
+        orig_dwarf
     } else {
-        (dirs("base"), dirs("target-base-dwarf"))
+        build_tree_dwarf(
+            &dirs("base"),
+            &dirs("target-base-dwarf"),
+            &o.features,
+            "base",
+        )?
     };
-    let la = layout::layouts(&crate::read(&build_tree_dwarf(
-        &base_dir,
-        &base_dwarf,
-        &o.features,
-        "base",
-    )?)?)?;
+    let la = layout::layouts(&crate::read(&base_dwarf)?)?;
     let lb = layout::layouts(&crate::read(&build_tree_dwarf(
         &dirs("patched"),
         &dirs("target-patched-dwarf"),
@@ -503,4 +640,48 @@ pub fn build(o: &Options) -> Result<Report> {
         functions: plan.functions,
         units: plan.included,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_a_diff_touches() {
+        let d = "--- a/hypervisor/src/image.rs\t2026-01-01\n+++ b/hypervisor/src/image.rs\n@@ -1 +1 @@\n-x\n+y\n\
+                 --- /dev/null\n+++ b/hvcore/src/new.rs\n@@ -0,0 +1 @@\n+z\n";
+        assert_eq!(
+            touched_files(d),
+            ["hvcore/src/new.rs", "hypervisor/src/image.rs"]
+        );
+    }
+
+    #[test]
+    fn only_rust_sources_may_use_a_copied_tree() {
+        let dir = std::env::temp_dir().join(format!("lp-rust-only-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |n: &str, files: &[&str]| {
+            let mut t = String::new();
+            for f in files {
+                t.push_str(&format!("--- a/{f}\n+++ b/{f}\n@@ -1 +1 @@\n-a\n+b\n"));
+            }
+            let p = dir.join(n);
+            std::fs::write(&p, t).unwrap();
+            p
+        };
+        let rs = write("rs.diff", &["hypervisor/src/image.rs", "hvcore/src/a.rs"]);
+        let ld = write(
+            "ld.diff",
+            &["hypervisor/src/image.rs", "hypervisor/linker.ld"],
+        );
+        let flask = write("flask.diff", &["policies/flask/access_vectors"]);
+        let script = write("script.diff", &["xsm/build.rs"]);
+        let empty = write("empty.diff", &[]);
+        assert!(rust_only(&[&rs]).unwrap());
+        assert!(!rust_only(&[&rs, &ld]).unwrap());
+        assert!(!rust_only(&[&flask]).unwrap());
+        assert!(!rust_only(&[&script]).unwrap());
+        assert!(!rust_only(&[&empty]).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
