@@ -51,7 +51,13 @@ fn time_to_first_line(m: &Machine, what: &str) -> Result<f64> {
         m.command(),
         TIMEOUT,
         qemu::Options {
-            stop_on: vec![FIRST_LINE.into()],
+            // Stop at the line timed, or when Warden stops (a Linux guest
+            // that cannot boot there yet crashes, then the test dom0 does).
+            stop_on: vec![
+                FIRST_LINE.into(),
+                "*** Warden stopped".into(),
+                "*** Warden cannot boot".into(),
+            ],
             ..Default::default()
         },
     )?;
@@ -99,12 +105,13 @@ pub fn xen_machine(a: &linux::Assets) -> Result<Machine> {
     }))
 }
 
-/// The Warden machine: the production image, the default policy
-/// (enforcing), the test dom0 waiting for the Linux domU, the domU and its initrd.
+/// The Warden machine: the test image (`test_exit`: QEMU ends when the
+/// test dom0 powers off or crashes), the default policy (enforcing), the
+/// test dom0 waiting for the Linux domU, the domU and its initrd.
 pub fn warden_machine(a: &linux::Assets) -> Result<Machine> {
     Ok(machine(Boot::Kernel {
-        image: build::build_image(false)?,
-        cmdline: "console=com1 loglvl=info guest_console_ratelimit=0".into(),
+        image: build::build_image(true)?,
+        cmdline: "test_exit console=com1 loglvl=info guest_console_ratelimit=0".into(),
         modules: vec![
             Module {
                 path: build::build_policy(false)?,
