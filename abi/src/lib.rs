@@ -33,6 +33,7 @@ pub mod start;
 pub mod sysctl;
 pub mod vcpu;
 pub mod version;
+pub mod xen;
 pub mod xsm;
 
 pub use pod::{Pod, PodField};
@@ -63,10 +64,14 @@ pub const PAGE_SIZE: u64 = 4096;
 pub mod hypercall {
     /// `memory_op(cmd, arg)`: populate/decrease reservations, memory facts.
     pub const MEMORY_OP: u32 = 12;
+    /// `set_timer_op(timeout_abs_ns)`: the calling vCPU's single-shot timer.
+    pub const SET_TIMER_OP: u32 = 15;
     /// `xen_version(cmd, arg)`: version information.
     pub const XEN_VERSION: u32 = 17;
     /// `console_io(cmd, count, buffer)`: the hypervisor console.
     pub const CONSOLE_IO: u32 = 18;
+    /// `vm_assist(cmd, type)`: the calling domain's assists.
+    pub const VM_ASSIST: u32 = 21;
     /// `vcpu_op(cmd, vcpuid, arg)`: the caller's own vCPUs.
     pub const VCPU_OP: u32 = 24;
     /// `xsm_op(op)`: the FLASK security server.
@@ -107,6 +112,16 @@ pub const HYPERCALLS: &[Hypercall] = &[
         number: hypercall::MEMORY_OP,
         name: "memory_op",
         subops: memory::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::SET_TIMER_OP,
+        name: "set_timer_op",
+        subops: xen::xen::set_timer_op::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::VM_ASSIST,
+        name: "vm_assist",
+        subops: xen::xen::vm_assist::SUBOPS,
     },
     Hypercall {
         number: hypercall::XEN_VERSION,

@@ -11,13 +11,39 @@ crate::subops! {
     IS_UP = 3, "is_up";
     /// Writes [`RunstateInfo`] to `arg`.
     GET_RUNSTATE_INFO = 4, "get_runstate_info";
+    /// Keep a copy of the vCPU's [`RunstateInfo`] at a guest virtual
+    /// address (`arg` points to [`RegisterArea`]), rewritten whenever the
+    /// vCPU is scheduled.
+    REGISTER_RUNSTATE_MEMORY_AREA = 5, "register_runstate_memory_area";
+    /// Arm the vCPU's periodic timer: `arg` points to [`SetPeriodicTimer`].
+    SET_PERIODIC_TIMER = 6, "set_periodic_timer";
+    /// Disarm the periodic timer.
+    STOP_PERIODIC_TIMER = 7, "stop_periodic_timer";
     /// Arm the vCPU's single-shot timer: `arg` points to [`SingleshotTimer`].
     SET_SINGLESHOT_TIMER = 8, "set_singleshot_timer";
     /// Disarm it.
     STOP_SINGLESHOT_TIMER = 9, "stop_singleshot_timer";
     /// Place the vCPU's [`VcpuInfo`] in guest memory: `arg` points to [`RegisterVcpuInfo`].
     REGISTER_VCPU_INFO = 10, "register_vcpu_info";
+    /// Keep a second copy of the vCPU's [`VcpuTimeInfo`] at a guest virtual
+    /// address (`arg` points to [`RegisterArea`]; 0 stops it).
+    REGISTER_VCPU_TIME_MEMORY_AREA = 13, "register_vcpu_time_memory_area";
 }
+
+/// `VcpuTimeInfo::flags`: the TSCs of all CPUs agree (Xen's
+/// `XEN_PVCLOCK_TSC_STABLE_BIT`): a guest may skip its cross-CPU
+/// monotonicity fix-up.
+pub const PVCLOCK_TSC_STABLE: u8 = 1;
+/// `VcpuTimeInfo::flags`: the vCPU was stopped (`XEN_PVCLOCK_GUEST_STOPPED`).
+pub const PVCLOCK_GUEST_STOPPED: u8 = 2;
+/// Bit of `RunstateInfo::state_entry_time` set while the hypervisor
+/// rewrites a registered runstate area, with `VMASST_TYPE_runstate_update_flag`
+/// enabled (`XEN_RUNSTATE_UPDATE`).
+pub const RUNSTATE_UPDATE: u64 = 1 << 63;
+/// Shortest periodic timer period (1 ms).
+pub const PERIODIC_MIN_NS: u64 = 1_000_000;
+/// Longest timer delta Xen accepts (`STIME_DELTA_MAX`, 2^62 ns).
+pub const STIME_DELTA_MAX: u64 = 1 << 62;
 
 /// Runstate: running on a CPU.
 pub const RUNSTATE_RUNNING: i32 = 0;
@@ -45,6 +71,11 @@ crate::pod! {
         pub state_entry_time: u64,
         pub time: [u64; 4],
     }
+    /// `VCPUOP_register_runstate_memory_area`,
+    /// `VCPUOP_register_vcpu_time_memory_area`: a guest virtual address.
+    pub struct RegisterArea { pub addr: u64 }
+    /// `VCPUOP_set_periodic_timer`.
+    pub struct SetPeriodicTimer { pub period_ns: u64 }
     /// `VCPUOP_set_singleshot_timer`: absolute system time (ns since boot).
     pub struct SingleshotTimer { pub timeout_abs_ns: u64, pub flags: u32, pub pad: u32 }
     /// `VCPUOP_register_vcpu_info`: the [`VcpuInfo`] lives at `gfn * 4096 + offset`
@@ -106,3 +137,6 @@ crate::pod! {
 pub const VIRQ_TIMER: u32 = 0;
 
 const _: () = assert!(core::mem::size_of::<VcpuInfo>() == 64);
+const _: () = assert!(core::mem::size_of::<VcpuTimeInfo>() == 32);
+const _: () = assert!(core::mem::size_of::<RunstateInfo>() == 48);
+const _: () = assert!(core::mem::size_of::<SingleshotTimer>() == 16);

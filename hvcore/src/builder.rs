@@ -50,19 +50,10 @@ fn page_up(x: u64) -> u64 {
     x.div_ceil(4096) * 4096
 }
 
-/// Lay out the start area: returns (bytes of 0x7000..0x10000, StartInfo fields to fill).
-fn start_area(
-    nr_pages: u64,
-    domid: DomId,
-    flags: u32,
-    vcpus: u32,
-    cmdline: &str,
-    modules: &[(u64, u64, &str)],
-) -> Result<Vec<u8>> {
-    let size = (LOW_END - START_INFO) as usize;
-    let mut area = alloc::vec![0u8; size];
-    let mut at = core::mem::size_of::<StartInfo>();
-    let memmap = [
+/// The domain's memory map: what its start information lists and what
+/// `XENMEM_memory_map` returns (`Domain::hvm.e820`).
+fn memory_map(nr_pages: u64) -> [MemmapEntry; 2] {
+    [
         MemmapEntry {
             addr: 0,
             size: LOW_END,
@@ -75,7 +66,22 @@ fn start_area(
             kind: MEMMAP_RAM,
             reserved: 0,
         },
-    ];
+    ]
+}
+
+/// Lay out the start area: returns (bytes of 0x7000..0x10000, StartInfo fields to fill).
+fn start_area(
+    nr_pages: u64,
+    domid: DomId,
+    flags: u32,
+    vcpus: u32,
+    cmdline: &str,
+    modules: &[(u64, u64, &str)],
+) -> Result<Vec<u8>> {
+    let size = (LOW_END - START_INFO) as usize;
+    let mut area = alloc::vec![0u8; size];
+    let mut at = core::mem::size_of::<StartInfo>();
+    let memmap = memory_map(nr_pages);
     let memmap_off = at;
     for e in &memmap {
         area[at..at + 24].copy_from_slice(e.as_bytes());
@@ -224,6 +230,10 @@ impl Hv {
             })?;
         let r = (|| -> Result<()> {
             let area = start_area(pages, d.id, flags, b.vcpus, b.cmdline, &placed)?;
+            *d.hvm.e820.lock() = memory_map(pages)
+                .iter()
+                .map(|e| warden_abi::memory::E820Entry::new(e.addr, e.size, e.kind))
+                .collect();
             self.set_max_vcpus(&d, b.vcpus).map_err(|e| {
                 err!(
                     NoMemory,

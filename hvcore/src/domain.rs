@@ -361,6 +361,8 @@ pub struct Domain {
     /// Set (by the scheduler, under its lock) while the domain must not run:
     /// paused, shut down or dying. Checked by CPUs about to enter its guest.
     pub stopped: Arc<AtomicBool>,
+    /// HVM parameters, memory map, vm_assist (`xen`).
+    pub hvm: crate::xen::DomainHvm,
 }
 
 impl core::fmt::Debug for Domain {
@@ -396,6 +398,7 @@ impl Domain {
             dying: AtomicBool::new(false),
             scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
+            hvm: crate::xen::DomainHvm::default(),
         }
     }
 
@@ -434,6 +437,8 @@ pub struct GuestVcpu {
     /// Quiet FLASK grants of the operations this vCPU made (the gate's
     /// per-vCPU decision cache in front of the AVC).
     pub decisions: crate::gate::DecisionCache,
+    /// PV clock and runstate bookkeeping (`xen::time`).
+    pub clock: crate::xen::time::VcpuClock,
 }
 
 impl GuestVcpu {
@@ -447,6 +452,7 @@ impl GuestVcpu {
             virqs: AtomicU32::new(0),
             upcall: AtomicBool::new(false),
             decisions: crate::gate::DecisionCache::new(),
+            clock: crate::xen::time::VcpuClock::default(),
         }
     }
 }

@@ -66,7 +66,8 @@ pub struct Hv {
     livepatch: spin::Once<LivepatchHook>,
     safe_point: spin::Once<SafePointHook>,
     safe_point_wanted: AtomicBool,
-    time_scale: (u32, i8),
+    /// The TSC-to-system-time scale of the PV clock (`xen::time`).
+    time_scale: crate::xen::time::Scale,
     /// Set once a policy has been loaded at run time in `flask=late` mode.
     pub late_loaded: AtomicBool,
 }
@@ -91,7 +92,7 @@ impl Hv {
             livepatch: spin::Once::new(),
             safe_point: spin::Once::new(),
             safe_point_wanted: AtomicBool::new(false),
-            time_scale: crate::platform::time_scale(platform.tsc_hz()),
+            time_scale: crate::xen::time::Scale::from_hz(platform.tsc_hz()),
             late_loaded: AtomicBool::new(false),
         }
     }
@@ -648,17 +649,98 @@ impl Hv {
         }
     }
 
-    /// Fill a vcpu_info's time fields.
+    /// A time record (`vcpu_time_info`, version 0) for now.
     pub fn time_info(&self) -> warden_abi::vcpu::VcpuTimeInfo {
         let tsc = self.platform.rdtsc();
-        warden_abi::vcpu::VcpuTimeInfo {
-            version: 2,
-            tsc_timestamp: tsc,
-            system_time: self.platform.tsc_to_ns(tsc),
-            tsc_to_system_mul: self.time_scale.0,
-            tsc_shift: self.time_scale.1,
-            ..Default::default()
+        crate::xen::time::record(
+            tsc,
+            self.platform.tsc_to_ns(tsc),
+            self.time_scale,
+            self.platform.tsc_stable(),
+        )
+    }
+
+    /// Copy `data` into `d`'s memory at guest virtual `va`, translated with
+    /// `paging` (a registered runstate or time area).
+    pub fn write_linear(
+        &self,
+        d: &Domain,
+        paging: crate::guestmem::PagingState,
+        va: u64,
+        data: &[u8],
+    ) -> Result<(), Fault> {
+        let m = d.mem.read();
+        let p2m = m.p2m.as_ref().ok_or(Fault {
+            addr: va,
+            reason: "domain has no memory",
+        })?;
+        let pv = PhysView {
+            p2m,
+            mem: self.platform.mem(),
+        };
+        crate::guestmem::GuestView::new(&pv, paging).write(va, data)
+    }
+
+    /// Rewrite `v`'s time records (its vcpu_info and its secondary time
+    /// area) under their seqlock. `paging`: `v`'s current address space.
+    pub fn publish_time(&self, v: &GuestVcpu, paging: crate::guestmem::PagingState) {
+        use crate::xen::time::{Sink, publish};
+        struct Phys<'a>(&'a Hv, &'a Domain, u64);
+        impl Sink for Phys<'_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0
+                    .write_phys(self.1, self.2.wrapping_add(off), data)
+                    .is_ok()
+            }
         }
+        struct Lin<'a>(&'a Hv, &'a Domain, crate::guestmem::PagingState, u64);
+        impl Sink for Lin<'_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0
+                    .write_linear(self.1, self.2, self.3.wrapping_add(off), data)
+                    .is_ok()
+            }
+        }
+        let rec = self.time_info();
+        let info = v.events.lock().info_gpa;
+        let mut areas = v.clock.areas();
+        let start = areas.version;
+        if let Some(gpa) = info {
+            let mut ver = start;
+            publish(
+                &mut Phys(self, &v.domain, gpa.wrapping_add(32)),
+                &mut ver,
+                &rec,
+            );
+        }
+        if let Some(va) = areas.time_va {
+            let mut ver = start;
+            publish(&mut Lin(self, &v.domain, paging, va), &mut ver, &rec);
+        }
+        areas.version = (start.wrapping_add(1) | 1).wrapping_add(1);
+    }
+
+    /// Rewrite `v`'s registered runstate area (if any) with its runstate now.
+    pub fn publish_runstate(&self, v: &GuestVcpu, paging: crate::guestmem::PagingState) {
+        use crate::xen::time::{Sink, publish_runstate};
+        let Some(va) = v.clock.areas().runstate_va else {
+            return;
+        };
+        let Some(rs) = self.sched.runstate((v.domid, v.id), self.now()) else {
+            return;
+        };
+        struct Lin<'a>(&'a Hv, &'a Domain, crate::guestmem::PagingState, u64);
+        impl Sink for Lin<'_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0
+                    .write_linear(self.1, self.2, self.3.wrapping_add(off), data)
+                    .is_ok()
+            }
+        }
+        let flag = v.domain.hvm.vm_assist.load(Ordering::Relaxed)
+            & warden_abi::xen::xen::vm_assist::HVM_MASK
+            != 0;
+        publish_runstate(&mut Lin(self, &v.domain, paging, va), &rs, flag);
     }
 
     /// Before entering `v`: deliver pending virtual IRQs to its vcpu_info and
@@ -735,7 +817,11 @@ impl Hv {
         let slot = &self.platform.guest_slots()[cpu as usize];
         {
             let mut hw = v.hw.lock();
+            self.publish_runstate(&v, hw.paging());
             loop {
+                if v.clock.due(cpu) {
+                    self.publish_time(&v, hw.paging());
+                }
                 let inject = self.pending_upcall(&v);
                 let entry = Entry {
                     slot,
@@ -801,10 +887,15 @@ impl Hv {
                     }
                 }
             }
-        }
-        let now = self.now();
-        if let Some(c) = self.sched.descheduled(cpu, k, now) {
-            self.platform.kick(c);
+            // Descheduled with the hardware state still held, so the
+            // runstate written is the last one (no other CPU runs `v` yet).
+            let now = self.now();
+            let kick = self.sched.descheduled(cpu, k, now);
+            self.publish_runstate(&v, hw.paging());
+            drop(hw);
+            if let Some(c) = kick {
+                self.platform.kick(c);
+            }
         }
     }
 

@@ -47,6 +47,9 @@ impl Platform for Machine {
     fn tsc_to_ns(&self, tsc: u64) -> u64 {
         time::tsc_to_ns(tsc)
     }
+    fn tsc_stable(&self) -> bool {
+        time::tsc_invariant()
+    }
     fn mem(&self) -> &dyn HostMem {
         &FRAME_MEM
     }

@@ -16,6 +16,7 @@
 
 use super::{CheckDesc, Ctx, Dummy, Object, Op, Permit, Row, Subject, class_id, class_name, mint};
 use warden_abi::hypercall as hc;
+use warden_abi::xen::xen::{set_timer_op, vm_assist};
 use warden_abi::{console, domctl, hvm, memory, sched, sysctl, vcpu, version, xsm as fx};
 use xsm::perms;
 
@@ -135,6 +136,36 @@ ops! {
         [Caller -> CallerSelf : domain2 { VCPU_OP }];
     VcpuRegisterVcpuInfo: VCPU_OP / vcpu::REGISTER_VCPU_INFO, "", dummy Hook,
         [Caller -> CallerSelf : domain2 { VCPU_OP }];
+
+    // ---- time (xen::time): vcpu_op areas and timers, set_timer_op,
+    // vm_assist (Warden: domain2:vcpu_op on oneself; Xen checks none)
+    VcpuRegisterRunstateMemoryArea: VCPU_OP / vcpu::REGISTER_RUNSTATE_MEMORY_AREA, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuSetPeriodicTimer: VCPU_OP / vcpu::SET_PERIODIC_TIMER, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuStopPeriodicTimer: VCPU_OP / vcpu::STOP_PERIODIC_TIMER, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VcpuRegisterVcpuTimeMemoryArea: VCPU_OP / vcpu::REGISTER_VCPU_TIME_MEMORY_AREA, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    SetTimerOp: SET_TIMER_OP / set_timer_op::SET_TIMER, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VmAssistEnable: VM_ASSIST / vm_assist::ENABLE, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+    VmAssistDisable: VM_ASSIST / vm_assist::DISABLE, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+
+    // ---- HVM parameters (xen::params; Xen: xsm_hvm_param, XSM_TARGET)
+    HvmSetParam: HVM_OP / hvm::SET_PARAM, "", dummy Target,
+        [Caller -> Target : hvm { SETPARAM }];
+    HvmGetParam: HVM_OP / hvm::GET_PARAM, "", dummy Target,
+        [Caller -> Target : hvm { GETPARAM }];
+
+    // ---- memory maps
+    /// Warden: mmu:stat on oneself (Xen answers XENMEM_memory_map unchecked).
+    MemMemoryMap: MEMORY_OP / memory::MEMORY_MAP, "", dummy Hook,
+        [Caller -> CallerSelf : mmu { STAT }];
+    MemSetMemoryMap: MEMORY_OP / memory::SET_MEMORY_MAP, "", dummy Target,
+        [Caller -> Target : mmu { MEMORYMAP }];
 
     // ---- hvm_op
     HvmSetEvtchnUpcallVector: HVM_OP / hvm::SET_EVTCHN_UPCALL_VECTOR, "", dummy Target,

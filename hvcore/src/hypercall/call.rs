@@ -197,6 +197,12 @@ impl<'a> Call<'a> {
         })
     }
 
+    /// The caller's address space (what guest virtual addresses it passes
+    /// mean).
+    pub fn paging_state(&self) -> PagingState {
+        self.paging
+    }
+
     /// Nanoseconds since boot (not state: a guest reads the TSC itself).
     pub fn now_ns(&self) -> u64 {
         self.hv.platform.now_ns()
@@ -369,6 +375,50 @@ impl<'a> Own<'a> {
         self.hv.time_info()
     }
 
+    /// Set (`period` > 0) or stop the periodic timer of the caller's vCPU
+    /// `v`; a period already over fires VIRQ_TIMER at once.
+    pub fn set_periodic_timer(&self, v: &GuestVcpu, period: u64, now: u64) {
+        if self.hv.sched.set_periodic(self.key(v), period, now) {
+            self.timer_event(v);
+        }
+    }
+
+    /// Deliver a timer event (VIRQ_TIMER) to the caller's vCPU `v` now.
+    pub fn timer_event(&self, v: &GuestVcpu) {
+        self.hv.raise_virq(v, warden_abi::vcpu::VIRQ_TIMER);
+    }
+
+    /// Register (Some) or forget the runstate area of the caller's vCPU
+    /// `v` at guest virtual `va` (in the address space `paging`), and write
+    /// it now.
+    pub fn register_runstate_area(&self, v: &GuestVcpu, va: Option<u64>, paging: PagingState) {
+        v.clock.areas().runstate_va = va;
+        self.hv.publish_runstate(v, paging);
+    }
+
+    /// Register (Some) or forget the secondary time area of the caller's
+    /// vCPU `v`; it is written before `v` next enters the guest.
+    pub fn register_time_area(&self, v: &GuestVcpu, va: Option<u64>) {
+        v.clock.areas().time_va = va;
+        v.clock.mark_stale();
+    }
+
+    /// Enable or disable assist `kind` of the caller's domain.
+    pub fn set_vm_assist(&self, kind: u32, on: bool) {
+        let bit = 1u64 << (kind & 63);
+        let a = &self.dom().hvm.vm_assist;
+        if on {
+            a.fetch_or(bit, core::sync::atomic::Ordering::Relaxed);
+        } else {
+            a.fetch_and(!bit, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The caller's memory map (`XENMEM_memory_map`).
+    pub fn memory_map(&self) -> Vec<warden_abi::memory::E820Entry> {
+        self.dom().hvm.e820.lock().clone()
+    }
+
     /// Copy `data` into the caller's memory at guest-physical `gpa`.
     pub fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Fault> {
         self.hv.write_phys(self.dom(), gpa, data)
@@ -388,6 +438,20 @@ impl<O> core::ops::Deref for Resolved<'_, O> {
     type Target = Domain;
     fn deref(&self) -> &Domain {
         &self.dom
+    }
+}
+
+impl<'a, O: HvmParams> Resolved<'a, O> {
+    /// The target's HVM parameters.
+    pub fn params(&self) -> &crate::xen::params::HvmParams {
+        &self.dom.hvm.params
+    }
+}
+
+impl<'a, O: SetsMemoryMap> Resolved<'a, O> {
+    /// Replace the target's memory map.
+    pub fn set_memory_map(&self, map: Vec<warden_abi::memory::E820Entry>) {
+        *self.dom.hvm.e820.lock() = map;
     }
 }
 
@@ -570,6 +634,13 @@ impl Global<'_, ConsoleRead> {
     /// Take up to `buf.len()` bytes of serial console input.
     pub fn serial_input(&self, buf: &mut [u8]) -> usize {
         self.hv.platform.serial_input(buf)
+    }
+}
+
+impl Global<'_, VersionGetFeatures> {
+    /// Whether the caller is the hardware domain (`XENFEAT_dom0`).
+    pub fn caller_is_hardware_domain(&self) -> bool {
+        self.vcpu.domain.privileged
     }
 }
 

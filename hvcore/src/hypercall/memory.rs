@@ -113,6 +113,39 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                 m.max_pages
             })
         }
+        MEMORY_MAP => {
+            let p = c.check::<MemMemoryMap>()?;
+            let mut m: MemoryMap = c.read(arg)?;
+            let map = c.own(&p).memory_map();
+            // No map: Xen's "backwards compatibility" answer.
+            if map.is_empty() {
+                return Err(errno::ENOSYS);
+            }
+            let n = (m.nr_entries as usize).min(map.len());
+            for (i, e) in map[..n].iter().enumerate() {
+                c.write_elem(m.buffer, i as u64, e)?;
+            }
+            m.nr_entries = n as u32;
+            c.write(arg, &m)?;
+            Ok(0)
+        }
+        SET_MEMORY_MAP => {
+            let f: ForeignMemoryMap = c.read(arg)?;
+            if f.map.nr_entries > E820_MAX {
+                return Err(errno::EINVAL);
+            }
+            let t = c.target(f.domid)?;
+            let p = c.check_req::<MemSetMemoryMap>(Some(t), None)?;
+            let d = c.resolve(&p)?;
+            let mut map = Vec::new();
+            map.try_reserve_exact(f.map.nr_entries as usize)
+                .map_err(|_| errno::ENOMEM)?;
+            for i in 0..f.map.nr_entries as u64 {
+                map.push(c.read_elem::<E820Entry>(f.map.buffer, i)?);
+            }
+            d.set_memory_map(map);
+            Ok(0)
+        }
         n => c.unknown("memory_op sub-op", n as u64),
     }
 }

@@ -29,6 +29,7 @@ pub mod hvm;
 pub mod memory;
 pub mod sched;
 pub mod sysctl;
+pub mod timer;
 pub mod vcpu;
 pub mod version;
 pub mod xsm;
@@ -101,6 +102,8 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
     match nr as u32 {
         hc::CONSOLE_IO => console::console_io(c, a[0], a[1], a[2]),
         hc::XEN_VERSION => version::xen_version(c, a[0], a[1]),
+        hc::SET_TIMER_OP => timer::set_timer_op(c, a[0]),
+        hc::VM_ASSIST => timer::vm_assist(c, a[0], a[1]),
         hc::SCHED_OP => sched::sched_op(c, a[0], a[1]),
         hc::VCPU_OP => vcpu::vcpu_op(c, a[0], a[1], a[2]),
         hc::HVM_OP => hvm::hvm_op(c, a[0], a[1]),

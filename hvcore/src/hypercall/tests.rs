@@ -249,6 +249,11 @@ impl World {
         for g in 0..PAGES {
             self.hv.populate(&d, g).unwrap();
         }
+        *d.hvm.e820.lock() = alloc::vec![warden_abi::memory::E820Entry::new(
+            0,
+            PAGES * 4096,
+            warden_abi::memory::E820_RAM
+        )];
         self.hv.sched.set_initialised((id, 0), 0);
         self.hv.unpause(&d).unwrap();
         d
@@ -405,6 +410,11 @@ fn every_row_of_the_table_is_reached_and_checked_by_the_dispatcher() {
         if row.name == "SysctlGetDomainInfoList" {
             // Refusals filter the list: rc 0, no entry, one denial per domain.
             assert_eq!(r, 0, "{}", row.name);
+        } else if XEN_DENIED_STRINGS.contains(&row.name) {
+            // Xen answers a refused string sub-op with "<denied>" (rc 0).
+            assert_eq!(r, 0, "{}", row.name);
+        } else if row.name == "VersionBuildId" {
+            assert_eq!(r, -(errno::EPERM as i64), "{}: rc {r}", row.name);
         } else {
             assert_eq!(r, -(errno::EACCES as i64), "{}: rc {r}", row.name);
         }
@@ -421,6 +431,18 @@ fn every_row_of_the_table_is_reached_and_checked_by_the_dispatcher() {
         );
     }
 }
+
+/// The xen_version sub-ops Xen answers with "<denied>" (success) when
+/// the policy refuses them.
+const XEN_DENIED_STRINGS: &[&str] = &[
+    "VersionExtraversion",
+    "VersionCompileInfo",
+    "VersionCapabilities",
+    "VersionChangeset",
+    "VersionPagesize",
+    "VersionGuestHandle",
+    "VersionCommandline",
+];
 
 /// Arguments that route to row `name` (memory of `d` is set up as needed).
 fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
@@ -476,6 +498,10 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
                 "VcpuGetRunstateInfo" => vcpu::GET_RUNSTATE_INFO,
                 "VcpuSetSingleshotTimer" => vcpu::SET_SINGLESHOT_TIMER,
                 "VcpuStopSingleshotTimer" => vcpu::STOP_SINGLESHOT_TIMER,
+                "VcpuRegisterRunstateMemoryArea" => vcpu::REGISTER_RUNSTATE_MEMORY_AREA,
+                "VcpuSetPeriodicTimer" => vcpu::SET_PERIODIC_TIMER,
+                "VcpuStopPeriodicTimer" => vcpu::STOP_PERIODIC_TIMER,
+                "VcpuRegisterVcpuTimeMemoryArea" => vcpu::REGISTER_VCPU_TIME_MEMORY_AREA,
                 _ => vcpu::REGISTER_VCPU_INFO,
             };
             (hc::VCPU_OP, [s(sub), 0, ARG, 0, 0])
@@ -510,6 +536,57 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
                 memory::DECREASE_RESERVATION
             };
             (hc::MEMORY_OP, [s(sub), ARG, 0, 0, 0])
+        }
+        "SetTimerOp" => (hc::SET_TIMER_OP, [0, 0, 0, 0, 0]),
+        "VmAssistEnable" | "VmAssistDisable" => {
+            let cmd = if name == "VmAssistEnable" { 0 } else { 1 };
+            (hc::VM_ASSIST, [cmd, 5, 0, 0, 0])
+        }
+        "HvmSetParam" | "HvmGetParam" => {
+            w.put(
+                d,
+                ARG,
+                &hvm::HvmParam {
+                    domid: 2,
+                    pad: 0,
+                    index: warden_abi::xen::hvm_params::CONSOLE_EVTCHN,
+                    value: 1,
+                },
+            );
+            let sub = if name == "HvmSetParam" {
+                hvm::SET_PARAM
+            } else {
+                hvm::GET_PARAM
+            };
+            (hc::HVM_OP, [s(sub), ARG, 0, 0, 0])
+        }
+        "MemMemoryMap" => {
+            w.put(
+                d,
+                ARG,
+                &memory::MemoryMap {
+                    nr_entries: 4,
+                    pad: 0,
+                    buffer: BUF,
+                },
+            );
+            (hc::MEMORY_OP, [s(memory::MEMORY_MAP), ARG, 0, 0, 0])
+        }
+        "MemSetMemoryMap" => {
+            w.put(
+                d,
+                ARG,
+                &memory::ForeignMemoryMap {
+                    domid: 2,
+                    pad: [0; 3],
+                    map: memory::MemoryMap {
+                        nr_entries: 1,
+                        pad: 0,
+                        buffer: BUF,
+                    },
+                },
+            );
+            (hc::MEMORY_OP, [s(memory::SET_MEMORY_MAP), ARG, 0, 0, 0])
         }
         "MemMaximumRamPage" => (hc::MEMORY_OP, [s(memory::MAXIMUM_RAM_PAGE), 0, 0, 0, 0]),
         "MemCurrentReservation" | "MemMaximumReservation" => {
@@ -1025,6 +1102,10 @@ proptest::proptest! {
         proptest::prop_assert_eq!(v.mem.read().max_pages, max_before);
         proptest::prop_assert_eq!(w.hv.domains.snapshot(2), Some(before));
         proptest::prop_assert!(!v.dying.load(core::sync::atomic::Ordering::Relaxed));
+        for i in 0..warden_abi::xen::hvm_params::NR_PARAMS {
+            proptest::prop_assert_eq!(v.hvm.params.value(i), 0, "d2's param {} changed", i);
+        }
+        proptest::prop_assert_eq!(v.hvm.e820.lock().len(), 1);
     }
 }
 

@@ -127,7 +127,10 @@ unlocks! {
         SchedYield, SchedBlock, SchedShutdown, SchedPoll,
         VcpuInitialise, VcpuUp, VcpuDown, VcpuIsUp, VcpuGetRunstateInfo,
         VcpuSetSingleshotTimer, VcpuStopSingleshotTimer, VcpuRegisterVcpuInfo,
-        HvmSetEvtchnUpcallVector, MemMaximumRamPage;
+        HvmSetEvtchnUpcallVector, MemMaximumRamPage,
+        VcpuRegisterRunstateMemoryArea, VcpuSetPeriodicTimer, VcpuStopPeriodicTimer,
+        VcpuRegisterVcpuTimeMemoryArea, SetTimerOp, VmAssistEnable, VmAssistDisable,
+        MemMemoryMap;
 
     /// Operations on a target domain (checked against its label, or the
     /// target is the caller relabelling itself): the permit unlocks
@@ -137,7 +140,8 @@ unlocks! {
         MemPopulatePhysmap, MemDecreaseReservation, MemCurrentReservation, MemMaximumReservation,
         DomctlDestroyDomain, DomctlPauseDomain, DomctlUnpauseDomain, DomctlGetDomainInfo,
         DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
-        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain;
+        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain,
+        HvmSetParam, HvmGetParam, MemSetMemoryMap;
 
     /// Operations of the security server (xsm_op): the permit unlocks the
     /// server ([`Call::flask`](super::Call::flask)).
@@ -176,6 +180,10 @@ unlocks! {
     CountsCpus (COUNTS_CPUS): SysctlPhysinfo, FlaskAvcCacheStats;
     /// The highest machine frame number.
     SeesMaxMfn (SEES_MAX_MFN): SysctlPhysinfo, MemMaximumRamPage;
+    /// The target's HVM parameters.
+    HvmParams (HVM_PARAMS): HvmSetParam, HvmGetParam;
+    /// Replacing the target's memory map.
+    SetsMemoryMap (SETS_MEMORY_MAP): MemSetMemoryMap;
 }
 
 #[cfg(test)]
@@ -244,6 +252,8 @@ mod tests {
             COUNTS_CPUS,
             SEES_MAX_MFN,
             RECOMPUTES_LABELS,
+            HVM_PARAMS,
+            SETS_MEMORY_MAP,
         ] {
             for name in list {
                 row(name);
@@ -261,6 +271,8 @@ mod tests {
             UNPAUSES,
             READS_DOMAIN_INFO,
             RELABELS,
+            HVM_PARAMS,
+            SETS_MEMORY_MAP,
         ] {
             for name in list {
                 assert!(ON_TARGET.contains(name), "{name} is not OnTarget");
