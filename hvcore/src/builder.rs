@@ -230,6 +230,15 @@ impl Hv {
             })?;
         let r = (|| -> Result<()> {
             let area = start_area(pages, d.id, flags, b.vcpus, b.cmdline, &placed)?;
+            if !b.privileged {
+                self.attach_boot_console(&d).map_err(|e| {
+                    err!(
+                        NoMemory,
+                        "cannot give the domain its console ring: {}",
+                        warden_abi::errno::name(e)
+                    )
+                })?;
+            }
             *d.hvm.e820.lock() = memory_map(pages)
                 .iter()
                 .map(|e| warden_abi::memory::E820Entry::new(e.addr, e.size, e.kind))

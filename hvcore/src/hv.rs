@@ -21,7 +21,7 @@ use crate::vcpu::{Entry, VmExit};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use warden_abi::domctl::{self as dc, DomainInfo};
 use warden_abi::sched::{SHUTDOWN_CRASH, reason_name};
 use warden_abi::vcpu::VcpuInfo;
@@ -70,6 +70,8 @@ pub struct Hv {
     time_scale: crate::xen::time::Scale,
     /// Set once a policy has been loaded at run time in `flask=late` mode.
     pub late_loaded: AtomicBool,
+    /// When the console rings Warden serves were last drained (`xen::console`).
+    console_polled: AtomicU64,
 }
 
 impl core::fmt::Debug for Hv {
@@ -94,6 +96,7 @@ impl Hv {
             safe_point_wanted: AtomicBool::new(false),
             time_scale: crate::xen::time::Scale::from_hz(platform.tsc_hz()),
             late_loaded: AtomicBool::new(false),
+            console_polled: AtomicU64::new(0),
         }
     }
 
@@ -780,6 +783,93 @@ impl Hv {
         Some(vector)
     }
 
+    // ------------------------------------------------------------ consoles
+
+    /// Console output of domain `d` (console_io writes, its console ring):
+    /// the hardware domain's to the serial console as it is (and into the
+    /// ring only with `console_to_ring`); a domU's as rate-limited `(dN) `
+    /// lines into the ring's guest region and the serial console.
+    pub fn guest_console_output(&self, d: &Domain, bytes: &[u8]) {
+        let p = self.platform;
+        let hwdom = d.privileged;
+        if hwdom {
+            p.console_hwdom_raw(bytes);
+        }
+        if hwdom && !p.console_to_ring() {
+            return;
+        }
+        let limit = if hwdom {
+            (0, 1)
+        } else {
+            p.guest_console_ratelimit()
+        };
+        let now_ms = p.now_ns() / 1_000_000;
+        let id = d.id;
+        d.console.lock().push(bytes, |line, rl| {
+            if let Some(suppressed) = rl.admit(now_ms, limit) {
+                p.console_guest_line(id, line, suppressed);
+            }
+        });
+    }
+
+    /// Give boot-built domain `d` a console ring Warden serves
+    /// (`xen::console`): a page at `CONSOLE_GFN` (one page more than its
+    /// memory) and `HVM_PARAM_CONSOLE_PFN`.
+    pub fn attach_boot_console(&self, d: &Domain) -> Result<(), i32> {
+        use crate::xen::console::CONSOLE_GFN;
+        {
+            let mut m = d.mem.write();
+            m.max_pages = m.max_pages.saturating_add(1);
+        }
+        self.populate(d, CONSOLE_GFN)?;
+        self.write_phys(d, CONSOLE_GFN * 4096, &[0u8; 4096])
+            .map_err(|_| errno::EFAULT)?;
+        d.hvm
+            .params
+            .set_internal(warden_abi::xen::hvm_params::CONSOLE_PFN, CONSOLE_GFN);
+        d.hvm.console.attach(CONSOLE_GFN);
+        Ok(())
+    }
+
+    /// Drain the console ring of `d`, if Warden serves one; the bytes taken.
+    pub fn service_console(&self, d: &Domain) -> usize {
+        struct Page<'a>(&'a Hv, &'a Domain, u64);
+        impl crate::xen::console::RingPage for Page<'_> {
+            fn read(&self, off: u64, buf: &mut [u8]) -> bool {
+                self.0.read_phys(self.1, self.2 + off, buf).is_ok()
+            }
+            fn write(&self, off: u64, data: &[u8]) -> bool {
+                self.0.write_phys(self.1, self.2 + off, data).is_ok()
+            }
+        }
+        let Some(gfn) = d.hvm.console.gfn() else {
+            return 0;
+        };
+        crate::xen::console::drain_output(&Page(self, d, gfn * 4096), &mut |b| {
+            self.guest_console_output(d, b)
+        })
+    }
+
+    /// Drain the console rings Warden serves: those signalled, and all of
+    /// them every `xen::console::POLL_NS` (one CPU does it; cheap otherwise).
+    fn service_consoles(&self, now: u64) {
+        let last = self.console_polled.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < crate::xen::console::POLL_NS
+            || self
+                .console_polled
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for d in self.domains.all() {
+            if d.hvm.console.gfn().is_some() {
+                d.hvm.console.take_kick();
+                self.service_console(&d);
+            }
+        }
+    }
+
     // ------------------------------------------------------------ run loop
 
     /// One pass of housekeeping: interrupts, timers.
@@ -791,6 +881,7 @@ impl Hv {
         for v in fired {
             self.raise_virq(&v, warden_abi::vcpu::VIRQ_TIMER);
         }
+        self.service_consoles(now);
     }
 
     /// The loop every CPU runs once the hypervisor is up.

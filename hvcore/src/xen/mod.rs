@@ -1,6 +1,7 @@
 //! The guest-visible Xen services: time (PV clock, runstate, timers), HVM
 //! parameters, the console ring of boot-built domains.
 
+pub mod console;
 pub mod params;
 pub mod time;
 
@@ -18,4 +19,6 @@ pub struct DomainHvm {
     pub e820: spin::Mutex<Vec<E820Entry>>,
     /// Enabled `vm_assist` types (bit n = type n).
     pub vm_assist: AtomicU64,
+    /// The console ring Warden serves for it (boot-built domUs).
+    pub console: console::Backend,
 }
