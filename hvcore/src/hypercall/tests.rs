@@ -1409,3 +1409,4 @@ fn a_console_flood_is_rate_limited_and_does_not_evict_audit_records() {
 mod liveness;
 mod overflow;
 mod races;
+mod xenabi;
