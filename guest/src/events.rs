@@ -67,9 +67,32 @@ pub fn info_addr(vcpu: u32) -> u64 {
 
 /// The time information of vCPU 0's vcpu_info.
 pub fn time_info() -> VcpuTimeInfo {
-    // SAFETY: the hypervisor writes this structure; a racy read of the time
-    // fields only happens at registration (once).
-    unsafe { core::ptr::read_volatile(&raw const (*info_ptr(0)).time) }
+    time_info_of(0)
+}
+
+/// The time information of vCPU `vcpu`'s vcpu_info, read under its version
+/// seqlock (the hypervisor rewrites it while the owning vCPU is outside the
+/// guest: another vCPU may be reading): retried while the version is odd
+/// or changed during the read.
+pub fn time_info_of(vcpu: u32) -> VcpuTimeInfo {
+    let p = info_ptr(vcpu);
+    loop {
+        // SAFETY: `p` points into INFOS (static, 64-byte aligned); the
+        // hypervisor writes it concurrently, so every access is volatile and
+        // the version check below discards a torn copy.
+        let (v1, t, v2) = unsafe {
+            let v1 = core::ptr::read_volatile(&raw const (*p).time.version);
+            core::sync::atomic::fence(Ordering::Acquire);
+            let t = core::ptr::read_volatile(&raw const (*p).time);
+            core::sync::atomic::fence(Ordering::Acquire);
+            let v2 = core::ptr::read_volatile(&raw const (*p).time.version);
+            (v1, t, v2)
+        };
+        if v1 % 2 == 0 && v1 == v2 {
+            return t;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// Register vCPU `vcpu`'s vcpu_info with the hypervisor and set its upcall vector.

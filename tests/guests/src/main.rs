@@ -69,6 +69,7 @@ fn main(boot: &'static Boot) -> ! {
         "smp" => workers::smp(boot),
         "timer" => workers::timer(boot),
         "xen-abi" => xenabi::xen_abi(),
+        "xen-time" => xenabi::xen_time(boot),
         "crash" => workers::crash(boot),
         "bench" => workers::bench(boot),
         r => {

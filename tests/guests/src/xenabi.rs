@@ -2,14 +2,17 @@
 //! console ring Warden serves for a boot-built domU (tests/tests/xenabi.rs).
 
 use crate::check;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use warden_abi::hvm::{GET_PARAM, HvmParam, SET_PARAM};
 use warden_abi::hypercall as nr;
 use warden_abi::memory::{E820_RAM, E820Entry, MEMORY_MAP, MemoryMap};
+use warden_abi::vcpu::{self as vc, RegisterArea, RunstateInfo, VcpuTimeInfo};
 use warden_abi::xen::console::{OUT, OUT_CONS, OUT_PROD, OUT_SIZE};
 use warden_abi::xen::hvm_params as hp;
 use warden_abi::{DOMID_SELF, errno};
 use warden_guest::hypercall::{self as hc, Errno};
 use warden_guest::println;
+use warden_guest::time::{now_ns, rdtsc, sleep_ns};
 
 fn param(op: u32, index: u32, value: u64) -> Result<u64, Errno> {
     let mut a = HvmParam {
@@ -51,6 +54,32 @@ fn ring_drained(base: u64) -> bool {
     unsafe {
         core::ptr::read_volatile((base + OUT_CONS) as *const u32)
             == core::ptr::read_volatile((base + OUT_PROD) as *const u32)
+    }
+}
+
+/// A page directory for the 3-4 GiB range (where the ring lives, above
+/// this role's RAM, which the boot page tables cover).
+#[repr(C, align(4096))]
+struct Pd([u64; 512]);
+static mut HIGH_PD: Pd = Pd([0; 512]);
+
+/// Identity-map the 2 MiB region holding guest-physical `pa` (in 3-4 GiB).
+fn map_2m(pa: u64) {
+    let cr3: u64;
+    // SAFETY: reading CR3 in ring 0.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3) };
+    let pml4 = (cr3 & !0xfff) as *const u64;
+    // SAFETY: the boot page tables are identity-mapped and ours to change;
+    // HIGH_PD is a static page (identity-mapped: its address is physical);
+    // only the PDPT slot for 3-4 GiB, unused below 3 GiB of RAM, is set.
+    unsafe {
+        let pdpt = (pml4.read() & 0x000f_ffff_ffff_f000) as *mut u64;
+        let pd = &raw mut HIGH_PD.0;
+        let i = ((pa >> 21) & 511) as usize;
+        (*pd)[i] = (pa & !0x1f_ffff) | 0x83;
+        pdpt.add(((pa >> 30) & 511) as usize)
+            .write_volatile(pd as u64 | 0x3);
+        core::arch::asm!("mov cr3, {}", in(reg) cr3);
     }
 }
 
@@ -136,10 +165,182 @@ pub fn xen_abi() -> ! {
         "extent order 10: EINVAL"
     );
 
-    // The console ring itself is not touched here: the boot page tables of
-    // this role map only its RAM, not gfn 0xFEFFF (host tests cover the
-    // drain: hvcore xen::console).
-    let _ = (ring_write, ring_drained);
+    // The console ring: Warden copies what we write as (d1) lines.
+    if let Ok(p) = pfn {
+        let base = p * 4096;
+        map_2m(base);
+        ring_write(base, b"xenabi: hello through the console ring\n");
+        let t0 = rdtsc();
+        // Bounded by TSC ticks: far more than the backend's 10 ms poll.
+        while !ring_drained(base) && rdtsc() - t0 < 20_000_000_000 {
+            let _ = hc::sched_yield();
+        }
+        check!(ring_drained(base), "Warden drained the console ring");
+    }
     println!("xen-abi: done");
     crate::report::finish("xen-abi")
+}
+
+#[repr(C, align(64))]
+struct Rs(RunstateInfo);
+static mut RUNSTATE: Rs = Rs(RunstateInfo {
+    state: 0,
+    pad: 0,
+    state_entry_time: 0,
+    time: [0; 4],
+});
+#[repr(C, align(32))]
+struct Ti(VcpuTimeInfo);
+static mut TIME_AREA: Ti = Ti(VcpuTimeInfo {
+    version: 0,
+    pad0: 0,
+    tsc_timestamp: 0,
+    system_time: 0,
+    tsc_to_system_mul: 0,
+    tsc_shift: 0,
+    flags: 0,
+    pad1: [0; 2],
+});
+
+fn runstate() -> RunstateInfo {
+    // SAFETY: a static the hypervisor writes while this vCPU is out of the
+    // guest; read volatile by the vCPU that registered it.
+    unsafe { core::ptr::read_volatile(&raw const RUNSTATE.0) }
+}
+
+/// System time from vCPU `v`'s own vcpu_info (as Linux reads its per-CPU copy).
+fn now_on(v: u32) -> u64 {
+    warden_guest::time::system_time(&warden_guest::events::time_info_of(v), rdtsc())
+}
+
+static TURN: AtomicU32 = AtomicU32::new(0);
+static LAST: AtomicU64 = AtomicU64::new(0);
+static BACKWARDS: AtomicU64 = AtomicU64::new(0);
+const ROUNDS: u32 = 400;
+
+fn pong(v: u32) -> ! {
+    for _ in 0..ROUNDS {
+        while TURN.load(Ordering::Acquire) != 1 {
+            let _ = hc::sched_yield();
+        }
+        let t = now_on(v);
+        if t < LAST.load(Ordering::Acquire) {
+            BACKWARDS.fetch_add(1, Ordering::AcqRel);
+        }
+        LAST.store(t, Ordering::Release);
+        TURN.store(0, Ordering::Release);
+    }
+    loop {
+        let _ = hc::sched_block();
+    }
+}
+
+/// Role `xen-time`: the PV clock (seqlock, scale, monotonic across vCPUs),
+/// the runstate and time areas, then a measured sleep of `sleep=` seconds
+/// of system time the QEMU test compares with the host's clock.
+pub fn xen_time(boot: &warden_guest::start::Boot) -> ! {
+    let t = warden_guest::events::time_info_of(0);
+    check!(
+        t.version.is_multiple_of(2) && t.version > 0 && t.tsc_to_system_mul != 0,
+        "vcpu_info time: version {} mul {} shift {}",
+        t.version,
+        t.tsc_to_system_mul,
+        t.tsc_shift
+    );
+    let a = now_ns();
+    let b = now_ns();
+    check!(b >= a && a > 0, "system time runs: {a} then {b}");
+
+    // The runstate area: written at registration, kept for real.
+    let r = hc::vcpu_op(
+        vc::REGISTER_RUNSTATE_MEMORY_AREA,
+        0,
+        &RegisterArea {
+            addr: &raw const RUNSTATE as u64,
+        } as *const _ as u64,
+    );
+    check!(r.is_ok(), "register_runstate_memory_area: {r:?}");
+    check!(
+        hc::call(nr::VM_ASSIST, [0, 5, 0, 0, 0]).is_ok(),
+        "vm_assist runstate_update_flag"
+    );
+    check!(
+        hc::call(nr::VM_ASSIST, [0, 2, 0, 0, 0]) == Err(Errno(errno::EINVAL)),
+        "vm_assist of a PV-only type: EINVAL"
+    );
+    let r0 = runstate();
+    sleep_ns(200_000_000);
+    let r1 = runstate();
+    check!(
+        r1.state == vc::RUNSTATE_RUNNING,
+        "runstate area says running: {}",
+        r1.state
+    );
+    check!(
+        r1.state_entry_time & vc::RUNSTATE_UPDATE == 0 && r1.state_entry_time <= now_ns(),
+        "state_entry_time {} (flag clear, not in the future)",
+        r1.state_entry_time
+    );
+    let blocked = r1.time[vc::RUNSTATE_BLOCKED as usize] - r0.time[vc::RUNSTATE_BLOCKED as usize];
+    check!(
+        blocked >= 150_000_000,
+        "200 ms of polling show as {} ms blocked",
+        blocked / 1_000_000
+    );
+
+    // The secondary time area carries the same record.
+    let r = hc::vcpu_op(
+        vc::REGISTER_VCPU_TIME_MEMORY_AREA,
+        0,
+        &RegisterArea {
+            addr: &raw const TIME_AREA as u64,
+        } as *const _ as u64,
+    );
+    check!(r.is_ok(), "register_vcpu_time_memory_area: {r:?}");
+    let _ = hc::sched_yield();
+    // SAFETY: as for RUNSTATE.
+    let ta = unsafe { core::ptr::read_volatile(&raw const TIME_AREA.0) };
+    let ti = warden_guest::events::time_info_of(0);
+    check!(
+        ta.version.is_multiple_of(2)
+            && ta.tsc_to_system_mul == ti.tsc_to_system_mul
+            && ta.tsc_shift == ti.tsc_shift,
+        "time area: version {} mul {}",
+        ta.version,
+        ta.tsc_to_system_mul
+    );
+
+    // Monotonic across vCPUs: ping-pong with vCPU 1, each reading its own record.
+    if boot.vcpus() > 1 {
+        let r = warden_guest::smp::start(1, pong);
+        check!(r.is_ok(), "vCPU 1 started: {r:?}");
+        for _ in 0..ROUNDS {
+            while TURN.load(Ordering::Acquire) != 0 {
+                let _ = hc::sched_yield();
+            }
+            let t = now_on(0);
+            if t < LAST.load(Ordering::Acquire) {
+                BACKWARDS.fetch_add(1, Ordering::AcqRel);
+            }
+            LAST.store(t, Ordering::Release);
+            TURN.store(1, Ordering::Release);
+        }
+        while TURN.load(Ordering::Acquire) != 0 {
+            let _ = hc::sched_yield();
+        }
+        check!(
+            BACKWARDS.load(Ordering::Acquire) == 0,
+            "system time never went back between vCPUs ({} times in {} rounds)",
+            BACKWARDS.load(Ordering::Acquire),
+            2 * ROUNDS
+        );
+    }
+
+    // The measured interval.
+    let secs: u64 = boot.arg("sleep").and_then(|s| s.parse().ok()).unwrap_or(0);
+    println!("xen-time: sleeping {secs} s of system time");
+    let s0 = now_ns();
+    sleep_ns(secs * 1_000_000_000);
+    println!("xen-time: slept {} ms", (now_ns() - s0) / 1_000_000);
+    crate::report::finish("xen-time")
 }
