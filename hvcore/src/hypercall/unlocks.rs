@@ -127,7 +127,9 @@ unlocks! {
         SchedYield, SchedBlock, SchedShutdown, SchedPoll,
         VcpuInitialise, VcpuUp, VcpuDown, VcpuIsUp, VcpuGetRunstateInfo,
         VcpuSetSingleshotTimer, VcpuStopSingleshotTimer, VcpuRegisterVcpuInfo,
-        HvmSetEvtchnUpcallVector, MemMaximumRamPage;
+        HvmSetEvtchnUpcallVector, MemMaximumRamPage,
+        EvtchnBindVirq, EvtchnClose, EvtchnSendLocal, EvtchnBindIpi, EvtchnBindVcpu,
+        EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
 
     /// Operations on a target domain (checked against its label, or the
     /// target is the caller relabelling itself): the permit unlocks
@@ -137,7 +139,15 @@ unlocks! {
         MemPopulatePhysmap, MemDecreaseReservation, MemCurrentReservation, MemMaximumReservation,
         DomctlDestroyDomain, DomctlPauseDomain, DomctlUnpauseDomain, DomctlGetDomainInfo,
         DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
-        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain;
+        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain,
+        EvtchnReset, MemAddToPhysmap, HvmSetParam;
+
+    /// Operations checked against an event channel's label (the channel, the
+    /// domain it binds to): the permit unlocks the event-channel service
+    /// ([`Call::channels`](super::Call::channels)) for the domain it was
+    /// checked for.
+    OnChannel (ON_CHANNEL):
+        EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnSendInterdomain, EvtchnStatus;
 
     /// Operations of the security server (xsm_op): the permit unlocks the
     /// server ([`Call::flask`](super::Call::flask)).
@@ -176,6 +186,14 @@ unlocks! {
     CountsCpus (COUNTS_CPUS): SysctlPhysinfo, FlaskAvcCacheStats;
     /// The highest machine frame number.
     SeesMaxMfn (SEES_MAX_MFN): SysctlPhysinfo, MemMaximumRamPage;
+    /// The caller's own event channels (every event_channel_op sub-op but
+    /// reset, which resolves its target).
+    OwnChannels (OWN_CHANNELS):
+        EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose,
+        EvtchnSendInterdomain, EvtchnSendLocal, EvtchnStatus, EvtchnBindIpi, EvtchnBindVcpu,
+        EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
+    /// Mapping pages into the target's physmap (add_to_physmap).
+    MapsPhysmap (MAPS_PHYSMAP): MemAddToPhysmap;
 }
 
 #[cfg(test)]
@@ -212,6 +230,19 @@ mod tests {
                 "{}: OnTarget exactly for rows that check a target",
                 r.name
             );
+            let chan = objects().any(|o| matches!(o, Object::Chan | Object::Peer | Object::Local))
+                || r.checks.iter().any(|c| {
+                    matches!(
+                        c.subject,
+                        crate::gate::Subject::Chan | crate::gate::Subject::PeerChan
+                    )
+                });
+            assert_eq!(
+                ON_CHANNEL.contains(&r.name),
+                chan,
+                "{}: OnChannel exactly for rows that check an event channel's label",
+                r.name
+            );
             let security = objects().any(|o| o == Object::Security);
             if security {
                 assert!(ON_SECURITY.contains(&r.name), "{}: not OnSecurity", r.name);
@@ -244,6 +275,9 @@ mod tests {
             COUNTS_CPUS,
             SEES_MAX_MFN,
             RECOMPUTES_LABELS,
+            ON_CHANNEL,
+            OWN_CHANNELS,
+            MAPS_PHYSMAP,
         ] {
             for name in list {
                 row(name);
@@ -261,6 +295,7 @@ mod tests {
             UNPAUSES,
             READS_DOMAIN_INFO,
             RELABELS,
+            MAPS_PHYSMAP,
         ] {
             for name in list {
                 assert!(ON_TARGET.contains(name), "{name} is not OnTarget");

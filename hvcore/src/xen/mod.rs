@@ -1,0 +1,6 @@
+//! The guest-visible Xen services (docs/ARCHITECTURE.md, "hvcore"): each
+//! takes the domain or the resolved target a permit unlocked, never the
+//! whole hypervisor.
+
+pub mod evtchn;
+pub mod shared_info;
