@@ -20,4 +20,17 @@ crate::pod! {
     pub struct UpcallVector { pub vcpu: u32, pub vector: u8, pub pad: [u8; 3] }
 }
 
+/// `HVM_PARAM_CALLBACK_IRQ`: how the event upcall is delivered when no
+/// per-vCPU upcall vector is set. Value: type in bits 63:56
+/// ([`CALLBACK_VIA_TYPE_VECTOR`] = 2: vector in bits 7:0); 0 disables it.
+pub const PARAM_CALLBACK_IRQ: u32 = crate::xen::hvm_params::CALLBACK_IRQ;
+/// Bits of the callback type in the CALLBACK_IRQ value.
+pub const CALLBACK_VIA_TYPE_SHIFT: u32 = 56;
+/// CALLBACK_IRQ type: a GSI (needs an emulated IOAPIC/PIC: ignored for PVH).
+pub const CALLBACK_VIA_TYPE_GSI: u64 = 0;
+/// CALLBACK_IRQ type: a PCI INTx line (ignored for PVH).
+pub const CALLBACK_VIA_TYPE_PCI_INTX: u64 = 1;
+/// CALLBACK_IRQ type: a vector injected directly, bypassing the local APIC.
+pub const CALLBACK_VIA_TYPE_VECTOR: u64 = 2;
+
 const _: () = assert!(core::mem::size_of::<HvmParam>() == 16);

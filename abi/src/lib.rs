@@ -66,6 +66,8 @@ pub mod hypercall {
     pub const MEMORY_OP: u32 = 12;
     /// `set_timer_op(timeout_abs_ns)`: the calling vCPU's single-shot timer.
     pub const SET_TIMER_OP: u32 = 15;
+    /// `event_channel_op(cmd, arg)`: event channels (`xen::event_channel`).
+    pub const EVENT_CHANNEL_OP: u32 = 32;
     /// `xen_version(cmd, arg)`: version information.
     pub const XEN_VERSION: u32 = 17;
     /// `console_io(cmd, count, buffer)`: the hypervisor console.
@@ -147,6 +149,11 @@ pub const HYPERCALLS: &[Hypercall] = &[
         number: hypercall::SCHED_OP,
         name: "sched_op",
         subops: sched::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::EVENT_CHANNEL_OP,
+        name: "event_channel_op",
+        subops: xen::event_channel::SUBOPS,
     },
     Hypercall {
         number: hypercall::HVM_OP,

@@ -18,6 +18,9 @@ crate::subops! {
     MEMORY_MAP = 9, "memory_map";
     /// Set a domain's memory map: `arg` points to [`ForeignMemoryMap`].
     SET_MEMORY_MAP = 13, "set_memory_map";
+    /// Map a page of a space ([`XENMAPSPACE_SHARED_INFO`], ...) into a
+    /// domain's physmap: `arg` points to [`AddToPhysmap`].
+    ADD_TO_PHYSMAP = 7, "add_to_physmap";
 }
 
 /// Most entries of a domain's memory map (Xen's `E820MAX`).
@@ -82,3 +85,27 @@ impl E820Entry {
 const _: () = assert!(core::mem::size_of::<E820Entry>() == 20);
 const _: () = assert!(core::mem::size_of::<MemoryMap>() == 16);
 const _: () = assert!(core::mem::size_of::<ForeignMemoryMap>() == 24);
+/// `xen_add_to_physmap.space`: the domain's shared_info page (idx 0).
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// `xen_add_to_physmap.space`: a frame of the grant table (idx: frame number,
+/// bit 31 `XENMAPIDX_grant_table_status` for v2 status frames).
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// `xen_add_to_physmap.space`: move a guest frame (idx: its gfn).
+pub const XENMAPSPACE_GMFN: u32 = 2;
+/// `xen_add_to_physmap.space`: a range of guest frames (`size` of them).
+pub const XENMAPSPACE_GMFN_RANGE: u32 = 3;
+/// `xen_add_to_physmap.space`: a frame of another domain (batch form only).
+pub const XENMAPSPACE_GMFN_FOREIGN: u32 = 4;
+
+crate::pod! {
+    /// `xen_add_to_physmap` (24 bytes): map `idx` of `space` at `gpfn` in `domid`'s physmap.
+    pub struct AddToPhysmap {
+        pub domid: u16,
+        pub size: u16,
+        pub space: u32,
+        pub idx: u64,
+        pub gpfn: u64,
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<AddToPhysmap>() == 24);

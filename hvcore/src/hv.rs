@@ -10,7 +10,7 @@
 //! every page scrubbed and returned to the frame allocator.
 
 use crate::cmdline::FlaskMode;
-use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu, VcpuEvents};
+use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu};
 use crate::gate::Gate;
 use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
@@ -24,8 +24,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use warden_abi::domctl::{self as dc, DomainInfo};
 use warden_abi::sched::{SHUTDOWN_CRASH, reason_name};
-use warden_abi::vcpu::VcpuInfo;
-use warden_abi::{DomId, Pod, errno};
+use warden_abi::{DomId, errno};
 
 /// Parameters of a new domain.
 #[derive(Debug, Clone)]
@@ -196,8 +195,14 @@ impl Hv {
             self.domains.unreserve(id);
             return Err(errno::ENOMEM);
         };
+        let Some(si) = self.platform.mem().alloc_frame() else {
+            p2m.destroy(self.platform.mem(), |_, _| {});
+            self.domains.unreserve(id);
+            return Err(errno::ENOMEM);
+        };
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
         d.handle = n.handle;
+        d.shared_info.set_frame(si);
         let d = Arc::new(d);
         self.sched.add_domain(id, n.weight, d.stopped.clone());
         self.domains.install(d.clone(), n.sid, self.self_sid(n.sid));
@@ -289,7 +294,12 @@ impl Hv {
         let mut freed = Vec::new();
         for &g in gfns {
             if let Some(pa) = p2m.unmap(mem, g) {
-                freed.push(pa);
+                if d.shared_info.gfn() == Some(g) {
+                    // Unmapped, not freed: the domain keeps its page.
+                    d.shared_info.set_gfn(None);
+                } else {
+                    freed.push(pa);
+                }
             }
         }
         crate::vcpu::shootdown(self.platform.guest_slots(), d.id, &d.epoch, &|c| {
@@ -442,6 +452,7 @@ impl Hv {
         if d.privileged {
             self.platform.control_domain_stopped(reason);
         }
+        self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_DOM_EXC);
     }
 
     /// Crash a domain (it faulted or did something unsupported): log why and
@@ -479,9 +490,21 @@ impl Hv {
             let _ = self.wait_out_of_guest(d.id, None);
             // vCPUs are taken before the scheduler forgets the domain:
             // set_max_vcpus, under the same lock, sees `dying` or is done.
+            // Its channels close (peers' ports go back to unbound) while
+            // its vCPUs still exist.
+            self.evtchn_reset(d);
             let vcpus = core::mem::take(&mut *d.vcpus.write());
             self.sched.remove_domain(d.id);
             drop(vcpus);
+            {
+                // The shared_info page leaves the physmap: it is freed
+                // with the domain, not with its RAM.
+                let mut m = d.mem.write();
+                if let (Some(g), Some(p)) = (d.shared_info.gfn(), m.p2m.as_mut()) {
+                    p.unmap(self.platform.mem(), g);
+                    d.shared_info.set_gfn(None);
+                }
+            }
             d.scrubbing.store(true, Ordering::Release);
         } else if !d.scrubbing.load(Ordering::Acquire) {
             // Another CPU is still stopping it.
@@ -508,10 +531,15 @@ impl Hv {
         if let Some(p) = m.p2m.take() {
             p.destroy(mem, |_, _| {});
         }
+        if let Some(si) = d.shared_info.take_frame() {
+            mem.zero_frame(si);
+            mem.free_frame(si);
+        }
         m.tot_pages = 0;
         let total = m.scrubbed;
         drop(guard);
         self.domains.remove(d.id);
+        self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_DOM_EXC);
         log::info!(
             "Domain {} destroyed: {} pages scrubbed and freed, {} page-table frames freed",
             d.id,
@@ -628,28 +656,18 @@ impl Hv {
 
     // ------------------------------------------------------------ events
 
-    /// Raise virtual IRQ `virq` on vCPU `v`.
-    pub fn raise_virq(&self, v: &GuestVcpu, virq: u32) {
-        v.virqs.fetch_or(1 << (virq & 31), Ordering::SeqCst);
-        if let Some(c) = self.sched.notify((v.domid, v.id), self.now()) {
-            self.platform.kick(c);
-        }
-    }
-
     /// Is the guest's `evtchn_upcall_pending` set?
     pub fn guest_upcall_pending(&self, v: &GuestVcpu) -> bool {
-        let Some(gpa) = v.events.lock().info_gpa else {
-            return false;
-        };
-        let mut b = [0u8; 1];
-        self.read_phys(&v.domain, gpa, &mut b).is_ok() && b[0] != 0
+        self.upcall_pending(v)
     }
 
     /// Clear the guest's `evtchn_upcall_mask` (SCHEDOP_block enables delivery).
     pub fn unmask_events(&self, v: &GuestVcpu) {
-        if let Some(gpa) = v.events.lock().info_gpa {
-            let _ = self.write_phys(&v.domain, gpa.saturating_add(1), &[0]);
-        }
+        crate::xen::shared_info::Shared::with(&v.domain, self.platform.mem(), |s| {
+            if let Some(pa) = s.vcpu_info(v) {
+                self.platform.mem().fetch_and_u64(pa, !0xff00);
+            }
+        });
     }
 
     /// A time record (`vcpu_time_info`, version 0) for now.
@@ -688,12 +706,11 @@ impl Hv {
     /// area) under their seqlock. `paging`: `v`'s current address space.
     pub fn publish_time(&self, v: &GuestVcpu, paging: crate::guestmem::PagingState) {
         use crate::xen::time::{Sink, publish};
-        struct Phys<'a>(&'a Hv, &'a Domain, u64);
-        impl Sink for Phys<'_> {
+        struct Host<'a>(&'a dyn crate::p2m::HostMem, u64);
+        impl Sink for Host<'_> {
             fn put(&mut self, off: u64, data: &[u8]) -> bool {
-                self.0
-                    .write_phys(self.1, self.2.wrapping_add(off), data)
-                    .is_ok()
+                self.0.write(self.1 + off, data);
+                true
             }
         }
         struct Lin<'a>(&'a Hv, &'a Domain, crate::guestmem::PagingState, u64);
@@ -705,17 +722,16 @@ impl Hv {
             }
         }
         let rec = self.time_info();
-        let info = v.events.lock().info_gpa;
         let mut areas = v.clock.areas();
         let start = areas.version;
-        if let Some(gpa) = info {
-            let mut ver = start;
-            publish(
-                &mut Phys(self, &v.domain, gpa.wrapping_add(32)),
-                &mut ver,
-                &rec,
-            );
-        }
+        // Its vcpu_info: the registered one, else its legacy slot in the
+        // shared_info page (a 64-byte vcpu_info never crosses a page).
+        crate::xen::shared_info::Shared::with(&v.domain, self.platform.mem(), |s| {
+            if let Some(pa) = s.vcpu_info(v) {
+                let mut ver = start;
+                publish(&mut Host(self.platform.mem(), pa + 32), &mut ver, &rec);
+            }
+        });
         if let Some(va) = areas.time_va {
             let mut ver = start;
             publish(&mut Lin(self, &v.domain, paging, va), &mut ver, &rec);
@@ -744,43 +760,6 @@ impl Hv {
             & warden_abi::xen::xen::vm_assist::HVM_MASK
             != 0;
         publish_runstate(&mut Lin(self, &v.domain, paging, va), &rs, flag);
-    }
-
-    /// Before entering `v`: deliver pending virtual IRQs to its vcpu_info and
-    /// return the upcall vector to inject, if any.
-    fn pending_upcall(&self, v: &GuestVcpu) -> Option<u8> {
-        let virqs = v.virqs.swap(0, Ordering::AcqRel);
-        if virqs == 0 && !v.upcall.load(Ordering::Acquire) {
-            return None;
-        }
-        let ev: VcpuEvents = *v.events.lock();
-        let mut masked = false;
-        if let Some(gpa) = ev.info_gpa {
-            let mut info = VcpuInfo::default();
-            if self.read_phys(&v.domain, gpa, info.as_bytes_mut()).is_ok() {
-                if virqs != 0 {
-                    info.evtchn_pending_sel |= virqs as u64;
-                    info.evtchn_upcall_pending = 1;
-                    let _ = self.write_phys(
-                        &v.domain,
-                        gpa.saturating_add(8),
-                        &info.evtchn_pending_sel.to_le_bytes(),
-                    );
-                    let _ = self.write_phys(&v.domain, gpa, &[1]);
-                }
-                masked = info.evtchn_upcall_mask != 0;
-            }
-        }
-        let Some(vector) = ev.vector else {
-            v.upcall.store(false, Ordering::Release);
-            return None;
-        };
-        if masked {
-            v.upcall.store(true, Ordering::Release);
-            return None;
-        }
-        v.upcall.store(false, Ordering::Release);
-        Some(vector)
     }
 
     // ------------------------------------------------------------ consoles
@@ -879,7 +858,7 @@ impl Hv {
         let (kick, fired) = self.sched.expire(now);
         self.kick_all(&kick);
         for v in fired {
-            self.raise_virq(&v, warden_abi::vcpu::VIRQ_TIMER);
+            self.send_vcpu_virq(&v, warden_abi::xen::xen::VIRQ_TIMER);
         }
         self.service_consoles(now);
     }
@@ -913,7 +892,7 @@ impl Hv {
                 if v.clock.due(cpu) {
                     self.publish_time(&v, hw.paging());
                 }
-                let inject = self.pending_upcall(&v);
+                let inject = self.upcall_to_inject(&v);
                 let entry = Entry {
                     slot,
                     domid: v.domid,

@@ -2,7 +2,7 @@
 //! (`HVMOP_set_param` / `HVMOP_get_param`, hypercall 34 sub-ops 0 and 1).
 
 /// Event-channel upcall: 0 = none; otherwise `type << 56 | value` (see
-/// [`CALLBACK_TYPE_VECTOR`]).
+/// `hvm::CALLBACK_VIA_TYPE_VECTOR`).
 pub const CALLBACK_IRQ: u32 = 0;
 /// Guest frame of the xenstore ring.
 pub const STORE_PFN: u32 = 1;
@@ -65,10 +65,6 @@ pub const MCA_CAP: u32 = 38;
 /// Number of parameters (`HVM_NR_PARAMS`).
 pub const NR_PARAMS: u32 = 39;
 
-/// [`CALLBACK_IRQ`]'s type field: bits 56-63.
-pub const CALLBACK_TYPE_SHIFT: u32 = 56;
-/// Callback through a vector injected directly (no LAPIC EOI), value = vector.
-pub const CALLBACK_TYPE_VECTOR: u64 = 2;
 /// Largest [`TIMER_MODE`] value (`HVMPTM_one_missed_tick_pending`).
 pub const TIMER_MODE_MAX: u64 = 3;
 /// Largest [`ALTP2M`] value (`XEN_ALTP2M_limited`).

@@ -2,7 +2,8 @@
 //! header's path is each file's first line).
 
 pub mod console;
+pub mod event_channel;
 pub mod hvm_params;
-/// `xen.h` itself (named after the header, like the other files).
+// xen.h's mirror keeps the header's name.
 #[allow(clippy::module_inception)]
 pub mod xen;

@@ -6,7 +6,7 @@ use warden_abi::errno;
 use warden_abi::hvm::{
     GET_PARAM, HvmParam, SET_EVTCHN_UPCALL_VECTOR, SET_PARAM, UPCALL_VECTOR_MIN, UpcallVector,
 };
-use warden_abi::xen::hvm_params::NR_PARAMS;
+use warden_abi::xen::hvm_params::{CALLBACK_IRQ, NR_PARAMS};
 
 pub fn hvm_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
     match cmd {
@@ -32,6 +32,10 @@ pub fn hvm_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             let d = c.resolve(&p)?;
             let on_self = d.id == c.caller.id;
             d.params().set(a.index, a.value, on_self)?;
+            // Its effect: how the event upcall is delivered (xen::evtchn).
+            if a.index == CALLBACK_IRQ {
+                d.set_callback_via(a.value);
+            }
             Ok(0)
         }
         x if x == GET_PARAM as u64 => {

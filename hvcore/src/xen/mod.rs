@@ -1,8 +1,13 @@
-//! The guest-visible Xen services: time (PV clock, runstate, timers), HVM
-//! parameters, the console ring of boot-built domains.
+//! The guest-visible Xen services (docs/ARCHITECTURE.md, "hvcore"): each
+//! takes the domain or the resolved target a permit unlocked, never the
+//! whole hypervisor. Event channels and the shared_info page; time (PV
+//! clock, runstate, timers), HVM parameters, the console ring of
+//! boot-built domains.
 
 pub mod console;
+pub mod evtchn;
 pub mod params;
+pub mod shared_info;
 pub mod time;
 
 use alloc::vec::Vec;
