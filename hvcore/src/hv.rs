@@ -793,7 +793,7 @@ impl Hv {
 
     /// Give boot-built domain `d` a console ring Warden serves
     /// (`xen::console`): a page at `CONSOLE_GFN` (one page more than its
-    /// memory) and `HVM_PARAM_CONSOLE_PFN`.
+    /// memory), `HVM_PARAM_CONSOLE_PFN` and `HVM_PARAM_CONSOLE_EVTCHN`.
     pub fn attach_boot_console(&self, d: &Domain) -> Result<(), i32> {
         use crate::xen::console::CONSOLE_GFN;
         {
@@ -807,7 +807,31 @@ impl Hv {
             .params
             .set_internal(warden_abi::xen::hvm_params::CONSOLE_PFN, CONSOLE_GFN);
         d.hvm.console.attach(CONSOLE_GFN);
+        // Its event channel: unbound, for the console backend's domain
+        // (dom0), labelled as Xen labels a channel d allocates for dom0, so
+        // that xenconsoled can bind it later. Until then a send on it is
+        // dropped (an unbound port) and Warden polls the ring.
+        let own = self.domains.snapshot(d.id).map_or(0, |s| s.sid);
+        let peer = self.domains.snapshot(0).map_or(own, |s| s.sid);
+        let port = self.evtchn_alloc_unbound(d, 0, self.channel_label(own, peer))?;
+        d.hvm
+            .params
+            .set_internal(warden_abi::xen::hvm_params::CONSOLE_EVTCHN, port as u64);
         Ok(())
+    }
+
+    /// The label Xen 4.17 gives a new event channel of a domain labelled
+    /// `owner` towards one it sees as `peer`: type_transition(owner, peer):event
+    /// (0 with FLASK disabled).
+    pub fn channel_label(&self, owner: u32, peer: u32) -> u32 {
+        self.gate.flask().map_or(0, |f| {
+            f.compute_create(
+                xsm::Sid::from_raw(owner),
+                xsm::Sid::from_raw(peer),
+                <xsm::class::Event as xsm::Class>::ID.raw(),
+            )
+            .map_or(crate::xen::evtchn::UNLABELED, |s| s.raw())
+        })
     }
 
     /// Drain the console ring of `d`, if Warden serves one; the bytes taken.

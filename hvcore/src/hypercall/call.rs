@@ -237,14 +237,7 @@ impl<'a> Call<'a> {
     /// `owner` towards one it sees as `peer`: type_transition(owner, peer):event
     /// (0 with FLASK disabled).
     pub fn channel_label(&self, owner: u32, peer: u32) -> u32 {
-        self.hv.gate.flask().map_or(0, |f| {
-            f.compute_create(
-                xsm::Sid::from_raw(owner),
-                xsm::Sid::from_raw(peer),
-                <xsm::class::Event as xsm::Class>::ID.raw(),
-            )
-            .map_or(crate::xen::evtchn::UNLABELED, |s| s.raw())
-        })
+        self.hv.channel_label(owner, peer)
     }
 
     /// Snapshot of port `port` of the domain `d` describes, for a check

@@ -170,6 +170,21 @@ pub fn xen_abi() -> ! {
         let base = p * 4096;
         map_2m(base);
         ring_write(base, b"xenabi: hello through the console ring\n");
+        // Notify as Linux's hvc_xen does: the port is unbound (its remote
+        // is dom0's future xenconsoled), so the send is accepted and dropped.
+        let port = get(hp::CONSOLE_EVTCHN).unwrap_or(0) as u32;
+        let st = warden_guest::evtchn::status(DOMID_SELF, port);
+        check!(
+            port != 0
+                && st.is_ok_and(
+                    |s| s.status == warden_abi::xen::event_channel::STAT_UNBOUND && s.u[0] == 0
+                ),
+            "CONSOLE_EVTCHN {port} is unbound for dom0: {st:?}"
+        );
+        check!(
+            warden_guest::evtchn::send(port).is_ok(),
+            "send on the console port"
+        );
         let t0 = rdtsc();
         // Bounded by TSC ticks: far more than the backend's 10 ms poll.
         while !ring_drained(base) && rdtsc() - t0 < 20_000_000_000 {

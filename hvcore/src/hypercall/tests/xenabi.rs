@@ -474,3 +474,30 @@ fn a_console_ring_is_drained_into_prefixed_rate_limited_lines() {
     assert_eq!(w.hv.service_console(&d), 0);
     assert_eq!(w.get::<u32>(&d, base + OUT_CONS), text.len() as u32 + 5000);
 }
+
+#[test]
+fn a_boot_built_domain_gets_a_console_ring_and_an_unbound_port_for_dom0() {
+    let w = world(true);
+    let _d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let d = w.domain(1, DOMU);
+    let before = d.mem.read().tot_pages;
+    w.hv.attach_boot_console(&d).unwrap();
+    assert_eq!(d.mem.read().tot_pages, before + 1);
+    assert_eq!(d.hvm.params.value(hp::CONSOLE_PFN), 0xFEFFF);
+    assert_eq!(d.hvm.console.gfn(), Some(0xFEFFF));
+    let port = d.hvm.params.value(hp::CONSOLE_EVTCHN) as u32;
+    assert_ne!(port, 0);
+    let snap = d.evtchn.snapshot(port).unwrap();
+    assert!(
+        matches!(snap.state, crate::xen::evtchn::State::Unbound { remote: 0 }),
+        "{:?}",
+        snap.state
+    );
+    // Labelled as Xen labels d1's channel for dom0, not unlabeled.
+    assert_ne!(snap.sid, crate::xen::evtchn::UNLABELED);
+    // The guest reads both parameters (hvc_xen's start).
+    assert_eq!(
+        param(&w, &d, GET_PARAM, DOMID_SELF, hp::CONSOLE_EVTCHN, 0),
+        (0, port as u64)
+    );
+}
