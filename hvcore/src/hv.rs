@@ -203,6 +203,7 @@ impl Hv {
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
         d.handle = n.handle;
         d.shared_info.set_frame(si);
+        self.publish_wallclock(&d);
         let d = Arc::new(d);
         self.sched.add_domain(id, n.weight, d.stopped.clone());
         self.domains.install(d.clone(), n.sid, self.self_sid(n.sid));
@@ -737,6 +738,28 @@ impl Hv {
             publish(&mut Lin(self, &v.domain, paging, va), &mut ver, &rec);
         }
         areas.version = (start.wrapping_add(1) | 1).wrapping_add(1);
+    }
+
+    /// Write the wall clock (UTC at system time 0) into `d`'s shared_info
+    /// page, under its `wc_version` seqlock.
+    pub fn publish_wallclock(&self, d: &Domain) {
+        use crate::xen::time::{Sink, publish_wallclock};
+        struct Si<'a, 'b>(&'a crate::xen::shared_info::Shared<'b>);
+        impl Sink for Si<'_, '_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0.si_write(off, data);
+                true
+            }
+        }
+        let at = core::mem::offset_of!(warden_abi::xen::xen::SharedInfo, wc_version) as u64;
+        let boot = self.platform.wallclock_boot_ns();
+        crate::xen::shared_info::Shared::with(d, self.platform.mem(), |s| {
+            let Some(w) = s.si_read(at) else {
+                return;
+            };
+            let mut ver = w as u32;
+            publish_wallclock(&mut Si(s), at, &mut ver, boot);
+        });
     }
 
     /// Rewrite `v`'s registered runstate area (if any) with its runstate now.

@@ -24,6 +24,11 @@ pub trait Platform: Sync {
     fn tsc_stable(&self) -> bool {
         false
     }
+    /// UTC at system time 0 (the hypervisor's boot), in nanoseconds since
+    /// the Unix epoch; 0 if unknown. The domains' wall clock.
+    fn wallclock_boot_ns(&self) -> u64 {
+        0
+    }
     /// Host memory (frames and access).
     fn mem(&self) -> &dyn HostMem;
     /// A hardware vCPU for vCPU `vcpu` of domain `domid`, using the nested

@@ -50,6 +50,9 @@ impl Platform for Machine {
     fn tsc_stable(&self) -> bool {
         time::tsc_invariant()
     }
+    fn wallclock_boot_ns(&self) -> u64 {
+        time::wallclock_boot_ns()
+    }
     fn mem(&self) -> &dyn HostMem {
         &FRAME_MEM
     }

@@ -140,6 +140,55 @@ pub fn publish_runstate(sink: &mut dyn Sink, rs: &RunstateInfo, update_flag: boo
     }
 }
 
+/// Days from 1970-01-01 to the civil date `y-m-d` (proleptic Gregorian;
+/// Howard Hinnant's algorithm), for the wall clock read from an RTC.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the Unix epoch of a UTC date and time (an RTC reading).
+pub fn unix_seconds(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
+    days_from_civil(y, mo, d) * 86_400 + (h as i64) * 3600 + (mi as i64) * 60 + s as i64
+}
+
+/// The shared_info wall clock (Xen's `wc_sec`, `wc_nsec`, `wc_sec_hi`):
+/// UTC at system time 0, i.e. `boot_utc_ns` split into seconds (low and
+/// high 32 bits) and nanoseconds.
+pub fn wallclock(boot_utc_ns: u64) -> (u32, u32, u32) {
+    let sec = boot_utc_ns / NS_PER_S;
+    (
+        sec as u32,
+        (boot_utc_ns % NS_PER_S) as u32,
+        (sec >> 32) as u32,
+    )
+}
+
+/// Write the wall clock at byte `at` of `sink` (the `wc_version` field,
+/// followed by `wc_sec`, `wc_nsec`, `wc_sec_hi`) under its version seqlock.
+pub fn publish_wallclock(sink: &mut dyn Sink, at: u64, version: &mut u32, boot_utc_ns: u64) {
+    let begin = version.wrapping_add(1) | 1;
+    let (sec, nsec, hi) = wallclock(boot_utc_ns);
+    if !sink.put(at, &begin.to_le_bytes()) {
+        return;
+    }
+    core::sync::atomic::fence(Ordering::Release);
+    let mut b = [0u8; 12];
+    b[..4].copy_from_slice(&sec.to_le_bytes());
+    b[4..8].copy_from_slice(&nsec.to_le_bytes());
+    b[8..].copy_from_slice(&hi.to_le_bytes());
+    sink.put(at + 4, &b);
+    core::sync::atomic::fence(Ordering::Release);
+    let end = begin.wrapping_add(1);
+    sink.put(at, &end.to_le_bytes());
+    *version = end;
+}
+
 /// No CPU recorded yet.
 const NO_CPU: u32 = u32::MAX;
 
@@ -327,6 +376,32 @@ mod tests {
         let mut m = Mem(alloc::vec![0; 48], Vec::new());
         publish_runstate(&mut m, &rs, false);
         assert_eq!(m.1.len(), 1);
+    }
+
+    #[test]
+    fn wall_clock_from_an_rtc_reading() {
+        assert_eq!(unix_seconds(1970, 1, 1, 0, 0, 0), 0);
+        assert_eq!(unix_seconds(2000, 3, 1, 0, 0, 0), 951_868_800);
+        assert_eq!(unix_seconds(2026, 12, 7, 15, 16, 13), 1_796_656_573);
+        assert_eq!(unix_seconds(2038, 1, 19, 3, 14, 8), 1 << 31);
+        // Leap day and the day after.
+        assert_eq!(
+            unix_seconds(2024, 3, 1, 0, 0, 0) - unix_seconds(2024, 2, 28, 0, 0, 0),
+            2 * 86_400
+        );
+        let ns = 1_796_656_573_250_000_000u64;
+        assert_eq!(wallclock(ns), (1_796_656_573, 250_000_000, 0));
+        // Past 2106: the high word.
+        let big = (1u64 << 32) * NS_PER_S + 5;
+        assert_eq!(wallclock(big), (0, 5, 1));
+        let mut m = Mem(alloc::vec![0; 3088], Vec::new());
+        let mut ver = 0;
+        publish_wallclock(&mut m, 3072, &mut ver, ns);
+        assert_eq!(ver, 2);
+        assert_eq!(m.1[0], (3072, 1u32.to_le_bytes().to_vec()));
+        assert_eq!(m.1[2], (3072, 2u32.to_le_bytes().to_vec()));
+        assert_eq!(&m.0[3076..3080], &1_796_656_573u32.to_le_bytes());
+        assert_eq!(&m.0[3080..3084], &250_000_000u32.to_le_bytes());
     }
 
     #[test]

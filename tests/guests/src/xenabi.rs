@@ -351,6 +351,33 @@ pub fn xen_time(boot: &warden_guest::start::Boot) -> ! {
         );
     }
 
+    // The wall clock in shared_info (UTC at system time 0, seqlocked).
+    match warden_guest::evtchn::init() {
+        Ok(si) => {
+            let wc = |off: u64| {
+                // SAFETY: the shared_info page is mapped at `si` (identity);
+                // the hypervisor writes these words, read volatile.
+                unsafe { core::ptr::read_volatile((si + off) as *const u32) }
+            };
+            let (sec, nsec, hi) = loop {
+                let v1 = wc(3072);
+                core::sync::atomic::fence(Ordering::Acquire);
+                let f = (wc(3076), wc(3080), wc(3084));
+                core::sync::atomic::fence(Ordering::Acquire);
+                if v1.is_multiple_of(2) && v1 == wc(3072) {
+                    break f;
+                }
+            };
+            let boot = (((hi as u64) << 32) | sec as u64) * 1_000_000_000 + nsec as u64;
+            let wall = (boot + now_ns()) / 1_000_000_000;
+            println!("xen-time: wallclock {wall}");
+            check!(wall > 1_700_000_000, "the wall clock is set: {wall}");
+        }
+        Err(e) => {
+            check!(false, "shared_info mapped: {e}");
+        }
+    }
+
     // The measured interval.
     let secs: u64 = boot.arg("sleep").and_then(|s| s.parse().ok()).unwrap_or(0);
     println!("xen-time: sleeping {secs} s of system time");
