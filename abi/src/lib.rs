@@ -33,6 +33,7 @@ pub mod start;
 pub mod sysctl;
 pub mod vcpu;
 pub mod version;
+pub mod xen;
 pub mod xsm;
 
 pub use pod::{Pod, PodField};

@@ -1,9 +1,14 @@
-//! Building a domain from an ELF64 kernel at boot (dom0 and the boot-built
+//! Building a domain from its kernel at boot (dom0 and the boot-built
 //! domains): create it, give it vCPUs and all its memory, load the kernel,
-//! copy boot modules after it, build identity-mapping page tables and the
-//! start information page (see `warden_abi::start`), and set vCPU 0's state.
+//! copy boot modules after it, write the start information, and set vCPU
+//! 0's state.
 //!
-//! Guest-physical layout:
+//! A PVH kernel (an ELF, 32- or 64-bit, with Xen's PHYS32_ENTRY note) gets
+//! Xen's PVH layout, `hvm_start_info` and ACPI tables and starts in 32-bit
+//! mode (`crate::domain::builder::pvh`). An ELF64 kernel without that note
+//! gets Warden's own 64-bit start, below.
+//!
+//! Guest-physical layout of the 64-bit start:
 //!
 //! | range | content |
 //! |---|---|
@@ -13,6 +18,7 @@
 //! | `0x10000-` | RAM: the kernel's segments (at their ELF physical addresses), then the modules, page-aligned |
 
 use crate::domain::Domain;
+use crate::domain::builder::pvh;
 use crate::hv::{Hv, NewDomain};
 use crate::{Result, err};
 use alloc::string::String;
@@ -170,7 +176,7 @@ fn page_tables(mem: u64) -> Vec<u8> {
 }
 
 impl Hv {
-    /// Build a domain from an ELF64 kernel; it is left paused.
+    /// Build a domain from a PVH kernel or an ELF64 kernel; it is left paused.
     pub fn build_boot_domain(&self, b: &BootDomain<'_>) -> Result<Arc<Domain>> {
         let mem = page_up(b.mem_bytes);
         if mem < MIN_MEM {
@@ -180,12 +186,16 @@ impl Hv {
                 b.mem_bytes
             ));
         }
-        if mem > crate::p2m::GFN_LIMIT * 4096 {
+        // (PVH: RAM above the MMIO hole moves to 4 GiB.)
+        if mem > (crate::p2m::GFN_LIMIT - (pvh::HIGH_RAM >> 12)) * 4096 {
             return Err(err!(
                 InvalidInput,
                 "{} bytes of memory is above the guest limit",
                 mem
             ));
+        }
+        if let pvh::Kernel::Pvh { elf, image, entry } = pvh::classify(b.kernel, mem)? {
+            return self.build_pvh_domain(b, mem, elf, &image, entry);
         }
         let img = crate::elf::parse(b.kernel, LOW_END, mem)?;
         let pages = mem / 4096;
@@ -267,6 +277,104 @@ impl Hv {
             self.destroy(&d);
             return Err(e);
         }
+        Ok(d)
+    }
+}
+
+impl Hv {
+    fn build_pvh_domain(
+        &self,
+        b: &BootDomain<'_>,
+        mem: u64,
+        elf: &[u8],
+        img: &crate::elf::Image,
+        entry: u64,
+    ) -> Result<Arc<Domain>> {
+        use warden_abi::xen::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED};
+        let flags = if b.privileged {
+            SIF_PRIVILEGED | SIF_INITDOMAIN
+        } else {
+            0
+        };
+        let mods: Vec<(u64, &str)> = b
+            .modules
+            .iter()
+            .map(|(d, a)| (d.len() as u64, *a))
+            .collect();
+        let layout = pvh::plan(mem, b.vcpus, flags, img, b.cmdline, &mods)?;
+        let d = self
+            .create_domain(NewDomain {
+                want: b.want,
+                privileged: b.privileged,
+                name: b.name.clone(),
+                sid: b.sid,
+                max_pages: layout.pages(),
+                weight: b.weight,
+                handle: [0; 16],
+            })
+            .map_err(|e| {
+                err!(
+                    InvalidInput,
+                    "cannot create the domain: {}",
+                    warden_abi::errno::name(e)
+                )
+            })?;
+        let r = (|| -> Result<()> {
+            self.set_max_vcpus(&d, b.vcpus).map_err(|e| {
+                err!(
+                    NoMemory,
+                    "cannot create {} vCPUs: {}",
+                    b.vcpus,
+                    warden_abi::errno::name(e)
+                )
+            })?;
+            for &(first, n) in &layout.ram {
+                for gfn in first..first + n {
+                    self.populate(&d, gfn).map_err(|e| {
+                        err!(
+                            NoMemory,
+                            "cannot populate page {gfn:#x}: {}",
+                            warden_abi::errno::name(e)
+                        )
+                    })?;
+                }
+            }
+            let wr = |gpa: u64, data: &[u8]| {
+                self.write_phys(&d, gpa, data)
+                    .map_err(|f| err!(InvalidInput, "loading the domain: {f}"))
+            };
+            for s in &img.segments {
+                wr(
+                    s.paddr,
+                    &elf[s.offset as usize..(s.offset + s.filesz) as usize],
+                )?;
+            }
+            for ((data, _), gpa) in b.modules.iter().zip(&layout.modules) {
+                wr(*gpa, data)?;
+            }
+            wr(crate::domain::builder::acpi::ACPI_INFO, &layout.acpi.bytes)?;
+            wr(layout.start_info, &layout.start_block)?;
+            let ctx = crate::vcpu::pvh_boot_context(entry, layout.start_info);
+            let v0 = d
+                .vcpu(0)
+                .ok_or_else(|| err!(InvalidInput, "domain has no vCPU 0"))?;
+            v0.hw.lock().set_context(&ctx);
+            self.sched
+                .set_initialised((d.id, 0), self.platform.now_ns());
+            Ok(())
+        })();
+        if let Err(e) = r {
+            self.destroy(&d);
+            return Err(e);
+        }
+        log::info!(
+            "Domain {} ({}): PVH kernel, entry {entry:#x}, hvm_start_info at {:#x}, {} module(s), RSDP {:#x}",
+            d.id,
+            b.name,
+            layout.start_info,
+            b.modules.len(),
+            layout.acpi.rsdp
+        );
         Ok(d)
     }
 }

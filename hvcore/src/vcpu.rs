@@ -199,6 +199,21 @@ pub fn boot_context(rip: u64, cr3: u64, rdi: u64) -> HvmContext {
     }
 }
 
+/// The PVH entry state (Xen 4.17's, docs/misc/pvh.pandoc): 32-bit protected
+/// mode at `entry`, paging off, CR0 = PE|ET, CR4 = EFER = 0, flat 4 GiB
+/// code (attributes 0xC9B) and data (0xC93) segments, RFLAGS = 2,
+/// `EBX` = `start_info` (the `hvm_start_info` address).
+pub fn pvh_boot_context(entry: u64, start_info: u64) -> HvmContext {
+    HvmContext {
+        mode: warden_abi::vcpu::HVM_MODE_32B,
+        rip: entry,
+        rbx: start_info,
+        cr0: CR0_PE | CR0_ET,
+        rflags: 2,
+        ..Default::default()
+    }
+}
+
 /// Check a guest-supplied vCPU state (`VCPUOP_initialise`, setvcpucontext)
 /// and normalise it: 64-bit mode only, paging and PAE on, no reserved bits.
 /// Err is the errno (EINVAL).

@@ -670,7 +670,15 @@ impl SvmVcpu {
         let leaf = self.r64(S_RAX) as u32;
         let sub = self.regs.rcx as u32;
         let host = cpuid(leaf, sub);
-        let (a, b, c, d) = hvcore::guestcpu::cpuid(leaf, sub, host, self.id);
+        let (a, b, c, d) = hvcore::guestcpu::cpuid(
+            leaf,
+            sub,
+            host,
+            hvcore::guestcpu::Asker {
+                vcpu_id: self.id,
+                domid: self.domid,
+            },
+        );
         self.w64(S_RAX, a as u64);
         self.regs.rbx = b as u64;
         self.regs.rcx = c as u64;
@@ -939,7 +947,11 @@ impl Vcpu for SvmVcpu {
 
     fn context(&self) -> HvmContext {
         HvmContext {
-            mode: warden_abi::vcpu::HVM_MODE_64B,
+            mode: if self.r64(S_EFER) & (1 << 10) != 0 {
+                warden_abi::vcpu::HVM_MODE_64B
+            } else {
+                warden_abi::vcpu::HVM_MODE_32B
+            },
             pad: 0,
             rax: self.r64(S_RAX),
             rcx: self.regs.rcx,
@@ -978,8 +990,13 @@ impl Vcpu for SvmVcpu {
         self.w64(S_CR4, c.cr4);
         self.w64(S_CR2, 0);
         self.w64(S_EFER, c.efer | EFER_SVME);
-        // Flat 64-bit segments, ring 0.
-        self.seg(S_CS, 0x08, 0x0A9B, 0xFFFF_FFFF, 0);
+        // Flat segments, ring 0: 64-bit code, or 32-bit code for the PVH
+        // entry state (`hvcore::vcpu::pvh_boot_context`: paging off).
+        if c.mode == warden_abi::vcpu::HVM_MODE_32B {
+            self.seg(S_CS, 0x08, 0x0C9B, 0xFFFF_FFFF, 0);
+        } else {
+            self.seg(S_CS, 0x08, 0x0A9B, 0xFFFF_FFFF, 0);
+        }
         for s in [S_DS, S_ES, S_SS, S_FS, S_GS] {
             self.seg(s, 0x10, 0x0C93, 0xFFFF_FFFF, 0);
         }
