@@ -151,6 +151,13 @@ pub trait Vcpu: Send {
     fn continue_hypercall(&mut self, args: &HypercallArgs);
     /// Step RIP past a HLT.
     fn skip_halt(&mut self);
+    /// The value an `OUT` that exited ([`VmExit::Io`] with `write`) writes (AL/AX/EAX).
+    fn io_out_value(&self) -> u32 {
+        0
+    }
+    /// Complete the `IN`/`OUT` that exited: a read's destination gets
+    /// `read` (its low bytes, as the access size), RIP moves past it.
+    fn finish_io(&mut self, _read: Option<u32>) {}
     /// The paging registers (to translate hypercall pointers).
     fn paging(&self) -> PagingState;
     /// Current privilege level.

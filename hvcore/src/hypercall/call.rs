@@ -542,27 +542,7 @@ impl Global<'_, ConsoleWrite> {
     /// `console_to_ring`); a domU's as rate-limited `(dN) ` lines into the
     /// ring's guest region and the serial console.
     pub fn console_write(&self, bytes: &[u8]) {
-        let p = self.hv.platform;
-        let d = &self.vcpu.domain;
-        let hwdom = d.privileged;
-        if hwdom {
-            p.console_hwdom_raw(bytes);
-        }
-        if hwdom && !p.console_to_ring() {
-            return;
-        }
-        let limit = if hwdom {
-            (0, 1)
-        } else {
-            p.guest_console_ratelimit()
-        };
-        let now_ms = p.now_ns() / 1_000_000;
-        let id = d.id;
-        d.console.lock().push(bytes, |line, rl| {
-            if let Some(suppressed) = rl.admit(now_ms, limit) {
-                p.console_guest_line(id, line, suppressed);
-            }
-        });
+        self.hv.guest_console_output(&self.vcpu.domain, bytes);
     }
 }
 

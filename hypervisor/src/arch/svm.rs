@@ -864,6 +864,15 @@ impl Vcpu for SvmVcpu {
                         error_code: self.r64(C_EXITINFO1),
                     });
                 }
+                EXIT_IOIO if self.r64(C_EXITINFO1) & (1 << 2) != 0 => {
+                    // INS/OUTS: no port is emulated for string I/O; the
+                    // instruction is skipped (REP: its count consumed).
+                    if self.r64(C_EXITINFO1) & (1 << 3) != 0 {
+                        self.regs.rcx = 0;
+                    }
+                    let next = self.r64(C_EXITINFO2);
+                    self.w64(S_RIP, next);
+                }
                 EXIT_IOIO => {
                     let i = self.r64(C_EXITINFO1);
                     let size = if i & (1 << 4) != 0 {
@@ -926,6 +935,28 @@ impl Vcpu for SvmVcpu {
 
     fn skip_halt(&mut self) {
         self.skip(1);
+    }
+
+    fn io_out_value(&self) -> u32 {
+        self.r64(S_RAX) as u32
+    }
+
+    fn finish_io(&mut self, read: Option<u32>) {
+        if let Some(v) = read {
+            let i = self.r64(C_EXITINFO1);
+            let rax = self.r64(S_RAX);
+            let new = if i & (1 << 4) != 0 {
+                (rax & !0xff) | (v as u64 & 0xff)
+            } else if i & (1 << 5) != 0 {
+                (rax & !0xffff) | (v as u64 & 0xffff)
+            } else {
+                v as u64
+            };
+            self.w64(S_RAX, new);
+        }
+        // IOIO exits save the next RIP in EXITINFO2.
+        let next = self.r64(C_EXITINFO2);
+        self.w64(S_RIP, next);
     }
 
     fn paging(&self) -> PagingState {

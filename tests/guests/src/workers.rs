@@ -230,10 +230,19 @@ pub fn crash(boot: &Boot) -> ! {
             // SAFETY: deliberately makes every exception unhandled.
             unsafe { core::arch::asm!("lidt [{}]", "int3", in(reg) &p) };
         }
-        // I/O ports belong to nobody here.
+        // I/O ports belong to nobody here: writes are ignored, reads give
+        // all-ones (never a crash); then crash through #UD like `ud`.
         "io" => {
-            // SAFETY: deliberately touches an I/O port.
-            unsafe { core::arch::asm!("out 0x80, al", in("al") 0u8) };
+            let v: u8;
+            // SAFETY: touches an unclaimed I/O port (the hypervisor ignores
+            // the write and answers the read).
+            unsafe {
+                core::arch::asm!("out 0x80, al", in("al") 0x5au8);
+                core::arch::asm!("in al, 0x80", out("al") v);
+            }
+            println!("io: unclaimed port 0x80 reads {v:#x} after a write");
+            // SAFETY: deliberately raises #UD.
+            unsafe { core::arch::asm!("ud2") };
         }
         // An invalid opcode: our own IDT reports it and shuts us down (crash).
         _ => {

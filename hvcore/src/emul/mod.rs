@@ -1,0 +1,3 @@
+//! What a guest touches that is not RAM and not a hypercall.
+
+pub mod ports;
