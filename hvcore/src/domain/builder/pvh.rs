@@ -31,24 +31,17 @@ pub const SPECIAL_PAGES: (u64, u64) = (0xFEFF_8000, 0xFF00_0000);
 /// Where RAM above the hole starts.
 pub const HIGH_RAM: u64 = 1 << 32;
 
-/// What kind of kernel a domain is given.
+/// A PVH kernel: the ELF (the bzImage payload, for a bzImage), its image
+/// and its 32-bit entry point.
 #[derive(Debug, Clone)]
-pub enum Kernel<'a> {
-    /// A PVH kernel: the ELF (the bzImage payload, for a bzImage), its image
-    /// and its 32-bit entry point.
-    Pvh {
-        elf: &'a [u8],
-        image: Image,
-        entry: u64,
-    },
-    /// An ELF64 kernel without the PVH note, entered in 64-bit mode with
-    /// Warden's own start information (`warden_abi::start`; Warden's test
-    /// guests until they move to PVH entry).
-    Legacy,
+pub struct Kernel<'a> {
+    pub elf: &'a [u8],
+    pub image: Image,
+    pub entry: u64,
 }
 
-/// Classify `file` for a domain of `mem` bytes. Refuses (with the reason)
-/// what cannot be loaded: compressed bzImages, ELF32 kernels without the
+/// Check `file` for a domain of `mem` bytes. Refuses (with the reason)
+/// what cannot be loaded: compressed bzImages, kernels without the
 /// PHYS32_ENTRY note, malformed images, an entry outside executable code.
 pub fn classify(file: &[u8], mem: u64) -> Result<Kernel<'_>> {
     let elf = match bzimage::detect(file) {
@@ -74,9 +67,8 @@ pub fn classify(file: &[u8], mem: u64) -> Result<Kernel<'_>> {
                     "PHYS32_ENTRY {entry:#x} is not in an executable segment"
                 )
             })?;
-            Ok(Kernel::Pvh { elf, image, entry })
+            Ok(Kernel { elf, image, entry })
         }
-        None if image.class == 64 && elf.len() == file.len() => Ok(Kernel::Legacy),
         None => Err(err!(
             InvalidInput,
             "ELF{} kernel without a Xen PHYS32_ENTRY note (not a PVH kernel)",
@@ -316,19 +308,12 @@ pub(crate) mod tests {
         for class in [32, 64] {
             for desc in [4, 8] {
                 let f = pvh_elf(class, 0x100000, &[0x90; 64], 0x100010, desc);
-                match classify(&f, 16 << 20).unwrap() {
-                    Kernel::Pvh { image, entry, .. } => {
-                        assert_eq!(entry, 0x100010, "class {class} desc {desc}");
-                        assert_eq!(image.class, class);
-                        assert_eq!((image.start, image.end), (0x100000, 0x100040));
-                    }
-                    Kernel::Legacy => panic!("class {class} desc {desc}: legacy"),
-                }
+                let Kernel { image, entry, .. } = classify(&f, 16 << 20).unwrap();
+                assert_eq!(entry, 0x100010, "class {class} desc {desc}");
+                assert_eq!(image.class, class);
+                assert_eq!((image.start, image.end), (0x100000, 0x100040));
             }
         }
-        // ELF64 without the note: Warden's own 64-bit start.
-        let legacy = crate::elf::tests::tiny(0x100000, &[0xf4; 16], 0x1000);
-        assert!(matches!(classify(&legacy, 16 << 20), Ok(Kernel::Legacy)));
     }
 
     #[test]
@@ -340,6 +325,13 @@ pub(crate) mod tests {
             msg(&f).contains("not in an executable segment"),
             "{}",
             msg(&f)
+        );
+        // An ELF64 without the note (no other start protocol exists).
+        let plain = crate::elf::tests::tiny(0x100000, &[0xf4; 16], 0x1000);
+        assert!(
+            msg(&plain).contains("ELF64 kernel without a Xen PHYS32_ENTRY"),
+            "{}",
+            msg(&plain)
         );
         // ELF32 without the note.
         let mut f = pvh_elf(32, 0x100000, &[0x90; 64], 0x100000, 4);
@@ -361,7 +353,7 @@ pub(crate) mod tests {
         // A bzImage whose payload is an uncompressed PVH ELF loads.
         let inner = pvh_elf(64, 0x100000, &[0x90; 64], 0x100000, 8);
         let bz = super::bzimage::tests::bzimage(&inner);
-        assert!(matches!(classify(&bz, 16 << 20), Ok(Kernel::Pvh { .. })));
+        assert!(classify(&bz, 16 << 20).is_ok());
         // Kernel beyond memory; not ELF at all.
         let f = pvh_elf(64, 0x1000000, &[0x90; 64], 0x1000000, 8);
         assert!(msg(&f).contains("outside guest memory"), "{}", msg(&f));
@@ -383,9 +375,7 @@ pub(crate) mod tests {
     #[test]
     fn start_info_lists_cmdline_modules_memmap_rsdp() {
         let f = pvh_elf(64, 0x100000, &[0x90; 64], 0x100000, 8);
-        let Kernel::Pvh { image, .. } = classify(&f, 256 << 20).unwrap() else {
-            panic!()
-        };
+        let Kernel { image, .. } = classify(&f, 256 << 20).unwrap();
         let l = plan(
             256 << 20,
             2,
@@ -455,9 +445,7 @@ pub(crate) mod tests {
     #[test]
     fn memory_above_the_hole_moves_to_4g() {
         let f = pvh_elf(64, 0x100000, &[0x90; 64], 0x100000, 8);
-        let Kernel::Pvh { image, .. } = classify(&f, 16 << 20).unwrap() else {
-            panic!()
-        };
+        let Kernel { image, .. } = classify(&f, 16 << 20).unwrap();
         let l = plan(0x1_0000_0000, 1, 0, &image, "", &[]).unwrap();
         let last = l.memmap.last().unwrap();
         assert_eq!(
