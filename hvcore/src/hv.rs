@@ -774,6 +774,10 @@ impl Hv {
                         crate::emul::ports::io(self, &v, &mut **hw, port, size, write);
                         true
                     }
+                    Ok(VmExit::Msr { index, write }) => {
+                        crate::emul::msr::access(self, &v, &mut **hw, index, write);
+                        true
+                    }
                     Ok(VmExit::Unexpected { code, info1, info2 }) => {
                         self.crash_with(
                             &v,

@@ -32,8 +32,11 @@ pub enum VmExit {
     Shutdown,
     /// A nested page fault: the guest touched guest-physical memory it does not have.
     NestedPageFault { gpa: u64, error_code: u64 },
-    /// Port I/O (no guest is given I/O ports).
+    /// Port I/O (no guest is given I/O ports; `crate::emul::ports`).
     Io { port: u16, size: u8, write: bool },
+    /// RDMSR (`write` None) or WRMSR of an MSR the backend does not handle
+    /// itself (`crate::emul::msr`).
+    Msr { index: u32, write: Option<u64> },
     /// Anything else the backend does not handle itself, by vendor exit code.
     Unexpected { code: u64, info1: u64, info2: u64 },
     /// The guest was not entered: its domain's stop flag was set.
@@ -158,6 +161,10 @@ pub trait Vcpu: Send {
     /// Complete the `IN`/`OUT` that exited: a read's destination gets
     /// `read` (its low bytes, as the access size), RIP moves past it.
     fn finish_io(&mut self, _read: Option<u32>) {}
+    /// Complete the RDMSR (EDX:EAX = `read`) or WRMSR that exited; RIP moves past it.
+    fn finish_msr(&mut self, _read: Option<u64>) {}
+    /// Raise #GP(0) in the guest instead of completing the instruction.
+    fn inject_gp(&mut self) {}
     /// The paging registers (to translate hypercall pointers).
     fn paging(&self) -> PagingState;
     /// Current privilege level.

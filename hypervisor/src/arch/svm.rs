@@ -686,7 +686,9 @@ impl SvmVcpu {
         self.skip(2);
     }
 
-    fn emulate_msr(&mut self, write: bool) {
+    /// Handle an MSR access the backend owns; false: not one of them (left
+    /// to `hvcore::emul::msr`, nothing done).
+    fn emulate_msr(&mut self, write: bool) -> bool {
         use hvcore::guestcpu::*;
         let msr = self.regs.rcx as u32;
         let value = (self.r64(S_RAX) & 0xffff_ffff) | (self.regs.rdx << 32);
@@ -715,7 +717,9 @@ impl SvmVcpu {
                     }
                     true
                 }
-                _ => false,
+                MSR_EFER | MSR_PAT | MSR_SPEC_CTRL | MSR_PRED_CMD => false,
+                MSR_TSC => true, // Accepted and ignored.
+                _ => return false,
             }
         } else {
             let v = match msr {
@@ -723,7 +727,8 @@ impl SvmVcpu {
                 MSR_PAT => Some(self.r64(S_GPAT)),
                 MSR_TSC => Some(super::rdtsc()),
                 MSR_SPEC_CTRL if spec().spec_ctrl_bits != 0 => Some(self.spec_ctrl),
-                _ => None,
+                MSR_SPEC_CTRL => None,
+                _ => return false,
             };
             if let Some(v) = v {
                 self.w64(S_RAX, v & 0xffff_ffff);
@@ -736,6 +741,7 @@ impl SvmVcpu {
         } else {
             self.inject_exception(13, Some(0));
         }
+        true
     }
 }
 
@@ -845,7 +851,13 @@ impl Vcpu for SvmVcpu {
                 EXIT_CPUID => self.emulate_cpuid(),
                 EXIT_MSR => {
                     let write = self.r64(C_EXITINFO1) & 1 != 0;
-                    self.emulate_msr(write)
+                    if !self.emulate_msr(write) {
+                        let value = (self.r64(S_RAX) & 0xffff_ffff) | (self.regs.rdx << 32);
+                        return Ok(VmExit::Msr {
+                            index: self.regs.rcx as u32,
+                            write: write.then_some(value),
+                        });
+                    }
                 }
                 EXIT_INVD => self.skip(2),
                 EXIT_VMMCALL => return Ok(VmExit::Hypercall),
@@ -935,6 +947,18 @@ impl Vcpu for SvmVcpu {
 
     fn skip_halt(&mut self) {
         self.skip(1);
+    }
+
+    fn finish_msr(&mut self, read: Option<u64>) {
+        if let Some(v) = read {
+            self.w64(S_RAX, v & 0xffff_ffff);
+            self.regs.rdx = v >> 32;
+        }
+        self.skip(2);
+    }
+
+    fn inject_gp(&mut self) {
+        self.inject_exception(13, Some(0));
     }
 
     fn io_out_value(&self) -> u32 {

@@ -67,6 +67,7 @@ fn main(boot: &'static Boot) -> ! {
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),
         "timer" => workers::timer(boot),
+        "xenabi" => workers::xenabi(boot),
         "crash" => workers::crash(boot),
         "bench" => workers::bench(boot),
         r => {
