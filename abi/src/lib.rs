@@ -29,7 +29,6 @@ pub mod hvm;
 pub mod memory;
 pub mod pod;
 pub mod sched;
-pub mod start;
 pub mod sysctl;
 pub mod vcpu;
 pub mod version;

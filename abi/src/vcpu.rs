@@ -57,8 +57,12 @@ pub const RUNSTATE_OFFLINE: i32 = 3;
 /// `SingleshotTimer::flags`: fail with -ETIME if the timeout is already past.
 pub const SSHOTTMR_FUTURE: u32 = 1;
 
-/// `HvmContext::mode`: 64-bit long mode (the only mode Warden starts vCPUs in).
+/// `HvmContext::mode`: 64-bit long mode.
 pub const HVM_MODE_64B: u32 = 1;
+/// `HvmContext::mode`: 32-bit protected mode, paging off (Xen's
+/// `VCPU_HVM_MODE_32B`; the PVH entry state). Only the builder starts a vCPU
+/// in it; `VCPUOP_initialise` and setvcpucontext take 64-bit states.
+pub const HVM_MODE_32B: u32 = 0;
 
 /// Most vCPUs a domain may have.
 pub const MAX_VCPUS: u32 = 64;

@@ -50,10 +50,10 @@ pub fn set_upcall_handler(h: Handler) {
     HANDLER.store(h as *mut (), Ordering::Release);
 }
 
-/// This vCPU's id (the APIC id CPUID reports, which Warden sets to the vCPU id).
+/// This vCPU's id (CPUID leaf 0x4000_0004 EBX, as Linux's `xen_vcpu_id`).
 pub fn vcpu_id() -> u32 {
-    let r = core::arch::x86_64::__cpuid(1);
-    r.ebx >> 24
+    let r = core::arch::x86_64::__cpuid(0x4000_0004);
+    r.ebx
 }
 
 fn info_ptr(vcpu: u32) -> *mut VcpuInfo {

@@ -10,6 +10,9 @@
 //! the slot now holds another domain or the label changed (the operation would
 //! act on something other than what was checked).
 
+/// Domain building (PVH): `domain/builder/`.
+pub mod builder;
+
 use crate::p2m::P2m;
 use crate::vcpu::Vcpu;
 use alloc::boxed::Box;

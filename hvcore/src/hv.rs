@@ -787,33 +787,6 @@ impl Hv {
 
     // ------------------------------------------------------------ consoles
 
-    /// Console output of domain `d` (console_io writes, its console ring):
-    /// the hardware domain's to the serial console as it is (and into the
-    /// ring only with `console_to_ring`); a domU's as rate-limited `(dN) `
-    /// lines into the ring's guest region and the serial console.
-    pub fn guest_console_output(&self, d: &Domain, bytes: &[u8]) {
-        let p = self.platform;
-        let hwdom = d.privileged;
-        if hwdom {
-            p.console_hwdom_raw(bytes);
-        }
-        if hwdom && !p.console_to_ring() {
-            return;
-        }
-        let limit = if hwdom {
-            (0, 1)
-        } else {
-            p.guest_console_ratelimit()
-        };
-        let now_ms = p.now_ns() / 1_000_000;
-        let id = d.id;
-        d.console.lock().push(bytes, |line, rl| {
-            if let Some(suppressed) = rl.admit(now_ms, limit) {
-                p.console_guest_line(id, line, suppressed);
-            }
-        });
-    }
-
     /// Give boot-built domain `d` a console ring Warden serves
     /// (`xen::console`): a page at `CONSOLE_GFN` (one page more than its
     /// memory), `HVM_PARAM_CONSOLE_PFN` and `HVM_PARAM_CONSOLE_EVTCHN`.
@@ -974,14 +947,11 @@ impl Hv {
                         true
                     }
                     Ok(VmExit::Io { port, size, write }) => {
-                        self.crash_with(
-                            &v,
-                            &**hw,
-                            format_args!(
-                                "unexpected I/O port {} of {size} bytes at {port:#x}",
-                                if write { "write" } else { "read" }
-                            ),
-                        );
+                        crate::emul::ports::io(self, &v, &mut **hw, port, size, write);
+                        true
+                    }
+                    Ok(VmExit::Msr { index, write }) => {
+                        crate::emul::msr::access(self, &v, &mut **hw, index, write);
                         true
                     }
                     Ok(VmExit::Unexpected { code, info1, info2 }) => {
@@ -1014,6 +984,34 @@ impl Hv {
                 self.platform.kick(c);
             }
         }
+    }
+
+    /// `d`'s console output (`console_io` writes, port 0xE9, the console
+    /// ring Warden serves for it): the
+    /// hardware domain's to the serial console as they are (and into the
+    /// ring only with `console_to_ring`); a domU's as rate-limited `(dN) `
+    /// lines into the ring's guest region and the serial console.
+    pub fn guest_console_output(&self, d: &Domain, bytes: &[u8]) {
+        let p = self.platform;
+        let hwdom = d.privileged;
+        if hwdom {
+            p.console_hwdom_raw(bytes);
+        }
+        if hwdom && !p.console_to_ring() {
+            return;
+        }
+        let limit = if hwdom {
+            (0, 1)
+        } else {
+            p.guest_console_ratelimit()
+        };
+        let now_ms = p.now_ns() / 1_000_000;
+        let id = d.id;
+        d.console.lock().push(bytes, |line, rl| {
+            if let Some(suppressed) = rl.admit(now_ms, limit) {
+                p.console_guest_line(id, line, suppressed);
+            }
+        });
     }
 
     fn crash_with(&self, v: &GuestVcpu, hw: &dyn crate::vcpu::Vcpu, why: core::fmt::Arguments<'_>) {

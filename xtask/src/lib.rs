@@ -15,6 +15,7 @@
 pub mod build;
 pub mod deps;
 pub mod grub;
+pub mod kernel;
 pub mod lint;
 pub mod qemu;
 pub mod run;

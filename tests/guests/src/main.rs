@@ -70,6 +70,7 @@ fn main(boot: &'static Boot) -> ! {
         "timer" => workers::timer(boot),
         "xen-abi" => xenabi::xen_abi(),
         "xen-time" => xenabi::xen_time(boot),
+        "xenabi" => workers::xenabi(boot),
         "crash" => workers::crash(boot),
         "bench" => workers::bench(boot),
         r => {

@@ -313,8 +313,11 @@ fn ops() -> Vec<Op> {
         )),
         op!("MemCurrentReservation/victim", D0, Good::NonNeg, |c| {
             let r = hc::current_reservation(c.victim);
+            // Its highest RAM page: a PVH domain's RAM is dense from gfn
+            // 0, and its reservation also counts its three ACPI pages (at
+            // 0xFC000000).
             if let Ok(n) = r {
-                c.victim_top = n.saturating_sub(1);
+                c.victim_top = n.saturating_sub(1 + 3);
             }
             rc(r)
         }),
