@@ -27,10 +27,11 @@ crate::subops! {
     BUILD_ID = 10, "build_id";
 }
 
-/// Major version reported by `XENVER_version`.
-pub const MAJOR: u32 = 0;
+/// Major version reported by `XENVER_version` (and CPUID leaf
+/// 0x40000001): the Xen ABI Warden implements, 4.17.
+pub const MAJOR: u32 = 4;
 /// Minor version reported by `XENVER_version`.
-pub const MINOR: u32 = 1;
+pub const MINOR: u32 = 17;
 
 crate::pod! {
     /// `XENVER_extraversion`: NUL-terminated.

@@ -25,7 +25,7 @@ pub const SIGNATURE: &[u8; 12] = b"XenVMMXenVMM";
 /// The first hypervisor leaf.
 pub const XEN_CPUID_BASE: u32 = 0x4000_0000;
 /// Xen's version at base+1: 4.17.
-pub const XEN_VERSION: u32 = (4 << 16) | 17;
+pub const XEN_VERSION: u32 = (warden_abi::version::MAJOR << 16) | warden_abi::version::MINOR;
 /// The hypercall-page MSR (base+2 EBX).
 pub const MSR_HYPERCALL_PAGE: u32 = 0x4000_0000;
 /// base+4 EAX: IOMMU mappings (Xen always sets it).
