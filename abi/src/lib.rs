@@ -29,10 +29,10 @@ pub mod hvm;
 pub mod memory;
 pub mod pod;
 pub mod sched;
-pub mod start;
 pub mod sysctl;
 pub mod vcpu;
 pub mod version;
+pub mod xen;
 pub mod xsm;
 
 pub use pod::{Pod, PodField};
@@ -63,10 +63,16 @@ pub const PAGE_SIZE: u64 = 4096;
 pub mod hypercall {
     /// `memory_op(cmd, arg)`: populate/decrease reservations, memory facts.
     pub const MEMORY_OP: u32 = 12;
+    /// `set_timer_op(timeout_abs_ns)`: the calling vCPU's single-shot timer.
+    pub const SET_TIMER_OP: u32 = 15;
+    /// `event_channel_op(cmd, arg)`: event channels (`xen::event_channel`).
+    pub const EVENT_CHANNEL_OP: u32 = 32;
     /// `xen_version(cmd, arg)`: version information.
     pub const XEN_VERSION: u32 = 17;
     /// `console_io(cmd, count, buffer)`: the hypervisor console.
     pub const CONSOLE_IO: u32 = 18;
+    /// `vm_assist(cmd, type)`: the calling domain's assists.
+    pub const VM_ASSIST: u32 = 21;
     /// `vcpu_op(cmd, vcpuid, arg)`: the caller's own vCPUs.
     pub const VCPU_OP: u32 = 24;
     /// `xsm_op(op)`: the FLASK security server.
@@ -109,6 +115,16 @@ pub const HYPERCALLS: &[Hypercall] = &[
         subops: memory::SUBOPS,
     },
     Hypercall {
+        number: hypercall::SET_TIMER_OP,
+        name: "set_timer_op",
+        subops: xen::xen::set_timer_op::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::VM_ASSIST,
+        name: "vm_assist",
+        subops: xen::xen::vm_assist::SUBOPS,
+    },
+    Hypercall {
         number: hypercall::XEN_VERSION,
         name: "xen_version",
         subops: version::SUBOPS,
@@ -132,6 +148,11 @@ pub const HYPERCALLS: &[Hypercall] = &[
         number: hypercall::SCHED_OP,
         name: "sched_op",
         subops: sched::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::EVENT_CHANNEL_OP,
+        name: "event_channel_op",
+        subops: xen::event_channel::SUBOPS,
     },
     Hypercall {
         number: hypercall::HVM_OP,

@@ -13,7 +13,22 @@ crate::subops! {
     /// Add pages at the guest frame numbers listed by [`Reservation`];
     /// returns how many extents were populated.
     POPULATE_PHYSMAP = 6, "populate_physmap";
+    /// Returns the caller's memory map: `arg` points to [`MemoryMap`]
+    /// (`nr_entries` in: room, out: written) of [`E820Entry`].
+    MEMORY_MAP = 9, "memory_map";
+    /// Set a domain's memory map: `arg` points to [`ForeignMemoryMap`].
+    SET_MEMORY_MAP = 13, "set_memory_map";
+    /// Map a page of a space ([`XENMAPSPACE_SHARED_INFO`], ...) into a
+    /// domain's physmap: `arg` points to [`AddToPhysmap`].
+    ADD_TO_PHYSMAP = 7, "add_to_physmap";
 }
+
+/// Most entries of a domain's memory map (Xen's `E820MAX`).
+pub const E820_MAX: u32 = 1024;
+/// E820 type: RAM.
+pub const E820_RAM: u32 = 1;
+/// E820 type: reserved.
+pub const E820_RESERVED: u32 = 2;
 
 /// `memory_op`'s `cmd`: the sub-operation is `cmd & MEMOP_CMD_MASK`; a
 /// reservation operation continued by the hypervisor starts at extent
@@ -36,6 +51,61 @@ crate::pod! {
         pub domid: u16,
         pub pad: [u16; 3],
     }
+    /// `xen_memory_map`: `buffer` is a guest array of `nr_entries` [`E820Entry`].
+    pub struct MemoryMap { pub nr_entries: u32, pub pad: u32, pub buffer: u64 }
+    /// `xen_foreign_memory_map`.
+    pub struct ForeignMemoryMap { pub domid: u16, pub pad: [u16; 3], pub map: MemoryMap }
+    /// `e820entry` (packed, 20 bytes): the 64-bit fields as two halves.
+    pub struct E820Entry { pub addr_lo: u32, pub addr_hi: u32, pub size_lo: u32, pub size_hi: u32, pub kind: u32 }
     /// A domain id argument (`DOMID_SELF` for the caller).
     pub struct DomidArg { pub domid: u16 }
 }
+
+impl E820Entry {
+    /// An entry.
+    pub fn new(addr: u64, size: u64, kind: u32) -> E820Entry {
+        E820Entry {
+            addr_lo: addr as u32,
+            addr_hi: (addr >> 32) as u32,
+            size_lo: size as u32,
+            size_hi: (size >> 32) as u32,
+            kind,
+        }
+    }
+    /// Its start address.
+    pub fn addr(&self) -> u64 {
+        ((self.addr_hi as u64) << 32) | self.addr_lo as u64
+    }
+    /// Its length.
+    pub fn size(&self) -> u64 {
+        ((self.size_hi as u64) << 32) | self.size_lo as u64
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<E820Entry>() == 20);
+const _: () = assert!(core::mem::size_of::<MemoryMap>() == 16);
+const _: () = assert!(core::mem::size_of::<ForeignMemoryMap>() == 24);
+/// `xen_add_to_physmap.space`: the domain's shared_info page (idx 0).
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// `xen_add_to_physmap.space`: a frame of the grant table (idx: frame number,
+/// bit 31 `XENMAPIDX_grant_table_status` for v2 status frames).
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// `xen_add_to_physmap.space`: move a guest frame (idx: its gfn).
+pub const XENMAPSPACE_GMFN: u32 = 2;
+/// `xen_add_to_physmap.space`: a range of guest frames (`size` of them).
+pub const XENMAPSPACE_GMFN_RANGE: u32 = 3;
+/// `xen_add_to_physmap.space`: a frame of another domain (batch form only).
+pub const XENMAPSPACE_GMFN_FOREIGN: u32 = 4;
+
+crate::pod! {
+    /// `xen_add_to_physmap` (24 bytes): map `idx` of `space` at `gpfn` in `domid`'s physmap.
+    pub struct AddToPhysmap {
+        pub domid: u16,
+        pub size: u16,
+        pub space: u32,
+        pub idx: u64,
+        pub gpfn: u64,
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<AddToPhysmap>() == 24);

@@ -11,13 +11,39 @@ crate::subops! {
     IS_UP = 3, "is_up";
     /// Writes [`RunstateInfo`] to `arg`.
     GET_RUNSTATE_INFO = 4, "get_runstate_info";
+    /// Keep a copy of the vCPU's [`RunstateInfo`] at a guest virtual
+    /// address (`arg` points to [`RegisterArea`]), rewritten whenever the
+    /// vCPU is scheduled.
+    REGISTER_RUNSTATE_MEMORY_AREA = 5, "register_runstate_memory_area";
+    /// Arm the vCPU's periodic timer: `arg` points to [`SetPeriodicTimer`].
+    SET_PERIODIC_TIMER = 6, "set_periodic_timer";
+    /// Disarm the periodic timer.
+    STOP_PERIODIC_TIMER = 7, "stop_periodic_timer";
     /// Arm the vCPU's single-shot timer: `arg` points to [`SingleshotTimer`].
     SET_SINGLESHOT_TIMER = 8, "set_singleshot_timer";
     /// Disarm it.
     STOP_SINGLESHOT_TIMER = 9, "stop_singleshot_timer";
     /// Place the vCPU's [`VcpuInfo`] in guest memory: `arg` points to [`RegisterVcpuInfo`].
     REGISTER_VCPU_INFO = 10, "register_vcpu_info";
+    /// Keep a second copy of the vCPU's [`VcpuTimeInfo`] at a guest virtual
+    /// address (`arg` points to [`RegisterArea`]; 0 stops it).
+    REGISTER_VCPU_TIME_MEMORY_AREA = 13, "register_vcpu_time_memory_area";
 }
+
+/// `VcpuTimeInfo::flags`: the TSCs of all CPUs agree (Xen's
+/// `XEN_PVCLOCK_TSC_STABLE_BIT`): a guest may skip its cross-CPU
+/// monotonicity fix-up.
+pub const PVCLOCK_TSC_STABLE: u8 = 1;
+/// `VcpuTimeInfo::flags`: the vCPU was stopped (`XEN_PVCLOCK_GUEST_STOPPED`).
+pub const PVCLOCK_GUEST_STOPPED: u8 = 2;
+/// Bit of `RunstateInfo::state_entry_time` set while the hypervisor
+/// rewrites a registered runstate area, with `VMASST_TYPE_runstate_update_flag`
+/// enabled (`XEN_RUNSTATE_UPDATE`).
+pub const RUNSTATE_UPDATE: u64 = 1 << 63;
+/// Shortest periodic timer period (1 ms).
+pub const PERIODIC_MIN_NS: u64 = 1_000_000;
+/// Longest timer delta Xen accepts (`STIME_DELTA_MAX`, 2^62 ns).
+pub const STIME_DELTA_MAX: u64 = 1 << 62;
 
 /// Runstate: running on a CPU.
 pub const RUNSTATE_RUNNING: i32 = 0;
@@ -31,8 +57,12 @@ pub const RUNSTATE_OFFLINE: i32 = 3;
 /// `SingleshotTimer::flags`: fail with -ETIME if the timeout is already past.
 pub const SSHOTTMR_FUTURE: u32 = 1;
 
-/// `HvmContext::mode`: 64-bit long mode (the only mode Warden starts vCPUs in).
+/// `HvmContext::mode`: 64-bit long mode.
 pub const HVM_MODE_64B: u32 = 1;
+/// `HvmContext::mode`: 32-bit protected mode, paging off (Xen's
+/// `VCPU_HVM_MODE_32B`; the PVH entry state). Only the builder starts a vCPU
+/// in it; `VCPUOP_initialise` and setvcpucontext take 64-bit states.
+pub const HVM_MODE_32B: u32 = 0;
 
 /// Most vCPUs a domain may have.
 pub const MAX_VCPUS: u32 = 64;
@@ -45,6 +75,11 @@ crate::pod! {
         pub state_entry_time: u64,
         pub time: [u64; 4],
     }
+    /// `VCPUOP_register_runstate_memory_area`,
+    /// `VCPUOP_register_vcpu_time_memory_area`: a guest virtual address.
+    pub struct RegisterArea { pub addr: u64 }
+    /// `VCPUOP_set_periodic_timer`.
+    pub struct SetPeriodicTimer { pub period_ns: u64 }
     /// `VCPUOP_set_singleshot_timer`: absolute system time (ns since boot).
     pub struct SingleshotTimer { pub timeout_abs_ns: u64, pub flags: u32, pub pad: u32 }
     /// `VCPUOP_register_vcpu_info`: the [`VcpuInfo`] lives at `gfn * 4096 + offset`
@@ -66,8 +101,8 @@ crate::pod! {
     /// Per-vCPU shared information (Xen's `vcpu_info`, 64 bytes). The
     /// hypervisor sets `evtchn_upcall_pending` and bits of `evtchn_pending_sel`
     /// and delivers the upcall vector unless `evtchn_upcall_mask` is set; the
-    /// guest clears them. Until event channels exist, bit n of
-    /// `evtchn_pending_sel` stands for virtual IRQ n (see [`VIRQ_TIMER`]).
+    /// guest clears them. Bit n of `evtchn_pending_sel` selects word n of
+    /// the shared_info page's `evtchn_pending` (`crate::xen::xen`).
     pub struct VcpuInfo {
         pub evtchn_upcall_pending: u8,
         pub evtchn_upcall_mask: u8,
@@ -102,7 +137,11 @@ crate::pod! {
 
 // SAFETY of nesting VcpuTimeInfo inside VcpuInfo: it is itself Pod (integers only).
 
-/// Virtual IRQ: the vCPU's single-shot timer fired.
-pub const VIRQ_TIMER: u32 = 0;
+/// Virtual IRQ: the vCPU's single-shot timer fired (bound to a port with
+/// EVTCHNOP_bind_virq; the same number as `crate::xen::xen::VIRQ_TIMER`).
+pub const VIRQ_TIMER: u32 = crate::xen::xen::VIRQ_TIMER;
 
 const _: () = assert!(core::mem::size_of::<VcpuInfo>() == 64);
+const _: () = assert!(core::mem::size_of::<VcpuTimeInfo>() == 32);
+const _: () = assert!(core::mem::size_of::<RunstateInfo>() == 48);
+const _: () = assert!(core::mem::size_of::<SingleshotTimer>() == 16);

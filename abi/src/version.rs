@@ -27,10 +27,11 @@ crate::subops! {
     BUILD_ID = 10, "build_id";
 }
 
-/// Major version reported by `XENVER_version`.
-pub const MAJOR: u32 = 0;
+/// Major version reported by `XENVER_version` (and CPUID leaf
+/// 0x40000001): the Xen ABI Warden implements, 4.17.
+pub const MAJOR: u32 = 4;
 /// Minor version reported by `XENVER_version`.
-pub const MINOR: u32 = 1;
+pub const MINOR: u32 = 17;
 
 crate::pod! {
     /// `XENVER_extraversion`: NUL-terminated.
@@ -59,9 +60,35 @@ crate::pod! {
     pub struct BuildIdHeader { pub len: u32 }
 }
 
-/// Feature bit: the guest is an HVM guest with auto-translated physmap (submap 0).
+// Feature bits of submap 0 (xen/include/public/features.h).
+/// `XENFEAT_writable_page_tables`.
+pub const FEAT_WRITABLE_PAGE_TABLES: u32 = 1 << 0;
+/// `XENFEAT_auto_translated_physmap`: the guest's frames are translated (HVM/PVH).
 pub const FEAT_AUTO_TRANSLATED_PHYSMAP: u32 = 1 << 2;
-/// Feature bit: HVM callback vector (submap 0).
+/// `XENFEAT_hvm_callback_vector`: the upcall may be a vector (`HVM_PARAM_CALLBACK_IRQ`).
 pub const FEAT_HVM_CALLBACK_VECTOR: u32 = 1 << 8;
-/// Feature bit: vCPU info placement (submap 0).
-pub const FEAT_VCPU_INFO_PLACEMENT: u32 = 1 << 11;
+/// `XENFEAT_hvm_safe_pvclock`: the PV clock is usable by an HVM guest.
+pub const FEAT_HVM_SAFE_PVCLOCK: u32 = 1 << 9;
+/// `XENFEAT_hvm_pirqs`.
+pub const FEAT_HVM_PIRQS: u32 = 1 << 10;
+/// `XENFEAT_dom0`: the guest is the hardware domain.
+pub const FEAT_DOM0: u32 = 1 << 11;
+/// `XENFEAT_memory_op_vnode_supported`.
+pub const FEAT_MEMORY_OP_VNODE_SUPPORTED: u32 = 1 << 13;
+/// `XENFEAT_not_direct_mapped`.
+pub const FEAT_NOT_DIRECT_MAPPED: u32 = 1 << 16;
+/// Number of feature submaps (`XENFEAT_NR_SUBMAPS`).
+pub const FEAT_NR_SUBMAPS: u32 = 1;
+
+/// What an HVM/PVH domain learns from `XENVER_get_features` submap 0 (Xen
+/// 4.17 for a translated HVM domain without PIRQs); the hardware domain
+/// also gets [`FEAT_DOM0`].
+pub const FEAT_HVM_DOMAIN: u32 = FEAT_MEMORY_OP_VNODE_SUPPORTED
+    | FEAT_WRITABLE_PAGE_TABLES
+    | FEAT_AUTO_TRANSLATED_PHYSMAP
+    | FEAT_HVM_SAFE_PVCLOCK
+    | FEAT_HVM_CALLBACK_VECTOR
+    | FEAT_NOT_DIRECT_MAPPED;
+
+/// What a string sub-op returns when the policy refuses it (Xen still succeeds).
+pub const DENIED: &str = "<denied>";

@@ -2,8 +2,10 @@
 //!
 //! Exceptions print the vector, error code and RIP, then shut the domain
 //! down with reason crash. The upcall (vector [`UPCALL_VECTOR`]) clears the
-//! vCPU's `evtchn_upcall_pending`, takes `evtchn_pending_sel` and calls the
-//! handler the program registered with [`set_upcall_handler`].
+//! vCPU's `evtchn_upcall_pending`, takes `evtchn_pending_sel`, and for each
+//! selected word of the shared_info page (once mapped: [`crate::evtchn::init`])
+//! takes the pending, unmasked ports and calls the handler the program
+//! registered with [`set_upcall_handler`] for each (Xen's 2-level scan).
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -40,18 +42,18 @@ static mut INFOS: Infos = Infos(
 pub static UPCALLS: [AtomicU64; MAX_VCPUS as usize] =
     [const { AtomicU64::new(0) }; MAX_VCPUS as usize];
 
-type Handler = fn(vcpu: u32, pending_sel: u64);
+type Handler = fn(vcpu: u32, port: u32);
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Call `h` from the upcall (after `evtchn_pending_sel` has been taken).
+/// Call `h` from the upcall for each pending port (its pending bit cleared).
 pub fn set_upcall_handler(h: Handler) {
     HANDLER.store(h as *mut (), Ordering::Release);
 }
 
-/// This vCPU's id (the APIC id CPUID reports, which Warden sets to the vCPU id).
+/// This vCPU's id (CPUID leaf 0x4000_0004 EBX, as Linux's `xen_vcpu_id`).
 pub fn vcpu_id() -> u32 {
-    let r = core::arch::x86_64::__cpuid(1);
-    r.ebx >> 24
+    let r = core::arch::x86_64::__cpuid(0x4000_0004);
+    r.ebx
 }
 
 fn info_ptr(vcpu: u32) -> *mut VcpuInfo {
@@ -67,9 +69,32 @@ pub fn info_addr(vcpu: u32) -> u64 {
 
 /// The time information of vCPU 0's vcpu_info.
 pub fn time_info() -> VcpuTimeInfo {
-    // SAFETY: the hypervisor writes this structure; a racy read of the time
-    // fields only happens at registration (once).
-    unsafe { core::ptr::read_volatile(&raw const (*info_ptr(0)).time) }
+    time_info_of(0)
+}
+
+/// The time information of vCPU `vcpu`'s vcpu_info, read under its version
+/// seqlock (the hypervisor rewrites it while the owning vCPU is outside the
+/// guest: another vCPU may be reading): retried while the version is odd
+/// or changed during the read.
+pub fn time_info_of(vcpu: u32) -> VcpuTimeInfo {
+    let p = info_ptr(vcpu);
+    loop {
+        // SAFETY: `p` points into INFOS (static, 64-byte aligned); the
+        // hypervisor writes it concurrently, so every access is volatile and
+        // the version check below discards a torn copy.
+        let (v1, t, v2) = unsafe {
+            let v1 = core::ptr::read_volatile(&raw const (*p).time.version);
+            core::sync::atomic::fence(Ordering::Acquire);
+            let t = core::ptr::read_volatile(&raw const (*p).time);
+            core::sync::atomic::fence(Ordering::Acquire);
+            let v2 = core::ptr::read_volatile(&raw const (*p).time.version);
+            (v1, t, v2)
+        };
+        if v1 % 2 == 0 && v1 == v2 {
+            return t;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// Register vCPU `vcpu`'s vcpu_info with the hypervisor and set its upcall vector.
@@ -178,10 +203,20 @@ extern "C" fn dispatch(f: &Frame) {
         };
         UPCALLS[(v as usize).min(MAX_VCPUS as usize - 1)].fetch_add(1, Ordering::AcqRel);
         let h = HANDLER.load(Ordering::Acquire);
-        if !h.is_null() {
-            // SAFETY: only `set_upcall_handler` stores here, a `Handler`.
-            let h: Handler = unsafe { core::mem::transmute::<*mut (), Handler>(h) };
-            h(v, sel);
+        let mut words = sel;
+        while words != 0 {
+            let w = words.trailing_zeros();
+            words &= words - 1;
+            let mut ports = crate::evtchn::take_pending(w as usize);
+            while ports != 0 {
+                let b = ports.trailing_zeros();
+                ports &= ports - 1;
+                if !h.is_null() {
+                    // SAFETY: only `set_upcall_handler` stores here, a `Handler`.
+                    let h: Handler = unsafe { core::mem::transmute::<*mut (), Handler>(h) };
+                    h(v, w * 64 + b);
+                }
+            }
         }
         return;
     }

@@ -8,7 +8,7 @@
 //! - [`flask`]: FLASK commands as Xen's tools do them (accepted mode and
 //!   boolean values, every boolean of the loaded policy, the mode with
 //!   "no policy loaded");
-//! - [`start`]: the start information the hypervisor passes at entry;
+//! - [`start`]: the start information (Xen's `hvm_start_info`, PVH entry);
 //! - [`time`]: system time from the vCPU's `vcpu_info` and sleeping;
 //! - [`events`] (with `rt`): GDT/IDT, exception reports, the event upcall;
 //! - [`smp`] (with `rt`): starting secondary vCPUs;
@@ -35,6 +35,7 @@
 extern crate alloc;
 
 pub mod console;
+pub mod evtchn;
 pub mod exit;
 pub mod flask;
 pub mod hypercall;

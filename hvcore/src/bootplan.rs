@@ -13,7 +13,12 @@
 //!          [weight=W] [domid=N] [-- GUEST COMMAND LINE]
 //!   ```
 //!
-//!   built after dom0, in module order, each from its own ELF64 kernel.
+//!   built after dom0, in module order, each from its own kernel (a PVH
+//!   kernel, or an ELF64 one with Warden's 64-bit start).
+//! - A module whose command line is exactly `initrd`, directly after a
+//!   `domain` module, is that domain's initrd (module 0 of its
+//!   `hvm_start_info`, handed over without a command line). Anywhere else
+//!   it is an ordinary module for dom0.
 //! - Every other module is handed to dom0 (copied into its memory and listed
 //!   in its start information with its command line), in order.
 
@@ -42,6 +47,8 @@ pub struct DomainSpec {
     pub domid: Option<u16>,
     /// The guest's own command line (after `--`).
     pub cmdline: String,
+    /// Module index of its initrd (the `initrd` module right after it).
+    pub initrd: Option<usize>,
 }
 
 /// The plan for the boot modules.
@@ -76,6 +83,7 @@ pub fn parse_domain(module: usize, args: &str) -> Result<DomainSpec, String> {
         weight: crate::sched::DEFAULT_WEIGHT,
         domid: None,
         cmdline: guest,
+        initrd: None,
     };
     for tok in tokenize(opts) {
         let (k, v) = tok
@@ -141,6 +149,14 @@ pub fn plan(modules: &[(Option<u32>, &str)]) -> Result<Plan, String> {
             continue;
         }
         let line = cmdline.trim_start();
+        if line.trim_end() == "initrd"
+            && i > 0
+            && let Some(d) = p.domains.last_mut()
+            && d.module == i - 1
+        {
+            d.initrd = Some(i);
+            continue;
+        }
         if line == "domain" || line.starts_with("domain ") {
             let spec = parse_domain(i, line.strip_prefix("domain").unwrap_or(""))
                 .map_err(|e| format!("module {i}: {e}"))?;
@@ -188,6 +204,33 @@ mod tests {
         assert_eq!(a.cmdline, "role=burner x=1");
         assert_eq!(p.domains[1].mem, DEFAULT_DOMAIN_MEM);
         assert_eq!(p.domains[1].cmdline, "");
+    }
+
+    #[test]
+    fn initrd_after_a_domain_is_its_own() {
+        let p = plan(&[
+            (None, ""),
+            (None, "initrd"),
+            (None, "domain name=a -- console=hvc0"),
+            (None, "initrd"),
+            (None, "initrd"),
+            (None, "domain name=b"),
+            (None, "payload"),
+            (None, "initrd "),
+            (None, "domain name=c"),
+            (None, "initrd x"),
+        ])
+        .unwrap();
+        assert_eq!(p.dom0, Some(0));
+        let got: Vec<(&str, Option<usize>)> = p
+            .domains
+            .iter()
+            .map(|d| (d.name.as_str(), d.initrd))
+            .collect();
+        assert_eq!(got, [("a", Some(3)), ("b", None), ("c", None)]);
+        // Only the module right after a domain is its initrd; the others
+        // (and `initrd x`) go to dom0.
+        assert_eq!(p.dom0_modules, [1, 4, 6, 7, 9]);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! the slot now holds another domain or the label changed (the operation would
 //! act on something other than what was checked).
 
+/// Domain building (PVH): `domain/builder/`.
+pub mod builder;
+
 use crate::p2m::P2m;
 use crate::vcpu::Vcpu;
 use alloc::boxed::Box;
@@ -361,6 +364,12 @@ pub struct Domain {
     /// Set (by the scheduler, under its lock) while the domain must not run:
     /// paused, shut down or dying. Checked by CPUs about to enter its guest.
     pub stopped: Arc<AtomicBool>,
+    /// HVM parameters, memory map, vm_assist (`xen`).
+    pub hvm: crate::xen::DomainHvm,
+    /// Its event channels.
+    pub evtchn: crate::xen::evtchn::DomEvtchn,
+    /// Its shared_info page.
+    pub shared_info: crate::xen::shared_info::SharedInfoPage,
 }
 
 impl core::fmt::Debug for Domain {
@@ -396,6 +405,9 @@ impl Domain {
             dying: AtomicBool::new(false),
             scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
+            hvm: crate::xen::DomainHvm::default(),
+            evtchn: crate::xen::evtchn::DomEvtchn::new(),
+            shared_info: crate::xen::shared_info::SharedInfoPage::new(),
         }
     }
 
@@ -413,9 +425,11 @@ impl Domain {
 /// Event-delivery settings of a vCPU.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VcpuEvents {
-    /// Guest-physical address of its `vcpu_info`.
+    /// Guest-physical address of its `vcpu_info` once registered
+    /// (VCPUOP_register_vcpu_info); None: its legacy slot in the
+    /// shared_info page (vCPUs 0..31).
     pub info_gpa: Option<u64>,
-    /// The upcall vector.
+    /// The per-vCPU upcall vector (HVMOP_set_evtchn_upcall_vector).
     pub vector: Option<u8>,
 }
 
@@ -429,11 +443,14 @@ pub struct GuestVcpu {
     pub events: spin::Mutex<VcpuEvents>,
     /// Virtual IRQs raised and not yet delivered (bit n = VIRQ n).
     pub virqs: AtomicU32,
-    /// An upcall is owed to the guest (delivered when unmasked).
+    /// Its upcall became pending: an upcall through the per-vCPU vector is
+    /// owed (an edge, as Xen's vLAPIC IRR).
     pub upcall: AtomicBool,
     /// Quiet FLASK grants of the operations this vCPU made (the gate's
     /// per-vCPU decision cache in front of the AVC).
     pub decisions: crate::gate::DecisionCache,
+    /// PV clock and runstate bookkeeping (`xen::time`).
+    pub clock: crate::xen::time::VcpuClock,
 }
 
 impl GuestVcpu {
@@ -447,6 +464,7 @@ impl GuestVcpu {
             virqs: AtomicU32::new(0),
             upcall: AtomicBool::new(false),
             decisions: crate::gate::DecisionCache::new(),
+            clock: crate::xen::time::VcpuClock::default(),
         }
     }
 }

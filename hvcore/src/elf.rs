@@ -1,7 +1,11 @@
-//! ELF64 kernel images (dom0's kernel, boot-built domains): parsing and
-//! validation. Only statically linked x86-64 executables are accepted; every
-//! offset, size and address is checked against the file and against the
-//! guest memory it will be loaded into, with overflow-safe arithmetic.
+//! ELF kernel images (dom0's kernel, boot-built domains): parsing and
+//! validation. Only statically linked x86 executables are accepted: ELF64
+//! x86-64, or ELF32 (x86-64 or i386 machine, as Xen's loader: small PVH test
+//! kernels are often ELF32 with a 64-bit body); every offset, size and
+//! address is checked against the file and against the guest memory it will
+//! be loaded into, with overflow-safe arithmetic. [`parse_any`] also returns
+//! the file ranges of the note segments (the PVH builder reads Xen's ELF
+//! notes from them, `domain::builder::pvh`).
 
 use crate::{Result, err};
 use alloc::vec::Vec;
@@ -29,11 +33,17 @@ pub struct Image {
     /// Lowest and highest (exclusive) guest-physical addresses occupied.
     pub start: u64,
     pub end: u64,
+    /// ELF class: 32 or 64.
+    pub class: u8,
+    /// File ranges (offset, size) of the PT_NOTE segments, checked to lie in the file.
+    pub notes: Vec<(u64, u64)>,
 }
 
 const PT_LOAD: u32 = 1;
 const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+const EM_386: u16 = 3;
 const PF_X: u32 = 1;
 const EM_X86_64: u16 = 62;
 const ET_EXEC: u16 = 2;
@@ -49,10 +59,41 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]))
 }
 
-/// Parse and validate `file`: segments must lie in `[min_addr, mem_size)`,
-/// must not overlap, and the entry point must be in an executable segment.
+/// Parse and validate an ELF64 x86-64 `file` entered at its ELF entry point:
+/// segments must lie in `[min_addr, mem_size)`, must not overlap, and the
+/// entry point must be in an executable segment.
 pub fn parse(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
-    if file.len() < 64 {
+    let img = parse_any(file, min_addr, mem_size)?;
+    if img.class != 64 {
+        return Err(err!(InvalidInput, "not an ELF64 image (class 1)"));
+    }
+    img.check_entry(img.entry)?;
+    Ok(img)
+}
+
+impl Image {
+    /// Is `entry` (a guest-physical address) inside an executable segment?
+    pub fn check_entry(&self, entry: u64) -> Result<()> {
+        if self
+            .segments
+            .iter()
+            .any(|s| s.exec && s.paddr <= entry && entry < s.paddr + s.memsz)
+        {
+            Ok(())
+        } else {
+            Err(err!(
+                InvalidInput,
+                "entry point {entry:#x} is not in an executable segment"
+            ))
+        }
+    }
+}
+
+/// Parse and validate an ELF32 or ELF64 x86 `file` without checking its
+/// entry point (the caller knows which entry it will use): segments must lie
+/// in `[min_addr, mem_size)` and must not overlap.
+pub fn parse_any(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
+    if file.len() < 52 {
         return Err(err!(
             InvalidInput,
             "{} bytes is too short for an ELF header",
@@ -62,8 +103,17 @@ pub fn parse(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
     if &file[..4] != b"\x7fELF" {
         return Err(err!(InvalidInput, "not an ELF image (bad magic)"));
     }
-    if file[4] != 2 {
-        return Err(err!(InvalidInput, "not an ELF64 image (class {})", file[4]));
+    let class = match file[4] {
+        1 => 32u8,
+        2 => 64u8,
+        c => return Err(err!(InvalidInput, "unknown ELF class {c}")),
+    };
+    if class == 64 && file.len() < 64 {
+        return Err(err!(
+            InvalidInput,
+            "{} bytes is too short for an ELF64 header",
+            file.len()
+        ));
     }
     if file[5] != 1 {
         return Err(err!(InvalidInput, "not a little-endian ELF image"));
@@ -76,15 +126,35 @@ pub fn parse(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
         ));
     }
     let machine = u16_at(file, 18);
-    if machine != EM_X86_64 {
-        return Err(err!(InvalidInput, "ELF machine {machine} is not x86-64"));
+    if !(machine == EM_X86_64 || (class == 32 && machine == EM_386)) {
+        return Err(err!(
+            InvalidInput,
+            "ELF machine {machine} is not x86-64{}",
+            if class == 32 { " or i386" } else { "" }
+        ));
     }
-    let entry = u64_at(file, 24);
-    let phoff = u64_at(file, 32);
-    let phentsize = u16_at(file, 54) as u64;
-    let phnum = u16_at(file, 56) as usize;
-    if phentsize < 56 {
-        return Err(err!(InvalidInput, "program header size {phentsize} < 56"));
+    let (entry, phoff, phentsize, phnum, min_phent) = if class == 64 {
+        (
+            u64_at(file, 24),
+            u64_at(file, 32),
+            u16_at(file, 54) as u64,
+            u16_at(file, 56) as usize,
+            56,
+        )
+    } else {
+        (
+            u32_at(file, 24) as u64,
+            u32_at(file, 28) as u64,
+            u16_at(file, 42) as u64,
+            u16_at(file, 44) as usize,
+            32,
+        )
+    };
+    if phentsize < min_phent {
+        return Err(err!(
+            InvalidInput,
+            "program header size {phentsize} < {min_phent}"
+        ));
     }
     if phnum == 0 || phnum > 256 {
         return Err(err!(InvalidInput, "{phnum} program headers"));
@@ -100,9 +170,28 @@ pub fn parse(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
         ));
     }
     let mut segments = Vec::new();
+    let mut notes = Vec::new();
     for i in 0..phnum {
         let o = (phoff + i as u64 * phentsize) as usize;
         let ptype = u32_at(file, o);
+        // (flags, offset, paddr, filesz, memsz)
+        let (flags, offset, paddr, filesz, memsz) = if class == 64 {
+            (
+                u32_at(file, o + 4),
+                u64_at(file, o + 8),
+                u64_at(file, o + 24),
+                u64_at(file, o + 32),
+                u64_at(file, o + 40),
+            )
+        } else {
+            (
+                u32_at(file, o + 24),
+                u32_at(file, o + 4) as u64,
+                u32_at(file, o + 12) as u64,
+                u32_at(file, o + 16) as u64,
+                u32_at(file, o + 20) as u64,
+            )
+        };
         match ptype {
             PT_LOAD => {}
             PT_DYNAMIC | PT_INTERP => {
@@ -111,13 +200,21 @@ pub fn parse(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
                     "dynamically linked image (segment type {ptype})"
                 ));
             }
+            PT_NOTE => {
+                let end = offset.checked_add(filesz);
+                if end.is_none_or(|e| e > file.len() as u64) {
+                    return Err(err!(
+                        InvalidInput,
+                        "segment {i}: note range {offset:#x}+{filesz:#x} beyond the end of the file"
+                    ));
+                }
+                if notes.len() < MAX_SEGMENTS {
+                    notes.push((offset, filesz));
+                }
+                continue;
+            }
             _ => continue,
         }
-        let flags = u32_at(file, o + 4);
-        let offset = u64_at(file, o + 8);
-        let paddr = u64_at(file, o + 24);
-        let filesz = u64_at(file, o + 32);
-        let memsz = u64_at(file, o + 40);
         if memsz == 0 {
             continue;
         }
@@ -173,15 +270,6 @@ pub fn parse(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
             ));
         }
     }
-    if !segments
-        .iter()
-        .any(|s| s.exec && s.paddr <= entry && entry < s.paddr + s.memsz)
-    {
-        return Err(err!(
-            InvalidInput,
-            "entry point {entry:#x} is not in an executable segment"
-        ));
-    }
     let start = segments[0].paddr;
     let end = segments
         .iter()
@@ -193,6 +281,8 @@ pub fn parse(file: &[u8], min_addr: u64, mem_size: u64) -> Result<Image> {
         segments,
         start,
         end,
+        class,
+        notes,
     })
 }
 

@@ -5,20 +5,48 @@
 //! hidden: SVM and VMX, XSAVE/AVX (guest FPU state is saved with FXSAVE, and
 //! XSETBV is refused), MONITOR/MWAIT, the local APIC and x2APIC (no APIC is
 //! emulated), MTRRs and machine-check architecture (no such MSRs), PCID and
-//! performance counters, VIRT_SSBD; the hypervisor bit is set and leaf
-//! 0x4000_0000 says "WardenWarden". IBPB and the SPEC_CTRL bits the CPU has
-//! stay visible: the SVM backend emulates PRED_CMD and SPEC_CTRL.
+//! performance counters, VIRT_SSBD; the hypervisor bit is set. The vendor
+//! (leaf 0) is the host's (AuthenticAMD: Linux picks VMMCALL from it). IBPB
+//! and the SPEC_CTRL bits the CPU has stay visible: the SVM backend emulates
+//! PRED_CMD and SPEC_CTRL.
+//!
+//! The hypervisor leaves 0x4000_0000.. are Xen 4.17's for an HVM/PVH guest
+//! (xen/include/public/arch-x86/cpuid.h, `cpuid_hypervisor_leaves`;
+//! xen-abi-map.md §1.6): signature "XenVMMXenVMM" with max leaf base+5,
+//! version 4.17 at base+1, one hypercall page and its MSR at base+2, TSC
+//! information at base+3 (zeros: no TSC mode is advertised; Linux's PVH
+//! path does not read it), base+4 with the vCPU id, the domain id and the
+//! flags Xen sets on AMD (IOMMU mappings, vCPU id and domid present, per-vCPU
+//! upcall vector), base+5 zero (PV only). Leaf 1 reports APIC id 2·vCPU
+//! id, as the MADT (`domain::builder::acpi`).
 
 /// CPUID leaf 0x4000_0000 signature (EBX, ECX, EDX).
-pub const SIGNATURE: &[u8; 12] = b"WardenWarden";
+pub const SIGNATURE: &[u8; 12] = b"XenVMMXenVMM";
+/// The first hypervisor leaf.
+pub const XEN_CPUID_BASE: u32 = 0x4000_0000;
+/// Xen's version at base+1: 4.17.
+pub const XEN_VERSION: u32 = (warden_abi::version::MAJOR << 16) | warden_abi::version::MINOR;
+/// The hypercall-page MSR (base+2 EBX).
+pub const MSR_HYPERCALL_PAGE: u32 = 0x4000_0000;
+/// base+4 EAX: IOMMU mappings (Xen always sets it).
+pub const XEN_HVM_CPUID_IOMMU_MAPPINGS: u32 = 1 << 2;
+/// base+4 EAX: EBX holds the vCPU id.
+pub const XEN_HVM_CPUID_VCPU_ID_PRESENT: u32 = 1 << 3;
+/// base+4 EAX: ECX holds the domain id.
+pub const XEN_HVM_CPUID_DOMID_PRESENT: u32 = 1 << 4;
+/// base+4 EAX: per-vCPU upcall vectors (HVMOP_set_evtchn_upcall_vector).
+pub const XEN_HVM_CPUID_UPCALL_VECTOR: u32 = 1 << 6;
+
+/// Who asks: the vCPU and its domain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Asker {
+    pub vcpu_id: u32,
+    pub domid: u16,
+}
 
 /// The CPUID result a guest sees for (`leaf`, `sub`), given the host's answer.
-pub fn cpuid(
-    leaf: u32,
-    sub: u32,
-    host: (u32, u32, u32, u32),
-    vcpu_id: u32,
-) -> (u32, u32, u32, u32) {
+pub fn cpuid(leaf: u32, sub: u32, host: (u32, u32, u32, u32), who: Asker) -> (u32, u32, u32, u32) {
+    let vcpu_id = who.vcpu_id;
     let (mut a, mut b, mut c, mut d) = host;
     match leaf {
         1 => {
@@ -37,8 +65,9 @@ pub fn cpuid(
             c |= 1 << 31;
             // EDX: clear MCE(7) APIC(9) MTRR(12) MCA(14) ACPI(22) TM(29).
             d &= !((1 << 7) | (1 << 9) | (1 << 12) | (1 << 14) | (1 << 22) | (1 << 29));
-            // EBX[31:24]: initial APIC id = vCPU id; [23:16] logical count 1.
-            b = (b & 0x0000_FFFF) | ((vcpu_id & 0xff) << 24) | (1 << 16);
+            // EBX[31:24]: initial APIC id = 2·vCPU id (Xen's, as in the
+            // MADT); [23:16] logical count 1.
+            b = (b & 0x0000_FFFF) | (((2 * vcpu_id) & 0xff) << 24) | (1 << 16);
         }
         5 | 6 | 0xA | 0xD | 0xF | 0x10 | 0x12 | 0x14 | 0x15 => (a, b, c, d) = (0, 0, 0, 0),
         7 => {
@@ -55,16 +84,21 @@ pub fn cpuid(
             d = 0;
         }
         0x4000_0000 => {
-            a = 0x4000_0001;
+            a = XEN_CPUID_BASE + 5;
             b = u32::from_le_bytes([SIGNATURE[0], SIGNATURE[1], SIGNATURE[2], SIGNATURE[3]]);
             c = u32::from_le_bytes([SIGNATURE[4], SIGNATURE[5], SIGNATURE[6], SIGNATURE[7]]);
             d = u32::from_le_bytes([SIGNATURE[8], SIGNATURE[9], SIGNATURE[10], SIGNATURE[11]]);
         }
-        0x4000_0001 => {
-            a = (warden_abi::version::MAJOR << 16) | warden_abi::version::MINOR;
-            (b, c, d) = (0, 0, 0);
+        0x4000_0001 => (a, b, c, d) = (XEN_VERSION, 0, 0, 0),
+        0x4000_0002 => (a, b, c, d) = (1, MSR_HYPERCALL_PAGE, 0, 0),
+        0x4000_0004 if sub == 0 => {
+            a = XEN_HVM_CPUID_IOMMU_MAPPINGS
+                | XEN_HVM_CPUID_VCPU_ID_PRESENT
+                | XEN_HVM_CPUID_DOMID_PRESENT
+                | XEN_HVM_CPUID_UPCALL_VECTOR;
+            (b, c, d) = (vcpu_id, who.domid as u32, 0);
         }
-        0x4000_0002..=0x4000_00FF => (a, b, c, d) = (0, 0, 0, 0),
+        0x4000_0003..=0x4FFF_FFFF => (a, b, c, d) = (0, 0, 0, 0),
         0x8000_0001 => {
             // ECX: clear SVM(2) ExtApicSpace(3) SKINIT(12) WDT(13) LWP(15) TopoExt(22) PerfCtr(23,24).
             c &= !((1 << 2)
@@ -136,29 +170,40 @@ mod tests {
     #[test]
     fn hides_what_is_not_virtualised() {
         let all = (u32::MAX, u32::MAX, u32::MAX, u32::MAX);
-        let (_, b, c, d) = cpuid(1, 0, all, 3);
+        let who = |vcpu_id| Asker { vcpu_id, domid: 7 };
+        let (_, b, c, d) = cpuid(1, 0, all, who(3));
         assert_eq!(c & (1 << 5), 0, "VMX");
         assert_eq!(c & (1 << 26), 0, "XSAVE");
         assert_ne!(c & (1 << 31), 0, "hypervisor bit");
         assert_eq!(d & (1 << 9), 0, "APIC");
-        assert_eq!(b >> 24, 3);
-        let (_, _, c, _) = cpuid(0x8000_0001, 0, all, 0);
+        assert_eq!(b >> 24, 6, "APIC id 2·vCPU id");
+        let (_, _, c, _) = cpuid(0x8000_0001, 0, all, who(0));
         assert_eq!(c & (1 << 2), 0, "SVM");
-        assert_eq!(cpuid(0x8000_000A, 0, all, 0), (0, 0, 0, 0));
-        assert_eq!(cpuid(0xD, 1, all, 0), (0, 0, 0, 0));
-        let (a, b, c, d) = cpuid(0x4000_0000, 0, all, 0);
-        assert_eq!(a, 0x4000_0001);
+        assert_eq!(cpuid(0x8000_000A, 0, all, who(0)), (0, 0, 0, 0));
+        assert_eq!(cpuid(0xD, 1, all, who(0)), (0, 0, 0, 0));
+        let (a, b, c, d) = cpuid(0x4000_0000, 0, all, who(0));
+        assert_eq!(a, 0x4000_0005);
         let mut sig = [0u8; 12];
         sig[..4].copy_from_slice(&b.to_le_bytes());
         sig[4..8].copy_from_slice(&c.to_le_bytes());
         sig[8..].copy_from_slice(&d.to_le_bytes());
-        assert_eq!(&sig, SIGNATURE);
+        assert_eq!(&sig, b"XenVMMXenVMM");
+        assert_eq!(cpuid(0x4000_0001, 0, all, who(0)), (0x0004_0011, 0, 0, 0));
+        assert_eq!(cpuid(0x4000_0002, 0, all, who(0)), (1, 0x4000_0000, 0, 0));
+        assert_eq!(cpuid(0x4000_0004, 0, all, who(2)), (0x5c, 2, 7, 0));
+        assert_eq!(cpuid(0x4000_0005, 0, all, who(2)), (0, 0, 0, 0));
+        assert_eq!(cpuid(0x4000_0100, 0, all, who(2)), (0, 0, 0, 0));
         assert_eq!(
-            cpuid(0x8000_0006, 0, (1, 2, 3, 4), 0),
+            cpuid(0, 0, (1, 0x6874_7541, 0x444d_4163, 0x6974_6e65), who(0)),
+            (1, 0x6874_7541, 0x444d_4163, 0x6974_6e65),
+            "vendor passed through"
+        );
+        assert_eq!(
+            cpuid(0x8000_0006, 0, (1, 2, 3, 4), who(0)),
             (1, 2, 3, 4),
             "untouched leaf"
         );
-        let (_, b, _, _) = cpuid(0x8000_0008, 0, all, 0);
+        let (_, b, _, _) = cpuid(0x8000_0008, 0, all, who(0));
         assert_eq!(b & crate::cpu::ext8::VIRT_SSBD, 0, "VIRT_SSBD");
         assert_ne!(b & crate::cpu::ext8::IBPB, 0, "IBPB stays");
     }

@@ -10,7 +10,7 @@
 //! every page scrubbed and returned to the frame allocator.
 
 use crate::cmdline::FlaskMode;
-use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu, VcpuEvents};
+use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu};
 use crate::gate::Gate;
 use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
@@ -21,11 +21,10 @@ use crate::vcpu::{Entry, VmExit};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use warden_abi::domctl::{self as dc, DomainInfo};
 use warden_abi::sched::{SHUTDOWN_CRASH, reason_name};
-use warden_abi::vcpu::VcpuInfo;
-use warden_abi::{DomId, Pod, errno};
+use warden_abi::{DomId, errno};
 
 /// Parameters of a new domain.
 #[derive(Debug, Clone)]
@@ -66,9 +65,12 @@ pub struct Hv {
     livepatch: spin::Once<LivepatchHook>,
     safe_point: spin::Once<SafePointHook>,
     safe_point_wanted: AtomicBool,
-    time_scale: (u32, i8),
+    /// The TSC-to-system-time scale of the PV clock (`xen::time`).
+    time_scale: crate::xen::time::Scale,
     /// Set once a policy has been loaded at run time in `flask=late` mode.
     pub late_loaded: AtomicBool,
+    /// When the console rings Warden serves were last drained (`xen::console`).
+    console_polled: AtomicU64,
 }
 
 impl core::fmt::Debug for Hv {
@@ -91,8 +93,9 @@ impl Hv {
             livepatch: spin::Once::new(),
             safe_point: spin::Once::new(),
             safe_point_wanted: AtomicBool::new(false),
-            time_scale: crate::platform::time_scale(platform.tsc_hz()),
+            time_scale: crate::xen::time::Scale::from_hz(platform.tsc_hz()),
             late_loaded: AtomicBool::new(false),
+            console_polled: AtomicU64::new(0),
         }
     }
 
@@ -192,8 +195,15 @@ impl Hv {
             self.domains.unreserve(id);
             return Err(errno::ENOMEM);
         };
+        let Some(si) = self.platform.mem().alloc_frame() else {
+            p2m.destroy(self.platform.mem(), |_, _| {});
+            self.domains.unreserve(id);
+            return Err(errno::ENOMEM);
+        };
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
         d.handle = n.handle;
+        d.shared_info.set_frame(si);
+        self.publish_wallclock(&d);
         let d = Arc::new(d);
         self.sched.add_domain(id, n.weight, d.stopped.clone());
         self.domains.install(d.clone(), n.sid, self.self_sid(n.sid));
@@ -285,7 +295,12 @@ impl Hv {
         let mut freed = Vec::new();
         for &g in gfns {
             if let Some(pa) = p2m.unmap(mem, g) {
-                freed.push(pa);
+                if d.shared_info.gfn() == Some(g) {
+                    // Unmapped, not freed: the domain keeps its page.
+                    d.shared_info.set_gfn(None);
+                } else {
+                    freed.push(pa);
+                }
             }
         }
         crate::vcpu::shootdown(self.platform.guest_slots(), d.id, &d.epoch, &|c| {
@@ -438,6 +453,7 @@ impl Hv {
         if d.privileged {
             self.platform.control_domain_stopped(reason);
         }
+        self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_DOM_EXC);
     }
 
     /// Crash a domain (it faulted or did something unsupported): log why and
@@ -475,9 +491,21 @@ impl Hv {
             let _ = self.wait_out_of_guest(d.id, None);
             // vCPUs are taken before the scheduler forgets the domain:
             // set_max_vcpus, under the same lock, sees `dying` or is done.
+            // Its channels close (peers' ports go back to unbound) while
+            // its vCPUs still exist.
+            self.evtchn_reset(d);
             let vcpus = core::mem::take(&mut *d.vcpus.write());
             self.sched.remove_domain(d.id);
             drop(vcpus);
+            {
+                // The shared_info page leaves the physmap: it is freed
+                // with the domain, not with its RAM.
+                let mut m = d.mem.write();
+                if let (Some(g), Some(p)) = (d.shared_info.gfn(), m.p2m.as_mut()) {
+                    p.unmap(self.platform.mem(), g);
+                    d.shared_info.set_gfn(None);
+                }
+            }
             d.scrubbing.store(true, Ordering::Release);
         } else if !d.scrubbing.load(Ordering::Acquire) {
             // Another CPU is still stopping it.
@@ -504,10 +532,15 @@ impl Hv {
         if let Some(p) = m.p2m.take() {
             p.destroy(mem, |_, _| {});
         }
+        if let Some(si) = d.shared_info.take_frame() {
+            mem.zero_frame(si);
+            mem.free_frame(si);
+        }
         m.tot_pages = 0;
         let total = m.scrubbed;
         drop(guard);
         self.domains.remove(d.id);
+        self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_DOM_EXC);
         log::info!(
             "Domain {} destroyed: {} pages scrubbed and freed, {} page-table frames freed",
             d.id,
@@ -624,78 +657,216 @@ impl Hv {
 
     // ------------------------------------------------------------ events
 
-    /// Raise virtual IRQ `virq` on vCPU `v`.
-    pub fn raise_virq(&self, v: &GuestVcpu, virq: u32) {
-        v.virqs.fetch_or(1 << (virq & 31), Ordering::SeqCst);
-        if let Some(c) = self.sched.notify((v.domid, v.id), self.now()) {
-            self.platform.kick(c);
-        }
-    }
-
     /// Is the guest's `evtchn_upcall_pending` set?
     pub fn guest_upcall_pending(&self, v: &GuestVcpu) -> bool {
-        let Some(gpa) = v.events.lock().info_gpa else {
-            return false;
-        };
-        let mut b = [0u8; 1];
-        self.read_phys(&v.domain, gpa, &mut b).is_ok() && b[0] != 0
+        self.upcall_pending(v)
     }
 
     /// Clear the guest's `evtchn_upcall_mask` (SCHEDOP_block enables delivery).
     pub fn unmask_events(&self, v: &GuestVcpu) {
-        if let Some(gpa) = v.events.lock().info_gpa {
-            let _ = self.write_phys(&v.domain, gpa.saturating_add(1), &[0]);
-        }
+        crate::xen::shared_info::Shared::with(&v.domain, self.platform.mem(), |s| {
+            if let Some(pa) = s.vcpu_info(v) {
+                self.platform.mem().fetch_and_u64(pa, !0xff00);
+            }
+        });
     }
 
-    /// Fill a vcpu_info's time fields.
+    /// A time record (`vcpu_time_info`, version 0) for now.
     pub fn time_info(&self) -> warden_abi::vcpu::VcpuTimeInfo {
         let tsc = self.platform.rdtsc();
-        warden_abi::vcpu::VcpuTimeInfo {
-            version: 2,
-            tsc_timestamp: tsc,
-            system_time: self.platform.tsc_to_ns(tsc),
-            tsc_to_system_mul: self.time_scale.0,
-            tsc_shift: self.time_scale.1,
-            ..Default::default()
-        }
+        crate::xen::time::record(
+            tsc,
+            self.platform.tsc_to_ns(tsc),
+            self.time_scale,
+            self.platform.tsc_stable(),
+        )
     }
 
-    /// Before entering `v`: deliver pending virtual IRQs to its vcpu_info and
-    /// return the upcall vector to inject, if any.
-    fn pending_upcall(&self, v: &GuestVcpu) -> Option<u8> {
-        let virqs = v.virqs.swap(0, Ordering::AcqRel);
-        if virqs == 0 && !v.upcall.load(Ordering::Acquire) {
-            return None;
-        }
-        let ev: VcpuEvents = *v.events.lock();
-        let mut masked = false;
-        if let Some(gpa) = ev.info_gpa {
-            let mut info = VcpuInfo::default();
-            if self.read_phys(&v.domain, gpa, info.as_bytes_mut()).is_ok() {
-                if virqs != 0 {
-                    info.evtchn_pending_sel |= virqs as u64;
-                    info.evtchn_upcall_pending = 1;
-                    let _ = self.write_phys(
-                        &v.domain,
-                        gpa.saturating_add(8),
-                        &info.evtchn_pending_sel.to_le_bytes(),
-                    );
-                    let _ = self.write_phys(&v.domain, gpa, &[1]);
-                }
-                masked = info.evtchn_upcall_mask != 0;
+    /// Copy `data` into `d`'s memory at guest virtual `va`, translated with
+    /// `paging` (a registered runstate or time area).
+    pub fn write_linear(
+        &self,
+        d: &Domain,
+        paging: crate::guestmem::PagingState,
+        va: u64,
+        data: &[u8],
+    ) -> Result<(), Fault> {
+        let m = d.mem.read();
+        let p2m = m.p2m.as_ref().ok_or(Fault {
+            addr: va,
+            reason: "domain has no memory",
+        })?;
+        let pv = PhysView {
+            p2m,
+            mem: self.platform.mem(),
+        };
+        crate::guestmem::GuestView::new(&pv, paging).write(va, data)
+    }
+
+    /// Rewrite `v`'s time records (its vcpu_info and its secondary time
+    /// area) under their seqlock. `paging`: `v`'s current address space.
+    pub fn publish_time(&self, v: &GuestVcpu, paging: crate::guestmem::PagingState) {
+        use crate::xen::time::{Sink, publish};
+        struct Host<'a>(&'a dyn crate::p2m::HostMem, u64);
+        impl Sink for Host<'_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0.write(self.1 + off, data);
+                true
             }
         }
-        let Some(vector) = ev.vector else {
-            v.upcall.store(false, Ordering::Release);
-            return None;
-        };
-        if masked {
-            v.upcall.store(true, Ordering::Release);
-            return None;
+        struct Lin<'a>(&'a Hv, &'a Domain, crate::guestmem::PagingState, u64);
+        impl Sink for Lin<'_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0
+                    .write_linear(self.1, self.2, self.3.wrapping_add(off), data)
+                    .is_ok()
+            }
         }
-        v.upcall.store(false, Ordering::Release);
-        Some(vector)
+        let rec = self.time_info();
+        let mut areas = v.clock.areas();
+        let start = areas.version;
+        // Its vcpu_info: the registered one, else its legacy slot in the
+        // shared_info page (a 64-byte vcpu_info never crosses a page).
+        crate::xen::shared_info::Shared::with(&v.domain, self.platform.mem(), |s| {
+            if let Some(pa) = s.vcpu_info(v) {
+                let mut ver = start;
+                publish(&mut Host(self.platform.mem(), pa + 32), &mut ver, &rec);
+            }
+        });
+        if let Some(va) = areas.time_va {
+            let mut ver = start;
+            publish(&mut Lin(self, &v.domain, paging, va), &mut ver, &rec);
+        }
+        areas.version = (start.wrapping_add(1) | 1).wrapping_add(1);
+    }
+
+    /// Write the wall clock (UTC at system time 0) into `d`'s shared_info
+    /// page, under its `wc_version` seqlock.
+    pub fn publish_wallclock(&self, d: &Domain) {
+        use crate::xen::time::{Sink, publish_wallclock};
+        struct Si<'a, 'b>(&'a crate::xen::shared_info::Shared<'b>);
+        impl Sink for Si<'_, '_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0.si_write(off, data);
+                true
+            }
+        }
+        let at = core::mem::offset_of!(warden_abi::xen::xen::SharedInfo, wc_version) as u64;
+        let boot = self.platform.wallclock_boot_ns();
+        crate::xen::shared_info::Shared::with(d, self.platform.mem(), |s| {
+            let Some(w) = s.si_read(at) else {
+                return;
+            };
+            let mut ver = w as u32;
+            publish_wallclock(&mut Si(s), at, &mut ver, boot);
+        });
+    }
+
+    /// Rewrite `v`'s registered runstate area (if any) with its runstate now.
+    pub fn publish_runstate(&self, v: &GuestVcpu, paging: crate::guestmem::PagingState) {
+        use crate::xen::time::{Sink, publish_runstate};
+        let Some(va) = v.clock.areas().runstate_va else {
+            return;
+        };
+        let Some(rs) = self.sched.runstate((v.domid, v.id), self.now()) else {
+            return;
+        };
+        struct Lin<'a>(&'a Hv, &'a Domain, crate::guestmem::PagingState, u64);
+        impl Sink for Lin<'_> {
+            fn put(&mut self, off: u64, data: &[u8]) -> bool {
+                self.0
+                    .write_linear(self.1, self.2, self.3.wrapping_add(off), data)
+                    .is_ok()
+            }
+        }
+        let flag = v.domain.hvm.vm_assist.load(Ordering::Relaxed)
+            & warden_abi::xen::xen::vm_assist::HVM_MASK
+            != 0;
+        publish_runstate(&mut Lin(self, &v.domain, paging, va), &rs, flag);
+    }
+
+    // ------------------------------------------------------------ consoles
+
+    /// Give boot-built domain `d` a console ring Warden serves
+    /// (`xen::console`): a page at `CONSOLE_GFN` (one page more than its
+    /// memory), `HVM_PARAM_CONSOLE_PFN` and `HVM_PARAM_CONSOLE_EVTCHN`.
+    pub fn attach_boot_console(&self, d: &Domain) -> Result<(), i32> {
+        use crate::xen::console::CONSOLE_GFN;
+        {
+            let mut m = d.mem.write();
+            m.max_pages = m.max_pages.saturating_add(1);
+        }
+        self.populate(d, CONSOLE_GFN)?;
+        self.write_phys(d, CONSOLE_GFN * 4096, &[0u8; 4096])
+            .map_err(|_| errno::EFAULT)?;
+        d.hvm
+            .params
+            .set_internal(warden_abi::xen::hvm_params::CONSOLE_PFN, CONSOLE_GFN);
+        d.hvm.console.attach(CONSOLE_GFN);
+        // Its event channel: unbound, for the console backend's domain
+        // (dom0), labelled as Xen labels a channel d allocates for dom0, so
+        // that xenconsoled can bind it later. Until then a send on it is
+        // dropped (an unbound port) and Warden polls the ring.
+        let own = self.domains.snapshot(d.id).map_or(0, |s| s.sid);
+        let peer = self.domains.snapshot(0).map_or(own, |s| s.sid);
+        let port = self.evtchn_alloc_unbound(d, 0, self.channel_label(own, peer))?;
+        d.hvm
+            .params
+            .set_internal(warden_abi::xen::hvm_params::CONSOLE_EVTCHN, port as u64);
+        Ok(())
+    }
+
+    /// The label Xen 4.17 gives a new event channel of a domain labelled
+    /// `owner` towards one it sees as `peer`: type_transition(owner, peer):event
+    /// (0 with FLASK disabled).
+    pub fn channel_label(&self, owner: u32, peer: u32) -> u32 {
+        self.gate.flask().map_or(0, |f| {
+            f.compute_create(
+                xsm::Sid::from_raw(owner),
+                xsm::Sid::from_raw(peer),
+                <xsm::class::Event as xsm::Class>::ID.raw(),
+            )
+            .map_or(crate::xen::evtchn::UNLABELED, |s| s.raw())
+        })
+    }
+
+    /// Drain the console ring of `d`, if Warden serves one; the bytes taken.
+    pub fn service_console(&self, d: &Domain) -> usize {
+        struct Page<'a>(&'a Hv, &'a Domain, u64);
+        impl crate::xen::console::RingPage for Page<'_> {
+            fn read(&self, off: u64, buf: &mut [u8]) -> bool {
+                self.0.read_phys(self.1, self.2 + off, buf).is_ok()
+            }
+            fn write(&self, off: u64, data: &[u8]) -> bool {
+                self.0.write_phys(self.1, self.2 + off, data).is_ok()
+            }
+        }
+        let Some(gfn) = d.hvm.console.gfn() else {
+            return 0;
+        };
+        crate::xen::console::drain_output(&Page(self, d, gfn * 4096), &mut |b| {
+            self.guest_console_output(d, b)
+        })
+    }
+
+    /// Drain the console rings Warden serves: those signalled, and all of
+    /// them every `xen::console::POLL_NS` (one CPU does it; cheap otherwise).
+    fn service_consoles(&self, now: u64) {
+        let last = self.console_polled.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < crate::xen::console::POLL_NS
+            || self
+                .console_polled
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for d in self.domains.all() {
+            if d.hvm.console.gfn().is_some() {
+                d.hvm.console.take_kick();
+                self.service_console(&d);
+            }
+        }
     }
 
     // ------------------------------------------------------------ run loop
@@ -707,8 +878,9 @@ impl Hv {
         let (kick, fired) = self.sched.expire(now);
         self.kick_all(&kick);
         for v in fired {
-            self.raise_virq(&v, warden_abi::vcpu::VIRQ_TIMER);
+            self.send_vcpu_virq(&v, warden_abi::xen::xen::VIRQ_TIMER);
         }
+        self.service_consoles(now);
     }
 
     /// The loop every CPU runs once the hypervisor is up.
@@ -735,8 +907,12 @@ impl Hv {
         let slot = &self.platform.guest_slots()[cpu as usize];
         {
             let mut hw = v.hw.lock();
+            self.publish_runstate(&v, hw.paging());
             loop {
-                let inject = self.pending_upcall(&v);
+                if v.clock.due(cpu) {
+                    self.publish_time(&v, hw.paging());
+                }
+                let inject = self.upcall_to_inject(&v);
                 let entry = Entry {
                     slot,
                     domid: v.domid,
@@ -771,14 +947,11 @@ impl Hv {
                         true
                     }
                     Ok(VmExit::Io { port, size, write }) => {
-                        self.crash_with(
-                            &v,
-                            &**hw,
-                            format_args!(
-                                "unexpected I/O port {} of {size} bytes at {port:#x}",
-                                if write { "write" } else { "read" }
-                            ),
-                        );
+                        crate::emul::ports::io(self, &v, &mut **hw, port, size, write);
+                        true
+                    }
+                    Ok(VmExit::Msr { index, write }) => {
+                        crate::emul::msr::access(self, &v, &mut **hw, index, write);
                         true
                     }
                     Ok(VmExit::Unexpected { code, info1, info2 }) => {
@@ -801,11 +974,44 @@ impl Hv {
                     }
                 }
             }
+            // Descheduled with the hardware state still held, so the
+            // runstate written is the last one (no other CPU runs `v` yet).
+            let now = self.now();
+            let kick = self.sched.descheduled(cpu, k, now);
+            self.publish_runstate(&v, hw.paging());
+            drop(hw);
+            if let Some(c) = kick {
+                self.platform.kick(c);
+            }
         }
-        let now = self.now();
-        if let Some(c) = self.sched.descheduled(cpu, k, now) {
-            self.platform.kick(c);
+    }
+
+    /// `d`'s console output (`console_io` writes, port 0xE9, the console
+    /// ring Warden serves for it): the
+    /// hardware domain's to the serial console as they are (and into the
+    /// ring only with `console_to_ring`); a domU's as rate-limited `(dN) `
+    /// lines into the ring's guest region and the serial console.
+    pub fn guest_console_output(&self, d: &Domain, bytes: &[u8]) {
+        let p = self.platform;
+        let hwdom = d.privileged;
+        if hwdom {
+            p.console_hwdom_raw(bytes);
         }
+        if hwdom && !p.console_to_ring() {
+            return;
+        }
+        let limit = if hwdom {
+            (0, 1)
+        } else {
+            p.guest_console_ratelimit()
+        };
+        let now_ms = p.now_ns() / 1_000_000;
+        let id = d.id;
+        d.console.lock().push(bytes, |line, rl| {
+            if let Some(suppressed) = rl.admit(now_ms, limit) {
+                p.console_guest_line(id, line, suppressed);
+            }
+        });
     }
 
     fn crash_with(&self, v: &GuestVcpu, hw: &dyn crate::vcpu::Vcpu, why: core::fmt::Arguments<'_>) {

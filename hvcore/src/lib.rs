@@ -25,6 +25,7 @@ pub mod conring;
 pub mod cpu;
 pub mod domain;
 pub mod elf;
+pub mod emul;
 pub mod error;
 pub mod frames;
 pub mod gate;
@@ -48,6 +49,7 @@ pub use warden_symbols as symbols;
 pub mod testexit;
 pub mod vcpu;
 pub mod version;
+pub mod xen;
 
 pub use error::{Error, ErrorKind, Result};
 

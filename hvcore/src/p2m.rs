@@ -43,6 +43,12 @@ pub unsafe trait HostMem: Sync {
     fn total_frames(&self) -> u64;
     /// Highest host frame number.
     fn max_mfn(&self) -> u64;
+    /// Atomically OR `v` into the u64 at host physical `pa` (8-byte aligned,
+    /// so within one frame); returns the previous value (0 for a refused
+    /// access). A guest may update the same word concurrently (event bits).
+    fn fetch_or_u64(&self, pa: u64, v: u64) -> u64;
+    /// Atomically AND `v` into the u64 at `pa` (as [`HostMem::fetch_or_u64`]).
+    fn fetch_and_u64(&self, pa: u64, v: u64) -> u64;
 
     /// Read a little-endian u64.
     fn read_u64(&self, pa: u64) -> u64 {
@@ -293,6 +299,11 @@ pub struct PhysView<'a> {
 }
 
 impl PhysView<'_> {
+    /// The host frame of guest-physical `gpa` (its host physical address).
+    pub fn host_frame(&self, gpa: u64) -> Option<u64> {
+        self.p2m.lookup(self.mem, gpa >> 12)
+    }
+
     fn frame(&self, gpa: u64) -> Result<u64, Fault> {
         self.p2m.lookup(self.mem, gpa >> 12).ok_or(Fault {
             addr: gpa,
@@ -402,6 +413,22 @@ pub mod testmem {
         }
         fn max_mfn(&self) -> u64 {
             (self.base >> 12) + self.total - 1
+        }
+        fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
+            assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
+            let (i, o) = self.idx(pa);
+            let mut d = self.data.lock();
+            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
+            d[i][o..o + 8].copy_from_slice(&(old | v).to_le_bytes());
+            old
+        }
+        fn fetch_and_u64(&self, pa: u64, v: u64) -> u64 {
+            assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
+            let (i, o) = self.idx(pa);
+            let mut d = self.data.lock();
+            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
+            d[i][o..o + 8].copy_from_slice(&(old & v).to_le_bytes());
+            old
         }
     }
 }

@@ -19,6 +19,16 @@ pub trait Platform: Sync {
     fn tsc_hz(&self) -> u64;
     /// Nanoseconds since boot at TSC value `tsc`.
     fn tsc_to_ns(&self, tsc: u64) -> u64;
+    /// Whether the TSC runs at a constant rate and agrees between CPUs
+    /// (invariant TSC): the PV clock then says so (`PVCLOCK_TSC_STABLE`).
+    fn tsc_stable(&self) -> bool {
+        false
+    }
+    /// UTC at system time 0 (the hypervisor's boot), in nanoseconds since
+    /// the Unix epoch; 0 if unknown. The domains' wall clock.
+    fn wallclock_boot_ns(&self) -> u64 {
+        0
+    }
     /// Host memory (frames and access).
     fn mem(&self) -> &dyn HostMem;
     /// A hardware vCPU for vCPU `vcpu` of domain `domid`, using the nested
@@ -76,36 +86,16 @@ pub trait Platform: Sync {
     fn control_domain_stopped(&self, reason: u32);
 }
 
-/// Xen's `vcpu_time_info` scale: (ticks << shift) * mul >> 32 = nanoseconds.
+/// Xen's `vcpu_time_info` scale: (ticks << shift) * mul >> 32 = nanoseconds
+/// (see [`crate::xen::time::Scale`], the one definition).
 pub fn time_scale(tsc_hz: u64) -> (u32, i8) {
-    let hz = tsc_hz.max(1) as u128;
-    let mut shift: i8 = 0;
-    // Slow TSCs: scale ticks up until they are at least a nanosecond apart.
-    while (hz << shift.max(0)) < 1_000_000_000 && shift < 31 {
-        shift += 1;
-    }
-    loop {
-        let denom = if shift >= 0 {
-            hz << shift
-        } else {
-            hz >> (-shift)
-        };
-        let mul = (1_000_000_000u128 << 32) / denom.max(1);
-        if mul <= u32::MAX as u128 {
-            return (mul as u32, shift);
-        }
-        shift += 1;
-    }
+    let s = crate::xen::time::Scale::from_hz(tsc_hz);
+    (s.mul, s.shift)
 }
 
 /// Apply a [`time_scale`] to a tick delta.
 pub fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
-    let d = if shift >= 0 {
-        (delta as u128) << shift
-    } else {
-        (delta as u128) >> (-shift)
-    };
-    ((d * mul as u128) >> 32) as u64
+    crate::xen::time::Scale { mul, shift }.apply(delta)
 }
 
 /// A token-bucket rate limiter for log lines: at most `burst` per `interval_ns`.

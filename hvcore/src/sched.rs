@@ -84,6 +84,9 @@ struct V {
     slice_start: u64,
     charged_at: u64,
     timer: Option<u64>,
+    /// Periodic timer: period (0 = off) and when it last fired.
+    period: u64,
+    period_last: u64,
     poll_deadline: Option<u64>,
     rs_state: i32,
     rs_entry: u64,
@@ -267,6 +270,8 @@ impl Scheduler {
                 slice_start: 0,
                 charged_at: 0,
                 timer: None,
+                period: 0,
+                period_last: 0,
                 poll_deadline: None,
                 rs_state: RUNSTATE_OFFLINE,
                 rs_entry: now,
@@ -462,12 +467,38 @@ impl Scheduler {
         }
     }
 
+    /// Set (`period` > 0) or stop (0) `k`'s periodic timer (Xen's
+    /// `vcpu_set_periodic_timer`): it fires at once if a period has passed
+    /// since it last fired, then every `period` ns. Returns whether it fired
+    /// now (the caller raises VIRQ_TIMER).
+    pub fn set_periodic(&self, k: Key, period: u64, now: u64) -> bool {
+        let mut s = self.inner.lock();
+        let Some(v) = s.vcpus.get_mut(&k) else {
+            return false;
+        };
+        v.period = period;
+        if period != 0 && now >= v.period_last.saturating_add(period) {
+            v.period_last = now;
+            return true;
+        }
+        false
+    }
+
+    /// `k`'s single-shot deadline and periodic period (tests, diagnostics).
+    pub fn timers(&self, k: Key) -> Option<(Option<u64>, u64)> {
+        let s = self.inner.lock();
+        s.vcpus.get(&k).map(|v| (v.timer, v.period))
+    }
+
     /// The earliest armed timer or poll deadline.
     pub fn next_deadline(&self) -> Option<u64> {
         let s = self.inner.lock();
         s.vcpus
             .values()
-            .flat_map(|v| [v.timer, v.poll_deadline])
+            .flat_map(|v| {
+                let p = (v.period != 0).then(|| v.period_last.saturating_add(v.period));
+                [v.timer, v.poll_deadline, p]
+            })
             .flatten()
             .min()
     }
@@ -480,8 +511,14 @@ impl Scheduler {
         let mut s = self.inner.lock();
         let mut woken = Vec::new();
         for (k, v) in s.vcpus.iter_mut() {
+            let periodic = v.period != 0 && now >= v.period_last.saturating_add(v.period);
+            if periodic {
+                v.period_last = now;
+            }
             if v.timer.is_some_and(|t| t <= now) {
                 v.timer = None;
+                fired.push(v.vcpu.clone());
+            } else if periodic {
                 fired.push(v.vcpu.clone());
             }
             if v.blocked == Some(Block::Poll) && v.poll_deadline.is_some_and(|t| t <= now) {

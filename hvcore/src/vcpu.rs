@@ -32,8 +32,11 @@ pub enum VmExit {
     Shutdown,
     /// A nested page fault: the guest touched guest-physical memory it does not have.
     NestedPageFault { gpa: u64, error_code: u64 },
-    /// Port I/O (no guest is given I/O ports).
+    /// Port I/O (no guest is given I/O ports; `crate::emul::ports`).
     Io { port: u16, size: u8, write: bool },
+    /// RDMSR (`write` None) or WRMSR of an MSR the backend does not handle
+    /// itself (`crate::emul::msr`).
+    Msr { index: u32, write: Option<u64> },
     /// Anything else the backend does not handle itself, by vendor exit code.
     Unexpected { code: u64, info1: u64, info2: u64 },
     /// The guest was not entered: its domain's stop flag was set.
@@ -151,6 +154,17 @@ pub trait Vcpu: Send {
     fn continue_hypercall(&mut self, args: &HypercallArgs);
     /// Step RIP past a HLT.
     fn skip_halt(&mut self);
+    /// The value an `OUT` that exited ([`VmExit::Io`] with `write`) writes (AL/AX/EAX).
+    fn io_out_value(&self) -> u32 {
+        0
+    }
+    /// Complete the `IN`/`OUT` that exited: a read's destination gets
+    /// `read` (its low bytes, as the access size), RIP moves past it.
+    fn finish_io(&mut self, _read: Option<u32>) {}
+    /// Complete the RDMSR (EDX:EAX = `read`) or WRMSR that exited; RIP moves past it.
+    fn finish_msr(&mut self, _read: Option<u64>) {}
+    /// Raise #GP(0) in the guest instead of completing the instruction.
+    fn inject_gp(&mut self) {}
     /// The paging registers (to translate hypercall pointers).
     fn paging(&self) -> PagingState;
     /// Current privilege level.
@@ -194,6 +208,21 @@ pub fn boot_context(rip: u64, cr3: u64, rdi: u64) -> HvmContext {
         cr3,
         cr4: CR4_PAE | (1 << 9) | (1 << 10),
         efer: EFER_LME | EFER_LMA | EFER_NXE,
+        rflags: 2,
+        ..Default::default()
+    }
+}
+
+/// The PVH entry state (Xen 4.17's, docs/misc/pvh.pandoc): 32-bit protected
+/// mode at `entry`, paging off, CR0 = PE|ET, CR4 = EFER = 0, flat 4 GiB
+/// code (attributes 0xC9B) and data (0xC93) segments, RFLAGS = 2,
+/// `EBX` = `start_info` (the `hvm_start_info` address).
+pub fn pvh_boot_context(entry: u64, start_info: u64) -> HvmContext {
+    HvmContext {
+        mode: warden_abi::vcpu::HVM_MODE_32B,
+        rip: entry,
+        rbx: start_info,
+        cr0: CR0_PE | CR0_ET,
         rflags: 2,
         ..Default::default()
     }

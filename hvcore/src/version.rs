@@ -9,8 +9,10 @@ pub fn xen_extra_version() -> &'static str {
     core::hint::black_box("-warden")
 }
 
-/// `XENVER_capabilities`: Warden runs 64-bit HVM guests only.
-pub const CAPABILITIES: &str = "hvm-3.0-x86_64";
+/// `XENVER_capabilities`: Warden runs HVM/PVH guests only (Xen on x86-64
+/// also lists `xen-3.0-x86_64` for PV guests); the 32-bit, PAE and 64-bit
+/// HVM forms, as Xen lists them.
+pub const CAPABILITIES: &str = "hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64";
 
 /// `XENVER_changeset`: the source revision given at build time, if any.
 pub const CHANGESET: &str = match option_env!("WARDEN_CHANGESET") {

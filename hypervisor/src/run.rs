@@ -47,6 +47,12 @@ impl Platform for Machine {
     fn tsc_to_ns(&self, tsc: u64) -> u64 {
         time::tsc_to_ns(tsc)
     }
+    fn tsc_stable(&self) -> bool {
+        time::tsc_invariant()
+    }
+    fn wallclock_boot_ns(&self) -> u64 {
+        time::wallclock_boot_ns()
+    }
     fn mem(&self) -> &dyn HostMem {
         &FRAME_MEM
     }
@@ -271,27 +277,34 @@ pub fn start(
             (None, None) => 0,
         };
         let m = &modules[spec.module];
-        let d = hv
-            .build_boot_domain(&BootDomain {
-                name: spec.name.clone(),
-                want: spec.domid,
-                privileged: false,
-                sid,
-                kernel: module_bytes(m),
-                cmdline: &spec.cmdline,
-                modules: Vec::new(),
-                mem_bytes: spec.mem,
-                vcpus: spec.vcpus,
-                weight: spec.weight,
-            })
-            .map_err(|e| {
-                err!(
-                    InvalidInput,
-                    "domain '{}' (module {}): {e}",
-                    spec.name,
-                    spec.module
-                )
-            })?;
+        let initrd: Vec<(&[u8], &str)> = spec
+            .initrd
+            .map(|i| (module_bytes(&modules[i]), ""))
+            .into_iter()
+            .collect();
+        // A domain that cannot be built is logged and skipped: it never
+        // stops the hypervisor, dom0 or the other domains.
+        let d = match hv.build_boot_domain(&BootDomain {
+            name: spec.name.clone(),
+            want: spec.domid,
+            privileged: false,
+            sid,
+            kernel: module_bytes(m),
+            cmdline: &spec.cmdline,
+            modules: initrd,
+            mem_bytes: spec.mem,
+            vcpus: spec.vcpus,
+            weight: spec.weight,
+        }) {
+            Ok(d) => d,
+            Err(e) => {
+                error!(
+                    "domain '{}' (module {}) not built, skipped: {e}",
+                    spec.name, spec.module
+                );
+                continue;
+            }
+        };
         info!(
             "Domain {} '{}': {} MiB, {} vCPUs, weight {}, label {}, command line '{}'",
             d.id,

@@ -16,7 +16,7 @@ fn dom0_demo_shows_the_system_and_its_shell_answers_on_the_serial_console() {
     o.expect_dom0_poweroff()
         .contains("Flask:  Starting in enforcing mode.")
         .contains("dom0: Warden's dom0 is up: domain 0, 2 vCPUs, 64 MiB")
-        .contains("dom0: xen_version: Warden 0.1-warden, capabilities 'hvm-3.0-x86_64'")
+        .contains("dom0: xen_version: Warden 4.17-warden, capabilities 'hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64'")
         .contains("dom0: physinfo: 2 CPUs")
         .contains("dom0:   0   running")
         .contains("system_u:system_r:dom0_t")

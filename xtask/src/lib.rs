@@ -18,6 +18,7 @@
 pub mod build;
 pub mod deps;
 pub mod grub;
+pub mod kernel;
 pub mod lint;
 pub mod linux;
 pub mod linuxbench;

@@ -17,7 +17,11 @@ Options:
                          one (it must start with the policy magic 0xf97cff8c)
   --module FILE[:ARGS]   A boot module with its command line (repeatable), after
                          the default modules (the policy, then dom0); a module is
-                         handed to dom0, never used as the boot policy
+                         handed to dom0, never used as the boot policy, unless its
+                         ARGS start with `domain` (a boot-built domain's kernel) or
+                         are `initrd` right after such a module (that domain's
+                         initrd). A bzImage kernel (xz/gzip/zstd) is unpacked to
+                         its ELF vmlinux first (under target/warden/unpacked/)
   --no-default-modules   Boot only the --module files (no policy, no dom0)
   --dom0-cmdline \"...\"   dom0's command line (default: empty: demo and shell)
   --smp N                CPUs (default 2)
@@ -150,6 +154,12 @@ pub fn run(args: &[String]) -> Result<()> {
         build::build_id(&image)?
     );
     let mut modules = o.modules.clone();
+    for m in &mut modules {
+        let dir = crate::bare_metal_target_dir().join("unpacked");
+        if let Some(elf) = crate::kernel::unpack_bzimage(&m.path, &dir)? {
+            m.path = elf;
+        }
+    }
     if o.defaults {
         let (policy, what) = match &o.policy {
             Some(p) => (p.clone(), "policy"),

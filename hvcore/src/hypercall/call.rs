@@ -188,13 +188,38 @@ impl<'a> Call<'a> {
         target: Option<DomSnap>,
         new_sid: Option<u32>,
     ) -> Result<Permit<O>, i32> {
+        self.check_full::<O>(target, new_sid, None)
+    }
+
+    /// Run operation `O`'s checks against `target` and the event-channel labels `chan`.
+    pub fn check_chan<O: Op>(
+        &self,
+        target: Option<DomSnap>,
+        chan: Option<crate::gate::ChanSids>,
+    ) -> Result<Permit<O>, i32> {
+        self.check_full::<O>(target, None, chan)
+    }
+
+    fn check_full<O: Op>(
+        &self,
+        target: Option<DomSnap>,
+        new_sid: Option<u32>,
+        chan: Option<crate::gate::ChanSids>,
+    ) -> Result<Permit<O>, i32> {
         self.hv.gate.check::<O>(&Request {
             caller: &self.caller,
             target,
             new_sid,
+            chan,
             cpu: self.cpu,
             cache: Some(&self.vcpu.decisions),
         })
+    }
+
+    /// The caller's address space (what guest virtual addresses it passes
+    /// mean).
+    pub fn paging_state(&self) -> PagingState {
+        self.paging
     }
 
     /// Nanoseconds since boot (not state: a guest reads the TSC itself).
@@ -206,6 +231,31 @@ impl<'a> Call<'a> {
     /// spurious kick only costs an exit).
     pub fn kick(&self, cpu: u32) {
         self.hv.platform.kick(cpu)
+    }
+
+    /// The label Xen 4.17 gives a new event channel of a domain labelled
+    /// `owner` towards one it sees as `peer`: type_transition(owner, peer):event
+    /// (0 with FLASK disabled).
+    pub fn channel_label(&self, owner: u32, peer: u32) -> u32 {
+        self.hv.channel_label(owner, peer)
+    }
+
+    /// Snapshot of port `port` of the domain `d` describes, for a check
+    /// (EINVAL: not a valid port; ESRCH: no such domain).
+    pub fn port_snapshot(
+        &self,
+        d: &DomSnap,
+        port: u32,
+    ) -> Result<crate::xen::evtchn::Snapshot, i32> {
+        let dom = if d.id == self.caller.id {
+            self.vcpu.domain.clone()
+        } else {
+            self.hv.domains.get(d.id).ok_or(errno::ESRCH)?
+        };
+        if dom.generation != d.generation {
+            return Err(errno::ESRCH);
+        }
+        dom.evtchn.snapshot(port).ok_or(errno::EINVAL)
     }
 
     /// Log an unknown sub-operation (rate limited) and return ENOSYS.
@@ -240,6 +290,31 @@ impl<'a> Call<'a> {
             sid: t.sid,
             _op: PhantomData,
         })
+    }
+
+    /// The event channels of the domain a channel-label permit was checked
+    /// for (its target, else the caller), if it is still that domain.
+    pub fn channels<O: OnChannel + OwnChannels>(&self, p: &Permit<O>) -> Result<Channels<'a>, i32> {
+        let dom = match p.target() {
+            Some(t) if t.id != self.caller.id || t.generation != self.vcpu.domain.generation => {
+                self.hv.domains.resolve(t)?
+            }
+            _ => self.vcpu.domain.clone(),
+        };
+        Ok(Channels {
+            hv: self.hv,
+            dom,
+            caller: self.vcpu.domain.clone(),
+        })
+    }
+
+    /// The caller's own event channels, for a self-only event-channel operation.
+    pub fn own_channels<O: OnSelf + OwnChannels>(&self, _: &Permit<O>) -> Channels<'a> {
+        Channels {
+            hv: self.hv,
+            dom: self.vcpu.domain.clone(),
+            caller: self.vcpu.domain.clone(),
+        }
     }
 
     /// The hypervisor-wide services operation `O` is for.
@@ -369,9 +444,135 @@ impl<'a> Own<'a> {
         self.hv.time_info()
     }
 
+    /// Set (`period` > 0) or stop the periodic timer of the caller's vCPU
+    /// `v`; a period already over fires VIRQ_TIMER at once.
+    pub fn set_periodic_timer(&self, v: &GuestVcpu, period: u64, now: u64) {
+        if self.hv.sched.set_periodic(self.key(v), period, now) {
+            self.timer_event(v);
+        }
+    }
+
+    /// Deliver a timer event (VIRQ_TIMER) to the caller's vCPU `v` now.
+    pub fn timer_event(&self, v: &GuestVcpu) {
+        self.hv.send_vcpu_virq(v, warden_abi::xen::xen::VIRQ_TIMER);
+    }
+
+    /// Register (Some) or forget the runstate area of the caller's vCPU
+    /// `v` at guest virtual `va` (in the address space `paging`), and write
+    /// it now.
+    pub fn register_runstate_area(&self, v: &GuestVcpu, va: Option<u64>, paging: PagingState) {
+        v.clock.areas().runstate_va = va;
+        self.hv.publish_runstate(v, paging);
+    }
+
+    /// Register (Some) or forget the secondary time area of the caller's
+    /// vCPU `v`; it is written before `v` next enters the guest.
+    pub fn register_time_area(&self, v: &GuestVcpu, va: Option<u64>) {
+        v.clock.areas().time_va = va;
+        v.clock.mark_stale();
+    }
+
+    /// Enable or disable assist `kind` of the caller's domain.
+    pub fn set_vm_assist(&self, kind: u32, on: bool) {
+        let bit = 1u64 << (kind & 63);
+        let a = &self.dom().hvm.vm_assist;
+        if on {
+            a.fetch_or(bit, core::sync::atomic::Ordering::Relaxed);
+        } else {
+            a.fetch_and(!bit, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The caller's memory map (`XENMEM_memory_map`).
+    pub fn memory_map(&self) -> Vec<warden_abi::memory::E820Entry> {
+        self.dom().hvm.e820.lock().clone()
+    }
+
+    /// Move the caller's vCPU `v`'s vcpu_info to guest-physical `gpa`
+    /// (VCPUOP_register_vcpu_info; EINVAL if already moved or `gpa` is not RAM).
+    pub fn register_vcpu_info(&self, v: &GuestVcpu, gpa: u64) -> Result<(), i32> {
+        self.hv.register_vcpu_info(v, gpa, self.hv.time_info())
+    }
+
     /// Copy `data` into the caller's memory at guest-physical `gpa`.
     pub fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Fault> {
         self.hv.write_phys(self.dom(), gpa, data)
+    }
+}
+
+/// Event channels of one domain, from an event-channel permit (see
+/// [`Call::channels`], [`Call::own_channels`]).
+pub struct Channels<'a> {
+    hv: &'a Hv,
+    dom: Arc<Domain>,
+    caller: Arc<Domain>,
+}
+
+impl Channels<'_> {
+    /// EVTCHNOP_alloc_unbound: a port for `remote`, labelled `sid`.
+    pub fn alloc_unbound(&self, remote: DomId, sid: u32) -> Result<u32, i32> {
+        self.hv.evtchn_alloc_unbound(&self.dom, remote, sid)
+    }
+
+    /// EVTCHNOP_bind_interdomain to `r`'s `rport` as `checked` saw it.
+    pub fn bind_interdomain(
+        &self,
+        r: &DomSnap,
+        rport: u32,
+        checked: &crate::xen::evtchn::Snapshot,
+        sid: u32,
+    ) -> Result<u32, i32> {
+        let rd = if r.id == self.caller.id {
+            self.caller.clone()
+        } else {
+            self.hv.domains.resolve(r)?
+        };
+        self.hv
+            .evtchn_bind_interdomain(&self.caller, &rd, rport, checked, sid)
+    }
+
+    /// EVTCHNOP_send on `port` as `checked` saw it.
+    pub fn send(&self, port: u32, checked: &crate::xen::evtchn::Snapshot) -> Result<(), i32> {
+        self.hv.evtchn_send(&self.dom, port, checked)
+    }
+
+    pub fn bind_virq(&self, virq: u32, vcpu: u32) -> Result<u32, i32> {
+        self.hv.evtchn_bind_virq(&self.dom, virq, vcpu)
+    }
+
+    pub fn bind_ipi(&self, vcpu: u32) -> Result<u32, i32> {
+        self.hv.evtchn_bind_ipi(&self.dom, vcpu)
+    }
+
+    pub fn bind_vcpu(&self, port: u32, vcpu: u32) -> Result<(), i32> {
+        self.hv.evtchn_bind_vcpu(&self.dom, port, vcpu)
+    }
+
+    pub fn close(&self, port: u32) -> Result<(), i32> {
+        self.hv.evtchn_close(&self.dom, port)
+    }
+
+    pub fn unmask(&self, port: u32) -> Result<(), i32> {
+        self.hv.evtchn_unmask(&self.dom, port)
+    }
+
+    /// Whether `port` is a valid port of the domain.
+    pub fn port_valid(&self, port: u32) -> bool {
+        self.dom.evtchn.chan(port).is_some()
+    }
+
+    /// Whether the domain has vCPU `v`.
+    pub fn has_vcpu(&self, v: u32) -> bool {
+        v < self.dom.nr_vcpus()
+    }
+
+    /// Whether guest frame `gfn` of the domain is populated.
+    pub fn gfn_present(&self, gfn: u64) -> bool {
+        let m = self.dom.mem.read();
+        gfn < crate::p2m::GFN_LIMIT
+            && m.p2m
+                .as_ref()
+                .is_some_and(|p| p.lookup(self.hv.platform.mem(), gfn).is_some())
     }
 }
 
@@ -388,6 +589,20 @@ impl<O> core::ops::Deref for Resolved<'_, O> {
     type Target = Domain;
     fn deref(&self) -> &Domain {
         &self.dom
+    }
+}
+
+impl<'a, O: HvmParams> Resolved<'a, O> {
+    /// The target's HVM parameters.
+    pub fn params(&self) -> &crate::xen::params::HvmParams {
+        &self.dom.hvm.params
+    }
+}
+
+impl<'a, O: SetsMemoryMap> Resolved<'a, O> {
+    /// Replace the target's memory map.
+    pub fn set_memory_map(&self, map: Vec<warden_abi::memory::E820Entry>) {
+        *self.dom.hvm.e820.lock() = map;
     }
 }
 
@@ -416,6 +631,44 @@ impl<'a, O> Resolved<'a, O> {
     /// Its label as checked.
     pub fn sid(&self) -> u32 {
         self.sid
+    }
+}
+
+impl Resolved<'_, EvtchnReset> {
+    /// Close every event channel of the domain (Xen: another domain's only
+    /// while it is paused by its controller, else EINVAL).
+    pub fn reset_channels(&self, own: bool) -> Result<(), i32> {
+        let paused = self
+            .hv
+            .sched
+            .domain_state(self.dom.id, self.hv.platform.now_ns())
+            .is_some_and(|s| s.pause > 0);
+        if !(own || paused) {
+            return Err(errno::EINVAL);
+        }
+        self.hv.evtchn_reset(&self.dom);
+        Ok(())
+    }
+}
+
+impl<O: MapsPhysmap> Resolved<'_, O> {
+    /// Map the domain's shared_info page at `gpfn` (XENMAPSPACE_shared_info).
+    pub fn map_shared_info(&self, gpfn: u64) -> Result<(), i32> {
+        self.hv.map_shared_info(&self.dom, gpfn)
+    }
+}
+
+impl Resolved<'_, HvmSetParam> {
+    /// Set HVM_PARAM_CALLBACK_IRQ (how upcalls without a per-vCPU vector
+    /// are delivered).
+    pub fn set_callback_via(&self, value: u64) {
+        self.dom.evtchn.set_callback_via(value);
+        // A vCPU whose upcall is already pending gets it on its next entry.
+        for v in self.dom.vcpus.read().iter() {
+            if self.hv.upcall_pending(v) {
+                self.hv.notify_upcall(v);
+            }
+        }
     }
 }
 
@@ -542,27 +795,7 @@ impl Global<'_, ConsoleWrite> {
     /// `console_to_ring`); a domU's as rate-limited `(dN) ` lines into the
     /// ring's guest region and the serial console.
     pub fn console_write(&self, bytes: &[u8]) {
-        let p = self.hv.platform;
-        let d = &self.vcpu.domain;
-        let hwdom = d.privileged;
-        if hwdom {
-            p.console_hwdom_raw(bytes);
-        }
-        if hwdom && !p.console_to_ring() {
-            return;
-        }
-        let limit = if hwdom {
-            (0, 1)
-        } else {
-            p.guest_console_ratelimit()
-        };
-        let now_ms = p.now_ns() / 1_000_000;
-        let id = d.id;
-        d.console.lock().push(bytes, |line, rl| {
-            if let Some(suppressed) = rl.admit(now_ms, limit) {
-                p.console_guest_line(id, line, suppressed);
-            }
-        });
+        self.hv.guest_console_output(&self.vcpu.domain, bytes);
     }
 }
 
@@ -570,6 +803,13 @@ impl Global<'_, ConsoleRead> {
     /// Take up to `buf.len()` bytes of serial console input.
     pub fn serial_input(&self, buf: &mut [u8]) -> usize {
         self.hv.platform.serial_input(buf)
+    }
+}
+
+impl Global<'_, VersionGetFeatures> {
+    /// Whether the caller is the hardware domain (`XENFEAT_dom0`).
+    pub fn caller_is_hardware_domain(&self) -> bool {
+        self.vcpu.domain.privileged
     }
 }
 

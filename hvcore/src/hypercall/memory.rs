@@ -113,6 +113,75 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                 m.max_pages
             })
         }
+        MEMORY_MAP => {
+            let p = c.check::<MemMemoryMap>()?;
+            let mut m: MemoryMap = c.read(arg)?;
+            let map = c.own(&p).memory_map();
+            // No map: Xen's "backwards compatibility" answer.
+            if map.is_empty() {
+                return Err(errno::ENOSYS);
+            }
+            let n = (m.nr_entries as usize).min(map.len());
+            for (i, e) in map[..n].iter().enumerate() {
+                c.write_elem(m.buffer, i as u64, e)?;
+            }
+            m.nr_entries = n as u32;
+            c.write(arg, &m)?;
+            Ok(0)
+        }
+        SET_MEMORY_MAP => {
+            let f: ForeignMemoryMap = c.read(arg)?;
+            if f.map.nr_entries > E820_MAX {
+                return Err(errno::EINVAL);
+            }
+            let t = c.target(f.domid)?;
+            let p = c.check_req::<MemSetMemoryMap>(Some(t), None)?;
+            let d = c.resolve(&p)?;
+            let mut map = Vec::new();
+            map.try_reserve_exact(f.map.nr_entries as usize)
+                .map_err(|_| errno::ENOMEM)?;
+            for i in 0..f.map.nr_entries as u64 {
+                map.push(c.read_elem::<E820Entry>(f.map.buffer, i)?);
+            }
+            d.set_memory_map(map);
+            Ok(0)
+        }
+        ADD_TO_PHYSMAP => add_to_physmap(c, arg),
         n => c.unknown("memory_op sub-op", n as u64),
     }
+}
+
+/// XENMEM_add_to_physmap: map a page of `space` at `gpfn` of the target
+/// (caller -> target : mmu physmap, as Xen 4.17).
+fn add_to_physmap(c: &mut Call<'_>, arg: u64) -> HcResult {
+    let a: AddToPhysmap = c.read(arg)?;
+    let t = c.target(a.domid)?;
+    let p = c.check_req::<MemAddToPhysmap>(Some(t), None)?;
+    let d = c.resolve(&p)?;
+    match a.space {
+        XENMAPSPACE_SHARED_INFO => {
+            // Xen: only index 0 names the shared_info page.
+            if a.idx != 0 {
+                return Err(errno::EINVAL);
+            }
+            d.map_shared_info(a.gpfn)?;
+            Ok(0)
+        }
+        XENMAPSPACE_GRANT_TABLE => add_grant_table_frame(c, &d, a.idx, a.gpfn),
+        // Moving guest frames (gmfn, gmfn_range) is not offered yet;
+        // gmfn_foreign exists only in the batch form.
+        XENMAPSPACE_GMFN | XENMAPSPACE_GMFN_RANGE => Err(errno::ENOSYS),
+        _ => Err(errno::EINVAL),
+    }
+}
+
+/// XENMAPSPACE_grant_table: map frame `idx` of the target's grant table at
+/// `gpfn`. The hook for the grant-table service (not there yet: ENOSYS).
+fn add_grant_table_frame(
+    _c: &mut Call<'_>,
+    _d: &super::Resolved<'_, MemAddToPhysmap>,
+    _idx: u64,
+    _gpfn: u64,
+) -> HcResult {
+    Err(errno::ENOSYS)
 }

@@ -25,10 +25,12 @@
 
 pub mod console;
 pub mod domctl;
+pub mod evtchn;
 pub mod hvm;
 pub mod memory;
 pub mod sched;
 pub mod sysctl;
+pub mod timer;
 pub mod vcpu;
 pub mod version;
 pub mod xsm;
@@ -45,7 +47,9 @@ use warden_abi::{errno, hypercall as hc};
 mod call;
 pub mod unlocks;
 
-pub use call::{AdjustMemory, Call, ConsoleRing, Global, Own, Relabel, Resolved, SafePoints};
+pub use call::{
+    AdjustMemory, Call, Channels, ConsoleRing, Global, Own, Relabel, Resolved, SafePoints,
+};
 
 /// A hypercall's result: a non-negative value, or an errno.
 pub type HcResult = Result<u64, i32>;
@@ -101,9 +105,12 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
     match nr as u32 {
         hc::CONSOLE_IO => console::console_io(c, a[0], a[1], a[2]),
         hc::XEN_VERSION => version::xen_version(c, a[0], a[1]),
+        hc::SET_TIMER_OP => timer::set_timer_op(c, a[0]),
+        hc::VM_ASSIST => timer::vm_assist(c, a[0], a[1]),
         hc::SCHED_OP => sched::sched_op(c, a[0], a[1]),
         hc::VCPU_OP => vcpu::vcpu_op(c, a[0], a[1], a[2]),
         hc::HVM_OP => hvm::hvm_op(c, a[0], a[1]),
+        hc::EVENT_CHANNEL_OP => evtchn::event_channel_op(c, a[0], a[1]),
         hc::MEMORY_OP => memory::memory_op(c, a[0], a[1]),
         hc::DOMCTL => domctl::domctl(c, a[0]),
         hc::SYSCTL => sysctl::sysctl(c, a[0]),

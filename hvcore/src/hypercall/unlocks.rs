@@ -127,7 +127,12 @@ unlocks! {
         SchedYield, SchedBlock, SchedShutdown, SchedPoll,
         VcpuInitialise, VcpuUp, VcpuDown, VcpuIsUp, VcpuGetRunstateInfo,
         VcpuSetSingleshotTimer, VcpuStopSingleshotTimer, VcpuRegisterVcpuInfo,
-        HvmSetEvtchnUpcallVector, MemMaximumRamPage;
+        HvmSetEvtchnUpcallVector, MemMaximumRamPage,
+        VcpuRegisterRunstateMemoryArea, VcpuSetPeriodicTimer, VcpuStopPeriodicTimer,
+        VcpuRegisterVcpuTimeMemoryArea, SetTimerOp, VmAssistEnable, VmAssistDisable,
+        MemMemoryMap,
+        EvtchnBindVirq, EvtchnClose, EvtchnSendLocal, EvtchnBindIpi, EvtchnBindVcpu,
+        EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
 
     /// Operations on a target domain (checked against its label, or the
     /// target is the caller relabelling itself): the permit unlocks
@@ -137,7 +142,16 @@ unlocks! {
         MemPopulatePhysmap, MemDecreaseReservation, MemCurrentReservation, MemMaximumReservation,
         DomctlDestroyDomain, DomctlPauseDomain, DomctlUnpauseDomain, DomctlGetDomainInfo,
         DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
-        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain;
+        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain,
+        HvmSetParam, HvmGetParam, MemSetMemoryMap,
+        EvtchnReset, MemAddToPhysmap;
+
+    /// Operations checked against an event channel's label (the channel, the
+    /// domain it binds to): the permit unlocks the event-channel service
+    /// ([`Call::channels`](super::Call::channels)) for the domain it was
+    /// checked for.
+    OnChannel (ON_CHANNEL):
+        EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnSendInterdomain, EvtchnStatus;
 
     /// Operations of the security server (xsm_op): the permit unlocks the
     /// server ([`Call::flask`](super::Call::flask)).
@@ -176,6 +190,18 @@ unlocks! {
     CountsCpus (COUNTS_CPUS): SysctlPhysinfo, FlaskAvcCacheStats;
     /// The highest machine frame number.
     SeesMaxMfn (SEES_MAX_MFN): SysctlPhysinfo, MemMaximumRamPage;
+    /// The target's HVM parameters.
+    HvmParams (HVM_PARAMS): HvmSetParam, HvmGetParam;
+    /// Replacing the target's memory map.
+    SetsMemoryMap (SETS_MEMORY_MAP): MemSetMemoryMap;
+    /// The caller's own event channels (every event_channel_op sub-op but
+    /// reset, which resolves its target).
+    OwnChannels (OWN_CHANNELS):
+        EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose,
+        EvtchnSendInterdomain, EvtchnSendLocal, EvtchnStatus, EvtchnBindIpi, EvtchnBindVcpu,
+        EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
+    /// Mapping pages into the target's physmap (add_to_physmap).
+    MapsPhysmap (MAPS_PHYSMAP): MemAddToPhysmap;
 }
 
 #[cfg(test)]
@@ -212,6 +238,19 @@ mod tests {
                 "{}: OnTarget exactly for rows that check a target",
                 r.name
             );
+            let chan = objects().any(|o| matches!(o, Object::Chan | Object::Peer | Object::Local))
+                || r.checks.iter().any(|c| {
+                    matches!(
+                        c.subject,
+                        crate::gate::Subject::Chan | crate::gate::Subject::PeerChan
+                    )
+                });
+            assert_eq!(
+                ON_CHANNEL.contains(&r.name),
+                chan,
+                "{}: OnChannel exactly for rows that check an event channel's label",
+                r.name
+            );
             let security = objects().any(|o| o == Object::Security);
             if security {
                 assert!(ON_SECURITY.contains(&r.name), "{}: not OnSecurity", r.name);
@@ -244,6 +283,11 @@ mod tests {
             COUNTS_CPUS,
             SEES_MAX_MFN,
             RECOMPUTES_LABELS,
+            HVM_PARAMS,
+            SETS_MEMORY_MAP,
+            ON_CHANNEL,
+            OWN_CHANNELS,
+            MAPS_PHYSMAP,
         ] {
             for name in list {
                 row(name);
@@ -261,6 +305,9 @@ mod tests {
             UNPAUSES,
             READS_DOMAIN_INFO,
             RELABELS,
+            HVM_PARAMS,
+            SETS_MEMORY_MAP,
+            MAPS_PHYSMAP,
         ] {
             for name in list {
                 assert!(ON_TARGET.contains(name), "{name} is not OnTarget");

@@ -2,7 +2,6 @@
 
 use super::{Call, HcResult};
 use crate::gate::table::*;
-use warden_abi::Pod;
 use warden_abi::errno;
 use warden_abi::vcpu::*;
 
@@ -22,6 +21,10 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
         SET_SINGLESHOT_TIMER => c.own(&c.check::<VcpuSetSingleshotTimer>()?),
         STOP_SINGLESHOT_TIMER => c.own(&c.check::<VcpuStopSingleshotTimer>()?),
         REGISTER_VCPU_INFO => c.own(&c.check::<VcpuRegisterVcpuInfo>()?),
+        REGISTER_RUNSTATE_MEMORY_AREA => c.own(&c.check::<VcpuRegisterRunstateMemoryArea>()?),
+        SET_PERIODIC_TIMER => c.own(&c.check::<VcpuSetPeriodicTimer>()?),
+        STOP_PERIODIC_TIMER => c.own(&c.check::<VcpuStopPeriodicTimer>()?),
+        REGISTER_VCPU_TIME_MEMORY_AREA => c.own(&c.check::<VcpuRegisterVcpuTimeMemoryArea>()?),
         n => return c.unknown("vcpu_op sub-op", n as u64),
     };
     let v = u32::try_from(vcpuid)
@@ -53,6 +56,18 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
             Err(_) => Err(errno::EINVAL),
         },
         DOWN => {
+            // The last vCPU going down powers the domain off (Xen).
+            let others_up = own
+                .dom()
+                .vcpus
+                .read()
+                .iter()
+                .any(|o| o.id != v.id && own.is_up(o));
+            if !others_up {
+                own.shutdown(warden_abi::sched::SHUTDOWN_POWEROFF);
+                c.resched = true;
+                return Ok(0);
+            }
             if let Some(cpu) = own.down(&v, now) {
                 c.kick(cpu);
             }
@@ -68,15 +83,50 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
             Ok(0)
         }
         SET_SINGLESHOT_TIMER => {
+            if !me {
+                return Err(errno::EINVAL);
+            }
             let t: SingleshotTimer = c.read(arg)?;
-            if t.flags & SSHOTTMR_FUTURE != 0 && t.timeout_abs_ns < now {
-                return Err(errno::ETIME);
+            // Xen 4.17 ignores SSHOTTMR_FUTURE (the header allows it): a
+            // deadline already past delivers the event at once.
+            if t.timeout_abs_ns < now {
+                own.set_timer(&v, None);
+                own.timer_event(&v);
+                return Ok(0);
             }
             own.set_timer(&v, Some(t.timeout_abs_ns));
             Ok(0)
         }
         STOP_SINGLESHOT_TIMER => {
+            if !me {
+                return Err(errno::EINVAL);
+            }
             own.set_timer(&v, None);
+            Ok(0)
+        }
+        SET_PERIODIC_TIMER => {
+            let t: SetPeriodicTimer = c.read(arg)?;
+            if t.period_ns < PERIODIC_MIN_NS || t.period_ns > STIME_DELTA_MAX {
+                return Err(errno::EINVAL);
+            }
+            own.set_periodic_timer(&v, t.period_ns, now);
+            Ok(0)
+        }
+        STOP_PERIODIC_TIMER => {
+            own.set_periodic_timer(&v, 0, now);
+            Ok(0)
+        }
+        REGISTER_RUNSTATE_MEMORY_AREA => {
+            // Any address is accepted for a translated guest (Xen); the
+            // area is written now and whenever `v` is scheduled, skipped
+            // while it is not mapped. 0 forgets it.
+            let a: RegisterArea = c.read(arg)?;
+            own.register_runstate_area(&v, (a.addr != 0).then_some(a.addr), c.paging_state());
+            Ok(0)
+        }
+        REGISTER_VCPU_TIME_MEMORY_AREA => {
+            let a: RegisterArea = c.read(arg)?;
+            own.register_time_area(&v, (a.addr != 0).then_some(a.addr));
             Ok(0)
         }
         REGISTER_VCPU_INFO => {
@@ -93,17 +143,9 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
                 .checked_mul(4096)
                 .and_then(|a| a.checked_add(r.offset as u64))
                 .ok_or(errno::EINVAL)?;
-            let mut ev = v.events.lock();
-            if ev.info_gpa.is_some() {
-                return Err(errno::EINVAL);
-            }
-            let info = VcpuInfo {
-                time: own.time_info(),
-                ..Default::default()
-            };
-            own.write_phys(gpa, info.as_bytes())
-                .map_err(|_| errno::EINVAL)?;
-            ev.info_gpa = Some(gpa);
+            own.register_vcpu_info(&v, gpa)?;
+            // The time record is published (seqlock) before `v` next runs.
+            v.clock.mark_stale();
             Ok(0)
         }
         _ => Err(errno::ENOSYS),

@@ -9,6 +9,13 @@ use warden_abi::version::*;
 /// Xen's HYPERVISOR_VIRT_START on x86-64 (XENVER_platform_parameters).
 const VIRT_START: u64 = 0xFFFF_8000_0000_0000;
 
+/// `XENVER_get_features` submap 0 for an HVM/PVH domain (Xen 4.17's
+/// answer for a translated HVM domain without PIRQs), plus `XENFEAT_dom0`
+/// for the hardware domain.
+pub fn features(hardware_domain: bool) -> u32 {
+    FEAT_HVM_DOMAIN | if hardware_domain { FEAT_DOM0 } else { 0 }
+}
+
 pub fn xen_version(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
     if cmd > u32::MAX as u64 {
         return c.unknown("xen_version sub-op", cmd);
@@ -18,33 +25,47 @@ pub fn xen_version(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             let _p = c.check::<VersionVersion>()?;
             Ok(((MAJOR as u64) << 16) | MINOR as u64)
         }
+        // The string sub-ops Xen checks: a refusal still succeeds, with
+        // "<denied>" (capabilities: empty; pagesize: 0; guest_handle:
+        // zeroes); only build_id fails (-EPERM). The refusal is audited.
         EXTRAVERSION => {
-            let _p = c.check::<VersionExtraversion>()?;
+            let deny = c.check::<VersionExtraversion>().is_err();
             let mut v = ExtraVersion::default();
-            fill(&mut v.text, xen_extra_version());
+            fill(&mut v.text, if deny { DENIED } else { xen_extra_version() });
             c.write(arg, &v)?;
             Ok(0)
         }
         COMPILE_INFO => {
-            let _p = c.check::<VersionCompileInfo>()?;
+            let deny = c.check::<VersionCompileInfo>().is_err();
+            let pick = |s: &'static str| if deny { DENIED } else { s };
             let mut v = CompileInfo::default();
-            fill(&mut v.compiler, crate::version::COMPILER);
-            fill(&mut v.compile_by, crate::version::COMPILE_BY);
-            fill(&mut v.compile_date, crate::version::COMPILE_DATE);
+            fill(&mut v.compiler, pick(crate::version::COMPILER));
+            fill(&mut v.compile_by, pick(crate::version::COMPILE_BY));
+            fill(&mut v.compile_domain, pick(""));
+            fill(&mut v.compile_date, pick(crate::version::COMPILE_DATE));
             c.write(arg, &v)?;
             Ok(0)
         }
         CAPABILITIES => {
-            let _p = c.check::<VersionCapabilities>()?;
+            let deny = c.check::<VersionCapabilities>().is_err();
             let mut v = Capabilities::default();
-            fill(&mut v.text, crate::version::CAPABILITIES);
+            if !deny {
+                fill(&mut v.text, crate::version::CAPABILITIES);
+            }
             c.write(arg, &v)?;
             Ok(0)
         }
         CHANGESET => {
-            let _p = c.check::<VersionChangeset>()?;
+            let deny = c.check::<VersionChangeset>().is_err();
             let mut v = Changeset::default();
-            fill(&mut v.text, crate::version::CHANGESET);
+            fill(
+                &mut v.text,
+                if deny {
+                    DENIED
+                } else {
+                    crate::version::CHANGESET
+                },
+            );
             c.write(arg, &v)?;
             Ok(0)
         }
@@ -59,44 +80,56 @@ pub fn xen_version(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             Ok(0)
         }
         GET_FEATURES => {
-            let _p = c.check::<VersionGetFeatures>()?;
+            let p = c.check::<VersionGetFeatures>()?;
             let mut f: FeatureInfo = c.read(arg)?;
             f.submap = match f.submap_idx {
-                0 => {
-                    FEAT_AUTO_TRANSLATED_PHYSMAP
-                        | FEAT_HVM_CALLBACK_VECTOR
-                        | FEAT_VCPU_INFO_PLACEMENT
-                }
-                _ => 0,
+                0 => features(c.global(&p).caller_is_hardware_domain()),
+                _ => return Err(errno::EINVAL),
             };
             c.write(arg, &f)?;
             Ok(0)
         }
         PAGESIZE => {
-            let _p = c.check::<VersionPagesize>()?;
+            if c.check::<VersionPagesize>().is_err() {
+                return Ok(0);
+            }
+            // The argument must be NULL.
+            if arg != 0 {
+                return Err(errno::EINVAL);
+            }
             Ok(warden_abi::PAGE_SIZE)
         }
         GUEST_HANDLE => {
-            let p = c.check::<VersionGuestHandle>()?;
-            c.write(
-                arg,
-                &DomainHandle {
-                    handle: c.global(&p).caller_handle(),
-                },
-            )?;
+            let handle = match c.check::<VersionGuestHandle>() {
+                Ok(p) => c.global(&p).caller_handle(),
+                Err(_) => [0; 16],
+            };
+            c.write(arg, &DomainHandle { handle })?;
             Ok(0)
         }
         COMMANDLINE => {
-            let p = c.check::<VersionCommandline>()?;
             let mut v = CommandLine::default();
-            fill(&mut v.text, c.global(&p).cmdline());
-            c.write(arg, &v)?;
+            match c.check::<VersionCommandline>() {
+                Ok(p) => {
+                    fill(&mut v.text, c.global(&p).cmdline());
+                    c.write(arg, &v)?;
+                }
+                // Only the string and its NUL are written.
+                Err(_) => c.write_bytes(arg, b"<denied>\0")?,
+            }
             Ok(0)
         }
         BUILD_ID => {
-            let p = c.check::<VersionBuildId>()?;
-            let h: BuildIdHeader = c.read(arg)?;
+            let p = c.check::<VersionBuildId>().map_err(|_| errno::EPERM)?;
             let id = c.global(&p).build_id();
+            // A NULL argument asks for the size only.
+            if arg == 0 {
+                return Ok(id.len() as u64);
+            }
+            let h: BuildIdHeader = c.read(arg)?;
+            if h.len == 0 {
+                return Err(errno::EINVAL);
+            }
             if (h.len as usize) < id.len() {
                 return Err(errno::ENOBUFS);
             }

@@ -670,7 +670,15 @@ impl SvmVcpu {
         let leaf = self.r64(S_RAX) as u32;
         let sub = self.regs.rcx as u32;
         let host = cpuid(leaf, sub);
-        let (a, b, c, d) = hvcore::guestcpu::cpuid(leaf, sub, host, self.id);
+        let (a, b, c, d) = hvcore::guestcpu::cpuid(
+            leaf,
+            sub,
+            host,
+            hvcore::guestcpu::Asker {
+                vcpu_id: self.id,
+                domid: self.domid,
+            },
+        );
         self.w64(S_RAX, a as u64);
         self.regs.rbx = b as u64;
         self.regs.rcx = c as u64;
@@ -678,7 +686,9 @@ impl SvmVcpu {
         self.skip(2);
     }
 
-    fn emulate_msr(&mut self, write: bool) {
+    /// Handle an MSR access the backend owns; false: not one of them (left
+    /// to `hvcore::emul::msr`, nothing done).
+    fn emulate_msr(&mut self, write: bool) -> bool {
         use hvcore::guestcpu::*;
         let msr = self.regs.rcx as u32;
         let value = (self.r64(S_RAX) & 0xffff_ffff) | (self.regs.rdx << 32);
@@ -707,7 +717,9 @@ impl SvmVcpu {
                     }
                     true
                 }
-                _ => false,
+                MSR_EFER | MSR_PAT | MSR_SPEC_CTRL | MSR_PRED_CMD => false,
+                MSR_TSC => true, // Accepted and ignored.
+                _ => return false,
             }
         } else {
             let v = match msr {
@@ -715,7 +727,8 @@ impl SvmVcpu {
                 MSR_PAT => Some(self.r64(S_GPAT)),
                 MSR_TSC => Some(super::rdtsc()),
                 MSR_SPEC_CTRL if spec().spec_ctrl_bits != 0 => Some(self.spec_ctrl),
-                _ => None,
+                MSR_SPEC_CTRL => None,
+                _ => return false,
             };
             if let Some(v) = v {
                 self.w64(S_RAX, v & 0xffff_ffff);
@@ -728,6 +741,7 @@ impl SvmVcpu {
         } else {
             self.inject_exception(13, Some(0));
         }
+        true
     }
 }
 
@@ -837,7 +851,13 @@ impl Vcpu for SvmVcpu {
                 EXIT_CPUID => self.emulate_cpuid(),
                 EXIT_MSR => {
                     let write = self.r64(C_EXITINFO1) & 1 != 0;
-                    self.emulate_msr(write)
+                    if !self.emulate_msr(write) {
+                        let value = (self.r64(S_RAX) & 0xffff_ffff) | (self.regs.rdx << 32);
+                        return Ok(VmExit::Msr {
+                            index: self.regs.rcx as u32,
+                            write: write.then_some(value),
+                        });
+                    }
                 }
                 EXIT_INVD => self.skip(2),
                 EXIT_VMMCALL => return Ok(VmExit::Hypercall),
@@ -855,6 +875,15 @@ impl Vcpu for SvmVcpu {
                         gpa: self.r64(C_EXITINFO2),
                         error_code: self.r64(C_EXITINFO1),
                     });
+                }
+                EXIT_IOIO if self.r64(C_EXITINFO1) & (1 << 2) != 0 => {
+                    // INS/OUTS: no port is emulated for string I/O; the
+                    // instruction is skipped (REP: its count consumed).
+                    if self.r64(C_EXITINFO1) & (1 << 3) != 0 {
+                        self.regs.rcx = 0;
+                    }
+                    let next = self.r64(C_EXITINFO2);
+                    self.w64(S_RIP, next);
                 }
                 EXIT_IOIO => {
                     let i = self.r64(C_EXITINFO1);
@@ -920,6 +949,40 @@ impl Vcpu for SvmVcpu {
         self.skip(1);
     }
 
+    fn finish_msr(&mut self, read: Option<u64>) {
+        if let Some(v) = read {
+            self.w64(S_RAX, v & 0xffff_ffff);
+            self.regs.rdx = v >> 32;
+        }
+        self.skip(2);
+    }
+
+    fn inject_gp(&mut self) {
+        self.inject_exception(13, Some(0));
+    }
+
+    fn io_out_value(&self) -> u32 {
+        self.r64(S_RAX) as u32
+    }
+
+    fn finish_io(&mut self, read: Option<u32>) {
+        if let Some(v) = read {
+            let i = self.r64(C_EXITINFO1);
+            let rax = self.r64(S_RAX);
+            let new = if i & (1 << 4) != 0 {
+                (rax & !0xff) | (v as u64 & 0xff)
+            } else if i & (1 << 5) != 0 {
+                (rax & !0xffff) | (v as u64 & 0xffff)
+            } else {
+                v as u64
+            };
+            self.w64(S_RAX, new);
+        }
+        // IOIO exits save the next RIP in EXITINFO2.
+        let next = self.r64(C_EXITINFO2);
+        self.w64(S_RIP, next);
+    }
+
     fn paging(&self) -> PagingState {
         PagingState {
             cr0: self.r64(S_CR0),
@@ -939,7 +1002,11 @@ impl Vcpu for SvmVcpu {
 
     fn context(&self) -> HvmContext {
         HvmContext {
-            mode: warden_abi::vcpu::HVM_MODE_64B,
+            mode: if self.r64(S_EFER) & (1 << 10) != 0 {
+                warden_abi::vcpu::HVM_MODE_64B
+            } else {
+                warden_abi::vcpu::HVM_MODE_32B
+            },
             pad: 0,
             rax: self.r64(S_RAX),
             rcx: self.regs.rcx,
@@ -978,8 +1045,13 @@ impl Vcpu for SvmVcpu {
         self.w64(S_CR4, c.cr4);
         self.w64(S_CR2, 0);
         self.w64(S_EFER, c.efer | EFER_SVME);
-        // Flat 64-bit segments, ring 0.
-        self.seg(S_CS, 0x08, 0x0A9B, 0xFFFF_FFFF, 0);
+        // Flat segments, ring 0: 64-bit code, or 32-bit code for the PVH
+        // entry state (`hvcore::vcpu::pvh_boot_context`: paging off).
+        if c.mode == warden_abi::vcpu::HVM_MODE_32B {
+            self.seg(S_CS, 0x08, 0x0C9B, 0xFFFF_FFFF, 0);
+        } else {
+            self.seg(S_CS, 0x08, 0x0A9B, 0xFFFF_FFFF, 0);
+        }
         for s in [S_DS, S_ES, S_SS, S_FS, S_GS] {
             self.seg(s, 0x10, 0x0C93, 0xFFFF_FFFF, 0);
         }

@@ -17,6 +17,7 @@ mod report;
 mod ring3;
 mod scenarios;
 mod workers;
+mod xenabi;
 
 use warden_guest::println;
 use warden_guest::start::Boot;
@@ -67,6 +68,9 @@ fn main(boot: &'static Boot) -> ! {
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),
         "timer" => workers::timer(boot),
+        "xen-abi" => xenabi::xen_abi(),
+        "xen-time" => xenabi::xen_time(boot),
+        "xenabi" => workers::xenabi(boot),
         "crash" => workers::crash(boot),
         "bench" => workers::bench(boot),
         r => {

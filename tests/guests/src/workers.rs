@@ -146,9 +146,10 @@ pub fn smp(boot: &Boot) -> ! {
 }
 
 static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
+static TIMER_PORT: AtomicU64 = AtomicU64::new(u64::MAX);
 
-fn on_upcall(_vcpu: u32, sel: u64) {
-    if sel & (1 << VIRQ_TIMER) != 0 {
+fn on_upcall(_vcpu: u32, port: u32) {
+    if port as u64 == TIMER_PORT.load(Ordering::Acquire) {
         TIMER_FIRED.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -157,6 +158,16 @@ fn on_upcall(_vcpu: u32, sel: u64) {
 /// the upcall no earlier than the deadline.
 pub fn timer(_boot: &Boot) -> ! {
     warden_guest::events::set_upcall_handler(on_upcall);
+    check!(
+        warden_guest::evtchn::init().is_ok(),
+        "shared_info page mapped"
+    );
+    match warden_guest::evtchn::bind_virq(VIRQ_TIMER, 0) {
+        Ok(p) => TIMER_PORT.store(p as u64, Ordering::Release),
+        Err(e) => {
+            check!(false, "VIRQ_TIMER bound: {e}");
+        }
+    }
     warden_guest::events::enable();
     for round in 1..=5u64 {
         let before = TIMER_FIRED.load(Ordering::Acquire);
@@ -184,11 +195,20 @@ pub fn timer(_boot: &Boot) -> ! {
             t1.saturating_sub(deadline)
         );
     }
+    // Xen 4.17 ignores SSHOTTMR_FUTURE: a deadline already past fires at once.
+    let before = TIMER_FIRED.load(Ordering::Acquire);
     let past = now_ns() - 1;
     check!(
-        hc::vcpu_set_timer(0, past, SSHOTTMR_FUTURE)
-            == Err(warden_guest::Errno(warden_abi::errno::ETIME)),
-        "a timer in the past with the future flag is refused (ETIME)"
+        hc::vcpu_set_timer(0, past, SSHOTTMR_FUTURE).is_ok(),
+        "a timer in the past with the future flag is accepted (Xen 4.17)"
+    );
+    let t0 = now_ns();
+    while TIMER_FIRED.load(Ordering::Acquire) == before && now_ns() - t0 < 10_000_000_000 {
+        let _ = hc::sched_block();
+    }
+    check!(
+        TIMER_FIRED.load(Ordering::Acquire) == before + 1,
+        "the past deadline fired at once"
     );
     check!(
         warden_guest::events::upcalls(0) >= 5,
@@ -230,10 +250,19 @@ pub fn crash(boot: &Boot) -> ! {
             // SAFETY: deliberately makes every exception unhandled.
             unsafe { core::arch::asm!("lidt [{}]", "int3", in(reg) &p) };
         }
-        // I/O ports belong to nobody here.
+        // I/O ports belong to nobody here: writes are ignored, reads give
+        // all-ones (never a crash); then crash through #UD like `ud`.
         "io" => {
-            // SAFETY: deliberately touches an I/O port.
-            unsafe { core::arch::asm!("out 0x80, al", in("al") 0u8) };
+            let v: u8;
+            // SAFETY: touches an unclaimed I/O port (the hypervisor ignores
+            // the write and answers the read).
+            unsafe {
+                core::arch::asm!("out 0x80, al", in("al") 0x5au8);
+                core::arch::asm!("in al, 0x80", out("al") v);
+            }
+            println!("io: unclaimed port 0x80 reads {v:#x} after a write");
+            // SAFETY: deliberately raises #UD.
+            unsafe { core::arch::asm!("ud2") };
         }
         // An invalid opcode: our own IDT reports it and shuts us down (crash).
         _ => {
@@ -281,4 +310,101 @@ pub fn bench(boot: &Boot) -> ! {
         crate::scenarios::wait_for_others(boot);
     }
     warden_guest::exit::poweroff()
+}
+
+/// A 4 KiB page for the hypercall-page MSR.
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+static mut HC_PAGE: Page = Page([0; 4096]);
+
+/// What a PVH guest sees of Xen's CPU interface: the CPUID leaves, the
+/// hypercall page written through its MSR and called, Xen's MSR answers,
+/// unclaimed ports, port 0xE9.
+pub fn xenabi(boot: &Boot) -> ! {
+    use core::arch::x86_64::__cpuid;
+    let l0 = __cpuid(0x4000_0000);
+    let mut sig = [0u8; 12];
+    sig[..4].copy_from_slice(&l0.ebx.to_le_bytes());
+    sig[4..8].copy_from_slice(&l0.ecx.to_le_bytes());
+    sig[8..].copy_from_slice(&l0.edx.to_le_bytes());
+    check!(
+        &sig == b"XenVMMXenVMM" && l0.eax == 0x4000_0005,
+        "CPUID 0x40000000: {:?}, max leaf {:#x}",
+        core::str::from_utf8(&sig),
+        l0.eax
+    );
+    check!(
+        __cpuid(0x4000_0001).eax == 0x0004_0011,
+        "CPUID base+1: Xen 4.17"
+    );
+    let l2 = __cpuid(0x4000_0002);
+    check!(
+        (l2.eax, l2.ebx) == (1, 0x4000_0000),
+        "CPUID base+2: one hypercall page, MSR {:#x}",
+        l2.ebx
+    );
+    let l4 = __cpuid(0x4000_0004);
+    check!(
+        l4.ecx == boot.domid() as u32 && l4.ebx == 0 && l4.eax & 0x58 == 0x58,
+        "CPUID base+4: vCPU 0, domid {}, flags {:#x}",
+        l4.ecx,
+        l4.eax
+    );
+    let v0 = __cpuid(0);
+    check!(
+        v0.ebx == 0x6874_7541,
+        "CPUID 0: the host's vendor (AuthenticAMD: {:#x})",
+        v0.ebx
+    );
+    let rd = |msr: u32| -> u64 {
+        let (lo, hi): (u32, u32);
+        // SAFETY: an MSR the hypervisor answers (no #GP for these).
+        unsafe { core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi) };
+        ((hi as u64) << 32) | lo as u64
+    };
+    check!(rd(0x4000_0000) == 0, "the hypercall-page MSR reads 0");
+    check!(rd(0xC001_0015) == 0, "HWCR reads 0");
+    check!(
+        rd(0x1B) == 0xFEE0_0900,
+        "APIC_BASE of vCPU 0: {:#x}",
+        rd(0x1B)
+    );
+    let page = (&raw mut HC_PAGE) as u64;
+    // SAFETY: writes the hypercall-page MSR with our own page's address.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") 0x4000_0000u32, in("eax") page as u32, in("edx") (page >> 32) as u32)
+    };
+    // SAFETY: the page is ours; the hypervisor just wrote it.
+    let stub = unsafe { core::ptr::read_volatile((page + 17 * 32) as *const [u8; 9]) };
+    check!(
+        stub == [0xb8, 17, 0, 0, 0, 0x0f, 0x01, 0xd9, 0xc3],
+        "hypercall page stub 17: {stub:x?}"
+    );
+    let direct = warden_guest::hypercall::xen_version(0, 0);
+    let via_page: u64;
+    // SAFETY: calls stub 17 (xen_version) with cmd 0 (XENVER_version),
+    // which takes no buffer; the stub preserves everything but RAX.
+    unsafe {
+        core::arch::asm!(
+            "call {f}",
+            f = in(reg) page + 17 * 32,
+            in("rdi") 0u64,
+            in("rsi") 0u64,
+            lateout("rax") via_page,
+            clobber_abi("C"),
+        )
+    };
+    check!(
+        direct == Ok(via_page),
+        "xen_version through the hypercall page: {via_page:#x} (direct {direct:?})"
+    );
+    let v: u8;
+    // SAFETY: an unclaimed port: the hypervisor answers all-ones.
+    unsafe { core::arch::asm!("in al, 0x71", out("al") v) };
+    check!(v == 0xff, "unclaimed port 0x71 reads {v:#x}");
+    for b in b"e9: hello through port 0xE9\n" {
+        // SAFETY: port 0xE9 is the debug console.
+        unsafe { core::arch::asm!("out 0xe9, al", in("al") *b) };
+    }
+    crate::report::finish("xenabi")
 }

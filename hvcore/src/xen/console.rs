@@ -1,0 +1,244 @@
+//! The console ring of a boot-built domain (`io/console.h`), served by
+//! Warden itself until a console backend (xenconsoled, in dom0) takes the
+//! domain over.
+//!
+//! The builder gives such a domain a ring page at [`CONSOLE_GFN`] (libxl's
+//! place for it) and sets `HVM_PARAM_CONSOLE_PFN`; the event channel
+//! (`HVM_PARAM_CONSOLE_EVTCHN`) is an unbound port of the domain whose
+//! remote end is the console backend's domain (dom0), so that xenconsoled
+//! can bind it later. Until then Warden is the backend: it drains the
+//! output ring into the domain's console lines (`(dN)` prefixed and rate
+//! limited, the path `console_io` writes take) whenever the domain signals
+//! the port and at least every [`POLL_NS`]. ([`feed_input`] fills the input
+//! ring; serial input is not routed to domUs yet: Warden has no console
+//! focus.)
+//!
+//! The ring is guest memory: every index read from it is untrusted. A
+//! producer index more than a ring ahead of the consumer index is a
+//! corrupt ring: Warden skips to the producer (drops what cannot be
+//! trusted) rather than read stale bytes.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use warden_abi::xen::console::{IN_CONS, IN_PROD, IN_SIZE, OUT, OUT_CONS, OUT_PROD, OUT_SIZE};
+
+/// Guest frame of the ring (libxl's `XC_DOM_HVM_CONSOLE` special page, the
+/// last page below 0xFF000000).
+pub const CONSOLE_GFN: u64 = 0xFEFFF;
+/// Longest time between two drains of a ring nobody signalled.
+pub const POLL_NS: u64 = 10_000_000;
+
+/// Access to one domain's ring page (offsets inside the page).
+pub trait RingPage {
+    fn read(&self, off: u64, buf: &mut [u8]) -> bool;
+    fn write(&self, off: u64, data: &[u8]) -> bool;
+}
+
+fn read_u32(p: &dyn RingPage, off: u64) -> Option<u32> {
+    let mut b = [0u8; 4];
+    p.read(off, &mut b).then(|| u32::from_le_bytes(b))
+}
+
+/// Take what the guest wrote to the output ring: `out` gets it in at most
+/// two pieces; `out_cons` is advanced. Returns the number of bytes taken
+/// (the backend then notifies the guest, which may be waiting for room).
+pub fn drain_output(p: &dyn RingPage, out: &mut dyn FnMut(&[u8])) -> usize {
+    let (Some(cons), Some(prod)) = (read_u32(p, OUT_CONS), read_u32(p, OUT_PROD)) else {
+        return 0;
+    };
+    core::sync::atomic::fence(Ordering::Acquire);
+    let avail = prod.wrapping_sub(cons);
+    if avail == 0 {
+        return 0;
+    }
+    if avail > OUT_SIZE {
+        // Corrupt indexes: resynchronise, take nothing.
+        p.write(OUT_CONS, &prod.to_le_bytes());
+        return 0;
+    }
+    let mut buf = [0u8; OUT_SIZE as usize];
+    let mut taken = 0usize;
+    let mut at = cons;
+    while taken < avail as usize {
+        let idx = (at & (OUT_SIZE - 1)) as usize;
+        let n = (OUT_SIZE as usize - idx).min(avail as usize - taken);
+        if !p.read(OUT + idx as u64, &mut buf[taken..taken + n]) {
+            return 0;
+        }
+        taken += n;
+        at = at.wrapping_add(n as u32);
+    }
+    out(&buf[..taken]);
+    core::sync::atomic::fence(Ordering::Release);
+    p.write(OUT_CONS, &prod.to_le_bytes());
+    taken
+}
+
+/// Put `data` into the input ring, as much as fits; returns how much.
+pub fn feed_input(p: &dyn RingPage, data: &[u8]) -> usize {
+    let (Some(cons), Some(prod)) = (read_u32(p, IN_CONS), read_u32(p, IN_PROD)) else {
+        return 0;
+    };
+    core::sync::atomic::fence(Ordering::Acquire);
+    let used = prod.wrapping_sub(cons);
+    if used > IN_SIZE {
+        return 0;
+    }
+    let room = (IN_SIZE - used) as usize;
+    let n = room.min(data.len());
+    for (i, &b) in data[..n].iter().enumerate() {
+        let idx = prod.wrapping_add(i as u32) & (IN_SIZE - 1);
+        if !p.write(idx as u64, &[b]) {
+            return 0;
+        }
+    }
+    core::sync::atomic::fence(Ordering::Release);
+    p.write(IN_PROD, &prod.wrapping_add(n as u32).to_le_bytes());
+    n
+}
+
+/// A domain's console ring, while Warden serves it.
+#[derive(Debug, Default)]
+pub struct Backend {
+    /// Guest frame of the ring + 1 (0: Warden serves no ring for the domain).
+    gfn1: AtomicU64,
+    /// The guest signalled its port: drain at the next opportunity.
+    kicked: AtomicBool,
+}
+
+impl Backend {
+    /// Serve the ring at `gfn`.
+    pub fn attach(&self, gfn: u64) {
+        self.gfn1.store(gfn.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Stop serving (a console backend took the domain over).
+    pub fn detach(&self) {
+        self.gfn1.store(0, Ordering::Release);
+    }
+
+    /// The ring Warden serves, if any.
+    pub fn gfn(&self) -> Option<u64> {
+        match self.gfn1.load(Ordering::Acquire) {
+            0 => None,
+            g => Some(g - 1),
+        }
+    }
+
+    /// The guest signalled its console port.
+    pub fn kick(&self) {
+        self.kicked.store(true, Ordering::Release);
+    }
+
+    /// Was it signalled since the last call?
+    pub fn take_kick(&self) -> bool {
+        self.kicked.load(Ordering::Relaxed) && self.kicked.swap(false, Ordering::AcqRel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+
+    struct Page(RefCell<Vec<u8>>);
+    impl RingPage for Page {
+        fn read(&self, off: u64, buf: &mut [u8]) -> bool {
+            let p = self.0.borrow();
+            let o = off as usize;
+            match p.get(o..o + buf.len()) {
+                Some(s) => {
+                    buf.copy_from_slice(s);
+                    true
+                }
+                None => false,
+            }
+        }
+        fn write(&self, off: u64, data: &[u8]) -> bool {
+            let mut p = self.0.borrow_mut();
+            let o = off as usize;
+            match p.get_mut(o..o + data.len()) {
+                Some(s) => {
+                    s.copy_from_slice(data);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+
+    fn page() -> Page {
+        Page(RefCell::new(alloc::vec![0; 4096]))
+    }
+
+    /// What a guest does (Linux's hvc_xen `__write_console`).
+    fn guest_write(p: &Page, data: &[u8]) {
+        let prod = read_u32(p, OUT_PROD).unwrap();
+        for (i, &b) in data.iter().enumerate() {
+            let idx = prod.wrapping_add(i as u32) & (OUT_SIZE - 1);
+            p.write(OUT + idx as u64, &[b]);
+        }
+        p.write(
+            OUT_PROD,
+            &prod.wrapping_add(data.len() as u32).to_le_bytes(),
+        );
+    }
+
+    #[test]
+    fn output_is_drained_across_the_wrap() {
+        let p = page();
+        // Start near the end of the ring and near u32 wrap-around.
+        let start = u32::MAX - 5;
+        p.write(OUT_CONS, &start.to_le_bytes());
+        p.write(OUT_PROD, &start.to_le_bytes());
+        let text = b"hello from the ring\n";
+        guest_write(&p, text);
+        let mut got = Vec::new();
+        assert_eq!(
+            drain_output(&p, &mut |b| got.extend_from_slice(b)),
+            text.len()
+        );
+        assert_eq!(got, text);
+        assert_eq!(
+            read_u32(&p, OUT_CONS),
+            Some(start.wrapping_add(text.len() as u32))
+        );
+        assert_eq!(drain_output(&p, &mut |_| panic!("nothing new")), 0);
+    }
+
+    #[test]
+    fn corrupt_indexes_take_nothing_and_resynchronise() {
+        let p = page();
+        p.write(OUT_CONS, &0u32.to_le_bytes());
+        p.write(OUT_PROD, &(OUT_SIZE + 1).to_le_bytes());
+        assert_eq!(drain_output(&p, &mut |_| panic!("read a corrupt ring")), 0);
+        assert_eq!(read_u32(&p, OUT_CONS), Some(OUT_SIZE + 1));
+    }
+
+    #[test]
+    fn input_fills_only_the_room_there_is() {
+        let p = page();
+        p.write(IN_PROD, &(IN_SIZE - 2).to_le_bytes());
+        assert_eq!(feed_input(&p, b"abcdef"), 2);
+        assert_eq!(read_u32(&p, IN_PROD), Some(IN_SIZE));
+        p.write(IN_CONS, &3u32.to_le_bytes());
+        assert_eq!(feed_input(&p, b"xyz"), 3);
+        let mut b = [0u8; 3];
+        p.read(0, &mut b);
+        assert_eq!(&b, b"xyz");
+    }
+
+    #[test]
+    fn the_backend_remembers_its_ring_and_kicks() {
+        let b = Backend::default();
+        assert_eq!(b.gfn(), None);
+        b.attach(CONSOLE_GFN);
+        assert_eq!(b.gfn(), Some(CONSOLE_GFN));
+        assert!(!b.take_kick());
+        b.kick();
+        assert!(b.take_kick());
+        assert!(!b.take_kick());
+        b.detach();
+        assert_eq!(b.gfn(), None);
+    }
+}
