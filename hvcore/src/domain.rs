@@ -361,6 +361,8 @@ pub struct Domain {
     /// Set (by the scheduler, under its lock) while the domain must not run:
     /// paused, shut down or dying. Checked by CPUs about to enter its guest.
     pub stopped: Arc<AtomicBool>,
+    /// Its grant table and maptrack (shared with the mappings of its grants).
+    pub gnttab: Arc<crate::xen::gnttab::GrantTable>,
 }
 
 impl core::fmt::Debug for Domain {
@@ -396,6 +398,7 @@ impl Domain {
             dying: AtomicBool::new(false),
             scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
+            gnttab: Arc::new(crate::xen::gnttab::GrantTable::with_defaults(id)),
         }
     }
 

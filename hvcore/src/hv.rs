@@ -194,6 +194,11 @@ impl Hv {
         };
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
         d.handle = n.handle;
+        // Xen's initial grant-table frame (the table grows on demand if
+        // memory is short now).
+        let _ = d
+            .gnttab
+            .grow(self.platform.mem(), crate::xen::gnttab::INITIAL_FRAMES);
         let d = Arc::new(d);
         self.sched.add_domain(id, n.weight, d.stopped.clone());
         self.domains.install(d.clone(), n.sid, self.self_sid(n.sid));
@@ -279,13 +284,23 @@ impl Hv {
         let mem = self.platform.mem();
         let mut m = d.mem.write();
         let p2m = m.p2m.as_mut().ok_or(errno::ESRCH)?;
-        if gfns.iter().any(|&g| p2m.lookup(mem, g).is_none()) {
+        // Only the domain's own RAM (not grant mappings, not grant-table frames).
+        if gfns
+            .iter()
+            .any(|&g| !matches!(p2m.lookup_kind(mem, g), Some((_, crate::p2m::Kind::Ram))))
+        {
             return Err(errno::EINVAL);
         }
         let mut freed = Vec::new();
+        let mut given_up = 0u64;
         for &g in gfns {
             if let Some(pa) = p2m.unmap(mem, g) {
-                freed.push(pa);
+                given_up += 1;
+                // A frame other domains still map or copy stays theirs until
+                // their last pin goes (the release frees it).
+                if !d.gnttab.orphan_if_pinned(pa) {
+                    freed.push(pa);
+                }
             }
         }
         crate::vcpu::shootdown(self.platform.guest_slots(), d.id, &d.epoch, &|c| {
@@ -295,7 +310,7 @@ impl Hv {
             mem.zero_frame(*pa);
             mem.free_frame(*pa);
         }
-        m.tot_pages -= freed.len() as u64;
+        m.tot_pages -= given_up;
         Ok(())
     }
 
@@ -478,6 +493,17 @@ impl Hv {
             let vcpus = core::mem::take(&mut *d.vcpus.write());
             self.sched.remove_domain(d.id);
             drop(vcpus);
+            // Grants: undo what it maps of others, and keep what others map
+            // of it out of the pages freed below.
+            {
+                let mem = self.platform.mem();
+                let mut m = d.mem.write();
+                if let Some(p) = m.p2m.as_mut() {
+                    d.gnttab.unmap_all(mem, p);
+                    let orphaned = d.gnttab.close(mem, p);
+                    m.tot_pages = m.tot_pages.saturating_sub(orphaned);
+                }
+            }
             d.scrubbing.store(true, Ordering::Release);
         } else if !d.scrubbing.load(Ordering::Acquire) {
             // Another CPU is still stopping it.

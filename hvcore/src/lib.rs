@@ -48,6 +48,7 @@ pub use warden_symbols as symbols;
 pub mod testexit;
 pub mod vcpu;
 pub mod version;
+pub mod xen;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -203,4 +203,32 @@ unsafe impl hvcore::p2m::HostMem for FrameMem {
     fn max_mfn(&self) -> u64 {
         MAX_MFN.load(core::sync::atomic::Ordering::Relaxed)
     }
+
+    fn cmpxchg_u32(&self, pa: u64, old: u32, new: u32) -> u32 {
+        if !pa.is_multiple_of(4) || !self.lent("cmpxchg", pa, 4) {
+            // Refused: report a value that never equals what was expected.
+            return !old;
+        }
+        let found: u32;
+        // SAFETY: an aligned 4-byte word in a lent, identity-mapped frame
+        // (checked above); `lock cmpxchg` is atomic against the guest's
+        // accesses to the same word.
+        unsafe {
+            asm!("lock cmpxchg dword ptr [{p}], {n:e}", p = in(reg) pa, n = in(reg) new,
+                 inout("eax") old => found, options(nostack));
+        }
+        found
+    }
+
+    fn and_u16(&self, pa: u64, mask: u16) {
+        if !pa.is_multiple_of(2) || !self.lent("and", pa, 2) {
+            return;
+        }
+        // SAFETY: an aligned 2-byte word in a lent, identity-mapped frame
+        // (checked above); `lock and` is atomic against the guest's accesses.
+        unsafe {
+            asm!("lock and word ptr [{p}], {m:x}", p = in(reg) pa, m = in(reg) mask,
+                 options(nostack));
+        }
+    }
 }

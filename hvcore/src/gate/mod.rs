@@ -90,6 +90,10 @@ pub enum Object {
     CallerSelf,
     /// A label given as an argument (createdomain's ssidref, a relabel's new SID).
     NewSid,
+    /// The caller's own label, as the object of a check whose subject is
+    /// the target (grant copy from another domain into the caller: Xen's
+    /// `domain_target_sid(source, dest)` with dest the caller).
+    Caller,
 }
 
 /// One check of an operation, as the table describes it.
@@ -346,6 +350,14 @@ impl Ctx<'_> {
             Object::TargetOwn => r.target.map(|t| Sid::from_raw(t.sid)).ok_or(errno::ESRCH),
             Object::CallerSelf => Ok(Sid::from_raw(r.caller.self_sid)),
             Object::NewSid => r.new_sid.map(Sid::from_raw).ok_or(errno::EINVAL),
+            Object::Caller => {
+                let t = r.target.ok_or(errno::ESRCH)?;
+                Ok(Sid::from_raw(if t.id == r.caller.id {
+                    r.caller.self_sid
+                } else {
+                    r.caller.sid
+                }))
+            }
         }
     }
 

@@ -25,6 +25,7 @@
 
 pub mod console;
 pub mod domctl;
+pub mod grant_table;
 pub mod hvm;
 pub mod memory;
 pub mod sched;
@@ -45,7 +46,9 @@ use warden_abi::{errno, hypercall as hc};
 mod call;
 pub mod unlocks;
 
-pub use call::{AdjustMemory, Call, ConsoleRing, Global, Own, Relabel, Resolved, SafePoints};
+pub use call::{
+    AdjustMemory, Call, ConsoleRing, Global, GrantSide, Own, Relabel, Resolved, SafePoints,
+};
 
 /// A hypercall's result: a non-negative value, or an errno.
 pub type HcResult = Result<u64, i32>;
@@ -108,6 +111,7 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
         hc::DOMCTL => domctl::domctl(c, a[0]),
         hc::SYSCTL => sysctl::sysctl(c, a[0]),
         hc::XSM_OP => xsm::xsm_op(c, a[0]),
+        hc::GRANT_TABLE_OP => grant_table::grant_table_op(c, a[0], a[1], a[2]),
         n => c.unknown("hypercall", n as u64),
     }
 }

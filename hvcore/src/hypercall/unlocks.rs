@@ -127,7 +127,7 @@ unlocks! {
         SchedYield, SchedBlock, SchedShutdown, SchedPoll,
         VcpuInitialise, VcpuUp, VcpuDown, VcpuIsUp, VcpuGetRunstateInfo,
         VcpuSetSingleshotTimer, VcpuStopSingleshotTimer, VcpuRegisterVcpuInfo,
-        HvmSetEvtchnUpcallVector, MemMaximumRamPage;
+        HvmSetEvtchnUpcallVector, MemMaximumRamPage, GnttabSetVersion;
 
     /// Operations on a target domain (checked against its label, or the
     /// target is the caller relabelling itself): the permit unlocks
@@ -137,7 +137,9 @@ unlocks! {
         MemPopulatePhysmap, MemDecreaseReservation, MemCurrentReservation, MemMaximumReservation,
         DomctlDestroyDomain, DomctlPauseDomain, DomctlUnpauseDomain, DomctlGetDomainInfo,
         DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
-        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain;
+        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain,
+        GnttabMapRw, GnttabMapRo, GnttabUnmap, GnttabSetupTable, GnttabCopyFromCaller,
+        GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion;
 
     /// Operations of the security server (xsm_op): the permit unlocks the
     /// server ([`Call::flask`](super::Call::flask)).
@@ -176,6 +178,10 @@ unlocks! {
     CountsCpus (COUNTS_CPUS): SysctlPhysinfo, FlaskAvcCacheStats;
     /// The highest machine frame number.
     SeesMaxMfn (SEES_MAX_MFN): SysctlPhysinfo, MemMaximumRamPage;
+    /// Mapping the target's grants into the caller's physmap.
+    MapsGrants (MAPS_GRANTS): GnttabMapRw, GnttabMapRo;
+    /// Copying between the target's grants and the caller's frames.
+    CopiesGrants (COPIES_GRANTS): GnttabCopyFromCaller, GnttabCopyToCaller;
 }
 
 #[cfg(test)]
@@ -202,7 +208,8 @@ mod tests {
                 "{}: OnSelf exactly for rows that check only the caller's _self label",
                 r.name
             );
-            let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn));
+            let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn))
+                || r.checks.iter().any(|c| c.subject == crate::gate::Subject::Target);
             // A domain relabelling itself: the target is the caller (checked
             // against the new label only).
             let relabel_self = r.name == "FlaskRelabelSelf";
@@ -244,6 +251,8 @@ mod tests {
             COUNTS_CPUS,
             SEES_MAX_MFN,
             RECOMPUTES_LABELS,
+            MAPS_GRANTS,
+            COPIES_GRANTS,
         ] {
             for name in list {
                 row(name);
@@ -261,6 +270,8 @@ mod tests {
             UNPAUSES,
             READS_DOMAIN_INFO,
             RELABELS,
+            MAPS_GRANTS,
+            COPIES_GRANTS,
         ] {
             for name in list {
                 assert!(ON_TARGET.contains(name), "{name} is not OnTarget");
