@@ -782,7 +782,8 @@ impl<'a> Call<'a> {
         use crate::xen::gnttab::Side;
         use warden_abi::xen::grant_table::GNTST_BAD_DOMAIN;
         let own = &self.vcpu.domain;
-        let needs_target = matches!(src, GrantSide::TargetRef(_)) || matches!(dst, GrantSide::TargetRef(_));
+        let needs_target =
+            matches!(src, GrantSide::TargetRef(_)) || matches!(dst, GrantSide::TargetRef(_));
         let target = if needs_target {
             Some(self.resolve(p).map_err(|_| GNTST_BAD_DOMAIN)?.into_domain())
         } else {
@@ -791,7 +792,9 @@ impl<'a> Call<'a> {
         let side = |s: GrantSide| -> Result<Side<'_>, i16> {
             Ok(match s {
                 GrantSide::OwnRef(r) => Side::Gref(own, r),
-                GrantSide::TargetRef(r) => Side::Gref(target.as_deref().ok_or(GNTST_BAD_DOMAIN)?, r),
+                GrantSide::TargetRef(r) => {
+                    Side::Gref(target.as_deref().ok_or(GNTST_BAD_DOMAIN)?, r)
+                }
                 GrantSide::OwnFrame(g) => Side::Gmfn(g),
             })
         };
@@ -800,8 +803,8 @@ impl<'a> Call<'a> {
 }
 
 impl Resolved<'_, GnttabSetupTable> {
-    /// Grow the domain's grant table to at least `n` frames.
-    pub fn grow_grant_table(&self, n: u32) -> Result<(), ()> {
+    /// Grow the domain's grant table to at least `n` frames (errno).
+    pub fn grow_grant_table(&self, n: u32) -> Result<(), i32> {
         self.dom.gnttab.grow(self.hv.platform.mem(), n)
     }
 }

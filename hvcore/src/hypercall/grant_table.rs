@@ -166,7 +166,9 @@ fn setup_table(c: &mut Call<'_>, uop: u64, count: u32) -> HcResult {
         }
         let mut st = GNTST_OKAY;
         for i in 0..op.nr_frames {
-            if c.write_elem(op.frame_list, i as u64, &d.gnttab.frame_gfn(i)).is_err() {
+            if c.write_elem(op.frame_list, i as u64, &d.gnttab.frame_gfn(i))
+                .is_err()
+            {
                 st = GNTST_BAD_VIRT_ADDR;
             }
         }

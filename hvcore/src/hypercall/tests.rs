@@ -1487,6 +1487,7 @@ fn a_console_flood_is_rate_limited_and_does_not_evict_audit_records() {
     assert_eq!(rl.admit(1000, (1, 1000)), Some(1));
 }
 
+mod gnttab;
 mod liveness;
 mod overflow;
 mod races;

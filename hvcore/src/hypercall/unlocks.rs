@@ -209,7 +209,9 @@ mod tests {
                 r.name
             );
             let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn))
-                || r.checks.iter().any(|c| c.subject == crate::gate::Subject::Target);
+                || r.checks
+                    .iter()
+                    .any(|c| c.subject == crate::gate::Subject::Target);
             // A domain relabelling itself: the target is the caller (checked
             // against the new label only).
             let relabel_self = r.name == "FlaskRelabelSelf";

@@ -83,7 +83,10 @@ impl Maptrack {
         if c >= self.nr_chunks.load(Ordering::Acquire) {
             return None;
         }
-        self.chunks.get(c as usize)?.get()?.get((handle % CHUNK) as usize)
+        self.chunks
+            .get(c as usize)?
+            .get()?
+            .get((handle % CHUNK) as usize)
     }
 
     /// A free handle for vCPU `vcpu`, or None when every handle is in use.

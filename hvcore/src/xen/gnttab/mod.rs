@@ -123,7 +123,12 @@ pub struct GrantTable {
 
 impl core::fmt::Debug for GrantTable {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "GrantTable(d{}, {} frames)", self.domid, self.nr_frames())
+        write!(
+            f,
+            "GrantTable(d{}, {} frames)",
+            self.domid,
+            self.nr_frames()
+        )
     }
 }
 
@@ -155,7 +160,12 @@ impl GrantTable {
 
     /// A table with Xen's default limits.
     pub fn with_defaults(domid: DomId) -> GrantTable {
-        GrantTable::new(domid, MAX_GRANT_FRAMES, maptrack::MAX_CHUNKS, LockMode::PerEntry)
+        GrantTable::new(
+            domid,
+            MAX_GRANT_FRAMES,
+            maptrack::MAX_CHUNKS,
+            LockMode::PerEntry,
+        )
     }
 
     /// Its lock mode.
@@ -182,21 +192,22 @@ impl GrantTable {
         1
     }
 
-    /// Grow to at least `n` frames (at most the maximum). Err(()) when the
-    /// maximum is smaller, the owner is dying or memory is exhausted (the
-    /// frames added before stay).
-    pub fn grow(&self, mem: &dyn HostMem, n: u32) -> Result<(), ()> {
+    /// Grow to at least `n` frames (at most the maximum): EINVAL when the
+    /// maximum is smaller, ESRCH once the owner is dying, ENOMEM when memory
+    /// is exhausted (the frames added before stay).
+    pub fn grow(&self, mem: &dyn HostMem, n: u32) -> Result<(), i32> {
+        use warden_abi::errno;
         let n = n.max(INITIAL_FRAMES);
         if n > self.max_frames {
-            return Err(());
+            return Err(errno::EINVAL);
         }
         let _g = self.grow.lock();
         let mut cur = self.nr_frames.load(Ordering::Relaxed);
         while cur < n {
             if self.dying.load(Ordering::Acquire) {
-                return Err(());
+                return Err(errno::ESRCH);
             }
-            let pa = mem.alloc_frame().ok_or(())?;
+            let pa = mem.alloc_frame().ok_or(errno::ENOMEM)?;
             let chunk: Chunk = (0..PER_FRAME)
                 .map(|_| spin::Mutex::new(Active::default()))
                 .collect();
@@ -215,8 +226,7 @@ impl GrantTable {
         if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 || idx >= self.max_frames as u64 {
             return Err(warden_abi::errno::EINVAL);
         }
-        self.grow(mem, idx as u32 + 1)
-            .map_err(|_| warden_abi::errno::ENOMEM)?;
+        self.grow(mem, idx as u32 + 1)?;
         Ok(self.frames[idx as usize].load(Ordering::Relaxed))
     }
 
@@ -246,7 +256,9 @@ impl GrantTable {
         if f >= self.nr_frames() {
             return None;
         }
-        let act = self.active[f as usize].get()?.get((gref % PER_FRAME) as usize)?;
+        let act = self.active[f as usize]
+            .get()?
+            .get((gref % PER_FRAME) as usize)?;
         let pa = self.frames[f as usize].load(Ordering::Relaxed) + (gref % PER_FRAME) as u64 * 8;
         Some((pa, act))
     }
@@ -366,7 +378,10 @@ impl GrantTable {
         let mut a = act.lock();
         let n = if readonly { &mut a.ro } else { &mut a.rw };
         if *n == 0 {
-            log::error!("grant table d{}: release of unpinned ref {gref}", self.domid);
+            log::error!(
+                "grant table d{}: release of unpinned ref {gref}",
+                self.domid
+            );
             return;
         }
         *n -= 1;
@@ -441,7 +456,12 @@ impl GrantTable {
         for i in 0..self.nr_frames() {
             let gfn = self.set_frame_gfn(i, NO_GFN);
             if gfn != NO_GFN {
-                p2m.unmap_if(mem, gfn, self.frames[i as usize].load(Ordering::Relaxed), Kind::Xen);
+                p2m.unmap_if(
+                    mem,
+                    gfn,
+                    self.frames[i as usize].load(Ordering::Relaxed),
+                    Kind::Xen,
+                );
             }
         }
         if self.pinned.load(Ordering::SeqCst) == 0 {
@@ -488,7 +508,14 @@ impl GrantTable {
     pub fn unmap_all(&self, mem: &dyn HostMem, p2m: &mut P2m) -> usize {
         let all = self.maptrack.drain();
         for m in &all {
-            p2m.unmap_if(mem, m.gfn, m.pa, Kind::Grant { writable: !m.readonly });
+            p2m.unmap_if(
+                mem,
+                m.gfn,
+                m.pa,
+                Kind::Grant {
+                    writable: !m.readonly,
+                },
+            );
             m.granter.release(mem, m.gref, m.readonly);
         }
         all.len()
@@ -702,7 +729,12 @@ pub fn copy(mem: &dyn HostMem, caller: &Domain, src: Side<'_>, dst: Side<'_>, op
     r
 }
 
-fn claim(mem: &dyn HostMem, ldom: DomId, side: Side<'_>, readonly: bool) -> Result<Option<u64>, i16> {
+fn claim(
+    mem: &dyn HostMem,
+    ldom: DomId,
+    side: Side<'_>,
+    readonly: bool,
+) -> Result<Option<u64>, i16> {
     match side {
         Side::Gref(d, gref) => {
             let m = d.mem.read();
@@ -754,7 +786,11 @@ fn copy_claimed(
         (_, Some(pa)) => pa,
         _ => return Err(GNTST_GENERAL_ERROR),
     };
-    let (so, dof, len) = (op.source.offset as u64, op.dest.offset as u64, op.len as u64);
+    let (so, dof, len) = (
+        op.source.offset as u64,
+        op.dest.offset as u64,
+        op.len as u64,
+    );
     if so + len > 4096 || dof + len > 4096 {
         return Err(GNTST_BAD_COPY_ARG);
     }

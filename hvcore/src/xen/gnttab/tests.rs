@@ -58,7 +58,12 @@ impl World {
     }
 
     fn frame_of(&self, d: &Domain, gfn: u64) -> Option<(u64, Kind)> {
-        d.mem.read().p2m.as_ref().unwrap().lookup_kind(self.mem, gfn)
+        d.mem
+            .read()
+            .p2m
+            .as_ref()
+            .unwrap()
+            .lookup_kind(self.mem, gfn)
     }
 
     fn read(&self, d: &Domain, gfn: u64, len: usize) -> alloc::vec::Vec<u8> {
@@ -130,9 +135,15 @@ fn map_reads_the_granted_frame_and_unmap_restores_the_physmap() {
     w.grant(&g, 10, MAPPER, 2, GTF_PERMIT_ACCESS);
     let h = w.map(&m, &g, 10, MAP_GFN, RW).unwrap();
     let (gpa, _) = w.frame_of(&g, 2).unwrap();
-    assert_eq!(w.frame_of(&m, MAP_GFN), Some((gpa, Kind::Grant { writable: true })));
+    assert_eq!(
+        w.frame_of(&m, MAP_GFN),
+        Some((gpa, Kind::Grant { writable: true }))
+    );
     assert_eq!(w.read(&m, MAP_GFN, 4), [0x42; 4]);
-    assert_eq!(w.flags(&g, 10), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    assert_eq!(
+        w.flags(&g, 10),
+        GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING
+    );
     assert_eq!(g.gnttab.pins(10), Some((0, 1)));
     w.unmap(&m, h, MAP_GFN, GRANTER).unwrap();
     assert_eq!(w.frame_of(&m, MAP_GFN), None, "the GPA is empty again");
@@ -151,12 +162,22 @@ fn pin_counts_and_flags_follow_read_only_and_writable_maps() {
     w.grant(&g, 9, MAPPER, 1, GTF_PERMIT_ACCESS);
     let r1 = w.map(&m, &g, 9, MAP_GFN, RO).unwrap();
     assert_eq!(w.flags(&g, 9), GTF_PERMIT_ACCESS | GTF_READING);
-    assert_eq!(w.frame_of(&m, MAP_GFN).unwrap().1, Kind::Grant { writable: false });
+    assert_eq!(
+        w.frame_of(&m, MAP_GFN).unwrap().1,
+        Kind::Grant { writable: false }
+    );
     let w1 = w.map(&m, &g, 9, MAP_GFN + 1, RW).unwrap();
-    assert_eq!(w.flags(&g, 9), GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
+    assert_eq!(
+        w.flags(&g, 9),
+        GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING
+    );
     assert_eq!(g.gnttab.pins(9), Some((1, 1)));
     w.unmap(&m, w1, MAP_GFN + 1, GRANTER).unwrap();
-    assert_eq!(w.flags(&g, 9), GTF_PERMIT_ACCESS | GTF_READING, "writing cleared with the last writer");
+    assert_eq!(
+        w.flags(&g, 9),
+        GTF_PERMIT_ACCESS | GTF_READING,
+        "writing cleared with the last writer"
+    );
     w.unmap(&m, r1, MAP_GFN, GRANTER).unwrap();
     assert_eq!(w.flags(&g, 9), GTF_PERMIT_ACCESS);
 }
@@ -184,8 +205,11 @@ fn read_only_grant_refuses_a_writable_map_and_writes_through_the_hypervisor() {
     assert_eq!(b, [0x41]);
 }
 
+/// Flags, pins, pinned entries, live handles and the mapper's map GFN.
+type State = (u16, Option<(u32, u32)>, u32, usize, Option<(u64, Kind)>);
+
 /// Everything the tests compare before and after a refusal.
-fn state(w: &World, g: &Domain, m: &Domain, gref: u32) -> (u16, Option<(u32, u32)>, u32, usize, Option<(u64, Kind)>) {
+fn state(w: &World, g: &Domain, m: &Domain, gref: u32) -> State {
     (
         w.flags(g, gref),
         g.gnttab.pins(gref),
@@ -211,7 +235,12 @@ fn every_refused_map_leaves_the_state_unchanged() {
         (u32::MAX, RW, MAP_GFN, GNTST_BAD_GNTREF), // far beyond
         (10, 0, MAP_GFN, GNTST_BAD_GNTREF),        // neither host nor device map
         (10, RW | GNTMAP_DEVICE_MAP, MAP_GFN, GNTST_GENERAL_ERROR),
-        (10, RW | GNTMAP_APPLICATION_MAP, MAP_GFN, GNTST_GENERAL_ERROR),
+        (
+            10,
+            RW | GNTMAP_APPLICATION_MAP,
+            MAP_GFN,
+            GNTST_GENERAL_ERROR,
+        ),
         (10, RW | GNTMAP_CONTAINS_PTE, MAP_GFN, GNTST_GENERAL_ERROR),
         (11, RW, MAP_GFN, GNTST_GENERAL_ERROR), // granted to another domain
         (12, RW, MAP_GFN, GNTST_BAD_PAGE),      // frame not RAM
@@ -224,7 +253,11 @@ fn every_refused_map_leaves_the_state_unchanged() {
     for &(gref, flags, gfn, want) in cases {
         let before: alloc::vec::Vec<_> = (8..16).map(|r| state(&w, &g, &m, r)).collect();
         let mem_before = w.read(&m, 1, 16);
-        assert_eq!(w.map(&m, &g, gref, gfn, flags), Err(want), "ref {gref} flags {flags:#x} gfn {gfn:#x}");
+        assert_eq!(
+            w.map(&m, &g, gref, gfn, flags),
+            Err(want),
+            "ref {gref} flags {flags:#x} gfn {gfn:#x}"
+        );
         let after: alloc::vec::Vec<_> = (8..16).map(|r| state(&w, &g, &m, r)).collect();
         assert_eq!(before, after, "ref {gref}: state changed");
         assert_eq!(mem_before, w.read(&m, 1, 16));
@@ -246,9 +279,15 @@ fn refused_unmaps_leave_the_mapping() {
     let h = w.map(&m, &g, 10, MAP_GFN, RW).unwrap();
     let before = state(&w, &g, &m, 10);
     assert_eq!(w.unmap(&m, h + 1, MAP_GFN, GRANTER), Err(GNTST_BAD_HANDLE));
-    assert_eq!(w.unmap(&m, u32::MAX, MAP_GFN, GRANTER), Err(GNTST_BAD_HANDLE));
+    assert_eq!(
+        w.unmap(&m, u32::MAX, MAP_GFN, GRANTER),
+        Err(GNTST_BAD_HANDLE)
+    );
     assert_eq!(w.unmap(&m, h, MAP_GFN, OTHER), Err(GNTST_BAD_HANDLE));
-    assert_eq!(w.unmap(&m, h, MAP_GFN + 1, GRANTER), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(
+        w.unmap(&m, h, MAP_GFN + 1, GRANTER),
+        Err(GNTST_GENERAL_ERROR)
+    );
     // No host address: nothing undone, the handle stays (Xen).
     assert_eq!(w.unmap(&m, h, 0, GRANTER), Ok(()));
     assert_eq!(before, state(&w, &g, &m, 10));
@@ -280,23 +319,70 @@ fn copy_moves_bytes_both_ways_and_checks_bounds() {
     w.grant(&g, 10, MAPPER, 2, GTF_PERMIT_ACCESS);
     w.grant(&g, 11, MAPPER, 3, GTF_PERMIT_ACCESS | GTF_READONLY);
     // Granter's frame 2 -> mapper's frame 1 at offset 100.
-    let op = copy_op((10, GRANTER, 0), (1, DOMID_SELF_, 100), 16, GNTCOPY_SOURCE_GREF);
+    let op = copy_op(
+        (10, GRANTER, 0),
+        (1, DOMID_SELF_, 100),
+        16,
+        GNTCOPY_SOURCE_GREF,
+    );
     copy(w.mem, &m, Side::Gref(&g, 10), Side::Gmfn(1), &op).unwrap();
     assert_eq!(&w.read(&m, 1, 116)[100..], [0x42; 16]);
     // Mapper's frame 0 -> granter's frame 2 at offset 4000.
-    let op = copy_op((0, DOMID_SELF_, 0), (10, GRANTER, 4000), 96, GNTCOPY_DEST_GREF);
+    let op = copy_op(
+        (0, DOMID_SELF_, 0),
+        (10, GRANTER, 4000),
+        96,
+        GNTCOPY_DEST_GREF,
+    );
     copy(w.mem, &m, Side::Gmfn(0), Side::Gref(&g, 10), &op).unwrap();
     assert_eq!(&w.read(&g, 2, 4016)[4000..], [0x40; 16]);
-    assert_eq!(w.flags(&g, 10), GTF_PERMIT_ACCESS, "flags cleared after the copy");
+    assert_eq!(
+        w.flags(&g, 10),
+        GTF_PERMIT_ACCESS,
+        "flags cleared after the copy"
+    );
     assert_eq!(g.gnttab.pinned_entries(), 0);
     // Refusals: crossing the page, a read-only grant as destination, bad
     // ref, a frame that is not RAM; nothing copied, nothing pinned.
-    let snapshot = (w.read(&g, 2, 4096), w.read(&m, 1, 4096), w.flags(&g, 10), w.flags(&g, 11));
+    let snapshot = (
+        w.read(&g, 2, 4096),
+        w.read(&m, 1, 4096),
+        w.flags(&g, 10),
+        w.flags(&g, 11),
+    );
     let bad: &[(Side<'_>, Side<'_>, u16, u16, u16, i16)] = &[
-        (Side::Gref(&g, 10), Side::Gmfn(1), 4000, 0, 97, GNTST_BAD_COPY_ARG),
-        (Side::Gref(&g, 10), Side::Gmfn(1), 0, 4095, 2, GNTST_BAD_COPY_ARG),
-        (Side::Gmfn(1), Side::Gref(&g, 11), 0, 0, 8, GNTST_GENERAL_ERROR),
-        (Side::Gref(&g, 600), Side::Gmfn(1), 0, 0, 8, GNTST_BAD_GNTREF),
+        (
+            Side::Gref(&g, 10),
+            Side::Gmfn(1),
+            4000,
+            0,
+            97,
+            GNTST_BAD_COPY_ARG,
+        ),
+        (
+            Side::Gref(&g, 10),
+            Side::Gmfn(1),
+            0,
+            4095,
+            2,
+            GNTST_BAD_COPY_ARG,
+        ),
+        (
+            Side::Gmfn(1),
+            Side::Gref(&g, 11),
+            0,
+            0,
+            8,
+            GNTST_GENERAL_ERROR,
+        ),
+        (
+            Side::Gref(&g, 600),
+            Side::Gmfn(1),
+            0,
+            0,
+            8,
+            GNTST_BAD_GNTREF,
+        ),
         (Side::Gref(&g, 10), Side::Gmfn(99), 0, 0, 8, GNTST_BAD_PAGE),
         (Side::Gmfn(99), Side::Gref(&g, 10), 0, 0, 8, GNTST_BAD_PAGE),
     ];
@@ -307,7 +393,12 @@ fn copy_moves_bytes_both_ways_and_checks_bounds() {
     }
     assert_eq!(
         snapshot,
-        (w.read(&g, 2, 4096), w.read(&m, 1, 4096), w.flags(&g, 10), w.flags(&g, 11))
+        (
+            w.read(&g, 2, 4096),
+            w.read(&m, 1, 4096),
+            w.flags(&g, 10),
+            w.flags(&g, 11)
+        )
     );
     // A read-only grant mapped into the mapper cannot be a copy destination
     // by frame either.
@@ -334,7 +425,11 @@ fn a_pinned_frame_given_up_by_its_owner_is_freed_by_the_last_unmap() {
         assert_eq!(mm.p2m.as_mut().unwrap().unmap(w.mem, 2), Some(pa));
         assert!(g.gnttab.orphan_if_pinned(pa));
     }
-    assert_eq!(w.read(&m, MAP_GFN, 2), [0x42; 2], "the mapper still sees the page");
+    assert_eq!(
+        w.read(&m, MAP_GFN, 2),
+        [0x42; 2],
+        "the mapper still sees the page"
+    );
     assert_eq!(w.mem.free_frames(), free0);
     w.unmap(&m, h, MAP_GFN, GRANTER).unwrap();
     assert_eq!(w.mem.free_frames(), free0 + 1, "freed by the last unmap");
@@ -368,7 +463,11 @@ fn death_of_the_granter_keeps_mapped_frames_until_unmapped() {
     w.grant(&g, 11, MAPPER, 3, GTF_PERMIT_ACCESS);
     assert!(w.map(&m, &g, 11, MAP_GFN + 1, RW).is_err());
     w.unmap(&m, h, MAP_GFN, GRANTER).unwrap();
-    assert_eq!(w.mem.free_frames(), free0 + 2, "the page and the table frame freed");
+    assert_eq!(
+        w.mem.free_frames(),
+        free0 + 2,
+        "the page and the table frame freed"
+    );
 }
 
 #[test]
@@ -408,8 +507,14 @@ fn frames_grow_on_demand_up_to_the_maximum() {
     let pa = g.gnttab.frame(w.mem, 3).unwrap();
     assert_eq!(g.gnttab.nr_frames(), 4);
     assert_ne!(pa, 0);
-    assert_eq!(g.gnttab.frame(w.mem, MAX_GRANT_FRAMES as u64), Err(warden_abi::errno::EINVAL));
-    assert_eq!(g.gnttab.frame(w.mem, XENMAPIDX_GRANT_TABLE_STATUS), Err(warden_abi::errno::EINVAL));
+    assert_eq!(
+        g.gnttab.frame(w.mem, MAX_GRANT_FRAMES as u64),
+        Err(warden_abi::errno::EINVAL)
+    );
+    assert_eq!(
+        g.gnttab.frame(w.mem, XENMAPIDX_GRANT_TABLE_STATUS),
+        Err(warden_abi::errno::EINVAL)
+    );
     assert_eq!(g.gnttab.nr_frames(), 4);
     assert_eq!(g.gnttab.nr_entries(), 2048);
 }
@@ -439,7 +544,13 @@ fn concurrent_map_unmap_copy_keep_the_invariants() {
     // hot ref per mapper pair to make entries contend.
     for (i, m) in mappers.iter().enumerate() {
         for k in 0..8u32 {
-            w.grant(&g, 16 + 8 * i as u32 + k, m.id, 1 + k % 6, GTF_PERMIT_ACCESS);
+            w.grant(
+                &g,
+                16 + 8 * i as u32 + k,
+                m.id,
+                1 + k % 6,
+                GTF_PERMIT_ACCESS,
+            );
         }
     }
     let mem = w.mem;
