@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod console;
+mod gnttab;
 mod hostile;
 mod livepatch;
 mod matrix;

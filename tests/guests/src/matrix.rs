@@ -109,6 +109,18 @@ fn rc(r: HResult) -> i64 {
     }
 }
 
+/// A guest-physical address where nothing is (grant maps).
+const GNT_GPA: u64 = 0x7f0_0000_0000;
+
+/// A grant-table entry's status as the matrix reports it (see `ops`).
+fn gnt(r: Result<i16, warden_guest::Errno>) -> i64 {
+    match r {
+        Ok(warden_abi::xen::grant_table::GNTST_PERMISSION_DENIED) => -(EACCES as i64),
+        Ok(s) => s as i64,
+        Err(e) => -(e.0 as i64),
+    }
+}
+
 fn rc_unit<T>(r: Result<T, warden_guest::Errno>) -> i64 {
     rc(r.map(|_| 0))
 }
@@ -256,6 +268,49 @@ fn ops() -> Vec<Op> {
             &[],
             now() + 1_000_000
         ))),
+        // ---- grant_table_op: per-entry results are GNTST_* statuses; the
+        // matrix reports the status as rc, GNTST_permission_denied as
+        // -EACCES (so a denial is judged as every other). The victim grants
+        // nothing: a map or copy that passed its check ends with
+        // GNTST_general_error (-1). Unmap needs a live mapping (covered by
+        // hvcore's dispatcher test and the gnttab QEMU test).
+        op!("GnttabMapRw", D0 | DU, Good::Val(-1), |c| gnt(
+            crate::gnttab::map(c.victim, 8, GNT_GPA, false).map(|(s, _)| s)
+        )),
+        op!("GnttabMapRo", D0 | DU, Good::Val(-1), |c| gnt(
+            crate::gnttab::map(c.victim, 8, GNT_GPA, true).map(|(s, _)| s)
+        )),
+        op!("GnttabCopyFromCaller", D0 | DU, Good::Val(-1), |c| {
+            use crate::gnttab::ptr;
+            gnt(crate::gnttab::copy(
+                ptr(1, DOMID_SELF, 0),
+                ptr(8, c.victim, 0),
+                8,
+                warden_abi::xen::grant_table::GNTCOPY_DEST_GREF,
+            ))
+        }),
+        op!("GnttabCopyToCaller", D0 | DU, Good::Val(-1), |c| {
+            use crate::gnttab::ptr;
+            gnt(crate::gnttab::copy(
+                ptr(8, c.victim, 0),
+                ptr(1, DOMID_SELF, 0),
+                8,
+                warden_abi::xen::grant_table::GNTCOPY_SOURCE_GREF,
+            ))
+        }),
+        op!("GnttabSetupTable", SELF, Good::Zero, |_| {
+            let mut frames = [0u64; 1];
+            gnt(crate::gnttab::setup_table(DOMID_SELF, &mut frames))
+        }),
+        op!("GnttabQuerySize", SELF, Good::Zero, |_| gnt(
+            crate::gnttab::query_size(DOMID_SELF).map(|(s, _, _)| s)
+        )),
+        op!("GnttabGetVersion", SELF, Good::Val(1), |_| rc(
+            crate::gnttab::get_version(DOMID_SELF).map(|v| v as u64)
+        )),
+        op!("GnttabSetVersion", SELF, Good::Zero, |_| rc(
+            crate::gnttab::set_version(1).0
+        )),
         // ---- hvm_op
         op!("HvmSetEvtchnUpcallVector", SELF, Good::Zero, |_| {
             rc(hc::set_upcall_vector(
