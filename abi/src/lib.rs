@@ -33,11 +33,8 @@ pub mod start;
 pub mod sysctl;
 pub mod vcpu;
 pub mod version;
+pub mod xen;
 pub mod xsm;
-/// Xen 4.17's public headers, one file per header.
-pub mod xen {
-    pub mod grant_table;
-}
 
 pub use pod::{Pod, PodField};
 
@@ -67,6 +64,8 @@ pub const PAGE_SIZE: u64 = 4096;
 pub mod hypercall {
     /// `memory_op(cmd, arg)`: populate/decrease reservations, memory facts.
     pub const MEMORY_OP: u32 = 12;
+    /// `event_channel_op(cmd, arg)`: event channels (`xen::event_channel`).
+    pub const EVENT_CHANNEL_OP: u32 = 32;
     /// `xen_version(cmd, arg)`: version information.
     pub const XEN_VERSION: u32 = 17;
     /// `console_io(cmd, count, buffer)`: the hypervisor console.
@@ -138,6 +137,11 @@ pub const HYPERCALLS: &[Hypercall] = &[
         number: hypercall::SCHED_OP,
         name: "sched_op",
         subops: sched::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::EVENT_CHANNEL_OP,
+        name: "event_channel_op",
+        subops: xen::event_channel::SUBOPS,
     },
     Hypercall {
         number: hypercall::HVM_OP,

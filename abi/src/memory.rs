@@ -13,6 +13,9 @@ crate::subops! {
     /// Add pages at the guest frame numbers listed by [`Reservation`];
     /// returns how many extents were populated.
     POPULATE_PHYSMAP = 6, "populate_physmap";
+    /// Map a page of a space ([`XENMAPSPACE_SHARED_INFO`], ...) into a
+    /// domain's physmap: `arg` points to [`AddToPhysmap`].
+    ADD_TO_PHYSMAP = 7, "add_to_physmap";
 }
 
 /// `memory_op`'s `cmd`: the sub-operation is `cmd & MEMOP_CMD_MASK`; a
@@ -39,3 +42,28 @@ crate::pod! {
     /// A domain id argument (`DOMID_SELF` for the caller).
     pub struct DomidArg { pub domid: u16 }
 }
+
+/// `xen_add_to_physmap.space`: the domain's shared_info page (idx 0).
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// `xen_add_to_physmap.space`: a frame of the grant table (idx: frame number,
+/// bit 31 `XENMAPIDX_grant_table_status` for v2 status frames).
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// `xen_add_to_physmap.space`: move a guest frame (idx: its gfn).
+pub const XENMAPSPACE_GMFN: u32 = 2;
+/// `xen_add_to_physmap.space`: a range of guest frames (`size` of them).
+pub const XENMAPSPACE_GMFN_RANGE: u32 = 3;
+/// `xen_add_to_physmap.space`: a frame of another domain (batch form only).
+pub const XENMAPSPACE_GMFN_FOREIGN: u32 = 4;
+
+crate::pod! {
+    /// `xen_add_to_physmap` (24 bytes): map `idx` of `space` at `gpfn` in `domid`'s physmap.
+    pub struct AddToPhysmap {
+        pub domid: u16,
+        pub size: u16,
+        pub space: u32,
+        pub idx: u64,
+        pub gpfn: u64,
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<AddToPhysmap>() == 24);

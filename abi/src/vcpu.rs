@@ -66,8 +66,8 @@ crate::pod! {
     /// Per-vCPU shared information (Xen's `vcpu_info`, 64 bytes). The
     /// hypervisor sets `evtchn_upcall_pending` and bits of `evtchn_pending_sel`
     /// and delivers the upcall vector unless `evtchn_upcall_mask` is set; the
-    /// guest clears them. Until event channels exist, bit n of
-    /// `evtchn_pending_sel` stands for virtual IRQ n (see [`VIRQ_TIMER`]).
+    /// guest clears them. Bit n of `evtchn_pending_sel` selects word n of
+    /// the shared_info page's `evtchn_pending` (`crate::xen::xen`).
     pub struct VcpuInfo {
         pub evtchn_upcall_pending: u8,
         pub evtchn_upcall_mask: u8,
@@ -102,7 +102,8 @@ crate::pod! {
 
 // SAFETY of nesting VcpuTimeInfo inside VcpuInfo: it is itself Pod (integers only).
 
-/// Virtual IRQ: the vCPU's single-shot timer fired.
-pub const VIRQ_TIMER: u32 = 0;
+/// Virtual IRQ: the vCPU's single-shot timer fired (bound to a port with
+/// EVTCHNOP_bind_virq; the same number as `crate::xen::xen::VIRQ_TIMER`).
+pub const VIRQ_TIMER: u32 = crate::xen::xen::VIRQ_TIMER;
 
 const _: () = assert!(core::mem::size_of::<VcpuInfo>() == 64);

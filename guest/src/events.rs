@@ -2,8 +2,10 @@
 //!
 //! Exceptions print the vector, error code and RIP, then shut the domain
 //! down with reason crash. The upcall (vector [`UPCALL_VECTOR`]) clears the
-//! vCPU's `evtchn_upcall_pending`, takes `evtchn_pending_sel` and calls the
-//! handler the program registered with [`set_upcall_handler`].
+//! vCPU's `evtchn_upcall_pending`, takes `evtchn_pending_sel`, and for each
+//! selected word of the shared_info page (once mapped: [`crate::evtchn::init`])
+//! takes the pending, unmasked ports and calls the handler the program
+//! registered with [`set_upcall_handler`] for each (Xen's 2-level scan).
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -40,10 +42,10 @@ static mut INFOS: Infos = Infos(
 pub static UPCALLS: [AtomicU64; MAX_VCPUS as usize] =
     [const { AtomicU64::new(0) }; MAX_VCPUS as usize];
 
-type Handler = fn(vcpu: u32, pending_sel: u64);
+type Handler = fn(vcpu: u32, port: u32);
 static HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Call `h` from the upcall (after `evtchn_pending_sel` has been taken).
+/// Call `h` from the upcall for each pending port (its pending bit cleared).
 pub fn set_upcall_handler(h: Handler) {
     HANDLER.store(h as *mut (), Ordering::Release);
 }
@@ -178,10 +180,20 @@ extern "C" fn dispatch(f: &Frame) {
         };
         UPCALLS[(v as usize).min(MAX_VCPUS as usize - 1)].fetch_add(1, Ordering::AcqRel);
         let h = HANDLER.load(Ordering::Acquire);
-        if !h.is_null() {
-            // SAFETY: only `set_upcall_handler` stores here, a `Handler`.
-            let h: Handler = unsafe { core::mem::transmute::<*mut (), Handler>(h) };
-            h(v, sel);
+        let mut words = sel;
+        while words != 0 {
+            let w = words.trailing_zeros();
+            words &= words - 1;
+            let mut ports = crate::evtchn::take_pending(w as usize);
+            while ports != 0 {
+                let b = ports.trailing_zeros();
+                ports &= ports - 1;
+                if !h.is_null() {
+                    // SAFETY: only `set_upcall_handler` stores here, a `Handler`.
+                    let h: Handler = unsafe { core::mem::transmute::<*mut (), Handler>(h) };
+                    h(v, w * 64 + b);
+                }
+            }
         }
         return;
     }

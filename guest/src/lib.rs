@@ -35,6 +35,7 @@
 extern crate alloc;
 
 pub mod console;
+pub mod evtchn;
 pub mod exit;
 pub mod flask;
 pub mod hypercall;

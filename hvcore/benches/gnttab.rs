@@ -21,7 +21,7 @@ use hvcore::p2m::{HostMem, P2m};
 use hvcore::xen::gnttab::{self, GrantTable, LockMode, Side};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use warden_abi::xen::grant_table::*;
 
@@ -120,11 +120,11 @@ unsafe impl HostMem for BenchMem {
             Ok(v) | Err(v) => v,
         }
     }
-    fn and_u16(&self, pa: u64, mask: u16) {
-        let p = self.ptr(pa, 2).cast::<u16>();
-        // SAFETY: as in `cmpxchg_u32`.
-        let a = unsafe { AtomicU16::from_ptr(p) };
-        a.fetch_and(mask, Ordering::AcqRel);
+    fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
+        self.word(pa).fetch_or(v, Ordering::AcqRel)
+    }
+    fn fetch_and_u64(&self, pa: u64, v: u64) -> u64 {
+        self.word(pa).fetch_and(v, Ordering::AcqRel)
     }
 }
 

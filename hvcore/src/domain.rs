@@ -363,6 +363,10 @@ pub struct Domain {
     pub stopped: Arc<AtomicBool>,
     /// Its grant table and maptrack (shared with the mappings of its grants).
     pub gnttab: Arc<crate::xen::gnttab::GrantTable>,
+    /// Its event channels.
+    pub evtchn: crate::xen::evtchn::DomEvtchn,
+    /// Its shared_info page.
+    pub shared_info: crate::xen::shared_info::SharedInfoPage,
 }
 
 impl core::fmt::Debug for Domain {
@@ -399,6 +403,8 @@ impl Domain {
             scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
             gnttab: Arc::new(crate::xen::gnttab::GrantTable::with_defaults(id)),
+            evtchn: crate::xen::evtchn::DomEvtchn::new(),
+            shared_info: crate::xen::shared_info::SharedInfoPage::new(),
         }
     }
 
@@ -416,9 +422,11 @@ impl Domain {
 /// Event-delivery settings of a vCPU.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VcpuEvents {
-    /// Guest-physical address of its `vcpu_info`.
+    /// Guest-physical address of its `vcpu_info` once registered
+    /// (VCPUOP_register_vcpu_info); None: its legacy slot in the
+    /// shared_info page (vCPUs 0..31).
     pub info_gpa: Option<u64>,
-    /// The upcall vector.
+    /// The per-vCPU upcall vector (HVMOP_set_evtchn_upcall_vector).
     pub vector: Option<u8>,
 }
 
@@ -432,7 +440,8 @@ pub struct GuestVcpu {
     pub events: spin::Mutex<VcpuEvents>,
     /// Virtual IRQs raised and not yet delivered (bit n = VIRQ n).
     pub virqs: AtomicU32,
-    /// An upcall is owed to the guest (delivered when unmasked).
+    /// Its upcall became pending: an upcall through the per-vCPU vector is
+    /// owed (an edge, as Xen's vLAPIC IRR).
     pub upcall: AtomicBool,
     /// Quiet FLASK grants of the operations this vCPU made (the gate's
     /// per-vCPU decision cache in front of the AVC).

@@ -10,7 +10,7 @@
 //! every page scrubbed and returned to the frame allocator.
 
 use crate::cmdline::FlaskMode;
-use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu, VcpuEvents};
+use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu};
 use crate::gate::Gate;
 use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
@@ -24,8 +24,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use warden_abi::domctl::{self as dc, DomainInfo};
 use warden_abi::sched::{SHUTDOWN_CRASH, reason_name};
-use warden_abi::vcpu::VcpuInfo;
-use warden_abi::{DomId, Pod, errno};
+use warden_abi::{DomId, errno};
 
 /// Parameters of a new domain.
 #[derive(Debug, Clone)]
@@ -192,6 +191,11 @@ impl Hv {
             self.domains.unreserve(id);
             return Err(errno::ENOMEM);
         };
+        let Some(si) = self.platform.mem().alloc_frame() else {
+            p2m.destroy(self.platform.mem(), |_, _| {});
+            self.domains.unreserve(id);
+            return Err(errno::ENOMEM);
+        };
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
         d.handle = n.handle;
         // Xen's initial grant-table frame (the table grows on demand if
@@ -199,6 +203,7 @@ impl Hv {
         let _ = d
             .gnttab
             .grow(self.platform.mem(), crate::xen::gnttab::INITIAL_FRAMES);
+        d.shared_info.set_frame(si);
         let d = Arc::new(d);
         self.sched.add_domain(id, n.weight, d.stopped.clone());
         self.domains.install(d.clone(), n.sid, self.self_sid(n.sid));
@@ -285,21 +290,28 @@ impl Hv {
         let mut m = d.mem.write();
         let p2m = m.p2m.as_mut().ok_or(errno::ESRCH)?;
         // Only the domain's own RAM (not grant mappings, not grant-table frames).
-        if gfns
-            .iter()
-            .any(|&g| !matches!(p2m.lookup_kind(mem, g), Some((_, crate::p2m::Kind::Ram))))
-        {
+        if gfns.iter().any(|&g| match p2m.lookup_kind(mem, g) {
+            Some((_, crate::p2m::Kind::Ram)) => false,
+            // The shared_info page leaves the physmap (not freed).
+            Some((_, crate::p2m::Kind::Xen)) => d.shared_info.gfn() != Some(g),
+            _ => true,
+        }) {
             return Err(errno::EINVAL);
         }
         let mut freed = Vec::new();
         let mut given_up = 0u64;
         for &g in gfns {
             if let Some(pa) = p2m.unmap(mem, g) {
-                given_up += 1;
-                // A frame other domains still map or copy stays theirs until
-                // their last pin goes (the release frees it).
-                if !d.gnttab.orphan_if_pinned(pa) {
-                    freed.push(pa);
+                if d.shared_info.gfn() == Some(g) {
+                    // Unmapped, not freed: the domain keeps its page.
+                    d.shared_info.set_gfn(None);
+                } else {
+                    given_up += 1;
+                    // A frame other domains still map or copy stays theirs
+                    // until their last pin goes (the release frees it).
+                    if !d.gnttab.orphan_if_pinned(pa) {
+                        freed.push(pa);
+                    }
                 }
             }
         }
@@ -453,6 +465,7 @@ impl Hv {
         if d.privileged {
             self.platform.control_domain_stopped(reason);
         }
+        self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_DOM_EXC);
     }
 
     /// Crash a domain (it faulted or did something unsupported): log why and
@@ -490,6 +503,9 @@ impl Hv {
             let _ = self.wait_out_of_guest(d.id, None);
             // vCPUs are taken before the scheduler forgets the domain:
             // set_max_vcpus, under the same lock, sees `dying` or is done.
+            // Its channels close (peers' ports go back to unbound) while
+            // its vCPUs still exist.
+            self.evtchn_reset(d);
             let vcpus = core::mem::take(&mut *d.vcpus.write());
             self.sched.remove_domain(d.id);
             drop(vcpus);
@@ -502,6 +518,15 @@ impl Hv {
                     d.gnttab.unmap_all(mem, p);
                     let orphaned = d.gnttab.close(mem, p);
                     m.tot_pages = m.tot_pages.saturating_sub(orphaned);
+                }
+            }
+            {
+                // The shared_info page leaves the physmap: it is freed
+                // with the domain, not with its RAM.
+                let mut m = d.mem.write();
+                if let (Some(g), Some(p)) = (d.shared_info.gfn(), m.p2m.as_mut()) {
+                    p.unmap(self.platform.mem(), g);
+                    d.shared_info.set_gfn(None);
                 }
             }
             d.scrubbing.store(true, Ordering::Release);
@@ -530,10 +555,15 @@ impl Hv {
         if let Some(p) = m.p2m.take() {
             p.destroy(mem, |_, _| {});
         }
+        if let Some(si) = d.shared_info.take_frame() {
+            mem.zero_frame(si);
+            mem.free_frame(si);
+        }
         m.tot_pages = 0;
         let total = m.scrubbed;
         drop(guard);
         self.domains.remove(d.id);
+        self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_DOM_EXC);
         log::info!(
             "Domain {} destroyed: {} pages scrubbed and freed, {} page-table frames freed",
             d.id,
@@ -650,28 +680,18 @@ impl Hv {
 
     // ------------------------------------------------------------ events
 
-    /// Raise virtual IRQ `virq` on vCPU `v`.
-    pub fn raise_virq(&self, v: &GuestVcpu, virq: u32) {
-        v.virqs.fetch_or(1 << (virq & 31), Ordering::SeqCst);
-        if let Some(c) = self.sched.notify((v.domid, v.id), self.now()) {
-            self.platform.kick(c);
-        }
-    }
-
     /// Is the guest's `evtchn_upcall_pending` set?
     pub fn guest_upcall_pending(&self, v: &GuestVcpu) -> bool {
-        let Some(gpa) = v.events.lock().info_gpa else {
-            return false;
-        };
-        let mut b = [0u8; 1];
-        self.read_phys(&v.domain, gpa, &mut b).is_ok() && b[0] != 0
+        self.upcall_pending(v)
     }
 
     /// Clear the guest's `evtchn_upcall_mask` (SCHEDOP_block enables delivery).
     pub fn unmask_events(&self, v: &GuestVcpu) {
-        if let Some(gpa) = v.events.lock().info_gpa {
-            let _ = self.write_phys(&v.domain, gpa.saturating_add(1), &[0]);
-        }
+        crate::xen::shared_info::Shared::with(&v.domain, self.platform.mem(), |s| {
+            if let Some(pa) = s.vcpu_info(v) {
+                self.platform.mem().fetch_and_u64(pa, !0xff00);
+            }
+        });
     }
 
     /// Fill a vcpu_info's time fields.
@@ -687,43 +707,6 @@ impl Hv {
         }
     }
 
-    /// Before entering `v`: deliver pending virtual IRQs to its vcpu_info and
-    /// return the upcall vector to inject, if any.
-    fn pending_upcall(&self, v: &GuestVcpu) -> Option<u8> {
-        let virqs = v.virqs.swap(0, Ordering::AcqRel);
-        if virqs == 0 && !v.upcall.load(Ordering::Acquire) {
-            return None;
-        }
-        let ev: VcpuEvents = *v.events.lock();
-        let mut masked = false;
-        if let Some(gpa) = ev.info_gpa {
-            let mut info = VcpuInfo::default();
-            if self.read_phys(&v.domain, gpa, info.as_bytes_mut()).is_ok() {
-                if virqs != 0 {
-                    info.evtchn_pending_sel |= virqs as u64;
-                    info.evtchn_upcall_pending = 1;
-                    let _ = self.write_phys(
-                        &v.domain,
-                        gpa.saturating_add(8),
-                        &info.evtchn_pending_sel.to_le_bytes(),
-                    );
-                    let _ = self.write_phys(&v.domain, gpa, &[1]);
-                }
-                masked = info.evtchn_upcall_mask != 0;
-            }
-        }
-        let Some(vector) = ev.vector else {
-            v.upcall.store(false, Ordering::Release);
-            return None;
-        };
-        if masked {
-            v.upcall.store(true, Ordering::Release);
-            return None;
-        }
-        v.upcall.store(false, Ordering::Release);
-        Some(vector)
-    }
-
     // ------------------------------------------------------------ run loop
 
     /// One pass of housekeeping: interrupts, timers.
@@ -733,7 +716,7 @@ impl Hv {
         let (kick, fired) = self.sched.expire(now);
         self.kick_all(&kick);
         for v in fired {
-            self.raise_virq(&v, warden_abi::vcpu::VIRQ_TIMER);
+            self.send_vcpu_virq(&v, warden_abi::xen::xen::VIRQ_TIMER);
         }
     }
 
@@ -762,7 +745,7 @@ impl Hv {
         {
             let mut hw = v.hw.lock();
             loop {
-                let inject = self.pending_upcall(&v);
+                let inject = self.upcall_to_inject(&v);
                 let entry = Entry {
                     slot,
                     domid: v.domid,

@@ -47,9 +47,12 @@ pub unsafe trait HostMem: Sync {
     /// 4-byte-aligned u32 at `pa` with `new` if it equals `old`; returns the
     /// value found (the grant entries' flags and domid, as Xen's cmpxchg).
     fn cmpxchg_u32(&self, pa: u64, old: u32, new: u32) -> u32;
-    /// Atomically clear the bits of the 2-byte-aligned u16 at `pa` that
-    /// `mask` does not keep (Xen's clear_bit on a grant entry's flags).
-    fn and_u16(&self, pa: u64, mask: u16);
+    /// Atomically OR `v` into the u64 at host physical `pa` (8-byte aligned,
+    /// so within one frame); returns the previous value (0 for a refused
+    /// access). A guest may update the same word concurrently (event bits).
+    fn fetch_or_u64(&self, pa: u64, v: u64) -> u64;
+    /// Atomically AND `v` into the u64 at `pa` (as [`HostMem::fetch_or_u64`]).
+    fn fetch_and_u64(&self, pa: u64, v: u64) -> u64;
 
     /// Read a little-endian u64.
     fn read_u64(&self, pa: u64) -> u64 {
@@ -385,6 +388,11 @@ pub struct PhysView<'a> {
 }
 
 impl PhysView<'_> {
+    /// The host frame of guest-physical `gpa` (its host physical address).
+    pub fn host_frame(&self, gpa: u64) -> Option<u64> {
+        self.p2m.lookup(self.mem, gpa >> 12)
+    }
+
     fn frame(&self, gpa: u64) -> Result<u64, Fault> {
         self.p2m.lookup(self.mem, gpa >> 12).ok_or(Fault {
             addr: gpa,
@@ -521,12 +529,21 @@ pub mod testmem {
             }
             cur
         }
-        fn and_u16(&self, pa: u64, mask: u16) {
-            assert!(pa.is_multiple_of(2));
+        fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
+            assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
             let (i, o) = self.idx(pa);
             let mut d = self.data.lock();
-            let cur = u16::from_le_bytes(d[i][o..o + 2].try_into().unwrap());
-            d[i][o..o + 2].copy_from_slice(&(cur & mask).to_le_bytes());
+            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
+            d[i][o..o + 8].copy_from_slice(&(old | v).to_le_bytes());
+            old
+        }
+        fn fetch_and_u64(&self, pa: u64, v: u64) -> u64 {
+            assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
+            let (i, o) = self.idx(pa);
+            let mut d = self.data.lock();
+            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
+            d[i][o..o + 8].copy_from_slice(&(old & v).to_le_bytes());
+            old
         }
     }
 }

@@ -220,15 +220,31 @@ unsafe impl hvcore::p2m::HostMem for FrameMem {
         found
     }
 
-    fn and_u16(&self, pa: u64, mask: u16) {
-        if !pa.is_multiple_of(2) || !self.lent("and", pa, 2) {
-            return;
+    fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
+        match self.atomic_word(pa) {
+            Some(w) => w.fetch_or(v, core::sync::atomic::Ordering::SeqCst),
+            None => 0,
         }
-        // SAFETY: an aligned 2-byte word in a lent, identity-mapped frame
-        // (checked above); `lock and` is atomic against the guest's accesses.
-        unsafe {
-            asm!("lock and word ptr [{p}], {m:x}", p = in(reg) pa, m = in(reg) mask,
-                 options(nostack));
+    }
+
+    fn fetch_and_u64(&self, pa: u64, v: u64) -> u64 {
+        match self.atomic_word(pa) {
+            Some(w) => w.fetch_and(v, core::sync::atomic::Ordering::SeqCst),
+            None => 0,
         }
+    }
+}
+
+impl FrameMem {
+    /// The u64 at `pa` as an atomic, if it is 8-byte aligned within a lent frame.
+    fn atomic_word(&self, pa: u64) -> Option<&'static core::sync::atomic::AtomicU64> {
+        if !pa.is_multiple_of(8) || !self.lent("atomic update", pa, 8) {
+            return None;
+        }
+        // SAFETY: `pa..pa+8` is aligned and lies in a lent frame (checked
+        // above), identity-mapped RAM that stays allocated while the caller
+        // holds the owning domain's memory lock (the `HostMem` contract);
+        // every access to it through this type is atomic.
+        Some(unsafe { core::sync::atomic::AtomicU64::from_ptr(pa as *mut u64) })
     }
 }

@@ -111,11 +111,12 @@ fn compile(name: &str, conf: &str, version: u32, unknown: &str) -> std::path::Pa
 }
 
 /// Warden's own permissions: what a policy in Xen 4.17's vocabulary lacks.
-const WARDEN_OWN: [&str; 8] = [
+const WARDEN_OWN: [&str; 9] = [
     "xen2:livepatch_upload",
     "xen2:livepatch_action",
     "domain2:sched_self",
     "domain2:vcpu_op",
+    "domain2:evtchn_self",
     "security:getsecparam",
     "version:xen_version",
     "version:xen_get_features",

@@ -72,6 +72,11 @@ pub enum Subject {
     Caller,
     /// The target domain (its own label).
     Target,
+    /// An event channel's label ([`ChanSids::chan`]).
+    Chan,
+    /// The label of the remote end of an event channel being bound
+    /// ([`ChanSids::peer_chan`]).
+    PeerChan,
 }
 
 /// What a check is against.
@@ -94,6 +99,28 @@ pub enum Object {
     /// the target (grant copy from another domain into the caller: Xen's
     /// `domain_target_sid(source, dest)` with dest the caller).
     Caller,
+    /// An event channel's label ([`ChanSids::chan`]).
+    Chan,
+    /// The domain an event channel binds to, as its owner sees it
+    /// ([`ChanSids::peer`]: Xen's `domain_target_sid(owner, remote)`).
+    Peer,
+    /// The local domain as the remote end sees it ([`ChanSids::local`]).
+    Local,
+}
+
+/// The labels an event-channel check refers to (Xen 4.17's
+/// `flask_evtchn_*` hooks), computed by the handler before the check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChanSids {
+    /// The channel's label: for a new channel
+    /// `security_transition_sid(owner, peer, event)`, else the label it got.
+    pub chan: u32,
+    /// The remote domain's label as the owner sees it (`_self` if the same domain).
+    pub peer: u32,
+    /// The remote channel's label (bind_interdomain).
+    pub peer_chan: u32,
+    /// The local domain's label as the remote domain sees it (bind_interdomain).
+    pub local: u32,
 }
 
 /// One check of an operation, as the table describes it.
@@ -304,6 +331,8 @@ pub struct Request<'a> {
     pub target: Option<DomSnap>,
     /// A label argument (createdomain's ssidref, relabel's new SID).
     pub new_sid: Option<u32>,
+    /// Event-channel labels, for the `event` class checks.
+    pub chan: Option<ChanSids>,
     /// The CPU the check runs on (selects the AVC statistics slot).
     pub cpu: u32,
     /// The calling vCPU's cache of quiet grants, if it has one.
@@ -330,6 +359,8 @@ impl Ctx<'_> {
         self.sid(match s {
             Subject::Caller => Ok(self.req.caller.sid),
             Subject::Target => self.req.target.map(|t| t.sid).ok_or(errno::ESRCH),
+            Subject::Chan => self.req.chan.map(|c| c.chan).ok_or(errno::EINVAL),
+            Subject::PeerChan => self.req.chan.map(|c| c.peer_chan).ok_or(errno::EINVAL),
         })
     }
 
@@ -358,6 +389,9 @@ impl Ctx<'_> {
                     r.caller.sid
                 }))
             }
+            Object::Chan => r.chan.map(|c| Sid::from_raw(c.chan)).ok_or(errno::EINVAL),
+            Object::Peer => r.chan.map(|c| Sid::from_raw(c.peer)).ok_or(errno::EINVAL),
+            Object::Local => r.chan.map(|c| Sid::from_raw(c.local)).ok_or(errno::EINVAL),
         }
     }
 

@@ -16,6 +16,7 @@
 
 use super::{CheckDesc, Ctx, Dummy, Object, Op, Permit, Row, Subject, class_id, class_name, mint};
 use warden_abi::hypercall as hc;
+use warden_abi::xen::event_channel as evtchn;
 use warden_abi::xen::grant_table as gt;
 use warden_abi::{console, domctl, hvm, memory, sched, sysctl, vcpu, version, xsm as fx};
 use xsm::perms;
@@ -137,7 +138,50 @@ ops! {
     VcpuRegisterVcpuInfo: VCPU_OP / vcpu::REGISTER_VCPU_INFO, "", dummy Hook,
         [Caller -> CallerSelf : domain2 { VCPU_OP }];
 
+    // ---- event_channel_op (Xen 4.17's flask_evtchn_* hooks; where Xen checks
+    // nothing, Warden checks domain2:evtchn_self on the caller itself)
+    /// A new unbound channel in the target domain, labelled
+    /// type_transition(target, remote):event.
+    EvtchnAllocUnbound: EVENT_CHANNEL_OP / evtchn::ALLOC_UNBOUND, "", dummy Target,
+        [Caller -> Chan : event { CREATE }],
+        [Chan -> Peer : event { BIND }];
+    /// A new channel labelled type_transition(caller, remote):event, bound to
+    /// the remote's unbound channel, which is checked again against the caller.
+    EvtchnBindInterdomain: EVENT_CHANNEL_OP / evtchn::BIND_INTERDOMAIN, "", dummy Hook,
+        [Caller -> Chan : event { CREATE }],
+        [Chan -> Peer : event { BIND }],
+        [PeerChan -> Local : event { BIND }];
+    EvtchnBindVirq: EVENT_CHANNEL_OP / evtchn::BIND_VIRQ, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    EvtchnClose: EVENT_CHANNEL_OP / evtchn::CLOSE, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    EvtchnSendInterdomain: EVENT_CHANNEL_OP / evtchn::SEND, "interdomain port", dummy Hook,
+        [Caller -> Chan : event { SEND }];
+    /// An IPI port (or an unbound one: dropped), as Xen unchecked.
+    EvtchnSendLocal: EVENT_CHANNEL_OP / evtchn::SEND, "IPI, unbound or other port", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    /// The port's owner against the channel (Xen's domain_has_evtchn(d, chn)).
+    EvtchnStatus: EVENT_CHANNEL_OP / evtchn::STATUS, "", dummy Target,
+        [Target -> Chan : event { STATUS }];
+    EvtchnBindIpi: EVENT_CHANNEL_OP / evtchn::BIND_IPI, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    EvtchnBindVcpu: EVENT_CHANNEL_OP / evtchn::BIND_VCPU, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    EvtchnUnmask: EVENT_CHANNEL_OP / evtchn::UNMASK, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    EvtchnReset: EVENT_CHANNEL_OP / evtchn::RESET, "", dummy Target,
+        [Caller -> Target : event { RESET }];
+    EvtchnInitControl: EVENT_CHANNEL_OP / evtchn::INIT_CONTROL, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    EvtchnExpandArray: EVENT_CHANNEL_OP / evtchn::EXPAND_ARRAY, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+    EvtchnSetPriority: EVENT_CHANNEL_OP / evtchn::SET_PRIORITY, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { EVTCHN_SELF }];
+
     // ---- hvm_op
+    /// HVMOP_set_param (Warden implements HVM_PARAM_CALLBACK_IRQ here).
+    HvmSetParam: HVM_OP / hvm::SET_PARAM, "", dummy Target,
+        [Caller -> Target : hvm { SETPARAM }];
     HvmSetEvtchnUpcallVector: HVM_OP / hvm::SET_EVTCHN_UPCALL_VECTOR, "", dummy Target,
         [Caller -> CallerSelf : hvm { SETPARAM }];
 
@@ -153,6 +197,8 @@ ops! {
         [Caller -> Target : mmu { STAT }];
     MemMaximumReservation: MEMORY_OP / memory::MAXIMUM_RESERVATION, "", dummy Target,
         [Caller -> Target : mmu { STAT }];
+    MemAddToPhysmap: MEMORY_OP / memory::ADD_TO_PHYSMAP, "", dummy Target,
+        [Caller -> Target : mmu { PHYSMAP }];
 
     // ---- grant_table_op (per-entry refusals are GNTST_permission_denied
     // in the entry's status, not the hypercall's errno)

@@ -188,10 +188,29 @@ impl<'a> Call<'a> {
         target: Option<DomSnap>,
         new_sid: Option<u32>,
     ) -> Result<Permit<O>, i32> {
+        self.check_full::<O>(target, new_sid, None)
+    }
+
+    /// Run operation `O`'s checks against `target` and the event-channel labels `chan`.
+    pub fn check_chan<O: Op>(
+        &self,
+        target: Option<DomSnap>,
+        chan: Option<crate::gate::ChanSids>,
+    ) -> Result<Permit<O>, i32> {
+        self.check_full::<O>(target, None, chan)
+    }
+
+    fn check_full<O: Op>(
+        &self,
+        target: Option<DomSnap>,
+        new_sid: Option<u32>,
+        chan: Option<crate::gate::ChanSids>,
+    ) -> Result<Permit<O>, i32> {
         self.hv.gate.check::<O>(&Request {
             caller: &self.caller,
             target,
             new_sid,
+            chan,
             cpu: self.cpu,
             cache: Some(&self.vcpu.decisions),
         })
@@ -206,6 +225,38 @@ impl<'a> Call<'a> {
     /// spurious kick only costs an exit).
     pub fn kick(&self, cpu: u32) {
         self.hv.platform.kick(cpu)
+    }
+
+    /// The label Xen 4.17 gives a new event channel of a domain labelled
+    /// `owner` towards one it sees as `peer`: type_transition(owner, peer):event
+    /// (0 with FLASK disabled).
+    pub fn channel_label(&self, owner: u32, peer: u32) -> u32 {
+        self.hv.gate.flask().map_or(0, |f| {
+            f.compute_create(
+                xsm::Sid::from_raw(owner),
+                xsm::Sid::from_raw(peer),
+                <xsm::class::Event as xsm::Class>::ID.raw(),
+            )
+            .map_or(crate::xen::evtchn::UNLABELED, |s| s.raw())
+        })
+    }
+
+    /// Snapshot of port `port` of the domain `d` describes, for a check
+    /// (EINVAL: not a valid port; ESRCH: no such domain).
+    pub fn port_snapshot(
+        &self,
+        d: &DomSnap,
+        port: u32,
+    ) -> Result<crate::xen::evtchn::Snapshot, i32> {
+        let dom = if d.id == self.caller.id {
+            self.vcpu.domain.clone()
+        } else {
+            self.hv.domains.get(d.id).ok_or(errno::ESRCH)?
+        };
+        if dom.generation != d.generation {
+            return Err(errno::ESRCH);
+        }
+        dom.evtchn.snapshot(port).ok_or(errno::EINVAL)
     }
 
     /// Log an unknown sub-operation (rate limited) and return ENOSYS.
@@ -240,6 +291,31 @@ impl<'a> Call<'a> {
             sid: t.sid,
             _op: PhantomData,
         })
+    }
+
+    /// The event channels of the domain a channel-label permit was checked
+    /// for (its target, else the caller), if it is still that domain.
+    pub fn channels<O: OnChannel + OwnChannels>(&self, p: &Permit<O>) -> Result<Channels<'a>, i32> {
+        let dom = match p.target() {
+            Some(t) if t.id != self.caller.id || t.generation != self.vcpu.domain.generation => {
+                self.hv.domains.resolve(t)?
+            }
+            _ => self.vcpu.domain.clone(),
+        };
+        Ok(Channels {
+            hv: self.hv,
+            dom,
+            caller: self.vcpu.domain.clone(),
+        })
+    }
+
+    /// The caller's own event channels, for a self-only event-channel operation.
+    pub fn own_channels<O: OnSelf + OwnChannels>(&self, _: &Permit<O>) -> Channels<'a> {
+        Channels {
+            hv: self.hv,
+            dom: self.vcpu.domain.clone(),
+            caller: self.vcpu.domain.clone(),
+        }
     }
 
     /// The hypervisor-wide services operation `O` is for.
@@ -369,9 +445,91 @@ impl<'a> Own<'a> {
         self.hv.time_info()
     }
 
+    /// Move the caller's vCPU `v`'s vcpu_info to guest-physical `gpa`
+    /// (VCPUOP_register_vcpu_info; EINVAL if already moved or `gpa` is not RAM).
+    pub fn register_vcpu_info(&self, v: &GuestVcpu, gpa: u64) -> Result<(), i32> {
+        self.hv.register_vcpu_info(v, gpa, self.hv.time_info())
+    }
+
     /// Copy `data` into the caller's memory at guest-physical `gpa`.
     pub fn write_phys(&self, gpa: u64, data: &[u8]) -> Result<(), Fault> {
         self.hv.write_phys(self.dom(), gpa, data)
+    }
+}
+
+/// Event channels of one domain, from an event-channel permit (see
+/// [`Call::channels`], [`Call::own_channels`]).
+pub struct Channels<'a> {
+    hv: &'a Hv,
+    dom: Arc<Domain>,
+    caller: Arc<Domain>,
+}
+
+impl Channels<'_> {
+    /// EVTCHNOP_alloc_unbound: a port for `remote`, labelled `sid`.
+    pub fn alloc_unbound(&self, remote: DomId, sid: u32) -> Result<u32, i32> {
+        self.hv.evtchn_alloc_unbound(&self.dom, remote, sid)
+    }
+
+    /// EVTCHNOP_bind_interdomain to `r`'s `rport` as `checked` saw it.
+    pub fn bind_interdomain(
+        &self,
+        r: &DomSnap,
+        rport: u32,
+        checked: &crate::xen::evtchn::Snapshot,
+        sid: u32,
+    ) -> Result<u32, i32> {
+        let rd = if r.id == self.caller.id {
+            self.caller.clone()
+        } else {
+            self.hv.domains.resolve(r)?
+        };
+        self.hv
+            .evtchn_bind_interdomain(&self.caller, &rd, rport, checked, sid)
+    }
+
+    /// EVTCHNOP_send on `port` as `checked` saw it.
+    pub fn send(&self, port: u32, checked: &crate::xen::evtchn::Snapshot) -> Result<(), i32> {
+        self.hv.evtchn_send(&self.dom, port, checked)
+    }
+
+    pub fn bind_virq(&self, virq: u32, vcpu: u32) -> Result<u32, i32> {
+        self.hv.evtchn_bind_virq(&self.dom, virq, vcpu)
+    }
+
+    pub fn bind_ipi(&self, vcpu: u32) -> Result<u32, i32> {
+        self.hv.evtchn_bind_ipi(&self.dom, vcpu)
+    }
+
+    pub fn bind_vcpu(&self, port: u32, vcpu: u32) -> Result<(), i32> {
+        self.hv.evtchn_bind_vcpu(&self.dom, port, vcpu)
+    }
+
+    pub fn close(&self, port: u32) -> Result<(), i32> {
+        self.hv.evtchn_close(&self.dom, port)
+    }
+
+    pub fn unmask(&self, port: u32) -> Result<(), i32> {
+        self.hv.evtchn_unmask(&self.dom, port)
+    }
+
+    /// Whether `port` is a valid port of the domain.
+    pub fn port_valid(&self, port: u32) -> bool {
+        self.dom.evtchn.chan(port).is_some()
+    }
+
+    /// Whether the domain has vCPU `v`.
+    pub fn has_vcpu(&self, v: u32) -> bool {
+        v < self.dom.nr_vcpus()
+    }
+
+    /// Whether guest frame `gfn` of the domain is populated.
+    pub fn gfn_present(&self, gfn: u64) -> bool {
+        let m = self.dom.mem.read();
+        gfn < crate::p2m::GFN_LIMIT
+            && m.p2m
+                .as_ref()
+                .is_some_and(|p| p.lookup(self.hv.platform.mem(), gfn).is_some())
     }
 }
 
@@ -416,6 +574,44 @@ impl<'a, O> Resolved<'a, O> {
     /// Its label as checked.
     pub fn sid(&self) -> u32 {
         self.sid
+    }
+}
+
+impl Resolved<'_, EvtchnReset> {
+    /// Close every event channel of the domain (Xen: another domain's only
+    /// while it is paused by its controller, else EINVAL).
+    pub fn reset_channels(&self, own: bool) -> Result<(), i32> {
+        let paused = self
+            .hv
+            .sched
+            .domain_state(self.dom.id, self.hv.platform.now_ns())
+            .is_some_and(|s| s.pause > 0);
+        if !(own || paused) {
+            return Err(errno::EINVAL);
+        }
+        self.hv.evtchn_reset(&self.dom);
+        Ok(())
+    }
+}
+
+impl<O: MapsPhysmap> Resolved<'_, O> {
+    /// Map the domain's shared_info page at `gpfn` (XENMAPSPACE_shared_info).
+    pub fn map_shared_info(&self, gpfn: u64) -> Result<(), i32> {
+        self.hv.map_shared_info(&self.dom, gpfn)
+    }
+}
+
+impl Resolved<'_, HvmSetParam> {
+    /// Set HVM_PARAM_CALLBACK_IRQ (how upcalls without a per-vCPU vector
+    /// are delivered).
+    pub fn set_callback_via(&self, value: u64) {
+        self.dom.evtchn.set_callback_via(value);
+        // A vCPU whose upcall is already pending gets it on its next entry.
+        for v in self.dom.vcpus.read().iter() {
+            if self.hv.upcall_pending(v) {
+                self.hv.notify_upcall(v);
+            }
+        }
     }
 }
 
@@ -799,6 +995,13 @@ impl<'a> Call<'a> {
             })
         };
         crate::xen::gnttab::copy(self.hv.platform.mem(), own, side(src)?, side(dst)?, op)
+    }
+}
+
+impl Resolved<'_, MemAddToPhysmap> {
+    /// XENMAPSPACE_grant_table: frame `idx` of the domain's grant table at `gpfn`.
+    pub fn map_grant_frame(&self, idx: u64, gpfn: u64) -> Result<(), i32> {
+        self.hv.map_grant_frame(&self.dom, idx, gpfn)
     }
 }
 

@@ -1,9 +1,12 @@
 //! hvm_op.
 
 use super::{Call, HcResult};
-use crate::gate::table::HvmSetEvtchnUpcallVector;
+use crate::gate::table::{HvmSetEvtchnUpcallVector, HvmSetParam};
 use warden_abi::errno;
-use warden_abi::hvm::{SET_EVTCHN_UPCALL_VECTOR, UPCALL_VECTOR_MIN, UpcallVector};
+use warden_abi::hvm::{
+    HvmParam, PARAM_CALLBACK_IRQ, SET_EVTCHN_UPCALL_VECTOR, SET_PARAM, UPCALL_VECTOR_MIN,
+    UpcallVector,
+};
 
 pub fn hvm_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
     match cmd {
@@ -17,6 +20,24 @@ pub fn hvm_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             v.events.lock().vector = Some(a.vector);
             Ok(0)
         }
+        x if x == SET_PARAM as u64 => set_param(c, arg),
         n => c.unknown("hvm_op sub-op", n),
+    }
+}
+
+/// HVMOP_set_param (caller -> target : hvm setparam). Only
+/// HVM_PARAM_CALLBACK_IRQ here (its effect: the upcall's delivery); the
+/// other parameters answer as Xen does for a guest about itself (EPERM).
+fn set_param(c: &mut Call<'_>, arg: u64) -> HcResult {
+    let a: HvmParam = c.read(arg)?;
+    let t = c.target(a.domid)?;
+    let p = c.check_req::<HvmSetParam>(Some(t), None)?;
+    let d = c.resolve(&p)?;
+    match a.index {
+        PARAM_CALLBACK_IRQ => {
+            d.set_callback_via(a.value);
+            Ok(0)
+        }
+        _ => Err(errno::EPERM),
     }
 }

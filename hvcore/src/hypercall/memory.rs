@@ -113,6 +113,43 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                 m.max_pages
             })
         }
+        ADD_TO_PHYSMAP => add_to_physmap(c, arg),
         n => c.unknown("memory_op sub-op", n as u64),
     }
+}
+
+/// XENMEM_add_to_physmap: map a page of `space` at `gpfn` of the target
+/// (caller -> target : mmu physmap, as Xen 4.17).
+fn add_to_physmap(c: &mut Call<'_>, arg: u64) -> HcResult {
+    let a: AddToPhysmap = c.read(arg)?;
+    let t = c.target(a.domid)?;
+    let p = c.check_req::<MemAddToPhysmap>(Some(t), None)?;
+    let d = c.resolve(&p)?;
+    match a.space {
+        XENMAPSPACE_SHARED_INFO => {
+            // Xen: only index 0 names the shared_info page.
+            if a.idx != 0 {
+                return Err(errno::EINVAL);
+            }
+            d.map_shared_info(a.gpfn)?;
+            Ok(0)
+        }
+        XENMAPSPACE_GRANT_TABLE => add_grant_table_frame(c, &d, a.idx, a.gpfn),
+        // Moving guest frames (gmfn, gmfn_range) is not offered yet;
+        // gmfn_foreign exists only in the batch form.
+        XENMAPSPACE_GMFN | XENMAPSPACE_GMFN_RANGE => Err(errno::ENOSYS),
+        _ => Err(errno::EINVAL),
+    }
+}
+
+/// XENMAPSPACE_grant_table: map frame `idx` of the target's grant table at
+/// `gpfn` (the grant-table service, `Hv::map_grant_frame`).
+fn add_grant_table_frame(
+    _c: &mut Call<'_>,
+    d: &super::Resolved<'_, MemAddToPhysmap>,
+    idx: u64,
+    gpfn: u64,
+) -> HcResult {
+    d.map_grant_frame(idx, gpfn)?;
+    Ok(0)
 }

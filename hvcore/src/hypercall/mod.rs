@@ -25,6 +25,7 @@
 
 pub mod console;
 pub mod domctl;
+pub mod evtchn;
 pub mod grant_table;
 pub mod hvm;
 pub mod memory;
@@ -47,7 +48,8 @@ mod call;
 pub mod unlocks;
 
 pub use call::{
-    AdjustMemory, Call, ConsoleRing, Global, GrantSide, Own, Relabel, Resolved, SafePoints,
+    AdjustMemory, Call, Channels, ConsoleRing, Global, GrantSide, Own, Relabel, Resolved,
+    SafePoints,
 };
 
 /// A hypercall's result: a non-negative value, or an errno.
@@ -107,6 +109,7 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
         hc::SCHED_OP => sched::sched_op(c, a[0], a[1]),
         hc::VCPU_OP => vcpu::vcpu_op(c, a[0], a[1], a[2]),
         hc::HVM_OP => hvm::hvm_op(c, a[0], a[1]),
+        hc::EVENT_CHANNEL_OP => evtchn::event_channel_op(c, a[0], a[1]),
         hc::MEMORY_OP => memory::memory_op(c, a[0], a[1]),
         hc::DOMCTL => domctl::domctl(c, a[0]),
         hc::SYSCTL => sysctl::sysctl(c, a[0]),

@@ -501,6 +501,158 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
             );
             (hc::HVM_OP, [s(hvm::SET_EVTCHN_UPCALL_VECTOR), ARG, 0, 0, 0])
         }
+        n if n.starts_with("Evtchn") => {
+            use warden_abi::xen::event_channel as ec;
+            let me = warden_abi::DOMID_SELF;
+            let sub = match n {
+                "EvtchnAllocUnbound" => {
+                    w.put(
+                        d,
+                        ARG,
+                        &ec::AllocUnbound {
+                            dom: me,
+                            remote_dom: me,
+                            port: 0,
+                        },
+                    );
+                    ec::ALLOC_UNBOUND
+                }
+                "EvtchnBindInterdomain" => {
+                    let d2 = w.hv.domains.get(2).unwrap();
+                    let rp = w.hv.evtchn_alloc_unbound_unchecked(&d2, d.id).unwrap();
+                    w.put(
+                        d,
+                        ARG,
+                        &ec::BindInterdomain {
+                            remote_dom: 2,
+                            pad: 0,
+                            remote_port: rp,
+                            local_port: 0,
+                        },
+                    );
+                    ec::BIND_INTERDOMAIN
+                }
+                "EvtchnSendInterdomain" => {
+                    // An interdomain port of the caller, bound by d2 behind the checks.
+                    let me = w.hv.domains.get(d.id).unwrap();
+                    let d2 = w.hv.domains.get(2).unwrap();
+                    let lp = w.hv.evtchn_alloc_unbound_unchecked(&me, 2).unwrap();
+                    let snap = w.hv.evtchn_bindable(&me, lp, 2).unwrap();
+                    w.hv.evtchn_bind_interdomain(
+                        &d2,
+                        &me,
+                        lp,
+                        &snap,
+                        crate::xen::evtchn::UNLABELED,
+                    )
+                    .unwrap();
+                    w.put(d, ARG, &ec::Send { port: lp });
+                    ec::SEND
+                }
+                "EvtchnSendLocal" => {
+                    w.put(d, ARG, &ec::Send { port: 0 });
+                    ec::SEND
+                }
+                "EvtchnStatus" => {
+                    w.put(
+                        d,
+                        ARG,
+                        &ec::Status {
+                            dom: me,
+                            ..Default::default()
+                        },
+                    );
+                    ec::STATUS
+                }
+                "EvtchnReset" => {
+                    w.put(d, ARG, &ec::Reset { dom: me });
+                    ec::RESET
+                }
+                "EvtchnBindVirq" => {
+                    w.put(
+                        d,
+                        ARG,
+                        &ec::BindVirq {
+                            virq: 0,
+                            vcpu: 0,
+                            port: 0,
+                        },
+                    );
+                    ec::BIND_VIRQ
+                }
+                "EvtchnBindIpi" => {
+                    w.put(d, ARG, &ec::BindIpi { vcpu: 0, port: 0 });
+                    ec::BIND_IPI
+                }
+                "EvtchnBindVcpu" => {
+                    w.put(d, ARG, &ec::BindVcpu { port: 0, vcpu: 0 });
+                    ec::BIND_VCPU
+                }
+                "EvtchnClose" => {
+                    w.put(d, ARG, &ec::Close { port: 0 });
+                    ec::CLOSE
+                }
+                "EvtchnUnmask" => {
+                    w.put(d, ARG, &ec::Unmask { port: 0 });
+                    ec::UNMASK
+                }
+                "EvtchnInitControl" => {
+                    // An unaligned control block: EINVAL once checked.
+                    w.put(
+                        d,
+                        ARG,
+                        &ec::InitControl {
+                            control_gfn: 5,
+                            offset: 3,
+                            ..Default::default()
+                        },
+                    );
+                    ec::INIT_CONTROL
+                }
+                "EvtchnExpandArray" => {
+                    w.put(d, ARG, &ec::ExpandArray { array_gfn: 5 });
+                    ec::EXPAND_ARRAY
+                }
+                "EvtchnSetPriority" => {
+                    w.put(
+                        d,
+                        ARG,
+                        &ec::SetPriority {
+                            port: 99_999,
+                            priority: 7,
+                        },
+                    );
+                    ec::SET_PRIORITY
+                }
+                other => panic!("no invocation for row {other}"),
+            };
+            (hc::EVENT_CHANNEL_OP, [s(sub), ARG, 0, 0, 0])
+        }
+        "MemAddToPhysmap" => {
+            w.put(
+                d,
+                ARG,
+                &memory::AddToPhysmap {
+                    domid: warden_abi::DOMID_SELF,
+                    space: memory::XENMAPSPACE_SHARED_INFO,
+                    gpfn: 40,
+                    ..Default::default()
+                },
+            );
+            (hc::MEMORY_OP, [s(memory::ADD_TO_PHYSMAP), ARG, 0, 0, 0])
+        }
+        "HvmSetParam" => {
+            w.put(
+                d,
+                ARG,
+                &hvm::HvmParam {
+                    domid: warden_abi::DOMID_SELF,
+                    index: hvm::PARAM_CALLBACK_IRQ,
+                    ..Default::default()
+                },
+            );
+            (hc::HVM_OP, [s(hvm::SET_PARAM), ARG, 0, 0, 0])
+        }
         "MemPopulatePhysmap" | "MemDecreaseReservation" => {
             w.put(d, BUF, &0u64);
             w.put(
@@ -1487,6 +1639,7 @@ fn a_console_flood_is_rate_limited_and_does_not_evict_audit_records() {
     assert_eq!(rl.admit(1000, (1, 1000)), Some(1));
 }
 
+mod evtchn;
 mod gnttab;
 mod liveness;
 mod overflow;

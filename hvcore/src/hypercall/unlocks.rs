@@ -127,7 +127,9 @@ unlocks! {
         SchedYield, SchedBlock, SchedShutdown, SchedPoll,
         VcpuInitialise, VcpuUp, VcpuDown, VcpuIsUp, VcpuGetRunstateInfo,
         VcpuSetSingleshotTimer, VcpuStopSingleshotTimer, VcpuRegisterVcpuInfo,
-        HvmSetEvtchnUpcallVector, MemMaximumRamPage, GnttabSetVersion;
+        HvmSetEvtchnUpcallVector, MemMaximumRamPage, GnttabSetVersion,
+        EvtchnBindVirq, EvtchnClose, EvtchnSendLocal, EvtchnBindIpi, EvtchnBindVcpu,
+        EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
 
     /// Operations on a target domain (checked against its label, or the
     /// target is the caller relabelling itself): the permit unlocks
@@ -139,7 +141,15 @@ unlocks! {
         DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
         SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain,
         GnttabMapRw, GnttabMapRo, GnttabUnmap, GnttabSetupTable, GnttabCopyFromCaller,
-        GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion;
+        GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion,
+        EvtchnReset, MemAddToPhysmap, HvmSetParam;
+
+    /// Operations checked against an event channel's label (the channel, the
+    /// domain it binds to): the permit unlocks the event-channel service
+    /// ([`Call::channels`](super::Call::channels)) for the domain it was
+    /// checked for.
+    OnChannel (ON_CHANNEL):
+        EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnSendInterdomain, EvtchnStatus;
 
     /// Operations of the security server (xsm_op): the permit unlocks the
     /// server ([`Call::flask`](super::Call::flask)).
@@ -182,6 +192,14 @@ unlocks! {
     MapsGrants (MAPS_GRANTS): GnttabMapRw, GnttabMapRo;
     /// Copying between the target's grants and the caller's frames.
     CopiesGrants (COPIES_GRANTS): GnttabCopyFromCaller, GnttabCopyToCaller;
+    /// The caller's own event channels (every event_channel_op sub-op but
+    /// reset, which resolves its target).
+    OwnChannels (OWN_CHANNELS):
+        EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose,
+        EvtchnSendInterdomain, EvtchnSendLocal, EvtchnStatus, EvtchnBindIpi, EvtchnBindVcpu,
+        EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
+    /// Mapping pages into the target's physmap (add_to_physmap).
+    MapsPhysmap (MAPS_PHYSMAP): MemAddToPhysmap;
 }
 
 #[cfg(test)]
@@ -209,9 +227,10 @@ mod tests {
                 r.name
             );
             let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn))
+                // The target acting on the caller (a grant copy into the caller).
                 || r.checks
                     .iter()
-                    .any(|c| c.subject == crate::gate::Subject::Target);
+                    .any(|c| c.subject == crate::gate::Subject::Target && c.object == Object::Caller);
             // A domain relabelling itself: the target is the caller (checked
             // against the new label only).
             let relabel_self = r.name == "FlaskRelabelSelf";
@@ -219,6 +238,19 @@ mod tests {
                 ON_TARGET.contains(&r.name),
                 on_target || relabel_self,
                 "{}: OnTarget exactly for rows that check a target",
+                r.name
+            );
+            let chan = objects().any(|o| matches!(o, Object::Chan | Object::Peer | Object::Local))
+                || r.checks.iter().any(|c| {
+                    matches!(
+                        c.subject,
+                        crate::gate::Subject::Chan | crate::gate::Subject::PeerChan
+                    )
+                });
+            assert_eq!(
+                ON_CHANNEL.contains(&r.name),
+                chan,
+                "{}: OnChannel exactly for rows that check an event channel's label",
                 r.name
             );
             let security = objects().any(|o| o == Object::Security);
@@ -255,6 +287,9 @@ mod tests {
             RECOMPUTES_LABELS,
             MAPS_GRANTS,
             COPIES_GRANTS,
+            ON_CHANNEL,
+            OWN_CHANNELS,
+            MAPS_PHYSMAP,
         ] {
             for name in list {
                 row(name);
@@ -274,6 +309,7 @@ mod tests {
             RELABELS,
             MAPS_GRANTS,
             COPIES_GRANTS,
+            MAPS_PHYSMAP,
         ] {
             for name in list {
                 assert!(ON_TARGET.contains(name), "{name} is not OnTarget");

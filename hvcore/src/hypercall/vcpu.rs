@@ -2,7 +2,6 @@
 
 use super::{Call, HcResult};
 use crate::gate::table::*;
-use warden_abi::Pod;
 use warden_abi::errno;
 use warden_abi::vcpu::*;
 
@@ -93,17 +92,7 @@ pub fn vcpu_op(c: &mut Call<'_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResult {
                 .checked_mul(4096)
                 .and_then(|a| a.checked_add(r.offset as u64))
                 .ok_or(errno::EINVAL)?;
-            let mut ev = v.events.lock();
-            if ev.info_gpa.is_some() {
-                return Err(errno::EINVAL);
-            }
-            let info = VcpuInfo {
-                time: own.time_info(),
-                ..Default::default()
-            };
-            own.write_phys(gpa, info.as_bytes())
-                .map_err(|_| errno::EINVAL)?;
-            ev.info_gpa = Some(gpa);
+            own.register_vcpu_info(&v, gpa)?;
             Ok(0)
         }
         _ => Err(errno::ENOSYS),

@@ -1,3 +1,7 @@
-//! The guest-visible Xen services (see ../shared/design/growing-hvcore.md).
+//! The guest-visible Xen services (docs/ARCHITECTURE.md, "hvcore"): each
+//! takes the domain or the resolved target a permit unlocked, never the
+//! whole hypervisor.
 
+pub mod evtchn;
 pub mod gnttab;
+pub mod shared_info;

@@ -146,9 +146,10 @@ pub fn smp(boot: &Boot) -> ! {
 }
 
 static TIMER_FIRED: AtomicU64 = AtomicU64::new(0);
+static TIMER_PORT: AtomicU64 = AtomicU64::new(u64::MAX);
 
-fn on_upcall(_vcpu: u32, sel: u64) {
-    if sel & (1 << VIRQ_TIMER) != 0 {
+fn on_upcall(_vcpu: u32, port: u32) {
+    if port as u64 == TIMER_PORT.load(Ordering::Acquire) {
         TIMER_FIRED.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -157,6 +158,16 @@ fn on_upcall(_vcpu: u32, sel: u64) {
 /// the upcall no earlier than the deadline.
 pub fn timer(_boot: &Boot) -> ! {
     warden_guest::events::set_upcall_handler(on_upcall);
+    check!(
+        warden_guest::evtchn::init().is_ok(),
+        "shared_info page mapped"
+    );
+    match warden_guest::evtchn::bind_virq(VIRQ_TIMER, 0) {
+        Ok(p) => TIMER_PORT.store(p as u64, Ordering::Release),
+        Err(e) => {
+            check!(false, "VIRQ_TIMER bound: {e}");
+        }
+    }
     warden_guest::events::enable();
     for round in 1..=5u64 {
         let before = TIMER_FIRED.load(Ordering::Acquire);

@@ -24,7 +24,21 @@ fn two() -> Two {
     let w = world(true);
     let d0 = w.domain(0, DOM0);
     let u = w.domain(2, DOMU);
-    w.hv.map_grant_frame(&u, 0, TABLE_GFN).unwrap();
+    // The domU maps its table frame 0 (XENMAPSPACE_grant_table), as Linux.
+    let a = warden_abi::memory::AddToPhysmap {
+        domid: warden_abi::DOMID_SELF,
+        size: 0,
+        space: warden_abi::memory::XENMAPSPACE_GRANT_TABLE,
+        idx: 0,
+        gpfn: TABLE_GFN,
+    };
+    w.put(&u, ARG, &a);
+    let r = w.call(
+        &u,
+        hc::MEMORY_OP,
+        [warden_abi::memory::ADD_TO_PHYSMAP as u64, ARG, 0, 0, 0],
+    );
+    assert_eq!(r, 0);
     w.hv.write_phys(&u, GRANTED_GFN << 12, b"granted bytes!")
         .unwrap();
     Two { w, d0, u }
@@ -381,6 +395,133 @@ fn death_of_the_granter_keeps_the_mapped_page_until_unmapped() {
         t.w.hv.platform.mem().free_frames(),
         free1 + 2,
         "the page and the table frame"
+    );
+}
+
+#[test]
+fn grant_table_frames_move_and_never_replace_foreign_frames() {
+    let t = two();
+    let add = |d: &Domain, idx: u64, gpfn: u64| {
+        let a = warden_abi::memory::AddToPhysmap {
+            domid: warden_abi::DOMID_SELF,
+            size: 0,
+            space: warden_abi::memory::XENMAPSPACE_GRANT_TABLE,
+            idx,
+            gpfn,
+        };
+        t.w.put(d, ARG, &a);
+        t.w.call(
+            d,
+            hc::MEMORY_OP,
+            [warden_abi::memory::ADD_TO_PHYSMAP as u64, ARG, 0, 0, 0],
+        )
+    };
+    t.grant(8, 0, GRANTED_GFN as u32, gt::GTF_PERMIT_ACCESS);
+    // Frame 1 grows the table; mapping it over RAM gives that page up.
+    let pages = t.u.mem.read().tot_pages;
+    assert_eq!(add(&t.u, 1, 10), 0);
+    assert_eq!(t.u.gnttab.nr_frames(), 2);
+    assert_eq!(t.u.mem.read().tot_pages, pages - 1);
+    // Moving frame 0: its old place is empty, the entries are where it went.
+    assert_eq!(add(&t.u, 0, 0x710), 0);
+    assert!(t.read(&t.u, TABLE_GFN << 12, 1).is_err());
+    let e: GrantEntryV1 = t.w.get(&t.u, (0x710 << 12) + 8 * 8);
+    assert_eq!(e.frame, GRANTED_GFN as u32);
+    // Beyond the maximum, a v2 status frame: EINVAL.
+    assert_eq!(add(&t.u, 64, 0x720), -(errno::EINVAL as i64));
+    assert_eq!(add(&t.u, 1 << 31, 0x720), -(errno::EINVAL as i64));
+    // Over a grant mapping: refused, the mapping stays.
+    let m = t.map(&t.d0, 2, 8, MAP_GFN, gt::GNTMAP_HOST_MAP);
+    assert_eq!(m.status, gt::GNTST_OKAY);
+    assert_eq!(add(&t.d0, 0, MAP_GFN), -(errno::EINVAL as i64));
+    assert_eq!(t.read(&t.d0, MAP_GFN << 12, 14).unwrap(), b"granted bytes!");
+    // A grant of a grant-table frame (not the domain's RAM) cannot be mapped.
+    let e = GrantEntryV1 {
+        flags: gt::GTF_PERMIT_ACCESS,
+        domid: 0,
+        frame: 0x710,
+    };
+    t.w.put(&t.u, (0x710 << 12) + 9 * 8, &e);
+    assert_eq!(
+        t.map(&t.d0, 2, 9, MAP_GFN + 1, gt::GNTMAP_HOST_MAP).status,
+        gt::GNTST_BAD_PAGE
+    );
+    // decrease_reservation refuses grant mappings and table frames.
+    t.w.put(&t.d0, BUF, &MAP_GFN);
+    let r = warden_abi::memory::Reservation {
+        extent_start: BUF,
+        nr_extents: 1,
+        domid: warden_abi::DOMID_SELF,
+        ..Default::default()
+    };
+    t.w.put(&t.d0, ARG, &r);
+    assert_eq!(
+        t.w.call(
+            &t.d0,
+            hc::MEMORY_OP,
+            [
+                warden_abi::memory::DECREASE_RESERVATION as u64,
+                ARG,
+                0,
+                0,
+                0
+            ]
+        ),
+        -(errno::EINVAL as i64)
+    );
+    assert_eq!(t.read(&t.d0, MAP_GFN << 12, 14).unwrap(), b"granted bytes!");
+}
+
+#[test]
+fn a_pinned_page_given_up_by_decrease_reservation_stays_for_the_mapper() {
+    let t = two();
+    t.grant(8, 0, GRANTED_GFN as u32, gt::GTF_PERMIT_ACCESS);
+    let m = t.map(
+        &t.d0,
+        2,
+        8,
+        MAP_GFN,
+        gt::GNTMAP_HOST_MAP | gt::GNTMAP_READONLY,
+    );
+    assert_eq!(m.status, gt::GNTST_OKAY);
+    t.w.put(&t.u, BUF, &GRANTED_GFN);
+    let r = warden_abi::memory::Reservation {
+        extent_start: BUF,
+        nr_extents: 1,
+        domid: warden_abi::DOMID_SELF,
+        ..Default::default()
+    };
+    t.w.put(&t.u, ARG, &r);
+    let free0 = t.w.hv.platform.mem().free_frames();
+    assert_eq!(
+        t.w.call(
+            &t.u,
+            hc::MEMORY_OP,
+            [
+                warden_abi::memory::DECREASE_RESERVATION as u64,
+                ARG,
+                0,
+                0,
+                0
+            ]
+        ),
+        1
+    );
+    assert!(
+        t.read(&t.u, GRANTED_GFN << 12, 1).is_err(),
+        "gone from the domU"
+    );
+    assert_eq!(
+        t.read(&t.d0, MAP_GFN << 12, 14).unwrap(),
+        b"granted bytes!",
+        "not freed"
+    );
+    assert_eq!(t.w.hv.platform.mem().free_frames(), free0);
+    assert_eq!(t.unmap(&t.d0, m.handle, MAP_GFN), gt::GNTST_OKAY);
+    assert_eq!(
+        t.w.hv.platform.mem().free_frames(),
+        free0 + 1,
+        "freed by the unmap"
     );
 }
 

@@ -229,6 +229,7 @@ fn a_grant_computed_with_a_stale_self_label_during_a_load_is_not_reused() {
                 caller,
                 target: None,
                 new_sid: None,
+                chan: None,
                 cpu: 0,
                 cache: Some(&v.decisions),
             })

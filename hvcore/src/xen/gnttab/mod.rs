@@ -350,7 +350,7 @@ impl GrantTable {
                     if !readonly {
                         clear |= GTF_WRITING;
                     }
-                    mem.and_u16(epa, !clear);
+                    clear_flags(mem, epa, clear);
                     return Err(GNTST_BAD_PAGE);
                 }
             }
@@ -386,12 +386,12 @@ impl GrantTable {
         }
         *n -= 1;
         if a.rw == 0 {
-            mem.and_u16(epa, !GTF_WRITING);
+            clear_flags(mem, epa, GTF_WRITING);
         }
         if a.pinned() {
             return;
         }
-        mem.and_u16(epa, !GTF_READING);
+        clear_flags(mem, epa, GTF_READING);
         if a.orphaned {
             a.orphaned = false;
             let mut o = self.orphans.lock();
@@ -520,6 +520,12 @@ impl GrantTable {
         }
         all.len()
     }
+}
+
+/// Clear `bits` of the flags of the (8-byte aligned) shared entry at `epa`,
+/// atomically against the guest (Xen's clear_bit).
+fn clear_flags(mem: &dyn HostMem, epa: u64, bits: u16) {
+    mem.fetch_and_u64(epa, !(bits as u64));
 }
 
 /// Set GTF_reading (and GTF_writing unless `readonly`) in the shared entry

@@ -1,0 +1,8 @@
+//! Xen 4.17's public interface, one file per public header it mirrors (the
+//! header's path is each file's first line).
+
+pub mod event_channel;
+pub mod grant_table;
+// xen.h's mirror keeps the header's name.
+#[allow(clippy::module_inception)]
+pub mod xen;
