@@ -58,6 +58,8 @@ fn main(boot: &'static Boot) -> ! {
         "livepatch-dom0" => livepatch::dom0(boot),
         "lp-load" => livepatch::load(boot),
         "hostile" => hostile::hostile(boot),
+        "gnttab-dom0" => gnttab::dom0(boot),
+        "gnttab-granter" => gnttab::granter(boot),
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),
         "ring3" => ring3::ring3(),
