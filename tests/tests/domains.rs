@@ -160,6 +160,7 @@ fn hostile_guest_random_hypercalls_change_nothing_outside_its_policy() {
                 | (24, 2..=4)
                 | (24, 8 | 9)
                 | (34, 23)
+                | (32, 0..=13)
                 | (12, 2..=6)
                 | (35, 6)
                 | (27, 24)

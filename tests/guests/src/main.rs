@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod console;
+mod evtchn;
 mod gnttab;
 mod hostile;
 mod livepatch;
@@ -60,6 +61,10 @@ fn main(boot: &'static Boot) -> ! {
         "hostile" => hostile::hostile(boot),
         "gnttab-dom0" => gnttab::dom0(boot),
         "gnttab-granter" => gnttab::granter(boot),
+        "evtchn-front" => evtchn::front(boot),
+        "evtchn-back" => evtchn::back(boot),
+        "evtchn-deny" => evtchn::deny(boot),
+        "evtchn-hostile" => evtchn::hostile(boot),
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),
         "ring3" => ring3::ring3(),
