@@ -14,7 +14,8 @@
 //! Host memory is a lock-free simulation (guest-visible words through
 //! atomics, page copies through raw pointers), so the only locks are the
 //! grant table's and the physmaps'. Run: `cargo bench -p hvcore --bench gnttab`
-//! (optionally `-- SECONDS` per measurement, default 1). Results: BENCHMARKS.md.
+//! (optionally `-- SECONDS ROUNDS`: per measurement, default 0.4 s, and
+//! rounds, default 5, the median reported). Results: BENCHMARKS.md.
 
 use hvcore::domain::{DomSnap, Domain};
 use hvcore::p2m::{HostMem, P2m};
@@ -255,23 +256,31 @@ fn copy_mbps(mem: &'static BenchMem, mode: LockMode, threads: usize, secs: f64) 
     ops * 4096.0 / 1e6
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
-    let secs: f64 = std::env::args()
+    // Arguments: SECONDS per measurement (default 0.4), ROUNDS (default 5).
+    let nums: Vec<f64> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1.0);
-    let mem: &'static BenchMem = Box::leak(Box::new(BenchMem::new(1 << 14)));
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let secs = nums.first().copied().unwrap_or(0.4);
+    let rounds = nums.get(1).map_or(5, |&r| r as usize).max(1);
+    let mem: &'static BenchMem = Box::leak(Box::new(BenchMem::new(1 << 15)));
     println!(
-        "grant tables: {secs} s per measurement, {} CPUs online",
+        "grant tables: {secs} s per measurement, median of {rounds} rounds (the two modes alternate), {} CPUs online",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!("| measure | threads | per-entry locks | one table lock | ratio |");
     println!("|---|---|---|---|---|");
-    for (name, f) in [
-        (
-            "map+unmap/s, a mapper domain per thread",
-            &(|m, t| map_unmap(mem, m, t, false, secs)) as &dyn Fn(LockMode, usize) -> f64,
-        ),
+    type Measure<'a> = &'a dyn Fn(LockMode, usize) -> f64;
+    let measures: [(&str, Measure<'_>); 3] = [
+        ("map+unmap/s, a mapper domain per thread", &|m, t| {
+            map_unmap(mem, m, t, false, secs)
+        }),
         (
             "map+unmap/s, one mapper domain (vCPU per thread)",
             &|m, t| map_unmap(mem, m, t, true, secs),
@@ -279,10 +288,15 @@ fn main() {
         ("copy 4 KiB grant -> own frame, MB/s", &|m, t| {
             copy_mbps(mem, m, t, secs)
         }),
-    ] {
+    ];
+    for (name, f) in measures {
         for t in [1usize, 2, 4] {
-            let a = f(LockMode::PerEntry, t);
-            let b = f(LockMode::Table, t);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                a.push(f(LockMode::PerEntry, t));
+                b.push(f(LockMode::Table, t));
+            }
+            let (a, b) = (median(a), median(b));
             println!("| {name} | {t} | {a:.0} | {b:.0} | {:.2} |", a / b);
         }
     }
