@@ -20,8 +20,10 @@ use warden_abi::DomId;
 
 /// Handles per chunk (one 4 KiB maptrack frame of Xen's 16-byte entries).
 pub const CHUNK: u32 = 256;
-/// Chunks at most (Xen's default `max_maptrack_frames`).
-pub const MAX_CHUNKS: u32 = 1024;
+/// Chunks at most: 128 (32,768 handles, what Linux's gntdev allows by
+/// default) rather than Xen's 1024 maptrack frames, so a domain mapping
+/// its own grants cannot take more than about 2 MiB of hypervisor heap.
+pub const MAX_CHUNKS: u32 = 128;
 /// Free lists (vCPU ids are folded onto them).
 pub const LISTS: usize = 8;
 
@@ -128,7 +130,11 @@ impl Maptrack {
         if n >= self.max_chunks {
             return None;
         }
-        let chunk: Chunk = (0..CHUNK).map(|_| spin::Mutex::new(None)).collect();
+        // Fallible: an exhausted heap refuses the map (GNTST_no_space).
+        let mut v = Vec::new();
+        v.try_reserve_exact(CHUNK as usize).ok()?;
+        v.extend((0..CHUNK).map(|_| spin::Mutex::new(None)));
+        let chunk: Chunk = v.into_boxed_slice();
         self.chunks[n as usize].call_once(|| chunk);
         self.nr_chunks.store(n + 1, Ordering::Release);
         let base = n * CHUNK;

@@ -207,10 +207,13 @@ impl GrantTable {
             if self.dying.load(Ordering::Acquire) {
                 return Err(errno::ESRCH);
             }
+            // Fallible: an exhausted heap refuses the growth.
+            let mut v = Vec::new();
+            v.try_reserve_exact(PER_FRAME as usize)
+                .map_err(|_| errno::ENOMEM)?;
+            v.extend((0..PER_FRAME).map(|_| spin::Mutex::new(Active::default())));
+            let chunk: Chunk = v.into_boxed_slice();
             let pa = mem.alloc_frame().ok_or(errno::ENOMEM)?;
-            let chunk: Chunk = (0..PER_FRAME)
-                .map(|_| spin::Mutex::new(Active::default()))
-                .collect();
             self.active[cur as usize].call_once(|| chunk);
             self.frames[cur as usize].store(pa, Ordering::Relaxed);
             cur += 1;
