@@ -75,6 +75,8 @@ pub mod hypercall {
     pub const VM_ASSIST: u32 = 21;
     /// `vcpu_op(cmd, vcpuid, arg)`: the caller's own vCPUs.
     pub const VCPU_OP: u32 = 24;
+    /// `grant_table_op(cmd, uop, count)`: grant tables (v1).
+    pub const GRANT_TABLE_OP: u32 = 20;
     /// `xsm_op(op)`: the FLASK security server.
     pub const XSM_OP: u32 = 27;
     /// `sched_op(cmd, arg)`: yield, block, shutdown, poll.
@@ -168,6 +170,11 @@ pub const HYPERCALLS: &[Hypercall] = &[
         number: hypercall::DOMCTL,
         name: "domctl",
         subops: domctl::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::GRANT_TABLE_OP,
+        name: "grant_table_op",
+        subops: xen::grant_table::SUBOPS,
     },
 ];
 

@@ -366,6 +366,8 @@ pub struct Domain {
     pub stopped: Arc<AtomicBool>,
     /// HVM parameters, memory map, vm_assist (`xen`).
     pub hvm: crate::xen::DomainHvm,
+    /// Its grant table and maptrack (shared with the mappings of its grants).
+    pub gnttab: Arc<crate::xen::gnttab::GrantTable>,
     /// Its event channels.
     pub evtchn: crate::xen::evtchn::DomEvtchn,
     /// Its shared_info page.
@@ -406,6 +408,7 @@ impl Domain {
             scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
             hvm: crate::xen::DomainHvm::default(),
+            gnttab: Arc::new(crate::xen::gnttab::GrantTable::with_defaults(id)),
             evtchn: crate::xen::evtchn::DomEvtchn::new(),
             shared_info: crate::xen::shared_info::SharedInfoPage::new(),
         }

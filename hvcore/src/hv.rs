@@ -202,6 +202,11 @@ impl Hv {
         };
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
         d.handle = n.handle;
+        // Xen's initial grant-table frame (the table grows on demand if
+        // memory is short now).
+        let _ = d
+            .gnttab
+            .grow(self.platform.mem(), crate::xen::gnttab::INITIAL_FRAMES);
         d.shared_info.set_frame(si);
         self.publish_wallclock(&d);
         let d = Arc::new(d);
@@ -289,17 +294,29 @@ impl Hv {
         let mem = self.platform.mem();
         let mut m = d.mem.write();
         let p2m = m.p2m.as_mut().ok_or(errno::ESRCH)?;
-        if gfns.iter().any(|&g| p2m.lookup(mem, g).is_none()) {
+        // Only the domain's own RAM (not grant mappings, not grant-table frames).
+        if gfns.iter().any(|&g| match p2m.lookup_kind(mem, g) {
+            Some((_, crate::p2m::Kind::Ram)) => false,
+            // The shared_info page leaves the physmap (not freed).
+            Some((_, crate::p2m::Kind::Xen)) => d.shared_info.gfn() != Some(g),
+            _ => true,
+        }) {
             return Err(errno::EINVAL);
         }
         let mut freed = Vec::new();
+        let mut given_up = 0u64;
         for &g in gfns {
             if let Some(pa) = p2m.unmap(mem, g) {
                 if d.shared_info.gfn() == Some(g) {
                     // Unmapped, not freed: the domain keeps its page.
                     d.shared_info.set_gfn(None);
                 } else {
-                    freed.push(pa);
+                    given_up += 1;
+                    // A frame other domains still map or copy stays theirs
+                    // until their last pin goes (the release frees it).
+                    if !d.gnttab.orphan_if_pinned(pa) {
+                        freed.push(pa);
+                    }
                 }
             }
         }
@@ -310,7 +327,7 @@ impl Hv {
             mem.zero_frame(*pa);
             mem.free_frame(*pa);
         }
-        m.tot_pages -= freed.len() as u64;
+        m.tot_pages -= given_up;
         Ok(())
     }
 
@@ -497,6 +514,17 @@ impl Hv {
             let vcpus = core::mem::take(&mut *d.vcpus.write());
             self.sched.remove_domain(d.id);
             drop(vcpus);
+            // Grants: undo what it maps of others, and keep what others map
+            // of it out of the pages freed below.
+            {
+                let mem = self.platform.mem();
+                let mut m = d.mem.write();
+                if let Some(p) = m.p2m.as_mut() {
+                    d.gnttab.unmap_all(mem, p);
+                    let orphaned = d.gnttab.close(mem, p);
+                    m.tot_pages = m.tot_pages.saturating_sub(orphaned);
+                }
+            }
             {
                 // The shared_info page leaves the physmap: it is freed
                 // with the domain, not with its RAM.

@@ -43,6 +43,10 @@ pub unsafe trait HostMem: Sync {
     fn total_frames(&self) -> u64;
     /// Highest host frame number.
     fn max_mfn(&self) -> u64;
+    /// Atomically (against guests sharing the frame too) replace the
+    /// 4-byte-aligned u32 at `pa` with `new` if it equals `old`; returns the
+    /// value found (the grant entries' flags and domid, as Xen's cmpxchg).
+    fn cmpxchg_u32(&self, pa: u64, old: u32, new: u32) -> u32;
     /// Atomically OR `v` into the u64 at host physical `pa` (8-byte aligned,
     /// so within one frame); returns the previous value (0 for a refused
     /// access). A guest may update the same word concurrently (event bits).
@@ -71,6 +75,37 @@ const US: u64 = 1 << 2;
 const ADDR: u64 = 0x000f_ffff_ffff_f000;
 /// Nested entries: present, writable, user (nested walks are user accesses).
 const NPT_FLAGS: u64 = P | RW | US;
+/// Software bit (ignored by the walk): a grant mapping of another domain's
+/// frame (grant_map_rw/ro): never freed or scrubbed through this physmap.
+const GRANT: u64 = 1 << 9;
+/// Software bit: a frame the hypervisor owns (a grant-table frame the
+/// domain mapped with XENMAPSPACE_grant_table): never freed through this physmap.
+const XEN_OWNED: u64 = 1 << 10;
+
+/// What a physmap entry maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The domain's own RAM.
+    Ram,
+    /// Another domain's frame mapped by grant.
+    Grant { writable: bool },
+    /// A frame of the hypervisor's (a grant-table frame).
+    Xen,
+}
+
+impl Kind {
+    fn of(e: u64) -> Kind {
+        if e & GRANT != 0 {
+            Kind::Grant {
+                writable: e & RW != 0,
+            }
+        } else if e & XEN_OWNED != 0 {
+            Kind::Xen
+        } else {
+            Kind::Ram
+        }
+    }
+}
 
 /// Why a mapping failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +211,10 @@ impl P2m {
 
     /// Map `gfn` to the host frame at `pa`.
     pub fn map(&mut self, mem: &dyn HostMem, gfn: u64, pa: u64) -> Result<(), MapError> {
+        self.map_entry(mem, gfn, (pa & ADDR) | NPT_FLAGS)
+    }
+
+    fn map_entry(&mut self, mem: &dyn HostMem, gfn: u64, e: u64) -> Result<(), MapError> {
         if gfn >= GFN_LIMIT {
             return Err(MapError::OutOfRange);
         }
@@ -183,9 +222,53 @@ impl P2m {
         if mem.read_u64(slot) & P != 0 {
             return Err(MapError::Exists);
         }
-        mem.write_u64(slot, (pa & ADDR) | NPT_FLAGS);
+        mem.write_u64(slot, e);
         self.mapped += 1;
         Ok(())
+    }
+
+    /// Map another domain's frame `pa` at `gfn` by grant (read-only in the
+    /// nested tables unless `writable`: a guest write faults).
+    pub fn map_grant(
+        &mut self,
+        mem: &dyn HostMem,
+        gfn: u64,
+        pa: u64,
+        writable: bool,
+    ) -> Result<(), MapError> {
+        let rw = if writable { RW } else { 0 };
+        self.map_entry(mem, gfn, (pa & ADDR) | P | US | rw | GRANT)
+    }
+
+    /// Map a hypervisor-owned frame `pa` (writable) at `gfn`.
+    pub fn map_xen(&mut self, mem: &dyn HostMem, gfn: u64, pa: u64) -> Result<(), MapError> {
+        self.map_entry(mem, gfn, (pa & ADDR) | NPT_FLAGS | XEN_OWNED)
+    }
+
+    /// The host frame at `gfn` and what it is.
+    pub fn lookup_kind(&self, mem: &dyn HostMem, gfn: u64) -> Option<(u64, Kind)> {
+        if gfn >= GFN_LIMIT {
+            return None;
+        }
+        let mut table = self.root;
+        let mut e = 0;
+        for level in [4u32, 3, 2, 1] {
+            e = mem.read_u64(table + Self::index(gfn, level) * 8);
+            if e & P == 0 {
+                return None;
+            }
+            table = e & ADDR;
+        }
+        Some((table, Kind::of(e)))
+    }
+
+    /// Unmap `gfn` if it maps `pa` as `kind` (a grant or hypervisor frame
+    /// being taken back); false (nothing changed) otherwise.
+    pub fn unmap_if(&mut self, mem: &dyn HostMem, gfn: u64, pa: u64, kind: Kind) -> bool {
+        if self.lookup_kind(mem, gfn) != Some((pa, kind)) {
+            return false;
+        }
+        self.unmap(mem, gfn).is_some()
     }
 
     /// Unmap `gfn`; returns the host frame that was there. The caller must
@@ -237,7 +320,11 @@ impl P2m {
                 if level == 1 {
                     mem.write_u64(slot, 0);
                     *left -= 1;
-                    data(gfn, e & ADDR);
+                    // Frames of other domains (grants) and of the
+                    // hypervisor are not this domain's to free.
+                    if Kind::of(e) == Kind::Ram {
+                        data(gfn, e & ADDR);
+                    }
                 } else if walk(mem, e & ADDR, level - 1, gfn, left, freed_tables, data) {
                     mem.write_u64(slot, 0);
                     mem.free_frame(e & ADDR);
@@ -280,7 +367,9 @@ impl P2m {
                 }
                 let gfn = base | (i << (9 * (level - 1)));
                 if level == 1 {
-                    data(gfn, e & ADDR);
+                    if Kind::of(e) == Kind::Ram {
+                        data(gfn, e & ADDR);
+                    }
                 } else {
                     walk(mem, e & ADDR, level - 1, gfn, data);
                     mem.free_frame(e & ADDR);
@@ -334,7 +423,23 @@ impl GuestPhys for PhysView<'_> {
     }
     fn write_gpa(&self, gpa: u64, buf: &[u8]) -> Result<(), Fault> {
         within_frame(gpa, buf.len())?;
-        let pa = self.frame(gpa)?;
+        // A read-only grant mapping is read-only for the hypervisor's
+        // writes on the guest's behalf too.
+        let pa = match self.p2m.lookup_kind(self.mem, gpa >> 12) {
+            None => {
+                return Err(Fault {
+                    addr: gpa,
+                    reason: "no memory at this guest-physical address",
+                });
+            }
+            Some((_, Kind::Grant { writable: false })) => {
+                return Err(Fault {
+                    addr: gpa,
+                    reason: "read-only grant mapping",
+                });
+            }
+            Some((pa, _)) => pa,
+        };
         self.mem.write(pa | (gpa & 4095), buf);
         Ok(())
     }
@@ -413,6 +518,16 @@ pub mod testmem {
         }
         fn max_mfn(&self) -> u64 {
             (self.base >> 12) + self.total - 1
+        }
+        fn cmpxchg_u32(&self, pa: u64, old: u32, new: u32) -> u32 {
+            assert!(pa.is_multiple_of(4));
+            let (i, o) = self.idx(pa);
+            let mut d = self.data.lock();
+            let cur = u32::from_le_bytes(d[i][o..o + 4].try_into().unwrap());
+            if cur == old {
+                d[i][o..o + 4].copy_from_slice(&new.to_le_bytes());
+            }
+            cur
         }
         fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
             assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");

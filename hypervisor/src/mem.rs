@@ -204,6 +204,22 @@ unsafe impl hvcore::p2m::HostMem for FrameMem {
         MAX_MFN.load(core::sync::atomic::Ordering::Relaxed)
     }
 
+    fn cmpxchg_u32(&self, pa: u64, old: u32, new: u32) -> u32 {
+        if !pa.is_multiple_of(4) || !self.lent("cmpxchg", pa, 4) {
+            // Refused: report a value that never equals what was expected.
+            return !old;
+        }
+        let found: u32;
+        // SAFETY: an aligned 4-byte word in a lent, identity-mapped frame
+        // (checked above); `lock cmpxchg` is atomic against the guest's
+        // accesses to the same word.
+        unsafe {
+            asm!("lock cmpxchg dword ptr [{p}], {n:e}", p = in(reg) pa, n = in(reg) new,
+                 inout("eax") old => found, options(nostack));
+        }
+        found
+    }
+
     fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
         match self.atomic_word(pa) {
             Some(w) => w.fetch_or(v, core::sync::atomic::Ordering::SeqCst),

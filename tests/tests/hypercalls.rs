@@ -142,11 +142,26 @@ fn enforcing_every_operation_allowed_for_one_label_and_denied_for_another() {
     // Allowed outside the matrix: shutting oneself down (every guest's
     // power-off), relabelling oneself (the labels test), blocking (timers).
     let allowed_elsewhere = ["SchedShutdown", "SchedBlock", "FlaskRelabelSelf"];
+    // Needs a live grant mapping, which needs a guest to map its grant
+    // table (XENMAPSPACE_grant_table): allowed and denied in the gnttab
+    // test and hvcore's dispatcher test (unlabeled caller).
+    let elsewhere = ["GnttabUnmap"];
+    // Denied elsewhere: binding and sending on an interdomain channel need
+    // a port made for the caller, which no label of this boot that is
+    // refused could get (tests/tests/evtchn.rs shows those denials; the
+    // host test `every_row_of_the_table_is_reached_and_checked_by_the_dispatcher`
+    // shows an unlabeled caller refused).
+    let denied_elsewhere = ["EvtchnBindInterdomain", "EvtchnSendInterdomain"];
     for r in TABLE {
+        if elsewhere.contains(&r.name) {
+            continue;
+        }
         if !allowed_elsewhere.contains(&r.name) && !NOT_IMPLEMENTED.contains(&r.name) {
             assert!(allowed.contains(r.name), "{} never seen allowed", r.name);
         }
-        assert!(denied.contains(r.name), "{} never seen denied", r.name);
+        if !denied_elsewhere.contains(&r.name) {
+            assert!(denied.contains(r.name), "{} never seen denied", r.name);
+        }
     }
     // Each denial (-EACCES) has its avc line: the right source label, class
     // and permissions of the operation's first check.
@@ -154,13 +169,16 @@ fn enforcing_every_operation_allowed_for_one_label_and_denied_for_another() {
     let rows: BTreeMap<&str, _> = TABLE.iter().map(|r| (r.name, r)).collect();
     for l in lines.iter().filter(|l| !l.allow && l.rc == -13) {
         let row = rows[l.row.as_str()];
-        let scontext = label_of(&l.dom);
         // The line lists the permissions refused: a non-empty subset of the check's.
+        let scontext = label_of(&l.dom);
         let found = (0..row.checks.len()).any(|i| {
             let perms = row.perm_names(i);
             avcs.iter().any(|a| {
+                // A check whose source is not the caller (an event channel's
+                // label, the source of a grant copy into the caller) names that label.
+                let by_caller = row.checks[i].subject == hvcore::gate::Subject::Caller;
                 avc_perms(a).is_some_and(|p| !p.is_empty() && p.iter().all(|x| perms.contains(x)))
-                    && a.contains(&format!("scontext={scontext} "))
+                    && (!by_caller || a.contains(&format!("scontext={scontext} ")))
                     && a.contains(&format!("tclass={} ", row.checks[i].class))
                     && a.ends_with("permissive=0")
             })

@@ -19,6 +19,8 @@ Commands:
   bench-hypercalls  Null-hypercall round trip, flask=disabled vs enforcing (-icount
               shift=0), and hypercalls per second for 1 guest and 2 guests
               (-icount; with --real-time also in real time, multi-threaded TCG)
+  bench-evtchn  Event-channel ping-pong between two domains: round trips per second
+              (-icount shift=0, 2 CPUs, FLASK enforcing)
   bench-livepatch  CPU hold time of applying/reverting a one-function live patch
               with 1, 2 and 4 CPUs (-icount shift=0, as the hypervisor reports
               it) and signature verification time of the upload
@@ -49,6 +51,9 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         }
         "bench-hypercalls" => {
             "cargo xtask bench-hypercalls [--count N] [--runs N] [--real-time]\n  Null-hypercall round trip, flask=disabled vs enforcing (-icount shift=0), and\n  hypercalls/s for 1 and 2 guests. --count: hypercalls per measurement (default\n  200000); --runs: runs per configuration, median reported (default 3);\n  --real-time: also 1 and 2 guests in real time with multi-threaded TCG (a run that\n  hits QEMU's multi-threaded SVM fault fails the command: docs/ARCHITECTURE.md,\n  \"Known issues\")"
+        }
+        "bench-evtchn" => {
+            "cargo xtask bench-evtchn [--rounds N] [--runs N]\n  Event-channel ping-pong between two domUs (interdomain channel, each\n  notification answered from the upcall): round trips per second under\n  -icount shift=0 (virtual time), 2 CPUs, FLASK enforcing. --rounds: round trips\n  per run (default 2000); --runs: runs, median reported (default 3)"
         }
         "bench-livepatch" => {
             "cargo xtask bench-livepatch [--rounds N]\n  CPU hold time of applying/reverting a one-function live patch with 1, 2 and 4\n  CPUs (-icount shift=0) and the upload's signature verification time.\n  --rounds: upload/apply/revert/unload rounds per CPU count (default 20)"
@@ -88,12 +93,14 @@ fn main() -> ExitCode {
         Some("bench-livepatch") => bench_livepatch(&args[1..]),
         Some("linux-assets") => xtask::linux::assets_cmd(&args[1..]),
         Some("bench-linux") => xtask::linuxbench::bench(&args[1..]),
+        Some("bench-evtchn") => bench_evtchn(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
             for c in [
                 "run",
                 "bench-boot",
                 "bench-hypercalls",
+                "bench-evtchn",
                 "bench-livepatch",
                 "linux-assets",
                 "bench-linux",
@@ -401,6 +408,85 @@ fn median_u64(mut v: Vec<u64>) -> u64 {
 
 fn list(v: &[u64]) -> String {
     v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// `cargo xtask bench-evtchn`: the ping-pong of tests/guests/src/evtchn.rs
+/// (`evtchn-front` / `evtchn-back`) under -icount, `runs` times.
+fn bench_evtchn(args: &[String]) -> Result<()> {
+    let mut rounds = 2000u32;
+    let mut runs = 3u32;
+    let mut p = parser(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("rounds") => rounds = number(&value(&mut p, "--rounds")?, "--rounds")?.max(10),
+            Long("runs") => runs = number(&value(&mut p, "--runs")?, "--runs")?.max(1),
+            Long("help") | Short('h') => return help(),
+            other => bail!("bench-evtchn: {}", other.unexpected()),
+        }
+    }
+    deps::ensure(deps::QEMU)?;
+    let policy = build::build_policy(false)?;
+    let guest = build::build_test_guest()?;
+    let module = |args: String| Module {
+        path: guest.clone(),
+        args,
+    };
+    let domu = "user_1:vm_r:domU_t";
+    let mut rates = Vec::new();
+    for run in 0..runs {
+        let mut m = Machine::new(Boot::Kernel {
+            image: build::build_image(true)?,
+            cmdline: "test_exit flask=enforcing".into(),
+            modules: vec![
+                Module {
+                    path: policy.clone(),
+                    args: String::new(),
+                },
+                module("role=wait-dom0 ok=1,2".into()),
+                module(format!(
+                    "domain domid=1 label={domu} -- role=evtchn-front peer=2 third=3 rounds={rounds}"
+                )),
+                module(format!(
+                    "domain domid=2 label={domu} -- role=evtchn-back peer=1"
+                )),
+                module(format!("domain domid=3 label={domu} mem=8M -- role=victim")),
+            ],
+        });
+        m.smp = 2;
+        m.extra = vec!["-icount".into(), "shift=0".into()];
+        let o = qemu::run_captured(m.command(), Duration::from_secs(1800), None)?;
+        if o.status != Some(hvcore::testexit::TestExit::Dom0Poweroff.qemu_status()) {
+            bail!(
+                "benchmark boot did not end with dom0's power-off (status {:?}):\n{}",
+                o.status,
+                o.serial
+            );
+        }
+        // "evtchn: N round trips in T ns: R round trips/s"
+        let Some(line) = o.serial.lines().find(|l| l.contains("round trips/s")) else {
+            bail!("no round-trip line:\n{}", o.serial);
+        };
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == "evtchn:").unwrap_or(0);
+        let (n, ns) = match (w.get(i + 1), w.get(i + 5)) {
+            (Some(n), Some(ns)) => (n.parse::<u64>().ok(), ns.parse::<u64>().ok()),
+            _ => (None, None),
+        };
+        let (Some(n), Some(ns)) = (n, ns) else {
+            bail!("bad round-trip line: {line}");
+        };
+        let rate = n * 1_000_000_000 / ns.max(1);
+        eprintln!(
+            "xtask: run {}: {n} round trips in {ns} virtual ns: {rate}/s",
+            run + 1
+        );
+        rates.push(rate);
+    }
+    println!(
+        "Event-channel ping-pong, 2 domUs (domU_t), interdomain channel, 2 CPUs, FLASK enforcing, -icount shift=0 (virtual time), {rounds} round trips per run: median {} round trips/s (runs: {rates:?})",
+        median_u64(rates.clone())
+    );
+    Ok(())
 }
 
 fn bench_hypercalls(args: &[String]) -> Result<()> {

@@ -95,6 +95,10 @@ pub enum Object {
     CallerSelf,
     /// A label given as an argument (createdomain's ssidref, a relabel's new SID).
     NewSid,
+    /// The caller's own label, as the object of a check whose subject is
+    /// the target (grant copy from another domain into the caller: Xen's
+    /// `domain_target_sid(source, dest)` with dest the caller).
+    Caller,
     /// An event channel's label ([`ChanSids::chan`]).
     Chan,
     /// The domain an event channel binds to, as its owner sees it
@@ -377,6 +381,14 @@ impl Ctx<'_> {
             Object::TargetOwn => r.target.map(|t| Sid::from_raw(t.sid)).ok_or(errno::ESRCH),
             Object::CallerSelf => Ok(Sid::from_raw(r.caller.self_sid)),
             Object::NewSid => r.new_sid.map(Sid::from_raw).ok_or(errno::EINVAL),
+            Object::Caller => {
+                let t = r.target.ok_or(errno::ESRCH)?;
+                Ok(Sid::from_raw(if t.id == r.caller.id {
+                    r.caller.self_sid
+                } else {
+                    r.caller.sid
+                }))
+            }
             Object::Chan => r.chan.map(|c| Sid::from_raw(c.chan)).ok_or(errno::EINVAL),
             Object::Peer => r.chan.map(|c| Sid::from_raw(c.peer)).ok_or(errno::EINVAL),
             Object::Local => r.chan.map(|c| Sid::from_raw(c.local)).ok_or(errno::EINVAL),

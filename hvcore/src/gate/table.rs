@@ -18,6 +18,7 @@ use super::{CheckDesc, Ctx, Dummy, Object, Op, Permit, Row, Subject, class_id, c
 use warden_abi::hypercall as hc;
 use warden_abi::xen::event_channel as evtchn;
 use warden_abi::xen::xen::{set_timer_op, vm_assist};
+use warden_abi::xen::grant_table as gt;
 use warden_abi::{console, domctl, hvm, memory, sched, sysctl, vcpu, version, xsm as fx};
 use xsm::perms;
 
@@ -225,6 +226,35 @@ ops! {
         [Caller -> Target : mmu { STAT }];
     MemAddToPhysmap: MEMORY_OP / memory::ADD_TO_PHYSMAP, "", dummy Target,
         [Caller -> Target : mmu { PHYSMAP }];
+
+    // ---- grant_table_op (per-entry refusals are GNTST_permission_denied
+    // in the entry's status, not the hypercall's errno)
+    /// map_grant_ref, writable: mapper -> granter (Xen's flask_grant_mapref).
+    GnttabMapRw: GRANT_TABLE_OP / gt::MAP_GRANT_REF, "writable", dummy Hook,
+        [Caller -> Target : grant { MAP_READ MAP_WRITE }];
+    /// map_grant_ref with GNTMAP_readonly.
+    GnttabMapRo: GRANT_TABLE_OP / gt::MAP_GRANT_REF, "read-only", dummy Hook,
+        [Caller -> Target : grant { MAP_READ }];
+    /// unmap_grant_ref: mapper -> granter.
+    GnttabUnmap: GRANT_TABLE_OP / gt::UNMAP_GRANT_REF, "", dummy Hook,
+        [Caller -> Target : grant { UNMAP }];
+    GnttabSetupTable: GRANT_TABLE_OP / gt::SETUP_TABLE, "", dummy Target,
+        [Caller -> Target : grant { SETUP }];
+    /// copy whose source is the caller (target: the destination's domain;
+    /// the caller itself when both sides are its own).
+    GnttabCopyFromCaller: GRANT_TABLE_OP / gt::COPY, "source is the caller", dummy Hook,
+        [Caller -> Target : grant { COPY }];
+    /// copy from another domain (the target) into the caller.
+    GnttabCopyToCaller: GRANT_TABLE_OP / gt::COPY, "source another domain, destination the caller", dummy Hook,
+        [Target -> Caller : grant { COPY }];
+    GnttabQuerySize: GRANT_TABLE_OP / gt::QUERY_SIZE, "", dummy Target,
+        [Caller -> Target : grant { QUERY }];
+    /// Xen checks query_size's permission for get_version.
+    GnttabGetVersion: GRANT_TABLE_OP / gt::GET_VERSION, "", dummy Target,
+        [Caller -> Target : grant { QUERY }];
+    /// Warden: grant:setup on oneself (Xen checks nothing).
+    GnttabSetVersion: GRANT_TABLE_OP / gt::SET_VERSION, "", dummy Hook,
+        [Caller -> CallerSelf : grant { SETUP }];
 
     // ---- domctl (checked before the domctl path takes any lock: XSA-492/499)
     /// domain:create against the new domain's label (ssidref).

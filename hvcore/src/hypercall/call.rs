@@ -952,3 +952,106 @@ impl SafePoints<'_> {
         self.hv.safe_point_wanted()
     }
 }
+
+// ------------------------------------------------------------ grant tables
+
+/// One side of a grant copy, as the handler resolved it.
+#[derive(Debug, Clone, Copy)]
+pub enum GrantSide {
+    /// A grant reference of the caller's own table.
+    OwnRef(u32),
+    /// A grant reference of the permit's target.
+    TargetRef(u32),
+    /// A frame of the caller's.
+    OwnFrame(u64),
+}
+
+impl<'a> Call<'a> {
+    /// The granter of the caller's live maptrack handle `handle` as it was
+    /// when mapped (for the unmap check): GNTST_bad_handle if none.
+    pub fn grant_handle_granter(&self, handle: u32) -> Result<DomSnap, i16> {
+        crate::xen::gnttab::mapping_of(&self.vcpu.domain, handle).map(|m| m.granter_snap)
+    }
+
+    /// map_grant_ref of the permit's target's grant into the caller's
+    /// physmap. Returns the handle, or a GNTST_* status.
+    pub fn grant_map<O: MapsGrants + OnTarget>(
+        &self,
+        p: &Permit<O>,
+        op: &warden_abi::xen::grant_table::MapGrantRef,
+    ) -> Result<u32, i16> {
+        use warden_abi::xen::grant_table::GNTST_BAD_DOMAIN;
+        let t = *p.target().ok_or(GNTST_BAD_DOMAIN)?;
+        let g = self.resolve(p).map_err(|_| GNTST_BAD_DOMAIN)?;
+        crate::xen::gnttab::map(
+            self.hv.platform.mem(),
+            &self.vcpu.domain,
+            self.vcpu.id,
+            g.domain(),
+            t,
+            op,
+        )
+    }
+
+    /// unmap_grant_ref of one of the caller's handles (granter `granter`,
+    /// the domain the permit was checked against).
+    pub fn grant_unmap(
+        &self,
+        p: &Permit<GnttabUnmap>,
+        op: &warden_abi::xen::grant_table::UnmapGrantRef,
+    ) -> Result<(), i16> {
+        use warden_abi::xen::grant_table::GNTST_BAD_HANDLE;
+        let granter = p.target().ok_or(GNTST_BAD_HANDLE)?.id;
+        let d = &self.vcpu.domain;
+        let hv = self.hv;
+        crate::xen::gnttab::unmap(hv.platform.mem(), d, self.vcpu.id, op, granter, &|| {
+            crate::vcpu::shootdown(hv.platform.guest_slots(), d.id, &d.epoch, &|c| {
+                hv.platform.kick(c as u32)
+            })
+        })
+    }
+
+    /// copy between the caller and the permit's target (or within the caller).
+    pub fn grant_copy<O: CopiesGrants + OnTarget>(
+        &self,
+        p: &Permit<O>,
+        src: GrantSide,
+        dst: GrantSide,
+        op: &warden_abi::xen::grant_table::Copy,
+    ) -> Result<(), i16> {
+        use crate::xen::gnttab::Side;
+        use warden_abi::xen::grant_table::GNTST_BAD_DOMAIN;
+        let own = &self.vcpu.domain;
+        let needs_target =
+            matches!(src, GrantSide::TargetRef(_)) || matches!(dst, GrantSide::TargetRef(_));
+        let target = if needs_target {
+            Some(self.resolve(p).map_err(|_| GNTST_BAD_DOMAIN)?.into_domain())
+        } else {
+            None
+        };
+        let side = |s: GrantSide| -> Result<Side<'_>, i16> {
+            Ok(match s {
+                GrantSide::OwnRef(r) => Side::Gref(own, r),
+                GrantSide::TargetRef(r) => {
+                    Side::Gref(target.as_deref().ok_or(GNTST_BAD_DOMAIN)?, r)
+                }
+                GrantSide::OwnFrame(g) => Side::Gmfn(g),
+            })
+        };
+        crate::xen::gnttab::copy(self.hv.platform.mem(), own, side(src)?, side(dst)?, op)
+    }
+}
+
+impl Resolved<'_, MemAddToPhysmap> {
+    /// XENMAPSPACE_grant_table: frame `idx` of the domain's grant table at `gpfn`.
+    pub fn map_grant_frame(&self, idx: u64, gpfn: u64) -> Result<(), i32> {
+        self.hv.map_grant_frame(&self.dom, idx, gpfn)
+    }
+}
+
+impl Resolved<'_, GnttabSetupTable> {
+    /// Grow the domain's grant table to at least `n` frames (errno).
+    pub fn grow_grant_table(&self, n: u32) -> Result<(), i32> {
+        self.dom.gnttab.grow(self.hv.platform.mem(), n)
+    }
+}

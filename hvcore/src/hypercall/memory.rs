@@ -176,12 +176,13 @@ fn add_to_physmap(c: &mut Call<'_>, arg: u64) -> HcResult {
 }
 
 /// XENMAPSPACE_grant_table: map frame `idx` of the target's grant table at
-/// `gpfn`. The hook for the grant-table service (not there yet: ENOSYS).
+/// `gpfn` (the grant-table service, `Hv::map_grant_frame`).
 fn add_grant_table_frame(
     _c: &mut Call<'_>,
-    _d: &super::Resolved<'_, MemAddToPhysmap>,
-    _idx: u64,
-    _gpfn: u64,
+    d: &super::Resolved<'_, MemAddToPhysmap>,
+    idx: u64,
+    gpfn: u64,
 ) -> HcResult {
-    Err(errno::ENOSYS)
+    d.map_grant_frame(idx, gpfn)?;
+    Ok(0)
 }

@@ -26,6 +26,7 @@
 pub mod console;
 pub mod domctl;
 pub mod evtchn;
+pub mod grant_table;
 pub mod hvm;
 pub mod memory;
 pub mod sched;
@@ -48,7 +49,8 @@ mod call;
 pub mod unlocks;
 
 pub use call::{
-    AdjustMemory, Call, Channels, ConsoleRing, Global, Own, Relabel, Resolved, SafePoints,
+    AdjustMemory, Call, Channels, ConsoleRing, Global, GrantSide, Own, Relabel, Resolved,
+    SafePoints,
 };
 
 /// A hypercall's result: a non-negative value, or an errno.
@@ -115,6 +117,7 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
         hc::DOMCTL => domctl::domctl(c, a[0]),
         hc::SYSCTL => sysctl::sysctl(c, a[0]),
         hc::XSM_OP => xsm::xsm_op(c, a[0]),
+        hc::GRANT_TABLE_OP => grant_table::grant_table_op(c, a[0], a[1], a[2]),
         n => c.unknown("hypercall", n as u64),
     }
 }

@@ -130,7 +130,7 @@ unlocks! {
         HvmSetEvtchnUpcallVector, MemMaximumRamPage,
         VcpuRegisterRunstateMemoryArea, VcpuSetPeriodicTimer, VcpuStopPeriodicTimer,
         VcpuRegisterVcpuTimeMemoryArea, SetTimerOp, VmAssistEnable, VmAssistDisable,
-        MemMemoryMap,
+        MemMemoryMap, GnttabSetVersion,
         EvtchnBindVirq, EvtchnClose, EvtchnSendLocal, EvtchnBindIpi, EvtchnBindVcpu,
         EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
 
@@ -144,6 +144,8 @@ unlocks! {
         DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
         SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain,
         HvmSetParam, HvmGetParam, MemSetMemoryMap,
+        GnttabMapRw, GnttabMapRo, GnttabUnmap, GnttabSetupTable, GnttabCopyFromCaller,
+        GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion,
         EvtchnReset, MemAddToPhysmap;
 
     /// Operations checked against an event channel's label (the channel, the
@@ -194,6 +196,10 @@ unlocks! {
     HvmParams (HVM_PARAMS): HvmSetParam, HvmGetParam;
     /// Replacing the target's memory map.
     SetsMemoryMap (SETS_MEMORY_MAP): MemSetMemoryMap;
+    /// Mapping the target's grants into the caller's physmap.
+    MapsGrants (MAPS_GRANTS): GnttabMapRw, GnttabMapRo;
+    /// Copying between the target's grants and the caller's frames.
+    CopiesGrants (COPIES_GRANTS): GnttabCopyFromCaller, GnttabCopyToCaller;
     /// The caller's own event channels (every event_channel_op sub-op but
     /// reset, which resolves its target).
     OwnChannels (OWN_CHANNELS):
@@ -228,7 +234,11 @@ mod tests {
                 "{}: OnSelf exactly for rows that check only the caller's _self label",
                 r.name
             );
-            let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn));
+            let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn))
+                // The target acting on the caller (a grant copy into the caller).
+                || r.checks
+                    .iter()
+                    .any(|c| c.subject == crate::gate::Subject::Target && c.object == Object::Caller);
             // A domain relabelling itself: the target is the caller (checked
             // against the new label only).
             let relabel_self = r.name == "FlaskRelabelSelf";
@@ -285,6 +295,8 @@ mod tests {
             RECOMPUTES_LABELS,
             HVM_PARAMS,
             SETS_MEMORY_MAP,
+            MAPS_GRANTS,
+            COPIES_GRANTS,
             ON_CHANNEL,
             OWN_CHANNELS,
             MAPS_PHYSMAP,
@@ -307,6 +319,8 @@ mod tests {
             RELABELS,
             HVM_PARAMS,
             SETS_MEMORY_MAP,
+            MAPS_GRANTS,
+            COPIES_GRANTS,
             MAPS_PHYSMAP,
         ] {
             for name in list {

@@ -7,6 +7,7 @@
 pub mod console;
 pub mod evtchn;
 pub mod params;
+pub mod gnttab;
 pub mod shared_info;
 pub mod time;
 

@@ -191,17 +191,25 @@ impl crate::hv::Hv {
         if before == Some(gpfn) {
             return Ok(());
         }
+        // Only the domain's own RAM is given up for it (a grant mapping or a
+        // grant-table frame there is not the domain's to free).
+        if !matches!(
+            p2m.lookup_kind(mem, gpfn),
+            None | Some((_, crate::p2m::Kind::Ram))
+        ) {
+            return Err(errno::EINVAL);
+        }
         let old = p2m.unmap(mem, gpfn);
         if let Some(g) = before {
             p2m.unmap(mem, g);
         }
-        if p2m.map(mem, gpfn, si).is_err() {
+        if p2m.map_xen(mem, gpfn, si).is_err() {
             // Put everything back (the tables of both are still there).
             if let Some(pa) = old {
                 let _ = p2m.map(mem, gpfn, pa);
             }
             if let Some(g) = before {
-                let _ = p2m.map(mem, g, si);
+                let _ = p2m.map_xen(mem, g, si);
             }
             return Err(errno::ENOMEM);
         }

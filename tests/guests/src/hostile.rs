@@ -61,6 +61,24 @@ fn allowed(h: u32, s: u64) -> bool {
                 | vcpu::DOWN
         ),
         nr::HVM_OP => s == hvm::SET_EVTCHN_UPCALL_VECTOR,
+        // Per-entry refusals are statuses (rc 0); query, setup and the
+        // versions are allowed on itself.
+        nr::GRANT_TABLE_OP => {
+            use warden_abi::xen::grant_table as gt;
+            matches!(
+                s,
+                gt::MAP_GRANT_REF
+                    | gt::UNMAP_GRANT_REF
+                    | gt::SETUP_TABLE
+                    | gt::COPY
+                    | gt::QUERY_SIZE
+                    | gt::SET_VERSION
+                    | gt::GET_VERSION
+            )
+        }
+        // Its own channels (domain_self_comms, domain2:evtchn_self, event:reset
+        // on itself) and channels with other domU_t domains (domain_comms).
+        nr::EVENT_CHANNEL_OP => s <= warden_abi::xen::event_channel::SET_PRIORITY,
         nr::MEMORY_OP => matches!(
             s,
             memory::POPULATE_PHYSMAP
@@ -223,7 +241,28 @@ fn suicidal(h: u32, a: &[u64; 5], me: u16) -> bool {
                     vcpu::INITIALISE | vcpu::UP | vcpu::REGISTER_VCPU_INFO
                 ) || (a[0] as u32 == vcpu::DOWN && a[1] == 0))
         }
-        nr::MEMORY_OP => a[0] <= u32::MAX as u64 && a[0] as u32 == memory::DECREASE_RESERVATION,
+        // Giving up a page, or replacing one with the shared_info page.
+        nr::MEMORY_OP => {
+            a[0] <= u32::MAX as u64
+                && matches!(
+                    a[0] as u32,
+                    memory::DECREASE_RESERVATION | memory::ADD_TO_PHYSMAP
+                )
+        }
+        // HVM_PARAM_CALLBACK_IRQ with a random vector injects it (an
+        // exception vector crashes us, as it would on Xen).
+        nr::HVM_OP => a[0] == warden_abi::hvm::SET_PARAM as u64,
+        // A grant copy into one of its own frames (named by number),
+        // setup_table's frame list written where the garbage points, or a
+        // map/unmap batch longer than the junk buffer's tail (each entry is
+        // written back) would overwrite its code or page tables, as on Xen.
+        nr::GRANT_TABLE_OP => {
+            use warden_abi::xen::grant_table as gt;
+            a[0] == gt::COPY as u64
+                || a[0] == gt::SETUP_TABLE as u64
+                || ((a[0] == gt::MAP_GRANT_REF as u64 || a[0] == gt::UNMAP_GRANT_REF as u64)
+                    && a[2] > 4)
+        }
         _ => false,
     }
 }

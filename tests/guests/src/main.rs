@@ -9,6 +9,8 @@
 extern crate alloc;
 
 mod console;
+mod evtchn;
+mod gnttab;
 mod hostile;
 mod livepatch;
 mod matrix;
@@ -58,6 +60,12 @@ fn main(boot: &'static Boot) -> ! {
         "livepatch-dom0" => livepatch::dom0(boot),
         "lp-load" => livepatch::load(boot),
         "hostile" => hostile::hostile(boot),
+        "gnttab-dom0" => gnttab::dom0(boot),
+        "gnttab-granter" => gnttab::granter(boot),
+        "evtchn-front" => evtchn::front(boot),
+        "evtchn-back" => evtchn::back(boot),
+        "evtchn-deny" => evtchn::deny(boot),
+        "evtchn-hostile" => evtchn::hostile(boot),
         "hostile-dom0" => hostile::hostile_dom0(boot),
         "canary" => workers::canary(),
         "ring3" => ring3::ring3(),
