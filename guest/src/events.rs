@@ -48,6 +48,15 @@ pub fn set_upcall_handler(h: Handler) {
     HANDLER.store(h as *mut (), Ordering::Release);
 }
 
+type IrqHandler = fn(vector: u8);
+static IRQ_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Call `h` for every interrupt vector from 32 up other than the upcall's
+/// (local APIC interrupts: the handler does the EOI).
+pub fn set_irq_handler(h: IrqHandler) {
+    IRQ_HANDLER.store(h as *mut (), Ordering::Release);
+}
+
 /// This vCPU's id (the APIC id CPUID reports, which Warden sets to the vCPU id).
 pub fn vcpu_id() -> u32 {
     let r = core::arch::x86_64::__cpuid(1);
@@ -194,6 +203,13 @@ extern "C" fn dispatch(f: &Frame) {
             vcpu_id()
         );
         crate::exit::crash();
+    }
+    let h = IRQ_HANDLER.load(Ordering::Acquire);
+    if !h.is_null() {
+        // SAFETY: only `set_irq_handler` stores here, an `IrqHandler`.
+        let h: IrqHandler = unsafe { core::mem::transmute::<*mut (), IrqHandler>(h) };
+        h(f.vector as u8);
+        return;
     }
     crate::println!(
         "unexpected interrupt vector {} on vCPU {}",

@@ -434,6 +434,8 @@ pub struct GuestVcpu {
     /// Quiet FLASK grants of the operations this vCPU made (the gate's
     /// per-vCPU decision cache in front of the AVC).
     pub decisions: crate::gate::DecisionCache,
+    /// Its local APIC and the interrupt offered to it (`emul::exits`).
+    pub lapic: spin::Mutex<crate::emul::exits::VcpuIntr>,
 }
 
 impl GuestVcpu {
@@ -447,6 +449,7 @@ impl GuestVcpu {
             virqs: AtomicU32::new(0),
             upcall: AtomicBool::new(false),
             decisions: crate::gate::DecisionCache::new(),
+            lapic: spin::Mutex::new(crate::emul::exits::VcpuIntr::new(id)),
         }
     }
 }

@@ -709,6 +709,7 @@ impl Hv {
         for v in fired {
             self.raise_virq(&v, warden_abi::vcpu::VIRQ_TIMER);
         }
+        self.expire_lapic_timers();
     }
 
     /// The loop every CPU runs once the hypervisor is up.
@@ -736,24 +737,38 @@ impl Hv {
         {
             let mut hw = v.hw.lock();
             loop {
-                let inject = self.pending_upcall(&v);
+                let callback = self.pending_upcall(&v);
+                let offer = self.pick_irq(&v, &mut **hw, callback);
                 let entry = Entry {
                     slot,
                     domid: v.domid,
                     epoch: &v.domain.epoch,
                     stop: &v.domain.stopped,
-                    inject,
+                    inject: offer.map(|o| o.vector),
                 };
                 let exit = hw.run(&entry);
+                if let Some(o) = offer {
+                    self.irq_done(&v, o, !hw.irq_offered());
+                }
                 let check = match exit {
                     Ok(VmExit::Hypercall) => crate::hypercall::hypercall(self, cpu, &v, &mut **hw),
                     Ok(VmExit::Halt) => {
                         hw.skip_halt();
-                        let pending = self.guest_upcall_pending(&v);
-                        self.sched.block(k, Block::Event, pending, None, self.now());
+                        let pending = self.guest_upcall_pending(&v) || self.irq_pending(&v);
+                        if self.sched.block(k, Block::Event, pending, None, self.now())
+                            && self.irq_pending(&v)
+                        {
+                            // An interrupt arrived between the check and the block.
+                            self.wake_for_irq(&v);
+                        }
                         true
                     }
                     Ok(VmExit::ExternalInterrupt) | Ok(VmExit::Cancelled) => true,
+                    Ok(VmExit::Msr { msr, write, value }) => {
+                        let r = self.lapic_msr(&v, msr, write, value);
+                        hw.finish_msr(r);
+                        true
+                    }
                     Ok(VmExit::Shutdown) => {
                         self.crash_with(
                             &v,
@@ -763,11 +778,9 @@ impl Hv {
                         true
                     }
                     Ok(VmExit::NestedPageFault { gpa, error_code }) => {
-                        self.crash_with(
-                            &v,
-                            &**hw,
-                            format_args!("access to guest-physical {gpa:#x} outside its memory (nested page fault, error code {error_code:#x})"),
-                        );
+                        if let Err(e) = self.mmio_fault(&v, &mut **hw, gpa, error_code) {
+                            self.crash_with(&v, &**hw, format_args!("{}", e.0));
+                        }
                         true
                     }
                     Ok(VmExit::Io { port, size, write }) => {

@@ -25,6 +25,7 @@ pub mod conring;
 pub mod cpu;
 pub mod domain;
 pub mod elf;
+pub mod emul;
 pub mod error;
 pub mod frames;
 pub mod gate;

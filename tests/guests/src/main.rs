@@ -10,6 +10,7 @@ extern crate alloc;
 
 mod console;
 mod hostile;
+mod lapic;
 mod livepatch;
 mod matrix;
 mod probe;
@@ -68,6 +69,7 @@ fn main(boot: &'static Boot) -> ! {
         "smp" => workers::smp(boot),
         "timer" => workers::timer(boot),
         "crash" => workers::crash(boot),
+        "lapic" => lapic::lapic(boot),
         "bench" => workers::bench(boot),
         r => {
             println!("tguest: unknown role '{r}'");
