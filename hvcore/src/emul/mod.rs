@@ -7,3 +7,6 @@
 pub mod exits;
 pub mod mmio;
 pub mod vlapic;
+
+#[cfg(test)]
+mod tests;
