@@ -701,7 +701,8 @@ impl SvmVcpu {
 
     /// After a #VMEXIT: an event whose delivery the exit interrupted
     /// (EXITINTINFO) is delivered again. An external interrupt (the V_IRQ
-    /// this vCPU offered) is offered again through V_IRQ; an NMI or an
+    /// this vCPU offered; QEMU reports it as an exception of vector 32 or
+    /// more) is offered again through V_IRQ; an NMI or an
     /// exception is re-injected through EVENTINJ; a software interrupt, #BP
     /// or #OF is not (RIP is still on the instruction, which raises it again).
     fn after_exit_event(&mut self) {
@@ -712,7 +713,9 @@ impl SvmVcpu {
         }
         let vector = info & 0xFF;
         match (info >> 8) & 7 {
-            EVENT_TYPE_INTR => {
+            // QEMU marks an interrupted hardware-interrupt delivery as an
+            // "exception" with its vector (32 and up): the offered V_IRQ.
+            EVENT_TYPE_INTR | EVENT_TYPE_EXCEPTION if vector >= 32 => {
                 let ctl = self.r64(C_INT_CTL) & !(0xFF << V_VECTOR_SHIFT);
                 self.w64(C_INT_CTL, ctl | V_IRQ | (vector << V_VECTOR_SHIFT));
             }
