@@ -50,6 +50,15 @@ pub fn set_upcall_handler(h: Handler) {
     HANDLER.store(h as *mut (), Ordering::Release);
 }
 
+type IrqHandler = fn(vector: u8);
+static IRQ_HANDLER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Call `h` for every interrupt vector from 32 up other than the upcall's
+/// (local APIC interrupts: the handler does the EOI).
+pub fn set_irq_handler(h: IrqHandler) {
+    IRQ_HANDLER.store(h as *mut (), Ordering::Release);
+}
+
 /// This vCPU's id (CPUID leaf 0x4000_0004 EBX, as Linux's `xen_vcpu_id`).
 pub fn vcpu_id() -> u32 {
     let r = core::arch::x86_64::__cpuid(0x4000_0004);
@@ -98,10 +107,26 @@ pub fn time_info_of(vcpu: u32) -> VcpuTimeInfo {
 }
 
 /// Register vCPU `vcpu`'s vcpu_info with the hypervisor and set its upcall vector.
+///
+/// The upcall vector arrives through the vCPU's local APIC (as on Xen), so
+/// this also software-enables the calling vCPU's APIC (SVR), and the upcall
+/// handler EOIs it. Call it on the vCPU `vcpu` itself.
 pub fn register(vcpu: u32) -> Result<(), crate::Errno> {
     let r = crate::hypercall::vcpu_register_info(vcpu, info_ptr(vcpu) as u64);
+    apic_write(APIC_SVR, 0x100 | 0xFF);
     crate::hypercall::set_upcall_vector(vcpu, UPCALL_VECTOR)?;
     r.map(drop)
+}
+
+/// The xAPIC register page (identity-mapped by the runtime's page tables).
+const APIC_BASE: usize = 0xFEE0_0000;
+const APIC_SVR: usize = 0xF0;
+const APIC_EOI: usize = 0xB0;
+
+fn apic_write(reg: usize, value: u32) {
+    // SAFETY: the local APIC's register page, identity-mapped (uncached
+    // MMIO the hypervisor emulates); a 32-bit aligned store to a register.
+    unsafe { core::ptr::write_volatile((APIC_BASE + reg) as *mut u32, value) };
 }
 
 /// Upcalls taken by `vcpu`.
@@ -218,6 +243,7 @@ extern "C" fn dispatch(f: &Frame) {
                 }
             }
         }
+        apic_write(APIC_EOI, 0);
         return;
     }
     if f.vector < 32 {
@@ -229,6 +255,13 @@ extern "C" fn dispatch(f: &Frame) {
             vcpu_id()
         );
         crate::exit::crash();
+    }
+    let h = IRQ_HANDLER.load(Ordering::Acquire);
+    if !h.is_null() {
+        // SAFETY: only `set_irq_handler` stores here, an `IrqHandler`.
+        let h: IrqHandler = unsafe { core::mem::transmute::<*mut (), IrqHandler>(h) };
+        h(f.vector as u8);
+        return;
     }
     crate::println!(
         "unexpected interrupt vector {} on vCPU {}",

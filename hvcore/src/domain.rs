@@ -454,6 +454,8 @@ pub struct GuestVcpu {
     pub decisions: crate::gate::DecisionCache,
     /// PV clock and runstate bookkeeping (`xen::time`).
     pub clock: crate::xen::time::VcpuClock,
+    /// Its local APIC and the interrupt offered to it (`emul::exits`).
+    pub lapic: spin::Mutex<crate::emul::exits::VcpuIntr>,
 }
 
 impl GuestVcpu {
@@ -468,6 +470,7 @@ impl GuestVcpu {
             upcall: AtomicBool::new(false),
             decisions: crate::gate::DecisionCache::new(),
             clock: crate::xen::time::VcpuClock::default(),
+            lapic: spin::Mutex::new(crate::emul::exits::VcpuIntr::new(id)),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::p2m::{MapError, P2m, PhysView};
 use crate::platform::Platform;
 use crate::ratelimit::AtomicRateLimit;
 use crate::sched::{Block, Life, Scheduler};
-use crate::vcpu::{Entry, VmExit};
+use crate::vcpu::{Entry, MsrResult, VmExit};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -909,6 +909,7 @@ impl Hv {
             self.send_vcpu_virq(&v, warden_abi::xen::xen::VIRQ_TIMER);
         }
         self.service_consoles(now);
+        self.expire_lapic_timers();
     }
 
     /// The loop every CPU runs once the hypervisor is up.
@@ -940,21 +941,30 @@ impl Hv {
                 if v.clock.due(cpu) {
                     self.publish_time(&v, hw.paging());
                 }
-                let inject = self.upcall_to_inject(&v);
+                let callback = self.upcall_to_inject(&v);
+                let offer = self.pick_irq(&v, &mut **hw, callback);
                 let entry = Entry {
                     slot,
                     domid: v.domid,
                     epoch: &v.domain.epoch,
                     stop: &v.domain.stopped,
-                    inject,
+                    inject: offer.map(|o| o.vector),
                 };
                 let exit = hw.run(&entry);
+                if let Some(o) = offer {
+                    self.irq_done(&v, o, !hw.irq_offered());
+                }
                 let check = match exit {
                     Ok(VmExit::Hypercall) => crate::hypercall::hypercall(self, cpu, &v, &mut **hw),
                     Ok(VmExit::Halt) => {
                         hw.skip_halt();
-                        let pending = self.guest_upcall_pending(&v);
-                        self.sched.block(k, Block::Event, pending, None, self.now());
+                        let pending = self.guest_upcall_pending(&v) || self.irq_pending(&v);
+                        if self.sched.block(k, Block::Event, pending, None, self.now())
+                            && self.irq_pending(&v)
+                        {
+                            // An interrupt arrived between the check and the block.
+                            self.wake_for_irq(&v);
+                        }
                         true
                     }
                     Ok(VmExit::ExternalInterrupt) | Ok(VmExit::Cancelled) => true,
@@ -967,11 +977,9 @@ impl Hv {
                         true
                     }
                     Ok(VmExit::NestedPageFault { gpa, error_code }) => {
-                        self.crash_with(
-                            &v,
-                            &**hw,
-                            format_args!("access to guest-physical {gpa:#x} outside its memory (nested page fault, error code {error_code:#x})"),
-                        );
+                        if let Err(e) = self.mmio_fault(&v, &mut **hw, gpa, error_code) {
+                            self.crash_with(&v, &**hw, format_args!("{}", e.0));
+                        }
                         true
                     }
                     Ok(VmExit::Io { port, size, write }) => {
@@ -979,7 +987,15 @@ impl Hv {
                         true
                     }
                     Ok(VmExit::Msr { index, write }) => {
-                        crate::emul::msr::access(self, &v, &mut **hw, index, write);
+                        if crate::emul::vlapic::owns_msr(index) {
+                            match self.lapic_msr(&v, index, write.is_some(), write.unwrap_or(0)) {
+                                MsrResult::Read(val) => hw.finish_msr(Some(val)),
+                                MsrResult::Written => hw.finish_msr(None),
+                                MsrResult::Fault => hw.inject_gp(),
+                            }
+                        } else {
+                            crate::emul::msr::access(self, &v, &mut **hw, index, write);
+                        }
                         true
                     }
                     Ok(VmExit::Unexpected { code, info1, info2 }) => {

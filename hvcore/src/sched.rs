@@ -87,6 +87,8 @@ struct V {
     /// Periodic timer: period (0 = off) and when it last fired.
     period: u64,
     period_last: u64,
+    /// The local APIC timer's next deadline (`emul::exits`).
+    lapic_timer: Option<u64>,
     poll_deadline: Option<u64>,
     rs_state: i32,
     rs_entry: u64,
@@ -272,6 +274,7 @@ impl Scheduler {
                 timer: None,
                 period: 0,
                 period_last: 0,
+                lapic_timer: None,
                 poll_deadline: None,
                 rs_state: RUNSTATE_OFFLINE,
                 rs_entry: now,
@@ -497,7 +500,7 @@ impl Scheduler {
             .values()
             .flat_map(|v| {
                 let p = (v.period != 0).then(|| v.period_last.saturating_add(v.period));
-                [v.timer, v.poll_deadline, p]
+                [v.timer, v.poll_deadline, p, v.lapic_timer]
             })
             .flatten()
             .min()
@@ -535,6 +538,27 @@ impl Scheduler {
         kick.sort();
         kick.dedup();
         (kick, fired)
+    }
+
+    /// Arm (Some) or disarm (None) `k`'s local APIC timer wake-up.
+    pub fn set_lapic_timer(&self, k: Key, deadline: Option<u64>) {
+        if let Some(v) = self.inner.lock().vcpus.get_mut(&k) {
+            v.lapic_timer = deadline;
+        }
+    }
+
+    /// Disarm the expired local APIC timer wake-ups and return their vCPUs
+    /// (the caller lets each vLAPIC decide what fires and re-arms).
+    pub fn expire_lapic(&self, now: u64) -> Vec<Arc<GuestVcpu>> {
+        let mut s = self.inner.lock();
+        let mut fired = Vec::new();
+        for v in s.vcpus.values_mut() {
+            if v.lapic_timer.is_some_and(|t| t <= now) {
+                v.lapic_timer = None;
+                fired.push(v.vcpu.clone());
+            }
+        }
+        fired
     }
 
     /// Mark `k` initialised (it has a valid state to run); requeue it.

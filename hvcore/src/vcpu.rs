@@ -35,12 +35,40 @@ pub enum VmExit {
     /// Port I/O (no guest is given I/O ports; `crate::emul::ports`).
     Io { port: u16, size: u8, write: bool },
     /// RDMSR (`write` None) or WRMSR of an MSR the backend does not handle
-    /// itself (`crate::emul::msr`).
+    /// itself (the vLAPIC's, `crate::emul::vlapic::owns_msr`, else
+    /// `crate::emul::msr`); completed with [`Vcpu::finish_msr`] or
+    /// [`Vcpu::inject_gp`].
     Msr { index: u32, write: Option<u64> },
     /// Anything else the backend does not handle itself, by vendor exit code.
     Unexpected { code: u64, info1: u64, info2: u64 },
     /// The guest was not entered: its domain's stop flag was set.
     Cancelled,
+}
+
+/// How an MSR access handed up as [`VmExit::Msr`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsrResult {
+    /// A read: this value into EDX:EAX.
+    Read(u64),
+    /// A write that took effect.
+    Written,
+    /// #GP(0).
+    Fault,
+}
+
+/// The registers instruction emulation needs (MMIO), and the code segment's
+/// view of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EmulRegs {
+    /// RAX..R15 in x86 encoding order.
+    pub gpr: [u64; 16],
+    pub rip: u64,
+    pub rflags: u64,
+    /// CS's base (real and 32-bit code; 0 in 64-bit mode).
+    pub cs_base: u64,
+    /// Code size: 16, 32 or 64.
+    pub bitness: u32,
+    pub paging: PagingState,
 }
 
 /// The hypercall registers (Xen's x86-64 convention).
@@ -133,7 +161,9 @@ pub struct Entry<'a> {
     /// slot is published; if set, the backend does not enter and returns
     /// [`VmExit::Cancelled`].
     pub stop: &'a core::sync::atomic::AtomicBool,
-    /// Deliver this vector to the guest as a virtual interrupt (when its IF allows).
+    /// Offer this vector to the guest as a virtual interrupt, taken when its
+    /// IF allows (None: offer nothing). After the exit,
+    /// [`Vcpu::irq_offered`] tells whether it is still waiting.
     pub inject: Option<u8>,
 }
 
@@ -177,6 +207,27 @@ pub trait Vcpu: Send {
     fn set_context(&mut self, c: &HvmContext);
     /// Registers, for crash reports.
     fn dump(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result;
+
+    /// After an exit: the interrupt offered by the last [`Entry::inject`]
+    /// has not been taken yet (or its delivery was cut short by the exit
+    /// and must be offered again).
+    fn irq_offered(&self) -> bool {
+        false
+    }
+    /// After an exit: the exit interrupted the delivery of an event (a
+    /// nested page fault then came from the delivery, not the instruction).
+    fn delivering_event(&self) -> bool {
+        false
+    }
+    /// The registers for instruction emulation (None: not supported).
+    fn emul_regs(&self) -> Option<EmulRegs> {
+        None
+    }
+    /// Write back the general-purpose registers, RIP and RFLAGS of `r`.
+    fn set_emul_regs(&mut self, _r: &EmulRegs) {}
+    /// Load the state a Startup IPI with `vector` gives (real mode at
+    /// CS = vector << 8, IP = 0; Xen's `vlapic_init_sipi_one`).
+    fn start_real_mode(&mut self, _vector: u8) {}
 }
 
 const CR0_PE: u64 = 1;

@@ -37,7 +37,7 @@ pub mod version;
 pub mod xsm;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::domain::GuestVcpu;
 use crate::hv::Hv;

@@ -20,7 +20,7 @@ use warden_abi::{Pod, domctl as dc, errno, sched, sysctl as sc, xsm as fx};
 
 // ---------------------------------------------------------------- the machine
 
-struct TestPlatform {
+pub(crate) struct TestPlatform {
     mem: SimMem,
     slots: [GuestSlot; 1],
     ring: Mutex<ConsoleRing<'static>>,
@@ -29,7 +29,7 @@ struct TestPlatform {
     /// `guest_console_ratelimit` and `console_to_ring`.
     rate: Mutex<(u32, u64)>,
     to_ring: std::sync::atomic::AtomicBool,
-    time: std::sync::atomic::AtomicU64,
+    pub(crate) time: std::sync::atomic::AtomicU64,
     stopped: Mutex<Option<u32>>,
 }
 
@@ -182,16 +182,16 @@ fn default_policy() -> Vec<u8> {
 }
 
 #[derive(Clone, Copy)]
-struct World {
-    hv: &'static Hv,
+pub(crate) struct World {
+    pub(crate) hv: &'static Hv,
     audit: &'static Audit,
-    plat: &'static TestPlatform,
+    pub(crate) plat: &'static TestPlatform,
 }
 
 /// Guest RAM of every test domain (identity-addressed: paging off).
 const PAGES: u64 = 64;
 
-fn world(flask: bool) -> World {
+pub(crate) fn world(flask: bool) -> World {
     let audit: &'static Audit = Box::leak(Box::new(Audit(Mutex::new(Vec::new()))));
     let ring: &'static mut [u8] = Box::leak(alloc::vec![0u8; 1 << 16].into_boxed_slice());
     let plat: &'static TestPlatform = Box::leak(Box::new(TestPlatform {

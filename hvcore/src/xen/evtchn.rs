@@ -266,15 +266,21 @@ impl Hv {
         }
     }
 
-    /// The upcall to inject for this vCPU on its next entry, if any: the
-    /// per-vCPU vector (HVMOP_set_evtchn_upcall_vector) once per time its
-    /// upcall became pending; else the HVM_PARAM_CALLBACK_IRQ vector while
-    /// its `evtchn_upcall_pending` is set (Xen injects it directly, with no
-    /// local APIC, as long as the flag stays set).
+    /// The upcall to inject directly for this vCPU on its next entry, if
+    /// any. The per-vCPU vector (HVMOP_set_evtchn_upcall_vector) goes
+    /// through the vCPU's local APIC once per time its upcall became pending
+    /// (Xen's `vlapic_set_irq`: the guest EOIs it; nothing is delivered while
+    /// its APIC is software-disabled), so nothing is returned for it; else
+    /// the HVM_PARAM_CALLBACK_IRQ vector while its `evtchn_upcall_pending` is
+    /// set (Xen injects it directly, with no local APIC, as long as the flag
+    /// stays set).
     pub fn upcall_to_inject(&self, v: &GuestVcpu) -> Option<u8> {
         let vector = v.events.lock().vector;
         if let Some(vec) = vector {
-            return v.upcall.swap(false, Ordering::AcqRel).then_some(vec);
+            if v.upcall.swap(false, Ordering::AcqRel) {
+                self.lapic_raise(v, vec);
+            }
+            return None;
         }
         // Without a vector the edge is kept: setting one later delivers it.
         let via = v.domain.evtchn.callback_via();

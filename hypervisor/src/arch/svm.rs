@@ -13,7 +13,9 @@
 //! the guest's; VMSAVE the host's FS/GS/TR/LDTR/syscall state into this CPU's
 //! host-state page and VMLOAD the guest's; load the guest's SPEC_CTRL if
 //! software must swap it; load the guest GPRs; STI (GIF is still clear, so
-//! nothing is taken yet); VMRUN. On #VMEXIT: save the guest GPRs, fill the
+//! nothing is taken yet), then a NOP so that VMRUN is not in STI's
+//! interrupt shadow (QEMU's TCG carries that shadow into the guest, which
+//! then cannot take a V_IRQ offered at entry); VMRUN. On #VMEXIT: save the guest GPRs, fill the
 //! return-stack buffer and restore the host's SPEC_CTRL (where enabled),
 //! then the rest in reverse, interrupts off; then the slot is cleared and
 //! STGI. Pending host interrupts are taken later by the run loop
@@ -24,7 +26,13 @@
 //! PRED_CMD where the CPU has them; #GP for the
 //! rest), INVD (skipped), and the instructions a guest may not use (VMRUN,
 //! VMLOAD, VMSAVE, STGI, CLGI, SKINIT, INVLPGA, MONITOR, MWAIT, XSETBV: #UD).
-//! Everything else goes up as a [`VmExit`].
+//! Everything else goes up as a [`VmExit`], the vLAPIC's MSRs included
+//! (`VmExit::Msr`).
+//!
+//! Interrupts: the vector the run loop offers (`Entry::inject`) goes into
+//! V_IRQ/V_INTR_VECTOR; a cleared V_IRQ after the exit means the guest took
+//! it (`Vcpu::irq_offered`). After every #VMEXIT an event whose delivery was
+//! cut short (EXITINTINFO) is delivered again (`after_exit_event`).
 
 use super::percpu::{self, PerCpu};
 use super::{MSR_EFER, cpuid, rdmsr, wrmsr};
@@ -39,7 +47,7 @@ use hvcore::cpu::{
 };
 use hvcore::frames::Zone;
 use hvcore::guestmem::PagingState;
-use hvcore::vcpu::{Entry, HypercallArgs, Vcpu, VmExit};
+use hvcore::vcpu::{EmulRegs, Entry, HypercallArgs, Vcpu, VmExit};
 use hvcore::{PAGE_SIZE, Result, err};
 use warden_abi::DomId;
 use warden_abi::vcpu::HvmContext;
@@ -189,6 +197,7 @@ const C_MSRPM: usize = 0x048;
 const C_ASID: usize = 0x058;
 const C_TLB_CONTROL: usize = 0x05C;
 const C_INT_CTL: usize = 0x060;
+const C_INT_STATE: usize = 0x068;
 const C_EXITCODE: usize = 0x070;
 const C_EXITINFO1: usize = 0x078;
 const C_EXITINFO2: usize = 0x080;
@@ -272,6 +281,16 @@ const EXIT_NPF: u64 = 0x400;
 const EXIT_INVALID: u64 = u64::MAX;
 
 const GPAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
+
+// EXITINTINFO / EVENTINJ.
+const EVENT_VALID: u64 = 1 << 31;
+const EVENT_TYPE_INTR: u64 = 0;
+const EVENT_TYPE_NMI: u64 = 2;
+const EVENT_TYPE_EXCEPTION: u64 = 3;
+
+// Save-area fields VMLOAD/VMSAVE move (reset by a Startup IPI).
+const S_STAR: usize = 0x600;
+const S_SYSENTER_EIP: usize = 0x638;
 
 // ---------------------------------------------------------------- shared maps
 
@@ -418,6 +437,7 @@ warden_svm_enter:
     mov r15, [rdi + 104]
     mov rdi, [rdi + 32]
     sti
+    nop
     vmrun rax
 .global warden_svm_after_vmrun
 warden_svm_after_vmrun:
@@ -526,6 +546,8 @@ pub struct SvmVcpu {
     dom_key: u64,
     domid: DomId,
     id: u32,
+    /// The last exit interrupted an event's delivery (EXITINTINFO valid).
+    delivering: bool,
 }
 
 // SAFETY: the VMCB frame is owned by this value; it is touched only through
@@ -556,6 +578,7 @@ impl SvmVcpu {
             dom_key: npt_root ^ ((domid as u64) << 52) ^ (1 << 63),
             domid,
             id,
+            delivering: false,
         };
         v.w32(
             C_INTERCEPT_VEC3,
@@ -655,6 +678,16 @@ impl SvmVcpu {
             rip + len
         };
         self.w64(S_RIP, next);
+        self.end_interrupt_shadow();
+    }
+
+    /// An emulated instruction completed: the interrupt shadow of an STI or
+    /// MOV SS before it ends with it (else `sti; hlt` would leave it on the
+    /// instruction after the HLT, and an interrupt pending at the HLT would
+    /// wait past a following CLI).
+    fn end_interrupt_shadow(&mut self) {
+        let s = self.r64(C_INT_STATE);
+        self.w64(C_INT_STATE, s & !1);
     }
 
     /// Inject exception `vector` (with an error code for #GP).
@@ -664,6 +697,32 @@ impl SvmVcpu {
             e |= (1 << 11) | ((code as u64) << 32);
         }
         self.w64(C_EVENTINJ, e);
+    }
+
+    /// After a #VMEXIT: an event whose delivery the exit interrupted
+    /// (EXITINTINFO) is delivered again. An external interrupt (the V_IRQ
+    /// this vCPU offered; QEMU reports it as an exception of vector 32 or
+    /// more) is offered again through V_IRQ; an NMI or an
+    /// exception is re-injected through EVENTINJ; a software interrupt, #BP
+    /// or #OF is not (RIP is still on the instruction, which raises it again).
+    fn after_exit_event(&mut self) {
+        let info = self.r64(C_EXITINTINFO);
+        self.delivering = info & EVENT_VALID != 0;
+        if !self.delivering {
+            return;
+        }
+        let vector = info & 0xFF;
+        match (info >> 8) & 7 {
+            // QEMU marks an interrupted hardware-interrupt delivery as an
+            // "exception" with its vector (32 and up): the offered V_IRQ.
+            EVENT_TYPE_INTR | EVENT_TYPE_EXCEPTION if vector >= 32 => {
+                let ctl = self.r64(C_INT_CTL) & !(0xFF << V_VECTOR_SHIFT);
+                self.w64(C_INT_CTL, ctl | V_IRQ | (vector << V_VECTOR_SHIFT));
+            }
+            EVENT_TYPE_EXCEPTION if vector == 3 || vector == 4 => {}
+            EVENT_TYPE_NMI | EVENT_TYPE_EXCEPTION => self.w64(C_EVENTINJ, info),
+            _ => {}
+        }
     }
 
     fn emulate_cpuid(&mut self) {
@@ -748,14 +807,15 @@ impl SvmVcpu {
 impl Vcpu for SvmVcpu {
     fn run(&mut self, e: &Entry<'_>) -> Result<VmExit> {
         let pc = percpu::current();
+        // The interrupt to offer (V_IRQ: taken when the guest's IF allows,
+        // never through EVENTINJ, which QEMU 7.2 may deliver twice); the
+        // vLAPIC already filtered it by priority, so the guest's V_TPR is
+        // ignored.
+        let mut ctl = V_INTR_MASKING | V_IGN_TPR;
         if let Some(vector) = e.inject {
-            let ctl = V_INTR_MASKING
-                | V_IRQ
-                | V_IGN_TPR
-                | (0xf << V_PRIO_SHIFT)
-                | ((vector as u64) << V_VECTOR_SHIFT);
-            self.w64(C_INT_CTL, ctl);
+            ctl |= V_IRQ | (0xf << V_PRIO_SHIFT) | ((vector as u64) << V_VECTOR_SHIFT);
         }
+        self.w64(C_INT_CTL, ctl);
         loop {
             // The save area already holds this CPU's state (see the check
             // after the exit): it was overwritten after that check, and the
@@ -847,6 +907,7 @@ impl Vcpu for SvmVcpu {
                     "#VMEXIT {code:#x} saved the host's state in place of the guest's (an emulator fault; the guest state is lost; the save area was sound before this VMRUN)"
                 ));
             }
+            self.after_exit_event();
             match code {
                 EXIT_CPUID => self.emulate_cpuid(),
                 EXIT_MSR => {
@@ -1062,6 +1123,108 @@ impl Vcpu for SvmVcpu {
         self.w8(S_CPL, 0);
         self.w64(C_EVENTINJ, 0);
         self.w64(C_INT_CTL, V_INTR_MASKING);
+        self.spec_ctrl = 0;
+        self.update_spec();
+        *self.fx = FxArea::reset();
+    }
+
+    fn irq_offered(&self) -> bool {
+        self.r64(C_INT_CTL) & V_IRQ != 0
+    }
+
+    fn delivering_event(&self) -> bool {
+        self.delivering
+    }
+
+    fn emul_regs(&self) -> Option<EmulRegs> {
+        let r = &self.regs;
+        let attr = (self.r64(S_CS) >> 16) & 0xFFFF;
+        let long = self.r64(S_EFER) & (1 << 10) != 0 && attr & (1 << 9) != 0;
+        Some(EmulRegs {
+            gpr: [
+                self.r64(S_RAX),
+                r.rcx,
+                r.rdx,
+                r.rbx,
+                self.r64(S_RSP),
+                r.rbp,
+                r.rsi,
+                r.rdi,
+                r.r8,
+                r.r9,
+                r.r10,
+                r.r11,
+                r.r12,
+                r.r13,
+                r.r14,
+                r.r15,
+            ],
+            rip: self.r64(S_RIP),
+            rflags: self.r64(S_RFLAGS),
+            cs_base: if long { 0 } else { self.r64(S_CS + 8) },
+            bitness: if long {
+                64
+            } else if attr & (1 << 10) != 0 {
+                32
+            } else {
+                16
+            },
+            paging: self.paging(),
+        })
+    }
+
+    fn set_emul_regs(&mut self, e: &EmulRegs) {
+        let g = &e.gpr;
+        self.w64(S_RAX, g[0]);
+        self.w64(S_RSP, g[4]);
+        self.w64(S_RIP, e.rip);
+        self.w64(S_RFLAGS, e.rflags);
+        self.end_interrupt_shadow();
+        let r = &mut self.regs;
+        (r.rcx, r.rdx, r.rbx, r.rbp, r.rsi, r.rdi) = (g[1], g[2], g[3], g[5], g[6], g[7]);
+        (r.r8, r.r9, r.r10, r.r11) = (g[8], g[9], g[10], g[11]);
+        (r.r12, r.r13, r.r14, r.r15) = (g[12], g[13], g[14], g[15]);
+    }
+
+    fn start_real_mode(&mut self, vector: u8) {
+        // The state after INIT and a Startup IPI (Xen's
+        // `vlapic_init_sipi_one` and `hvm_vcpu_reset_state`): real mode,
+        // CS = vector << 8 with base vector << 12, IP = 0.
+        self.regs = Gprs {
+            spec: self.regs.spec,
+            ..Gprs::default()
+        };
+        self.w64(S_RAX, 0);
+        self.w64(S_RSP, 0);
+        self.w64(S_RIP, 0);
+        self.w64(S_RFLAGS, 2);
+        self.w64(S_CR0, 1 << 4);
+        self.w64(S_CR2, 0);
+        self.w64(S_CR3, 0);
+        self.w64(S_CR4, 0);
+        self.w64(S_EFER, EFER_SVME);
+        self.w64(S_DR6, 0xFFFF_0FF0);
+        self.w64(S_DR7, 0x400);
+        self.w64(S_GPAT, GPAT_DEFAULT);
+        let v = vector as u64;
+        self.seg(S_CS, (v << 8) as u16, 0x9B, 0xFFFF, v << 12);
+        for s in [S_DS, S_ES, S_SS, S_FS, S_GS] {
+            self.seg(s, 0, 0x93, 0xFFFF, 0);
+        }
+        self.seg(S_GDTR, 0, 0, 0xFFFF, 0);
+        self.seg(S_IDTR, 0, 0, 0xFFFF, 0);
+        self.seg(S_LDTR, 0, 0x82, 0xFFFF, 0);
+        self.seg(S_TR, 0, 0x8B, 0xFFFF, 0);
+        let mut off = S_STAR;
+        while off <= S_SYSENTER_EIP {
+            self.w64(off, 0);
+            off += 8;
+        }
+        self.w8(S_CPL, 0);
+        self.w64(C_EVENTINJ, 0);
+        self.w64(C_INT_CTL, V_INTR_MASKING);
+        self.w64(C_INT_STATE, 0);
+        self.delivering = false;
         self.spec_ctrl = 0;
         self.update_spec();
         *self.fx = FxArea::reset();

@@ -12,6 +12,7 @@ mod console;
 mod evtchn;
 mod gnttab;
 mod hostile;
+mod lapic;
 mod livepatch;
 mod matrix;
 mod probe;
@@ -80,6 +81,7 @@ fn main(boot: &'static Boot) -> ! {
         "xen-time" => xenabi::xen_time(boot),
         "xenabi" => workers::xenabi(boot),
         "crash" => workers::crash(boot),
+        "lapic" => lapic::lapic(boot),
         "bench" => workers::bench(boot),
         r => {
             println!("tguest: unknown role '{r}'");

@@ -224,7 +224,9 @@ pub fn crash(boot: &Boot) -> ! {
     println!("crash: about to misbehave ({kind})");
     match kind {
         // Map guest-physical 1 GiB (far beyond our RAM) at virtual 1 GiB in
-        // our own page tables, then touch it: a nested page fault.
+        // our own page tables, then jump there: a nested page fault on an
+        // instruction fetch (a data access there is unclaimed MMIO, which
+        // reads all-ones and does not stop the guest).
         "npf" => {
             let cr3: u64;
             // SAFETY: reading CR3 in ring 0.
@@ -236,7 +238,7 @@ pub fn crash(boot: &Boot) -> ! {
                 // A 1 GiB page: PDPT entry 1 maps virtual 1 GiB to physical 1 GiB.
                 pdpt.add(1).write_volatile((1u64 << 30) | 0x83);
                 core::arch::asm!("invlpg [{}]", in(reg) 1u64 << 30);
-                core::ptr::read_volatile((1u64 << 30) as *const u64);
+                core::arch::asm!("call {}", in(reg) 1u64 << 30);
             }
         }
         // Load an empty IDT, then raise an exception: #GP -> #DF -> triple fault.
