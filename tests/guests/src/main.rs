@@ -67,7 +67,7 @@ fn main(boot: &'static Boot) -> ! {
         "worker" => workers::worker(boot),
         "smp" => workers::smp(boot),
         "timer" => workers::timer(boot),
-        "xenabi" => workers::xenabi(boot),
+        "pvh-cpu" => workers::pvh_cpu(boot),
         "crash" => workers::crash(boot),
         "bench" => workers::bench(boot),
         r => {
