@@ -2,7 +2,7 @@
 //! functions the prebuilt `core` links against.
 
 use crate::start::Boot;
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 
 /// vCPU 0's stack.
 pub const BOOT_STACK: usize = 64 * 1024;
@@ -117,33 +117,6 @@ unsafe extern "C" {
 
 static BOOT: spin::Once<Boot> = spin::Once::new();
 
-/// The runtime's own page tables (PML4, PDPT, four PDs): an identity map of
-/// the first 4 GiB with 2 MiB pages, in .bss, so the boot page tables (in the
-/// low reserved range) can be reused and stray writes there harm nothing.
-#[repr(C, align(4096))]
-struct Tables([[u64; 512]; 6]);
-static mut TABLES: Tables = Tables([[0; 512]; 6]);
-
-fn own_page_tables(mem_bytes: u64) {
-    let top = mem_bytes.min(4 << 30).div_ceil(2 << 20) * (2 << 20);
-    // SAFETY: only vCPU 0 runs this, once, before any other vCPU starts; the
-    // tables are ours; they map what the boot tables mapped (identity, RAM).
-    unsafe {
-        let p = &raw mut TABLES.0;
-        let t = &mut *p;
-        let base = t.as_ptr() as u64;
-        t[0][0] = (base + 4096) | 3;
-        let mut a = 0u64;
-        while a < top {
-            let gib = (a >> 30) as usize;
-            t[1][gib] = (base + 4096 * (2 + gib as u64)) | 3;
-            t[2 + gib][((a >> 21) & 511) as usize] = a | 0x83;
-            a += 2 << 20;
-        }
-        asm!("mov cr3, {}", in(reg) base, options(nostack));
-    }
-}
-
 extern "C" fn rust_entry(start_info: u64) -> ! {
     crate::events::build_idt();
     crate::events::load_tables();
@@ -151,7 +124,8 @@ extern "C" fn rust_entry(start_info: u64) -> ! {
         crate::println!("guest: no valid start information at {start_info:#x}");
         crate::exit::crash();
     };
-    own_page_tables(boot.mem_bytes());
+    // The entry stub's page tables (in .bss) stay: they identity-map the
+    // low 4 GiB (RAM, the ACPI tables, the console ring page).
     let boot = BOOT.call_once(|| boot);
     if let Err(e) = crate::events::register(0) {
         crate::println!("guest: cannot register vCPU 0's vcpu_info: {e}");

@@ -179,10 +179,10 @@ fn hostile_guest_random_hypercalls_change_nothing_outside_its_policy() {
 fn a_pvh_guest_sees_xens_cpu_interface() {
     let o = Boot::new()
         .guest("role=wait-dom0 ok=1")
-        .guest(&format!("domain domid=1 label={DOMU} -- role=xenabi"))
+        .guest(&format!("domain domid=1 label={DOMU} -- role=pvh-cpu"))
         .run();
     o.expect_dom0_poweroff()
-        .guest_says(1, "RESULT xenabi: PASS")
+        .guest_says(1, "RESULT pvh-cpu: PASS")
         .guest_says(1, "e9: hello through port 0xE9")
         .contains("hvm_start_info at")
         .lacks("CHECK FAIL");

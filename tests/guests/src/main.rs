@@ -80,6 +80,7 @@ fn main(boot: &'static Boot) -> ! {
         "xen-abi" => xenabi::xen_abi(),
         "xen-time" => xenabi::xen_time(boot),
         "xenabi" => workers::xenabi(boot),
+        "pvh-cpu" => workers::pvh_cpu(boot),
         "crash" => workers::crash(boot),
         "lapic" => lapic::lapic(boot),
         "bench" => workers::bench(boot),

@@ -322,7 +322,7 @@ static mut HC_PAGE: Page = Page([0; 4096]);
 /// What a PVH guest sees of Xen's CPU interface: the CPUID leaves, the
 /// hypercall page written through its MSR and called, Xen's MSR answers,
 /// unclaimed ports, port 0xE9.
-pub fn xenabi(boot: &Boot) -> ! {
+pub fn pvh_cpu(boot: &Boot) -> ! {
     use core::arch::x86_64::__cpuid;
     let l0 = __cpuid(0x4000_0000);
     let mut sig = [0u8; 12];
@@ -408,5 +408,5 @@ pub fn xenabi(boot: &Boot) -> ! {
         // SAFETY: port 0xE9 is the debug console.
         unsafe { core::arch::asm!("out 0xe9, al", in("al") *b) };
     }
-    crate::report::finish("xenabi")
+    crate::report::finish("pvh-cpu")
 }
