@@ -79,7 +79,6 @@ fn main(boot: &'static Boot) -> ! {
         "timer" => workers::timer(boot),
         "xen-abi" => xenabi::xen_abi(),
         "xen-time" => xenabi::xen_time(boot),
-        "xenabi" => workers::xenabi(boot),
         "pvh-cpu" => workers::pvh_cpu(boot),
         "crash" => workers::crash(boot),
         "lapic" => lapic::lapic(boot),
