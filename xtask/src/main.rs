@@ -468,7 +468,7 @@ fn bench_evtchn(args: &[String]) -> Result<()> {
         };
         let rate = n * 1_000_000_000 / ns.max(1);
         eprintln!(
-            "xtask: run {}: {n} round trips in {ns} virtual ns: {rate}/s",
+            "xtask: run {}: {n} round trips in {ns} ns: {rate}/s",
             run + 1
         );
         rates.push(rate);
