@@ -444,7 +444,8 @@ pub struct GuestVcpu {
     /// The hardware vCPU; the CPU running it holds the lock.
     pub hw: spin::Mutex<Box<dyn Vcpu>>,
     pub events: spin::Mutex<VcpuEvents>,
-    /// Virtual IRQs raised and not yet delivered (bit n = VIRQ n).
+    /// Wake token: bit 0 set when its upcall became pending since its last
+    /// entry (a SCHEDOP_block racing with it does not block).
     pub virqs: AtomicU32,
     /// Its upcall became pending: an upcall through the per-vCPU vector is
     /// owed (an edge, as Xen's vLAPIC IRR).

@@ -463,6 +463,19 @@ impl Scheduler {
         None
     }
 
+    /// A port `k` polls became pending: end its poll if it is in one
+    /// (SCHEDOP_poll). Returns a CPU to kick.
+    pub fn wake_poll(&self, k: Key, now: u64) -> Option<u32> {
+        let mut s = self.inner.lock();
+        let v = s.vcpus.get_mut(&k)?;
+        if v.blocked != Some(Block::Poll) {
+            return None;
+        }
+        v.blocked = None;
+        v.poll_deadline = None;
+        s.enqueue(k, now)
+    }
+
     /// Arm (Some) or disarm (None) `k`'s single-shot timer.
     pub fn set_timer(&self, k: Key, deadline: Option<u64>) {
         if let Some(v) = self.inner.lock().vcpus.get_mut(&k) {

@@ -44,8 +44,7 @@ fn matrix_boot(permissive: bool) -> Boot {
 /// Operations Warden does not implement yet: their check runs (and is
 /// seen passing and refused), then they fail with a fixed errno. The
 /// matrix reports them as `expect=stub`, never as allowed.
-const NOT_IMPLEMENTED: [&str; 3] = [
-    "FlaskGetPeerSid",        // -EINVAL: no event channels yet
+const NOT_IMPLEMENTED: [&str; 2] = [
     "FlaskDevicetreeLabel",   // -EOPNOTSUPP: device-tree labels are not kept
     "FlaskDevicetreeUnlabel", // -EOPNOTSUPP
 ];

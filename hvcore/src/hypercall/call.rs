@@ -399,6 +399,23 @@ impl<'a> Own<'a> {
         self.hv.guest_upcall_pending(self.vcpu)
     }
 
+    /// The calling vCPU enters SCHEDOP_poll on ports.
+    pub fn start_poll(&self) {
+        self.dom().evtchn.start_poll(self.vcpu.id);
+    }
+
+    /// The calling vCPU leaves SCHEDOP_poll.
+    pub fn end_poll(&self) {
+        self.dom().evtchn.end_poll(self.vcpu.id);
+    }
+
+    /// Whether port `port` of the caller's domain is pending.
+    pub fn port_pending(&self, port: u32) -> bool {
+        self.dom()
+            .evtchn
+            .port_pending(self.dom(), self.hv.platform.mem(), port)
+    }
+
     /// Shut the caller's domain down.
     pub fn shutdown(&self, reason: u32) {
         self.hv.shutdown(self.dom(), reason);

@@ -293,9 +293,18 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         }
         GET_PEER_SID => {
             let _p = c.check::<FlaskGetPeerSid>()?;
-            let _a: PeerSid = op.arg();
-            // Warden has no event channels yet: no port is an interdomain channel.
-            Err(errno::EINVAL)
+            let mut a: PeerSid = op.arg();
+            // As Xen: the label of the domain at the other end of one of the
+            // caller's interdomain channels (EINVAL for any other port).
+            let me = c.caller;
+            let snap = c.port_snapshot(&me, a.evtchn)?;
+            let crate::xen::evtchn::State::Interdomain { remote_id, .. } = snap.state else {
+                return Err(errno::EINVAL);
+            };
+            a.sid = c.target(remote_id).map_err(|_| errno::EINVAL)?.sid;
+            op.set_arg(&a);
+            c.write(arg, &op)?;
+            Ok(0)
         }
         RELABEL_DOMAIN => {
             let a: Relabel = op.arg();

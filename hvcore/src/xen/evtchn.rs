@@ -125,6 +125,8 @@ pub struct DomEvtchn {
     virq: [[AtomicU32; NR_VIRQS as usize]; MAX_VCPUS as usize],
     /// HVM_PARAM_CALLBACK_IRQ.
     callback_via: AtomicU64,
+    /// vCPUs (below 64) in SCHEDOP_poll on ports (Xen's `poll_mask`).
+    pollers: AtomicU64,
 }
 
 impl core::fmt::Debug for DomEvtchn {
@@ -146,6 +148,7 @@ impl DomEvtchn {
             lock: spin::Mutex::new(()),
             virq: [const { [const { AtomicU32::new(0) }; NR_VIRQS as usize] }; MAX_VCPUS as usize],
             callback_via: AtomicU64::new(0),
+            pollers: AtomicU64::new(0),
         };
         let b = e.bucket(0);
         b[0].inner.lock().state = State::Reserved;
@@ -200,6 +203,29 @@ impl DomEvtchn {
         self.callback_via.store(v, Ordering::Release);
     }
 
+    /// Mark vCPU `v` as polling (before it checks its ports).
+    pub fn start_poll(&self, v: u32) {
+        if v < 64 {
+            self.pollers.fetch_or(1 << v, Ordering::SeqCst);
+        }
+    }
+
+    /// vCPU `v` no longer polls.
+    pub fn end_poll(&self, v: u32) {
+        if v < 64 {
+            self.pollers.fetch_and(!(1 << v), Ordering::SeqCst);
+        }
+    }
+
+    /// Whether `port` is pending (SCHEDOP_poll).
+    pub fn port_pending(&self, d: &Domain, mem: &dyn crate::p2m::HostMem, port: u32) -> bool {
+        port < NR_PORTS
+            && Shared::with(d, mem, |s| {
+                s.si_read(EVTCHN_PENDING_OFFSET + 8 * (port / 64) as u64)
+                    .is_some_and(|w| w & (1 << (port % 64)) != 0)
+            })
+    }
+
     /// The port bound to (vCPU, VIRQ), 0 if none.
     pub fn virq_port(&self, vcpu: u32, virq: u32) -> u32 {
         self.virq
@@ -228,20 +254,37 @@ impl Hv {
         let Some(v) = d.vcpu(vcpu) else { return };
         let word = (port / 64) as u64;
         let bit = 1u64 << (port % 64);
-        let notify = Shared::with(d, self.platform.mem(), |s| {
+        // (newly pending, upcall became pending)
+        let (newly, notify) = Shared::with(d, self.platform.mem(), |s| {
             let Some(old) = s.si_or(EVTCHN_PENDING_OFFSET + 8 * word, bit) else {
-                return false;
+                return (false, false);
             };
             if old & bit != 0 {
-                return false;
+                return (false, false);
             }
             if s.si_read(EVTCHN_MASK_OFFSET + 8 * word).unwrap_or(0) & bit != 0 {
-                return false;
+                return (true, false);
             }
-            self.mark_pending_sel(s, &v, word)
+            (true, self.mark_pending_sel(s, &v, word))
         });
+        if newly {
+            self.check_pollers(d);
+        }
         if notify {
             self.notify_upcall(&v);
+        }
+    }
+
+    /// A port of `d` became pending: end the polls of its vCPUs (Xen's
+    /// `evtchn_check_pollers`; a polling vCPU checks its ports again).
+    fn check_pollers(&self, d: &Domain) {
+        let mut m = d.evtchn.pollers.swap(0, Ordering::SeqCst);
+        while m != 0 {
+            let v = m.trailing_zeros();
+            m &= m - 1;
+            if let Some(c) = self.sched.wake_poll((d.id, v), self.platform.now_ns()) {
+                self.platform.kick(c);
+            }
         }
     }
 
@@ -261,6 +304,10 @@ impl Hv {
     /// wake or kick the vCPU (Xen's `vcpu_mark_events_pending`).
     pub fn notify_upcall(&self, v: &GuestVcpu) {
         v.upcall.store(true, Ordering::Release);
+        // The wake token: a vCPU between reading `upcall_pending` and
+        // blocking (SCHEDOP_block on another CPU) does not block
+        // (`Scheduler::block` checks it under the scheduler's lock).
+        v.virqs.fetch_or(1, Ordering::SeqCst);
         if let Some(c) = self.sched.notify((v.domid, v.id), self.platform.now_ns()) {
             self.platform.kick(c);
         }
@@ -275,6 +322,8 @@ impl Hv {
     /// set (Xen injects it directly, with no local APIC, as long as the flag
     /// stays set).
     pub fn upcall_to_inject(&self, v: &GuestVcpu) -> Option<u8> {
+        // Entering: what was notified so far is visible to the guest.
+        v.virqs.store(0, Ordering::SeqCst);
         let vector = v.events.lock().vector;
         if let Some(vec) = vector {
             if v.upcall.swap(false, Ordering::AcqRel) {

@@ -40,7 +40,9 @@ fn arrived(port: u32) -> u64 {
         .map_or(0, |a| a.load(Ordering::Acquire))
 }
 
-/// Wait (yielding) until `port` has seen more than `n` arrivals; false after `secs`.
+/// Wait (yielding) until `port` has seen more than `n` arrivals; false
+/// after `secs`. (Blocking here instead, with interrupts off from the check
+/// to SCHEDOP_block, loses wake-ups: not solved yet, see the report.)
 fn wait_arrival(port: u32, n: u64, secs: u64) -> bool {
     let t0 = now_ns();
     while arrived(port) <= n {
@@ -55,6 +57,9 @@ fn wait_arrival(port: u32, n: u64, secs: u64) -> bool {
 fn setup() {
     warden_guest::events::set_upcall_handler(on_port);
     check!(evtchn::init().is_ok(), "shared_info page mapped");
+    // The timer that bounds each block wakes us through its VIRQ.
+    let t = evtchn::bind_virq(warden_abi::xen::xen::VIRQ_TIMER, 0);
+    check!(t.is_ok(), "VIRQ_TIMER bound: {t:?}");
     warden_guest::events::enable();
 }
 
@@ -74,7 +79,6 @@ fn peer(boot: &Boot) -> DomId {
 }
 
 pub fn front(boot: &Boot) -> ! {
-    setup();
     let other = peer(boot);
     let third: DomId = boot.arg("third").and_then(|s| s.parse().ok()).unwrap_or(3);
     let rounds: u64 = boot
@@ -87,10 +91,14 @@ pub fn front(boot: &Boot) -> ! {
     let q = evtchn::alloc_unbound(DOMID_SELF, third);
     check!(q == Ok(2), "port 2 allocated for d{third}: {q:?}");
     let q = q.unwrap_or(2);
+    setup();
     let s = st(p);
     check!(
-        s.is_some_and(|s| s.status == ec::STAT_UNBOUND && s.remote_dom() == other),
-        "port {p} unbound for d{other}: {s:?}"
+        s.is_some_and(
+            |s| (s.status == ec::STAT_UNBOUND && s.remote_dom() == other)
+                || (s.status == ec::STAT_INTERDOMAIN && s.u[0] == other as u32)
+        ),
+        "port {p} unbound for d{other} (or already bound by it): {s:?}"
     );
     // The peer binds port 1 (and tries port 2, meant for d3), then notifies us.
     check!(
@@ -201,7 +209,7 @@ pub fn back(boot: &Boot) -> ! {
         if s.is_some_and(|s| s.status == ec::STAT_UNBOUND) {
             break;
         }
-        if now_ns() - t0 > 600_000_000_000 {
+        if now_ns() - t0 > 200_000_000_000 {
             check!(false, "the front never closed its end");
             break;
         }

@@ -433,10 +433,6 @@ fn ops() -> Vec<Op> {
         op!("MemAddToPhysmap", SELF, Good::Zero, |_| rc(
             evtchn::init().map(|_| 0)
         )),
-        // Last: closes every channel made above.
-        op!("EvtchnReset", SELF, Good::Zero, |_| rc(evtchn::reset(
-            DOMID_SELF
-        ))),
         // ---- hvm_op
         op!("HvmSetEvtchnUpcallVector", SELF, Good::Zero, |_| {
             rc(hc::set_upcall_vector(
@@ -789,8 +785,9 @@ fn ops() -> Vec<Op> {
             hc::flask_ocontext(false, fx::ocon::PIRQ, 77, 77, 10)
         )),
         // Stub: no event channels yet, so no port is an interdomain channel.
-        op!("FlaskGetPeerSid", D0, Good::Stub(EINVAL), |_| rc_unit(
-            hc::flask_get_peer_sid(1)
+        // The loopback channel made above (its peer is dom0 itself).
+        op!("FlaskGetPeerSid", D0, Good::Zero, |c| rc_unit(
+            hc::flask_get_peer_sid(c.bound)
         )),
         op!("FlaskRelabelSelf", 0, Good::Zero, |c| rc(
             hc::flask_relabel_domain(c.me as u32, 3)
@@ -805,6 +802,10 @@ fn ops() -> Vec<Op> {
             Good::Stub(EOPNOTSUPP),
             |_| rc(hc::flask_devicetree_label("/test", 0))
         ),
+        // Last: closes every channel made above (FlaskGetPeerSid uses one).
+        op!("EvtchnReset", SELF, Good::Zero, |_| rc(evtchn::reset(
+            DOMID_SELF
+        ))),
     ]
 }
 

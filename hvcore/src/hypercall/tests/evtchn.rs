@@ -295,7 +295,7 @@ fn ipi_virq_timer_and_the_callback_vector() {
     assert_eq!(w.hv.upcall_to_inject(&v), Some(0xf3));
     clear_bits(&w, &a);
     assert_eq!(w.hv.upcall_to_inject(&v), None);
-    // The per-vCPU vector wins, once per edge.
+    // The per-vCPU vector wins.
     w.put(
         &a,
         ARG,
@@ -324,9 +324,19 @@ fn ipi_virq_timer_and_the_callback_vector() {
         },
     );
     assert_eq!(r, 0);
+    // It goes through the vCPU's local APIC (as Xen's vlapic_set_irq): with
+    // the APIC software-enabled, the edge lands in the IRR, once.
+    {
+        let clk = w.hv.lapic_clock();
+        let mut st = v.lapic.lock();
+        st.apic.write_reg(0xF0, 0x1FF, &clk);
+    }
     w.hv.send_vcpu_virq(&v, x::VIRQ_TIMER);
     assert!(bits(&w, &a, t.port).0);
-    assert_eq!(w.hv.upcall_to_inject(&v), Some(0x40));
+    assert_eq!(w.hv.upcall_to_inject(&v), None);
+    assert!(v.lapic.lock().apic.irr_pending(0x40));
+    assert_eq!(v.lapic.lock().apic.highest_deliverable(), Some(0x40));
+    clear_bits(&w, &a);
     assert_eq!(w.hv.upcall_to_inject(&v), None);
 }
 
@@ -422,4 +432,41 @@ fn a_domain_shutting_down_raises_virq_dom_exc_in_dom0() {
     assert!(!bits(&w, &d0, b.port).0);
     w.hv.shutdown(&a, 0);
     assert!(bits(&w, &d0, b.port).0);
+}
+
+#[test]
+fn poll_on_ports_returns_at_once_when_pending_and_a_send_ends_it() {
+    let w = world(true);
+    let _d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let a = w.domain(1, DOMU);
+    let (r, ipi) = op(&w, &a, ec::BIND_IPI, &ec::BindIpi { vcpu: 0, port: 0 });
+    assert_eq!(r, 0);
+    let port = ipi.port;
+    let poll = |ports: &[u32]| {
+        for (i, p) in ports.iter().enumerate() {
+            w.put(&a, BUF + 4 * i as u64, p);
+        }
+        w.put(
+            &a,
+            ARG,
+            &sched::Poll {
+                ports: BUF,
+                nr_ports: ports.len() as u32,
+                timeout: 0,
+                ..Default::default()
+            },
+        );
+        w.call(&a, hc::SCHED_OP, [sched::POLL as u64, ARG, 0, 0, 0])
+    };
+    let blocked = || w.hv.sched.domain_state(1, 0).unwrap().all_blocked;
+    assert_eq!(poll(&[4096]), -(errno::EINVAL as i64));
+    assert!(!blocked(), "a refused poll does not block");
+    // Not pending: the vCPU blocks (bounded), and a send on the port ends it.
+    assert_eq!(poll(&[port]), 0);
+    assert!(blocked(), "polling");
+    assert_eq!(send(&w, &a, port), 0);
+    assert!(!blocked(), "the send ended the poll");
+    // Pending: returns at once without blocking.
+    assert_eq!(poll(&[port]), 0);
+    assert!(!blocked());
 }
