@@ -50,7 +50,11 @@ fn allowed(h: u32, s: u64) -> bool {
     let s = s as u32;
     match h {
         nr::CONSOLE_IO => s == console::WRITE,
-        nr::XEN_VERSION => !matches!(s, version::COMMANDLINE | version::BUILD_ID),
+        // A refused string sub-op answers "<denied>" with rc 0, as Xen does
+        // (commandline for a domU); build_id answers -EPERM.
+        nr::XEN_VERSION => s != version::BUILD_ID,
+        // Its own timers (the argument is the deadline, not a sub-op).
+        nr::SET_TIMER_OP => true,
         nr::SCHED_OP => matches!(s, sched::YIELD | sched::POLL),
         nr::VCPU_OP => matches!(
             s,
@@ -59,6 +63,10 @@ fn allowed(h: u32, s: u64) -> bool {
                 | vcpu::SET_SINGLESHOT_TIMER
                 | vcpu::STOP_SINGLESHOT_TIMER
                 | vcpu::DOWN
+                | vcpu::REGISTER_RUNSTATE_MEMORY_AREA
+                | vcpu::SET_PERIODIC_TIMER
+                | vcpu::STOP_PERIODIC_TIMER
+                | vcpu::REGISTER_VCPU_TIME_MEMORY_AREA
         ),
         nr::HVM_OP => s == hvm::SET_EVTCHN_UPCALL_VECTOR,
         // Per-entry refusals are statuses (rc 0); query, setup and the
@@ -85,6 +93,7 @@ fn allowed(h: u32, s: u64) -> bool {
                 | memory::MAXIMUM_RAM_PAGE
                 | memory::CURRENT_RESERVATION
                 | memory::MAXIMUM_RESERVATION
+                | memory::MEMORY_MAP
         ),
         nr::SYSCTL => s == sysctl::GETDOMAININFOLIST,
         nr::XSM_OP => s == xsm::RELABEL_DOMAIN,
@@ -362,8 +371,10 @@ pub fn hostile(boot: &Boot) -> ! {
         violations == 0,
         "no call outside domU_t's permissions succeeded ({violations} did)"
     );
+    // (About 500 in 100,000 since xen_version's refused strings answer
+    // "<denied>" with rc 0, as Xen's, and more operations are the guest's own.)
     check!(
-        refused[13] > 1000,
+        refused[13] > 250,
         "many calls were refused by the policy ({} EACCES)",
         refused[13]
     );
