@@ -3,12 +3,13 @@
 //!
 //! Guests get the host's CPUID with everything Warden does not virtualise
 //! hidden: SVM and VMX, XSAVE/AVX (guest FPU state is saved with FXSAVE, and
-//! XSETBV is refused), MONITOR/MWAIT, the local APIC and x2APIC (no APIC is
-//! emulated), MTRRs and machine-check architecture (no such MSRs), PCID and
+//! XSETBV is refused), MONITOR/MWAIT, MTRRs and machine-check architecture
+//! (no such MSRs), PCID and
 //! performance counters, VIRT_SSBD; the hypervisor bit is set. The vendor
 //! (leaf 0) is the host's (AuthenticAMD: Linux picks VMMCALL from it). IBPB
 //! and the SPEC_CTRL bits the CPU has stay visible: the SVM backend emulates
-//! PRED_CMD and SPEC_CTRL.
+//! PRED_CMD and SPEC_CTRL. The local APIC, x2APIC and the TSC-deadline timer
+//! are shown: each vCPU has a virtual local APIC (`emul::vlapic`).
 //!
 //! The hypervisor leaves 0x4000_0000.. are Xen 4.17's for an HVM/PVH guest
 //! (xen/include/public/arch-x86/cpuid.h, `cpuid_hypervisor_leaves`;
@@ -50,21 +51,25 @@ pub fn cpuid(leaf: u32, sub: u32, host: (u32, u32, u32, u32), who: Asker) -> (u3
     let (mut a, mut b, mut c, mut d) = host;
     match leaf {
         1 => {
-            // ECX: clear MONITOR(3) VMX(5) SMX(6) PCID(17) x2APIC(21)
-            // TSC-deadline(24) XSAVE(26) OSXSAVE(27) AVX(28) F16C(29) RDRAND kept; set hypervisor(31).
+            // ECX: clear MONITOR(3) VMX(5) SMX(6) PCID(17) XSAVE(26)
+            // OSXSAVE(27) AVX(28) F16C(29), RDRAND kept; set x2APIC(21),
+            // TSC-deadline(24) as the vLAPIC has it, hypervisor(31).
             c &= !((1 << 3)
                 | (1 << 5)
                 | (1 << 6)
                 | (1 << 17)
-                | (1 << 21)
                 | (1 << 24)
                 | (1 << 26)
                 | (1 << 27)
                 | (1 << 28)
                 | (1 << 29));
-            c |= 1 << 31;
-            // EDX: clear MCE(7) APIC(9) MTRR(12) MCA(14) ACPI(22) TM(29).
-            d &= !((1 << 7) | (1 << 9) | (1 << 12) | (1 << 14) | (1 << 22) | (1 << 29));
+            c |= (1 << 31) | (1 << 21);
+            if crate::emul::vlapic::TSC_DEADLINE {
+                c |= 1 << 24;
+            }
+            // EDX: clear MCE(7) MTRR(12) MCA(14) ACPI(22) TM(29); set APIC(9).
+            d &= !((1 << 7) | (1 << 12) | (1 << 14) | (1 << 22) | (1 << 29));
+            d |= 1 << 9;
             // EBX[31:24]: initial APIC id = 2·vCPU id (Xen's, as in the
             // MADT); [23:16] logical count 1.
             b = (b & 0x0000_FFFF) | (((2 * vcpu_id) & 0xff) << 24) | (1 << 16);
@@ -175,7 +180,8 @@ mod tests {
         assert_eq!(c & (1 << 5), 0, "VMX");
         assert_eq!(c & (1 << 26), 0, "XSAVE");
         assert_ne!(c & (1 << 31), 0, "hypervisor bit");
-        assert_eq!(d & (1 << 9), 0, "APIC");
+        assert_ne!(d & (1 << 9), 0, "APIC (the vLAPIC)");
+        assert_ne!(c & (1 << 21), 0, "x2APIC (the vLAPIC)");
         assert_eq!(b >> 24, 6, "APIC id 2·vCPU id");
         let (_, _, c, _) = cpuid(0x8000_0001, 0, all, who(0));
         assert_eq!(c & (1 << 2), 0, "SVM");

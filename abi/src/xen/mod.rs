@@ -3,9 +3,9 @@
 
 pub mod console;
 pub mod event_channel;
+pub mod grant_table;
 pub mod hvm_params;
 pub mod start_info;
-pub mod grant_table;
 // xen.h's mirror keeps the header's name.
 #[allow(clippy::module_inception)]
 pub mod xen;

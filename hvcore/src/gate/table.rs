@@ -17,8 +17,8 @@
 use super::{CheckDesc, Ctx, Dummy, Object, Op, Permit, Row, Subject, class_id, class_name, mint};
 use warden_abi::hypercall as hc;
 use warden_abi::xen::event_channel as evtchn;
-use warden_abi::xen::xen::{set_timer_op, vm_assist};
 use warden_abi::xen::grant_table as gt;
+use warden_abi::xen::xen::{set_timer_op, vm_assist};
 use warden_abi::{console, domctl, hvm, memory, sched, sysctl, vcpu, version, xsm as fx};
 use xsm::perms;
 

@@ -6,8 +6,8 @@
 
 pub mod console;
 pub mod evtchn;
-pub mod params;
 pub mod gnttab;
+pub mod params;
 pub mod shared_info;
 pub mod time;
 
