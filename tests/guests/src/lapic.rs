@@ -180,9 +180,12 @@ pub fn lapic(boot: &Boot) -> ! {
     let c1 = apic_r(0x390);
     sleep_ns(1_000_000);
     let c2 = apic_r(0x390);
+    // (Zero only if the 20 ms really went by: a loaded host can deschedule
+    // this vCPU for longer than the 1 ms sleep.)
+    let elapsed = now_ns() - t0;
     check!(
-        c1 <= 2_000_000 && c2 < c1 && c2 > 0,
-        "the current count goes down ({c1} then {c2})"
+        c1 <= 2_000_000 && c2 < c1 && (c2 > 0 || elapsed >= 20_000_000),
+        "the current count goes down ({c1} then {c2}, {elapsed} ns after the start)"
     );
     check!(
         wait_irqs(V_ONESHOT, 1),
