@@ -453,14 +453,17 @@ impl Scheduler {
     pub fn notify(&self, k: Key, now: u64) -> Option<u32> {
         let mut s = self.inner.lock();
         let v = s.vcpus.get_mut(&k)?;
-        if let Some(c) = v.running {
-            return Some(c);
-        }
+        let running = v.running;
         if v.blocked == Some(Block::Event) {
+            // Also when it still holds its CPU: it blocked (HLT,
+            // SCHEDOP_block) and the event came before it was descheduled
+            // (that CPU's own housekeeping firing its timer): it goes on
+            // running instead of staying blocked with the event owed.
             v.blocked = None;
-            return s.enqueue(k, now);
+            let kick = s.enqueue(k, now);
+            return running.or(kick);
         }
-        None
+        running
     }
 
     /// A port `k` polls became pending: end its poll if it is in one
@@ -866,6 +869,25 @@ mod tests {
         assert!(s.pick(0, 61).is_none());
         s.expire(100);
         assert!(s.pick(0, 100).is_some());
+    }
+
+    #[test]
+    fn an_event_between_blocking_and_descheduling_wakes() {
+        // A vCPU blocks (HLT) on CPU 0; before CPU 0 deschedules it, its
+        // own housekeeping fires the vCPU's timer (the event is raised
+        // while the vCPU still holds the CPU).
+        let s = setup(&[(1, 1, 256)]);
+        let k = (1, 0);
+        assert!(s.pick(0, 0).is_some());
+        assert!(s.block(k, Block::Event, false, None, 10));
+        assert!(s.should_stop(k, 10), "blocked: its CPU lets it go");
+        assert_eq!(raise(&s, k, 11), Some(0), "the CPU holding it is kicked");
+        assert!(!s.should_stop(k, 12), "woken: it goes on running");
+        s.descheduled(0, k, 13);
+        assert!(
+            s.pick(0, 13).is_some(),
+            "after a deschedule it is runnable, not blocked with the event owed"
+        );
     }
 
     #[test]

@@ -326,8 +326,20 @@ impl Hv {
         v.virqs.store(0, Ordering::SeqCst);
         let vector = v.events.lock().vector;
         if let Some(vec) = vector {
-            if v.upcall.swap(false, Ordering::AcqRel) {
-                self.lapic_raise(v, vec);
+            // An APIC that does not accept it yet (software-disabled: the
+            // vector was set before the guest enabled its APIC) keeps the
+            // edge owed, as Xen's IRR keeps it: dropping it would leave
+            // `evtchn_upcall_pending` set with no interrupt ever coming, and
+            // no later event would notify again.
+            if v.upcall.swap(false, Ordering::AcqRel) && !self.lapic_raise(v, vec) {
+                v.upcall.store(true, Ordering::Release);
+                if false {
+                    log::info!(
+                        "TMPDBG upcall vector {vec:#x} refused by vLAPIC for d{} v{}",
+                        v.domid,
+                        v.id
+                    );
+                }
             }
             return None;
         }

@@ -341,6 +341,65 @@ fn ipi_virq_timer_and_the_callback_vector() {
 }
 
 #[test]
+fn the_upcall_vector_waits_for_the_apic_to_be_enabled() {
+    // Linux sets its per-vCPU vector before it software-enables its local
+    // APIC; an event in between must not be lost (else its
+    // evtchn_upcall_pending stays set and no later event notifies again).
+    let w = world(true);
+    let _d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let a = w.domain(1, DOMU);
+    let v = a.vcpu(0).unwrap();
+    w.put(
+        &a,
+        ARG,
+        &hvm::UpcallVector {
+            vcpu: 0,
+            vector: 0x40,
+            pad: [0; 3],
+        },
+    );
+    assert_eq!(
+        w.call(
+            &a,
+            hc::HVM_OP,
+            [hvm::SET_EVTCHN_UPCALL_VECTOR as u64, ARG, 0, 0, 0]
+        ),
+        0
+    );
+    let (r, t) = op(
+        &w,
+        &a,
+        ec::BIND_VIRQ,
+        &ec::BindVirq {
+            virq: x::VIRQ_TIMER,
+            vcpu: 0,
+            port: 0,
+        },
+    );
+    assert_eq!(r, 0);
+    assert!(!v.lapic.lock().apic.enabled(), "software-disabled at reset");
+    w.hv.send_vcpu_virq(&v, x::VIRQ_TIMER);
+    assert!(bits(&w, &a, t.port).0);
+    // Entries while the APIC refuses it: nothing lands, the edge is kept.
+    assert_eq!(w.hv.upcall_to_inject(&v), None);
+    assert_eq!(w.hv.upcall_to_inject(&v), None);
+    assert!(!v.lapic.lock().apic.irr_pending(0x40));
+    // A second event finds upcall_pending already set: no new notification.
+    w.hv.send_vcpu_virq(&v, x::VIRQ_TIMER);
+    {
+        let clk = w.hv.lapic_clock();
+        v.lapic.lock().apic.write_reg(0xF0, 0x1FF, &clk);
+    }
+    // The first entry after the guest enables its APIC delivers it, once.
+    assert_eq!(w.hv.upcall_to_inject(&v), None);
+    assert!(v.lapic.lock().apic.irr_pending(0x40));
+    assert_eq!(v.lapic.lock().apic.highest_deliverable(), Some(0x40));
+    v.lapic.lock().apic.ack(0x40);
+    assert_eq!(w.hv.upcall_to_inject(&v), None);
+    assert!(!v.lapic.lock().apic.irr_pending(0x40), "raised once");
+}
+
+#[test]
 fn shared_info_maps_frees_the_ram_page_and_moves() {
     let w = world(true);
     let _d0 = w.domain(0, "system_u:system_r:dom0_t");
