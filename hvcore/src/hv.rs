@@ -350,29 +350,41 @@ impl Hv {
         len: usize,
         mut f: impl FnMut(&PhysView<'_>, u64, core::ops::Range<usize>) -> Result<(), Fault>,
     ) -> Result<(), Fault> {
-        let m = d.mem.read();
-        let p2m = m.p2m.as_ref().ok_or(Fault {
-            addr: gpa,
-            reason: "domain has no memory",
-        })?;
-        let pv = PhysView {
-            p2m,
-            mem: self.platform.mem(),
-        };
         if len > 0 && gpa.checked_add(len as u64 - 1).is_none() {
             return Err(Fault {
                 addr: gpa,
                 reason: "range wraps around the address space",
             });
         }
-        let mut done = 0;
-        while done < len {
-            let a = gpa + done as u64;
-            let n = ((4096 - (a & 4095)) as usize).min(len - done);
-            f(&pv, a, done..done + n)?;
-            done += n;
-        }
-        Ok(())
+        self.with_phys(d, gpa, |pv| {
+            let mut done = 0;
+            while done < len {
+                let a = gpa + done as u64;
+                let n = ((4096 - (a & 4095)) as usize).min(len - done);
+                f(pv, a, done..done + n)?;
+                done += n;
+            }
+            Ok(())
+        })
+    }
+
+    /// Run `f` on a view of `d`'s physmap, under its memory lock (read);
+    /// a fault at `addr` if the domain has no memory.
+    pub(crate) fn with_phys<R>(
+        &self,
+        d: &Domain,
+        addr: u64,
+        f: impl FnOnce(&PhysView<'_>) -> Result<R, Fault>,
+    ) -> Result<R, Fault> {
+        let m = d.mem.read();
+        let p2m = m.p2m.as_ref().ok_or(Fault {
+            addr,
+            reason: "domain has no memory",
+        })?;
+        f(&PhysView {
+            p2m,
+            mem: self.platform.mem(),
+        })
     }
 
     /// Wait until no CPU executes guest code of domain `id` (its stop flag
@@ -719,16 +731,9 @@ impl Hv {
         va: u64,
         data: &[u8],
     ) -> Result<(), Fault> {
-        let m = d.mem.read();
-        let p2m = m.p2m.as_ref().ok_or(Fault {
-            addr: va,
-            reason: "domain has no memory",
-        })?;
-        let pv = PhysView {
-            p2m,
-            mem: self.platform.mem(),
-        };
-        crate::guestmem::GuestView::new(&pv, paging).write(va, data)
+        self.with_phys(d, va, |pv| {
+            crate::guestmem::GuestView::new(pv, paging).write(va, data)
+        })
     }
 
     /// Rewrite `v`'s time records (its vcpu_info and its secondary time

@@ -241,10 +241,10 @@ impl FrameMem {
         if !pa.is_multiple_of(8) || !self.lent("atomic update", pa, 8) {
             return None;
         }
-        // SAFETY: `pa..pa+8` is aligned and lies in a lent frame (checked
-        // above), identity-mapped RAM that stays allocated while the caller
-        // holds the owning domain's memory lock (the `HostMem` contract);
-        // every access to it through this type is atomic.
-        Some(unsafe { core::sync::atomic::AtomicU64::from_ptr(pa as *mut u64) })
+        // The word is aligned and in a lent frame (checked above): identity-mapped
+        // RAM kept allocated while the caller holds the domain's memory lock.
+        // SAFETY: valid, aligned, live (above); every access through it is atomic.
+        let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(pa as *mut u64) };
+        Some(word)
     }
 }

@@ -27,7 +27,6 @@ use super::vlapic::{Clock, Delivery, Ipi, Shorthand, Vlapic};
 use crate::domain::GuestVcpu;
 use crate::guestmem::{Fault, GuestPhys, translate};
 use crate::hv::Hv;
-use crate::p2m::PhysView;
 use crate::vcpu::{EmulRegs, MsrResult, Vcpu};
 use alloc::format;
 use alloc::string::String;
@@ -385,28 +384,21 @@ impl Hv {
         } else {
             r.cs_base.wrapping_add(ip) & 0xFFFF_FFFF
         };
-        let m = v.domain.mem.read();
-        let p2m = m.p2m.as_ref().ok_or(Fault {
-            addr: lin,
-            reason: "domain has no memory",
-        })?;
-        let pv = PhysView {
-            p2m,
-            mem: self.platform.mem(),
-        };
-        let mut out = [0u8; 15];
-        let mut got = 0usize;
-        while got < out.len() {
-            let a = lin.wrapping_add(got as u64);
-            let n = ((4096 - (a & 4095)) as usize).min(out.len() - got);
-            let piece = translate(&pv, &r.paging, a, false)
-                .and_then(|gpa| pv.read_gpa(gpa, &mut out[got..got + n]));
-            match piece {
-                Ok(()) => got += n,
-                Err(f) if got == 0 => return Err(f),
-                Err(_) => break,
+        self.with_phys(&v.domain, lin, |pv| {
+            let mut out = [0u8; 15];
+            let mut got = 0usize;
+            while got < out.len() {
+                let a = lin.wrapping_add(got as u64);
+                let n = ((4096 - (a & 4095)) as usize).min(out.len() - got);
+                let piece = translate(pv, &r.paging, a, false)
+                    .and_then(|gpa| pv.read_gpa(gpa, &mut out[got..got + n]));
+                match piece {
+                    Ok(()) => got += n,
+                    Err(f) if got == 0 => return Err(f),
+                    Err(_) => break,
+                }
             }
-        }
-        Ok((out, got))
+            Ok((out, got))
+        })
     }
 }
