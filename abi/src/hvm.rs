@@ -6,6 +6,9 @@ crate::subops! {
     SET_PARAM = 0, "set_param";
     /// Read an HVM parameter: `arg` points to [`HvmParam`], whose `value` is written.
     GET_PARAM = 1, "get_param";
+    /// A guest's hint that a page table is being torn down: `arg` points to
+    /// [`PagetableDying`]. Used by Xen under shadow paging only.
+    PAGETABLE_DYING = 9, "pagetable_dying";
     /// Set the vector the event upcall is delivered on: `arg` points to [`UpcallVector`].
     SET_EVTCHN_UPCALL_VECTOR = 23, "set_evtchn_upcall_vector";
 }
@@ -18,6 +21,9 @@ crate::pod! {
     pub struct HvmParam { pub domid: u16, pub pad: u16, pub index: u32, pub value: u64 }
     /// `HVMOP_set_evtchn_upcall_vector` for one of the caller's vCPUs.
     pub struct UpcallVector { pub vcpu: u32, pub vector: u8, pub pad: [u8; 3] }
+    /// `xen_hvm_pagetable_dying`: the domain (DOMID_SELF or its own id) and
+    /// the guest-physical address of the dying top-level table.
+    pub struct PagetableDying { pub domid: u16, pub pad: [u16; 3], pub gpa: u64 }
 }
 
 /// `HVM_PARAM_CALLBACK_IRQ`: how the event upcall is delivered when no
@@ -34,3 +40,4 @@ pub const CALLBACK_VIA_TYPE_PCI_INTX: u64 = 1;
 pub const CALLBACK_VIA_TYPE_VECTOR: u64 = 2;
 
 const _: () = assert!(core::mem::size_of::<HvmParam>() == 16);
+const _: () = assert!(core::mem::size_of::<PagetableDying>() == 16);

@@ -227,6 +227,19 @@ pub fn vcpu_register_info(vcpu: u32, gpa: u64) -> HResult {
 
 // ------------------------------------------------------------ hvm_op
 
+/// HVMOP_pagetable_dying for `domid` (the probe Linux makes at boot).
+pub fn pagetable_dying(domid: u16, gpa: u64) -> HResult {
+    let a = warden_abi::hvm::PagetableDying {
+        domid,
+        pad: [0; 3],
+        gpa,
+    };
+    call(
+        hc::HVM_OP,
+        [warden_abi::hvm::PAGETABLE_DYING as u64, ptr(&a), 0, 0, 0],
+    )
+}
+
 /// HVMOP_set_evtchn_upcall_vector.
 pub fn set_upcall_vector(vcpu: u32, vector: u8) -> HResult {
     let a = warden_abi::hvm::UpcallVector {

@@ -16,7 +16,7 @@ use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
 use crate::platform::Platform;
 use crate::ratelimit::AtomicRateLimit;
-use crate::sched::{Block, Life, Scheduler};
+use crate::sched::{Life, Scheduler};
 use crate::vcpu::{Entry, MsrResult, VmExit};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -963,13 +963,7 @@ impl Hv {
                     Ok(VmExit::Hypercall) => crate::hypercall::hypercall(self, cpu, &v, &mut **hw),
                     Ok(VmExit::Halt) => {
                         hw.skip_halt();
-                        let pending = self.guest_upcall_pending(&v) || self.irq_pending(&v);
-                        if self.sched.block(k, Block::Event, pending, None, self.now())
-                            && self.irq_pending(&v)
-                        {
-                            // An interrupt arrived between the check and the block.
-                            self.wake_for_irq(&v);
-                        }
+                        self.halt(&v, &**hw);
                         true
                     }
                     Ok(VmExit::ExternalInterrupt) | Ok(VmExit::Cancelled) => true,

@@ -615,6 +615,25 @@ impl Scheduler {
         v.running
     }
 
+    /// Take `k` offline as [`Scheduler::down`] does; also returns whether
+    /// it was the last online vCPU of its domain (decided under the one
+    /// lock, so of two vCPUs going down at once exactly one is the last).
+    pub fn down_last(&self, k: Key, now: u64) -> (Option<u32>, bool) {
+        let mut s = self.inner.lock();
+        let Inner { doms, vcpus, .. } = &mut *s;
+        let Some(v) = vcpus.get_mut(&k) else {
+            return (None, false);
+        };
+        let was_online = core::mem::replace(&mut v.online, false);
+        v.queued = false;
+        rs_update(v, doms.get(&k.0), now);
+        let cpu = v.running;
+        let others = vcpus
+            .range((k.0, 0)..=(k.0, u32::MAX))
+            .any(|(_, o)| o.online);
+        (cpu, was_online && !others)
+    }
+
     /// Is `k` online?
     pub fn is_up(&self, k: Key) -> bool {
         self.inner.lock().vcpus.get(&k).is_some_and(|v| v.online)

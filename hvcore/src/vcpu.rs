@@ -184,6 +184,11 @@ pub trait Vcpu: Send {
     fn continue_hypercall(&mut self, args: &HypercallArgs);
     /// Step RIP past a HLT.
     fn skip_halt(&mut self);
+    /// RFLAGS.IF is clear (a HLT then cannot end but by NMI). The default
+    /// reads [`Vcpu::emul_regs`]; a backend without them says no.
+    fn interrupts_off(&self) -> bool {
+        self.emul_regs().is_some_and(|r| r.rflags & (1 << 9) == 0)
+    }
     /// The value an `OUT` that exited ([`VmExit::Io`] with `write`) writes (AL/AX/EAX).
     fn io_out_value(&self) -> u32 {
         0

@@ -284,6 +284,11 @@ impl Boot {
     /// Boot and capture. Panics only if QEMU cannot be started or the ISO not built.
     pub fn run(&self) -> Outcome {
         let cmdline = format!("test_exit {}", self.cmdline).trim().to_string();
+        // bzImage kernels are unpacked to their ELF vmlinux, as `cargo xtask
+        // run` does (Warden's builder loads ELF kernels).
+        let mut modules = self.modules.clone();
+        xtask::kernel::unpack_modules(&mut modules)
+            .unwrap_or_else(|e| panic!("unpacking a bzImage module: {e}"));
         let mut iso_file = None;
         let boot = if self.grub {
             let dir = xtask::bare_metal_target_dir().join("test-isos");
@@ -292,7 +297,7 @@ impl Boot {
             static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let iso = dir.join(format!("t{}-{n}.iso", std::process::id()));
-            xtask::grub::make_iso(&self.image, &cmdline, &self.modules, &iso)
+            xtask::grub::make_iso(&self.image, &cmdline, &modules, &iso)
                 .unwrap_or_else(|e| panic!("building the GRUB ISO: {e}"));
             iso_file = Some(iso.clone());
             QemuBoot::Iso(iso)
@@ -300,7 +305,7 @@ impl Boot {
             QemuBoot::Kernel {
                 image: self.image.clone(),
                 cmdline: cmdline.clone(),
-                modules: self.modules.clone(),
+                modules,
             }
         };
         let mut m = Machine::new(boot);

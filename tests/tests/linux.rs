@@ -7,11 +7,11 @@
 //!   the init's checks (CPUs online, timer interrupts counting on every CPU,
 //!   the timed sleep against host time); runs in CI.
 //! - On Warden, as boot-built PVH domUs next to the test dom0: the issue's
-//!   Linux tests. Linux boots there to userspace with 2 vCPUs and its checks
-//!   pass, but `poweroff -f` halts (`reboot: System halted`: no power-off
-//!   path for a PVH domU yet) instead of SCHEDOP_shutdown, so the tests,
-//!   which wait for the domain's power-off, are ignored until that exists;
-//!   run them with `cargo test -p warden-tests --test linux -- --ignored`.
+//!   Linux tests. Linux boots to userspace with 2 vCPUs, its checks pass,
+//!   and `poweroff -f` ends the domain: with no ACPI sleep state (as in
+//!   libxl's PVH tables) Linux halts every CPU with interrupts off, and
+//!   Warden, as Xen's `hvm_hlt`, powers the domain off when its last vCPU
+//!   does.
 
 use hvcore::testexit::TestExit;
 use std::path::PathBuf;
@@ -142,11 +142,11 @@ fn passed(o: &Outcome, d: u16) {
             "warden-init: CHECK ok timer interrupts counting on every CPU",
         )
         .guest_says(d, "warden-init: RESULT PASS")
-        .contains(&format!("Domain {d} shut down: reason 0 (poweroff)"));
+        .contains(&format!("Domain {d} shut down: reason 0 (poweroff)"))
+        .lacks("unknown hvm_op");
 }
 
 #[test]
-#[ignore = "Linux passes its checks on Warden but `poweroff -f` ends in `reboot: System halted` (no power-off path for a PVH domU yet): run with --ignored"]
 fn debian_linux_elf_boots_as_a_pvh_domu_enforcing() {
     let o = linux_boot(&[(1, assets().vmlinux)]).run();
     o.expect_dom0_poweroff()
@@ -163,7 +163,6 @@ fn debian_linux_elf_boots_as_a_pvh_domu_enforcing() {
 }
 
 #[test]
-#[ignore = "Linux passes its checks on Warden but `poweroff -f` ends in `reboot: System halted` (no power-off path for a PVH domU yet): run with --ignored"]
 fn debian_linux_bzimage_boots_as_a_pvh_domu_enforcing() {
     let o = linux_boot(&[(1, assets().bzimage)]).run();
     o.expect_dom0_poweroff()
@@ -174,7 +173,6 @@ fn debian_linux_bzimage_boots_as_a_pvh_domu_enforcing() {
 }
 
 #[test]
-#[ignore = "Linux passes its checks on Warden but `poweroff -f` ends in `reboot: System halted` (no power-off path for a PVH domU yet): run with --ignored"]
 fn debian_linux_in_permissive_mode_logs_no_denial() {
     let o = linux_boot(&[(1, assets().vmlinux)])
         .cmdline("guest_console_ratelimit=0 flask=permissive")
@@ -187,7 +185,6 @@ fn debian_linux_in_permissive_mode_logs_no_denial() {
 }
 
 #[test]
-#[ignore = "Linux passes its checks on Warden but `poweroff -f` ends in `reboot: System halted` (no power-off path for a PVH domU yet): run with --ignored"]
 fn two_linux_domus_at_once_each_with_its_own_prefix() {
     let a = assets();
     let o = linux_boot(&[(1, a.vmlinux.clone()), (2, a.vmlinux)]).run();

@@ -74,7 +74,11 @@ pub fn unpack_bzimage(path: &Path, out_dir: &Path) -> Result<Option<PathBuf>> {
         }
         o.stdout
     };
-    std::fs::write(&out, &elf).map_err(|e| Error(format!("{}: {e}", out.display())))?;
+    // Written aside and renamed, so a boot running at the same time (tests
+    // in parallel) never reads half a kernel.
+    let tmp = out_dir.join(format!("{name}.vmlinux.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &elf).map_err(|e| Error(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &out).map_err(|e| Error(format!("{}: {e}", out.display())))?;
     eprintln!(
         "xtask: {} is a bzImage ({} payload): unpacked the ELF kernel to {}",
         path.display(),
@@ -82,4 +86,17 @@ pub fn unpack_bzimage(path: &Path, out_dir: &Path) -> Result<Option<PathBuf>> {
         out.display()
     );
     Ok(Some(out))
+}
+
+/// Replace every bzImage among `modules` by its unpacked ELF kernel (in the
+/// bare-metal target directory's `unpacked/`), as `cargo xtask run` and the
+/// QEMU tests boot them.
+pub fn unpack_modules(modules: &mut [crate::qemu::Module]) -> Result<()> {
+    let dir = crate::bare_metal_target_dir().join("unpacked");
+    for m in modules {
+        if let Some(elf) = unpack_bzimage(&m.path, &dir)? {
+            m.path = elf;
+        }
+    }
+    Ok(())
 }

@@ -154,12 +154,7 @@ pub fn run(args: &[String]) -> Result<()> {
         build::build_id(&image)?
     );
     let mut modules = o.modules.clone();
-    for m in &mut modules {
-        let dir = crate::bare_metal_target_dir().join("unpacked");
-        if let Some(elf) = crate::kernel::unpack_bzimage(&m.path, &dir)? {
-            m.path = elf;
-        }
-    }
+    crate::kernel::unpack_modules(&mut modules)?;
     if o.defaults {
         let (policy, what) = match &o.policy {
             Some(p) => (p.clone(), "policy"),

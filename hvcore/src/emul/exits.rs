@@ -27,6 +27,7 @@ use super::vlapic::{Clock, Delivery, Ipi, Shorthand, Vlapic};
 use crate::domain::GuestVcpu;
 use crate::guestmem::{Fault, GuestPhys, translate};
 use crate::hv::Hv;
+use crate::sched::Block;
 use crate::vcpu::{EmulRegs, MsrResult, Vcpu};
 use alloc::format;
 use alloc::string::String;
@@ -182,6 +183,38 @@ impl Hv {
         }
         if let Some(c) = self.sched.down((t.domid, t.id), self.platform.now_ns()) {
             self.platform.kick(c);
+        }
+    }
+
+    /// The guest executed HLT (RIP is already past it). With interrupts
+    /// enabled the vCPU blocks until an event or interrupt arrives. With
+    /// interrupts disabled nothing can wake it (no NMIs are emulated), so,
+    /// as Xen's `hvm_hlt` and `hvm_vcpu_down`, it goes down; when it was the
+    /// domain's last online vCPU the domain is shut down with reason
+    /// poweroff. That is how Linux's halt and `poweroff` end in a PVH domU,
+    /// whose ACPI tables (like libxl's) have no sleep states.
+    pub fn halt(&self, v: &GuestVcpu, hw: &dyn Vcpu) {
+        let k = (v.domid, v.id);
+        let now = self.platform.now_ns();
+        if hw.interrupts_off() {
+            let (cpu, last) = self.sched.down_last(k, now);
+            if let Some(c) = cpu {
+                self.platform.kick(c);
+            }
+            if last {
+                log::info!(
+                    "d{}v{}: HLT with interrupts off on the last online vCPU: powering the domain off",
+                    v.domid,
+                    v.id
+                );
+                self.shutdown(&v.domain, warden_abi::sched::SHUTDOWN_POWEROFF);
+            }
+            return;
+        }
+        let pending = self.guest_upcall_pending(v) || self.irq_pending(v);
+        if self.sched.block(k, Block::Event, pending, None, now) && self.irq_pending(v) {
+            // An interrupt arrived between the check and the block.
+            self.wake_for_irq(v);
         }
     }
 

@@ -306,3 +306,50 @@ fn the_lapic_timer_wakes_through_the_scheduler() {
     assert!(irr(&d, 0, 0x51));
     assert!(w.hv.sched.next_deadline().is_some_and(|n| n > t + 20_000));
 }
+
+/// HLT with interrupts on blocks; with them off the vCPU goes down, and the
+/// last one down powers the domain off (Xen's `hvm_hlt`): Linux's halt in
+/// a PVH domU.
+#[test]
+fn hlt_with_interrupts_off_takes_the_vcpu_down_and_the_last_powers_off() {
+    let w = world(false);
+    let d = domain2(&w);
+    x2apic_on(&w, &d, 0);
+    // Start vCPU 1 (INIT, SIPI).
+    msr(&w, &d, 0, 0x830, (2 << 32) | 0x4500);
+    msr(&w, &d, 0, 0x830, (2 << 32) | 0x0600 | 0x9A);
+    let (k0, k1) = ((d.id, 0), (d.id, 1));
+    assert!(w.hv.sched.is_up(k0) && w.hv.sched.is_up(k1));
+    let hw = |rflags: u64| {
+        EmulVcpu(Arc::new(Mutex::new(Seen {
+            regs: EmulRegs {
+                rflags,
+                ..EmulRegs::default()
+            },
+            real_mode: None,
+        })))
+    };
+    let (v0, v1) = (d.vcpu(0).unwrap(), d.vcpu(1).unwrap());
+    let active = || w.hv.sched.life(d.id) == Some(crate::sched::Life::Active);
+
+    // Interrupts on: it blocks and stays online.
+    w.hv.halt(&v0, &hw(0x202));
+    assert!(w.hv.sched.is_up(k0) && active());
+    // vCPU 1 halts with interrupts off: down; vCPU 0 is still up.
+    w.hv.halt(&v1, &hw(0x2));
+    assert!(!w.hv.sched.is_up(k1) && w.hv.sched.is_up(k0) && active());
+    // A Startup IPI brings it back (it is down, as after INIT).
+    msr(&w, &d, 0, 0x830, (2 << 32) | 0x0600 | 0x9C);
+    assert!(w.hv.sched.is_up(k1));
+    w.hv.halt(&v1, &hw(0x2));
+    assert!(active(), "one vCPU still up");
+    // The last online vCPU halts with interrupts off: powered off.
+    w.hv.halt(&v0, &hw(0x2));
+    assert!(!w.hv.sched.is_up(k0));
+    assert_eq!(
+        w.hv.sched.life(d.id),
+        Some(crate::sched::Life::Shutdown(
+            warden_abi::sched::SHUTDOWN_POWEROFF
+        ))
+    );
+}

@@ -211,6 +211,10 @@ ops! {
     // ---- hvm_op
     HvmSetEvtchnUpcallVector: HVM_OP / hvm::SET_EVTCHN_UPCALL_VECTOR, "", dummy Target,
         [Caller -> CallerSelf : hvm { SETPARAM }];
+    /// Warden: hvm:setparam on oneself (with nested paging Xen 4.17 checks
+    /// nothing and answers EINVAL; under shadow paging it checks hvmctl).
+    HvmPagetableDying: HVM_OP / hvm::PAGETABLE_DYING, "", dummy Target,
+        [Caller -> CallerSelf : hvm { SETPARAM }];
 
     // ---- memory_op
     MemPopulatePhysmap: MEMORY_OP / memory::POPULATE_PHYSMAP, "", dummy Target,

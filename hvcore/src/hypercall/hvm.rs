@@ -1,10 +1,11 @@
 //! hvm_op.
 
 use super::{Call, HcResult};
-use crate::gate::table::{HvmGetParam, HvmSetEvtchnUpcallVector, HvmSetParam};
+use crate::gate::table::{HvmGetParam, HvmPagetableDying, HvmSetEvtchnUpcallVector, HvmSetParam};
 use warden_abi::errno;
 use warden_abi::hvm::{
-    GET_PARAM, HvmParam, SET_EVTCHN_UPCALL_VECTOR, SET_PARAM, UPCALL_VECTOR_MIN, UpcallVector,
+    GET_PARAM, HvmParam, PAGETABLE_DYING, PagetableDying, SET_EVTCHN_UPCALL_VECTOR, SET_PARAM,
+    UPCALL_VECTOR_MIN, UpcallVector,
 };
 use warden_abi::xen::hvm_params::{CALLBACK_IRQ, NR_PARAMS};
 
@@ -50,6 +51,19 @@ pub fn hvm_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             a.value = d.params().get(a.index, on_self)?;
             c.write(arg, &a)?;
             Ok(0)
+        }
+        // Xen's order: the argument, the domain, another domain's
+        // EOPNOTSUPP; then (Warden's check) EINVAL: dying page tables
+        // matter to shadow paging only, and Warden always uses nested
+        // paging. Linux probes it once at boot and does without.
+        x if x == PAGETABLE_DYING as u64 => {
+            let a: PagetableDying = c.read(arg)?;
+            let t = c.target(a.domid)?;
+            if t.id != c.caller.id {
+                return Err(errno::EOPNOTSUPP);
+            }
+            c.check::<HvmPagetableDying>()?;
+            Err(errno::EINVAL)
         }
         n => c.unknown("hvm_op sub-op", n),
     }

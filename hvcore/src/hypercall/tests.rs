@@ -527,6 +527,18 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
             );
             (hc::HVM_OP, [s(hvm::SET_EVTCHN_UPCALL_VECTOR), ARG, 0, 0, 0])
         }
+        "HvmPagetableDying" => {
+            w.put(
+                d,
+                ARG,
+                &hvm::PagetableDying {
+                    domid: 0x7FF0,
+                    pad: [0; 3],
+                    gpa: 0,
+                },
+            );
+            (hc::HVM_OP, [s(hvm::PAGETABLE_DYING), ARG, 0, 0, 0])
+        }
         n if n.starts_with("Evtchn") => {
             use warden_abi::xen::event_channel as ec;
             let me = warden_abi::DOMID_SELF;

@@ -127,7 +127,7 @@ unlocks! {
         SchedYield, SchedBlock, SchedShutdown, SchedPoll,
         VcpuInitialise, VcpuUp, VcpuDown, VcpuIsUp, VcpuGetRunstateInfo,
         VcpuSetSingleshotTimer, VcpuStopSingleshotTimer, VcpuRegisterVcpuInfo,
-        HvmSetEvtchnUpcallVector, MemMaximumRamPage,
+        HvmSetEvtchnUpcallVector, HvmPagetableDying, MemMaximumRamPage,
         VcpuRegisterRunstateMemoryArea, VcpuSetPeriodicTimer, VcpuStopPeriodicTimer,
         VcpuRegisterVcpuTimeMemoryArea, SetTimerOp, VmAssistEnable, VmAssistDisable,
         MemMemoryMap, GnttabSetVersion,

@@ -440,6 +440,10 @@ fn ops() -> Vec<Op> {
                 warden_guest::events::UPCALL_VECTOR,
             ))
         }),
+        // Nested paging: EINVAL once allowed (Xen 4.17's answer).
+        op!("HvmPagetableDying", SELF, Good::Err(EINVAL), |_| rc(
+            hc::pagetable_dying(DOMID_SELF, 0)
+        )),
         // ---- vcpu_op on vCPU 1 (and the timer of vCPU 0)
         op!("VcpuRegisterVcpuInfo", SELF, Good::Zero, |_| {
             rc(hc::vcpu_register_info(

@@ -501,3 +501,35 @@ fn a_boot_built_domain_gets_a_console_ring_and_an_unbound_port_for_dom0() {
         (0, port as u64)
     );
 }
+
+/// HVMOP_pagetable_dying as Xen 4.17 with nested paging: EINVAL for the
+/// caller itself (after Warden's check, with no denial), EOPNOTSUPP for
+/// another domain, ESRCH for none, EFAULT for a bad pointer; never "unknown".
+#[test]
+fn pagetable_dying_is_answered_as_xen_with_nested_paging() {
+    use warden_abi::hvm::{PAGETABLE_DYING, PagetableDying};
+    let w = world(true);
+    let d1 = w.domain(1, DOMU);
+    let _d2 = w.domain(2, DOMU);
+    let dying = |domid: u16| {
+        w.put(
+            &d1,
+            ARG,
+            &PagetableDying {
+                domid,
+                pad: [0; 3],
+                gpa: 0,
+            },
+        );
+        w.call(&d1, hc::HVM_OP, [PAGETABLE_DYING as u64, ARG, 0, 0, 0])
+    };
+    w.audit_lines();
+    assert_eq!(dying(DOMID_SELF), -(errno::EINVAL as i64));
+    assert_eq!(dying(1), -(errno::EINVAL as i64));
+    assert_eq!(dying(2), -(errno::EOPNOTSUPP as i64));
+    assert_eq!(dying(77), -(errno::ESRCH as i64));
+    let bad = w.call(&d1, hc::HVM_OP, [PAGETABLE_DYING as u64, 1 << 40, 0, 0, 0]);
+    assert_eq!(bad, -(errno::EFAULT as i64));
+    let log = w.audit_lines();
+    assert!(log.is_empty(), "no denial and no unknown-op line: {log:?}");
+}
