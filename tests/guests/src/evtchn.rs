@@ -40,18 +40,33 @@ fn arrived(port: u32) -> u64 {
         .map_or(0, |a| a.load(Ordering::Acquire))
 }
 
-/// Wait (yielding) until `port` has seen more than `n` arrivals; false
-/// after `secs`. (Blocking here instead, with interrupts off from the check
-/// to SCHEDOP_block, loses wake-ups: not solved yet, see the report.)
+/// Wait until `port` has seen more than `n` arrivals; false after `secs`.
 fn wait_arrival(port: u32, n: u64, secs: u64) -> bool {
+    wait_until(secs, || arrived(port) > n)
+}
+
+/// Wait until `done()`, the way Linux idles: the check is made with
+/// interrupts off and `sti; hlt` follows it, so an upcall arriving in
+/// between ends the HLT instead of being missed. A single-shot timer 100 ms
+/// ahead bounds each HLT (its VIRQ wakes us); false after `secs`.
+fn wait_until(secs: u64, done: impl Fn() -> bool) -> bool {
     let t0 = now_ns();
-    while arrived(port) <= n {
-        if now_ns() - t0 > secs * 1_000_000_000 {
-            return false;
+    warden_guest::events::disable();
+    let ok = loop {
+        if done() {
+            break true;
         }
-        let _ = hc::sched_yield();
-    }
-    true
+        let now = now_ns();
+        if now - t0 > secs * 1_000_000_000 {
+            break false;
+        }
+        let _ = hc::vcpu_set_timer(0, now + 100_000_000, 0);
+        // SAFETY: STI's shadow covers HLT (an upcall pending at the STI ends
+        // the HLT); the IDT and upcall handler are installed by setup().
+        unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    };
+    warden_guest::events::enable();
+    ok
 }
 
 fn setup() {
@@ -215,19 +230,11 @@ pub fn back(boot: &Boot) -> ! {
     );
     ECHO.store(l, Ordering::Release);
     check!(evtchn::send(l).is_ok(), "notified the front");
-    // Echo until the front closes its end.
-    let t0 = now_ns();
-    loop {
-        let s = st(l);
-        if s.is_some_and(|s| s.status == ec::STAT_UNBOUND) {
-            break;
-        }
-        if now_ns() - t0 > 200_000_000_000 {
-            check!(false, "the front never closed its end");
-            break;
-        }
-        let _ = hc::sched_yield();
-    }
+    // Echo (from the upcall handler) until the front closes its end.
+    let closed = wait_until(200, || {
+        st(l).is_some_and(|s| s.status == ec::STAT_UNBOUND)
+    });
+    check!(closed, "the front closed its end");
     let s = st(l);
     check!(
         s.is_some_and(|s| s.status == ec::STAT_UNBOUND && s.remote_dom() == other),
