@@ -452,8 +452,8 @@ fn bench_evtchn(args: &[String]) -> Result<()> {
                 module(format!("domain domid=3 label={domu} mem=8M -- role=victim")),
             ],
         });
-        // Real time, single-threaded TCG: under -icount the ping-pong's
-        // yielding waits take hours of host time.
+        // Real time, single-threaded TCG, as the other QEMU benchmarks
+        // that compare with a peer (no -icount).
         m.smp = 2;
         let o = qemu::run_captured(m.command(), Duration::from_secs(1800), None)?;
         if o.status != Some(hvcore::testexit::TestExit::Dom0Poweroff.qemu_status()) {
