@@ -27,6 +27,7 @@ use super::vlapic::{Clock, Delivery, Ipi, Shorthand, Vlapic};
 use crate::domain::GuestVcpu;
 use crate::guestmem::{Fault, GuestPhys, translate};
 use crate::hv::Hv;
+use crate::p2m::Kind;
 use crate::sched::Block;
 use crate::vcpu::{EmulRegs, MsrResult, Vcpu};
 use alloc::format;
@@ -321,13 +322,19 @@ impl Hv {
                 "access to guest-physical {gpa:#x} outside its memory (nested page fault, error code {error_code:#x}): {why}"
             )))
         };
-        let ram = {
+        let kind = {
             let m = v.domain.mem.read();
             m.p2m
                 .as_ref()
-                .is_some_and(|p| p.lookup(self.platform.mem(), gpa >> 12).is_some())
+                .and_then(|p| p.lookup_kind(self.platform.mem(), gpa >> 12))
+                .map(|(_, k)| k)
         };
-        if ram {
+        // A write to a read-only grant mapping is emulated with the write
+        // discarded, as Xen does for p2m_grant_map_ro: the guest goes on,
+        // the granter's page is unchanged. Any other refusal by the
+        // physmap is a guest bug.
+        let discard = error_code & NPF_WRITE != 0 && kind == Some(Kind::Grant { writable: false });
+        if kind.is_some() && !discard {
             return Err(MmioError(format!(
                 "access to guest-physical {gpa:#x} refused by its physmap (nested page fault, error code {error_code:#x})"
             )));
@@ -369,7 +376,13 @@ impl Hv {
                 regs.rip
             ));
         }
-        self.mmio_access(v, &insn, &mut regs, gpa);
+        if discard {
+            if let Err(why) = self.discard_write(v, &insn, &mut regs, gpa) {
+                return fail(why);
+            }
+        } else {
+            self.mmio_access(v, &insn, &mut regs, gpa);
+        }
         let next = regs.rip.wrapping_add(insn.len as u64);
         regs.rip = match regs.bitness {
             16 => next & 0xFFFF,
@@ -377,6 +390,44 @@ impl Hv {
             _ => next,
         };
         hw.set_emul_regs(&regs);
+        Ok(())
+    }
+
+    /// Emulate a store (or read-modify-write) into a read-only grant
+    /// mapping at `gpa`: reads see the granted page, the write is dropped.
+    /// The mapping is looked up again and read under the domain's memory
+    /// lock, so an unmap in between cannot hand us a freed frame.
+    fn discard_write(
+        &self,
+        v: &GuestVcpu,
+        insn: &MmioInsn,
+        regs: &mut EmulRegs,
+        gpa: u64,
+    ) -> Result<(), String> {
+        let size = insn.size as usize;
+        if (gpa & 0xFFF) as usize + size > 4096 {
+            return Err(String::from(
+                "a write into a read-only grant mapping crosses its page",
+            ));
+        }
+        let m = v.domain.mem.read();
+        let pa = match m
+            .p2m
+            .as_ref()
+            .and_then(|p| p.lookup_kind(self.platform.mem(), gpa >> 12))
+        {
+            Some((pa, Kind::Grant { writable: false })) => pa,
+            _ => {
+                return Err(String::from(
+                    "the read-only grant mapping changed under the write",
+                ));
+            }
+        };
+        let mut b = [0u8; 8];
+        self.platform.mem().read(pa | (gpa & 0xFFF), &mut b[..size]);
+        let value = u64::from_le_bytes(b);
+        drop(m);
+        let _dropped = insn.execute(&mut regs.gpr, &mut regs.rflags, &mut || value);
         Ok(())
     }
 

@@ -353,3 +353,54 @@ fn hlt_with_interrupts_off_takes_the_vcpu_down_and_the_last_powers_off() {
         ))
     );
 }
+
+/// A guest's store (or read-modify-write) into a read-only grant mapping is
+/// emulated with the write dropped, as Xen's p2m_grant_map_ro: the guest
+/// goes on past the instruction, flags from the real value, page unchanged.
+#[test]
+fn a_write_into_a_read_only_grant_mapping_is_discarded() {
+    use crate::p2m::HostMem;
+    use crate::platform::Platform;
+    let w = world(false);
+    let d = domain2(&w);
+    let mem = w.plat.mem();
+    let pa = mem.alloc_frame().unwrap();
+    mem.write(pa + 0x10, &7u32.to_le_bytes());
+    let page = |mem: &dyn HostMem| {
+        let mut b = [0u8; 4];
+        mem.read(pa + 0x10, &mut b);
+        u32::from_le_bytes(b)
+    };
+    {
+        let mut m = d.mem.write();
+        let p2m = m.p2m.as_mut().unwrap();
+        p2m.map_grant(mem, 0x20, pa, false).unwrap();
+    }
+    let mut g = [0u64; 16];
+    g[0] = 0x55;
+    // add dword [0x20010], -7 (32-bit code): reads 7, result 0 (ZF), dropped.
+    let (r, regs) = fault(
+        &w,
+        &d,
+        &[0x83, 0x05, 0x10, 0x00, 0x02, 0x00, 0xF9],
+        32,
+        0x20010,
+        0x7,
+        g,
+    );
+    r.unwrap();
+    assert_eq!(regs.rip, 0x3007);
+    assert_ne!(regs.rflags & 0x40, 0, "ZF from the granted value 7");
+    assert_eq!(page(mem), 7);
+    // mov [0x20010], eax: dropped, RIP past it, registers unchanged.
+    let (r, regs) = fault(&w, &d, &[0xA3, 0x10, 0x00, 0x02, 0x00], 32, 0x20010, 0x7, g);
+    r.unwrap();
+    assert_eq!((regs.rip, regs.gpr), (0x3005, g));
+    assert_eq!(page(mem), 7);
+    // Still refused: a write crossing the page, and a write fault on the
+    // domain's own RAM.
+    let (r, regs) = fault(&w, &d, &[0xA3, 0xFE, 0x0F, 0x02, 0x00], 32, 0x20FFE, 0x7, g);
+    assert!(r.is_err() && regs.rip == 0x3000);
+    let (r, _) = fault(&w, &d, &[0xA3, 0x00, 0x10, 0x00, 0x00], 32, 0x1000, 0x7, g);
+    assert!(r.is_err());
+}

@@ -231,9 +231,7 @@ pub fn back(boot: &Boot) -> ! {
     ECHO.store(l, Ordering::Release);
     check!(evtchn::send(l).is_ok(), "notified the front");
     // Echo (from the upcall handler) until the front closes its end.
-    let closed = wait_until(200, || {
-        st(l).is_some_and(|s| s.status == ec::STAT_UNBOUND)
-    });
+    let closed = wait_until(200, || st(l).is_some_and(|s| s.status == ec::STAT_UNBOUND));
     check!(closed, "the front closed its end");
     let s = st(l);
     check!(

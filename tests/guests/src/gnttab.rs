@@ -433,6 +433,15 @@ pub fn dom0(boot: &Boot) -> ! {
         read_bytes(ro, 18) == b"GNTTAB-B read-only",
         "ref 9 unchanged"
     );
+    // A store of our own into the read-only map is dropped (Xen's
+    // p2m_grant_map_ro): we go on, the granter's bytes stay.
+    // SAFETY: `ro` is identity-mapped guest-physical space holding the
+    // read-only grant mapping; the store is emulated and discarded.
+    unsafe { core::ptr::write_volatile(ro as *mut u64, 0x4141_4141_4141_4141) };
+    check!(
+        read_bytes(ro, 18) == b"GNTTAB-B read-only",
+        "a store into the read-only map was dropped, the guest went on"
+    );
     check!(unmap(h9, ro) == Ok(GNTST_OKAY), "unmap ref 9");
     check!(gpa_empty(ro), "ref 9's GPA is empty again");
     // Copy both ways (ref 10).
