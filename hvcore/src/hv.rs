@@ -908,13 +908,13 @@ impl Hv {
     fn housekeeping(&self) {
         self.platform.poll_interrupts();
         let now = self.now();
-        let (kick, fired) = self.sched.expire(now);
-        self.kick_all(&kick);
-        for v in fired {
+        let due = self.sched.expire(now);
+        self.kick_all(&due.kick);
+        for v in due.timer {
             self.send_vcpu_virq(&v, warden_abi::xen::xen::VIRQ_TIMER);
         }
         self.service_consoles(now);
-        self.expire_lapic_timers();
+        self.lapic_timers_fired(due.lapic);
     }
 
     /// The loop every CPU runs once the hypervisor is up.

@@ -116,6 +116,23 @@ pub struct DomState {
 /// The scheduler.
 pub struct Scheduler {
     inner: spin::Mutex<Inner>,
+    /// A lower bound of every armed deadline (single-shot, periodic, poll,
+    /// LAPIC timer; `u64::MAX`: none), read without the lock: the
+    /// housekeeping pass that runs after every exit scans the vCPUs only
+    /// once it is due. Lowered (under the lock) whenever a deadline is
+    /// armed; recomputed exactly by the scan.
+    earliest: core::sync::atomic::AtomicU64,
+}
+
+/// What [`Scheduler::expire`] found due.
+#[derive(Default)]
+pub struct Expired {
+    /// CPUs to kick (a poll ended).
+    pub kick: Vec<u32>,
+    /// vCPUs whose single-shot or periodic timer fired (VIRQ_TIMER).
+    pub timer: Vec<Arc<GuestVcpu>>,
+    /// vCPUs whose LAPIC timer wake-up is due (their vLAPIC decides).
+    pub lapic: Vec<Arc<GuestVcpu>>,
 }
 
 impl core::fmt::Debug for Scheduler {
@@ -236,6 +253,7 @@ impl Scheduler {
                 running: alloc::vec![None; nr_cpus],
                 idle: alloc::vec![false; nr_cpus],
             }),
+            earliest: core::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -442,6 +460,9 @@ impl Scheduler {
         }
         v.blocked = Some(kind);
         v.poll_deadline = if kind == Block::Poll { deadline } else { None };
+        if let Some(t) = v.poll_deadline {
+            self.note_deadline(t);
+        }
         v.queued = false;
         rs_update(v, doms.get(&k.0), now);
         true
@@ -483,6 +504,9 @@ impl Scheduler {
     pub fn set_timer(&self, k: Key, deadline: Option<u64>) {
         if let Some(v) = self.inner.lock().vcpus.get_mut(&k) {
             v.timer = deadline;
+            if let Some(t) = deadline {
+                self.note_deadline(t);
+            }
         }
     }
 
@@ -496,11 +520,14 @@ impl Scheduler {
             return false;
         };
         v.period = period;
-        if period != 0 && now >= v.period_last.saturating_add(period) {
+        let fired = period != 0 && now >= v.period_last.saturating_add(period);
+        if fired {
             v.period_last = now;
-            return true;
         }
-        false
+        if period != 0 {
+            self.note_deadline(v.period_last.saturating_add(period));
+        }
+        fired
     }
 
     /// `k`'s single-shot deadline and periodic period (tests, diagnostics).
@@ -522,13 +549,25 @@ impl Scheduler {
             .min()
     }
 
-    /// End expired polls and disarm expired timers. Returns the CPUs to kick
-    /// and the vCPUs whose timer fired (the caller raises VIRQ_TIMER on them).
-    pub fn expire(&self, now: u64) -> (Vec<u32>, Vec<Arc<GuestVcpu>>) {
-        let mut kick = Vec::new();
-        let mut fired = Vec::new();
+    /// Lower [`Scheduler::earliest`] to `t` (callers hold the lock).
+    fn note_deadline(&self, t: u64) {
+        self.earliest
+            .fetch_min(t, core::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// End expired polls, disarm expired single-shot timers, advance
+    /// periodic ones and collect the due LAPIC timer wake-ups, in one pass
+    /// over the vCPUs, and only when some deadline may be due (one atomic
+    /// load otherwise).
+    pub fn expire(&self, now: u64) -> Expired {
+        use core::sync::atomic::Ordering as O;
+        let mut out = Expired::default();
+        if now < self.earliest.load(O::Acquire) {
+            return out;
+        }
         let mut s = self.inner.lock();
         let mut woken = Vec::new();
+        let mut next = u64::MAX;
         for (k, v) in s.vcpus.iter_mut() {
             let periodic = v.period != 0 && now >= v.period_last.saturating_add(v.period);
             if periodic {
@@ -536,30 +575,47 @@ impl Scheduler {
             }
             if v.timer.is_some_and(|t| t <= now) {
                 v.timer = None;
-                fired.push(v.vcpu.clone());
+                out.timer.push(v.vcpu.clone());
             } else if periodic {
-                fired.push(v.vcpu.clone());
+                out.timer.push(v.vcpu.clone());
             }
             if v.blocked == Some(Block::Poll) && v.poll_deadline.is_some_and(|t| t <= now) {
                 v.blocked = None;
                 v.poll_deadline = None;
                 woken.push(*k);
             }
-        }
-        for k in woken {
-            if let Some(c) = s.enqueue(k, now) {
-                kick.push(c);
+            if v.lapic_timer.is_some_and(|t| t <= now) {
+                v.lapic_timer = None;
+                out.lapic.push(v.vcpu.clone());
+            }
+            let p = (v.period != 0).then(|| v.period_last.saturating_add(v.period));
+            for t in [v.timer, v.poll_deadline, p, v.lapic_timer]
+                .into_iter()
+                .flatten()
+            {
+                next = next.min(t);
             }
         }
-        kick.sort();
-        kick.dedup();
-        (kick, fired)
+        // Under the lock: a deadline armed meanwhile waits for the lock and
+        // lowers the bound after this store.
+        self.earliest.store(next, O::Release);
+        for k in woken {
+            if let Some(c) = s.enqueue(k, now) {
+                out.kick.push(c);
+            }
+        }
+        out.kick.sort();
+        out.kick.dedup();
+        out
     }
 
     /// Arm (Some) or disarm (None) `k`'s local APIC timer wake-up.
     pub fn set_lapic_timer(&self, k: Key, deadline: Option<u64>) {
         if let Some(v) = self.inner.lock().vcpus.get_mut(&k) {
             v.lapic_timer = deadline;
+            if let Some(t) = deadline {
+                self.note_deadline(t);
+            }
         }
     }
 
@@ -874,8 +930,8 @@ mod tests {
         assert!(s.pick(0, 0).is_none());
         s.set_timer(k, Some(50));
         assert_eq!(s.next_deadline(), Some(50));
-        assert!(s.expire(49).1.is_empty());
-        let (_, fired) = s.expire(50);
+        assert!(s.expire(49).timer.is_empty());
+        let fired = s.expire(50).timer;
         assert_eq!(fired.len(), 1);
         assert_eq!(raise(&s, k, 50), Some(0), "idle CPU 0 is kicked");
         assert!(s.pick(0, 50).is_some());
@@ -888,6 +944,37 @@ mod tests {
         assert!(s.pick(0, 61).is_none());
         s.expire(100);
         assert!(s.pick(0, 100).is_some());
+    }
+
+    #[test]
+    fn expire_is_one_pass_and_skipped_until_a_deadline_is_due() {
+        let s = setup(&[(1, 2, 256)]);
+        let bound = || s.earliest.load(Ordering::Acquire);
+        assert_eq!(bound(), u64::MAX);
+        s.set_timer((1, 0), Some(100));
+        s.set_lapic_timer((1, 1), Some(80));
+        assert!(!s.set_periodic((1, 1), 1000, 0));
+        assert_eq!(bound(), 80);
+        let e = s.expire(79);
+        assert!(e.timer.is_empty() && e.lapic.is_empty() && e.kick.is_empty());
+        // The LAPIC wake-up and the single-shot timer come out of one pass each.
+        let e = s.expire(80);
+        assert_eq!((e.timer.len(), e.lapic.len()), (0, 1));
+        assert_eq!(e.lapic[0].id, 1);
+        assert_eq!(bound(), 100, "recomputed: the single-shot timer is next");
+        let e = s.expire(100);
+        assert_eq!((e.timer.len(), e.lapic.len()), (1, 0));
+        assert_eq!(bound(), 1000, "the periodic timer is next");
+        let e = s.expire(1000);
+        assert_eq!(e.timer.len(), 1);
+        assert_eq!(bound(), 2000);
+        // Disarming leaves a stale lower bound: only an extra scan.
+        s.set_periodic((1, 1), 0, 1000);
+        s.set_timer((1, 0), Some(1500));
+        s.set_timer((1, 0), None);
+        assert_eq!(bound(), 1500);
+        assert!(s.expire(1500).timer.is_empty());
+        assert_eq!(bound(), u64::MAX);
     }
 
     #[test]

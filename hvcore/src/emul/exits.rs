@@ -288,9 +288,15 @@ impl Hv {
         st.callback_offered.is_some() || st.apic.highest_deliverable().is_some()
     }
 
-    /// Fire the expired LAPIC timers (housekeeping).
+    /// Fire the expired LAPIC timers.
     pub fn expire_lapic_timers(&self) {
         let fired = self.sched.expire_lapic(self.platform.now_ns());
+        self.lapic_timers_fired(fired);
+    }
+
+    /// The LAPIC timer wake-ups of `fired` are due: each vLAPIC decides
+    /// what fires (and re-arms); a raised vector wakes its vCPU.
+    pub fn lapic_timers_fired(&self, fired: Vec<Arc<GuestVcpu>>) {
         if fired.is_empty() {
             return;
         }

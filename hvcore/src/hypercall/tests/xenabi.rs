@@ -243,14 +243,14 @@ fn singleshot_periodic_and_set_timer_op_as_xen() {
     assert_eq!(w.hv.sched.timers((1, 1)), Some((None, 4_000_000)));
     // It fires on expiry, then every period.
     let t = w.plat.now_ns() + 10_000_000;
-    let (_, fired) = w.hv.sched.expire(t);
+    let fired = w.hv.sched.expire(t).timer;
     assert!(fired.iter().any(|f| f.id == 1));
-    let (_, fired) = w.hv.sched.expire(t + 1_000_000);
+    let fired = w.hv.sched.expire(t + 1_000_000).timer;
     assert!(
         !fired.iter().any(|f| f.id == 1),
         "not before the next period"
     );
-    let (_, fired) = w.hv.sched.expire(t + 4_000_000);
+    let fired = w.hv.sched.expire(t + 4_000_000).timer;
     assert!(fired.iter().any(|f| f.id == 1));
     assert_eq!(vcpu_op(&w, &d, vc::STOP_PERIODIC_TIMER, 1, 0), 0);
     assert_eq!(w.hv.sched.timers((1, 1)), Some((None, 0)));
