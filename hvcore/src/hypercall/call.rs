@@ -37,7 +37,7 @@ use crate::vcpu::Vcpu;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
-use warden_abi::domctl::DomainInfo;
+use warden_abi::domctl::GetDomainInfo;
 use warden_abi::vcpu::{HvmContext, RunstateInfo, VcpuTimeInfo};
 use warden_abi::{DOMID_SELF, DomId, Pod, errno};
 use xsm::Flask;
@@ -751,7 +751,7 @@ impl<O: Unpauses> Resolved<'_, O> {
 
 impl<O: ReadsDomainInfo> Resolved<'_, O> {
     /// getdomaininfo, with the label that was checked.
-    pub fn domain_info(&self) -> DomainInfo {
+    pub fn domain_info(&self) -> GetDomainInfo {
         self.hv.domain_info(&self.dom, self.sid)
     }
 }
@@ -906,6 +906,16 @@ impl Global<'_, SysctlPhysinfo> {
     pub fn cpu_khz(&self) -> u32 {
         self.hv.platform.cpu_khz()
     }
+}
+
+impl<O: CountsDomains> Global<'_, O> {
+    /// How many domains exist.
+    pub fn nr_domains(&self) -> u32 {
+        self.hv.domains.snapshots_from(0).count() as u32
+    }
+}
+
+impl<O: SeesMemory> Global<'_, O> {
     /// Frames of host memory.
     pub fn total_frames(&self) -> u64 {
         self.hv.platform.mem().total_frames()
@@ -919,9 +929,14 @@ impl Global<'_, SysctlPhysinfo> {
 impl<'a> Global<'a, DomctlCreateDomain> {
     /// Create a domain (paused, without vCPUs or memory): the new domain,
     /// with what createdomain may do to it.
-    pub fn create_domain(&self, n: NewDomain) -> Result<Resolved<'a, DomctlCreateDomain>, i32> {
+    pub fn create_domain(
+        &self,
+        n: NewDomain,
+        config: crate::domain::DomainConfig,
+        limits: crate::hv::DomainLimits,
+    ) -> Result<Resolved<'a, DomctlCreateDomain>, i32> {
         let sid = n.sid;
-        let dom = self.hv.create_domain(n)?;
+        let dom = self.hv.create_domain_with(n, config, Some(limits))?;
         Ok(Resolved {
             hv: self.hv,
             dom,

@@ -4,8 +4,8 @@ use crate::check;
 use crate::matrix::{self, Ctx, Good, Who};
 use alloc::string::String;
 use alloc::vec::Vec;
-use warden_abi::domctl::{self as dc, DomainInfo};
-use warden_abi::errno::{EACCES, EINVAL};
+use warden_abi::domctl::{self as dc, GetDomainInfo};
+use warden_abi::errno::{EACCES, EINVAL, EOPNOTSUPP, ESRCH};
 use warden_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
 use warden_abi::{DOMID_SELF, DomId};
 use warden_guest::hypercall::{self as hc, Errno};
@@ -200,6 +200,7 @@ pub fn matrix_dom0(boot: &Boot) -> ! {
         module(boot, "policy"),
         boot.mem_bytes(),
     );
+    c.mute = mute;
     matrix::run(&mut c);
     // Final operations: clear the ring, shut the victim down; check both happened.
     matrix::run_final(&mut c);
@@ -353,6 +354,13 @@ pub fn labels_dom0(boot: &Boot) -> ! {
     check!(
         r == Err(Errno(EINVAL)),
         "createdomain with an invalid ssidref: {r:?}"
+    );
+    // A null ssidref is not libxl's default: Xen labels the domain
+    // unlabeled_t, which dom0 may not create.
+    let r = hc::createdomain_with(0, &hc::pvh_config(0, 1));
+    check!(
+        r == Err(Errno(EACCES)),
+        "createdomain with ssidref 0 (unlabeled_t) refused: {r:?}"
     );
     // The self-relabelling guest.
     let g = domid_arg(boot, "selfguest");
@@ -509,6 +517,87 @@ pub fn lifecycle_dom0(boot: &Boot) -> ! {
     let free0 = free_pages();
     let d = hc::createdomain(0, 0, 2).unwrap_or(0);
     check!(d != 0, "createdomain: d{d}");
+    check!(
+        hc::getdomaininfo(d).is_ok_and(|i| i.nr_online_vcpus == 0
+            && i.max_vcpu_id == dc::INVALID_MAX_VCPU_ID
+            && i.flags & dc::DOMINF_PAUSED != 0
+            && i.arch_config.emulation_flags == dc::X86_EMU_LAPIC
+            && i.ssidref == warden_abi::xsm::SECINITSID_DOMU),
+        "created paused, without vCPUs yet, PVH, labelled domU: {:?}",
+        hc::getdomaininfo(d)
+    );
+    check!(
+        hc::max_vcpus(d, 3) == einval,
+        "max_vcpus must repeat createdomain's number"
+    );
+    check!(hc::max_vcpus(d, 2).is_ok(), "max_vcpus 2");
+    check!(
+        hc::getdomaininfo(d).is_ok_and(|i| i.max_vcpu_id == 1),
+        "two vCPUs: max_vcpu_id 1"
+    );
+    // Xen 4.17's refusals of a createdomain it cannot honour; nothing is created.
+    let before = free_pages();
+    for (what, cfg, want) in [
+        ("no vCPUs", hc::pvh_config(0x0c, 0), EINVAL),
+        (
+            "a PV guest",
+            dc::CreateDomain {
+                flags: 0,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "HAP without HVM",
+            dc::CreateDomain {
+                flags: dc::CDF_HAP,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "a full HVM guest's emulated devices",
+            dc::CreateDomain {
+                arch: dc::ArchDomainConfig {
+                    emulation_flags: dc::X86_EMU_ALL & !dc::X86_EMU_VPCI,
+                    misc_flags: 0,
+                },
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EOPNOTSUPP,
+        ),
+        (
+            "grant tables v2",
+            dc::CreateDomain {
+                grant_opts: 2,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "65 grant frames",
+            dc::CreateDomain {
+                max_grant_frames: 65,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "CPU pool 1",
+            dc::CreateDomain {
+                cpupool_id: 1,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            ESRCH,
+        ),
+    ] {
+        let r = hc::createdomain_with(0, &cfg);
+        check!(r == Err(Errno(want)), "createdomain with {what}: {r:?}");
+    }
+    check!(
+        free_pages() == before,
+        "the refused createdomains took no memory"
+    );
     check!(hc::max_mem(d, 7168).is_ok(), "max_mem 7 MiB");
     let gfns: Vec<u64> = (0..1024).collect();
     let r = hc::populate_physmap(d, &gfns, 0);
@@ -666,7 +755,7 @@ pub fn sched_dom0(boot: &Boot) -> ! {
 }
 
 #[allow(dead_code)]
-fn info_str(i: &DomainInfo) -> String {
+fn info_str(i: &GetDomainInfo) -> String {
     alloc::format!("d{} flags {:#x} pages {}", i.domain, i.flags, i.tot_pages)
 }
 
