@@ -22,20 +22,14 @@ crate::subops! {
     GETDOMAININFO = 5, "getdomaininfo";
     /// Set the memory limit ([`MaxMem`]).
     MAX_MEM = 11, "max_mem";
-    /// WARDEN-PRIVATE, being replaced by sethvmcontext: Xen's number, but
-    /// [`VcpuContext`] points to a `vcpu::HvmContext`, not a `vcpu_guest_context`.
-    SETVCPUCONTEXT = 12, "setvcpucontext";
-    /// WARDEN-PRIVATE, being replaced by gethvmcontext (as setvcpucontext).
-    GETVCPUCONTEXT = 13, "getvcpucontext";
     /// Allocate the vCPUs ([`MaxVcpus`]): `max` must equal createdomain's `max_vcpus`.
     MAX_VCPUS = 15, "max_vcpus";
+    /// Read the domain's HVM context ([`HvmContext`]; a null buffer asks
+    /// for the size): the records of `crate::xen::hvm_save`.
+    GETHVMCONTEXT = 33, "gethvmcontext";
+    /// Load HVM context records ([`HvmContext`]) into a domain (not the caller).
+    SETHVMCONTEXT = 34, "sethvmcontext";
 }
-
-/// Read the domain's HVM context ([`HvmContext`]; a null buffer asks for
-/// the size). Not implemented yet.
-pub const GETHVMCONTEXT: u32 = 33;
-/// Load HVM context records ([`HvmContext`]) into a domain. Not implemented yet.
-pub const SETHVMCONTEXT: u32 = 34;
 
 /// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
 pub const INTERFACE_VERSION: u32 = 0x0000_0015;
@@ -115,8 +109,6 @@ crate::pod! {
     pub struct MaxMem { pub max_memkb: u64 }
     /// `struct xen_domctl_max_vcpus`.
     pub struct MaxVcpus { pub max: u32 }
-    /// WARDEN-PRIVATE (see `SETVCPUCONTEXT`): `ctxt` points to a `vcpu::HvmContext`.
-    pub struct VcpuContext { pub vcpu: u32, pub pad: u32, pub ctxt: u64 }
     /// `struct xen_domctl_hvmcontext`: `size` in: the buffer's size, out:
     /// bytes written (gethvmcontext with a null `buffer`: the size needed).
     pub struct HvmContext {

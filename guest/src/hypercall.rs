@@ -396,26 +396,63 @@ pub fn max_vcpus(d: DomId, n: u32) -> HResult {
     domctl_with(domctl::MAX_VCPUS, d, &domctl::MaxVcpus { max: n }).map(|_| 0)
 }
 
-/// XEN_DOMCTL_setvcpucontext (WARDEN-PRIVATE layout, being replaced).
-pub fn setvcpucontext(d: DomId, vcpu: u32, ctx: &HvmContext) -> HResult {
-    let a = domctl::VcpuContext {
-        vcpu,
-        pad: 0,
-        ctxt: ptr(ctx),
-    };
-    domctl_with(domctl::SETVCPUCONTEXT, d, &a).map(|_| 0)
+/// XEN_DOMCTL_gethvmcontext with a null buffer: the size an image may need.
+pub fn gethvmcontext_size(d: DomId) -> Result<u32, Errno> {
+    let op = domctl_with(domctl::GETHVMCONTEXT, d, &domctl::HvmContext::default())?;
+    Ok(op.arg::<domctl::HvmContext>().size)
 }
 
-/// XEN_DOMCTL_getvcpucontext (WARDEN-PRIVATE layout, being replaced).
-pub fn getvcpucontext(d: DomId, vcpu: u32) -> Result<HvmContext, Errno> {
-    let mut ctx = HvmContext::default();
-    let a = domctl::VcpuContext {
-        vcpu,
+/// XEN_DOMCTL_gethvmcontext into `buf`: returns the image's length.
+pub fn gethvmcontext(d: DomId, buf: &mut [u8]) -> Result<usize, Errno> {
+    let a = domctl::HvmContext {
+        size: buf.len() as u32,
         pad: 0,
-        ctxt: ptr_mut(&mut ctx),
+        buffer: buf.as_mut_ptr() as u64,
     };
-    domctl_with(domctl::GETVCPUCONTEXT, d, &a)?;
-    Ok(ctx)
+    let op = domctl_with(domctl::GETHVMCONTEXT, d, &a)?;
+    Ok(op.arg::<domctl::HvmContext>().size as usize)
+}
+
+/// XEN_DOMCTL_sethvmcontext of the image `img`.
+pub fn sethvmcontext(d: DomId, img: &[u8]) -> HResult {
+    let a = domctl::HvmContext {
+        size: img.len() as u32,
+        pad: 0,
+        buffer: img.as_ptr() as u64,
+    };
+    domctl_with(domctl::SETHVMCONTEXT, d, &a).map(|_| 0)
+}
+
+/// The records of an HVM context image: (type code, instance, body), up to
+/// the end marker or the first malformed descriptor.
+pub fn hvm_context_records(img: &[u8]) -> impl Iterator<Item = (u16, u16, &[u8])> {
+    let mut at = 0usize;
+    core::iter::from_fn(move || {
+        let d = warden_abi::xen::hvm_save::SaveDescriptor::from_bytes(img.get(at..at + 8)?)?;
+        if d.typecode == warden_abi::xen::hvm_save::END {
+            return None;
+        }
+        let body = img.get(at + 8..at + 8 + d.length as usize)?;
+        at += 8 + d.length as usize;
+        Some((d.typecode, d.instance, body))
+    })
+}
+
+/// Append a record to an HVM context image.
+pub fn hvm_context_push<T: Pod>(
+    img: &mut alloc::vec::Vec<u8>,
+    typecode: u16,
+    instance: u16,
+    body: &T,
+) {
+    let b = body.as_bytes();
+    let d = warden_abi::xen::hvm_save::SaveDescriptor {
+        typecode,
+        instance,
+        length: b.len() as u32,
+    };
+    img.extend_from_slice(d.as_bytes());
+    img.extend_from_slice(b);
 }
 
 // ------------------------------------------------------------ sysctl

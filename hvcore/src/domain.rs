@@ -487,6 +487,11 @@ pub struct GuestVcpu {
     pub clock: crate::xen::time::VcpuClock,
     /// Its local APIC and the interrupt offered to it (`emul::exits`).
     pub lapic: spin::Mutex<crate::emul::exits::VcpuIntr>,
+    /// Its MTRRs as the toolstack set them (the MTRR save record, PAT
+    /// aside: that is in the hardware state). Kept, not applied: Warden
+    /// maps guest RAM write-back and hides MTRRs in CPUID, as Xen maps an
+    /// HVM guest on AMD without pass-through devices.
+    pub mtrr: spin::Mutex<warden_abi::xen::hvm_save::HwMtrr>,
 }
 
 impl GuestVcpu {
@@ -502,6 +507,7 @@ impl GuestVcpu {
             decisions: crate::gate::DecisionCache::new(),
             clock: crate::xen::time::VcpuClock::default(),
             lapic: spin::Mutex::new(crate::emul::exits::VcpuIntr::new(id)),
+            mtrr: spin::Mutex::new(crate::xen::hvmctx::mtrr_reset()),
         }
     }
 }

@@ -276,12 +276,12 @@ ops! {
         [Caller -> Target : domain { GETDOMAININFO }];
     DomctlMaxMem: DOMCTL / domctl::MAX_MEM, "", dummy Priv,
         [Caller -> Target : domain { SETDOMAINMAXMEM }];
-    /// WARDEN-PRIVATE layout (to be replaced by sethvmcontext).
-    DomctlSetVcpuContext: DOMCTL / domctl::SETVCPUCONTEXT, "", dummy Priv,
-        [Caller -> Target : domain { SETVCPUCONTEXT }];
-    /// WARDEN-PRIVATE layout (to be replaced by gethvmcontext).
-    DomctlGetVcpuContext: DOMCTL / domctl::GETVCPUCONTEXT, "", dummy Priv,
-        [Caller -> Target : domain { GETVCPUCONTEXT }];
+    /// HVM context records into the target (Xen: hvm sethvmc).
+    DomctlSetHvmContext: DOMCTL / domctl::SETHVMCONTEXT, "", dummy Priv,
+        [Caller -> Target : hvm { SETHVMC }];
+    /// The target's HVM context records (Xen: hvm gethvmc).
+    DomctlGetHvmContext: DOMCTL / domctl::GETHVMCONTEXT, "", dummy Priv,
+        [Caller -> Target : hvm { GETHVMC }];
     DomctlMaxVcpus: DOMCTL / domctl::MAX_VCPUS, "", dummy Priv,
         [Caller -> Target : domain { MAX_VCPUS }];
 

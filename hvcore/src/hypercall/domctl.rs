@@ -10,9 +10,9 @@ use crate::gate::table::*;
 use crate::hv::{DomainLimits, NewDomain};
 use crate::sched::DEFAULT_WEIGHT;
 use crate::xen::gnttab::{MAX_GRANT_FRAMES, maptrack};
+use crate::xen::hvmctx;
 use core::sync::atomic::{AtomicBool, Ordering};
 use warden_abi::domctl::*;
-use warden_abi::vcpu::HvmContext as VcpuState;
 use warden_abi::{DOMID_FIRST_RESERVED, DomId, errno};
 
 /// Pages DESTROYDOMAIN scrubs and frees per call before it continues itself.
@@ -106,46 +106,54 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             d.set_max_vcpus(a.max)?;
             Ok(0)
         }
-        SETVCPUCONTEXT => {
-            // WARDEN-PRIVATE layout (see `warden_abi::domctl::SETVCPUCONTEXT`).
-            let p = c.check_req::<DomctlSetVcpuContext>(Some(target(c, op.domain)?), None)?;
-            let a: VcpuContext = op.arg();
+        SETHVMCONTEXT => {
+            let p = c.check_req::<DomctlSetHvmContext>(Some(target(c, op.domain)?), None)?;
+            let a: HvmContext = op.arg();
+            let d = c.resolve(&p)?;
+            // Xen: not the caller itself (it cannot be paused).
+            if d.id == c.caller.id {
+                return Err(errno::EINVAL);
+            }
+            let img = c.read_bytes(a.buffer, a.size as usize, hvmctx::MAX_IMAGE, errno::ENOMEM)?;
+            if d.dying.load(Ordering::Acquire) {
+                return Err(errno::EINVAL);
+            }
+            // Every record is checked before anything is applied.
+            let img = hvmctx::parse(&img, d.nr_vcpus())?;
+            note_gtsc(&img.header, c);
+            d.pause(c)?;
+            d.load_hvm_context(&img);
+            let _ = d.unpause();
+            Ok(0)
+        }
+        GETHVMCONTEXT => {
+            let p = c.check_req::<DomctlGetHvmContext>(Some(target(c, op.domain)?), None)?;
+            let mut a: HvmContext = op.arg();
             let d = c.resolve(&p)?;
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
             }
-            let v = d.vcpu(a.vcpu).ok_or(errno::ENOENT)?;
-            let ctx: VcpuState = c.read(a.ctxt)?;
-            let ctx = crate::vcpu::validate_context(&ctx)?;
-            d.pause(c)?;
-            v.hw.lock().set_context(&ctx);
-            let kick = d.set_initialised(&v, c.now_ns());
-            let _ = d.unpause();
-            if let Some(cpu) = kick {
-                c.kick(cpu);
-            }
-            Ok(0)
-        }
-        GETVCPUCONTEXT => {
-            // WARDEN-PRIVATE layout (see `warden_abi::domctl::GETVCPUCONTEXT`).
-            let p = c.check_req::<DomctlGetVcpuContext>(Some(target(c, op.domain)?), None)?;
-            let a: VcpuContext = op.arg();
-            let d = c.resolve(&p)?;
-            let v = d.vcpu(a.vcpu).ok_or(errno::ENOENT)?;
-            let ctx = if d.id == c.caller.id {
-                if v.id != c.vcpu_id() {
-                    // Another vCPU of the caller: it cannot be paused alone.
-                    return Err(errno::EINVAL);
-                }
-                c.caller_context(&p)
+            // Xen: the size a full image may need; a null buffer asks for it.
+            let need = hvmctx::image_size(d.nr_vcpus()) as u32;
+            let r = if a.buffer == 0 {
+                a.size = need;
+                Ok(0)
+            } else if a.size < need {
+                Err(errno::ENOSPC)
+            } else if d.dying.load(Ordering::Acquire) {
+                Err(errno::EINVAL)
             } else {
                 d.pause(c)?;
-                let ctx = v.hw.lock().context();
+                let img = d.save_hvm_context();
                 let _ = d.unpause();
-                ctx
+                c.write_bytes(a.buffer, &img)?;
+                a.size = img.len() as u32;
+                Ok(0)
             };
-            c.write(a.ctxt, &ctx)?;
-            Ok(0)
+            // Xen copies the structure back whatever the outcome.
+            op.set_arg(&a);
+            c.write(arg, &op)?;
+            r
         }
         n => c.unknown("domctl", n as u64),
     }
@@ -158,6 +166,20 @@ fn target(c: &Call<'_>, id: DomId) -> Result<crate::domain::DomSnap, i32> {
         return Err(errno::ESRCH);
     }
     c.target(id)
+}
+
+static GTSC_DIFFERS: AtomicBool = AtomicBool::new(false);
+
+/// Xen takes the header's TSC frequency as the guest's; Warden's guests
+/// read the host's TSC at the host's rate (said once).
+fn note_gtsc(h: &warden_abi::xen::hvm_save::SaveHeader, c: &Call<'_>) {
+    if h.gtsc_khz != 0 && h.gtsc_khz != c.cpu_khz() && !GTSC_DIFFERS.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "sethvmcontext: guest TSC frequency {} kHz ignored: Warden's guests run at the host's {} kHz",
+            h.gtsc_khz,
+            c.cpu_khz()
+        );
+    }
 }
 
 /// A refusal for something Warden does not implement (logged once per kind).

@@ -119,6 +119,9 @@ struct FakeVcpu {
     ret: u64,
     paging: crate::guestmem::PagingState,
     ctx: HvmContext,
+    /// The full CPU record (sethvmcontext), and the PAT.
+    record: Option<Box<warden_abi::xen::hvm_save::HwCpu>>,
+    pat: Option<u64>,
 }
 
 impl Vcpu for FakeVcpu {
@@ -149,6 +152,23 @@ impl Vcpu for FakeVcpu {
     }
     fn set_context(&mut self, c: &HvmContext) {
         self.ctx = *c;
+        self.record = None;
+    }
+    fn cpu_record(&self) -> warden_abi::xen::hvm_save::HwCpu {
+        match &self.record {
+            Some(r) => **r,
+            None => crate::vcpu::record_of_context(&self.ctx),
+        }
+    }
+    fn set_cpu_record(&mut self, c: &warden_abi::xen::hvm_save::HwCpu) {
+        self.ctx = crate::vcpu::context_of_record(c);
+        self.record = Some(Box::new(*c));
+    }
+    fn pat(&self) -> u64 {
+        self.pat.unwrap_or(crate::xen::hvmctx::PAT_RESET)
+    }
+    fn set_pat(&mut self, pat: u64) {
+        self.pat = Some(pat);
     }
     fn dump(&self, _: &mut dyn core::fmt::Write) -> core::fmt::Result {
         Ok(())
@@ -765,8 +785,8 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
                 "DomctlUnpauseDomain" => (dc::UNPAUSEDOMAIN, 2),
                 "DomctlGetDomainInfo" => (dc::GETDOMAININFO, 2),
                 "DomctlMaxMem" => (dc::MAX_MEM, 2),
-                "DomctlSetVcpuContext" => (dc::SETVCPUCONTEXT, 2),
-                "DomctlGetVcpuContext" => (dc::GETVCPUCONTEXT, 2),
+                "DomctlSetHvmContext" => (dc::SETHVMCONTEXT, 2),
+                "DomctlGetHvmContext" => (dc::GETHVMCONTEXT, 2),
                 _ => (dc::MAX_VCPUS, 2),
             };
             w.put(

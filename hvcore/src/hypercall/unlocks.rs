@@ -141,7 +141,7 @@ unlocks! {
         SchedRemoteShutdown,
         MemPopulatePhysmap, MemDecreaseReservation, MemCurrentReservation, MemMaximumReservation,
         DomctlDestroyDomain, DomctlPauseDomain, DomctlUnpauseDomain, DomctlGetDomainInfo,
-        DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
+        DomctlMaxMem, DomctlSetHvmContext, DomctlGetHvmContext, DomctlMaxVcpus,
         SysctlGetDomainInfoListEntry, FlaskRelabelSelf, FlaskRelabelDomain,
         HvmSetParam, HvmGetParam, MemSetMemoryMap,
         GnttabMapRw, GnttabMapRo, GnttabUnmap, GnttabSetupTable, GnttabCopyFromCaller,
@@ -169,11 +169,11 @@ unlocks! {
 
     /// populate_physmap / decrease_reservation (both check mmu:adjust).
     AdjustsMemory (ADJUSTS_MEMORY): MemPopulatePhysmap, MemDecreaseReservation;
-    /// Pausing the target (pausedomain; the vCPU-context operations pause
+    /// Pausing the target (pausedomain; the HVM-context operations pause
     /// around their access).
-    Pauses (PAUSES): DomctlPauseDomain, DomctlSetVcpuContext, DomctlGetVcpuContext;
+    Pauses (PAUSES): DomctlPauseDomain, DomctlSetHvmContext, DomctlGetHvmContext;
     /// Undoing a pause of the target.
-    Unpauses (UNPAUSES): DomctlUnpauseDomain, DomctlSetVcpuContext, DomctlGetVcpuContext;
+    Unpauses (UNPAUSES): DomctlUnpauseDomain, DomctlSetHvmContext, DomctlGetHvmContext;
     /// Destroying the target.
     Destroys (DESTROYS): DomctlDestroyDomain;
     /// Giving the target its vCPUs.

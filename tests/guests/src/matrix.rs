@@ -19,7 +19,7 @@
 use crate::check;
 use alloc::vec::Vec;
 use warden_abi::errno::{EACCES, EINVAL, ENOSYS, EOPNOTSUPP};
-use warden_abi::vcpu::HvmContext;
+use warden_abi::xen::hvm_save as hs;
 use warden_abi::{DOMID_SELF, DomId, sysctl::livepatch, xsm as fx};
 use warden_guest::evtchn;
 use warden_guest::hypercall::{self as hc, HResult};
@@ -104,7 +104,8 @@ pub struct Ctx {
     victim_top: u64,
     new_dom: DomId,
     building_sid: u32,
-    saved: HvmContext,
+    /// An HVM context image read (gethvmcontext).
+    saved: Vec<u8>,
     threshold: u32,
     /// Event-channel ports made along the way (0: none).
     unbound: u32,
@@ -170,7 +171,7 @@ impl Ctx {
             victim_top: 0,
             new_dom: 0,
             building_sid: xsm_domu_sid(),
-            saved: HvmContext::default(),
+            saved: Vec::new(),
             threshold: 512,
             unbound: 0,
             bound: 0,
@@ -660,20 +661,36 @@ fn ops() -> Vec<Op> {
             c.target(),
             4096
         ))),
-        op!("DomctlGetVcpuContext", D0, Good::Zero, |c| {
-            let r = hc::getvcpucontext(c.victim, 0);
-            if let Ok(x) = r {
-                c.saved = x;
+        op!("DomctlGetHvmContext", D0, Good::Zero, |c| {
+            let mut b = alloc::vec![0u8; 16384];
+            let r = hc::gethvmcontext(c.victim, &mut b);
+            if let Ok(n) = r {
+                b.truncate(n);
+                c.saved = b;
             }
             rc_unit(r)
         }),
-        op!("DomctlSetVcpuContext", D0, Good::Zero, |c| {
-            let ctx = if c.saved.mode == 0 {
-                warden_guest_ctx()
+        op!("DomctlSetHvmContext", D0, Good::Zero, |c| {
+            // The image just read (a domain built here takes the victim's
+            // state; it never runs), else a header of Warden's with no record.
+            let img = if c.saved.is_empty() {
+                let mut v = Vec::new();
+                hc::hvm_context_push(
+                    &mut v,
+                    hs::HEADER,
+                    0,
+                    &hs::SaveHeader {
+                        magic: hs::FILE_MAGIC,
+                        version: hs::FILE_VERSION,
+                        ..Default::default()
+                    },
+                );
+                v.extend_from_slice(&[0u8; 8]);
+                v
             } else {
-                c.saved
+                c.saved.clone()
             };
-            rc(hc::setvcpucontext(c.target(), 0, &ctx))
+            rc(hc::sethvmcontext(c.target(), &img))
         }),
         op!("DomctlGetDomainInfo", D0, Good::Zero, |c| rc_unit(
             hc::getdomaininfo(c.victim)
@@ -855,20 +872,6 @@ fn ops() -> Vec<Op> {
             DOMID_SELF
         ))),
     ]
-}
-
-/// A valid state for a vCPU of a new domain (never run in the matrix).
-fn warden_guest_ctx() -> HvmContext {
-    HvmContext {
-        mode: warden_abi::vcpu::HVM_MODE_64B,
-        rip: 0x20_0000,
-        rflags: 2,
-        cr0: 0x8001_0033,
-        cr3: 0x1000,
-        cr4: 0x620,
-        efer: 0xD00,
-        ..Default::default()
-    }
 }
 
 /// Print the MATRIX line for one result and record the check.

@@ -7,7 +7,8 @@ use alloc::vec::Vec;
 use warden_abi::domctl::{self as dc, GetDomainInfo};
 use warden_abi::errno::{EACCES, EINVAL, EOPNOTSUPP, ESRCH};
 use warden_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
-use warden_abi::{DOMID_SELF, DomId};
+use warden_abi::xen::hvm_save as hs;
+use warden_abi::{DOMID_SELF, DomId, Pod};
 use warden_guest::hypercall::{self as hc, Errno};
 use warden_guest::println;
 use warden_guest::start::Boot;
@@ -623,30 +624,101 @@ pub fn lifecycle_dom0(boot: &Boot) -> ! {
     check!(r == einval, "decreasing a page that is not there: {r:?}");
     let used = free0 - free_pages();
     check!(used >= 1533, "{used} frames used by d{d}");
-    let ctx = hc::getvcpucontext(0, 0);
-    check!(ctx.is_ok(), "getvcpucontext of my own vCPU 0");
-    if let Ok(mut ctx) = ctx {
-        ctx.rip = 0x20_0000;
-        check!(
-            hc::setvcpucontext(d, 0, &ctx).is_ok(),
-            "setvcpucontext d{d} vCPU 0"
-        );
-        let back = hc::getvcpucontext(d, 0);
-        check!(
-            back.is_ok_and(|b| b.rip == 0x20_0000 && b.cr3 == ctx.cr3),
-            "getvcpucontext returns what was set"
-        );
-        let mut bad = ctx;
-        bad.cr0 = 0;
-        check!(
-            hc::setvcpucontext(d, 0, &bad) == einval,
-            "a context without paging is refused"
-        );
-        check!(
-            hc::setvcpucontext(d, 7, &ctx) == Err(Errno(warden_abi::errno::ENOENT)),
-            "no vCPU 7"
-        );
+    // libxc's PVH build (xg_dom_x86.c): read the context, set each vCPU's
+    // MTRRs (write-back, enabled), then vCPU 0's PVH entry state.
+    check!(
+        hc::gethvmcontext_size(DOMID_SELF) == Err(Errno(ESRCH)),
+        "a domctl names no domain by a reserved id"
+    );
+    let size = hc::gethvmcontext_size(d).unwrap_or(0) as usize;
+    let mut img = alloc::vec![0u8; size];
+    let n = hc::gethvmcontext(d, &mut img);
+    check!(n.is_ok(), "gethvmcontext d{d}: {n:?} (size {size})");
+    img.truncate(n.unwrap_or(0));
+    let recs: Vec<(u16, u16, Vec<u8>)> = hc::hvm_context_records(&img)
+        .map(|(t, i, b)| (t, i, b.to_vec()))
+        .collect();
+    let header = recs.iter().find(|r| r.0 == hs::HEADER).map(|r| r.2.clone());
+    check!(
+        header.is_some() && recs.iter().filter(|r| r.0 == hs::MTRR).count() == 2,
+        "the image has a header and an MTRR record per vCPU"
+    );
+    let header = header
+        .and_then(|h| hs::SaveHeader::from_bytes(&h))
+        .unwrap_or_default();
+    for (t, i, b) in recs.iter().filter(|r| r.0 == hs::MTRR) {
+        let Some(mut m) = hs::HwMtrr::from_bytes(b) else {
+            continue;
+        };
+        m.msr_mtrr_def_type = 6 | (1 << 11);
+        let mut x = Vec::new();
+        hc::hvm_context_push(&mut x, hs::HEADER, 0, &header);
+        hc::hvm_context_push(&mut x, *t, *i, &m);
+        x.extend_from_slice(&[0u8; 8]);
+        check!(hc::sethvmcontext(d, &x).is_ok(), "MTRRs of d{d} vCPU {i}");
     }
+    let bsp = hs::HwCpu {
+        rip: 0x20_0000,
+        rbx: 0x7000,
+        cr0: 0x11,
+        cs_limit: u32::MAX,
+        ds_limit: u32::MAX,
+        es_limit: u32::MAX,
+        ss_limit: u32::MAX,
+        tr_limit: 0x67,
+        cs_arbytes: 0xC9B,
+        ds_arbytes: 0xC93,
+        es_arbytes: 0xC93,
+        ss_arbytes: 0xC93,
+        tr_arbytes: 0x8B,
+        dr6: 0xFFFF_0FF0,
+        dr7: 0x400,
+        ..Default::default()
+    };
+    let mut x = Vec::new();
+    hc::hvm_context_push(&mut x, hs::HEADER, 0, &header);
+    hc::hvm_context_push(&mut x, hs::CPU, 0, &bsp);
+    x.extend_from_slice(&[0u8; 8]);
+    check!(
+        hc::sethvmcontext(d, &x).is_ok(),
+        "vCPU 0 of d{d}: the PVH entry state"
+    );
+    let mut back = alloc::vec![0u8; size];
+    let n = hc::gethvmcontext(d, &mut back).unwrap_or(0);
+    let cpu0 = hc::hvm_context_records(&back[..n])
+        .find(|r| r.0 == hs::CPU && r.1 == 0)
+        .and_then(|r| hs::HwCpu::from_bytes(r.2));
+    check!(
+        cpu0.is_some_and(|c| c.rip == 0x20_0000 && c.rbx == 0x7000 && c.cs_arbytes == 0xC9B),
+        "gethvmcontext returns what was set"
+    );
+    check!(
+        hc::hvm_context_records(&back[..n]).any(|r| r.0 == hs::MTRR
+            && r.1 == 1
+            && hs::HwMtrr::from_bytes(r.2).is_some_and(|m| m.msr_mtrr_def_type == 0x806)),
+        "and the MTRRs set"
+    );
+    let mut bad = Vec::new();
+    hc::hvm_context_push(&mut bad, hs::HEADER, 0, &header);
+    hc::hvm_context_push(
+        &mut bad,
+        hs::CPU,
+        0,
+        &hs::HwCpu {
+            cr0: 0x8000_0010,
+            ..bsp
+        },
+    );
+    bad.extend_from_slice(&[0u8; 8]);
+    check!(
+        hc::sethvmcontext(d, &bad) == einval,
+        "paging without protected mode is refused"
+    );
+    let mut seven = Vec::new();
+    hc::hvm_context_push(&mut seven, hs::HEADER, 0, &header);
+    hc::hvm_context_push(&mut seven, hs::CPU, 7, &bsp);
+    seven.extend_from_slice(&[0u8; 8]);
+    check!(hc::sethvmcontext(d, &seven) == einval, "no vCPU 7");
     check!(hc::destroydomain(d).is_ok(), "destroy d{d}");
     check!(
         hc::getdomaininfo(d).err() == Some(Errno(warden_abi::errno::ESRCH)),

@@ -541,3 +541,226 @@ fn physinfo_sched_id_cpupool_and_topology_say_what_warden_provides() {
         assert_eq!(op.u, [0; 128], "sysctl {cmd}: nothing written");
     }
 }
+
+mod hvmcontext {
+    use super::*;
+    use crate::xen::hvmctx::{self, Record, Writer};
+    use warden_abi::xen::hvm_save::{self as hs, HwCpu, SaveHeader};
+
+    fn header() -> SaveHeader {
+        SaveHeader {
+            magic: hs::FILE_MAGIC,
+            version: hs::FILE_VERSION,
+            ..Default::default()
+        }
+    }
+
+    /// The BSP state libxc's `vcpu_hvm` writes for a PVH kernel.
+    fn pvh_bsp(entry: u64, start_info: u64) -> HwCpu {
+        HwCpu {
+            rip: entry,
+            rbx: start_info,
+            cr0: 0x11,
+            cs_limit: u32::MAX,
+            ds_limit: u32::MAX,
+            es_limit: u32::MAX,
+            ss_limit: u32::MAX,
+            tr_limit: 0x67,
+            cs_arbytes: 0xC9B,
+            ds_arbytes: 0xC93,
+            es_arbytes: 0xC93,
+            ss_arbytes: 0xC93,
+            tr_arbytes: 0x8B,
+            dr6: 0xFFFF_0FF0,
+            dr7: 0x400,
+            ..Default::default()
+        }
+    }
+
+    fn get(w: &World, d0: &Domain, id: u16, size: u32, buffer: u64) -> (i64, dc::HvmContext) {
+        let a = dc::HvmContext {
+            size,
+            pad: 0,
+            buffer,
+        };
+        let (r, op) = domctl(w, d0, &dc::Domctl::new(dc::GETHVMCONTEXT, id, &a));
+        (r, op.arg())
+    }
+
+    fn set(w: &World, d0: &Domain, id: u16, img: &[u8]) -> i64 {
+        w.hv.write_phys(d0, BUF, img).unwrap();
+        let a = dc::HvmContext {
+            size: img.len() as u32,
+            pad: 0,
+            buffer: BUF,
+        };
+        domctl(w, d0, &dc::Domctl::new(dc::SETHVMCONTEXT, id, &a)).0
+    }
+
+    fn image(w: &World, d0: &Domain, id: u16) -> hvmctx::Image {
+        let (r, a) = get(w, d0, id, 0x4000, BUF);
+        assert_eq!(r, 0);
+        let mut b = alloc::vec![0u8; a.size as usize];
+        w.hv.read_phys(d0, BUF, &mut b).unwrap();
+        hvmctx::parse(&b, 64).expect("gethvmcontext writes a well-formed image")
+    }
+
+    #[test]
+    fn libxc_builds_a_pvh_guest_with_hvm_context_records() {
+        let w = world(true);
+        let d0 = w.domain(0, DOM0);
+        let (r, op) = domctl(
+            &w,
+            &d0,
+            &dc::Domctl::new(dc::CREATEDOMAIN, 0, &pvh(w.sid(DOMU), 2)),
+        );
+        assert_eq!(r, 0);
+        let id = op.domain;
+        let (r, _) = domctl(
+            &w,
+            &d0,
+            &dc::Domctl::new(dc::MAX_VCPUS, id, &dc::MaxVcpus { max: 2 }),
+        );
+        assert_eq!(r, 0);
+        let d = w.hv.domains.get(id).unwrap();
+        // The size query, then a buffer too small for it.
+        let (r, a) = get(&w, &d0, id, 0, 0);
+        assert_eq!((r, a.size as usize), (0, hvmctx::image_size(2)));
+        let (r, a) = get(&w, &d0, id, 100, BUF);
+        assert_eq!((r, a.size), (neg(errno::ENOSPC), 100));
+        // The full image: the header, then per vCPU LAPIC, LAPIC_REGS and
+        // MTRR (no CPU record: its vCPUs are not up yet, as Xen saves them).
+        let img = image(&w, &d0, id);
+        assert_eq!(img.header.magic, hs::FILE_MAGIC);
+        assert!(img.records.iter().all(|r| !matches!(r, Record::Cpu(..))));
+        let mtrr0 = img
+            .records
+            .iter()
+            .find_map(|r| match r {
+                Record::Mtrr(0, m) => Some(**m),
+                _ => None,
+            })
+            .expect("an MTRR record of vCPU 0");
+        assert_eq!(mtrr0, hvmctx::mtrr_reset());
+        assert!(
+            img.records
+                .iter()
+                .any(|r| matches!(r, Record::Lapic(1, l) if l.apic_base_msr & (1 << 11) != 0))
+        );
+        // libxc: HEADER + MTRR(i) + END per vCPU (write-back, enabled) ...
+        for v in 0..2u16 {
+            let mut m = mtrr0;
+            m.msr_mtrr_def_type = 6 | (1 << 11);
+            let mut x = Writer::default();
+            x.push(hs::HEADER, 0, &img.header);
+            x.push(hs::MTRR, v, &m);
+            x.end();
+            assert_eq!(set(&w, &d0, id, &x.0), 0, "MTRR of vCPU {v}");
+        }
+        // ... then HEADER + CPU(0) + END: vCPU 0 gets the PVH entry state.
+        let bsp = pvh_bsp(0x100_0000, 0x7000);
+        let mut x = Writer::default();
+        x.push(hs::HEADER, 0, &img.header);
+        x.push(hs::CPU, 0, &bsp);
+        x.end();
+        assert_eq!(set(&w, &d0, id, &x.0), 0);
+        assert!(w.hv.sched.initialised((id, 0)) && w.hv.sched.is_up((id, 0)));
+        assert!(!w.hv.sched.is_up((id, 1)), "vCPU 1 has no CPU record: down");
+        let c = d.vcpu(0).unwrap().hw.lock().cpu_record();
+        assert_eq!(
+            (c.rip, c.rbx, c.cr0, c.cs_arbytes, c.rflags),
+            (0x100_0000, 0x7000, 0x11, 0xC9B, 2)
+        );
+        // gethvmcontext now has vCPU 0's CPU record and the MTRRs set.
+        let img = image(&w, &d0, id);
+        assert!(
+            img.records
+                .iter()
+                .any(|r| matches!(r, Record::Cpu(0, c) if c.rip == 0x100_0000))
+        );
+        assert!(!img.records.iter().any(|r| matches!(r, Record::Cpu(1, _))));
+        assert!(
+            img.records
+                .iter()
+                .any(|r| matches!(r, Record::Mtrr(1, m) if m.msr_mtrr_def_type == 0x806))
+        );
+        // The image round-trips: loading what was saved changes nothing.
+        let (_, a) = get(&w, &d0, id, 0x4000, BUF);
+        let mut b = alloc::vec![0u8; a.size as usize];
+        w.hv.read_phys(&d0, BUF, &mut b).unwrap();
+        assert_eq!(set(&w, &d0, id, &b), 0);
+        assert_eq!(d.vcpu(0).unwrap().hw.lock().cpu_record().rip, 0x100_0000);
+        // Refusals change nothing: a bad CPU record after a good MTRR one
+        // (Xen would have applied the MTRR), a PIC record, no end marker.
+        let before = (*d.vcpu(1).unwrap().mtrr.lock(), w.hv.sched.is_up((id, 0)));
+        let mut bad = Writer::default();
+        bad.push(hs::HEADER, 0, &img.header);
+        bad.push(hs::MTRR, 1, &hvmctx::mtrr_reset());
+        bad.push(
+            hs::CPU,
+            0,
+            &HwCpu {
+                cr0: 0x8000_0010,
+                ..bsp
+            },
+        );
+        bad.end();
+        assert_eq!(set(&w, &d0, id, &bad.0), neg(errno::EINVAL));
+        let mut pic = Writer::default();
+        pic.push(hs::HEADER, 0, &img.header);
+        pic.push_raw(3, 0, &[0u8; 16]);
+        pic.end();
+        assert_eq!(set(&w, &d0, id, &pic.0), neg(errno::ENODEV));
+        assert_eq!(set(&w, &d0, id, &x.0[..x.0.len() - 8]), neg(errno::ENODATA));
+        assert_eq!(set(&w, &d0, id, &x.0[..8]), neg(errno::ENODATA));
+        let mut hdr = header();
+        hdr.version = 2;
+        let mut v2 = Writer::default();
+        v2.push(hs::HEADER, 0, &hdr);
+        v2.end();
+        assert_eq!(set(&w, &d0, id, &v2.0), neg(errno::EINVAL));
+        assert_eq!(
+            (*d.vcpu(1).unwrap().mtrr.lock(), w.hv.sched.is_up((id, 0))),
+            before,
+            "nothing changed"
+        );
+        // Not on the caller itself: the default policy refuses it, and
+        // without FLASK (the control domain may) Xen's EINVAL.
+        assert_eq!(get(&w, &d0, 0, 0x4000, BUF).0, neg(errno::EACCES));
+        let w = world(false);
+        let d0 = w.domain(0, "");
+        assert_eq!(get(&w, &d0, 0, 0x4000, BUF).0, neg(errno::EINVAL));
+        assert_eq!(set(&w, &d0, 0, &x.0), neg(errno::EINVAL));
+    }
+
+    #[test]
+    fn a_domu_may_neither_read_nor_set_another_domains_context() {
+        let w = world(true);
+        let _d0 = w.domain(0, DOM0);
+        let d1 = w.domain(1, DOMU);
+        let d2 = w.domain(2, DOMU);
+        let before = d2.vcpu(0).unwrap().hw.lock().cpu_record();
+        w.audit_lines();
+        let mut x = Writer::default();
+        x.push(hs::HEADER, 0, &header());
+        x.push(hs::CPU, 0, &pvh_bsp(0x4000, 0));
+        x.end();
+        assert_eq!(set(&w, &d1, 2, &x.0), neg(errno::EACCES));
+        assert_eq!(get(&w, &d1, 2, 0x4000, BUF).0, neg(errno::EACCES));
+        let a = w.audit_lines();
+        assert!(
+            a.iter()
+                .any(|l| l.contains("{ sethvmc }") && l.contains("tclass=hvm"))
+        );
+        assert!(
+            a.iter()
+                .any(|l| l.contains("{ gethvmc }") && l.contains("tclass=hvm"))
+        );
+        assert_eq!(
+            d2.vcpu(0).unwrap().hw.lock().cpu_record(),
+            before,
+            "unchanged"
+        );
+        assert!(w.hv.sched.is_up((2, 0)), "still up");
+    }
+}
