@@ -78,12 +78,10 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             let p = c.check_req::<DomctlMaxMem>(Some(target(c, op.domain)?), None)?;
             let a: MaxMem = op.arg();
             let d = c.resolve(&p)?;
-            // Xen: max_pages = max_memkb >> 2, bounded by its page-count
-            // type; Warden's physmap cannot hold more than GFN_LIMIT pages.
-            let pages = a.max_memkb >> 2;
-            if pages > crate::p2m::GFN_LIMIT {
-                return Err(errno::EINVAL);
-            }
+            // Xen: max_pages = max_memkb >> 2, clamped to its 32-bit page
+            // count, never refused (Warden's physmap holds at most
+            // GFN_LIMIT pages whatever the limit says).
+            let pages = (a.max_memkb >> 2).min(u64::from(u32::MAX));
             d.set_max_pages(pages);
             Ok(0)
         }

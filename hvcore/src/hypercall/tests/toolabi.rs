@@ -385,6 +385,26 @@ fn createdomain_takes_xen_4_17s_structure_and_max_vcpus_repeats_its_number() {
     );
     assert_eq!(r, 0);
     assert_eq!(d.nr_vcpus(), 2);
+    // max_mem as Xen: clamped to a 32-bit page count, never refused.
+    let (r, _) = domctl(
+        &w,
+        &d0,
+        &dc::Domctl::new(
+            dc::MAX_MEM,
+            id,
+            &dc::MaxMem {
+                max_memkb: u64::MAX,
+            },
+        ),
+    );
+    assert_eq!(r, 0);
+    assert_eq!(d.mem.read().max_pages, u64::from(u32::MAX));
+    let (r, _) = domctl(
+        &w,
+        &d0,
+        &dc::Domctl::new(dc::MAX_MEM, id, &dc::MaxMem { max_memkb: 4096 }),
+    );
+    assert_eq!((r, d.mem.read().max_pages), (0, 1024));
     // Event-channel ports beyond max_evtchn_port are refused (ENOSPC).
     for _ in 1..=63 {
         w.hv.evtchn_alloc_unbound(&d, 0, 0)
