@@ -1,12 +1,15 @@
-//! `domctl(op)` (hypercall 36): `op` points to a [`Domctl`] whose `cmd`
-//! selects the sub-operation and whose `u` holds its argument structure.
-//! The structure is copied back on success.
+//! `domctl(op)` (hypercall 36): Xen 4.17's `struct xen_domctl`
+//! (`xen/include/public/domctl.h`, interface version 0x15). `op` points to a
+//! [`Domctl`] whose `cmd` selects the sub-operation and whose `u` holds its
+//! argument structure; the structure is copied back where Xen copies it back.
+//! A `Domctl` with another `interface_version` is refused with `-EACCES`
+//! before anything else happens, as Xen does.
 
 use crate::DomId;
 
 crate::subops! {
     /// Create a domain ([`CreateDomain`]); `domain` in: wanted id (0 or
-    /// `DOMID_INVALID` = any), out: the new id. Created paused.
+    /// >= `DOMID_FIRST_RESERVED` = any), out: the new id. Created paused.
     CREATEDOMAIN = 1, "createdomain";
     /// Destroy `domain`: stop it and scrub and free its memory.
     DESTROYDOMAIN = 2, "destroydomain";
@@ -14,26 +17,28 @@ crate::subops! {
     PAUSEDOMAIN = 3, "pausedomain";
     /// Undo one pause of `domain`.
     UNPAUSEDOMAIN = 4, "unpausedomain";
-    /// [`DomainInfo`] of `domain`.
+    /// [`GetDomainInfo`] of the first domain whose id is >= `domain`
+    /// (Xen 4.17's semantics; `domain` comes back as the id reported).
     GETDOMAININFO = 5, "getdomaininfo";
     /// Set the memory limit ([`MaxMem`]).
     MAX_MEM = 11, "max_mem";
-    /// Set a vCPU's state ([`VcpuContext`] pointing to a `vcpu::HvmContext`).
-    SETVCPUCONTEXT = 12, "setvcpucontext";
-    /// Get a paused domain's vCPU state ([`VcpuContext`]).
-    GETVCPUCONTEXT = 13, "getvcpucontext";
-    /// Set the number of vCPUs ([`MaxVcpus`]); once.
+    /// Allocate the vCPUs ([`MaxVcpus`]): `max` must equal createdomain's `max_vcpus`.
     MAX_VCPUS = 15, "max_vcpus";
+    /// Read the domain's HVM context ([`HvmContext`]; a null buffer asks
+    /// for the size): the records of `crate::xen::hvm_save`.
+    GETHVMCONTEXT = 33, "gethvmcontext";
+    /// Load HVM context records ([`HvmContext`]) into a domain (not the caller).
+    SETHVMCONTEXT = 34, "sethvmcontext";
 }
 
-/// `Domctl::interface_version` Warden accepts.
-pub const INTERFACE_VERSION: u32 = 0x5744_0001;
+/// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
+pub const INTERFACE_VERSION: u32 = 0x0000_0015;
 
-/// Size of the argument union.
+/// Size of the argument union (`u.pad[128]`).
 pub const UNION_SIZE: usize = 128;
 
 crate::pod! {
-    /// The domctl header and argument union.
+    /// `struct xen_domctl` (144 bytes).
     pub struct Domctl {
         pub cmd: u32,
         pub interface_version: u32,
@@ -41,70 +46,153 @@ crate::pod! {
         pub pad: [u16; 3],
         pub u: [u8; 128],
     }
-    /// `XEN_DOMCTL_createdomain`.
-    pub struct CreateDomain {
-        /// Security label (a FLASK SID); 0 = the domU initial SID.
-        pub ssidref: u32,
-        /// `CDF_*` flags.
-        pub flags: u32,
-        /// vCPUs (0: set later with `max_vcpus`).
-        pub max_vcpus: u32,
-        pub pad: u32,
-        pub handle: [u8; 16],
+    /// `struct xen_arch_domainconfig` (x86).
+    pub struct ArchDomainConfig {
+        /// `XEN_X86_EMU_*`.
+        pub emulation_flags: u32,
+        /// `XEN_X86_MSR_RELAXED`.
+        pub misc_flags: u32,
     }
-    /// `XEN_DOMCTL_max_mem`.
-    pub struct MaxMem { pub max_memkb: u64 }
-    /// `XEN_DOMCTL_max_vcpus`.
-    pub struct MaxVcpus { pub max: u32 }
-    /// `XEN_DOMCTL_{set,get}vcpucontext`: `ctxt` is a guest pointer to a `vcpu::HvmContext`.
-    pub struct VcpuContext { pub vcpu: u32, pub pad: u32, pub ctxt: u64 }
-    /// `XEN_DOMCTL_getdomaininfo` (also the element of sysctl getdomaininfolist).
-    pub struct DomainInfo {
+    /// `struct xen_domctl_createdomain` (64 bytes).
+    pub struct CreateDomain {
+        /// Security label (a FLASK SID); 0: the label Xen gives a domain
+        /// created by another domain (unlabeled). libxl passes the `domU`
+        /// initial SID when `seclabel=` is not given.
+        pub ssidref: u32,
+        pub handle: [u8; 16],
+        /// `CDF_*`.
+        pub flags: u32,
+        /// `IOMMU_*` (only with `CDF_IOMMU`).
+        pub iommu_opts: u32,
+        /// vCPUs (>= 1; `max_vcpus` must later give the same number).
+        pub max_vcpus: u32,
+        pub max_evtchn_port: u32,
+        /// Negative: the hypervisor's default.
+        pub max_grant_frames: i32,
+        /// Negative: the hypervisor's default.
+        pub max_maptrack_frames: i32,
+        /// Low 4 bits: the highest grant-table version the domain may use.
+        pub grant_opts: u32,
+        /// Per-vCPU trace buffer bytes (0: none).
+        pub vmtrace_size: u32,
+        pub cpupool_id: u32,
+        pub arch: ArchDomainConfig,
+    }
+    /// `struct xen_domctl_getdomaininfo` (112 bytes; also the element of
+    /// sysctl getdomaininfolist).
+    pub struct GetDomainInfo {
         pub domain: u16,
-        pub pad0: u16,
+        pub pad1: u16,
+        /// `DOMINF_*`.
         pub flags: u32,
         pub tot_pages: u64,
         pub max_pages: u64,
         pub outstanding_pages: u64,
         pub shr_pages: u64,
         pub paged_pages: u64,
+        /// GFN of the shared_info page.
         pub shared_info_frame: u64,
+        /// Nanoseconds its vCPUs ran.
         pub cpu_time: u64,
         pub nr_online_vcpus: u32,
+        /// [`INVALID_MAX_VCPU_ID`] without vCPUs.
         pub max_vcpu_id: u32,
         pub ssidref: u32,
-        pub pad1: u32,
         pub handle: [u8; 16],
         pub cpupool: u32,
-        pub pad2: u32,
+        /// Guest physical address bits.
+        pub gpaddr_bits: u8,
+        pub pad2: [u8; 7],
+        pub arch_config: ArchDomainConfig,
+    }
+    /// `struct xen_domctl_max_mem`.
+    pub struct MaxMem { pub max_memkb: u64 }
+    /// `struct xen_domctl_max_vcpus`.
+    pub struct MaxVcpus { pub max: u32 }
+    /// `struct xen_domctl_hvmcontext`: `size` in: the buffer's size, out:
+    /// bytes written (gethvmcontext with a null `buffer`: the size needed).
+    pub struct HvmContext {
+        pub size: u32,
+        pub pad: u32,
+        pub buffer: u64,
     }
 }
 
-/// `CreateDomain::flags`: an HVM guest (every Warden guest is).
+/// `CreateDomain::flags` (`XEN_DOMCTL_CDF_*`): an HVM guest.
 pub const CDF_HVM: u32 = 1 << 0;
-/// `CreateDomain::flags`: uses hardware-assisted paging (every Warden guest does).
+/// Hardware-assisted paging.
 pub const CDF_HAP: u32 = 1 << 1;
+/// Memory integrity checked by tboot across S3.
+pub const CDF_S3_INTEGRITY: u32 = 1 << 2;
+/// Out-of-sync shadow page tables off.
+pub const CDF_OOS_OFF: u32 = 1 << 3;
+/// A xenstore domain.
+pub const CDF_XS_DOMAIN: u32 = 1 << 4;
+/// May use the IOMMU.
+pub const CDF_IOMMU: u32 = 1 << 5;
+/// Nested virtualization.
+pub const CDF_NESTED_VIRT: u32 = 1 << 6;
+/// Expose the vPMU.
+pub const CDF_VPMU: u32 = 1 << 7;
+/// Every `CDF_*` flag Xen 4.17 knows.
+pub const CDF_ALL: u32 = CDF_HVM
+    | CDF_HAP
+    | CDF_S3_INTEGRITY
+    | CDF_OOS_OFF
+    | CDF_XS_DOMAIN
+    | CDF_IOMMU
+    | CDF_NESTED_VIRT
+    | CDF_VPMU;
 
-/// `DomainInfo::flags`: being destroyed.
+/// `CreateDomain::iommu_opts`: do not share page tables with the IOMMU.
+pub const IOMMU_NO_SHAREPT: u32 = 1 << 0;
+/// `CreateDomain::grant_opts`: the mask of the maximum grant version.
+pub const GRANT_VERSION_MASK: u32 = 0xf;
+
+/// `ArchDomainConfig::emulation_flags` (`XEN_X86_EMU_*`): local APIC.
+pub const X86_EMU_LAPIC: u32 = 1 << 0;
+pub const X86_EMU_HPET: u32 = 1 << 1;
+pub const X86_EMU_PM: u32 = 1 << 2;
+pub const X86_EMU_RTC: u32 = 1 << 3;
+pub const X86_EMU_IOAPIC: u32 = 1 << 4;
+pub const X86_EMU_PIC: u32 = 1 << 5;
+pub const X86_EMU_VGA: u32 = 1 << 6;
+pub const X86_EMU_IOMMU: u32 = 1 << 7;
+pub const X86_EMU_PIT: u32 = 1 << 8;
+pub const X86_EMU_USE_PIRQ: u32 = 1 << 9;
+pub const X86_EMU_VPCI: u32 = 1 << 10;
+/// Every emulator flag.
+pub const X86_EMU_ALL: u32 = (1 << 11) - 1;
+/// `ArchDomainConfig::misc_flags`: unhandled MSRs read 0 and ignore writes.
+pub const X86_MSR_RELAXED: u32 = 1 << 0;
+
+/// `GetDomainInfo::flags` (`XEN_DOMINF_*`): being destroyed.
 pub const DOMINF_DYING: u32 = 1 << 0;
-/// `DomainInfo::flags`: HVM guest.
+/// An HVM guest.
 pub const DOMINF_HVM_GUEST: u32 = 1 << 1;
-/// `DomainInfo::flags`: shut down (reason in bits 16..24).
+/// Shut down (reason in bits 16..24).
 pub const DOMINF_SHUTDOWN: u32 = 1 << 2;
-/// `DomainInfo::flags`: paused by a controller.
+/// Paused by a controller.
 pub const DOMINF_PAUSED: u32 = 1 << 3;
-/// `DomainInfo::flags`: every online vCPU is blocked.
+/// Every online vCPU is blocked.
 pub const DOMINF_BLOCKED: u32 = 1 << 4;
-/// `DomainInfo::flags`: some vCPU is running.
+/// Some vCPU is running.
 pub const DOMINF_RUNNING: u32 = 1 << 5;
-/// `DomainInfo::flags`: the domain is privileged (Warden: the control domain).
-pub const DOMINF_PRIV: u32 = 1 << 7;
-/// `DomainInfo::flags`: hardware-assisted paging.
+/// Being debugged.
+pub const DOMINF_DEBUGGED: u32 = 1 << 6;
+/// A xenstore domain.
+pub const DOMINF_XS_DOMAIN: u32 = 1 << 7;
+/// Hardware-assisted paging.
 pub const DOMINF_HAP: u32 = 1 << 8;
-/// `DomainInfo::flags`: shift of the shutdown reason.
+/// Shift of the shutdown reason.
 pub const DOMINF_SHUTDOWN_SHIFT: u32 = 16;
-/// `DomainInfo::flags`: mask of the shutdown reason (after the shift).
+/// Mask of the shutdown reason (after the shift).
 pub const DOMINF_SHUTDOWN_MASK: u32 = 0xff;
+/// `GetDomainInfo::max_vcpu_id` of a domain without vCPUs.
+pub const INVALID_MAX_VCPU_ID: u32 = u32::MAX;
+
+/// Xen's `HVM_MAX_VCPUS`.
+pub const HVM_MAX_VCPUS: u32 = 128;
 
 impl Domctl {
     /// A domctl for `cmd` on `domain` with argument `arg`.
@@ -115,9 +203,7 @@ impl Domctl {
             domain,
             ..Default::default()
         };
-        let b = crate::Pod::as_bytes(arg);
-        let n = b.len().min(UNION_SIZE);
-        d.u[..n].copy_from_slice(&b[..n]);
+        d.set_arg(arg);
         d
     }
 
@@ -137,4 +223,19 @@ impl Domctl {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<DomainInfo>() <= UNION_SIZE);
+// Xen 4.17's sizes (the union members are at most its 128-byte pad).
+const _: () = assert!(core::mem::size_of::<Domctl>() == 144);
+const _: () = assert!(core::mem::size_of::<CreateDomain>() == 64);
+const _: () = assert!(core::mem::size_of::<GetDomainInfo>() == 112);
+const _: () = assert!(core::mem::size_of::<MaxMem>() == 8);
+const _: () = assert!(core::mem::size_of::<MaxVcpus>() == 4);
+const _: () = assert!(core::mem::size_of::<HvmContext>() == 16);
+const _: () = assert!(core::mem::size_of::<ArchDomainConfig>() == 8);
+const _: () = assert!(core::mem::offset_of!(Domctl, u) == 16);
+const _: () = assert!(core::mem::offset_of!(CreateDomain, flags) == 20);
+const _: () = assert!(core::mem::offset_of!(CreateDomain, arch) == 56);
+const _: () = assert!(core::mem::offset_of!(GetDomainInfo, cpu_time) == 56);
+const _: () = assert!(core::mem::offset_of!(GetDomainInfo, handle) == 76);
+const _: () = assert!(core::mem::offset_of!(GetDomainInfo, cpupool) == 92);
+const _: () = assert!(core::mem::offset_of!(GetDomainInfo, gpaddr_bits) == 96);
+const _: () = assert!(core::mem::offset_of!(GetDomainInfo, arch_config) == 104);

@@ -1,20 +1,34 @@
-//! `sysctl(op)` (hypercall 35): `op` points to a [`Sysctl`] whose `cmd`
-//! selects the sub-operation. The structure is copied back on success.
+//! `sysctl(op)` (hypercall 35): Xen 4.17's `struct xen_sysctl`
+//! (`xen/include/public/sysctl.h`, interface version 0x15). `op` points to a
+//! [`Sysctl`] whose `cmd` selects the sub-operation; the structure is copied
+//! back where Xen copies it back. A `Sysctl` with another
+//! `interface_version` is refused with `-EACCES` before anything else.
 
 crate::subops! {
     /// Read (and optionally clear) the console ring ([`ReadConsole`]).
     READCONSOLE = 1, "readconsole";
     /// Host facts ([`PhysInfo`]).
     PHYSINFO = 3, "physinfo";
+    /// The scheduler's id ([`SchedId`]).
+    SCHED_ID = 4, "sched_id";
     /// Information about several domains ([`GetDomainInfoList`]); domains
     /// the caller may not see are skipped.
     GETDOMAININFOLIST = 6, "getdomaininfolist";
+    /// Each CPU's core, socket and node ([`CpuTopoInfo`]).
+    CPUTOPOINFO = 16, "cputopoinfo";
+    /// Each NUMA node's memory and distances ([`NumaInfo`]).
+    NUMAINFO = 17, "numainfo";
+    /// CPU pools ([`CpupoolOp`]).
+    CPUPOOL_OP = 18, "cpupool_op";
     /// Live patching ([`Livepatch`]).
     LIVEPATCH_OP = 27, "livepatch_op";
 }
 
-/// `Sysctl::interface_version` Warden accepts.
-pub const INTERFACE_VERSION: u32 = 0x5753_0001;
+/// `XEN_SYSCTL_INTERFACE_VERSION` of Xen 4.17.
+pub const INTERFACE_VERSION: u32 = 0x0000_0015;
+
+/// Size of the argument union (`u.pad[128]`).
+pub const UNION_SIZE: usize = 128;
 
 /// Livepatch sub-operations (`Livepatch::cmd`), Xen's `XEN_SYSCTL_LIVEPATCH_*`.
 pub mod livepatch {
@@ -43,48 +57,75 @@ pub mod livepatch {
     pub const NAME_SIZE: usize = 128;
     /// Largest payload file (2 MiB, as Xen).
     pub const MAX_PAYLOAD: u64 = 2 << 20;
+    /// Most entries one LIST call may ask for (Xen: more is -E2BIG).
+    pub const LIST_MAX: u32 = 1024;
+}
+
+/// `CpupoolOp::op` (`XEN_SYSCTL_CPUPOOL_OP_*`).
+pub mod cpupool {
+    pub const CREATE: u32 = 1;
+    pub const DESTROY: u32 = 2;
+    /// The first pool whose id is >= `cpupool_id`: its id, scheduler,
+    /// domain count and CPUs.
+    pub const INFO: u32 = 3;
+    pub const ADDCPU: u32 = 4;
+    pub const RMCPU: u32 = 5;
+    pub const MOVEDOMAIN: u32 = 6;
+    /// The CPUs in no pool.
+    pub const FREEINFO: u32 = 7;
+    /// "Any" pool or CPU.
+    pub const PAR_ANY: u32 = 0xFFFF_FFFF;
 }
 
 crate::pod! {
-    /// The sysctl header and argument union.
+    /// `struct xen_sysctl` (136 bytes).
     pub struct Sysctl {
         pub cmd: u32,
         pub interface_version: u32,
         pub u: [u8; 128],
     }
-    /// `XEN_SYSCTL_readconsole`: reads up to `count` bytes into `buffer`
-    /// (from the oldest byte, or from `index` if `incremental`), then clears
-    /// the ring if `clear`. Out: `count` = bytes copied, `index` = position
-    /// for the next incremental read (a position modulo 2^32).
+    /// `struct xen_sysctl_readconsole` (24 bytes): reads up to `count` bytes
+    /// into `buffer` (from the oldest byte, or from `index` if
+    /// `incremental`), then clears what it read if `clear`. Out: `count` =
+    /// bytes copied, `index` = position for the next incremental read.
     pub struct ReadConsole {
         pub clear: u8,
         pub incremental: u8,
-        pub pad0: [u8; 2],
+        pub pad0: u8,
+        pub pad1: u8,
         pub index: u32,
         pub buffer: u64,
         pub count: u32,
-        pub pad1: u32,
+        pub pad2: u32,
     }
-    /// `XEN_SYSCTL_physinfo`.
+    /// `struct xen_sysctl_physinfo` (112 bytes).
     pub struct PhysInfo {
         pub threads_per_core: u32,
         pub cores_per_socket: u32,
+        /// CPUs online.
         pub nr_cpus: u32,
+        /// Largest possible CPU id.
         pub max_cpu_id: u32,
         pub nr_nodes: u32,
         pub max_node_id: u32,
         pub cpu_khz: u32,
+        /// `PHYSCAP_*`.
         pub capabilities: u32,
+        pub arch_capabilities: u32,
+        pub pad: u32,
         pub total_pages: u64,
         pub free_pages: u64,
         pub scrub_pages: u64,
         pub outstanding_pages: u64,
+        /// Largest possible machine frame number.
         pub max_mfn: u64,
         pub hw_cap: [u32; 8],
     }
-    /// `XEN_SYSCTL_getdomaininfolist`: up to `max_domains` entries
-    /// (`domctl::DomainInfo`) for domains with id >= `first_domain`, written
-    /// to `buffer`; out: `num_domains`.
+    /// `struct xen_sysctl_sched_id`.
+    pub struct SchedId { pub sched_id: u32 }
+    /// `struct xen_sysctl_getdomaininfolist` (24 bytes): up to `max_domains`
+    /// entries (`domctl::GetDomainInfo`) for domains with id >=
+    /// `first_domain`, written to `buffer`; out: `num_domains`.
     pub struct GetDomainInfoList {
         pub first_domain: u16,
         pub pad0: u16,
@@ -93,28 +134,65 @@ crate::pod! {
         pub num_domains: u32,
         pub pad1: u32,
     }
-    /// `XEN_SYSCTL_livepatch_op`: `cmd` is one of [`livepatch`]; `u` holds
-    /// the sub-operation's argument ([`LpUpload`], [`LpGet`], [`LpList`],
-    /// [`LpAction`]).
+    /// `struct xenctl_bitmap`: `nr_bits` bits at `bitmap`.
+    pub struct CtlBitmap {
+        pub bitmap: u64,
+        pub nr_bits: u32,
+        pub pad: u32,
+    }
+    /// `struct xen_sysctl_cputopo`.
+    pub struct CpuTopo { pub core: u32, pub socket: u32, pub node: u32 }
+    /// `struct xen_sysctl_cputopoinfo`: `num_cpus` in: room at `cputopo`
+    /// (a null handle asks for the count), out: entries.
+    pub struct CpuTopoInfo {
+        pub num_cpus: u32,
+        pub pad: u32,
+        pub cputopo: u64,
+    }
+    /// `struct xen_sysctl_meminfo`.
+    pub struct MemInfo { pub memsize: u64, pub memfree: u64 }
+    /// `struct xen_sysctl_numainfo`: `num_nodes` in: room, out: nodes;
+    /// `distance` holds num_nodes x num_nodes u32.
+    pub struct NumaInfo {
+        pub num_nodes: u32,
+        pub pad: u32,
+        pub meminfo: u64,
+        pub distance: u64,
+    }
+    /// `struct xen_sysctl_cpupool_op` (40 bytes).
+    pub struct CpupoolOp {
+        /// `cpupool::*`.
+        pub op: u32,
+        pub cpupool_id: u32,
+        pub sched_id: u32,
+        pub domid: u32,
+        pub cpu: u32,
+        pub n_dom: u32,
+        pub cpumap: CtlBitmap,
+    }
+    /// `struct xen_sysctl_livepatch_op` (72 bytes): `cmd` is one of
+    /// [`livepatch`]; `u` holds the sub-operation's argument ([`LpUpload`],
+    /// [`LpGet`], [`LpList`], [`LpAction`]).
     pub struct Livepatch {
         pub cmd: u32,
         pub pad: u32,
-        pub u: [u8; 112],
+        pub u: [u8; 64],
     }
-    /// `xen_livepatch_name`: `name` points to `size` bytes (the name and its
-    /// NUL; at most [`livepatch::NAME_SIZE`]).
+    /// `struct xen_livepatch_name`: `name` points to `size` bytes (the name
+    /// and its NUL; at most [`livepatch::NAME_SIZE`]).
     pub struct LpName {
         pub name: u64,
         pub size: u16,
         pub pad: [u16; 3],
     }
-    /// `xen_livepatch_status`: state (`livepatch::STATE_*`) and the last
-    /// action's result (0, `-EAGAIN` while pending, or `-errno`).
+    /// `struct xen_livepatch_status`: state (`livepatch::STATE_*`) and the
+    /// last action's result (0, `-EAGAIN` while pending, or `-errno`).
     pub struct LpStatus {
         pub state: u32,
         pub rc: i32,
     }
-    /// UPLOAD: `size` bytes at `payload`.
+    /// UPLOAD: `size` bytes at `payload` (Warden's payloads end with their
+    /// signature trailer: in the file, so the layout is Xen's).
     pub struct LpUpload {
         pub name: LpName,
         pub size: u64,
@@ -125,22 +203,29 @@ crate::pod! {
         pub name: LpName,
         pub status: LpStatus,
     }
-    /// LIST: in `idx` (first entry) and `nr` (room in the arrays); out `nr`
-    /// (entries written), `version` (changes on every upload and unload), and
-    /// the hypercall's result is the number of entries after those returned.
-    /// `status`: `nr` x [`LpStatus`]; `name`: `nr` x [`livepatch::NAME_SIZE`]
-    /// bytes (NUL-terminated); `len`: `nr` x u32 (name lengths).
+    /// LIST (`struct xen_sysctl_livepatch_list`): in `idx` (first entry)
+    /// and `nr` (room in the arrays; 0 asks only for the totals); out `nr`
+    /// = entries after those returned, `version` (changes on every upload
+    /// and unload), `name_total_size` / `metadata_total_size`; the
+    /// hypercall returns the number of entries written. `status`: `nr` x
+    /// [`LpStatus`]; `name`: the names, each with its NUL, one after the
+    /// other; `len`: `nr` x u32 (each name's length with its NUL);
+    /// `metadata` / `metadata_len` likewise.
     pub struct LpList {
         pub version: u32,
         pub idx: u32,
         pub nr: u32,
         pub pad: u32,
+        pub name_total_size: u32,
+        pub metadata_total_size: u32,
         pub status: u64,
         pub name: u64,
         pub len: u64,
+        pub metadata: u64,
+        pub metadata_len: u64,
     }
-    /// ACTION: `cmd` (`livepatch::ACTION_*`), `timeout` in ns (0 = 30 ms),
-    /// `flags` (`livepatch::ACTION_APPLY_NODEPS`).
+    /// ACTION: `cmd` (`livepatch::ACTION_*`), `timeout` in ns (0 = the
+    /// hypervisor's default), `flags` (`livepatch::ACTION_APPLY_NODEPS`).
     pub struct LpAction {
         pub name: LpName,
         pub cmd: u32,
@@ -150,10 +235,36 @@ crate::pod! {
     }
 }
 
-/// `PhysInfo::capabilities`: HVM guests supported.
+/// `PhysInfo::capabilities` (`XEN_SYSCTL_PHYSCAP_*`): HVM guests.
 pub const PHYSCAP_HVM: u32 = 1 << 0;
-/// `PhysInfo::capabilities`: hardware-assisted paging.
-pub const PHYSCAP_HAP: u32 = 1 << 2;
+/// PV guests.
+pub const PHYSCAP_PV: u32 = 1 << 1;
+/// Device pass-through with an IOMMU.
+pub const PHYSCAP_DIRECTIO: u32 = 1 << 2;
+/// Hardware-assisted paging.
+pub const PHYSCAP_HAP: u32 = 1 << 3;
+/// Shadow paging.
+pub const PHYSCAP_SHADOW: u32 = 1 << 4;
+/// IOMMU shares the HAP page tables.
+pub const PHYSCAP_IOMMU_HAP_PT_SHARE: u32 = 1 << 5;
+pub const PHYSCAP_VMTRACE: u32 = 1 << 6;
+pub const PHYSCAP_VPMU: u32 = 1 << 7;
+/// Grant tables version 1.
+pub const PHYSCAP_GNTTAB_V1: u32 = 1 << 8;
+/// Grant tables version 2.
+pub const PHYSCAP_GNTTAB_V2: u32 = 1 << 9;
+
+/// Scheduler ids (`XEN_SCHEDULER_*`, domctl.h).
+pub const SCHEDULER_CREDIT: u32 = 5;
+pub const SCHEDULER_CREDIT2: u32 = 6;
+pub const SCHEDULER_ARINC653: u32 = 7;
+pub const SCHEDULER_RTDS: u32 = 8;
+pub const SCHEDULER_NULL: u32 = 9;
+
+/// `CpuTopo` fields of a CPU that is not present.
+pub const INVALID_TOPOLOGY_ID: u32 = u32::MAX;
+/// `MemInfo` fields of a node that is not online.
+pub const INVALID_MEM_SZ: u64 = u32::MAX as u64;
 
 impl Sysctl {
     /// A sysctl for `cmd` with argument `arg`.
@@ -163,30 +274,28 @@ impl Sysctl {
             interface_version: INTERFACE_VERSION,
             ..Default::default()
         };
-        let b = crate::Pod::as_bytes(arg);
-        let n = b.len().min(128);
-        s.u[..n].copy_from_slice(&b[..n]);
+        s.set_arg(arg);
         s
     }
 
     /// Store `arg` in the argument union.
     pub fn set_arg<T: crate::Pod>(&mut self, arg: &T) {
         let b = crate::Pod::as_bytes(arg);
-        let n = b.len().min(128);
+        let n = b.len().min(UNION_SIZE);
         self.u[..n].copy_from_slice(&b[..n]);
     }
 
     /// The argument union read as `T`.
     pub fn arg<T: crate::Pod>(&self) -> T {
-        let n = core::mem::size_of::<T>().min(128);
+        let n = core::mem::size_of::<T>().min(UNION_SIZE);
         let mut v = T::default();
         crate::Pod::as_bytes_mut(&mut v)[..n].copy_from_slice(&self.u[..n]);
         v
     }
 }
 
-const _: () = assert!(core::mem::size_of::<PhysInfo>() <= 128);
-const _: () = assert!(core::mem::size_of::<Livepatch>() <= 128);
+/// Size of `Livepatch::u`.
+const LP_UNION: usize = 64;
 
 impl Livepatch {
     /// A livepatch_op for sub-operation `cmd` with argument `arg`.
@@ -195,28 +304,44 @@ impl Livepatch {
             cmd,
             ..Default::default()
         };
-        let b = crate::Pod::as_bytes(arg);
-        let n = b.len().min(112);
-        l.u[..n].copy_from_slice(&b[..n]);
+        l.set_arg(arg);
         l
     }
 
     /// Store `arg` in the argument union.
     pub fn set_arg<T: crate::Pod>(&mut self, arg: &T) {
         let b = crate::Pod::as_bytes(arg);
-        let n = b.len().min(112);
+        let n = b.len().min(LP_UNION);
         self.u[..n].copy_from_slice(&b[..n]);
     }
 
     /// The argument union read as `T`.
     pub fn arg<T: crate::Pod>(&self) -> T {
-        let n = core::mem::size_of::<T>().min(112);
+        let n = core::mem::size_of::<T>().min(LP_UNION);
         let mut v = T::default();
         crate::Pod::as_bytes_mut(&mut v)[..n].copy_from_slice(&self.u[..n]);
         v
     }
 }
 
-const _: () = assert!(core::mem::size_of::<LpUpload>() <= 112);
-const _: () = assert!(core::mem::size_of::<LpList>() <= 112);
-const _: () = assert!(core::mem::size_of::<LpAction>() <= 112);
+// Xen 4.17's sizes.
+const _: () = assert!(core::mem::size_of::<Sysctl>() == 136);
+const _: () = assert!(core::mem::offset_of!(Sysctl, u) == 8);
+const _: () = assert!(core::mem::size_of::<ReadConsole>() == 24);
+const _: () = assert!(core::mem::size_of::<PhysInfo>() == 112);
+const _: () = assert!(core::mem::offset_of!(PhysInfo, total_pages) == 40);
+const _: () = assert!(core::mem::offset_of!(PhysInfo, hw_cap) == 80);
+const _: () = assert!(core::mem::size_of::<SchedId>() == 4);
+const _: () = assert!(core::mem::size_of::<GetDomainInfoList>() == 24);
+const _: () = assert!(core::mem::size_of::<CtlBitmap>() == 16);
+const _: () = assert!(core::mem::size_of::<CpuTopo>() == 12);
+const _: () = assert!(core::mem::size_of::<CpuTopoInfo>() == 16);
+const _: () = assert!(core::mem::size_of::<MemInfo>() == 16);
+const _: () = assert!(core::mem::size_of::<NumaInfo>() == 24);
+const _: () = assert!(core::mem::size_of::<CpupoolOp>() == 40);
+const _: () = assert!(core::mem::size_of::<Livepatch>() == 72);
+const _: () = assert!(core::mem::size_of::<LpName>() == 16);
+const _: () = assert!(core::mem::size_of::<LpUpload>() == 32);
+const _: () = assert!(core::mem::size_of::<LpGet>() == 24);
+const _: () = assert!(core::mem::size_of::<LpList>() == LP_UNION);
+const _: () = assert!(core::mem::size_of::<LpAction>() == 32);

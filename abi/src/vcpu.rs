@@ -61,7 +61,7 @@ pub const SSHOTTMR_FUTURE: u32 = 1;
 pub const HVM_MODE_64B: u32 = 1;
 /// `HvmContext::mode`: 32-bit protected mode, paging off (Xen's
 /// `VCPU_HVM_MODE_32B`; the PVH entry state). Only the builder starts a vCPU
-/// in it; `VCPUOP_initialise` and setvcpucontext take 64-bit states.
+/// in it; `VCPUOP_initialise` takes 64-bit states.
 pub const HVM_MODE_32B: u32 = 0;
 
 /// Most vCPUs a domain may have.
@@ -114,7 +114,8 @@ crate::pod! {
     }
     /// A vCPU's initial state (Xen's `vcpu_hvm_context` in 64-bit mode):
     /// flat segments, long mode, the registers below. Used by
-    /// `VCPUOP_initialise` and `XEN_DOMCTL_{set,get}vcpucontext`.
+    /// `VCPUOP_initialise` (the toolstack sets vCPU state with
+    /// `XEN_DOMCTL_sethvmcontext` records, `crate::xen::hvm_save`).
     pub struct HvmContext {
         pub mode: u32,
         pub pad: u32,

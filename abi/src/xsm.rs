@@ -53,6 +53,12 @@ crate::subops! {
     DEVICETREE_LABEL = 25, "devicetree_label";
 }
 
+/// The initial SID a toolstack gives a domain created without a label
+/// (libxl's `SECINITSID_DOMU`: the `domU` initial SID of Xen 4.17's
+/// policy vocabulary, `policies/flask/initial_sids`). A createdomain
+/// `ssidref` of 0 is not this: Xen labels such a domain `unlabeled`.
+pub const SECINITSID_DOMU: u32 = 12;
+
 /// `FlaskOp::interface_version` (Xen's XEN_FLASK_INTERFACE_VERSION).
 pub const FLASK_INTERFACE_VERSION: u32 = 1;
 /// Largest policy LOAD accepts (64 MiB, as Xen).

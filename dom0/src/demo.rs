@@ -2,7 +2,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use warden_abi::domctl::{self, DomainInfo};
+use warden_abi::domctl::{self, GetDomainInfo};
 use warden_abi::version::*;
 use warden_guest::hypercall as hc;
 use warden_guest::println;
@@ -74,7 +74,7 @@ fn label(sid: u32) -> String {
     }
 }
 
-fn state(i: &DomainInfo) -> &'static str {
+fn state(i: &GetDomainInfo) -> &'static str {
     if i.flags & domctl::DOMINF_DYING != 0 {
         "dying"
     } else if i.flags & domctl::DOMINF_SHUTDOWN != 0 {
@@ -91,7 +91,7 @@ fn state(i: &DomainInfo) -> &'static str {
 }
 
 fn domains() {
-    let mut list = [DomainInfo::default(); 16];
+    let mut list = [GetDomainInfo::default(); 16];
     match hc::getdomaininfolist(0, &mut list) {
         Ok(n) => {
             println!("dom0: {n} domains (getdomaininfolist):");

@@ -1,7 +1,7 @@
 //! Hypercalls: the raw instruction and a wrapper per operation of the ABI.
 //! Pointers passed to the hypervisor are the guest's own virtual addresses.
 
-use warden_abi::domctl::{self, DomainInfo, Domctl};
+use warden_abi::domctl::{self, Domctl, GetDomainInfo};
 use warden_abi::sysctl::{self, PhysInfo, ReadConsole, Sysctl, livepatch};
 use warden_abi::vcpu::{HvmContext, RunstateInfo};
 use warden_abi::xsm::{self as fx, FlaskOp};
@@ -318,15 +318,41 @@ fn domctl_with<T: Pod>(cmd: u32, domid: DomId, arg: &T) -> Result<Domctl, Errno>
     Ok(op)
 }
 
-/// XEN_DOMCTL_createdomain: returns the new domain's id.
-pub fn createdomain(want: DomId, ssidref: u32, max_vcpus: u32) -> Result<DomId, Errno> {
-    let a = domctl::CreateDomain {
+/// A `xen_domctl_createdomain` as libxl fills it for a PVH guest:
+/// HVM with HAP, only the local APIC emulated, grant tables v1 with Xen's
+/// default limits, 1023 event-channel ports, CPU pool 0.
+pub fn pvh_config(ssidref: u32, max_vcpus: u32) -> domctl::CreateDomain {
+    domctl::CreateDomain {
         ssidref,
         flags: domctl::CDF_HVM | domctl::CDF_HAP,
         max_vcpus,
+        max_evtchn_port: 1023,
+        max_grant_frames: -1,
+        max_maptrack_frames: -1,
+        grant_opts: 1,
+        arch: domctl::ArchDomainConfig {
+            emulation_flags: domctl::X86_EMU_LAPIC,
+            misc_flags: 0,
+        },
         ..Default::default()
+    }
+}
+
+/// XEN_DOMCTL_createdomain of a PVH guest ([`pvh_config`]) labelled
+/// `ssidref` (0: as libxl without `seclabel=`, the domU initial SID):
+/// returns the new domain's id. Its vCPUs still need [`max_vcpus`].
+pub fn createdomain(want: DomId, ssidref: u32, max_vcpus: u32) -> Result<DomId, Errno> {
+    let ssidref = match ssidref {
+        0 => warden_abi::xsm::SECINITSID_DOMU,
+        s => s,
     };
-    Ok(domctl_with(domctl::CREATEDOMAIN, want, &a)?.domain)
+    createdomain_with(want, &pvh_config(ssidref, max_vcpus))
+}
+
+/// XEN_DOMCTL_createdomain with a configuration as given: returns the new
+/// domain's id.
+pub fn createdomain_with(want: DomId, a: &domctl::CreateDomain) -> Result<DomId, Errno> {
+    Ok(domctl_with(domctl::CREATEDOMAIN, want, a)?.domain)
 }
 
 /// XEN_DOMCTL_destroydomain.
@@ -344,9 +370,20 @@ pub fn unpausedomain(d: DomId) -> HResult {
     domctl_with(domctl::UNPAUSEDOMAIN, d, &()).map(|_| 0)
 }
 
-/// XEN_DOMCTL_getdomaininfo.
-pub fn getdomaininfo(d: DomId) -> Result<DomainInfo, Errno> {
+/// XEN_DOMCTL_getdomaininfo as Xen 4.17 answers it: the first domain
+/// whose id is >= `d` (the id reported is its `domain` field).
+pub fn getdomaininfo_from(d: DomId) -> Result<GetDomainInfo, Errno> {
     Ok(domctl_with(domctl::GETDOMAININFO, d, &())?.arg())
+}
+
+/// XEN_DOMCTL_getdomaininfo of domain `d` itself (-ESRCH if the domain
+/// found is another one, as libxc's `xc_domain_getinfo_single`).
+pub fn getdomaininfo(d: DomId) -> Result<GetDomainInfo, Errno> {
+    let i = getdomaininfo_from(d)?;
+    if i.domain != d {
+        return Err(Errno(warden_abi::errno::ESRCH));
+    }
+    Ok(i)
 }
 
 /// XEN_DOMCTL_max_mem.
@@ -359,26 +396,63 @@ pub fn max_vcpus(d: DomId, n: u32) -> HResult {
     domctl_with(domctl::MAX_VCPUS, d, &domctl::MaxVcpus { max: n }).map(|_| 0)
 }
 
-/// XEN_DOMCTL_setvcpucontext.
-pub fn setvcpucontext(d: DomId, vcpu: u32, ctx: &HvmContext) -> HResult {
-    let a = domctl::VcpuContext {
-        vcpu,
-        pad: 0,
-        ctxt: ptr(ctx),
-    };
-    domctl_with(domctl::SETVCPUCONTEXT, d, &a).map(|_| 0)
+/// XEN_DOMCTL_gethvmcontext with a null buffer: the size an image may need.
+pub fn gethvmcontext_size(d: DomId) -> Result<u32, Errno> {
+    let op = domctl_with(domctl::GETHVMCONTEXT, d, &domctl::HvmContext::default())?;
+    Ok(op.arg::<domctl::HvmContext>().size)
 }
 
-/// XEN_DOMCTL_getvcpucontext.
-pub fn getvcpucontext(d: DomId, vcpu: u32) -> Result<HvmContext, Errno> {
-    let mut ctx = HvmContext::default();
-    let a = domctl::VcpuContext {
-        vcpu,
+/// XEN_DOMCTL_gethvmcontext into `buf`: returns the image's length.
+pub fn gethvmcontext(d: DomId, buf: &mut [u8]) -> Result<usize, Errno> {
+    let a = domctl::HvmContext {
+        size: buf.len() as u32,
         pad: 0,
-        ctxt: ptr_mut(&mut ctx),
+        buffer: buf.as_mut_ptr() as u64,
     };
-    domctl_with(domctl::GETVCPUCONTEXT, d, &a)?;
-    Ok(ctx)
+    let op = domctl_with(domctl::GETHVMCONTEXT, d, &a)?;
+    Ok(op.arg::<domctl::HvmContext>().size as usize)
+}
+
+/// XEN_DOMCTL_sethvmcontext of the image `img`.
+pub fn sethvmcontext(d: DomId, img: &[u8]) -> HResult {
+    let a = domctl::HvmContext {
+        size: img.len() as u32,
+        pad: 0,
+        buffer: img.as_ptr() as u64,
+    };
+    domctl_with(domctl::SETHVMCONTEXT, d, &a).map(|_| 0)
+}
+
+/// The records of an HVM context image: (type code, instance, body), up to
+/// the end marker or the first malformed descriptor.
+pub fn hvm_context_records(img: &[u8]) -> impl Iterator<Item = (u16, u16, &[u8])> {
+    let mut at = 0usize;
+    core::iter::from_fn(move || {
+        let d = warden_abi::xen::hvm_save::SaveDescriptor::from_bytes(img.get(at..at + 8)?)?;
+        if d.typecode == warden_abi::xen::hvm_save::END {
+            return None;
+        }
+        let body = img.get(at + 8..at + 8 + d.length as usize)?;
+        at += 8 + d.length as usize;
+        Some((d.typecode, d.instance, body))
+    })
+}
+
+/// Append a record to an HVM context image.
+pub fn hvm_context_push<T: Pod>(
+    img: &mut alloc::vec::Vec<u8>,
+    typecode: u16,
+    instance: u16,
+    body: &T,
+) {
+    let b = body.as_bytes();
+    let d = warden_abi::xen::hvm_save::SaveDescriptor {
+        typecode,
+        instance,
+        length: b.len() as u32,
+    };
+    img.extend_from_slice(d.as_bytes());
+    img.extend_from_slice(b);
 }
 
 // ------------------------------------------------------------ sysctl
@@ -417,7 +491,7 @@ pub fn physinfo() -> Result<PhysInfo, Errno> {
 }
 
 /// XEN_SYSCTL_getdomaininfolist: fills `out` from `first`; returns the count.
-pub fn getdomaininfolist(first: DomId, out: &mut [DomainInfo]) -> Result<usize, Errno> {
+pub fn getdomaininfolist(first: DomId, out: &mut [GetDomainInfo]) -> Result<usize, Errno> {
     let a = sysctl::GetDomainInfoList {
         first_domain: first,
         max_domains: out.len() as u32,
@@ -427,6 +501,61 @@ pub fn getdomaininfolist(first: DomId, out: &mut [DomainInfo]) -> Result<usize, 
     let mut op = Sysctl::new(sysctl::GETDOMAININFOLIST, &a);
     sysctl(&mut op)?;
     Ok(op.arg::<sysctl::GetDomainInfoList>().num_domains as usize)
+}
+
+/// XEN_SYSCTL_sched_id.
+pub fn sched_id() -> Result<u32, Errno> {
+    let mut op = Sysctl::new(sysctl::SCHED_ID, &());
+    sysctl(&mut op)?;
+    Ok(op.arg::<sysctl::SchedId>().sched_id)
+}
+
+/// XEN_SYSCTL_cpupool_op `cmd` on `pool`, the pool's CPUs into `cpumap`:
+/// returns the answer (its pool id, scheduler, domain count).
+pub fn cpupool_op(cmd: u32, pool: u32, cpumap: &mut [u8]) -> Result<sysctl::CpupoolOp, Errno> {
+    let a = sysctl::CpupoolOp {
+        op: cmd,
+        cpupool_id: pool,
+        cpumap: sysctl::CtlBitmap {
+            bitmap: cpumap.as_mut_ptr() as u64,
+            nr_bits: (cpumap.len() * 8) as u32,
+            pad: 0,
+        },
+        ..Default::default()
+    };
+    let mut op = Sysctl::new(sysctl::CPUPOOL_OP, &a);
+    sysctl(&mut op)?;
+    Ok(op.arg())
+}
+
+/// XEN_SYSCTL_cputopoinfo into `out` (empty: ask for the count); returns the CPU count.
+pub fn cputopoinfo(out: &mut [sysctl::CpuTopo]) -> Result<u32, Errno> {
+    let a = sysctl::CpuTopoInfo {
+        num_cpus: out.len() as u32,
+        pad: 0,
+        cputopo: if out.is_empty() {
+            0
+        } else {
+            out.as_mut_ptr() as u64
+        },
+    };
+    let mut op = Sysctl::new(sysctl::CPUTOPOINFO, &a);
+    sysctl(&mut op)?;
+    Ok(op.arg::<sysctl::CpuTopoInfo>().num_cpus)
+}
+
+/// XEN_SYSCTL_numainfo into `mem` and `distance` (`mem.len()`^2 entries);
+/// returns the node count.
+pub fn numainfo(mem: &mut [sysctl::MemInfo], distance: &mut [u32]) -> Result<u32, Errno> {
+    let a = sysctl::NumaInfo {
+        num_nodes: mem.len() as u32,
+        pad: 0,
+        meminfo: mem.as_mut_ptr() as u64,
+        distance: distance.as_mut_ptr() as u64,
+    };
+    let mut op = Sysctl::new(sysctl::NUMAINFO, &a);
+    sysctl(&mut op)?;
+    Ok(op.arg::<sysctl::NumaInfo>().num_nodes)
 }
 
 /// XEN_SYSCTL_livepatch_op with sub-operation `cmd` and an all-zero argument.
@@ -493,8 +622,10 @@ pub fn lp_get(name: &str) -> Result<sysctl::LpStatus, Errno> {
     Ok(op.arg::<sysctl::LpGet>().status)
 }
 
-/// LIVEPATCH LIST from entry `idx` into the arrays (equal lengths): returns
-/// (entries written, version, entries left after them).
+/// LIVEPATCH LIST from entry `idx` into the arrays (equal lengths; each
+/// name in its own NUL-terminated slot): returns (entries written,
+/// version, entries left after them). Xen 4.17 packs the names one after
+/// the other; they are spread into the slots here.
 pub fn lp_list(
     idx: u32,
     status: &mut [sysctl::LpStatus],
@@ -502,18 +633,38 @@ pub fn lp_list(
     lens: &mut [u32],
 ) -> Result<(u32, u32, u64), Errno> {
     let nr = status.len().min(names.len()).min(lens.len()) as u32;
+    let mut meta_lens = [0u32; 64];
+    let nr = nr.min(meta_lens.len() as u32);
     let a = sysctl::LpList {
         idx,
         nr,
         status: status.as_mut_ptr() as u64,
         name: names.as_mut_ptr() as u64,
         len: lens.as_mut_ptr() as u64,
+        // Warden's payloads carry no metadata (every length is 0).
+        metadata: names.as_mut_ptr() as u64,
+        metadata_len: meta_lens.as_mut_ptr() as u64,
         ..Default::default()
     };
     let mut op = sysctl::Livepatch::new(livepatch::LIST, &a);
-    let left = livepatch_op(&mut op)?;
+    let written = livepatch_op(&mut op)? as u32;
     let r: sysctl::LpList = op.arg();
-    Ok((r.nr, r.version, left))
+    // Unpack from the last name back: each slot starts at or after its
+    // packed name (every name is at most a slot long).
+    let flat = names.as_flattened_mut();
+    let mut offsets = [0usize; 64];
+    let mut off = 0usize;
+    for i in 0..written as usize {
+        offsets[i] = off;
+        off += (lens[i] as usize).min(livepatch::NAME_SIZE);
+    }
+    for i in (0..written as usize).rev() {
+        let n = (lens[i] as usize).min(livepatch::NAME_SIZE);
+        let slot = i * livepatch::NAME_SIZE;
+        flat.copy_within(offsets[i]..offsets[i] + n, slot);
+        flat[slot + n..slot + livepatch::NAME_SIZE].fill(0);
+    }
+    Ok((written, r.version, u64::from(r.nr)))
 }
 
 /// LIVEPATCH ACTION `cmd` (`livepatch::ACTION_*`) on `name`; `timeout_ns` 0 = 30 ms.

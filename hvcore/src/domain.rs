@@ -337,6 +337,33 @@ impl LineBuf {
     }
 }
 
+/// What createdomain fixed about a domain (Xen 4.17's
+/// `xen_domctl_createdomain`, as far as Warden keeps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainConfig {
+    /// The vCPUs `max_vcpus` must allocate (0: not fixed at creation, as for
+    /// boot-built domains, whose builder allocates them directly).
+    pub max_vcpus: u32,
+    /// `XEN_DOMCTL_CDF_xs_domain`: a xenstore domain.
+    pub xs_domain: bool,
+    /// `XEN_X86_EMU_*` (reported by getdomaininfo).
+    pub emulation_flags: u32,
+    /// The CPU pool (Warden has pool 0 only).
+    pub cpupool: u32,
+}
+
+impl Default for DomainConfig {
+    /// A PVH domain: only the local APIC is emulated.
+    fn default() -> Self {
+        DomainConfig {
+            max_vcpus: 0,
+            xs_domain: false,
+            emulation_flags: warden_abi::domctl::X86_EMU_LAPIC,
+            cpupool: 0,
+        }
+    }
+}
+
 /// A domain.
 pub struct Domain {
     pub id: DomId,
@@ -348,6 +375,8 @@ pub struct Domain {
     pub name: String,
     /// Toolstack handle (UUID).
     pub handle: [u8; 16],
+    /// What createdomain fixed.
+    pub config: DomainConfig,
     /// Memory.
     pub mem: spin::RwLock<DomMem>,
     /// vCPUs (empty until max_vcpus, cleared at destroy).
@@ -395,6 +424,7 @@ impl Domain {
             privileged,
             name,
             handle: [0; 16],
+            config: DomainConfig::default(),
             mem: spin::RwLock::new(DomMem {
                 p2m: Some(p2m),
                 tot_pages: 0,
@@ -457,6 +487,11 @@ pub struct GuestVcpu {
     pub clock: crate::xen::time::VcpuClock,
     /// Its local APIC and the interrupt offered to it (`emul::exits`).
     pub lapic: spin::Mutex<crate::emul::exits::VcpuIntr>,
+    /// Its MTRRs as the toolstack set them (the MTRR save record, PAT
+    /// aside: that is in the hardware state). Kept, not applied: Warden
+    /// maps guest RAM write-back and hides MTRRs in CPUID, as Xen maps an
+    /// HVM guest on AMD without pass-through devices.
+    pub mtrr: spin::Mutex<warden_abi::xen::hvm_save::HwMtrr>,
 }
 
 impl GuestVcpu {
@@ -472,6 +507,7 @@ impl GuestVcpu {
             decisions: crate::gate::DecisionCache::new(),
             clock: crate::xen::time::VcpuClock::default(),
             lapic: spin::Mutex::new(crate::emul::exits::VcpuIntr::new(id)),
+            mtrr: spin::Mutex::new(crate::xen::hvmctx::mtrr_reset()),
         }
     }
 }

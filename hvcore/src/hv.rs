@@ -10,7 +10,7 @@
 //! every page scrubbed and returned to the frame allocator.
 
 use crate::cmdline::FlaskMode;
-use crate::domain::{DomSnap, Domain, DomainTable, GuestVcpu};
+use crate::domain::{DomSnap, Domain, DomainConfig, DomainTable, GuestVcpu};
 use crate::gate::Gate;
 use crate::guestmem::{Fault, GuestPhys};
 use crate::p2m::{MapError, P2m, PhysView};
@@ -22,7 +22,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use warden_abi::domctl::{self as dc, DomainInfo};
+use warden_abi::domctl::{self as dc, GetDomainInfo};
 use warden_abi::sched::{SHUTDOWN_CRASH, reason_name};
 use warden_abi::{DomId, errno};
 
@@ -38,6 +38,18 @@ pub struct NewDomain {
     pub max_pages: u64,
     pub weight: u32,
     pub handle: [u8; 16],
+}
+
+/// Limits createdomain sets (Xen 4.17's `max_grant_frames`,
+/// `max_maptrack_frames` and `max_evtchn_port`, already validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainLimits {
+    /// Grant-table frames (1..=`gnttab::MAX_GRANT_FRAMES`).
+    pub grant_frames: u32,
+    /// Maptrack chunks of `maptrack::CHUNK` handles.
+    pub maptrack_chunks: u32,
+    /// Highest event-channel port.
+    pub max_evtchn_port: u32,
 }
 
 /// The live-patch operations (registered by the live-patch subsystem). It
@@ -188,8 +200,20 @@ impl Hv {
         }
     }
 
-    /// Create a domain (paused, without vCPUs or memory).
+    /// Create a domain (paused, without vCPUs or memory), with the default
+    /// configuration (PVH) and Xen's default limits.
     pub fn create_domain(&self, n: NewDomain) -> Result<Arc<Domain>, i32> {
+        self.create_domain_with(n, DomainConfig::default(), None)
+    }
+
+    /// Create a domain with what createdomain asked for: `config` and, if
+    /// given, grant-table and event-channel `limits` (already validated).
+    pub fn create_domain_with(
+        &self,
+        n: NewDomain,
+        config: DomainConfig,
+        limits: Option<DomainLimits>,
+    ) -> Result<Arc<Domain>, i32> {
         let (id, generation) = self.domains.reserve(n.want)?;
         let Some(p2m) = P2m::new(self.platform.mem(), P2m::table_budget(n.max_pages)) else {
             self.domains.unreserve(id);
@@ -202,6 +226,16 @@ impl Hv {
         };
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
         d.handle = n.handle;
+        d.config = config;
+        if let Some(l) = limits {
+            d.gnttab = Arc::new(crate::xen::gnttab::GrantTable::new(
+                id,
+                l.grant_frames,
+                l.maptrack_chunks,
+                crate::xen::gnttab::LockMode::PerEntry,
+            ));
+            d.evtchn.set_max_port(l.max_evtchn_port);
+        }
         // Xen's initial grant-table frame (the table grows on demand if
         // memory is short now).
         let _ = d
@@ -590,47 +624,68 @@ impl Hv {
         Some(pages)
     }
 
-    /// getdomaininfo for `d` labelled `sid`.
-    pub fn domain_info(&self, d: &Domain, sid: u32) -> DomainInfo {
+    /// getdomaininfo (Xen 4.17's `getdomaininfo()`) for `d` labelled `sid`.
+    pub fn domain_info(&self, d: &Domain, sid: u32) -> GetDomainInfo {
         let st = self.sched.domain_state(d.id, self.now());
         let m = d.mem.read();
-        let mut flags = dc::DOMINF_HVM_GUEST | dc::DOMINF_HAP;
-        let mut info = DomainInfo {
+        let nr_vcpus = d.nr_vcpus();
+        let mut info = GetDomainInfo {
             domain: d.id,
             tot_pages: m.tot_pages,
             max_pages: m.max_pages,
             ssidref: sid,
             handle: d.handle,
+            cpupool: d.config.cpupool,
+            // Guest-physical address bits of the physmap (`p2m::GFN_LIMIT`).
+            gpaddr_bits: (crate::p2m::GFN_LIMIT.trailing_zeros() + 12) as u8,
+            // Xen: the GFN of the page, or an invalid M2P entry while unmapped.
+            shared_info_frame: d.shared_info.gfn().unwrap_or(u64::MAX),
+            max_vcpu_id: match nr_vcpus {
+                0 => dc::INVALID_MAX_VCPU_ID,
+                n => n - 1,
+            },
+            arch_config: dc::ArchDomainConfig {
+                emulation_flags: d.config.emulation_flags,
+                misc_flags: 0,
+            },
             ..Default::default()
         };
-        if d.privileged {
-            flags |= dc::DOMINF_PRIV;
+        drop(m);
+        // Every Warden domain is an HVM guest with nested paging.
+        let mut flags = dc::DOMINF_HVM_GUEST | dc::DOMINF_HAP;
+        if d.config.xs_domain {
+            flags |= dc::DOMINF_XS_DOMAIN;
         }
+        // Xen keeps SHUTDOWN_CODE_INVALID (~0) until a shutdown and ORs it in
+        // shifted: a live domain's bits 16..31 are all set.
+        let mut code = u32::MAX;
         if let Some(st) = st {
             match st.life {
                 Life::Dying => flags |= dc::DOMINF_DYING,
                 Life::Shutdown(r) => {
-                    flags |= dc::DOMINF_SHUTDOWN
-                        | ((r & dc::DOMINF_SHUTDOWN_MASK) << dc::DOMINF_SHUTDOWN_SHIFT)
+                    flags |= dc::DOMINF_SHUTDOWN;
+                    code = r & dc::DOMINF_SHUTDOWN_MASK;
                 }
                 Life::Active => {}
             }
             if st.pause > 0 {
                 flags |= dc::DOMINF_PAUSED;
             }
-            if st.running {
-                flags |= dc::DOMINF_RUNNING;
-            }
-            if st.all_blocked {
-                flags |= dc::DOMINF_BLOCKED;
+            // Running and blocked only describe online vCPUs.
+            if st.online_vcpus > 0 {
+                if st.running {
+                    flags |= dc::DOMINF_RUNNING;
+                }
+                if st.all_blocked {
+                    flags |= dc::DOMINF_BLOCKED;
+                }
             }
             info.cpu_time = st.cpu_time_ns;
             info.nr_online_vcpus = st.online_vcpus;
         } else {
             flags |= dc::DOMINF_DYING;
         }
-        info.max_vcpu_id = d.nr_vcpus().saturating_sub(1);
-        info.flags = flags;
+        info.flags = flags | (code << dc::DOMINF_SHUTDOWN_SHIFT);
         info
     }
 

@@ -46,6 +46,11 @@ pub trait Platform: Sync {
     fn poll_interrupts(&self);
     /// Wait for an interrupt.
     fn idle(&self);
+    /// CPUID leaf 1 EAX of the host (family, model, stepping): the HVM
+    /// context header's `cpuid`. 0 when unknown.
+    fn cpuid_signature(&self) -> u32 {
+        0
+    }
     /// TSC frequency in kHz (physinfo).
     fn cpu_khz(&self) -> u32 {
         (self.tsc_hz() / 1000) as u32

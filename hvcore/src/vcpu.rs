@@ -18,6 +18,7 @@ use crate::guestmem::PagingState;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use warden_abi::DomId;
 use warden_abi::vcpu::HvmContext;
+use warden_abi::xen::hvm_save::HwCpu;
 
 /// Why a guest stopped running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +214,24 @@ pub trait Vcpu: Send {
     /// Registers, for crash reports.
     fn dump(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result;
 
+    /// The state as Xen's HVM CPU save record (gethvmcontext). The default
+    /// is for backends that hold no more than an [`HvmContext`] (the test
+    /// fakes): the record of that context.
+    fn cpu_record(&self) -> HwCpu {
+        record_of_context(&self.context())
+    }
+    /// Load a CPU record checked by [`crate::xen::hvmctx::check_cpu`]
+    /// (sethvmcontext). The default keeps what an [`HvmContext`] holds.
+    fn set_cpu_record(&mut self, c: &HwCpu) {
+        self.set_context(&context_of_record(c));
+    }
+    /// IA32_PAT (the MTRR record's `msr_pat_cr`).
+    fn pat(&self) -> u64 {
+        crate::xen::hvmctx::PAT_RESET
+    }
+    /// Set IA32_PAT (a value checked by [`crate::xen::hvmctx::check_mtrr`]).
+    fn set_pat(&mut self, _pat: u64) {}
+
     /// After an exit: the interrupt offered by the last [`Entry::inject`]
     /// has not been taken yet (or its delivery was cut short by the exit
     /// and must be offered again).
@@ -284,7 +303,86 @@ pub fn pvh_boot_context(entry: u64, start_info: u64) -> HvmContext {
     }
 }
 
-/// Check a guest-supplied vCPU state (`VCPUOP_initialise`, setvcpucontext)
+/// The CPU save record of an [`HvmContext`]: its registers, flat ring-0
+/// segments (32-bit code for the PVH entry state, else 64-bit code).
+pub fn record_of_context(c: &HvmContext) -> HwCpu {
+    let code = if c.mode == warden_abi::vcpu::HVM_MODE_32B {
+        0xC9B
+    } else {
+        0xA9B
+    };
+    HwCpu {
+        rax: c.rax,
+        rbx: c.rbx,
+        rcx: c.rcx,
+        rdx: c.rdx,
+        rbp: c.rbp,
+        rsi: c.rsi,
+        rdi: c.rdi,
+        rsp: c.rsp,
+        rip: c.rip,
+        rflags: c.rflags,
+        cr0: c.cr0,
+        cr3: c.cr3,
+        cr4: c.cr4,
+        msr_efer: c.efer,
+        dr6: 0xFFFF_0FF0,
+        dr7: 0x400,
+        cs_sel: 0x08,
+        ds_sel: 0x10,
+        es_sel: 0x10,
+        fs_sel: 0x10,
+        gs_sel: 0x10,
+        ss_sel: 0x10,
+        tr_sel: 0x18,
+        cs_limit: u32::MAX,
+        ds_limit: u32::MAX,
+        es_limit: u32::MAX,
+        fs_limit: u32::MAX,
+        gs_limit: u32::MAX,
+        ss_limit: u32::MAX,
+        tr_limit: 0x67,
+        ldtr_limit: 0xFFFF,
+        cs_arbytes: code,
+        ds_arbytes: 0xC93,
+        es_arbytes: 0xC93,
+        fs_arbytes: 0xC93,
+        gs_arbytes: 0xC93,
+        ss_arbytes: 0xC93,
+        tr_arbytes: 0x8B,
+        ldtr_arbytes: 0x82,
+        ..Default::default()
+    }
+}
+
+/// The [`HvmContext`] part of a CPU record (the default of
+/// [`Vcpu::set_cpu_record`]).
+pub fn context_of_record(c: &HwCpu) -> HvmContext {
+    HvmContext {
+        mode: if c.msr_efer & EFER_LMA != 0 {
+            warden_abi::vcpu::HVM_MODE_64B
+        } else {
+            warden_abi::vcpu::HVM_MODE_32B
+        },
+        pad: 0,
+        rax: c.rax,
+        rcx: c.rcx,
+        rdx: c.rdx,
+        rbx: c.rbx,
+        rsp: c.rsp,
+        rbp: c.rbp,
+        rsi: c.rsi,
+        rdi: c.rdi,
+        rip: c.rip,
+        rflags: c.rflags,
+        cr0: c.cr0,
+        cr3: c.cr3,
+        cr4: c.cr4,
+        efer: c.msr_efer,
+    }
+}
+
+/// Check a guest-supplied vCPU state (`VCPUOP_initialise`)
 /// and normalise it: 64-bit mode only, paging and PAE on, no reserved bits.
 /// Err is the errno (EINVAL).
 pub fn validate_context(c: &HvmContext) -> core::result::Result<HvmContext, i32> {

@@ -582,39 +582,69 @@ fn sysctl(
             Ok(0)
         }
         LivepatchPermit::List(_) => {
+            // Xen 4.17's livepatch_list: names (each with its NUL) and
+            // metadata packed one after the other; `nr` comes back as the
+            // entries after those returned, the result is how many were.
             let mut a: LpList = op.arg();
+            if a.nr > lp::LIST_MAX {
+                return Err(errno::E2BIG);
+            }
             if a.pad != 0 {
                 return Err(errno::EINVAL);
             }
             let g = lock_engine(hv, errno::EAGAIN)?;
             let e = g.as_ref().ok_or(errno::EOPNOTSUPP)?;
             let total = e.payloads().len() as u32;
-            let mut n = 0u32;
-            for (i, l) in e.list(a.idx as usize).enumerate() {
-                if n >= a.nr {
-                    break;
-                }
-                let i = i as u64;
-                c.write_elem(
-                    a.status,
-                    i,
-                    &LpStatus {
-                        state: l.state as u32,
-                        rc: l.rc,
-                    },
-                )?;
-                let mut nm = [0u8; lp::NAME_SIZE];
-                let b = l.name.as_bytes();
-                let k = b.len().min(lp::NAME_SIZE - 1);
-                nm[..k].copy_from_slice(&b[..k]);
-                c.write_bytes(a.name + i * lp::NAME_SIZE as u64, &nm)?;
-                c.write_elem(a.len, i, &(k as u32 + 1))?;
-                n += 1;
+            if a.idx >= total && total != 0 {
+                return Err(errno::EINVAL);
             }
-            a.nr = n;
+            a.name_total_size = 0;
+            // Warden's payloads have no metadata.
+            a.metadata_total_size = 0;
+            let mut written = 0u32;
+            let mut seen = 0u32;
+            if a.nr != 0 {
+                let mut name_off = 0u64;
+                for (i, l) in e.list(0).enumerate() {
+                    seen = i as u32 + 1;
+                    if (i as u32) < a.idx {
+                        continue;
+                    }
+                    let b = l.name.as_bytes();
+                    let k = b.len().min(lp::NAME_SIZE - 1);
+                    let mut nm = [0u8; lp::NAME_SIZE];
+                    nm[..k].copy_from_slice(&b[..k]);
+                    let len = k as u32 + 1;
+                    a.name_total_size += len;
+                    let at = a.name.checked_add(name_off).ok_or(errno::EFAULT)?;
+                    let w = u64::from(written);
+                    c.write_bytes(at, &nm[..len as usize])?;
+                    c.write_elem(a.len, w, &len)?;
+                    c.write_elem(
+                        a.status,
+                        w,
+                        &LpStatus {
+                            state: l.state as u32,
+                            rc: l.rc,
+                        },
+                    )?;
+                    c.write_elem(a.metadata_len, w, &0u32)?;
+                    written += 1;
+                    name_off += u64::from(len);
+                    if written >= a.nr {
+                        break;
+                    }
+                }
+            } else {
+                for l in e.list(0) {
+                    a.name_total_size += l.name.len().min(lp::NAME_SIZE - 1) as u32 + 1;
+                }
+                seen = total;
+            }
+            a.nr = total - seen;
             a.version = e.version();
             op.set_arg(&a);
-            Ok(total.saturating_sub(a.idx).saturating_sub(n) as u64)
+            Ok(u64::from(written))
         }
         LivepatchPermit::Action(_) => {
             let a: LpAction = op.arg();

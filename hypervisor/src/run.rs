@@ -50,6 +50,9 @@ impl Platform for Machine {
     fn tsc_stable(&self) -> bool {
         time::tsc_invariant()
     }
+    fn cpuid_signature(&self) -> u32 {
+        arch::cpuid(1, 0).0
+    }
     fn wallclock_boot_ns(&self) -> u64 {
         time::wallclock_boot_ns()
     }

@@ -82,7 +82,7 @@ impl Hv {
 
     /// Publish `v`'s timer deadline to the scheduler (called with its lock
     /// held, so two CPUs never publish in the wrong order).
-    fn sync_lapic_timer(&self, v: &GuestVcpu, st: &mut VcpuIntr, force: bool) {
+    pub(crate) fn sync_lapic_timer(&self, v: &GuestVcpu, st: &mut VcpuIntr, force: bool) {
         let change = st.apic.take_timer_change();
         if force || change.is_some() {
             self.sched

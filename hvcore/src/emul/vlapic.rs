@@ -598,6 +598,101 @@ impl Vlapic {
         self.timer.due = (value != 0).then(|| clk.ns.saturating_add(clk.ns_until_tsc(value)));
     }
 
+    // ------------------------------------------------------------ save records
+
+    /// Xen's LAPIC save record (`hvm_hw_lapic`): the mode, the timer's
+    /// divisor and TSC deadline.
+    pub fn hidden_record(&self) -> warden_abi::xen::hvm_save::HwLapic {
+        use warden_abi::xen::hvm_save::{VLAPIC_HW_DISABLED, VLAPIC_SW_DISABLED};
+        warden_abi::xen::hvm_save::HwLapic {
+            apic_base_msr: self.base,
+            disabled: if self.hw_enabled() {
+                0
+            } else {
+                VLAPIC_HW_DISABLED
+            } | if self.svr & SVR_ENABLE == 0 {
+                VLAPIC_SW_DISABLED
+            } else {
+                0
+            },
+            timer_divisor: self.timer.divisor() as u32,
+            tdt_msr: self.timer.tsc_deadline,
+        }
+    }
+
+    /// Xen's LAPIC_REGS record: the register page as the guest reads it.
+    pub fn regs_record(&self, clk: &Clock) -> warden_abi::xen::hvm_save::HwLapicRegs {
+        let mut r = warden_abi::xen::hvm_save::HwLapicRegs { data: [0; 1024] };
+        for off in (0..0x400u32).step_by(16) {
+            let v = self.read_reg(off, clk);
+            r.data[off as usize..off as usize + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        r
+    }
+
+    /// Load a LAPIC record (checked by `xen::hvmctx::check_lapic`): the
+    /// mode in IA32_APIC_BASE and the TSC deadline. In x2APIC mode the
+    /// APIC id is the one Warden gives the vCPU.
+    pub fn load_hidden(&mut self, h: &warden_abi::xen::hvm_save::HwLapic, clk: &Clock) {
+        self.base = h.apic_base_msr;
+        if self.x2apic() {
+            self.set_x2apic_id();
+        }
+        self.timer.tsc_deadline = h.tdt_msr;
+        if self.timer_mode() == TIMER_TSC_DEADLINE {
+            self.timer.due =
+                (h.tdt_msr != 0).then(|| clk.ns.saturating_add(clk.ns_until_tsc(h.tdt_msr)));
+        }
+    }
+
+    /// Load a LAPIC_REGS record (Xen's `lapic_load_regs`): the registers,
+    /// each with the bits a guest write keeps; the timer restarts from its
+    /// initial count (Xen's `lapic_rearm`). In x2APIC mode the id and LDR
+    /// are the ones Warden gives the vCPU.
+    pub fn load_regs(&mut self, r: &warden_abi::xen::hvm_save::HwLapicRegs, clk: &Clock) {
+        let reg = |off: u32| {
+            let o = off as usize;
+            u32::from_le_bytes([r.data[o], r.data[o + 1], r.data[o + 2], r.data[o + 3]])
+        };
+        if self.x2apic() {
+            self.set_x2apic_id();
+        } else {
+            self.id = reg(REG_ID) & 0xFF00_0000;
+            self.ldr = reg(REG_LDR) & 0xFF00_0000;
+            self.dfr = reg(REG_DFR) | 0x0FFF_FFFF;
+        }
+        self.tpr = reg(REG_TPR) & 0xFF;
+        self.svr = reg(REG_SVR) & 0x3FF;
+        for i in 0..8u32 {
+            self.isr.0[i as usize] = reg(REG_ISR + 16 * i);
+            self.tmr.0[i as usize] = reg(REG_TMR + 16 * i);
+            self.irr.0[i as usize] = reg(REG_IRR + 16 * i);
+        }
+        self.esr = reg(REG_ESR);
+        self.esr_pending = 0;
+        self.icr = u64::from(reg(REG_ICR_LO) & !(1 << 12)) | (u64::from(reg(REG_ICR_HI)) << 32);
+        for (i, &off) in LVT_REGS.iter().enumerate() {
+            let mut v = reg(off) & lvt_mask(i);
+            if i == LVT_TIMER && v & TIMER_MODE_MASK == TIMER_MODE_MASK {
+                v &= !TIMER_MODE_MASK;
+            }
+            if self.svr & SVR_ENABLE == 0 {
+                v |= LVT_MASKED;
+            }
+            self.lvt[i] = v;
+        }
+        self.timer.tdcr = reg(REG_TIMER_DIVIDE) & 0xB;
+        if self.timer_mode() == TIMER_TSC_DEADLINE {
+            self.timer.initial = 0;
+            self.timer.start = None;
+            let d = self.timer.tsc_deadline;
+            self.timer.due = (d != 0).then(|| clk.ns.saturating_add(clk.ns_until_tsc(d)));
+        } else {
+            self.timer.initial = reg(REG_TIMER_INITIAL);
+            self.start_count(clk);
+        }
+    }
+
     // ------------------------------------------------------------ registers
 
     /// Read the 32-bit register at `offset` (16-byte aligned) as the xAPIC

@@ -84,6 +84,9 @@ pub enum Subject {
 pub enum Object {
     /// The hypervisor (initial SID `xen`).
     Xen,
+    /// Xen's `dom_xen` pseudo-domain (initial SID `domxen`): the object of
+    /// getdomaininfolist's first check.
+    DomXen,
     /// The security server (initial SID `security`).
     Security,
     /// The target domain: its label, or the caller's `_self` label when the
@@ -188,7 +191,7 @@ const fn caller_only(checks: &[CheckDesc]) -> bool {
         if !matches!(c.subject, Subject::Caller)
             || !matches!(
                 c.object,
-                Object::Xen | Object::Security | Object::CallerSelf
+                Object::Xen | Object::DomXen | Object::Security | Object::CallerSelf
             )
         {
             return false;
@@ -369,6 +372,7 @@ impl Ctx<'_> {
         let r = self.req;
         match o {
             Object::Xen => Ok(initial_sid::XEN),
+            Object::DomXen => Ok(initial_sid::DOMXEN),
             Object::Security => Ok(initial_sid::SECURITY),
             Object::Target => {
                 let t = r.target.ok_or(errno::ESRCH)?;

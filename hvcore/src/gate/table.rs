@@ -260,8 +260,9 @@ ops! {
     GnttabSetVersion: GRANT_TABLE_OP / gt::SET_VERSION, "", dummy Hook,
         [Caller -> CallerSelf : grant { SETUP }];
 
-    // ---- domctl (checked before the domctl path takes any lock: XSA-492/499)
-    /// domain:create against the new domain's label (ssidref).
+    // ---- domctl (Xen 4.17's flask_domctl and hooks; checked before the
+    // domctl path takes any lock: XSA-492/499)
+    /// domain:create against the new domain's label (ssidref; 0 = unlabeled).
     DomctlCreateDomain: DOMCTL / domctl::CREATEDOMAIN, "", dummy Priv,
         [Caller -> NewSid : domain { CREATE }];
     DomctlDestroyDomain: DOMCTL / domctl::DESTROYDOMAIN, "", dummy Priv,
@@ -270,27 +271,43 @@ ops! {
         [Caller -> Target : domain { PAUSE }];
     DomctlUnpauseDomain: DOMCTL / domctl::UNPAUSEDOMAIN, "", dummy Priv,
         [Caller -> Target : domain { UNPAUSE }];
+    /// Checked against the domain found (the first with id >= the one asked for).
     DomctlGetDomainInfo: DOMCTL / domctl::GETDOMAININFO, "", dummy XsPriv,
         [Caller -> Target : domain { GETDOMAININFO }];
     DomctlMaxMem: DOMCTL / domctl::MAX_MEM, "", dummy Priv,
         [Caller -> Target : domain { SETDOMAINMAXMEM }];
-    DomctlSetVcpuContext: DOMCTL / domctl::SETVCPUCONTEXT, "", dummy Priv,
-        [Caller -> Target : domain { SETVCPUCONTEXT }];
-    DomctlGetVcpuContext: DOMCTL / domctl::GETVCPUCONTEXT, "", dummy Priv,
-        [Caller -> Target : domain { GETVCPUCONTEXT }];
+    /// HVM context records into the target (Xen: hvm sethvmc).
+    DomctlSetHvmContext: DOMCTL / domctl::SETHVMCONTEXT, "", dummy Priv,
+        [Caller -> Target : hvm { SETHVMC }];
+    /// The target's HVM context records (Xen: hvm gethvmc).
+    DomctlGetHvmContext: DOMCTL / domctl::GETHVMCONTEXT, "", dummy Priv,
+        [Caller -> Target : hvm { GETHVMC }];
     DomctlMaxVcpus: DOMCTL / domctl::MAX_VCPUS, "", dummy Priv,
         [Caller -> Target : domain { MAX_VCPUS }];
 
-    // ---- sysctl
+    // ---- sysctl (Xen 4.17's flask_sysctl)
     SysctlReadConsole: SYSCTL / sysctl::READCONSOLE, "read", dummy Priv,
         [Caller -> Xen : xen { READCONSOLE }];
     SysctlReadConsoleClear: SYSCTL / sysctl::READCONSOLE, "read and clear", dummy Priv,
         [Caller -> Xen : xen { READCONSOLE CLEARCONSOLE }];
     SysctlPhysinfo: SYSCTL / sysctl::PHYSINFO, "", dummy Priv,
         [Caller -> Xen : xen { PHYSINFO }];
-    /// Checked once per listed domain; domains refused are skipped (as Xen).
-    SysctlGetDomainInfoList: SYSCTL / sysctl::GETDOMAININFOLIST, "per listed domain", dummy Priv,
+    SysctlSchedId: SYSCTL / sysctl::SCHED_ID, "", dummy Priv,
+        [Caller -> Xen : xen { GETSCHEDULER }];
+    /// The sysctl's own check (Xen: flask_getdomaininfo(dom_xen)).
+    SysctlGetDomainInfoList: SYSCTL / sysctl::GETDOMAININFOLIST, "the list", dummy Priv,
+        [Caller -> DomXen : domain { GETDOMAININFO }];
+    /// Checked once per listed domain (Xen's xsm_getdomaininfo); domains
+    /// refused are skipped.
+    SysctlGetDomainInfoListEntry: SYSCTL / sysctl::GETDOMAININFOLIST, "per listed domain", dummy XsPriv,
         [Caller -> Target : domain { GETDOMAININFO }];
+    SysctlCpuTopoInfo: SYSCTL / sysctl::CPUTOPOINFO, "", dummy Priv,
+        [Caller -> Xen : xen { PHYSINFO }];
+    SysctlNumaInfo: SYSCTL / sysctl::NUMAINFO, "", dummy Priv,
+        [Caller -> Xen : xen { PHYSINFO }];
+    /// Every cpupool sub-operation (Xen checks the sysctl, not the sub-op).
+    SysctlCpupoolOp: SYSCTL / sysctl::CPUPOOL_OP, "", dummy Priv,
+        [Caller -> Xen : xen { CPUPOOL_OP }];
     LivepatchUpload: SYSCTL / sysctl::LIVEPATCH_OP, "upload", dummy Priv,
         [Caller -> Xen : xen2 { LIVEPATCH_OP LIVEPATCH_UPLOAD }];
     LivepatchGet: SYSCTL / sysctl::LIVEPATCH_OP, "get", dummy Priv,

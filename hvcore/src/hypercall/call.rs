@@ -37,8 +37,8 @@ use crate::vcpu::Vcpu;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
-use warden_abi::domctl::DomainInfo;
-use warden_abi::vcpu::{HvmContext, RunstateInfo, VcpuTimeInfo};
+use warden_abi::domctl::GetDomainInfo;
+use warden_abi::vcpu::{RunstateInfo, VcpuTimeInfo};
 use warden_abi::{DOMID_SELF, DomId, Pod, errno};
 use xsm::Flask;
 
@@ -332,9 +332,9 @@ impl<'a> Call<'a> {
         self.hv.gate.flask().ok_or(errno::ENOSYS)
     }
 
-    /// The calling vCPU's own register state (getvcpucontext of itself).
-    pub fn caller_context(&self, _: &Permit<DomctlGetVcpuContext>) -> HvmContext {
-        self.hw.context()
+    /// The host's TSC frequency in kHz (a constant of the machine).
+    pub fn cpu_khz(&self) -> u32 {
+        self.hv.platform.cpu_khz()
     }
 
     /// The calling vCPU's index in its domain.
@@ -751,7 +751,7 @@ impl<O: Unpauses> Resolved<'_, O> {
 
 impl<O: ReadsDomainInfo> Resolved<'_, O> {
     /// getdomaininfo, with the label that was checked.
-    pub fn domain_info(&self) -> DomainInfo {
+    pub fn domain_info(&self) -> GetDomainInfo {
         self.hv.domain_info(&self.dom, self.sid)
     }
 }
@@ -770,10 +770,93 @@ impl<O: SetsVcpus> Resolved<'_, O> {
     }
 }
 
-impl Resolved<'_, DomctlSetVcpuContext> {
-    /// Mark the domain's vCPU `v` initialised; the CPU to kick.
-    pub fn set_initialised(&self, v: &GuestVcpu, now: u64) -> Option<u32> {
-        self.hv.sched.set_initialised((self.dom.id, v.id), now)
+impl Resolved<'_, DomctlSetHvmContext> {
+    /// Apply a checked HVM context image (Xen's `hvm_load`), the domain
+    /// paused: each record to its vCPU; then every vCPU without a CPU
+    /// record goes down, and each with one is initialised and up.
+    pub fn load_hvm_context(&self, img: &crate::xen::hvmctx::Image) {
+        use crate::xen::hvmctx::Record;
+        let hv = self.hv;
+        let now = hv.platform.now_ns();
+        let clk = hv.lapic_clock();
+        let vcpus = self.dom.vcpus.read().clone();
+        for v in &vcpus {
+            let mut with_cpu = false;
+            for r in img.records.iter().filter(|r| r.vcpu() == v.id) {
+                match r {
+                    Record::Cpu(_, c) => {
+                        v.hw.lock().set_cpu_record(c);
+                        with_cpu = true;
+                    }
+                    Record::Mtrr(_, m) => {
+                        v.hw.lock().set_pat(m.msr_pat_cr);
+                        *v.mtrr.lock() = **m;
+                    }
+                    Record::Lapic(_, l) => {
+                        let mut st = v.lapic.lock();
+                        st.apic.load_hidden(l, &clk);
+                        hv.sync_lapic_timer(v, &mut st, true);
+                    }
+                    Record::LapicRegs(_, regs) => {
+                        let mut st = v.lapic.lock();
+                        st.apic.load_regs(regs, &clk);
+                        hv.sync_lapic_timer(v, &mut st, true);
+                    }
+                }
+            }
+            let k = (self.dom.id, v.id);
+            let kick = if with_cpu {
+                hv.sched.set_initialised(k, now);
+                hv.sched.up(k, now).ok().flatten()
+            } else {
+                hv.sched.down(k, now)
+            };
+            if let Some(cpu) = kick {
+                hv.platform.kick(cpu);
+            }
+        }
+    }
+}
+
+impl Resolved<'_, DomctlGetHvmContext> {
+    /// The domain's HVM context image (Xen's `hvm_save`), the domain
+    /// paused: the header, then per vCPU its CPU record (only if it is up,
+    /// as Xen), LAPIC, LAPIC_REGS and MTRR records, then the end marker.
+    pub fn save_hvm_context(&self) -> Vec<u8> {
+        use warden_abi::xen::hvm_save::{self as hs, SaveHeader};
+        let hv = self.hv;
+        let clk = hv.lapic_clock();
+        let mut w = crate::xen::hvmctx::Writer::default();
+        w.push(
+            hs::HEADER,
+            0,
+            &SaveHeader {
+                magic: hs::FILE_MAGIC,
+                version: hs::FILE_VERSION,
+                changeset: 0,
+                cpuid: hv.platform.cpuid_signature(),
+                gtsc_khz: hv.platform.cpu_khz(),
+            },
+        );
+        let vcpus = self.dom.vcpus.read().clone();
+        for v in &vcpus {
+            let k = (self.dom.id, v.id);
+            let i = v.id as u16;
+            let hw = v.hw.lock();
+            if hv.sched.is_up(k) && hv.sched.initialised(k) {
+                w.push(hs::CPU, i, &hw.cpu_record());
+            }
+            {
+                let st = v.lapic.lock();
+                w.push(hs::LAPIC, i, &st.apic.hidden_record());
+                w.push(hs::LAPIC_REGS, i, &st.apic.regs_record(&clk));
+            }
+            let mut m = *v.mtrr.lock();
+            m.msr_pat_cr = hw.pat();
+            w.push(hs::MTRR, i, &m);
+        }
+        w.end();
+        w.0
     }
 }
 
@@ -906,6 +989,16 @@ impl Global<'_, SysctlPhysinfo> {
     pub fn cpu_khz(&self) -> u32 {
         self.hv.platform.cpu_khz()
     }
+}
+
+impl<O: CountsDomains> Global<'_, O> {
+    /// How many domains exist.
+    pub fn nr_domains(&self) -> u32 {
+        self.hv.domains.snapshots_from(0).count() as u32
+    }
+}
+
+impl<O: SeesMemory> Global<'_, O> {
     /// Frames of host memory.
     pub fn total_frames(&self) -> u64 {
         self.hv.platform.mem().total_frames()
@@ -919,9 +1012,14 @@ impl Global<'_, SysctlPhysinfo> {
 impl<'a> Global<'a, DomctlCreateDomain> {
     /// Create a domain (paused, without vCPUs or memory): the new domain,
     /// with what createdomain may do to it.
-    pub fn create_domain(&self, n: NewDomain) -> Result<Resolved<'a, DomctlCreateDomain>, i32> {
+    pub fn create_domain(
+        &self,
+        n: NewDomain,
+        config: crate::domain::DomainConfig,
+        limits: crate::hv::DomainLimits,
+    ) -> Result<Resolved<'a, DomctlCreateDomain>, i32> {
         let sid = n.sid;
-        let dom = self.hv.create_domain(n)?;
+        let dom = self.hv.create_domain_with(n, config, Some(limits))?;
         Ok(Resolved {
             hv: self.hv,
             dom,

@@ -1,62 +1,37 @@
-//! domctl: domain control. Every sub-operation is checked before anything
-//! shared is touched (Xen's XSA-492/499 lesson: checks after the global
-//! domctl lock let unauthorised domains take it).
+//! domctl: domain control, Xen 4.17's `do_domctl`. A `Domctl` of another
+//! interface version is refused with -EACCES before anything else; every
+//! sub-operation is checked before anything shared is touched (Xen's
+//! XSA-492/499 lesson: checks after the global domctl lock let unauthorised
+//! domains take it).
 
 use super::{Call, HcResult};
+use crate::domain::DomainConfig;
 use crate::gate::table::*;
-use crate::hv::NewDomain;
+use crate::hv::{DomainLimits, NewDomain};
 use crate::sched::DEFAULT_WEIGHT;
+use crate::xen::gnttab::{MAX_GRANT_FRAMES, maptrack};
+use crate::xen::hvmctx;
+use core::sync::atomic::{AtomicBool, Ordering};
 use warden_abi::domctl::*;
-use warden_abi::vcpu::HvmContext;
-use warden_abi::{DOMID_FIRST_RESERVED, errno};
+use warden_abi::{DOMID_FIRST_RESERVED, DomId, errno};
 
 /// Pages DESTROYDOMAIN scrubs and frees per call before it continues itself.
 pub const DESTROY_PAGES_PER_CALL: u64 = 512;
 
+/// Xen's default (and highest) `max_maptrack_frames` (`opt_max_maptrack_frames`).
+pub const MAX_MAPTRACK_FRAMES: u32 = 1024;
+/// The highest grant-table version Warden implements (`opt_gnttab_max_version`).
+pub const GNTTAB_MAX_VERSION: u32 = 1;
+
 pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
     let mut op: Domctl = c.read(arg)?;
     if op.interface_version != INTERFACE_VERSION {
-        return Err(errno::EINVAL);
+        return Err(errno::EACCES);
     }
     match op.cmd {
-        CREATEDOMAIN => {
-            let a: CreateDomain = op.arg();
-            let sid = match (a.ssidref, c.flask_enabled()) {
-                (_, false) => 0,
-                (0, true) => xsm::initial_sid::DOMU.raw(),
-                (s, true) => s,
-            };
-            let p = c.check_req::<DomctlCreateDomain>(None, Some(sid))?;
-            if a.flags & !(CDF_HVM | CDF_HAP) != 0 || a.max_vcpus > warden_abi::vcpu::MAX_VCPUS {
-                return Err(errno::EINVAL);
-            }
-            let want = match op.domain {
-                0 => None,
-                x if x >= DOMID_FIRST_RESERVED => None,
-                x => Some(x),
-            };
-            let d = c.global(&p).create_domain(NewDomain {
-                want,
-                privileged: false,
-                name: alloc::string::String::new(),
-                sid,
-                max_pages: 0,
-                weight: DEFAULT_WEIGHT,
-                handle: a.handle,
-            })?;
-            if a.max_vcpus > 0
-                && let Err(e) = d.set_max_vcpus(a.max_vcpus)
-            {
-                d.destroy();
-                return Err(e);
-            }
-            log::info!("d{} created domain {} (ssidref {sid})", c.caller.id, d.id);
-            op.domain = d.id;
-            c.write(arg, &op)?;
-            Ok(0)
-        }
+        CREATEDOMAIN => createdomain(c, arg, &mut op),
         DESTROYDOMAIN => {
-            let p = c.check_req::<DomctlDestroyDomain>(Some(c.target(op.domain)?), None)?;
+            let p = c.check_req::<DomctlDestroyDomain>(Some(target(c, op.domain)?), None)?;
             let d = c.resolve(&p)?;
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
@@ -69,7 +44,7 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             }
         }
         PAUSEDOMAIN => {
-            let p = c.check_req::<DomctlPauseDomain>(Some(c.target(op.domain)?), None)?;
+            let p = c.check_req::<DomctlPauseDomain>(Some(target(c, op.domain)?), None)?;
             let d = c.resolve(&p)?;
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
@@ -78,75 +53,348 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         UNPAUSEDOMAIN => {
-            let p = c.check_req::<DomctlUnpauseDomain>(Some(c.target(op.domain)?), None)?;
+            let p = c.check_req::<DomctlUnpauseDomain>(Some(target(c, op.domain)?), None)?;
             let d = c.resolve(&p)?;
             d.unpause()?;
             Ok(0)
         }
         GETDOMAININFO => {
-            let p = c.check_req::<DomctlGetDomainInfo>(Some(c.target(op.domain)?), None)?;
+            // Xen 4.17: the domain with this id, else the first one after it
+            // (callers walk the domains with id + 1 until -ESRCH); a denial
+            // of the domain found ends the walk there.
+            if op.domain >= DOMID_FIRST_RESERVED {
+                return Err(errno::EINVAL);
+            }
+            let s = c.snapshots_from(op.domain).next().ok_or(errno::ESRCH)?;
+            let p = c.check_req::<DomctlGetDomainInfo>(Some(s), None)?;
             let d = c.resolve(&p)?;
-            op.set_arg(&d.domain_info());
+            let info = d.domain_info();
+            op.domain = info.domain;
+            op.set_arg(&info);
             c.write(arg, &op)?;
             Ok(0)
         }
         MAX_MEM => {
-            let p = c.check_req::<DomctlMaxMem>(Some(c.target(op.domain)?), None)?;
+            let p = c.check_req::<DomctlMaxMem>(Some(target(c, op.domain)?), None)?;
             let a: MaxMem = op.arg();
             let d = c.resolve(&p)?;
-            let pages = a.max_memkb / 4;
-            if pages > crate::p2m::GFN_LIMIT {
-                return Err(errno::EINVAL);
-            }
+            // Xen: max_pages = max_memkb >> 2, clamped to its 32-bit page
+            // count, never refused (Warden's physmap holds at most
+            // GFN_LIMIT pages whatever the limit says).
+            let pages = (a.max_memkb >> 2).min(u64::from(u32::MAX));
             d.set_max_pages(pages);
             Ok(0)
         }
         MAX_VCPUS => {
-            let p = c.check_req::<DomctlMaxVcpus>(Some(c.target(op.domain)?), None)?;
+            let p = c.check_req::<DomctlMaxVcpus>(Some(target(c, op.domain)?), None)?;
             let a: MaxVcpus = op.arg();
             let d = c.resolve(&p)?;
+            // Xen 4.17: the number createdomain fixed, again (a domain built
+            // at boot has the vCPUs its builder gave it).
+            let fixed = match d.config.max_vcpus {
+                0 => d.nr_vcpus(),
+                n => n,
+            };
+            if d.id == c.caller.id || a.max != fixed {
+                return Err(errno::EINVAL);
+            }
+            if a.max == 0 {
+                return Ok(0);
+            }
             d.set_max_vcpus(a.max)?;
             Ok(0)
         }
-        SETVCPUCONTEXT => {
-            let p = c.check_req::<DomctlSetVcpuContext>(Some(c.target(op.domain)?), None)?;
-            let a: VcpuContext = op.arg();
+        SETHVMCONTEXT => {
+            let p = c.check_req::<DomctlSetHvmContext>(Some(target(c, op.domain)?), None)?;
+            let a: HvmContext = op.arg();
+            let d = c.resolve(&p)?;
+            // Xen: not the caller itself (it cannot be paused).
+            if d.id == c.caller.id {
+                return Err(errno::EINVAL);
+            }
+            let img = c.read_bytes(a.buffer, a.size as usize, hvmctx::MAX_IMAGE, errno::ENOMEM)?;
+            if d.dying.load(Ordering::Acquire) {
+                return Err(errno::EINVAL);
+            }
+            // Every record is checked before anything is applied.
+            let img = hvmctx::parse(&img, d.nr_vcpus())?;
+            note_gtsc(&img.header, c);
+            d.pause(c)?;
+            d.load_hvm_context(&img);
+            let _ = d.unpause();
+            Ok(0)
+        }
+        GETHVMCONTEXT => {
+            let p = c.check_req::<DomctlGetHvmContext>(Some(target(c, op.domain)?), None)?;
+            let mut a: HvmContext = op.arg();
             let d = c.resolve(&p)?;
             if d.id == c.caller.id {
                 return Err(errno::EINVAL);
             }
-            let v = d.vcpu(a.vcpu).ok_or(errno::ENOENT)?;
-            let ctx: HvmContext = c.read(a.ctxt)?;
-            let ctx = crate::vcpu::validate_context(&ctx)?;
-            d.pause(c)?;
-            v.hw.lock().set_context(&ctx);
-            let kick = d.set_initialised(&v, c.now_ns());
-            let _ = d.unpause();
-            if let Some(cpu) = kick {
-                c.kick(cpu);
-            }
-            Ok(0)
-        }
-        GETVCPUCONTEXT => {
-            let p = c.check_req::<DomctlGetVcpuContext>(Some(c.target(op.domain)?), None)?;
-            let a: VcpuContext = op.arg();
-            let d = c.resolve(&p)?;
-            let v = d.vcpu(a.vcpu).ok_or(errno::ENOENT)?;
-            let ctx = if d.id == c.caller.id {
-                if v.id != c.vcpu_id() {
-                    // Another vCPU of the caller: it cannot be paused alone.
-                    return Err(errno::EINVAL);
-                }
-                c.caller_context(&p)
+            // Xen: the size a full image may need; a null buffer asks for it.
+            let need = hvmctx::image_size(d.nr_vcpus()) as u32;
+            let r = if a.buffer == 0 {
+                a.size = need;
+                Ok(0)
+            } else if a.size < need {
+                Err(errno::ENOSPC)
+            } else if d.dying.load(Ordering::Acquire) {
+                Err(errno::EINVAL)
             } else {
                 d.pause(c)?;
-                let ctx = v.hw.lock().context();
+                let img = d.save_hvm_context();
                 let _ = d.unpause();
-                ctx
+                c.write_bytes(a.buffer, &img)?;
+                a.size = img.len() as u32;
+                Ok(0)
             };
-            c.write(a.ctxt, &ctx)?;
-            Ok(0)
+            // Xen copies the structure back whatever the outcome.
+            op.set_arg(&a);
+            c.write(arg, &op)?;
+            r
         }
         n => c.unknown("domctl", n as u64),
     }
+}
+
+/// The domain a domctl names: Xen looks it up by id only (DOMID_SELF and
+/// the other reserved ids name no domain: -ESRCH).
+fn target(c: &Call<'_>, id: DomId) -> Result<crate::domain::DomSnap, i32> {
+    if id >= DOMID_FIRST_RESERVED {
+        return Err(errno::ESRCH);
+    }
+    c.target(id)
+}
+
+static GTSC_DIFFERS: AtomicBool = AtomicBool::new(false);
+
+/// Xen takes the header's TSC frequency as the guest's; Warden's guests
+/// read the host's TSC at the host's rate (said once).
+fn note_gtsc(h: &warden_abi::xen::hvm_save::SaveHeader, c: &Call<'_>) {
+    if h.gtsc_khz != 0 && h.gtsc_khz != c.cpu_khz() && !GTSC_DIFFERS.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "sethvmcontext: guest TSC frequency {} kHz ignored: Warden's guests run at the host's {} kHz",
+            h.gtsc_khz,
+            c.cpu_khz()
+        );
+    }
+}
+
+/// A refusal for something Warden does not implement (logged once per kind).
+fn absent(once: &AtomicBool, what: &str, e: i32) -> i32 {
+    if !once.swap(true, Ordering::Relaxed) {
+        log::warn!("createdomain: {what}: refused ({})", errno::name(e));
+    }
+    e
+}
+
+static NO_IOMMU: AtomicBool = AtomicBool::new(false);
+static NO_VMTRACE: AtomicBool = AtomicBool::new(false);
+static NO_VPMU: AtomicBool = AtomicBool::new(false);
+static NO_PV: AtomicBool = AtomicBool::new(false);
+static TOO_MANY_VCPUS: AtomicBool = AtomicBool::new(false);
+static NO_TBOOT: AtomicBool = AtomicBool::new(false);
+static NO_NESTED: AtomicBool = AtomicBool::new(false);
+static NO_SHADOW: AtomicBool = AtomicBool::new(false);
+static NO_MSR_RELAXED: AtomicBool = AtomicBool::new(false);
+static NO_HVM_DEVICES: AtomicBool = AtomicBool::new(false);
+
+/// Xen 4.17's checks of a `xen_domctl_createdomain` (`sanitise_domain_config`,
+/// `arch_sanitise_domain_config`, `arch_domain_create`'s emulation flags,
+/// `grant_table_init`, `sched_init_domain`), in Xen's order and with its
+/// errnos; what Warden does not implement is refused as a Xen built
+/// without it refuses it. Returns what the domain keeps.
+pub fn sanitise(a: &CreateDomain) -> Result<(DomainConfig, DomainLimits), i32> {
+    let hvm = a.flags & CDF_HVM != 0;
+    let hap = a.flags & CDF_HAP != 0;
+    if a.flags & !CDF_ALL != 0
+        || a.grant_opts & !GRANT_VERSION_MASK != 0
+        || a.max_vcpus < 1
+        || (hap && !hvm)
+    {
+        return Err(errno::EINVAL);
+    }
+    if a.flags & CDF_IOMMU != 0 {
+        if a.iommu_opts & !IOMMU_NO_SHAREPT != 0 {
+            return Err(errno::EINVAL);
+        }
+        return Err(absent(
+            &NO_IOMMU,
+            "IOMMU requested but not available",
+            errno::EINVAL,
+        ));
+    } else if a.iommu_opts != 0 {
+        return Err(errno::EINVAL);
+    }
+    if a.vmtrace_size != 0 {
+        return Err(absent(
+            &NO_VMTRACE,
+            "vmtrace requested but not available",
+            errno::EINVAL,
+        ));
+    }
+    if a.flags & CDF_VPMU != 0 {
+        return Err(absent(
+            &NO_VPMU,
+            "vPMU requested but not available",
+            errno::EINVAL,
+        ));
+    }
+    // arch_sanitise_domain_config
+    if !hvm {
+        return Err(absent(&NO_PV, "PV guests are not supported", errno::EINVAL));
+    }
+    if a.max_vcpus > HVM_MAX_VCPUS {
+        return Err(errno::EINVAL);
+    }
+    if a.max_vcpus > warden_abi::vcpu::MAX_VCPUS {
+        // Xen allows up to HVM_MAX_VCPUS (128).
+        return Err(absent(
+            &TOO_MANY_VCPUS,
+            "more vCPUs than Warden's 64 per domain",
+            errno::EINVAL,
+        ));
+    }
+    if a.flags & CDF_S3_INTEGRITY != 0 {
+        return Err(absent(
+            &NO_TBOOT,
+            "S3 integrity without tboot",
+            errno::EINVAL,
+        ));
+    }
+    let nested = a.flags & CDF_NESTED_VIRT != 0;
+    if nested && !hap {
+        return Err(errno::EINVAL);
+    }
+    if a.arch.misc_flags & !X86_MSR_RELAXED != 0 {
+        return Err(errno::EINVAL);
+    }
+    // arch_domain_create
+    let em = a.arch.emulation_flags;
+    if em & !X86_EMU_ALL != 0 {
+        return Err(errno::EINVAL);
+    }
+    if em != X86_EMU_LAPIC {
+        // Xen also takes the full HVM set (X86_EMU_ALL & !VPCI); anything
+        // else it refuses with EOPNOTSUPP, as Warden refuses the devices of
+        // a full HVM guest it does not emulate.
+        return Err(if em == X86_EMU_ALL & !X86_EMU_VPCI {
+            absent(
+                &NO_HVM_DEVICES,
+                "emulated devices of a full HVM guest (only PVH: emulation_flags = LAPIC)",
+                errno::EOPNOTSUPP,
+            )
+        } else {
+            errno::EOPNOTSUPP
+        });
+    }
+    // paging_domain_init: an HVM guest without HAP needs shadow paging,
+    // which Warden (like Xen built without CONFIG_SHADOW_PAGING) lacks.
+    if !hap {
+        return Err(absent(
+            &NO_SHADOW,
+            "shadow paging (HVM without HAP)",
+            errno::EOPNOTSUPP,
+        ));
+    }
+    if nested {
+        return Err(absent(
+            &NO_NESTED,
+            "nested virtualization",
+            errno::EOPNOTSUPP,
+        ));
+    }
+    if a.arch.misc_flags & X86_MSR_RELAXED != 0 {
+        return Err(absent(
+            &NO_MSR_RELAXED,
+            "relaxed MSR access",
+            errno::EOPNOTSUPP,
+        ));
+    }
+    // grant_table_init
+    let version = a.grant_opts & GRANT_VERSION_MASK;
+    if version == 0 || version > GNTTAB_MAX_VERSION {
+        return Err(errno::EINVAL);
+    }
+    let frames = if a.max_grant_frames < 0 {
+        MAX_GRANT_FRAMES
+    } else {
+        a.max_grant_frames as u32
+    };
+    let maptrack_frames = if a.max_maptrack_frames < 0 {
+        MAX_MAPTRACK_FRAMES
+    } else {
+        a.max_maptrack_frames as u32
+    };
+    if !(crate::xen::gnttab::INITIAL_FRAMES..=MAX_GRANT_FRAMES).contains(&frames)
+        || maptrack_frames > MAX_MAPTRACK_FRAMES
+    {
+        return Err(errno::EINVAL);
+    }
+    // sched_init_domain: Warden has CPU pool 0 only.
+    if a.cpupool_id != 0 {
+        return Err(errno::ESRCH);
+    }
+    // A maptrack frame holds 512 handles; Warden's chunks hold CHUNK.
+    let handles = u64::from(maptrack_frames) * 512;
+    let chunks = handles
+        .div_ceil(u64::from(maptrack::CHUNK))
+        .min(u64::from(maptrack::MAX_CHUNKS)) as u32;
+    Ok((
+        DomainConfig {
+            max_vcpus: a.max_vcpus,
+            xs_domain: a.flags & CDF_XS_DOMAIN != 0,
+            emulation_flags: em,
+            cpupool: 0,
+        },
+        DomainLimits {
+            grant_frames: frames,
+            maptrack_chunks: chunks,
+            max_evtchn_port: a.max_evtchn_port,
+        },
+    ))
+}
+
+fn createdomain(c: &mut Call<'_>, arg: u64, op: &mut Domctl) -> HcResult {
+    let a: CreateDomain = op.arg();
+    // Xen: a null label is the one the new domain was allocated with, and
+    // a domain created by another domain is allocated `unlabeled`.
+    let sid = match (a.ssidref, c.flask_enabled()) {
+        (_, false) => 0,
+        (0, true) => xsm::initial_sid::UNLABELED.raw(),
+        (s, true) => s,
+    };
+    let p = c.check_req::<DomctlCreateDomain>(None, Some(sid))?;
+    let (config, limits) = sanitise(&a)?;
+    // The dom0 label is a singleton (Xen's flask_domain_create).
+    if c.flask_enabled() && sid == xsm::initial_sid::DOM0.raw() {
+        return Err(errno::EINVAL);
+    }
+    let want = match op.domain {
+        0 => None,
+        x if x >= DOMID_FIRST_RESERVED => None,
+        x => Some(x),
+    };
+    let d = c.global(&p).create_domain(
+        NewDomain {
+            want,
+            privileged: false,
+            name: alloc::string::String::new(),
+            sid,
+            max_pages: 0,
+            weight: DEFAULT_WEIGHT,
+            handle: a.handle,
+        },
+        config,
+        limits,
+    )?;
+    log::info!(
+        "d{} created domain {} (ssidref {sid}, {} vCPUs)",
+        c.caller.id,
+        d.id,
+        a.max_vcpus
+    );
+    op.domain = d.id;
+    c.write(arg, op)?;
+    Ok(0)
 }

@@ -141,8 +141,8 @@ unlocks! {
         SchedRemoteShutdown,
         MemPopulatePhysmap, MemDecreaseReservation, MemCurrentReservation, MemMaximumReservation,
         DomctlDestroyDomain, DomctlPauseDomain, DomctlUnpauseDomain, DomctlGetDomainInfo,
-        DomctlMaxMem, DomctlSetVcpuContext, DomctlGetVcpuContext, DomctlMaxVcpus,
-        SysctlGetDomainInfoList, FlaskRelabelSelf, FlaskRelabelDomain,
+        DomctlMaxMem, DomctlSetHvmContext, DomctlGetHvmContext, DomctlMaxVcpus,
+        SysctlGetDomainInfoListEntry, FlaskRelabelSelf, FlaskRelabelDomain,
         HvmSetParam, HvmGetParam, MemSetMemoryMap,
         GnttabMapRw, GnttabMapRo, GnttabUnmap, GnttabSetupTable, GnttabCopyFromCaller,
         GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion,
@@ -169,18 +169,17 @@ unlocks! {
 
     /// populate_physmap / decrease_reservation (both check mmu:adjust).
     AdjustsMemory (ADJUSTS_MEMORY): MemPopulatePhysmap, MemDecreaseReservation;
-    /// Pausing the target (pausedomain; the vCPU-context operations pause
+    /// Pausing the target (pausedomain; the HVM-context operations pause
     /// around their access).
-    Pauses (PAUSES): DomctlPauseDomain, DomctlSetVcpuContext, DomctlGetVcpuContext;
+    Pauses (PAUSES): DomctlPauseDomain, DomctlSetHvmContext, DomctlGetHvmContext;
     /// Undoing a pause of the target.
-    Unpauses (UNPAUSES): DomctlUnpauseDomain, DomctlSetVcpuContext, DomctlGetVcpuContext;
-    /// Destroying the target (createdomain: only the domain it just created,
-    /// when setting it up fails).
-    Destroys (DESTROYS): DomctlDestroyDomain, DomctlCreateDomain;
+    Unpauses (UNPAUSES): DomctlUnpauseDomain, DomctlSetHvmContext, DomctlGetHvmContext;
+    /// Destroying the target.
+    Destroys (DESTROYS): DomctlDestroyDomain;
     /// Giving the target its vCPUs.
-    SetsVcpus (SETS_VCPUS): DomctlMaxVcpus, DomctlCreateDomain;
+    SetsVcpus (SETS_VCPUS): DomctlMaxVcpus;
     /// getdomaininfo of the target.
-    ReadsDomainInfo (READS_DOMAIN_INFO): DomctlGetDomainInfo, SysctlGetDomainInfoList;
+    ReadsDomainInfo (READS_DOMAIN_INFO): DomctlGetDomainInfo, SysctlGetDomainInfoListEntry;
     /// Changing the target's label.
     Relabels (RELABELS): FlaskRelabelSelf, FlaskRelabelDomain;
     /// Recomputing every domain's `_self` label after the policy's rules
@@ -189,7 +188,12 @@ unlocks! {
     /// Reading the hypervisor's console ring.
     ReadsConsoleRing (READS_CONSOLE_RING): SysctlReadConsole, SysctlReadConsoleClear;
     /// The number of physical CPUs.
-    CountsCpus (COUNTS_CPUS): SysctlPhysinfo, FlaskAvcCacheStats;
+    CountsCpus (COUNTS_CPUS):
+        SysctlPhysinfo, FlaskAvcCacheStats, SysctlCpuTopoInfo, SysctlCpupoolOp;
+    /// The host's total and free memory.
+    SeesMemory (SEES_MEMORY): SysctlPhysinfo, SysctlNumaInfo;
+    /// The number of domains.
+    CountsDomains (COUNTS_DOMAINS): SysctlCpupoolOp;
     /// The highest machine frame number.
     SeesMaxMfn (SEES_MAX_MFN): SysctlPhysinfo, MemMaximumRamPage;
     /// The target's HVM parameters.
@@ -291,6 +295,8 @@ mod tests {
             RELABELS,
             READS_CONSOLE_RING,
             COUNTS_CPUS,
+            SEES_MEMORY,
+            COUNTS_DOMAINS,
             SEES_MAX_MFN,
             RECOMPUTES_LABELS,
             HVM_PARAMS,

@@ -127,6 +127,8 @@ pub struct DomEvtchn {
     callback_via: AtomicU64,
     /// vCPUs (below 64) in SCHEDOP_poll on ports (Xen's `poll_mask`).
     pollers: AtomicU64,
+    /// Highest port a new channel may get (createdomain's `max_evtchn_port`).
+    max_port: AtomicU32,
 }
 
 impl core::fmt::Debug for DomEvtchn {
@@ -149,6 +151,7 @@ impl DomEvtchn {
             virq: [const { [const { AtomicU32::new(0) }; NR_VIRQS as usize] }; MAX_VCPUS as usize],
             callback_via: AtomicU64::new(0),
             pollers: AtomicU64::new(0),
+            max_port: AtomicU32::new(NR_PORTS - 1),
         };
         let b = e.bucket(0);
         b[0].inner.lock().state = State::Reserved;
@@ -180,13 +183,29 @@ impl DomEvtchn {
         })
     }
 
-    /// A free port (under `lock`): the lowest, allocating buckets as needed.
+    /// Limit new channels to ports up to `max` (createdomain's
+    /// `max_evtchn_port`; at most the 2-level ABI's last port).
+    pub fn set_max_port(&self, max: u32) {
+        self.max_port
+            .store(max.min(NR_PORTS - 1), Ordering::Release);
+    }
+
+    /// A free port (under `lock`): the lowest, allocating buckets as needed;
+    /// ENOSPC beyond the domain's highest port (Xen's `get_free_port`).
     fn free_port(&self) -> Result<u32, i32> {
+        let max = self.max_port.load(Ordering::Acquire);
         for b in 0..NR_BUCKETS {
+            if (b * PER_BUCKET) as u32 > max {
+                break;
+            }
             let chans = self.bucket(b);
             for (i, c) in chans.iter().enumerate() {
+                let port = (b * PER_BUCKET + i) as u32;
+                if port > max {
+                    return Err(errno::ENOSPC);
+                }
                 if matches!(c.inner.lock().state, State::Free) {
-                    return Ok((b * PER_BUCKET + i) as u32);
+                    return Ok(port);
                 }
             }
         }

@@ -7,6 +7,7 @@
 pub mod console;
 pub mod evtchn;
 pub mod gnttab;
+pub mod hvmctx;
 pub mod params;
 pub mod shared_info;
 pub mod time;

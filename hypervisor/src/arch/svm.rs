@@ -51,6 +51,7 @@ use hvcore::vcpu::{EmulRegs, Entry, HypercallArgs, Vcpu, VmExit};
 use hvcore::{PAGE_SIZE, Result, err};
 use warden_abi::DomId;
 use warden_abi::vcpu::HvmContext;
+use warden_abi::xen::hvm_save::{FPU_INITIALISED, HwCpu};
 
 /// Read what this CPU supports.
 pub fn detect() -> SvmSupport {
@@ -290,6 +291,12 @@ const EVENT_TYPE_EXCEPTION: u64 = 3;
 
 // Save-area fields VMLOAD/VMSAVE move (reset by a Startup IPI).
 const S_STAR: usize = 0x600;
+const S_LSTAR: usize = 0x608;
+const S_CSTAR: usize = 0x610;
+const S_SFMASK: usize = 0x618;
+const S_KERNEL_GS_BASE: usize = 0x620;
+const S_SYSENTER_CS: usize = 0x628;
+const S_SYSENTER_ESP: usize = 0x630;
 const S_SYSENTER_EIP: usize = 0x638;
 
 // ---------------------------------------------------------------- shared maps
@@ -1184,6 +1191,247 @@ impl Vcpu for SvmVcpu {
         (r.rcx, r.rdx, r.rbx, r.rbp, r.rsi, r.rdi) = (g[1], g[2], g[3], g[5], g[6], g[7]);
         (r.r8, r.r9, r.r10, r.r11) = (g[8], g[9], g[10], g[11]);
         (r.r12, r.r13, r.r14, r.r15) = (g[12], g[13], g[14], g[15]);
+    }
+
+    fn cpu_record(&self) -> HwCpu {
+        let seg = |off: usize| {
+            let v = self.r64(off);
+            (
+                v as u16 as u32,
+                ((v >> 16) & 0xFFFF) as u32,
+                (v >> 32) as u32,
+                self.r64(off + 8),
+            )
+        };
+        let (cs, ds, es, fs, gs, ss, tr, ldtr, idtr, gdtr) = (
+            seg(S_CS),
+            seg(S_DS),
+            seg(S_ES),
+            seg(S_FS),
+            seg(S_GS),
+            seg(S_SS),
+            seg(S_TR),
+            seg(S_LDTR),
+            seg(S_IDTR),
+            seg(S_GDTR),
+        );
+        let inj = self.r64(C_EVENTINJ);
+        let r = &self.regs;
+        HwCpu {
+            fpu_regs: self.fx.0,
+            rax: self.r64(S_RAX),
+            rbx: r.rbx,
+            rcx: r.rcx,
+            rdx: r.rdx,
+            rbp: r.rbp,
+            rsi: r.rsi,
+            rdi: r.rdi,
+            rsp: self.r64(S_RSP),
+            r8: r.r8,
+            r9: r.r9,
+            r10: r.r10,
+            r11: r.r11,
+            r12: r.r12,
+            r13: r.r13,
+            r14: r.r14,
+            r15: r.r15,
+            rip: self.r64(S_RIP),
+            rflags: self.r64(S_RFLAGS),
+            cr0: self.r64(S_CR0),
+            cr2: self.r64(S_CR2),
+            cr3: self.r64(S_CR3),
+            cr4: self.r64(S_CR4),
+            // DR0-3 are not switched per guest (never intercepted): none kept.
+            dr0: 0,
+            dr1: 0,
+            dr2: 0,
+            dr3: 0,
+            dr6: self.r64(S_DR6),
+            dr7: self.r64(S_DR7),
+            cs_sel: cs.0,
+            ds_sel: ds.0,
+            es_sel: es.0,
+            fs_sel: fs.0,
+            gs_sel: gs.0,
+            ss_sel: ss.0,
+            tr_sel: tr.0,
+            ldtr_sel: ldtr.0,
+            cs_limit: cs.2,
+            ds_limit: ds.2,
+            es_limit: es.2,
+            fs_limit: fs.2,
+            gs_limit: gs.2,
+            ss_limit: ss.2,
+            tr_limit: tr.2,
+            ldtr_limit: ldtr.2,
+            idtr_limit: idtr.2,
+            gdtr_limit: gdtr.2,
+            cs_base: cs.3,
+            ds_base: ds.3,
+            es_base: es.3,
+            fs_base: fs.3,
+            gs_base: gs.3,
+            ss_base: ss.3,
+            tr_base: tr.3,
+            ldtr_base: ldtr.3,
+            idtr_base: idtr.3,
+            gdtr_base: gdtr.3,
+            cs_arbytes: cs.1,
+            ds_arbytes: ds.1,
+            es_arbytes: es.1,
+            fs_arbytes: fs.1,
+            gs_arbytes: gs.1,
+            ss_arbytes: ss.1,
+            tr_arbytes: tr.1,
+            ldtr_arbytes: ldtr.1,
+            sysenter_cs: self.r64(S_SYSENTER_CS),
+            sysenter_esp: self.r64(S_SYSENTER_ESP),
+            sysenter_eip: self.r64(S_SYSENTER_EIP),
+            shadow_gs: self.r64(S_KERNEL_GS_BASE),
+            msr_flags: 0,
+            msr_lstar: self.r64(S_LSTAR),
+            msr_star: self.r64(S_STAR),
+            msr_cstar: self.r64(S_CSTAR),
+            msr_syscall_mask: self.r64(S_SFMASK),
+            msr_efer: self.r64(S_EFER) & !EFER_SVME,
+            msr_tsc_aux: 0,
+            // Warden's guests read the host's TSC (no offset).
+            tsc: super::rdtsc(),
+            pending_event: if inj & EVENT_VALID != 0 {
+                inj as u32
+            } else {
+                0
+            },
+            error_code: (inj >> 32) as u32,
+            flags: FPU_INITIALISED,
+            pad0: 0,
+        }
+    }
+
+    fn set_cpu_record(&mut self, c: &HwCpu) {
+        // Checked by hvcore::xen::hvmctx::check_cpu (control registers,
+        // EFER, the pending event, MXCSR).
+        self.regs = Gprs {
+            rbx: c.rbx,
+            rcx: c.rcx,
+            rdx: c.rdx,
+            rsi: c.rsi,
+            rdi: c.rdi,
+            rbp: c.rbp,
+            r8: c.r8,
+            r9: c.r9,
+            r10: c.r10,
+            r11: c.r11,
+            r12: c.r12,
+            r13: c.r13,
+            r14: c.r14,
+            r15: c.r15,
+            spec: self.regs.spec,
+        };
+        self.w64(S_RAX, c.rax);
+        self.w64(S_RSP, c.rsp);
+        self.w64(S_RIP, c.rip);
+        self.w64(S_RFLAGS, c.rflags | 2);
+        self.w64(S_CR0, c.cr0);
+        self.w64(S_CR2, c.cr2);
+        self.w64(S_CR3, c.cr3);
+        self.w64(S_CR4, c.cr4);
+        self.w64(S_EFER, c.msr_efer | EFER_SVME);
+        self.w64(S_DR6, c.dr6);
+        self.w64(S_DR7, c.dr7);
+        let attr = |a: u32| (a & 0xFFFF) as u16;
+        self.seg(
+            S_CS,
+            c.cs_sel as u16,
+            attr(c.cs_arbytes),
+            c.cs_limit,
+            c.cs_base,
+        );
+        self.seg(
+            S_DS,
+            c.ds_sel as u16,
+            attr(c.ds_arbytes),
+            c.ds_limit,
+            c.ds_base,
+        );
+        self.seg(
+            S_ES,
+            c.es_sel as u16,
+            attr(c.es_arbytes),
+            c.es_limit,
+            c.es_base,
+        );
+        self.seg(
+            S_FS,
+            c.fs_sel as u16,
+            attr(c.fs_arbytes),
+            c.fs_limit,
+            c.fs_base,
+        );
+        self.seg(
+            S_GS,
+            c.gs_sel as u16,
+            attr(c.gs_arbytes),
+            c.gs_limit,
+            c.gs_base,
+        );
+        self.seg(
+            S_SS,
+            c.ss_sel as u16,
+            attr(c.ss_arbytes),
+            c.ss_limit,
+            c.ss_base,
+        );
+        self.seg(
+            S_TR,
+            c.tr_sel as u16,
+            attr(c.tr_arbytes),
+            c.tr_limit,
+            c.tr_base,
+        );
+        self.seg(
+            S_LDTR,
+            c.ldtr_sel as u16,
+            attr(c.ldtr_arbytes),
+            c.ldtr_limit,
+            c.ldtr_base,
+        );
+        self.seg(S_IDTR, 0, 0, c.idtr_limit, c.idtr_base);
+        self.seg(S_GDTR, 0, 0, c.gdtr_limit, c.gdtr_base);
+        // The CPL is the stack segment's DPL (SVM keeps it apart).
+        self.w8(S_CPL, ((c.ss_arbytes >> 5) & 3) as u8);
+        self.w64(S_SYSENTER_CS, c.sysenter_cs);
+        self.w64(S_SYSENTER_ESP, c.sysenter_esp);
+        self.w64(S_SYSENTER_EIP, c.sysenter_eip);
+        self.w64(S_KERNEL_GS_BASE, c.shadow_gs);
+        self.w64(S_STAR, c.msr_star);
+        self.w64(S_LSTAR, c.msr_lstar);
+        self.w64(S_CSTAR, c.msr_cstar);
+        self.w64(S_SFMASK, c.msr_syscall_mask);
+        let inj = if c.pending_event & (1 << 31) != 0 {
+            u64::from(c.pending_event) | (u64::from(c.error_code) << 32)
+        } else {
+            0
+        };
+        self.w64(C_EVENTINJ, inj);
+        self.w64(C_INT_CTL, V_INTR_MASKING);
+        self.w64(C_INT_STATE, 0);
+        self.delivering = false;
+        self.spec_ctrl = 0;
+        self.update_spec();
+        *self.fx = if c.flags & FPU_INITIALISED != 0 {
+            FxArea(c.fpu_regs)
+        } else {
+            FxArea::reset()
+        };
+    }
+
+    fn pat(&self) -> u64 {
+        self.r64(S_GPAT)
+    }
+
+    fn set_pat(&mut self, pat: u64) {
+        self.w64(S_GPAT, pat);
     }
 
     fn start_real_mode(&mut self, vector: u8) {

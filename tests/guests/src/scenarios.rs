@@ -4,10 +4,11 @@ use crate::check;
 use crate::matrix::{self, Ctx, Good, Who};
 use alloc::string::String;
 use alloc::vec::Vec;
-use warden_abi::domctl::{self as dc, DomainInfo};
-use warden_abi::errno::{EACCES, EINVAL};
+use warden_abi::domctl::{self as dc, GetDomainInfo};
+use warden_abi::errno::{EACCES, EINVAL, EOPNOTSUPP, ESRCH};
 use warden_abi::sched::{SHUTDOWN_CRASH, SHUTDOWN_POWEROFF};
-use warden_abi::{DOMID_SELF, DomId};
+use warden_abi::xen::hvm_save as hs;
+use warden_abi::{DOMID_SELF, DomId, Pod};
 use warden_guest::hypercall::{self as hc, Errno};
 use warden_guest::println;
 use warden_guest::start::Boot;
@@ -200,6 +201,7 @@ pub fn matrix_dom0(boot: &Boot) -> ! {
         module(boot, "policy"),
         boot.mem_bytes(),
     );
+    c.mute = mute;
     matrix::run(&mut c);
     // Final operations: clear the ring, shut the victim down; check both happened.
     matrix::run_final(&mut c);
@@ -353,6 +355,13 @@ pub fn labels_dom0(boot: &Boot) -> ! {
     check!(
         r == Err(Errno(EINVAL)),
         "createdomain with an invalid ssidref: {r:?}"
+    );
+    // A null ssidref is not libxl's default: Xen labels the domain
+    // unlabeled_t, which dom0 may not create.
+    let r = hc::createdomain_with(0, &hc::pvh_config(0, 1));
+    check!(
+        r == Err(Errno(EACCES)),
+        "createdomain with ssidref 0 (unlabeled_t) refused: {r:?}"
     );
     // The self-relabelling guest.
     let g = domid_arg(boot, "selfguest");
@@ -509,6 +518,87 @@ pub fn lifecycle_dom0(boot: &Boot) -> ! {
     let free0 = free_pages();
     let d = hc::createdomain(0, 0, 2).unwrap_or(0);
     check!(d != 0, "createdomain: d{d}");
+    check!(
+        hc::getdomaininfo(d).is_ok_and(|i| i.nr_online_vcpus == 0
+            && i.max_vcpu_id == dc::INVALID_MAX_VCPU_ID
+            && i.flags & dc::DOMINF_PAUSED != 0
+            && i.arch_config.emulation_flags == dc::X86_EMU_LAPIC
+            && i.ssidref == warden_abi::xsm::SECINITSID_DOMU),
+        "created paused, without vCPUs yet, PVH, labelled domU: {:?}",
+        hc::getdomaininfo(d)
+    );
+    check!(
+        hc::max_vcpus(d, 3) == einval,
+        "max_vcpus must repeat createdomain's number"
+    );
+    check!(hc::max_vcpus(d, 2).is_ok(), "max_vcpus 2");
+    check!(
+        hc::getdomaininfo(d).is_ok_and(|i| i.max_vcpu_id == 1),
+        "two vCPUs: max_vcpu_id 1"
+    );
+    // Xen 4.17's refusals of a createdomain it cannot honour; nothing is created.
+    let before = free_pages();
+    for (what, cfg, want) in [
+        ("no vCPUs", hc::pvh_config(0x0c, 0), EINVAL),
+        (
+            "a PV guest",
+            dc::CreateDomain {
+                flags: 0,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "HAP without HVM",
+            dc::CreateDomain {
+                flags: dc::CDF_HAP,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "a full HVM guest's emulated devices",
+            dc::CreateDomain {
+                arch: dc::ArchDomainConfig {
+                    emulation_flags: dc::X86_EMU_ALL & !dc::X86_EMU_VPCI,
+                    misc_flags: 0,
+                },
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EOPNOTSUPP,
+        ),
+        (
+            "grant tables v2",
+            dc::CreateDomain {
+                grant_opts: 2,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "65 grant frames",
+            dc::CreateDomain {
+                max_grant_frames: 65,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            EINVAL,
+        ),
+        (
+            "CPU pool 1",
+            dc::CreateDomain {
+                cpupool_id: 1,
+                ..hc::pvh_config(0x0c, 1)
+            },
+            ESRCH,
+        ),
+    ] {
+        let r = hc::createdomain_with(0, &cfg);
+        check!(r == Err(Errno(want)), "createdomain with {what}: {r:?}");
+    }
+    check!(
+        free_pages() == before,
+        "the refused createdomains took no memory"
+    );
     check!(hc::max_mem(d, 7168).is_ok(), "max_mem 7 MiB");
     let gfns: Vec<u64> = (0..1024).collect();
     let r = hc::populate_physmap(d, &gfns, 0);
@@ -534,30 +624,101 @@ pub fn lifecycle_dom0(boot: &Boot) -> ! {
     check!(r == einval, "decreasing a page that is not there: {r:?}");
     let used = free0 - free_pages();
     check!(used >= 1533, "{used} frames used by d{d}");
-    let ctx = hc::getvcpucontext(0, 0);
-    check!(ctx.is_ok(), "getvcpucontext of my own vCPU 0");
-    if let Ok(mut ctx) = ctx {
-        ctx.rip = 0x20_0000;
-        check!(
-            hc::setvcpucontext(d, 0, &ctx).is_ok(),
-            "setvcpucontext d{d} vCPU 0"
-        );
-        let back = hc::getvcpucontext(d, 0);
-        check!(
-            back.is_ok_and(|b| b.rip == 0x20_0000 && b.cr3 == ctx.cr3),
-            "getvcpucontext returns what was set"
-        );
-        let mut bad = ctx;
-        bad.cr0 = 0;
-        check!(
-            hc::setvcpucontext(d, 0, &bad) == einval,
-            "a context without paging is refused"
-        );
-        check!(
-            hc::setvcpucontext(d, 7, &ctx) == Err(Errno(warden_abi::errno::ENOENT)),
-            "no vCPU 7"
-        );
+    // libxc's PVH build (xg_dom_x86.c): read the context, set each vCPU's
+    // MTRRs (write-back, enabled), then vCPU 0's PVH entry state.
+    check!(
+        hc::gethvmcontext_size(DOMID_SELF) == Err(Errno(ESRCH)),
+        "a domctl names no domain by a reserved id"
+    );
+    let size = hc::gethvmcontext_size(d).unwrap_or(0) as usize;
+    let mut img = alloc::vec![0u8; size];
+    let n = hc::gethvmcontext(d, &mut img);
+    check!(n.is_ok(), "gethvmcontext d{d}: {n:?} (size {size})");
+    img.truncate(n.unwrap_or(0));
+    let recs: Vec<(u16, u16, Vec<u8>)> = hc::hvm_context_records(&img)
+        .map(|(t, i, b)| (t, i, b.to_vec()))
+        .collect();
+    let header = recs.iter().find(|r| r.0 == hs::HEADER).map(|r| r.2.clone());
+    check!(
+        header.is_some() && recs.iter().filter(|r| r.0 == hs::MTRR).count() == 2,
+        "the image has a header and an MTRR record per vCPU"
+    );
+    let header = header
+        .and_then(|h| hs::SaveHeader::from_bytes(&h))
+        .unwrap_or_default();
+    for (t, i, b) in recs.iter().filter(|r| r.0 == hs::MTRR) {
+        let Some(mut m) = hs::HwMtrr::from_bytes(b) else {
+            continue;
+        };
+        m.msr_mtrr_def_type = 6 | (1 << 11);
+        let mut x = Vec::new();
+        hc::hvm_context_push(&mut x, hs::HEADER, 0, &header);
+        hc::hvm_context_push(&mut x, *t, *i, &m);
+        x.extend_from_slice(&[0u8; 8]);
+        check!(hc::sethvmcontext(d, &x).is_ok(), "MTRRs of d{d} vCPU {i}");
     }
+    let bsp = hs::HwCpu {
+        rip: 0x20_0000,
+        rbx: 0x7000,
+        cr0: 0x11,
+        cs_limit: u32::MAX,
+        ds_limit: u32::MAX,
+        es_limit: u32::MAX,
+        ss_limit: u32::MAX,
+        tr_limit: 0x67,
+        cs_arbytes: 0xC9B,
+        ds_arbytes: 0xC93,
+        es_arbytes: 0xC93,
+        ss_arbytes: 0xC93,
+        tr_arbytes: 0x8B,
+        dr6: 0xFFFF_0FF0,
+        dr7: 0x400,
+        ..Default::default()
+    };
+    let mut x = Vec::new();
+    hc::hvm_context_push(&mut x, hs::HEADER, 0, &header);
+    hc::hvm_context_push(&mut x, hs::CPU, 0, &bsp);
+    x.extend_from_slice(&[0u8; 8]);
+    check!(
+        hc::sethvmcontext(d, &x).is_ok(),
+        "vCPU 0 of d{d}: the PVH entry state"
+    );
+    let mut back = alloc::vec![0u8; size];
+    let n = hc::gethvmcontext(d, &mut back).unwrap_or(0);
+    let cpu0 = hc::hvm_context_records(&back[..n])
+        .find(|r| r.0 == hs::CPU && r.1 == 0)
+        .and_then(|r| hs::HwCpu::from_bytes(r.2));
+    check!(
+        cpu0.is_some_and(|c| c.rip == 0x20_0000 && c.rbx == 0x7000 && c.cs_arbytes == 0xC9B),
+        "gethvmcontext returns what was set"
+    );
+    check!(
+        hc::hvm_context_records(&back[..n]).any(|r| r.0 == hs::MTRR
+            && r.1 == 1
+            && hs::HwMtrr::from_bytes(r.2).is_some_and(|m| m.msr_mtrr_def_type == 0x806)),
+        "and the MTRRs set"
+    );
+    let mut bad = Vec::new();
+    hc::hvm_context_push(&mut bad, hs::HEADER, 0, &header);
+    hc::hvm_context_push(
+        &mut bad,
+        hs::CPU,
+        0,
+        &hs::HwCpu {
+            cr0: 0x8000_0010,
+            ..bsp
+        },
+    );
+    bad.extend_from_slice(&[0u8; 8]);
+    check!(
+        hc::sethvmcontext(d, &bad) == einval,
+        "paging without protected mode is refused"
+    );
+    let mut seven = Vec::new();
+    hc::hvm_context_push(&mut seven, hs::HEADER, 0, &header);
+    hc::hvm_context_push(&mut seven, hs::CPU, 7, &bsp);
+    seven.extend_from_slice(&[0u8; 8]);
+    check!(hc::sethvmcontext(d, &seven) == einval, "no vCPU 7");
     check!(hc::destroydomain(d).is_ok(), "destroy d{d}");
     check!(
         hc::getdomaininfo(d).err() == Some(Errno(warden_abi::errno::ESRCH)),
@@ -666,7 +827,7 @@ pub fn sched_dom0(boot: &Boot) -> ! {
 }
 
 #[allow(dead_code)]
-fn info_str(i: &DomainInfo) -> String {
+fn info_str(i: &GetDomainInfo) -> String {
     alloc::format!("d{} flags {:#x} pages {}", i.domain, i.flags, i.tot_pages)
 }
 
