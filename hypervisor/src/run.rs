@@ -111,6 +111,18 @@ impl Platform for Machine {
     fn serial_input(&self, buf: &mut [u8]) -> usize {
         console::input(buf)
     }
+    fn pcpu(&self, cpu: u32) -> Option<hvcore::platform::Pcpu> {
+        let p = percpu::cpu(cpu)?;
+        Some(hvcore::platform::Pcpu {
+            apic_id: p.apic_id,
+            // Xen's acpi_get_processor_id: the id the MADT gives the APIC.
+            acpi_id: crate::platform::acpi_id_of(p.apic_id).unwrap_or(u32::MAX),
+            online: p.state() == percpu::CpuState::Online,
+        })
+    }
+    fn max_present_cpu(&self) -> u32 {
+        percpu::all().map(|p| p.cpu_id).max().unwrap_or(0)
+    }
     fn cmdline(&self) -> &str {
         &self.cmdline
     }

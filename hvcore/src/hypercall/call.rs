@@ -158,6 +158,12 @@ impl<'a> Call<'a> {
             })
     }
 
+    /// Whether the caller is the hardware domain (Xen's
+    /// `is_hardware_domain(current->domain)`, for answers that differ).
+    pub fn caller_is_hardware_domain(&self) -> bool {
+        self.vcpu.domain.privileged
+    }
+
     /// Snapshot of domain `id` (DOMID_SELF: the caller) for a check.
     pub fn target(&self, id: DomId) -> Result<DomSnap, i32> {
         if id == DOMID_SELF || id == self.caller.id {
@@ -263,6 +269,46 @@ impl<'a> Call<'a> {
         self.hv
             .log_unknown(self.caller.id, format_args!("{what} {n}"));
         Err(errno::ENOSYS)
+    }
+
+    /// A sub-operation Xen 4.17 has and Warden does not (a feature Warden
+    /// lacks): `err`, the errno Xen gives without the feature, and one log
+    /// line the first time each (`hypercall`, `n`) is seen.
+    pub fn absent(&self, hypercall: &'static str, n: u32, name: &str, err: i32) -> HcResult {
+        self.hv.log_absent_once(
+            self.caller.id,
+            hypercall,
+            n,
+            format_args!(
+                "{hypercall} {name} ({n}): not implemented by Warden; answered {} as Xen 4.17 without the feature",
+                errno::name(err)
+            ),
+        );
+        Err(err)
+    }
+
+    /// A sub-operation Xen 4.17's FLASK hook does not know (Xen's
+    /// `avc_unknown_permission`): -EPERM when FLASK enforces a policy that
+    /// does not allow unknown permissions, else -ENOSYS (Xen then reaches
+    /// its `default:` case); with the dummy module (XSM_PRIV) -EPERM for a
+    /// domain other than the control domain. Logged once per (`hypercall`, `n`).
+    pub fn unknown_to_xsm(&self, hypercall: &'static str, n: u32) -> HcResult {
+        let deny = match self.hv.gate.flask() {
+            Some(f) => f.enforcing() && !f.allow_unknown(),
+            None => !self.vcpu.domain.privileged,
+        };
+        let err = if deny { errno::EPERM } else { errno::ENOSYS };
+        self.hv.log_absent_once(
+            self.caller.id,
+            hypercall,
+            n,
+            format_args!(
+                "{} unknown {hypercall}: {n} ({})",
+                if deny { "Denying" } else { "Allowing" },
+                errno::name(err)
+            ),
+        );
+        Err(err)
     }
 
     // -------------------------------------------------- with a permit
@@ -817,9 +863,29 @@ impl Global<'_, ConsoleWrite> {
 }
 
 impl Global<'_, ConsoleRead> {
-    /// Take up to `buf.len()` bytes of serial console input.
+    /// Take up to `buf.len()` bytes of serial console input (what arrived
+    /// for the hardware domain: Xen's `serial_rx_ring`).
     pub fn serial_input(&self, buf: &mut [u8]) -> usize {
-        self.hv.platform.serial_input(buf)
+        self.hv.read_serial_input(buf)
+    }
+}
+
+impl<O: SetsTime> Global<'_, O> {
+    /// Set every domain's wall clock (XENPF_settime: it reads `secs`,
+    /// `nsecs` at system time `system_time`).
+    pub fn set_wallclock(&self, secs: u64, nsecs: u32, system_time: u64) {
+        self.hv.set_wallclock(secs, nsecs, system_time)
+    }
+}
+
+impl<O: ReadsPcpus> Global<'_, O> {
+    /// Physical CPU `cpu`, if present.
+    pub fn pcpu(&self, cpu: u32) -> Option<crate::platform::Pcpu> {
+        self.hv.platform.pcpu(cpu)
+    }
+    /// The highest CPU number present.
+    pub fn max_present_cpu(&self) -> u32 {
+        self.hv.platform.max_present_cpu()
     }
 }
 
