@@ -149,6 +149,72 @@ pub struct Dom0Mem {
     pub max: Option<u64>,
 }
 
+/// dom0's vCPU bounds (`dom0_max_vcpus=N`, `N-`, `-M` or `N-M`, as Xen
+/// 4.17's `parse_dom0_max_vcpus`): N alone is both bounds, 0 counts as 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dom0Vcpus {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Default for Dom0Vcpus {
+    fn default() -> Self {
+        Dom0Vcpus {
+            min: 1,
+            max: u32::MAX,
+        }
+    }
+}
+
+impl Dom0Vcpus {
+    /// dom0's vCPUs on a machine running guests on `cpus` CPUs (Xen's
+    /// `dom0_max_vcpus()`): the CPU count, raised to the minimum, lowered to
+    /// the maximum, at most `limit` (the most vCPUs a domain may have).
+    pub fn count(&self, cpus: u32, limit: u32) -> u32 {
+        let mut n = cpus;
+        if self.min > n {
+            n = self.min;
+        }
+        if self.max < n {
+            n = self.max;
+        }
+        n.clamp(1, limit)
+    }
+}
+
+fn parse_dom0_max_vcpus(value: &str) -> Result<Dom0Vcpus, String> {
+    let num = |s: &str| {
+        parse_u64(s)
+            .map(|n| n.min(u32::MAX as u64) as u32)
+            .ok_or_else(|| format!("'{}' is not a number", clip(s)))
+    };
+    let mut v = Dom0Vcpus::default();
+    if let Some(m) = value.strip_prefix('-') {
+        v.max = num(m)?;
+    } else {
+        let (n, rest) = match value.split_once('-') {
+            Some((n, m)) => (n, Some(m)),
+            None => (value, None),
+        };
+        v.min = num(n)?.max(1);
+        match rest {
+            None => v.max = v.min,
+            Some("") => {}
+            Some(m) => v.max = num(m)?,
+        }
+    }
+    Ok(v)
+}
+
+fn describe_dom0_vcpus(v: &Dom0Vcpus) -> String {
+    match (v.min, v.max) {
+        (1, u32::MAX) => "<all CPUs>".into(),
+        (a, b) if a == b => a.to_string(),
+        (a, u32::MAX) => format!("{a}-"),
+        (a, b) => format!("{a}-{b}"),
+    }
+}
+
 /// Faults the test build can inject (`test_fault=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestFault {
@@ -209,8 +275,8 @@ pub struct Options {
     /// A `flask=` value that is not a mode (Xen refuses to boot; so does Warden).
     pub flask_invalid: Option<String>,
     pub dom0_mem: Dom0Mem,
-    /// dom0's vCPUs (`dom0_max_vcpus=N` or `MIN-MAX`; the upper bound is used).
-    pub dom0_max_vcpus: Option<u32>,
+    /// dom0's vCPUs (`dom0_max_vcpus=`, Xen's bounds on the CPU count).
+    pub dom0_max_vcpus: Dom0Vcpus,
     /// FLASK audit rate limit (`audit_ratelimit=BURST[/MS]`, 0 = unlimited):
     /// at most BURST records per MS milliseconds (default 64 per 1000).
     pub audit_ratelimit: Option<(u32, u64)>,
@@ -243,7 +309,7 @@ impl Default for Options {
             flask: FlaskMode::Enforcing,
             flask_invalid: None,
             dom0_mem: Dom0Mem::default(),
-            dom0_max_vcpus: None,
+            dom0_max_vcpus: Dom0Vcpus::default(),
             audit_ratelimit: None,
             guest_console_ratelimit: GUEST_CONSOLE_RATELIMIT,
             console_to_ring: false,
@@ -622,9 +688,7 @@ pub fn parse(line: &str) -> Parsed {
                     "loglvl" => o.loglvl.name().into(),
                     "flask" => o.flask.name().into(),
                     "dom0_mem" => describe_dom0_mem(&o.dom0_mem),
-                    "dom0_max_vcpus" => o
-                        .dom0_max_vcpus
-                        .map_or("<all CPUs>".into(), |n| n.to_string()),
+                    "dom0_max_vcpus" => describe_dom0_vcpus(&o.dom0_max_vcpus),
                     "audit_ratelimit" => o
                         .audit_ratelimit
                         .map_or("64/1000".into(), |(b, ms)| format!("{b}/{ms}")),
@@ -745,17 +809,13 @@ pub fn parse(line: &str) -> Parsed {
                 Ok(m) => o.dom0_mem = m,
                 Err(reason) => d.push(malformed(reason, describe_dom0_mem(&o.dom0_mem))),
             },
-            "dom0_max_vcpus" => {
-                let upper = value.rsplit('-').next().unwrap_or(value);
-                match parse_u64(upper) {
-                    Some(n) if (1..=64).contains(&n) => o.dom0_max_vcpus = Some(n as u32),
-                    _ => d.push(malformed(
-                        "expected a vCPU count N or MIN-MAX, from 1 to 64".into(),
-                        o.dom0_max_vcpus
-                            .map_or("<all CPUs>".into(), |n| n.to_string()),
-                    )),
-                }
-            }
+            "dom0_max_vcpus" => match parse_dom0_max_vcpus(value) {
+                Ok(v) => o.dom0_max_vcpus = v,
+                Err(reason) => d.push(malformed(
+                    format!("{reason}: expected N, N-, -M or N-M"),
+                    describe_dom0_vcpus(&o.dom0_max_vcpus),
+                )),
+            },
             "audit_ratelimit" => {
                 let (b, ms) = match value.split_once('/') {
                     Some((b, ms)) => (parse_u64(b), parse_u64(ms)),
@@ -873,16 +933,34 @@ mod tests {
 
     #[test]
     fn dom0_vcpus_and_invalid_flask() {
+        let v = |min, max| Dom0Vcpus { min, max };
         let p = parse("dom0_max_vcpus=2 flask=maybe");
-        assert_eq!(p.options.dom0_max_vcpus, Some(2));
+        assert_eq!(p.options.dom0_max_vcpus, v(2, 2));
         assert_eq!(p.options.flask_invalid.as_deref(), Some("maybe"));
         let p = parse("dom0_max_vcpus=1-4 flask=maybe flask=late");
-        assert_eq!(p.options.dom0_max_vcpus, Some(4));
+        assert_eq!(p.options.dom0_max_vcpus, v(1, 4));
         assert_eq!(p.options.flask_invalid, None, "a later valid value wins");
         assert_eq!(p.options.flask, FlaskMode::Late);
-        let p = parse("dom0_max_vcpus=0");
-        assert_eq!(p.options.dom0_max_vcpus, None);
+        // Xen's forms: 0 counts as 1; N- has no upper bound; -M no lower one.
+        assert_eq!(parse("dom0_max_vcpus=0").options.dom0_max_vcpus, v(1, 1));
+        assert_eq!(
+            parse("dom0_max_vcpus=3-").options.dom0_max_vcpus,
+            v(3, u32::MAX)
+        );
+        assert_eq!(parse("dom0_max_vcpus=-2").options.dom0_max_vcpus, v(1, 2));
+        let p = parse("dom0_max_vcpus=2 dom0_max_vcpus=x-3");
+        assert_eq!(
+            p.options.dom0_max_vcpus,
+            v(2, 2),
+            "a bad value keeps the last"
+        );
         assert_eq!(p.diagnostics.len(), 1);
+        // The count: the CPUs, within the bounds and the limit.
+        assert_eq!(Dom0Vcpus::default().count(4, 64), 4);
+        assert_eq!(v(1, 4).count(2, 64), 2, "a range does not add vCPUs");
+        assert_eq!(v(6, u32::MAX).count(2, 64), 6);
+        assert_eq!(v(1, 1).count(8, 64), 1);
+        assert_eq!(v(100, 100).count(2, 64), 64);
     }
 
     #[test]

@@ -235,7 +235,9 @@ pub fn start(
     if let Some(max) = dm.max {
         mem_bytes = mem_bytes.min(max);
     }
-    let vcpus = opts.dom0_max_vcpus.unwrap_or(nr_cpus).max(1);
+    let vcpus = opts
+        .dom0_max_vcpus
+        .count(nr_cpus, warden_abi::vcpu::MAX_VCPUS);
     let dom0_modules: Vec<(&[u8], &str)> = plan
         .dom0_modules
         .iter()

@@ -271,18 +271,21 @@ impl<'a> Call<'a> {
         Err(errno::ENOSYS)
     }
 
-    /// A sub-operation Xen 4.17 has and Warden does not (a feature Warden
-    /// lacks): `err`, the errno Xen gives without the feature, and one log
-    /// line the first time each (`hypercall`, `n`) is seen.
-    pub fn absent(&self, hypercall: &'static str, n: u32, name: &str, err: i32) -> HcResult {
+    /// A sub-operation Warden does not implement: `err`, the errno Xen
+    /// 4.17 gives the caller when the feature is absent, and one log line
+    /// (`what`) the first time each (`hypercall`, `n`) is seen.
+    pub fn absent(
+        &self,
+        hypercall: &'static str,
+        n: u32,
+        err: i32,
+        what: core::fmt::Arguments<'_>,
+    ) -> HcResult {
         self.hv.log_absent_once(
             self.caller.id,
             hypercall,
             n,
-            format_args!(
-                "{hypercall} {name} ({n}): not implemented by Warden; answered {} as Xen 4.17 without the feature",
-                errno::name(err)
-            ),
+            format_args!("{what}: {}", errno::name(err)),
         );
         Err(err)
     }

@@ -124,7 +124,12 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
         // only the PCI sub-ops for the hardware domain (hvm_physdev_op):
         // -ENOSYS without a check. Warden has no PCI devices to add,
         // remove or configure: -ENOSYS for those too, logged once.
-        hc::MCA => c.absent("mca", 0, "(any)", errno::ENOSYS),
+        hc::MCA => c.absent(
+            "mca",
+            0,
+            errno::ENOSYS,
+            format_args!("mca: not available to HVM/PVH domains (as Xen 4.17)"),
+        ),
         hc::PHYSDEV_OP => physdev_op(c, a[0]),
         n => c.unknown("hypercall", n as u64),
     }
@@ -145,9 +150,12 @@ fn physdev_op(c: &mut Call<'_>, cmd: u64) -> HcResult {
         (29, "dbgp_op"),
     ];
     match HWDOM_PCI.iter().find(|(n, _)| *n == cmd) {
-        Some((n, name)) if c.caller_is_hardware_domain() => {
-            c.absent("physdev_op", *n as u32, name, errno::ENOSYS)
-        }
+        Some((n, name)) if c.caller_is_hardware_domain() => c.absent(
+            "physdev_op",
+            *n as u32,
+            errno::ENOSYS,
+            format_args!("physdev_op {name} ({n}): Warden has no PCI devices to manage"),
+        ),
         _ => Err(errno::ENOSYS),
     }
 }

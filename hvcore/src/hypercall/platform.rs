@@ -73,7 +73,12 @@ pub fn platform_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         n => match pf::XEN_COMMANDS.iter().find(|(x, _)| *x == n) {
-            Some((_, name)) => c.absent("platform_op", n, name, errno::ENOSYS),
+            Some((_, name)) => c.absent(
+                "platform_op",
+                n,
+                errno::ENOSYS,
+                format_args!("platform_op {name} ({n}): not implemented by Warden"),
+            ),
             None => c.unknown_to_xsm("platform_op", n),
         },
     }
