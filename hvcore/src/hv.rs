@@ -159,9 +159,9 @@ impl Hv {
         }
     }
 
-    /// A rate-limited warning about an unknown hypercall or sub-operation
-    /// (no lock is taken unless the line is printed).
-    pub fn log_unknown(&self, caller: DomId, what: core::fmt::Arguments<'_>) {
+    /// A rate-limited warning about an unknown hypercall or sub-operation,
+    /// answered `err` (no lock is taken unless the line is printed).
+    pub fn log_unknown(&self, caller: DomId, what: core::fmt::Arguments<'_>, err: i32) {
         let now = self.now();
         let Some(dropped) = self.unknown_log.admit(now) else {
             return;
@@ -170,7 +170,10 @@ impl Hv {
             log::warn!("xsm: {dropped} messages about unknown operations suppressed");
         }
         let label = self.label_of(caller);
-        log::warn!("xsm: unknown {what} from d{caller} ({label}): -ENOSYS");
+        log::warn!(
+            "xsm: unknown {what} from d{caller} ({label}): -{}",
+            errno::name(err)
+        );
     }
 
     /// A warning about a sub-operation Warden does not implement, the first

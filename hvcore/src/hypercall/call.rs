@@ -267,7 +267,7 @@ impl<'a> Call<'a> {
     /// Log an unknown sub-operation (rate limited) and return ENOSYS.
     pub fn unknown(&self, what: &str, n: u64) -> HcResult {
         self.hv
-            .log_unknown(self.caller.id, format_args!("{what} {n}"));
+            .log_unknown(self.caller.id, format_args!("{what} {n}"), errno::ENOSYS);
         Err(errno::ENOSYS)
     }
 
@@ -294,22 +294,22 @@ impl<'a> Call<'a> {
     /// `avc_unknown_permission`): -EPERM when FLASK enforces a policy that
     /// does not allow unknown permissions, else -ENOSYS (Xen then reaches
     /// its `default:` case); with the dummy module (XSM_PRIV) -EPERM for a
-    /// domain other than the control domain. Logged once per (`hypercall`, `n`).
+    /// domain other than the control domain. Logged, rate-limited, as other
+    /// unknown operations.
     pub fn unknown_to_xsm(&self, hypercall: &'static str, n: u32) -> HcResult {
         let deny = match self.hv.gate.flask() {
             Some(f) => f.enforcing() && !f.allow_unknown(),
             None => !self.vcpu.domain.privileged,
         };
         let err = if deny { errno::EPERM } else { errno::ENOSYS };
-        self.hv.log_absent_once(
+        // Rate-limited, not once per number: any guest can try them all.
+        self.hv.log_unknown(
             self.caller.id,
-            hypercall,
-            n,
             format_args!(
-                "{} unknown {hypercall}: {n} ({})",
-                if deny { "Denying" } else { "Allowing" },
-                errno::name(err)
+                "{hypercall} {n} (unknown to Xen 4.17's FLASK hook: {} as Xen)",
+                if deny { "denied" } else { "allowed" },
             ),
+            err,
         );
         Err(err)
     }
