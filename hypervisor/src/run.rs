@@ -227,14 +227,7 @@ pub fn start(
 
     // dom0.
     let free = FRAME_MEM.free_frames() * 4096;
-    let dm = &opts.dom0_mem;
-    let mut mem_bytes = dm.target.unwrap_or(DOM0_MEM_DEFAULT.min(free / 2));
-    if let Some(min) = dm.min {
-        mem_bytes = mem_bytes.max(min);
-    }
-    if let Some(max) = dm.max {
-        mem_bytes = mem_bytes.min(max);
-    }
+    let mem_bytes = opts.dom0_mem.bytes(free, DOM0_MEM_DEFAULT.min(free / 2));
     let vcpus = opts
         .dom0_max_vcpus
         .count(nr_cpus, warden_abi::vcpu::MAX_VCPUS);
