@@ -286,7 +286,7 @@ pub fn run(args: &[String]) -> Result<Ended> {
     if o.exec.is_some() {
         return exec_outcome(&r, o.timeout);
     }
-    outcome(r.status, &r.refusal, o.timeout).map(|()| Ended::Stopped)
+    outcome(r.status, &r.refusal, o.timeout.filter(|_| r.timed_out)).map(|()| Ended::Stopped)
 }
 
 /// The Linux dom0's modules: the ELF kernel (`console=hvc0` and
