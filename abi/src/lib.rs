@@ -61,6 +61,9 @@ pub const PAGE_SIZE: u64 = 4096;
 
 /// Hypercall numbers (Xen's `__HYPERVISOR_*`), the ones Warden implements.
 pub mod hypercall {
+    /// `platform_op(op)`: the hardware domain's platform operations
+    /// (`xen::platform`).
+    pub const PLATFORM_OP: u32 = 7;
     /// `memory_op(cmd, arg)`: populate/decrease reservations, memory facts.
     pub const MEMORY_OP: u32 = 12;
     /// `set_timer_op(timeout_abs_ns)`: the calling vCPU's single-shot timer.
@@ -87,6 +90,13 @@ pub mod hypercall {
     pub const SYSCTL: u32 = 35;
     /// `domctl(op)`: domain control (create, destroy, pause, ...).
     pub const DOMCTL: u32 = 36;
+
+    /// `physdev_op(cmd, arg)`: not implemented (no physical devices; Xen
+    /// refuses most of it to HVM callers with -ENOSYS).
+    pub const PHYSDEV_OP: u32 = 33;
+    /// `mca(op)` (`__HYPERVISOR_arch_0`): PV only in Xen 4.17 (an HVM/PVH
+    /// caller gets -ENOSYS).
+    pub const MCA: u32 = 48;
 }
 
 /// One sub-operation of a hypercall.
@@ -175,6 +185,11 @@ pub const HYPERCALLS: &[Hypercall] = &[
         number: hypercall::GRANT_TABLE_OP,
         name: "grant_table_op",
         subops: xen::grant_table::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::PLATFORM_OP,
+        name: "platform_op",
+        subops: xen::platform::SUBOPS,
     },
 ];
 

@@ -110,6 +110,53 @@ pub fn console_read(buf: &mut [u8]) -> HResult {
     )
 }
 
+// ------------------------------------------------------------ platform_op
+
+/// platform_op(op): `op` is read and its command's output written back.
+pub fn platform_op(op: &mut warden_abi::xen::platform::PlatformOp) -> HResult {
+    call(hc::PLATFORM_OP, [ptr_mut(op), 0, 0, 0, 0])
+}
+
+/// A `platform_op` command with `member` as its union, at the interface
+/// version; the union as the hypervisor left it.
+pub fn platform_cmd(
+    cmd: u32,
+    member: &[u8],
+) -> Result<warden_abi::xen::platform::PlatformOp, Errno> {
+    use warden_abi::xen::platform::{INTERFACE_VERSION, PlatformOp};
+    let mut op = PlatformOp {
+        cmd,
+        interface_version: INTERFACE_VERSION,
+        u: [0; 128],
+    };
+    let n = member.len().min(op.u.len());
+    op.u[..n].copy_from_slice(&member[..n]);
+    platform_op(&mut op).map(|_| op)
+}
+
+/// XENPF_settime64: the wall clock reads `secs`, `nsecs` at system time
+/// `system_time` (every domain's).
+pub fn settime64(secs: u64, nsecs: u32, system_time: u64) -> HResult {
+    use warden_abi::xen::platform::{SETTIME64, Settime64};
+    let t = Settime64 {
+        secs,
+        nsecs,
+        mbz: 0,
+        system_time,
+    };
+    platform_cmd(SETTIME64, t.as_bytes()).map(|_| 0)
+}
+
+/// XENPF_get_cpuinfo of physical CPU `cpu`.
+pub fn pcpu_info(cpu: u32) -> Result<warden_abi::xen::platform::PcpuInfo, Errno> {
+    use warden_abi::xen::platform::{GET_CPUINFO, PcpuInfo};
+    let i = PcpuInfo {
+        xen_cpuid: cpu,
+        ..Default::default()
+    };
+    platform_cmd(GET_CPUINFO, i.as_bytes()).map(|op| op.member())
+}
+
 // ------------------------------------------------------------ xen_version
 
 /// xen_version(cmd, arg).

@@ -3,7 +3,9 @@
 //! `rt`), plus what Xen tells a PVH guest elsewhere: the domain id (CPUID
 //! leaf 0x4000_0004 ECX, as Linux reads it) and the vCPUs (the ACPI MADT's
 //! enabled local APICs). The command line is copied at entry (the
-//! start-info block lies in RAM, as on Xen).
+//! start-info block lies in RAM, as on Xen). The memory map is the start
+//! info's (version 1, a domU) or XENMEM_memory_map's (version 0: the
+//! initial domain, as Xen builds it).
 
 use warden_abi::xen::start_info::{
     HVM_START_MAGIC_VALUE, HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo, SIF_PRIVILEGED,
@@ -85,6 +87,27 @@ fn madt_cpus(rsdp: u64) -> u32 {
     0
 }
 
+/// The end of RAM below 4 GiB from XENMEM_memory_map (0 if refused).
+fn ram_end_from_hypervisor() -> u64 {
+    use warden_abi::memory::{E820_RAM, E820Entry, MEMORY_MAP, MemoryMap};
+    let mut map = [E820Entry::default(); 16];
+    let mut m = MemoryMap {
+        nr_entries: map.len() as u32,
+        pad: 0,
+        buffer: map.as_mut_ptr() as u64,
+    };
+    if crate::hypercall::memory_op(MEMORY_MAP, &mut m as *mut MemoryMap as u64).is_err() {
+        return 0;
+    }
+    map.iter()
+        .take(m.nr_entries as usize)
+        .filter(|e| e.kind == E820_RAM)
+        .map(|e| e.addr() + e.size())
+        .filter(|&end| end <= 1 << 32)
+        .max()
+        .unwrap_or(0)
+}
+
 impl Boot {
     /// Read the `hvm_start_info` at `gpa` (None if it is not one).
     /// Call while the first 4 GiB are identity-mapped (the ACPI tables lie
@@ -106,12 +129,15 @@ impl Boot {
             cmdline,
             cmdline_len,
         };
-        b.mem_bytes = b
-            .memmap()
-            .filter(|e| e.kind == XEN_HVM_MEMMAP_TYPE_RAM && e.addr < 1 << 32)
-            .map(|e| e.addr + e.size)
-            .max()
-            .unwrap_or(0);
+        b.mem_bytes = if info.version >= 1 {
+            b.memmap()
+                .filter(|e| e.kind == XEN_HVM_MEMMAP_TYPE_RAM && e.addr < 1 << 32)
+                .map(|e| e.addr + e.size)
+                .max()
+                .unwrap_or(0)
+        } else {
+            ram_end_from_hypervisor()
+        };
         Some(b)
     }
     /// This domain's id.

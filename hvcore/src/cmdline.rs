@@ -141,12 +141,130 @@ pub struct ConsoleTargets {
     pub com2: bool,
 }
 
-/// dom0's memory (`dom0_mem=[min:S,][max:S,]S`), in bytes.
+/// dom0's memory (`dom0_mem=[min:AMT,][max:AMT,][AMT]`, as Xen 4.17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Dom0Mem {
-    pub target: Option<u64>,
-    pub min: Option<u64>,
-    pub max: Option<u64>,
+    pub target: Option<MemSize>,
+    pub min: Option<MemSize>,
+    pub max: Option<MemSize>,
+}
+
+/// One amount of `dom0_mem=` (Xen's `struct memsize`): `SIZE`, `FRAC%` or
+/// `SIZE+FRAC%` of the available memory, or, with a leading `-`, the
+/// available memory less that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemSize {
+    pub bytes: u64,
+    pub percent: u32,
+    pub minus: bool,
+}
+
+impl MemSize {
+    /// A plain size.
+    pub const fn bytes(bytes: u64) -> MemSize {
+        MemSize {
+            bytes,
+            percent: 0,
+            minus: false,
+        }
+    }
+
+    /// The amount out of `avail` bytes (Xen's `get_memsize`, saturating).
+    pub fn of(&self, avail: u64) -> u64 {
+        let frac = (avail as u128 * self.percent as u128 / 100) as u64;
+        let n = self.bytes.saturating_add(frac);
+        if self.minus {
+            avail.saturating_sub(n)
+        } else {
+            n
+        }
+    }
+}
+
+impl Dom0Mem {
+    /// dom0's memory out of `avail` free bytes (Xen's
+    /// `dom0_compute_nr_pages`): the amount (`default` when none is given,
+    /// or it comes to 0), raised to the minimum, lowered to the maximum and
+    /// to what is available; a minimum above the maximum loses.
+    pub fn bytes(&self, avail: u64, default: u64) -> u64 {
+        let mut n = match self.target.map(|t| t.of(avail)) {
+            Some(n) if n != 0 => n,
+            _ => default,
+        };
+        if let Some(min) = self.min {
+            n = n.max(min.of(avail));
+        }
+        if let Some(max) = self.max {
+            n = n.min(max.of(avail));
+        }
+        n.min(avail)
+    }
+}
+
+/// dom0's vCPU bounds (`dom0_max_vcpus=N`, `N-`, `-M` or `N-M`, as Xen
+/// 4.17's `parse_dom0_max_vcpus`): N alone is both bounds, 0 counts as 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dom0Vcpus {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Default for Dom0Vcpus {
+    fn default() -> Self {
+        Dom0Vcpus {
+            min: 1,
+            max: u32::MAX,
+        }
+    }
+}
+
+impl Dom0Vcpus {
+    /// dom0's vCPUs on a machine running guests on `cpus` CPUs (Xen's
+    /// `dom0_max_vcpus()`): the CPU count, raised to the minimum, lowered to
+    /// the maximum, at most `limit` (the most vCPUs a domain may have).
+    pub fn count(&self, cpus: u32, limit: u32) -> u32 {
+        let mut n = cpus;
+        if self.min > n {
+            n = self.min;
+        }
+        if self.max < n {
+            n = self.max;
+        }
+        n.clamp(1, limit)
+    }
+}
+
+fn parse_dom0_max_vcpus(value: &str) -> Result<Dom0Vcpus, String> {
+    let num = |s: &str| {
+        parse_u64(s)
+            .map(|n| n.min(u32::MAX as u64) as u32)
+            .ok_or_else(|| format!("'{}' is not a number", clip(s)))
+    };
+    let mut v = Dom0Vcpus::default();
+    if let Some(m) = value.strip_prefix('-') {
+        v.max = num(m)?;
+    } else {
+        let (n, rest) = match value.split_once('-') {
+            Some((n, m)) => (n, Some(m)),
+            None => (value, None),
+        };
+        v.min = num(n)?.max(1);
+        match rest {
+            None => v.max = v.min,
+            Some("") => {}
+            Some(m) => v.max = num(m)?,
+        }
+    }
+    Ok(v)
+}
+
+fn describe_dom0_vcpus(v: &Dom0Vcpus) -> String {
+    match (v.min, v.max) {
+        (1, u32::MAX) => "<all CPUs>".into(),
+        (a, b) if a == b => a.to_string(),
+        (a, u32::MAX) => format!("{a}-"),
+        (a, b) => format!("{a}-{b}"),
+    }
 }
 
 /// Faults the test build can inject (`test_fault=`).
@@ -209,8 +327,8 @@ pub struct Options {
     /// A `flask=` value that is not a mode (Xen refuses to boot; so does Warden).
     pub flask_invalid: Option<String>,
     pub dom0_mem: Dom0Mem,
-    /// dom0's vCPUs (`dom0_max_vcpus=N` or `MIN-MAX`; the upper bound is used).
-    pub dom0_max_vcpus: Option<u32>,
+    /// dom0's vCPUs (`dom0_max_vcpus=`, Xen's bounds on the CPU count).
+    pub dom0_max_vcpus: Dom0Vcpus,
     /// FLASK audit rate limit (`audit_ratelimit=BURST[/MS]`, 0 = unlimited):
     /// at most BURST records per MS milliseconds (default 64 per 1000).
     pub audit_ratelimit: Option<(u32, u64)>,
@@ -243,7 +361,7 @@ impl Default for Options {
             flask: FlaskMode::Enforcing,
             flask_invalid: None,
             dom0_mem: Dom0Mem::default(),
-            dom0_max_vcpus: None,
+            dom0_max_vcpus: Dom0Vcpus::default(),
             audit_ratelimit: None,
             guest_console_ratelimit: GUEST_CONSOLE_RATELIMIT,
             console_to_ring: false,
@@ -487,6 +605,43 @@ fn parse_serial(value: &str, old: SerialConfig) -> Result<(SerialConfig, Vec<Str
     Ok((cfg, notes))
 }
 
+fn parse_amount(v: &str) -> Result<MemSize, String> {
+    let bad = || {
+        format!(
+            "'{}' is not an amount (SIZE, FRAC%, SIZE+FRAC%, or -AMOUNT)",
+            clip(v)
+        )
+    };
+    let (minus, body) = match v.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, v),
+    };
+    let percent = |p: &str| -> Result<u32, String> {
+        match parse_u64(p) {
+            Some(n) if n < 100 => Ok(n as u32),
+            _ => Err(bad()),
+        }
+    };
+    let mut m = MemSize {
+        minus,
+        ..Default::default()
+    };
+    match body.split_once('+') {
+        Some((size, frac)) => {
+            m.bytes = parse_size(size).ok_or_else(bad)?;
+            m.percent = percent(frac.strip_suffix('%').ok_or_else(bad)?)?;
+        }
+        None => match body.strip_suffix('%') {
+            Some(p) => m.percent = percent(p)?,
+            None => m.bytes = parse_size(body).ok_or_else(bad)?,
+        },
+    }
+    if !body.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    Ok(m)
+}
+
 fn parse_dom0_mem(value: &str) -> Result<Dom0Mem, String> {
     let mut m = Dom0Mem::default();
     for part in value.split(',') {
@@ -497,15 +652,22 @@ fn parse_dom0_mem(value: &str) -> Result<Dom0Mem, String> {
         } else {
             (&mut m.target, part)
         };
-        let n = parse_size(v).ok_or_else(|| format!("'{}' is not a size", clip(part)))?;
-        *slot = Some(n);
-    }
-    if let (Some(min), Some(max)) = (m.min, m.max)
-        && min > max
-    {
-        return Err(format!("min {min} is above max {max}"));
+        *slot = Some(parse_amount(v)?);
     }
     Ok(m)
+}
+
+fn describe_amount(a: &MemSize) -> String {
+    let mut s = String::new();
+    if a.minus {
+        s.push('-');
+    }
+    match (a.bytes, a.percent) {
+        (b, 0) => s.push_str(&format_size(b)),
+        (0, p) => s.push_str(&format!("{p}%")),
+        (b, p) => s.push_str(&format!("{}+{p}%", format_size(b))),
+    }
+    s
 }
 
 fn describe_console(c: ConsoleTargets) -> String {
@@ -520,13 +682,13 @@ fn describe_console(c: ConsoleTargets) -> String {
 fn describe_dom0_mem(m: &Dom0Mem) -> String {
     let mut parts = Vec::new();
     if let Some(v) = m.min {
-        parts.push(format!("min:{}", format_size(v)));
+        parts.push(format!("min:{}", describe_amount(&v)));
     }
     if let Some(v) = m.max {
-        parts.push(format!("max:{}", format_size(v)));
+        parts.push(format!("max:{}", describe_amount(&v)));
     }
     if let Some(v) = m.target {
-        parts.push(format_size(v));
+        parts.push(describe_amount(&v));
     }
     if parts.is_empty() {
         "<unset>".into()
@@ -622,9 +784,7 @@ pub fn parse(line: &str) -> Parsed {
                     "loglvl" => o.loglvl.name().into(),
                     "flask" => o.flask.name().into(),
                     "dom0_mem" => describe_dom0_mem(&o.dom0_mem),
-                    "dom0_max_vcpus" => o
-                        .dom0_max_vcpus
-                        .map_or("<all CPUs>".into(), |n| n.to_string()),
+                    "dom0_max_vcpus" => describe_dom0_vcpus(&o.dom0_max_vcpus),
                     "audit_ratelimit" => o
                         .audit_ratelimit
                         .map_or("64/1000".into(), |(b, ms)| format!("{b}/{ms}")),
@@ -745,17 +905,13 @@ pub fn parse(line: &str) -> Parsed {
                 Ok(m) => o.dom0_mem = m,
                 Err(reason) => d.push(malformed(reason, describe_dom0_mem(&o.dom0_mem))),
             },
-            "dom0_max_vcpus" => {
-                let upper = value.rsplit('-').next().unwrap_or(value);
-                match parse_u64(upper) {
-                    Some(n) if (1..=64).contains(&n) => o.dom0_max_vcpus = Some(n as u32),
-                    _ => d.push(malformed(
-                        "expected a vCPU count N or MIN-MAX, from 1 to 64".into(),
-                        o.dom0_max_vcpus
-                            .map_or("<all CPUs>".into(), |n| n.to_string()),
-                    )),
-                }
-            }
+            "dom0_max_vcpus" => match parse_dom0_max_vcpus(value) {
+                Ok(v) => o.dom0_max_vcpus = v,
+                Err(reason) => d.push(malformed(
+                    format!("{reason}: expected N, N-, -M or N-M"),
+                    describe_dom0_vcpus(&o.dom0_max_vcpus),
+                )),
+            },
             "audit_ratelimit" => {
                 let (b, ms) = match value.split_once('/') {
                     Some((b, ms)) => (parse_u64(b), parse_u64(ms)),
@@ -873,16 +1029,34 @@ mod tests {
 
     #[test]
     fn dom0_vcpus_and_invalid_flask() {
+        let v = |min, max| Dom0Vcpus { min, max };
         let p = parse("dom0_max_vcpus=2 flask=maybe");
-        assert_eq!(p.options.dom0_max_vcpus, Some(2));
+        assert_eq!(p.options.dom0_max_vcpus, v(2, 2));
         assert_eq!(p.options.flask_invalid.as_deref(), Some("maybe"));
         let p = parse("dom0_max_vcpus=1-4 flask=maybe flask=late");
-        assert_eq!(p.options.dom0_max_vcpus, Some(4));
+        assert_eq!(p.options.dom0_max_vcpus, v(1, 4));
         assert_eq!(p.options.flask_invalid, None, "a later valid value wins");
         assert_eq!(p.options.flask, FlaskMode::Late);
-        let p = parse("dom0_max_vcpus=0");
-        assert_eq!(p.options.dom0_max_vcpus, None);
+        // Xen's forms: 0 counts as 1; N- has no upper bound; -M no lower one.
+        assert_eq!(parse("dom0_max_vcpus=0").options.dom0_max_vcpus, v(1, 1));
+        assert_eq!(
+            parse("dom0_max_vcpus=3-").options.dom0_max_vcpus,
+            v(3, u32::MAX)
+        );
+        assert_eq!(parse("dom0_max_vcpus=-2").options.dom0_max_vcpus, v(1, 2));
+        let p = parse("dom0_max_vcpus=2 dom0_max_vcpus=x-3");
+        assert_eq!(
+            p.options.dom0_max_vcpus,
+            v(2, 2),
+            "a bad value keeps the last"
+        );
         assert_eq!(p.diagnostics.len(), 1);
+        // The count: the CPUs, within the bounds and the limit.
+        assert_eq!(Dom0Vcpus::default().count(4, 64), 4);
+        assert_eq!(v(1, 4).count(2, 64), 2, "a range does not add vCPUs");
+        assert_eq!(v(6, u32::MAX).count(2, 64), 6);
+        assert_eq!(v(1, 1).count(8, 64), 1);
+        assert_eq!(v(100, 100).count(2, 64), 64);
     }
 
     #[test]
@@ -903,7 +1077,7 @@ mod tests {
         assert_eq!(o.conring_size, 128 * 1024);
         assert_eq!(o.loglvl, LogLevel::All);
         assert_eq!(o.flask, FlaskMode::Enforcing);
-        assert_eq!(o.dom0_mem.target, Some(512 << 20));
+        assert_eq!(o.dom0_mem.target, Some(MemSize::bytes(512 << 20)));
     }
 
     #[test]
@@ -1084,17 +1258,43 @@ mod tests {
     #[test]
     fn dom0_mem_forms() {
         let p = parse("dom0_mem=min:128M,max:1G,512M");
+        let m = p.options.dom0_mem;
         assert_eq!(
-            p.options.dom0_mem,
+            m,
             Dom0Mem {
-                target: Some(512 << 20),
-                min: Some(128 << 20),
-                max: Some(1 << 30)
+                target: Some(MemSize::bytes(512 << 20)),
+                min: Some(MemSize::bytes(128 << 20)),
+                max: Some(MemSize::bytes(1 << 30))
             }
         );
-        let p = parse("dom0_mem=min:2G,max:1G");
-        assert_eq!(p.options.dom0_mem, Dom0Mem::default());
-        assert!(p.diagnostics[0].to_string().contains("above max"));
+        const G: u64 = 1 << 30;
+        const M: u64 = 1 << 20;
+        assert_eq!(m.bytes(4 * G, 64 * M), 512 * M);
+        assert_eq!(m.bytes(256 * M, 64 * M), 256 * M, "at most what is free");
+        // Xen's amounts: a fraction of the available memory, a size plus a
+        // fraction, all but an amount.
+        let amt = |v: &str| parse(&format!("dom0_mem={v}")).options.dom0_mem;
+        assert_eq!(amt("25%").bytes(4 * G, 0), G);
+        assert_eq!(amt("1G+10%").bytes(10 * G, 0), 2 * G);
+        assert_eq!(amt("-512M").bytes(2 * G, 0), 3 * 512 * M);
+        assert_eq!(amt("-10%").bytes(10 * G, 0), 9 * G);
+        assert_eq!(
+            amt("-3G").bytes(2 * G, 64 * M),
+            64 * M,
+            "nothing left: the default"
+        );
+        assert_eq!(amt("max:50%").bytes(64 * M, 64 * M), 32 * M);
+        assert_eq!(amt("min:1G").bytes(4 * G, 64 * M), G);
+        assert_eq!(Dom0Mem::default().bytes(4 * G, 64 * M), 64 * M);
+        // A minimum above the maximum loses (Xen's note 3).
+        assert_eq!(amt("min:2G,max:1G").bytes(4 * G, 64 * M), G);
+        for bad in ["100%", "10%+1G", "x", "-", "1G+", "1G+5", "%"] {
+            let p = parse(&format!("dom0_mem={bad}"));
+            assert_eq!(p.options.dom0_mem, Dom0Mem::default(), "{bad}");
+            assert_eq!(p.diagnostics.len(), 1, "{bad}");
+        }
+        assert_eq!(describe_dom0_mem(&amt("min:1G,-512M")), "min:1G,-512M");
+        assert_eq!(describe_dom0_mem(&amt("1G+5%")), "1G+5%");
     }
 
     #[test]

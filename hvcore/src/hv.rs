@@ -74,6 +74,8 @@ pub struct Hv {
     pub sched: Scheduler,
     /// Lock-free: any guest can trigger the unknown-operation warning.
     unknown_log: AtomicRateLimit,
+    /// The (hypercall, sub-op) pairs of absent features already logged.
+    absent_logged: spin::Mutex<Vec<(&'static str, u32)>>,
     livepatch: spin::Once<LivepatchHook>,
     safe_point: spin::Once<SafePointHook>,
     safe_point_wanted: AtomicBool,
@@ -83,6 +85,13 @@ pub struct Hv {
     pub late_loaded: AtomicBool,
     /// When the console rings Warden serves were last drained (`xen::console`).
     console_polled: AtomicU64,
+    /// Serial input waiting for the hardware domain (CONSOLEIO_read).
+    serial_rx: spin::Mutex<crate::xen::console::SerialRx>,
+    /// The domains' wall clock: UTC at system time 0, in ns since the Unix
+    /// epoch (Xen's `wc_sec`/`wc_nsec`; XENPF_settime changes it). Its lock
+    /// also orders the writers of the shared_info pages' `wc_version`
+    /// seqlock (Xen's `wc_lock`).
+    wallclock: spin::Mutex<u64>,
 }
 
 impl core::fmt::Debug for Hv {
@@ -102,12 +111,15 @@ impl Hv {
             domains: DomainTable::new(),
             sched: Scheduler::new(platform.nr_cpus() as usize),
             unknown_log: AtomicRateLimit::new(16, 1_000_000_000),
+            absent_logged: spin::Mutex::new(Vec::new()),
             livepatch: spin::Once::new(),
             safe_point: spin::Once::new(),
             safe_point_wanted: AtomicBool::new(false),
             time_scale: crate::xen::time::Scale::from_hz(platform.tsc_hz()),
             late_loaded: AtomicBool::new(false),
             console_polled: AtomicU64::new(0),
+            serial_rx: spin::Mutex::new(Default::default()),
+            wallclock: spin::Mutex::new(platform.wallclock_boot_ns()),
         }
     }
 
@@ -159,9 +171,9 @@ impl Hv {
         }
     }
 
-    /// A rate-limited warning about an unknown hypercall or sub-operation
-    /// (no lock is taken unless the line is printed).
-    pub fn log_unknown(&self, caller: DomId, what: core::fmt::Arguments<'_>) {
+    /// A rate-limited warning about an unknown hypercall or sub-operation,
+    /// answered `err` (no lock is taken unless the line is printed).
+    pub fn log_unknown(&self, caller: DomId, what: core::fmt::Arguments<'_>, err: i32) {
         let now = self.now();
         let Some(dropped) = self.unknown_log.admit(now) else {
             return;
@@ -170,7 +182,32 @@ impl Hv {
             log::warn!("xsm: {dropped} messages about unknown operations suppressed");
         }
         let label = self.label_of(caller);
-        log::warn!("xsm: unknown {what} from d{caller} ({label}): -ENOSYS");
+        log::warn!(
+            "xsm: unknown {what} from d{caller} ({label}): -{}",
+            errno::name(err)
+        );
+    }
+
+    /// A warning about a sub-operation Warden does not implement, the first
+    /// time (`hypercall`, `n`) is seen. At most 256 pairs are remembered
+    /// (a guest trying every number cannot grow the list; later pairs are
+    /// not logged).
+    pub fn log_absent_once(
+        &self,
+        caller: DomId,
+        hypercall: &'static str,
+        n: u32,
+        what: core::fmt::Arguments<'_>,
+    ) {
+        {
+            let mut seen = self.absent_logged.lock();
+            if seen.len() >= 256 || seen.iter().any(|&(h, x)| h == hypercall && x == n) {
+                return;
+            }
+            seen.push((hypercall, n));
+        }
+        let label = self.label_of(caller);
+        log::warn!("xsm: {what}, from d{caller} ({label}); logged once");
     }
 
     /// A domain's label as text (or its SID number when FLASK is off or it cannot be named).
@@ -840,7 +877,8 @@ impl Hv {
             }
         }
         let at = core::mem::offset_of!(warden_abi::xen::xen::SharedInfo, wc_version) as u64;
-        let boot = self.platform.wallclock_boot_ns();
+        let wc = self.wallclock.lock();
+        let boot = *wc;
         crate::xen::shared_info::Shared::with(d, self.platform.mem(), |s| {
             let Some(w) = s.si_read(at) else {
                 return;
@@ -848,6 +886,55 @@ impl Hv {
             let mut ver = w as u32;
             publish_wallclock(&mut Si(s), at, &mut ver, boot);
         });
+        drop(wc);
+    }
+
+    /// XENPF_settime (Xen's `do_settime`): the wall clock reads `secs`,
+    /// `nsecs` at system time `system_time`; every domain's shared_info
+    /// page is updated. Xen's unsigned arithmetic: a system time beyond
+    /// the given wall time wraps as it does there.
+    pub fn set_wallclock(&self, secs: u64, nsecs: u32, system_time: u64) {
+        let ns = secs
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(nsecs as u64)
+            .wrapping_sub(system_time);
+        *self.wallclock.lock() = ns;
+        for d in self.domains.all() {
+            self.publish_wallclock(&d);
+        }
+    }
+
+    /// The wall clock: UTC at system time 0, in ns since the Unix epoch.
+    pub fn wallclock_ns(&self) -> u64 {
+        *self.wallclock.lock()
+    }
+
+    /// Move serial input waiting in the platform's UARTs into the hardware
+    /// domain's buffer; `notify`: raise VIRQ_CONSOLE in the hardware domain
+    /// if any arrived (Xen's `__serial_rx` notifies for every byte, kept
+    /// or dropped). Returns the bytes that arrived.
+    pub fn poll_serial_input(&self, notify: bool) -> usize {
+        let mut buf = [0u8; 64];
+        let mut total = 0;
+        // Bounded: a UART that never runs dry cannot hold the CPU here.
+        for _ in 0..4 {
+            let n = self.platform.serial_input(&mut buf);
+            if n == 0 {
+                break;
+            }
+            self.serial_rx.lock().push(&buf[..n]);
+            total += n;
+        }
+        if total > 0 && notify {
+            self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_CONSOLE);
+        }
+        total
+    }
+
+    /// CONSOLEIO_read: take up to `out.len()` bytes of serial input.
+    pub fn read_serial_input(&self, out: &mut [u8]) -> usize {
+        self.poll_serial_input(false);
+        self.serial_rx.lock().take(out)
     }
 
     /// Rewrite `v`'s registered runstate area (if any) with its runstate now.
@@ -938,7 +1025,10 @@ impl Hv {
     }
 
     /// Drain the console rings Warden serves: those signalled, and all of
-    /// them every `xen::console::POLL_NS` (one CPU does it; cheap otherwise).
+    /// them every `xen::console::POLL_NS` (one CPU does it; cheap otherwise);
+    /// then take serial input for the hardware domain (the UARTs are
+    /// polled, not interrupt-driven: VIRQ_CONSOLE follows input within
+    /// `POLL_NS`).
     fn service_consoles(&self, now: u64) {
         let last = self.console_polled.load(Ordering::Relaxed);
         if now.saturating_sub(last) < crate::xen::console::POLL_NS
@@ -955,6 +1045,7 @@ impl Hv {
                 self.service_console(&d);
             }
         }
+        self.poll_serial_input(true);
     }
 
     // ------------------------------------------------------------ run loop

@@ -9,6 +9,17 @@ use crate::vcpu::{GuestSlot, Vcpu};
 use alloc::boxed::Box;
 use warden_abi::DomId;
 
+/// A physical CPU, as `XENPF_get_cpuinfo` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pcpu {
+    /// Its local APIC id.
+    pub apic_id: u32,
+    /// Its ACPI processor id (the MADT's processor UID).
+    pub acpi_id: u32,
+    /// Running (else present but not started, or failed to start).
+    pub online: bool,
+}
+
 /// Services of the machine.
 pub trait Platform: Sync {
     /// Nanoseconds since boot.
@@ -81,8 +92,22 @@ pub trait Platform: Sync {
     fn guest_console_ratelimit(&self) -> (u32, u64) {
         crate::cmdline::GUEST_CONSOLE_RATELIMIT
     }
-    /// Take up to `buf.len()` bytes of serial console input.
+    /// Take up to `buf.len()` bytes of serial console input waiting in the
+    /// UARTs (never waits).
     fn serial_input(&self, buf: &mut [u8]) -> usize;
+    /// Physical CPU `cpu` (the hypervisor's CPU numbers, Xen's `xen_cpuid`),
+    /// None if there is no such CPU.
+    fn pcpu(&self, cpu: u32) -> Option<Pcpu> {
+        (cpu < self.nr_cpus()).then_some(Pcpu {
+            apic_id: cpu,
+            acpi_id: cpu,
+            online: true,
+        })
+    }
+    /// The highest CPU number present (Xen's `cpumask_last(&cpu_present_map)`).
+    fn max_present_cpu(&self) -> u32 {
+        self.nr_cpus().saturating_sub(1)
+    }
     /// The hypervisor's command line.
     fn cmdline(&self) -> &str;
     /// The image's GNU build-id.

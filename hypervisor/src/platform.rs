@@ -27,6 +27,8 @@ impl AcpiHandler for Identity {
 #[derive(Debug, Clone, Copy)]
 pub struct Cpu {
     pub apic_id: u32,
+    /// The ACPI processor id (the MADT entry's processor UID).
+    pub acpi_id: u32,
     /// Usable now (enabled) or can be brought online.
     pub usable: bool,
 }
@@ -87,14 +89,16 @@ pub fn discover(rsdp_hint: Option<u64>) -> Result<Platform> {
                 let flags = l.flags;
                 p.cpus.push(Cpu {
                     apic_id: l.apic_id as u32,
+                    acpi_id: l.processor_id as u32,
                     usable: flags & 0b11 != 0,
                 })
             }
             MadtEntry::LocalX2Apic(l) => {
-                let (flags, id) = (l.flags, l.x2apic_id);
+                let (flags, id, uid) = (l.flags, l.x2apic_id, l.processor_uid);
                 if !p.cpus.iter().any(|c| c.apic_id == id) {
                     p.cpus.push(Cpu {
                         apic_id: id,
+                        acpi_id: uid,
                         usable: flags & 0b11 != 0,
                     })
                 }
@@ -114,5 +118,18 @@ pub fn discover(rsdp_hint: Option<u64>) -> Result<Platform> {
     if p.cpus.is_empty() {
         return Err(err!(Unsupported, "the ACPI MADT lists no processors"));
     }
+    ACPI_IDS.call_once(|| p.cpus.iter().map(|c| (c.apic_id, c.acpi_id)).collect());
     Ok(p)
+}
+
+/// (APIC id, ACPI processor id) of every processor of the MADT.
+static ACPI_IDS: spin::Once<Vec<(u32, u32)>> = spin::Once::new();
+
+/// The ACPI processor id of the processor with local APIC id `apic_id`.
+pub fn acpi_id_of(apic_id: u32) -> Option<u32> {
+    ACPI_IDS
+        .get()?
+        .iter()
+        .find(|(a, _)| *a == apic_id)
+        .map(|(_, id)| *id)
 }

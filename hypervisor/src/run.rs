@@ -114,6 +114,18 @@ impl Platform for Machine {
     fn serial_input(&self, buf: &mut [u8]) -> usize {
         console::input(buf)
     }
+    fn pcpu(&self, cpu: u32) -> Option<hvcore::platform::Pcpu> {
+        let p = percpu::cpu(cpu)?;
+        Some(hvcore::platform::Pcpu {
+            apic_id: p.apic_id,
+            // Xen's acpi_get_processor_id: the id the MADT gives the APIC.
+            acpi_id: crate::platform::acpi_id_of(p.apic_id).unwrap_or(u32::MAX),
+            online: p.state() == percpu::CpuState::Online,
+        })
+    }
+    fn max_present_cpu(&self) -> u32 {
+        percpu::all().map(|p| p.cpu_id).max().unwrap_or(0)
+    }
     fn cmdline(&self) -> &str {
         &self.cmdline
     }
@@ -218,15 +230,10 @@ pub fn start(
 
     // dom0.
     let free = FRAME_MEM.free_frames() * 4096;
-    let dm = &opts.dom0_mem;
-    let mut mem_bytes = dm.target.unwrap_or(DOM0_MEM_DEFAULT.min(free / 2));
-    if let Some(min) = dm.min {
-        mem_bytes = mem_bytes.max(min);
-    }
-    if let Some(max) = dm.max {
-        mem_bytes = mem_bytes.min(max);
-    }
-    let vcpus = opts.dom0_max_vcpus.unwrap_or(nr_cpus).max(1);
+    let mem_bytes = opts.dom0_mem.bytes(free, DOM0_MEM_DEFAULT.min(free / 2));
+    let vcpus = opts
+        .dom0_max_vcpus
+        .count(nr_cpus, warden_abi::vcpu::MAX_VCPUS);
     let dom0_modules: Vec<(&[u8], &str)> = plan
         .dom0_modules
         .iter()

@@ -6,7 +6,7 @@ use warden_tests::{policy, scratch_file};
 /// One `cargo xtask run` at a time: each builds (and rewrites) the image.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run(args: &[&str]) -> Result<(), String> {
+fn run(args: &[&str]) -> Result<xtask::run::Ended, String> {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     xtask::run::run(&args).map_err(|e| e.0)
@@ -36,4 +36,23 @@ fn an_unknown_flask_mode_makes_xtask_run_exit_non_zero_with_one_message() {
         ),
         "{e}"
     );
+}
+
+/// Issue 11: `cargo xtask run --dom0 linux --exec CMD` boots the Linux dom0
+/// (production image, default policy), runs CMD in it and ends with CMD's
+/// status once dom0 has powered the machine off. The command proves where
+/// it ran: only the initial domain has the pcpu driver's
+/// /sys/devices/system/xen_cpu.
+#[test]
+fn xtask_run_exec_in_the_linux_dom0_ends_with_the_commands_status() {
+    let e = run(&[
+        "--dom0",
+        "linux",
+        "--exec",
+        "test -d /sys/devices/system/xen_cpu/xen_cpu1 && grep -q xen /sys/hypervisor/type && exit 7; exit 1",
+        "--timeout",
+        "900",
+    ])
+    .expect("the command ran and dom0 powered off");
+    assert_eq!(e, xtask::run::Ended::Exec(7));
 }

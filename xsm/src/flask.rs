@@ -486,6 +486,17 @@ impl Flask {
         self.cur(&g).policy.is_some()
     }
 
+    /// Whether the loaded policy allows permissions it does not define
+    /// (`handle_unknown allow`; Xen's `security_get_allow_unknown`): false
+    /// without a policy.
+    pub fn allow_unknown(&self) -> bool {
+        let g = self.rcu.read(0);
+        self.cur(&g)
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.db.handle_unknown == crate::HandleUnknown::Allow)
+    }
+
     /// The loaded policy's definition differences (missing permissions under handle_unknown).
     pub fn definition_check(&self) -> Option<DefinitionCheck> {
         let g = self.rcu.read(0);

@@ -11,9 +11,16 @@
 #   warden.expect_cpus=N    CPUs that must be online (default 1)
 #   warden.expect_xen=0|1   the Xen PVH checks (default 1); 0 on bare QEMU,
 #                           where the timer line is LOC instead
+#   warden.expect_dom0=0|1  with the Xen checks: whether this kernel is the
+#                           initial domain (default 0: a domU)
+#   warden.expect_pcpus=N   dom0: the physical CPUs (default expect_cpus)
 #   warden.sleep=S          the timed sleep (default 5)
 #   warden.debug_exit=1     bare QEMU only: write the result to the
 #                           isa-debug-exit port 0xf4 (0x10 PASS, 0x11 FAIL)
+#
+# /etc/warden-exec (added to the initramfs by `cargo xtask run --exec CMD`):
+# after the checks (if any), run its text with sh -c, print
+# "warden-init: exec status N" and power off, instead of the shell.
 echo "warden-init: userspace reached (pid $$)"
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -69,6 +76,27 @@ if flag check; then
         cs=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)
         [ "$cs" = xen ]
         check $? "current clocksource: $cs"
+        t="$(cat /sys/hypervisor/type 2>/dev/null) $(cat /sys/hypervisor/guest_type 2>/dev/null)"
+        [ "$t" = "xen PVH" ]
+        check $? "/sys/hypervisor: $t"
+
+        # The initial domain: XENFEAT_dom0 (bit 11 of the features Xen
+        # reports, /sys/hypervisor/properties/features), and the physical
+        # CPUs the pcpu driver (dom0 only) finds with XENPF_get_cpuinfo.
+        dom0=$(arg expect_dom0 0)
+        f=$(cat /sys/hypervisor/properties/features 2>/dev/null)
+        isdom0=$(( (0x${f:-0} >> 11) & 1 ))
+        pcpus=$(ls -d /sys/devices/system/xen_cpu/xen_cpu* 2>/dev/null | wc -l)
+        online=$(cat /sys/devices/system/xen_cpu/xen_cpu*/online 2>/dev/null | tr -d '\n')
+        if [ "$dom0" = 1 ]; then
+            # (CPU 0 has no "online" file: Xen never offlines it.)
+            want=$(arg expect_pcpus "$cpus")
+            [ "$isdom0" = 1 ] && [ "$pcpus" = "$want" ] && [ -z "$(echo "$online" | tr -d 1)" ]
+            check $? "initial domain: features $f (XENFEAT_dom0 $isdom0), $pcpus physical CPUs (expected $want), online '$online'"
+        else
+            [ "$isdom0" = 0 ] && [ "$pcpus" = 0 ]
+            check $? "not the initial domain: features $f (XENFEAT_dom0 $isdom0), $pcpus physical CPUs"
+        fi
         # The per-CPU timer event channels: VIRQ_TIMER bound per CPU, shown as
         # "xen-percpu    -virq      timerN".
         pattern='xen-percpu +-virq +timer[0-9]+$'
@@ -113,10 +141,19 @@ if flag check; then
     if flag debug_exit=1; then
         printf "$code" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
     fi
-    if ! flag shell; then
+    if ! flag shell && [ ! -f /etc/warden-exec ]; then
         say "powering off"
         poweroff -f
     fi
+fi
+
+if [ -f /etc/warden-exec ]; then
+    cd /root
+    sh -c "$(cat /etc/warden-exec)"
+    status=$?
+    cd /
+    say "exec status $status"
+    poweroff -f
 fi
 
 say "shell on the console; 'poweroff -f' to power off"

@@ -384,6 +384,30 @@ pub fn initramfs(busybox: &Path) -> Result<Vec<u8>> {
     Ok(c.finish())
 }
 
+/// Where the init looks for the command `cargo xtask run --exec` gives it.
+pub const EXEC_FILE: &str = "etc/warden-exec";
+
+/// The initramfs `base` with `/etc/warden-exec` = `cmd` added: a second
+/// newc archive after the first (the kernel unpacks concatenated archives
+/// in order), so any bytes of the command reach the init unquoted. Written
+/// once per command under `target/warden/linux-exec/`.
+pub fn initrd_with_exec(base: &Path, cmd: &str) -> Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let mut bytes = std::fs::read(base).map_err(|e| Error(format!("{}: {e}", base.display())))?;
+    let mut c = Cpio::default();
+    c.file(EXEC_FILE, 0o644, cmd.as_bytes());
+    bytes.extend_from_slice(&c.finish());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    let dir = crate::bare_metal_target_dir().join("linux-exec");
+    std::fs::create_dir_all(&dir)?;
+    let p = dir.join(format!("initrd-{:016x}", h.finish()));
+    if std::fs::read(&p).ok().as_deref() != Some(&bytes[..]) {
+        write_atomic(&p, &bytes)?;
+    }
+    Ok(p)
+}
+
 /// A newc ("070701") cpio archive, as the kernel's initramfs unpacker reads it.
 #[derive(Default)]
 pub struct Cpio {

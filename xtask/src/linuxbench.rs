@@ -95,7 +95,8 @@ pub fn xen_machine(a: &linux::Assets) -> Result<Machine> {
         modules: vec![
             Module {
                 path: a.vmlinux.clone(),
-                args: GUEST_CMDLINE.into(),
+                // Xen's dom0: the init's checks expect the initial domain.
+                args: format!("{GUEST_CMDLINE} warden.expect_dom0=1"),
             },
             Module {
                 path: a.initrd.clone(),

@@ -74,7 +74,12 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let r = match args.first().map(String::as_str) {
-        Some("run") => xtask::run::run(&args[1..]),
+        Some("run") => match xtask::run::run(&args[1..]) {
+            // `--exec`: exit with the command's status.
+            Ok(xtask::run::Ended::Exec(n)) => return ExitCode::from(n.clamp(0, 255) as u8),
+            Ok(xtask::run::Ended::Stopped) => Ok(()),
+            Err(e) => Err(e),
+        },
         Some("test") => test(&args[1..]),
         Some("lint") => no_options("lint", &args[1..]).and_then(|go| {
             if go {

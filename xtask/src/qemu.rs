@@ -355,14 +355,39 @@ pub fn run_with(mut cmd: Command, timeout: Duration, opts: Options) -> Result<Ou
 }
 
 /// How an interactive run ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Interactive {
-    /// QEMU's exit status (None if stopped at the timeout).
+    /// QEMU's exit status (None if stopped: at the timeout, or by this
+    /// function once Warden halted the machine).
     pub status: Option<i32>,
     /// The reason of a refused boot, from the serial console's
     /// `*** Warden cannot boot: REASON` line.
     pub refusal: Option<String>,
+    /// Warden halted the machine (`*** Warden stopped: the machine is
+    /// halted.`, e.g. after dom0 powered off); QEMU was then stopped.
+    pub halted: bool,
+    /// The status a Linux dom0's `--exec` command ended with, from the
+    /// init's `warden-init: exec status N` line.
+    pub exec_status: Option<i32>,
+    /// A fatal Linux message seen on the console ([`LINUX_FATAL`]).
+    pub linux_fatal: Option<String>,
+    /// Stopped at the timeout.
+    pub timed_out: bool,
 }
+
+/// Warden's last line before it halts the machine.
+pub const HALTED: &str = "*** Warden stopped: the machine is halted.";
+
+/// The line the Linux dom0's init prints after an `--exec` command.
+pub const EXEC_STATUS: &str = "warden-init: exec status ";
+
+/// Linux messages after which a boot cannot be trusted to go on.
+pub const LINUX_FATAL: &[&str] = &[
+    "Kernel panic",
+    "BUG:",
+    "stack guard page",
+    "Fatal exception in interrupt",
+];
 
 /// The reason in a `*** Warden cannot boot: REASON` line.
 pub fn refusal_reason(line: &str) -> Option<String> {
@@ -371,12 +396,57 @@ pub fn refusal_reason(line: &str) -> Option<String> {
         .map(|i| line[i + MARK.len()..].trim_end().to_string())
 }
 
+/// The status in a `warden-init: exec status N` line.
+pub fn exec_status(line: &str) -> Option<i32> {
+    let i = line.find(EXEC_STATUS)?;
+    line[i + EXEC_STATUS.len()..].trim().parse().ok()
+}
+
+/// What the serial tee of an interactive run has seen.
+#[derive(Default)]
+struct Seen {
+    refusal: Option<String>,
+    halted: bool,
+    exec_status: Option<i32>,
+    linux_fatal: Option<String>,
+}
+
+impl Seen {
+    fn line(&mut self, l: &str, watch_linux: bool) {
+        if self.refusal.is_none() {
+            self.refusal = refusal_reason(l);
+        }
+        if l.contains(HALTED) {
+            self.halted = true;
+        }
+        if self.exec_status.is_none() {
+            self.exec_status = exec_status(l);
+        }
+        if watch_linux && self.linux_fatal.is_none() {
+            self.linux_fatal = LINUX_FATAL
+                .iter()
+                .find(|f| l.contains(*f))
+                .map(|_| l.trim().to_string());
+        }
+    }
+}
+
 /// Run QEMU with the serial console on this terminal (serial output is
 /// copied to stdout as it comes, and watched for a refused boot); stop it
-/// after `timeout` if given.
-pub fn run_interactive(mut cmd: Command, timeout: Option<Duration>) -> Result<Interactive> {
+/// after `timeout` if given, and once Warden has halted the machine (QEMU
+/// gets a second to exit by itself: a refused boot exits with its code).
+/// `batch`: stdin is not the console's (`--exec`), and a fatal Linux
+/// message ([`LINUX_FATAL`]) stops QEMU too.
+pub fn run_interactive(
+    mut cmd: Command,
+    timeout: Option<Duration>,
+    batch: bool,
+) -> Result<Interactive> {
     use std::io::Write;
     cmd.stdout(Stdio::piped());
+    if batch {
+        cmd.stdin(Stdio::null());
+    }
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         Error(format!(
@@ -387,8 +457,9 @@ pub fn run_interactive(mut cmd: Command, timeout: Option<Duration>) -> Result<In
         .stdout
         .take()
         .ok_or_else(|| Error("no stdout pipe".into()))?;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let seen2 = seen.clone();
     let tee = std::thread::spawn(move || {
-        let mut refusal = None;
         let mut line = Vec::new();
         let mut buf = [0u8; 4096];
         let stdout = std::io::stdout();
@@ -401,9 +472,10 @@ pub fn run_interactive(mut cmd: Command, timeout: Option<Duration>) -> Result<In
                     let _ = o.flush();
                     for &b in &buf[..n] {
                         if b == b'\n' {
-                            if refusal.is_none() {
-                                refusal = refusal_reason(&String::from_utf8_lossy(&line));
-                            }
+                            seen2
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .line(&String::from_utf8_lossy(&line), batch);
                             line.clear();
                         } else if b != b'\r' && line.len() < 4096 {
                             line.push(b);
@@ -412,21 +484,44 @@ pub fn run_interactive(mut cmd: Command, timeout: Option<Duration>) -> Result<In
                 }
             }
         }
-        refusal
     });
+    let mut stop_at: Option<Instant> = None;
+    let mut timed_out = false;
     let status = loop {
         if let Some(st) = child.try_wait()? {
             break st.code();
         }
+        {
+            let s = seen.lock().unwrap_or_else(|p| p.into_inner());
+            if stop_at.is_none() && (s.halted || s.linux_fatal.is_some()) {
+                // Let QEMU exit by itself (a refused boot's code) and the
+                // rest of a panic message arrive.
+                stop_at = Some(Instant::now() + Duration::from_secs(2));
+            }
+        }
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
         if timeout.is_some_and(|t| start.elapsed() >= t) {
+            timed_out = true;
             let _ = child.kill();
             let _ = child.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let refusal = tee.join().unwrap_or(None);
-    Ok(Interactive { status, refusal })
+    let _ = tee.join();
+    let s = std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(Interactive {
+        status,
+        refusal: s.refusal,
+        halted: s.halted,
+        exec_status: s.exec_status,
+        linux_fatal: s.linux_fatal,
+        timed_out,
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,15 @@ pub const HELP: &str = "\
 cargo xtask run [options]   Build Warden and boot it in QEMU with the serial console on this terminal
 
 Options:
-  --cmdline \"...\"        Warden's command line (default: console=com1 loglvl=info)
+  --dom0 test|linux      dom0: the Rust test dom0 (default: demo, then a small
+                         shell), or Debian's Linux kernel (target/linux, downloaded
+                         once: cargo xtask linux-assets) as a PVH dom0 with the test
+                         initramfs, to a root shell on the serial console (hvc0)
+  --exec \"CMD\"           With --dom0 linux: dom0's init runs CMD with sh -c (its
+                         output on the serial console), then powers off; this
+                         command exits with CMD's status (for scripts and CI)
+  --cmdline \"...\"        Warden's command line (default: console=com1 loglvl=info;
+                         with --dom0 linux, dom0_mem=512M is added unless given)
   --policy FILE          Boot with this compiled FLASK policy instead of the default
                          one (it must start with the policy magic 0xf97cff8c)
   --module FILE[:ARGS]   A boot module with its command line (repeatable), after
@@ -23,9 +31,10 @@ Options:
                          initrd). A bzImage kernel (xz/gzip/zstd) is unpacked to
                          its ELF vmlinux first (under target/warden/unpacked/)
   --no-default-modules   Boot only the --module files (no policy, no dom0)
-  --dom0-cmdline \"...\"   dom0's command line (default: empty: demo and shell)
+  --dom0-cmdline \"...\"   dom0's command line (test dom0, default empty: demo and
+                         shell; Linux: added after console=hvc0)
   --smp N                CPUs (default 2)
-  --memory MIB           Memory in MiB (default 512)
+  --memory MIB           Memory in MiB (default 512; 1024 with --dom0 linux)
   --grub                 Boot through a GRUB ISO (Multiboot 2) instead of -kernel
   --timeout SECONDS      Stop QEMU after this long
   --qemu-arg ARG         Extra QEMU argument (repeatable)
@@ -33,7 +42,9 @@ Options:
 
 QEMU always has the isa-debug-exit device: when Warden refuses to boot (no valid
 policy in enforcing mode, an unknown flask= mode, a bad boot module, ...) it ends
-QEMU with the \"boot refused\" code and this command exits non-zero with the reason.";
+QEMU with the \"boot refused\" code and this command exits non-zero with the reason.
+When Warden halts the machine (dom0 powered off: `poweroff -f` in the Linux dom0)
+QEMU is stopped.";
 
 /// The value of option `flag`, just read by `p`, as text.
 pub fn value(p: &mut lexopt::Parser, flag: &str) -> Result<String> {
@@ -54,9 +65,29 @@ pub fn wants_help(args: &[String]) -> bool {
     args.iter().any(|a| a == "--help" || a == "-h")
 }
 
+/// Which dom0 `cargo xtask run` boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dom0 {
+    /// The Rust test dom0 (`dom0/`).
+    Test,
+    /// Debian's Linux kernel with the test initramfs (`xtask::linux`).
+    Linux,
+}
+
+/// How `cargo xtask run` ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// QEMU exited, was stopped at the timeout, or Warden halted.
+    Stopped,
+    /// dom0's `--exec` command ended with this status (then dom0 powered off).
+    Exec(i32),
+}
+
 /// What `cargo xtask run` was asked to do.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    pub dom0: Dom0,
+    pub exec: Option<String>,
     pub cmdline: String,
     pub policy: Option<std::path::PathBuf>,
     pub modules: Vec<Module>,
@@ -75,6 +106,8 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         return Ok(None);
     }
     let mut o = RunOptions {
+        dom0: Dom0::Test,
+        exec: None,
         cmdline: String::from("console=com1 loglvl=info"),
         policy: None,
         modules: Vec::new(),
@@ -86,17 +119,29 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         timeout: None,
         extra: Vec::new(),
     };
+    let mut memory_given = false;
     let mut p = lexopt::Parser::from_args(args.iter().cloned());
     while let Some(arg) = p.next()? {
         use lexopt::prelude::*;
         match arg {
+            Long("dom0") => {
+                o.dom0 = match value(&mut p, "--dom0")?.as_str() {
+                    "test" => Dom0::Test,
+                    "linux" => Dom0::Linux,
+                    other => bail!("run: --dom0 {other}: expected test or linux"),
+                }
+            }
+            Long("exec") => o.exec = Some(value(&mut p, "--exec")?),
             Long("cmdline") => o.cmdline = value(&mut p, "--cmdline")?,
             Long("policy") => o.policy = Some(value(&mut p, "--policy")?.into()),
             Long("module") => o.modules.push(Module::parse(&value(&mut p, "--module")?)),
             Long("no-default-modules") => o.defaults = false,
             Long("dom0-cmdline") => o.dom0_cmdline = value(&mut p, "--dom0-cmdline")?,
             Long("smp") => o.smp = number(&value(&mut p, "--smp")?, "--smp")?,
-            Long("memory") => o.memory = number(&value(&mut p, "--memory")?, "--memory")?,
+            Long("memory") => {
+                o.memory = number(&value(&mut p, "--memory")?, "--memory")?;
+                memory_given = true;
+            }
             Long("grub") => o.grub = true,
             Long("timeout") => {
                 o.timeout = Some(Duration::from_secs(number(
@@ -107,6 +152,24 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
             Long("qemu-arg") => o.extra.push(value(&mut p, "--qemu-arg")?),
             other => bail!("run: {} (see cargo xtask run --help)", other.unexpected()),
         }
+    }
+    if o.dom0 == Dom0::Linux {
+        if !memory_given {
+            o.memory = 1024;
+        }
+        if !o
+            .cmdline
+            .split_whitespace()
+            .any(|w| w.starts_with("dom0_mem="))
+        {
+            o.cmdline.push_str(" dom0_mem=512M");
+        }
+    }
+    if o.exec.is_some() && o.dom0 != Dom0::Linux {
+        bail!("run: --exec needs --dom0 linux (the test dom0 has no shell to run it)");
+    }
+    if o.dom0 == Dom0::Linux && !o.defaults {
+        bail!("run: --dom0 linux adds the default modules; it cannot go with --no-default-modules");
     }
     if o.smp == 0 || o.memory < 64 {
         bail!("run: --smp must be at least 1 and --memory at least 64 (MiB)");
@@ -137,10 +200,10 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
 }
 
 /// `cargo xtask run ARGS`.
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: &[String]) -> Result<Ended> {
     let Some(o) = parse(args)? else {
         println!("{HELP}");
-        return Ok(());
+        return Ok(Ended::Stopped);
     };
     let mut pkgs = deps::QEMU.to_vec();
     if o.grub {
@@ -160,22 +223,36 @@ pub fn run(args: &[String]) -> Result<()> {
             Some(p) => (p.clone(), "policy"),
             None => (build::build_policy(false)?, "default policy"),
         };
-        let dom0 = build::build_dom0()?;
-        eprintln!(
-            "xtask: modules: {what} {}, dom0 {}",
-            policy.display(),
-            dom0.display()
-        );
-        let mut all = vec![
-            Module {
-                path: policy,
-                args: String::new(),
-            },
-            Module {
-                path: dom0,
-                args: o.dom0_cmdline.clone(),
-            },
-        ];
+        let mut all = vec![Module {
+            path: policy.clone(),
+            args: String::new(),
+        }];
+        match o.dom0 {
+            Dom0::Test => {
+                let dom0 = build::build_dom0()?;
+                eprintln!(
+                    "xtask: modules: {what} {}, dom0 {}",
+                    policy.display(),
+                    dom0.display()
+                );
+                all.push(Module {
+                    path: dom0,
+                    args: o.dom0_cmdline.clone(),
+                });
+            }
+            Dom0::Linux => {
+                let (kernel, initrd) = linux_dom0(&o)?;
+                eprintln!(
+                    "xtask: modules: {what} {}, dom0 Linux {} ({}), initrd {}",
+                    policy.display(),
+                    kernel.path.display(),
+                    kernel.args,
+                    initrd.path.display()
+                );
+                all.push(kernel);
+                all.push(initrd);
+            }
+        }
         all.append(&mut modules);
         modules = all;
     }
@@ -201,30 +278,96 @@ pub fn run(args: &[String]) -> Result<()> {
         o.memory,
         match o.timeout {
             Some(t) => format!(", stopping after {} s", t.as_secs()),
+            None if o.exec.is_some() => ", until dom0 powers off".into(),
             None => ", Ctrl-C to stop".into(),
         }
     );
-    let r = qemu::run_interactive(m.command(), o.timeout)?;
-    outcome(r.status, &r.refusal, o.timeout)
+    let r = qemu::run_interactive(m.command(), o.timeout, o.exec.is_some())?;
+    if o.exec.is_some() {
+        return exec_outcome(&r, o.timeout);
+    }
+    outcome(r.status, &r.refusal, o.timeout.filter(|_| r.timed_out)).map(|()| Ended::Stopped)
+}
+
+/// The Linux dom0's modules: the ELF kernel (`console=hvc0` and
+/// `--dom0-cmdline`) and the test initramfs, with the `--exec` command
+/// added to it (`/etc/warden-exec`, which its init runs).
+fn linux_dom0(o: &RunOptions) -> Result<(Module, Module)> {
+    let a = crate::linux::assets(false)?;
+    let mut args = String::from("console=hvc0");
+    if !o.dom0_cmdline.trim().is_empty() {
+        args.push(' ');
+        args.push_str(o.dom0_cmdline.trim());
+    }
+    let initrd = match &o.exec {
+        Some(cmd) => crate::linux::initrd_with_exec(&a.initrd, cmd)?,
+        None => a.initrd.clone(),
+    };
+    Ok((
+        Module {
+            path: a.vmlinux,
+            args,
+        },
+        Module {
+            path: initrd,
+            args: String::from("initrd"),
+        },
+    ))
+}
+
+/// What QEMU's end means for `cargo xtask run --exec`: CMD's status once
+/// dom0 reported it and Warden halted the machine.
+fn exec_outcome(r: &qemu::Interactive, timeout: Option<Duration>) -> Result<Ended> {
+    if let Some(reason) = &r.refusal {
+        bail!("Warden refused to boot: {reason}");
+    }
+    if let Some(f) = &r.linux_fatal {
+        bail!("dom0's Linux failed before --exec's command ended: {f}");
+    }
+    match (r.exec_status, r.halted) {
+        (Some(n), true) => {
+            eprintln!("\nxtask: dom0's --exec command exited with status {n}; dom0 powered off");
+            Ok(Ended::Exec(n))
+        }
+        (Some(n), false) => bail!(
+            "dom0's --exec command exited with status {n}, but the machine did not halt{}",
+            if r.timed_out {
+                " before the timeout"
+            } else {
+                ""
+            }
+        ),
+        (None, _) if r.timed_out => bail!(
+            "stopped QEMU after {} s (--timeout) before the --exec command ended",
+            timeout.map_or(0, |t| t.as_secs())
+        ),
+        (None, true) => bail!("Warden halted before dom0 reported the --exec command's status"),
+        (None, false) => bail!(
+            "QEMU ended ({}) before dom0 reported the --exec command's status",
+            r.status
+                .map_or("killed".to_string(), |s| format!("status {s}"))
+        ),
+    }
 }
 
 /// What QEMU's end means for `cargo xtask run`.
 fn outcome(status: Option<i32>, refusal: &Option<String>, timeout: Option<Duration>) -> Result<()> {
+    if let Some(reason) = refusal {
+        bail!("Warden refused to boot: {reason}");
+    }
     match status {
         None => {
-            eprintln!(
-                "\nxtask: stopped QEMU after {} s (--timeout)",
-                timeout.map_or(0, |t| t.as_secs())
-            );
+            if let Some(t) = timeout {
+                eprintln!("\nxtask: stopped QEMU after {} s (--timeout)", t.as_secs());
+            } else {
+                eprintln!("\nxtask: Warden halted the machine; QEMU stopped");
+            }
             Ok(())
         }
         Some(0) => Ok(()),
-        Some(s) if s == TestExit::BootRefused.qemu_status() => bail!(
-            "Warden refused to boot: {}",
-            refusal
-                .as_deref()
-                .unwrap_or("(the reason is on the serial console above)")
-        ),
+        Some(s) if s == TestExit::BootRefused.qemu_status() => {
+            bail!("Warden refused to boot: (the reason is on the serial console above)")
+        }
         Some(code) => bail!("QEMU exited with status {code}"),
     }
 }
@@ -241,6 +384,70 @@ mod tests {
     fn help_anywhere_is_help() {
         assert!(parse(&args(&["--help"])).unwrap().is_none());
         assert!(parse(&args(&["--smp", "2", "-h"])).unwrap().is_none());
+    }
+
+    #[test]
+    fn dom0_and_exec_options() {
+        let o = parse(&args(&[])).unwrap().unwrap();
+        assert_eq!((o.dom0, o.memory), (Dom0::Test, 512));
+        assert!(!o.cmdline.contains("dom0_mem"));
+        let o = parse(&args(&["--dom0", "linux", "--exec", "ls -l /; exit 2"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.dom0, Dom0::Linux);
+        assert_eq!(o.exec.as_deref(), Some("ls -l /; exit 2"));
+        assert_eq!(o.memory, 1024);
+        assert_eq!(o.cmdline, "console=com1 loglvl=info dom0_mem=512M");
+        // The operator's own dom0_mem= and memory stay.
+        let o = parse(&args(&[
+            "--dom0",
+            "linux",
+            "--cmdline",
+            "console=com1 dom0_mem=256M",
+            "--memory",
+            "768",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (o.cmdline.as_str(), o.memory),
+            ("console=com1 dom0_mem=256M", 768)
+        );
+        for bad in [
+            &["--dom0", "xen"][..],
+            &["--exec", "true"],
+            &["--dom0", "test", "--exec", "true"],
+            &["--dom0", "linux", "--no-default-modules"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn exec_ends_with_the_commands_status_once_the_machine_halted() {
+        let r = |exec_status, halted, timed_out| qemu::Interactive {
+            exec_status,
+            halted,
+            timed_out,
+            ..Default::default()
+        };
+        assert_eq!(
+            exec_outcome(&r(Some(3), true, false), None).unwrap(),
+            Ended::Exec(3)
+        );
+        assert!(exec_outcome(&r(Some(0), false, true), None).is_err());
+        assert!(exec_outcome(&r(None, true, false), None).is_err());
+        assert!(exec_outcome(&r(None, false, true), Some(Duration::from_secs(5))).is_err());
+        let mut panic = r(Some(0), true, false);
+        panic.linux_fatal = Some("Kernel panic - not syncing".into());
+        assert!(
+            exec_outcome(&panic, None)
+                .unwrap_err()
+                .0
+                .contains("Kernel panic")
+        );
+        assert_eq!(qemu::exec_status("warden-init: exec status 42\r"), Some(42));
+        assert_eq!(qemu::exec_status("warden-init: exec status"), None);
     }
 
     #[test]

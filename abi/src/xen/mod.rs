@@ -6,6 +6,7 @@ pub mod event_channel;
 pub mod grant_table;
 pub mod hvm_params;
 pub mod hvm_save;
+pub mod platform;
 pub mod start_info;
 // xen.h's mirror keeps the header's name.
 #[allow(clippy::module_inception)]

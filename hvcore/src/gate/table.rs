@@ -18,6 +18,7 @@ use super::{CheckDesc, Ctx, Dummy, Object, Op, Permit, Row, Subject, class_id, c
 use warden_abi::hypercall as hc;
 use warden_abi::xen::event_channel as evtchn;
 use warden_abi::xen::grant_table as gt;
+use warden_abi::xen::platform as pf;
 use warden_abi::xen::xen::{set_timer_op, vm_assist};
 use warden_abi::{console, domctl, hvm, memory, sched, sysctl, vcpu, version, xsm as fx};
 use xsm::perms;
@@ -83,6 +84,17 @@ ops! {
     /// CONSOLEIO_read: serial input.
     ConsoleRead: CONSOLE_IO / console::READ, "", dummy Priv,
         [Caller -> Xen : xen { READCONSOLE }];
+
+    // ---- platform_op (Xen: xsm_platform_op, XSM_PRIV; flask_platform_op
+    // checks the caller against xen)
+    PlatformSettime32: PLATFORM_OP / pf::SETTIME32, "", dummy Priv,
+        [Caller -> Xen : xen { SETTIME }];
+    PlatformSettime64: PLATFORM_OP / pf::SETTIME64, "", dummy Priv,
+        [Caller -> Xen : xen { SETTIME }];
+    PlatformFirmwareInfo: PLATFORM_OP / pf::FIRMWARE_INFO, "", dummy Priv,
+        [Caller -> Xen : xen { FIRMWARE }];
+    PlatformGetCpuinfo: PLATFORM_OP / pf::GET_CPUINFO, "", dummy Priv,
+        [Caller -> Xen : xen { GETCPUINFO }];
 
     // ---- xen_version (Warden checks version, get_features and
     // platform_parameters too; Xen answers them unchecked)

@@ -158,6 +158,12 @@ impl<'a> Call<'a> {
             })
     }
 
+    /// Whether the caller is the hardware domain (Xen's
+    /// `is_hardware_domain(current->domain)`, for answers that differ).
+    pub fn caller_is_hardware_domain(&self) -> bool {
+        self.vcpu.domain.privileged
+    }
+
     /// Snapshot of domain `id` (DOMID_SELF: the caller) for a check.
     pub fn target(&self, id: DomId) -> Result<DomSnap, i32> {
         if id == DOMID_SELF || id == self.caller.id {
@@ -261,8 +267,51 @@ impl<'a> Call<'a> {
     /// Log an unknown sub-operation (rate limited) and return ENOSYS.
     pub fn unknown(&self, what: &str, n: u64) -> HcResult {
         self.hv
-            .log_unknown(self.caller.id, format_args!("{what} {n}"));
+            .log_unknown(self.caller.id, format_args!("{what} {n}"), errno::ENOSYS);
         Err(errno::ENOSYS)
+    }
+
+    /// A sub-operation Warden does not implement: `err`, the errno Xen
+    /// 4.17 gives the caller when the feature is absent, and one log line
+    /// (`what`) the first time each (`hypercall`, `n`) is seen.
+    pub fn absent(
+        &self,
+        hypercall: &'static str,
+        n: u32,
+        err: i32,
+        what: core::fmt::Arguments<'_>,
+    ) -> HcResult {
+        self.hv.log_absent_once(
+            self.caller.id,
+            hypercall,
+            n,
+            format_args!("{what}: {}", errno::name(err)),
+        );
+        Err(err)
+    }
+
+    /// A sub-operation Xen 4.17's FLASK hook does not know (Xen's
+    /// `avc_unknown_permission`): -EPERM when FLASK enforces a policy that
+    /// does not allow unknown permissions, else -ENOSYS (Xen then reaches
+    /// its `default:` case); with the dummy module (XSM_PRIV) -EPERM for a
+    /// domain other than the control domain. Logged, rate-limited, as other
+    /// unknown operations.
+    pub fn unknown_to_xsm(&self, hypercall: &'static str, n: u32) -> HcResult {
+        let deny = match self.hv.gate.flask() {
+            Some(f) => f.enforcing() && !f.allow_unknown(),
+            None => !self.vcpu.domain.privileged,
+        };
+        let err = if deny { errno::EPERM } else { errno::ENOSYS };
+        // Rate-limited, not once per number: any guest can try them all.
+        self.hv.log_unknown(
+            self.caller.id,
+            format_args!(
+                "{hypercall} {n} (unknown to Xen 4.17's FLASK hook: {} as Xen)",
+                if deny { "denied" } else { "allowed" },
+            ),
+            err,
+        );
+        Err(err)
     }
 
     // -------------------------------------------------- with a permit
@@ -900,9 +949,29 @@ impl Global<'_, ConsoleWrite> {
 }
 
 impl Global<'_, ConsoleRead> {
-    /// Take up to `buf.len()` bytes of serial console input.
+    /// Take up to `buf.len()` bytes of serial console input (what arrived
+    /// for the hardware domain: Xen's `serial_rx_ring`).
     pub fn serial_input(&self, buf: &mut [u8]) -> usize {
-        self.hv.platform.serial_input(buf)
+        self.hv.read_serial_input(buf)
+    }
+}
+
+impl<O: SetsTime> Global<'_, O> {
+    /// Set every domain's wall clock (XENPF_settime: it reads `secs`,
+    /// `nsecs` at system time `system_time`).
+    pub fn set_wallclock(&self, secs: u64, nsecs: u32, system_time: u64) {
+        self.hv.set_wallclock(secs, nsecs, system_time)
+    }
+}
+
+impl<O: ReadsPcpus> Global<'_, O> {
+    /// Physical CPU `cpu`, if present.
+    pub fn pcpu(&self, cpu: u32) -> Option<crate::platform::Pcpu> {
+        self.hv.platform.pcpu(cpu)
+    }
+    /// The highest CPU number present.
+    pub fn max_present_cpu(&self) -> u32 {
+        self.hv.platform.max_present_cpu()
     }
 }
 

@@ -22,7 +22,13 @@ pub fn console_io(c: &mut Call<'_>, cmd: u64, count: u64, buf: u64) -> HcResult 
         }
         x if x == READ as u64 => {
             let p = c.check::<ConsoleRead>()?;
-            let n = count.min(MAX_READ) as usize;
+            // Xen's count is an unsigned int, and a count above INT_MAX
+            // could not be told from an error: -E2BIG.
+            let count = count as u32;
+            if count > i32::MAX as u32 {
+                return Err(errno::E2BIG);
+            }
+            let n = (count as u64).min(MAX_READ) as usize;
             let mut tmp = alloc::vec![0u8; n];
             let got = c.global(&p).serial_input(&mut tmp);
             c.write_bytes(buf, &tmp[..got])?;

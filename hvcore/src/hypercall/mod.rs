@@ -29,6 +29,7 @@ pub mod evtchn;
 pub mod grant_table;
 pub mod hvm;
 pub mod memory;
+pub mod platform;
 pub mod sched;
 pub mod sysctl;
 pub mod timer;
@@ -118,7 +119,44 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
         hc::SYSCTL => sysctl::sysctl(c, a[0]),
         hc::XSM_OP => xsm::xsm_op(c, a[0]),
         hc::GRANT_TABLE_OP => grant_table::grant_table_op(c, a[0], a[1], a[2]),
+        hc::PLATFORM_OP => platform::platform_op(c, a[0]),
+        // Xen 4.17 gives an HVM/PVH caller no mca at all, and physdev_op
+        // only the PCI sub-ops for the hardware domain (hvm_physdev_op):
+        // -ENOSYS without a check. Warden has no PCI devices to add,
+        // remove or configure: -ENOSYS for those too, logged once.
+        hc::MCA => c.absent(
+            "mca",
+            0,
+            errno::ENOSYS,
+            format_args!("mca: not available to HVM/PVH domains (as Xen 4.17)"),
+        ),
+        hc::PHYSDEV_OP => physdev_op(c, a[0]),
         n => c.unknown("hypercall", n as u64),
+    }
+}
+
+/// physdev_op for an HVM/PVH caller (Xen's `hvm_physdev_op`): the PIRQ
+/// sub-ops need PIRQ support (none for PVH), the PCI ones are for the
+/// hardware domain only, everything else is refused: -ENOSYS, with no
+/// check. The hardware domain's PCI sub-ops (pci_mmcfg_reserved 24,
+/// pci_device_add 25, pci_device_remove 26, dbgp_op 29) need the PCI
+/// support Warden lacks: -ENOSYS too (Linux then manages without), logged
+/// once.
+fn physdev_op(c: &mut Call<'_>, cmd: u64) -> HcResult {
+    const HWDOM_PCI: &[(u64, &str)] = &[
+        (24, "pci_mmcfg_reserved"),
+        (25, "pci_device_add"),
+        (26, "pci_device_remove"),
+        (29, "dbgp_op"),
+    ];
+    match HWDOM_PCI.iter().find(|(n, _)| *n == cmd) {
+        Some((n, name)) if c.caller_is_hardware_domain() => c.absent(
+            "physdev_op",
+            *n as u32,
+            errno::ENOSYS,
+            format_args!("physdev_op {name} ({n}): Warden has no PCI devices to manage"),
+        ),
+        _ => Err(errno::ENOSYS),
     }
 }
 

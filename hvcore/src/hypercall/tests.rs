@@ -31,6 +31,8 @@ pub(crate) struct TestPlatform {
     to_ring: std::sync::atomic::AtomicBool,
     pub(crate) time: std::sync::atomic::AtomicU64,
     stopped: Mutex<Option<u32>>,
+    /// Bytes waiting in the simulated UART.
+    pub(crate) uart: Mutex<Vec<u8>>,
 }
 
 impl Platform for TestPlatform {
@@ -98,8 +100,12 @@ impl Platform for TestPlatform {
     fn guest_console_ratelimit(&self) -> (u32, u64) {
         *self.rate.lock().unwrap()
     }
-    fn serial_input(&self, _: &mut [u8]) -> usize {
-        0
+    fn serial_input(&self, buf: &mut [u8]) -> usize {
+        let mut u = self.uart.lock().unwrap();
+        let n = buf.len().min(u.len());
+        buf[..n].copy_from_slice(&u[..n]);
+        u.drain(..n);
+        n
     }
     fn cmdline(&self) -> &str {
         "console=com1 flask=enforcing"
@@ -223,6 +229,7 @@ pub(crate) fn world(flask: bool) -> World {
         to_ring: false.into(),
         time: 0.into(),
         stopped: Mutex::new(None),
+        uart: Mutex::new(Vec::new()),
     }));
     let (gate, mode) = if flask {
         let f: &'static Flask = Box::leak(Box::new(Flask::new(true, Some(audit))));
@@ -492,6 +499,26 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
                 _ => version::BUILD_ID,
             };
             (hc::XEN_VERSION, [s(sub), BUF, 0, 0, 0])
+        }
+        n if n.starts_with("Platform") => {
+            use warden_abi::xen::platform as pf;
+            let cmd = match n {
+                "PlatformSettime32" => pf::SETTIME32,
+                "PlatformSettime64" => pf::SETTIME64,
+                "PlatformFirmwareInfo" => pf::FIRMWARE_INFO,
+                "PlatformGetCpuinfo" => pf::GET_CPUINFO,
+                other => panic!("no invocation for row {other}"),
+            };
+            w.put(
+                d,
+                ARG,
+                &pf::PlatformOp {
+                    cmd,
+                    interface_version: pf::INTERFACE_VERSION,
+                    u: [0; 128],
+                },
+            );
+            (hc::PLATFORM_OP, [ARG, 0, 0, 0, 0])
         }
         "SchedYield" => (hc::SCHED_OP, [s(sched::YIELD), 0, 0, 0, 0]),
         "SchedBlock" => (hc::SCHED_OP, [s(sched::BLOCK), 0, 0, 0, 0]),
@@ -1439,7 +1466,7 @@ proptest::proptest! {
                 // Keep what routes the call (and the target of domctls).
                 let keep = match nr {
                     hc::DOMCTL => 16,
-                    hc::SYSCTL | hc::XSM_OP => 8,
+                    hc::SYSCTL | hc::XSM_OP | hc::PLATFORM_OP => 8,
                     _ => 0,
                 };
                 w.hv.write_phys(&g, ARG + keep, &bytes).unwrap();
@@ -1447,7 +1474,7 @@ proptest::proptest! {
             if mode & 2 != 0 {
                 // The registers after the first argument (the sub-op, or
                 // the pointer the versioned hypercalls take).
-                let first = if matches!(nr, hc::DOMCTL | hc::SYSCTL | hc::XSM_OP) { 1 } else { 2 };
+                let first = if matches!(nr, hc::DOMCTL | hc::SYSCTL | hc::XSM_OP | hc::PLATFORM_OP) { 1 } else { 2 };
                 a[first..].copy_from_slice(&regs[..5 - first]);
             }
             let r = w.call(&g, nr, a);
@@ -1770,6 +1797,7 @@ mod evtchn;
 mod gnttab;
 mod liveness;
 mod overflow;
+mod platform;
 mod races;
 mod toolabi;
 mod xenabi;

@@ -212,6 +212,10 @@ unlocks! {
         EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
     /// Mapping pages into the target's physmap (add_to_physmap).
     MapsPhysmap (MAPS_PHYSMAP): MemAddToPhysmap;
+    /// Setting the domains' wall clock (XENPF_settime).
+    SetsTime (SETS_TIME): PlatformSettime32, PlatformSettime64;
+    /// The physical CPUs' ids and state.
+    ReadsPcpus (READS_PCPUS): PlatformGetCpuinfo;
 }
 
 #[cfg(test)]
@@ -306,6 +310,8 @@ mod tests {
             ON_CHANNEL,
             OWN_CHANNELS,
             MAPS_PHYSMAP,
+            SETS_TIME,
+            READS_PCPUS,
         ] {
             for name in list {
                 row(name);

@@ -135,11 +135,89 @@ impl Backend {
     }
 }
 
+/// Serial console input waiting for the hardware domain (Xen's
+/// `serial_rx_ring`, drivers/char/console.c): [`SERIAL_RX_SIZE`] bytes; a
+/// byte that arrives while it is full is dropped, and the hardware domain
+/// is notified (VIRQ_CONSOLE) for every arrival all the same, so a reader
+/// that missed an event cannot stay stuck. `CONSOLEIO_read` empties it.
+#[derive(Debug)]
+pub struct SerialRx {
+    buf: [u8; SERIAL_RX_SIZE],
+    prod: u32,
+    cons: u32,
+}
+
+/// Xen's `SERIAL_RX_SIZE`.
+pub const SERIAL_RX_SIZE: usize = 128;
+
+impl Default for SerialRx {
+    fn default() -> Self {
+        SerialRx {
+            buf: [0; SERIAL_RX_SIZE],
+            prod: 0,
+            cons: 0,
+        }
+    }
+}
+
+impl SerialRx {
+    /// Bytes that arrived on the serial line: kept while there is room.
+    pub fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if self.prod.wrapping_sub(self.cons) as usize != SERIAL_RX_SIZE {
+                self.buf[self.prod as usize % SERIAL_RX_SIZE] = b;
+                self.prod = self.prod.wrapping_add(1);
+            }
+        }
+    }
+
+    /// Take up to `out.len()` bytes, oldest first; returns how many.
+    pub fn take(&mut self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < out.len() && self.cons != self.prod {
+            out[n] = self.buf[self.cons as usize % SERIAL_RX_SIZE];
+            self.cons = self.cons.wrapping_add(1);
+            n += 1;
+        }
+        n
+    }
+
+    /// Bytes waiting.
+    pub fn len(&self) -> usize {
+        self.prod.wrapping_sub(self.cons) as usize
+    }
+
+    /// Nothing waiting?
+    pub fn is_empty(&self) -> bool {
+        self.prod == self.cons
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec::Vec;
     use core::cell::RefCell;
+
+    #[test]
+    fn serial_input_keeps_what_fits_in_order() {
+        let mut r = SerialRx::default();
+        r.push(b"abc");
+        let mut out = [0u8; 2];
+        assert_eq!(r.take(&mut out), 2);
+        assert_eq!(&out, b"ab");
+        // Fill it: what does not fit is dropped, the oldest bytes stay.
+        let many: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
+        r.push(&many);
+        assert_eq!(r.len(), SERIAL_RX_SIZE);
+        let mut all = [0u8; 256];
+        let n = r.take(&mut all);
+        assert_eq!(n, SERIAL_RX_SIZE);
+        assert_eq!(all[0], b'c');
+        assert_eq!(&all[1..n], &many[..SERIAL_RX_SIZE - 1]);
+        assert!(r.is_empty());
+        assert_eq!(r.take(&mut all), 0);
+    }
 
     struct Page(RefCell<Vec<u8>>);
     impl RingPage for Page {

@@ -42,6 +42,7 @@ const KNOWN: &[u32] = &[
     nr::HVM_OP,
     nr::SYSCTL,
     nr::DOMCTL,
+    nr::PLATFORM_OP,
 ];
 
 /// What domU_t may do successfully on itself (hypercall, sub-op).
@@ -204,6 +205,20 @@ fn garbage(r: &mut Rng, h: u32) {
                 },
             );
         }
+        nr::PLATFORM_OP => {
+            // Warden's commands, ones Warden lacks, one Xen 4.17 does not know.
+            let rnd = r.next_u64() as u32;
+            let cmd = pick(r, &[17u32, 62, 50, 55, 51, 64, rnd]);
+            head(
+                j,
+                cmd,
+                if right {
+                    warden_abi::xen::platform::INTERFACE_VERSION
+                } else {
+                    r.next_u64() as u32
+                },
+            );
+        }
         nr::XSM_OP => {
             let cmd = r.below(27) as u32;
             head(
@@ -329,7 +344,7 @@ pub fn hostile(boot: &Boot) -> ! {
             };
         }
         // Operations taking their argument structure as the first argument.
-        if matches!(h, nr::DOMCTL | nr::SYSCTL | nr::XSM_OP) {
+        if matches!(h, nr::DOMCTL | nr::SYSCTL | nr::XSM_OP | nr::PLATFORM_OP) {
             a[0] = ptr(&mut r, mem);
         }
         if suicidal(h, &a, boot.domid()) {

@@ -20,7 +20,7 @@ use crate::check;
 use alloc::vec::Vec;
 use warden_abi::errno::{EACCES, EINVAL, ENOSYS, EOPNOTSUPP};
 use warden_abi::xen::hvm_save as hs;
-use warden_abi::{DOMID_SELF, DomId, sysctl::livepatch, xsm as fx};
+use warden_abi::{DOMID_SELF, DomId, Pod, sysctl::livepatch, xsm as fx};
 use warden_guest::evtchn;
 use warden_guest::hypercall::{self as hc, HResult};
 use warden_guest::println;
@@ -229,6 +229,38 @@ fn ops() -> Vec<Op> {
         op!("ConsoleRead", D0 | LP, Good::NonNeg, |_| {
             let mut b = [0u8; 16];
             rc(hc::console_read(&mut b))
+        }),
+        // ---- platform_op (the control domain's: xen:settime, firmware, getcpuinfo)
+        op!("PlatformSettime32", D0, Good::Zero, |_| {
+            // 2026-01-01 00:00:00 UTC now.
+            let t = warden_abi::xen::platform::Settime32 {
+                secs: 1_767_225_600,
+                nsecs: 0,
+                system_time: now(),
+            };
+            rc(hc::platform_cmd(warden_abi::xen::platform::SETTIME32, t.as_bytes()).map(|_| 0))
+        }),
+        op!("PlatformSettime64", D0, Good::Zero, |_| rc(hc::settime64(
+            1_767_225_600,
+            0,
+            now()
+        ))),
+        op!("PlatformFirmwareInfo", D0, Good::Zero, |_| {
+            use warden_abi::xen::platform as pf;
+            let f = pf::FirmwareInfo {
+                kind: pf::FW_KBD_SHIFT_FLAGS,
+                index: 0,
+            };
+            rc(hc::platform_cmd(pf::FIRMWARE_INFO, f.as_bytes()).map(|_| 0))
+        }),
+        op!("PlatformGetCpuinfo", D0, Good::Zero, |_| {
+            let r = hc::pcpu_info(0);
+            check!(
+                r.map_or(true, |i| i.flags
+                    == warden_abi::xen::platform::PCPU_FLAGS_ONLINE),
+                "physical CPU 0 is online: {r:?}"
+            );
+            rc(r.map(|_| 0))
         }),
         // ---- xen_version
         op!("VersionVersion", SELF, Good::Val((4 << 16) | 17), |_| rc(

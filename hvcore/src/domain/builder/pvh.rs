@@ -198,20 +198,29 @@ pub fn plan(
     for e in &entries {
         blk.extend_from_slice(e.as_bytes());
     }
-    let memmap_paddr = start_info + blk.len() as u64;
-    for e in &memmap {
-        blk.extend_from_slice(e.as_bytes());
-    }
+    // The initial domain gets version 0 without the memory map, as Xen's
+    // PVH dom0 builder writes it (the kernel asks XENMEM_memory_map); a
+    // domU version 1 with the map, as libxl's.
+    let dom0 = flags & SIF_INITDOMAIN != 0;
+    let (version, memmap_paddr, memmap_entries) = if dom0 {
+        (0, 0, 0)
+    } else {
+        let at = start_info + blk.len() as u64;
+        for e in &memmap {
+            blk.extend_from_slice(e.as_bytes());
+        }
+        (HVM_START_INFO_VERSION, at, memmap.len() as u32)
+    };
     let si = HvmStartInfo {
         magic: HVM_START_MAGIC_VALUE,
-        version: HVM_START_INFO_VERSION,
+        version,
         flags,
         nr_modules: modules.len() as u32,
         modlist_paddr: if modules.is_empty() { 0 } else { modlist_paddr },
         cmdline_paddr,
         rsdp_paddr: acpi.rsdp,
         memmap_paddr,
-        memmap_entries: memmap.len() as u32,
+        memmap_entries,
         reserved: 0,
     };
     blk[..core::mem::size_of::<HvmStartInfo>()].copy_from_slice(si.as_bytes());
@@ -440,6 +449,11 @@ pub(crate) mod tests {
             (0, 0, 0)
         );
         assert_eq!(si.flags, 3);
+        // The initial domain's start info is version 0 without a memory map
+        // (as Xen's PVH dom0 builder); its map is XENMEM_memory_map's.
+        assert_eq!((si.version, si.memmap_paddr, si.memmap_entries), (0, 0, 0));
+        assert_eq!(si.rsdp_paddr, l.acpi.rsdp);
+        assert_eq!(l.memmap.len(), 3);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use warden_abi::xen::event_channel as ec;
 use warden_abi::xen::xen as x;
 use warden_abi::{DOMID_SELF, hvm, memory};
 
-fn op<T: Pod>(w: &World, d: &Domain, sub: u32, a: &T) -> (i64, T) {
+pub(super) fn op<T: Pod>(w: &World, d: &Domain, sub: u32, a: &T) -> (i64, T) {
     w.put(d, ARG, a);
     let r = w.call(d, hc::EVENT_CHANNEL_OP, [sub as u64, ARG, 0, 0, 0]);
     (r, w.get(d, ARG))
@@ -62,7 +62,7 @@ fn send(w: &World, d: &Domain, port: u32) -> i64 {
 }
 
 /// (pending bit of `port`, vcpu 0's pending_sel, vcpu 0's upcall_pending).
-fn bits(w: &World, d: &Domain, port: u32) -> (bool, u64, u8) {
+pub(super) fn bits(w: &World, d: &Domain, port: u32) -> (bool, u64, u8) {
     let v = d.vcpu(0).unwrap();
     Shared::with(d, w.hv.platform.mem(), |s| {
         let p = s
