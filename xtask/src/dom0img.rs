@@ -319,6 +319,11 @@ pub fn parse_ldd(out: &str) -> Vec<LddLine> {
         .collect()
 }
 
+/// Host libraries that `ldd` does not show because they are loaded at run
+/// time: glibc opens libgcc_s for `pthread_cancel` (xl aborts without it:
+/// "libgcc_s.so.1 must be installed for pthread_cancel to work").
+pub const DLOPENED: &[&str] = &["libgcc_s.so.1"];
+
 /// Whether `p` is an ELF file.
 fn is_elf(p: &Path) -> bool {
     use std::io::Read;
@@ -382,6 +387,14 @@ fn copy_host_libraries(root: &Path) -> Result<Vec<String>> {
                 LddLine::Missing(name) => missing.push(format!("{rel}: {name}")),
             }
         }
+    }
+    for lib in DLOPENED {
+        let p = ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"]
+            .iter()
+            .map(|d| format!("{d}/{lib}"))
+            .find(|p| Path::new(p).is_file())
+            .ok_or_else(|| Error(format!("{lib} is not on this host (apt-get install libgcc-s1)")))?;
+        host.insert(p);
     }
     if !missing.is_empty() {
         bail!(
@@ -765,6 +778,8 @@ pub struct XenBoot {
     pub memory_mib: u32,
     /// dom0's command to run (`warden.exec=`), or None for a shell.
     pub exec: Option<String>,
+    /// Multi-threaded TCG (see [`Machine::mttcg`]).
+    pub mttcg: bool,
 }
 
 impl Default for XenBoot {
@@ -774,6 +789,7 @@ impl Default for XenBoot {
             dom0_mem_mib: DOM0_MEM_MIB,
             memory_mib: linuxbench::MEMORY_MIB,
             exec: None,
+            mttcg: false,
         }
     }
 }
@@ -812,6 +828,7 @@ pub fn xen_machine(img: &Image, b: &XenBoot) -> Result<Machine> {
     });
     m.smp = linuxbench::SMP;
     m.memory_mib = b.memory_mib;
+    m.mttcg = b.mttcg;
     m.extra = linuxbench::MACHINE.iter().map(|s| s.to_string()).collect();
     Ok(m)
 }
@@ -920,6 +937,7 @@ pub fn run_xen_cmd(args: &[String]) -> Result<i32> {
         match arg {
             Long("exec") => b.exec = Some(crate::run::value(&mut p, "--exec")?),
             Long("pv") => b.pv = true,
+            Long("mttcg") => b.mttcg = true,
             Long("dom0-mem") => b.dom0_mem_mib = num(&mut p, "--dom0-mem")?,
             Long("memory") => b.memory_mib = num(&mut p, "--memory")?,
             Long("timeout") => {
