@@ -14,14 +14,16 @@ use std::time::Duration;
 /// `cargo xtask bench-dom0 --help`.
 pub const HELP: &str = "\
 cargo xtask bench-dom0 --xen-only [--runs N] [--pvh-only]
-  The dom0 image (cargo xtask dom0-image) on Debian's Xen 4.17, as a PVH dom0 and
-  as a PV dom0 (dom0_mem=512M, 2 vCPUs; QEMU -machine q35 -device intel-iommu
-  -smp 2 -m 1024, single-threaded TCG). Times, from the host: QEMU's start ->
-  dom0's 'dom0: toolstack up', and 'xl create /etc/xen/demo.cfg' -> the demo
-  domU's 'demo: userspace up' (PVH, 128 MiB, 1 vCPU); medians (BENCHMARKS.md).
-  A run that crashes or times out is reported and not counted.
+  The dom0 image (cargo xtask dom0-image) on Debian's Xen 4.17 (dom0_mem=512M,
+  2 vCPUs; QEMU -machine q35 -device intel-iommu -smp 2 -m 1024): a PVH dom0 and
+  a PV dom0 with multi-threaded TCG, and a PV dom0 with single-threaded TCG (a
+  PVH dom0 does not survive single-threaded TCG on Xen: cargo xtask run-xen
+  --help). Times, from the host: QEMU's start -> dom0's 'dom0: toolstack up',
+  and 'xl create /etc/xen/demo.cfg' -> the demo domU's 'demo: userspace up'
+  (PVH, 128 MiB, 1 vCPU); medians (BENCHMARKS.md). A run that crashes or times
+  out is reported and not counted (at most 2N attempts per configuration).
   --xen-only   required until Warden boots a Linux dom0 (then both sides run)
-  --runs N     counted runs per dom0 kind (default 3)
+  --runs N     counted runs per configuration (default 3)
   --pvh-only   only the PVH dom0";
 
 /// dom0's line right before `xl create`.
@@ -47,9 +49,10 @@ pub fn script() -> String {
 const TIMEOUT: Duration = Duration::from_secs(900);
 
 /// One run: (QEMU start -> toolstack up, xl create -> domU userspace), seconds.
-fn once(img: &dom0img::Image, pv: bool) -> Result<(f64, f64)> {
+fn once(img: &dom0img::Image, pv: bool, mttcg: bool) -> Result<(f64, f64)> {
     let b = XenBoot {
         pv,
+        mttcg,
         exec: Some(script()),
         ..XenBoot::default()
     };
@@ -123,7 +126,7 @@ pub fn bench(args: &[String]) -> Result<()> {
         if pvh_only { " --pvh-only" } else { "" }
     );
     println!(
-        "kernel {} (ELF vmlinux) as dom0 and demo domU; Xen 4.17 ({}); QEMU: -smp {} -m {} {} (TCG, single-threaded); dom0_mem={}M; median of {runs}",
+        "kernel {} (ELF vmlinux) as dom0 and demo domU; Xen 4.17 ({}); QEMU: -smp {} -m {} {}; dom0_mem={}M; median of {runs}",
         img.kernel_version,
         img.packages
             .iter()
@@ -135,48 +138,51 @@ pub fn bench(args: &[String]) -> Result<()> {
         linuxbench::MACHINE.join(" "),
         dom0img::DOM0_MEM_MIB,
     );
-    let kinds: &[(bool, &str)] = if pvh_only {
-        &[(false, "PVH")]
+    // (PV dom0, multi-threaded TCG, label)
+    let configs: &[(bool, bool, &str)] = if pvh_only {
+        &[(false, true, "PVH dom0, multi-threaded TCG")]
     } else {
-        &[(false, "PVH"), (true, "PV")]
+        &[
+            (false, true, "PVH dom0, multi-threaded TCG"),
+            (true, true, "PV dom0, multi-threaded TCG"),
+            (true, false, "PV dom0, single-threaded TCG"),
+        ]
     };
     let mut rows = Vec::new();
-    for &(pv, kind) in kinds {
-        let (mut up, mut create, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for &(pv, mttcg, kind) in configs {
+        let (mut up, mut create, mut failed) = (Vec::new(), Vec::new(), 0);
         let mut attempt = 0;
         while (up.len() as u32) < runs && attempt < 2 * runs {
             attempt += 1;
-            match once(&img, pv) {
+            match once(&img, pv, mttcg) {
                 Ok((u, c)) => {
                     eprintln!(
-                        "xtask: bench-dom0: Xen 4.17, {kind} dom0, run {attempt}: toolstack up {u:.2} s, xl create -> domU userspace {c:.2} s"
+                        "xtask: bench-dom0: Xen 4.17, {kind}, run {attempt}: toolstack up {u:.2} s, xl create -> domU userspace {c:.2} s"
                     );
                     up.push(u);
                     create.push(c);
                 }
                 Err(e) => {
-                    eprintln!(
-                        "xtask: bench-dom0: Xen 4.17, {kind} dom0, run {attempt} failed: {e}"
-                    );
-                    failed.push(attempt);
+                    eprintln!("xtask: bench-dom0: Xen 4.17, {kind}, run {attempt} failed: {e}");
+                    failed += 1;
                 }
             }
         }
         if up.is_empty() {
-            bail!("bench-dom0: every run of the {kind} dom0 failed");
+            bail!("bench-dom0: every run of the {kind} failed");
         }
-        let note = if failed.is_empty() {
+        let note = if failed == 0 {
             String::new()
         } else {
-            format!("; {} failed run(s) not counted", failed.len())
+            format!("; {failed} failed run(s) not counted")
         };
         rows.push(format!(
-            "| Xen 4.17 (Debian), {kind} dom0 (2 vCPUs, 512 MiB): QEMU start -> `dom0: toolstack up` | {:.2} s (runs: {}{note}) | {cmd} |",
+            "| Xen 4.17 (Debian), {kind} (2 vCPUs, 512 MiB): QEMU start -> `dom0: toolstack up` | {:.2} s (runs: {}{note}) | {cmd} |",
             median(up.clone()),
             list(&up)
         ));
         rows.push(format!(
-            "| Xen 4.17 (Debian), {kind} dom0: `xl create` of the PVH demo domU (128 MiB, 1 vCPU) -> `demo: userspace up` | {:.2} s (runs: {}{note}) | {cmd} |",
+            "| Xen 4.17 (Debian), {kind}: `xl create` of the PVH demo domU (128 MiB, 1 vCPU) -> `demo: userspace up` | {:.2} s (runs: {}{note}) | {cmd} |",
             median(create.clone()),
             list(&create)
         ));
