@@ -754,6 +754,11 @@ pub fn dom0_cmdline(exec: Option<&str>) -> String {
     }
 }
 
+/// The longest dom0 command line Xen 4.17 passes on: its copy is a
+/// `MAX_GUEST_CMDLINE` (1024) byte buffer with the terminating NUL, and
+/// longer text is cut silently.
+pub const MAX_DOM0_CMDLINE: usize = 1023;
+
 /// The status in a serial line `... dom0: exec status N`.
 pub fn exec_status(line: &str) -> Option<i32> {
     let i = line.find(EXEC_STATUS)?;
@@ -821,13 +826,21 @@ pub fn xen_cmdline(b: &XenBoot) -> String {
 /// bench-linux's flags (`-machine q35 -device intel-iommu`, which Xen's PVH
 /// dom0 needs; 2 CPUs), the TCG threading of [`XenBoot::mttcg`].
 pub fn xen_machine(img: &Image, b: &XenBoot) -> Result<Machine> {
+    let args = dom0_cmdline(b.exec.as_deref());
+    if args.len() > MAX_DOM0_CMDLINE {
+        bail!(
+            "dom0's command line would be {} bytes (the command in base64); Xen 4.17 keeps {MAX_DOM0_CMDLINE}: shorten the command (about {} bytes of text fit)",
+            args.len(),
+            (MAX_DOM0_CMDLINE - DOM0_CMDLINE.len() - " warden.exec=".len()) / 4 * 3
+        );
+    }
     let mut m = Machine::new(Boot::Kernel {
         image: linux::xen(false)?,
         cmdline: xen_cmdline(b),
         modules: vec![
             Module {
                 path: img.vmlinux.clone(),
-                args: dom0_cmdline(b.exec.as_deref()),
+                args,
             },
             Module {
                 path: img.initrd.clone(),
@@ -1084,6 +1097,27 @@ mod tests {
         assert_eq!(names, ["usr", "usr/bin", "usr/bin/a", "var", "var/run"]);
         let a = t.cpio();
         assert!(a.windows(9).any(|w| w == b"usr/bin/a"));
+    }
+
+    #[test]
+    fn a_command_xen_would_cut_is_refused() {
+        let img = Image {
+            kernel_version: String::new(),
+            vmlinux: "/nonexistent/vmlinux".into(),
+            initrd: "/nonexistent/initrd".into(),
+            demo_initrd: "/nonexistent/demo-initrd".into(),
+            packages: Vec::new(),
+            host_libraries: Vec::new(),
+            modules: Vec::new(),
+            builtin: Vec::new(),
+        };
+        let b = XenBoot {
+            exec: Some("x".repeat(760)),
+            ..XenBoot::default()
+        };
+        let e = xen_machine(&img, &b).unwrap_err();
+        assert!(e.0.contains("Xen 4.17 keeps 1023"), "{e}");
+        assert!(dom0_cmdline(Some(&"x".repeat(747))).len() <= MAX_DOM0_CMDLINE);
     }
 
     #[test]
