@@ -791,7 +791,7 @@ pub struct XenBoot {
     /// single-threaded TCG and 2 CPUs, QEMU 7.2 delivers an interrupt that
     /// Xen injects through EVENTINJ twice (shared/reference/linux-on-xen.md,
     /// "Traps under QEMU 7.2 TCG"), and a PVH dom0 dies with `ENTRY_TRAMPOLINE
-    /// stack guard page was hit` as its toolstack starts (6 of 7 boots here).
+    /// stack guard page was hit` as its toolstack starts (4 of 5 boots here).
     /// A PV dom0 is not exposed (no EVENTINJ).
     pub mttcg: bool,
 }
