@@ -10,6 +10,10 @@
 //! - [`linux`]: Debian's kernel, busybox and Xen downloaded into `target/linux/`, and the
 //!   initramfs of the Linux guest tests.
 //! - [`linuxbench`]: `cargo xtask bench-linux` (Linux's boot on Warden vs on Xen 4.17).
+//! - [`dom0img`]: the dom0 image (Debian's Linux with Debian's Xen 4.17 toolstack and a demo
+//!   domU), `cargo xtask dom0-image`, and `cargo xtask run-xen` (it on Debian's Xen 4.17).
+//! - [`dom0bench`]: `cargo xtask bench-dom0` (dom0's toolstack up, `xl create` to the domU's
+//!   userspace).
 //! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
 //! - [`run`]: `cargo xtask run` (options, the QEMU boot, the exit status of a refused boot).
 //! - [`slots`]: how many QEMU test machines run at once, across test processes.
@@ -17,6 +21,8 @@
 
 pub mod build;
 pub mod deps;
+pub mod dom0bench;
+pub mod dom0img;
 pub mod grub;
 pub mod kernel;
 pub mod lint;

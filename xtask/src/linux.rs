@@ -127,20 +127,20 @@ pub fn xen(refresh: bool) -> Result<PathBuf> {
 }
 
 /// A fresh scratch directory under `d` (per process: tests may race).
-fn scratch(d: &Path, what: &str) -> Result<PathBuf> {
+pub(crate) fn scratch(d: &Path, what: &str) -> Result<PathBuf> {
     let t = d.join(format!(".{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&t);
     std::fs::create_dir_all(&t)?;
     Ok(t)
 }
 
-fn rename(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to)
         .map_err(|e| Error(format!("{} -> {}: {e}", from.display(), to.display())))
 }
 
 /// Write through a temporary file and a rename (another process may read it).
-fn write_atomic(p: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(p: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = p.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     rename(&tmp, p)
@@ -156,7 +156,7 @@ fn have_lists() -> bool {
 }
 
 /// `apt-get update` (as root) when the package lists are missing.
-fn ensure_lists() -> Result<()> {
+pub(crate) fn ensure_lists() -> Result<()> {
     if have_lists() {
         return Ok(());
     }
@@ -195,7 +195,7 @@ pub fn parse_kernel_version(apt_cache_depends: &str) -> Option<String> {
 
 /// `apt-get download PKG` into `dir` (retried once after `apt-get update`
 /// as root); returns the .deb.
-fn download(pkg: &str, dir: &Path) -> Result<PathBuf> {
+pub(crate) fn download(pkg: &str, dir: &Path) -> Result<PathBuf> {
     ensure_lists()?;
     let get = || {
         eprintln!("xtask: apt-get download {pkg}");
@@ -234,7 +234,7 @@ fn download(pkg: &str, dir: &Path) -> Result<PathBuf> {
 /// Unpack `members` of a .deb into `dir` (`dpkg-deb --fsys-tarfile | tar`:
 /// like `dpkg -x`, but only the files needed: the kernel package's modules
 /// alone are hundreds of megabytes).
-fn extract(deb: &Path, dir: &Path, members: &[&str]) -> Result<()> {
+pub(crate) fn extract(deb: &Path, dir: &Path, members: &[&str]) -> Result<()> {
     let mut dpkg = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(deb)
@@ -352,8 +352,9 @@ pub fn pvh_entry(elf: &[u8]) -> Result<Option<u64>> {
     Ok(None)
 }
 
-/// The initramfs: busybox, its applet symlinks, `/dev/console` and `/init`.
-pub fn initramfs(busybox: &Path) -> Result<Vec<u8>> {
+/// The applets of a busybox binary as paths relative to `/` (`bin/sh`,
+/// `sbin/insmod`, ...; `bin/busybox` itself left out), from `--list-full`.
+pub fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
     let out = Command::new(busybox)
         .arg("--list-full")
         .output()
@@ -361,11 +362,16 @@ pub fn initramfs(busybox: &Path) -> Result<Vec<u8>> {
     if !out.status.success() {
         bail!("{} --list-full failed", busybox.display());
     }
-    let applets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty() && l != "bin/busybox")
-        .collect();
+        .collect())
+}
+
+/// The initramfs: busybox, its applet symlinks, `/dev/console` and `/init`.
+pub fn initramfs(busybox: &Path) -> Result<Vec<u8>> {
+    let applets = busybox_applets(busybox)?;
     let mut c = Cpio::default();
     for d in [
         "bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "etc",

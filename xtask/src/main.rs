@@ -28,6 +28,11 @@ Commands:
               build the initramfs, print their paths
   bench-linux  Debian's Linux booted as a PVH guest on Warden and on Xen 4.17 (same
               QEMU flags): time to the initramfs's first line, and the ratio
+  dom0-image  Build dom0's initramfs: Debian's Xen 4.17 toolstack, kernel modules,
+              busybox and a demo domU (downloaded once into target/dom0/)
+  run-xen     Boot Debian's Xen 4.17 with the dom0 image (a root shell, or --exec CMD)
+  bench-dom0  Time to dom0's toolstack and xl create -> the demo domU's userspace
+              (Xen 4.17 today: --xen-only)
   help        Show this text (also: cargo xtask COMMAND --help)
 
 Missing Debian packages are installed when running as root; otherwise the
@@ -60,6 +65,9 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         }
         "linux-assets" => xtask::linux::ASSETS_HELP,
         "bench-linux" => xtask::linuxbench::HELP,
+        "dom0-image" => xtask::dom0img::IMAGE_HELP,
+        "run-xen" => xtask::dom0img::RUN_XEN_HELP,
+        "bench-dom0" => xtask::dom0bench::HELP,
         _ => return None,
     })
 }
@@ -98,6 +106,13 @@ fn main() -> ExitCode {
         Some("bench-livepatch") => bench_livepatch(&args[1..]),
         Some("linux-assets") => xtask::linux::assets_cmd(&args[1..]),
         Some("bench-linux") => xtask::linuxbench::bench(&args[1..]),
+        Some("dom0-image") => xtask::dom0img::image_cmd(&args[1..]),
+        Some("run-xen") => match xtask::dom0img::run_xen_cmd(&args[1..]) {
+            Ok(0) => Ok(()),
+            Ok(s) => return ExitCode::from(u8::try_from(s).unwrap_or(1)),
+            Err(e) => Err(e),
+        },
+        Some("bench-dom0") => xtask::dom0bench::bench(&args[1..]),
         Some("bench-evtchn") => bench_evtchn(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
@@ -109,6 +124,9 @@ fn main() -> ExitCode {
                 "bench-livepatch",
                 "linux-assets",
                 "bench-linux",
+                "dom0-image",
+                "run-xen",
+                "bench-dom0",
             ] {
                 println!("\n{}", help_for(c).unwrap_or_default());
             }

@@ -1,0 +1,21 @@
+#!/bin/sh
+# /init of the demo domU's initramfs (built by xtask::dom0img; busybox-static).
+# Its first line is the marker "demo: userspace up", on the domain's console
+# (hvc0: xenconsoled logs it to /var/log/xen/console/guest-demo.log in dom0).
+# `demo.poweroff` on the command line (e.g. `xl create /etc/xen/demo.cfg
+# 'extra="console=hvc0 demo.poweroff"'`) powers the domain off right after;
+# otherwise it idles with a shell on its console (`xl console demo`).
+echo "demo: userspace up"
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "demo: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPU, $(sed -n 's/^MemTotal: *//p' /proc/meminfo), $(cat /sys/hypervisor/guest_type 2>/dev/null) guest"
+if tr ' ' '\n' </proc/cmdline | grep -qx demo.poweroff; then
+    echo "demo: powering off"
+    poweroff -f
+fi
+echo "demo: idle; a shell on the console"
+while true; do
+    setsid cttyhack sh -l
+done

@@ -1,0 +1,99 @@
+#!/bin/sh
+# /init of the dom0 image (built by xtask::dom0img; busybox-static plus
+# Debian 12's Xen 4.17 toolstack). It starts the toolstack in the order that
+# works on Xen 4.17 (shared/reference/linux-on-xen.md), prints
+# "dom0: toolstack up", then runs a command or gives a root shell.
+#
+# Kernel command line (read from /proc/cmdline; the kernel ignores dotted
+# words):
+#   warden.exec=BASE64      run the base64-decoded text with `sh -c` once the
+#                           toolstack is up, print "dom0: exec status N" and
+#                           power off (the encoding keeps any text, spaces and
+#                           quotes included, in one command-line word)
+#   warden.exec_file=PATH   the same with the text of a file in the initramfs
+#   (neither)               a root shell on the console (hvc0)
+export PATH=/usr/lib/xen-4.17/bin:/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root TERM=vt100
+
+say() { echo "dom0: $*"; }
+arg() {
+    # arg NAME: the value of warden.NAME= on the command line (the last one)
+    tr ' ' '\n' </proc/cmdline | sed -n "s/^warden\.$1=//p" | tail -n 1
+}
+
+shell() {
+    say "root shell on the console; 'poweroff -f' powers the machine off"
+    while true; do
+        setsid cttyhack sh -l
+        say "shell exited: powering off"
+        poweroff -f
+    done
+}
+
+stop() {
+    # stop TEXT: the toolstack did not come up
+    say "FAILED: $*"
+    if [ -n "$(arg exec)$(arg exec_file)" ]; then
+        say "exec status 125"
+        poweroff -f
+    fi
+    shell
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /run/lock /run/xen /run/xenstored /var/log/xen/console \
+    /var/lib/xen /tmp
+mount -t devpts devpts /dev/pts
+say "kernel $(uname -r) on $(cat /sys/hypervisor/type 2>/dev/null || echo '?') $(cat /sys/hypervisor/guest_type 2>/dev/null), command line: $(cat /proc/cmdline)"
+
+# 1. The kernel modules, dependencies first (the order xtask wrote).
+loaded=
+while read -r m; do
+    [ -n "$m" ] || continue
+    if insmod "/lib/modules/$(uname -r)/$m"; then
+        m=${m##*/}
+        loaded="$loaded ${m%.ko}"
+    else
+        say "insmod $m failed"
+    fi
+done </etc/warden/modules
+say "modules:$loaded"
+
+# 2. xenfs, then xenstored (its files in /run/xenstored; /var/run -> /run).
+mount -t xenfs xenfs /proc/xen || stop "mount -t xenfs xenfs /proc/xen"
+caps=$(cat /proc/xen/capabilities)
+[ "$caps" = control_d ] || say "warning: /proc/xen/capabilities is '$caps', not control_d"
+XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file=/run/xenstored.pid ||
+    stop "xenstored did not start"
+n=0
+until xenstore-read -s / >/dev/null 2>&1; do
+    n=$((n + 1))
+    [ "$n" -le 600 ] || stop "xenstored does not answer (xenstore-read -s /) after 60 s"
+    sleep 0.1
+done
+
+# 3. Domain-0's entries in xenstore, then the console daemon (guest consoles
+#    logged to /var/log/xen/console/guest-NAME.log).
+xen-init-dom0 || stop "xen-init-dom0"
+xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/run/xenconsoled.pid ||
+    stop "xenconsoled did not start"
+say "toolstack up"
+
+text=$(arg exec)
+file=$(arg exec_file)
+if [ -n "$text" ]; then
+    echo "$text" | base64 -d >/run/warden-exec || stop "warden.exec= is not base64"
+    file=/run/warden-exec
+fi
+if [ -n "$file" ]; then
+    [ -r "$file" ] || stop "warden.exec_file=$file: no such file"
+    cd /root || true
+    sh -c "$(cat "$file")"
+    status=$?
+    cd / || true
+    say "exec status $status"
+    poweroff -f
+fi
+shell
