@@ -4,22 +4,15 @@
 # works on Xen 4.17 (shared/reference/linux-on-xen.md), prints
 # "dom0: toolstack up", then runs a command or gives a root shell.
 #
-# Kernel command line (read from /proc/cmdline; the kernel ignores dotted
-# words):
-#   warden.exec=BASE64      run the base64-decoded text with `sh -c` once the
-#                           toolstack is up, print "dom0: exec status N" and
-#                           power off (the encoding keeps any text, spaces and
-#                           quotes included, in one command-line word)
-#   warden.exec_file=PATH   the same with the text of a file in the initramfs
-#   (neither)               a root shell on the console (hvc0)
+# /etc/warden-exec (added to the initramfs as a second cpio archive by
+# `cargo xtask run --exec CMD`, `cargo xtask run-xen --exec CMD`: any text, no
+# quoting, no length limit): once the toolstack is up, run its text with
+# `sh -c`, print "dom0: exec status N" and power off. Without it, a root
+# shell on the console (hvc0).
 export PATH=/usr/lib/xen-4.17/bin:/usr/local/bin:/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root TERM=vt100
 
 say() { echo "dom0: $*"; }
-arg() {
-    # arg NAME: the value of warden.NAME= on the command line (the last one)
-    tr ' ' '\n' </proc/cmdline | sed -n "s/^warden\.$1=//p" | tail -n 1
-}
 
 shell() {
     say "root shell on the console; 'poweroff -f' powers the machine off"
@@ -33,7 +26,7 @@ shell() {
 stop() {
     # stop TEXT: the toolstack did not come up
     say "FAILED: $*"
-    if [ -n "$(arg exec)$(arg exec_file)" ]; then
+    if [ -f /etc/warden-exec ]; then
         say "exec status 125"
         poweroff -f
     fi
@@ -81,16 +74,9 @@ xenconsoled --log=guest --log-dir=/var/log/xen/console --pid-file=/run/xenconsol
     stop "xenconsoled did not start"
 say "toolstack up"
 
-text=$(arg exec)
-file=$(arg exec_file)
-if [ -n "$text" ]; then
-    echo "$text" | base64 -d >/run/warden-exec || stop "warden.exec= is not base64"
-    file=/run/warden-exec
-fi
-if [ -n "$file" ]; then
-    [ -r "$file" ] || stop "warden.exec_file=$file: no such file"
+if [ -f /etc/warden-exec ]; then
     cd /root || true
-    sh -c "$(cat "$file")"
+    sh -c "$(cat /etc/warden-exec)"
     status=$?
     cd / || true
     say "exec status $status"

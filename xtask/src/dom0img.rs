@@ -22,9 +22,10 @@
 //!   `/var/lock -> /run/lock`.
 //! - `demo-initrd`: the demo domU's initramfs (busybox, `demo-init.sh`).
 //!
-//! dom0's command line takes `warden.exec=BASE64` ([`exec_arg`]): the
-//! command run with `sh -c` once the toolstack is up, after which dom0
-//! prints `dom0: exec status N` and powers off.
+//! A command for dom0 reaches it as `/etc/warden-exec`, a second cpio
+//! archive appended to the initramfs ([`initrd_for`],
+//! [`crate::linux::initrd_with_exec`]): run with `sh -c` once the toolstack
+//! is up, after which dom0 prints `dom0: exec status N` and powers off.
 
 use crate::linux::{self, Cpio};
 use crate::qemu::{self, Boot, Machine, Module};
@@ -76,7 +77,7 @@ pub const MODULES: &[(&str, &str)] = &[
 
 /// dom0's line once xenstored, xen-init-dom0 and xenconsoled are up.
 pub const TOOLSTACK_UP: &str = "dom0: toolstack up";
-/// The start of dom0's line after a `warden.exec=` command.
+/// The start of dom0's line after its command (`/etc/warden-exec`) ended.
 pub const EXEC_STATUS: &str = "dom0: exec status ";
 /// The demo domU's first line (in its console log).
 pub const DEMO_UP: &str = "demo: userspace up";
@@ -84,7 +85,7 @@ pub const DEMO_UP: &str = "demo: userspace up";
 pub const DEMO_CFG: &str = "/etc/xen/demo.cfg";
 /// Where xenconsoled logs the demo domU's console.
 pub const DEMO_LOG: &str = "/var/log/xen/console/guest-demo.log";
-/// dom0's command line besides `warden.exec=`.
+/// dom0's command line.
 pub const DOM0_CMDLINE: &str = "console=hvc0";
 
 /// Where the image and its parts live.
@@ -721,48 +722,13 @@ pub fn demo_initramfs(busybox: &Path) -> Result<Vec<u8>> {
     Ok(t.cpio())
 }
 
-/// Standard base64 (with padding), as busybox's `base64 -d` reads it.
-pub fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
-}
-
-/// The command-line word that makes dom0 run `cmd` with `sh -c` once the
-/// toolstack is up (`warden.exec=BASE64`).
-pub fn exec_arg(cmd: &str) -> String {
-    format!("warden.exec={}", base64(cmd.as_bytes()))
-}
-
-/// dom0's command line, with `cmd` to run if given.
-pub fn dom0_cmdline(exec: Option<&str>) -> String {
+/// dom0's initramfs for a run: the image's, with `exec` as
+/// `/etc/warden-exec` if given (a copy with a second archive appended).
+pub fn initrd_for(img: &Image, exec: Option<&str>) -> Result<PathBuf> {
     match exec {
-        Some(c) => format!("{DOM0_CMDLINE} {}", exec_arg(c)),
-        None => DOM0_CMDLINE.to_string(),
+        Some(cmd) => linux::initrd_with_exec(&img.initrd, cmd),
+        None => Ok(img.initrd.clone()),
     }
-}
-
-/// The longest dom0 command line Xen 4.17 passes on: its copy is a
-/// `MAX_GUEST_CMDLINE` (1024) byte buffer with the terminating NUL, and
-/// longer text is cut silently.
-pub const MAX_DOM0_CMDLINE: usize = 1023;
-
-/// The status in a serial line `... dom0: exec status N`.
-pub fn exec_status(line: &str) -> Option<i32> {
-    let i = line.find(EXEC_STATUS)?;
-    line[i + EXEC_STATUS.len()..].trim().parse().ok()
 }
 
 /// Messages that end a captured run at once: a crashed dom0 or hypervisor.
@@ -785,7 +751,7 @@ pub struct XenBoot {
     pub dom0_mem_mib: u32,
     /// QEMU's memory.
     pub memory_mib: u32,
-    /// dom0's command to run (`warden.exec=`), or None for a shell.
+    /// dom0's command to run (`/etc/warden-exec`), or None for a shell.
     pub exec: Option<String>,
     /// Multi-threaded TCG (see [`Machine::mttcg`]). On by default: with
     /// single-threaded TCG and 2 CPUs, QEMU 7.2 delivers an interrupt that
@@ -826,24 +792,16 @@ pub fn xen_cmdline(b: &XenBoot) -> String {
 /// bench-linux's flags (`-machine q35 -device intel-iommu`, which Xen's PVH
 /// dom0 needs; 2 CPUs), the TCG threading of [`XenBoot::mttcg`].
 pub fn xen_machine(img: &Image, b: &XenBoot) -> Result<Machine> {
-    let args = dom0_cmdline(b.exec.as_deref());
-    if args.len() > MAX_DOM0_CMDLINE {
-        bail!(
-            "dom0's command line would be {} bytes (the command in base64); Xen 4.17 keeps {MAX_DOM0_CMDLINE}: shorten the command (about {} bytes of text fit)",
-            args.len(),
-            (MAX_DOM0_CMDLINE - DOM0_CMDLINE.len() - " warden.exec=".len()) / 4 * 3
-        );
-    }
     let mut m = Machine::new(Boot::Kernel {
         image: linux::xen(false)?,
         cmdline: xen_cmdline(b),
         modules: vec![
             Module {
                 path: img.vmlinux.clone(),
-                args,
+                args: DOM0_CMDLINE.into(),
             },
             Module {
-                path: img.initrd.clone(),
+                path: initrd_for(img, b.exec.as_deref())?,
                 args: String::new(),
             },
         ],
@@ -855,7 +813,7 @@ pub fn xen_machine(img: &Image, b: &XenBoot) -> Result<Machine> {
     Ok(m)
 }
 
-/// A `warden.exec=` run on Xen: the captured serial console and the
+/// A run of dom0's command on Xen: the captured serial console and the
 /// command's status (None if dom0 never printed it).
 pub fn run_on_xen(
     img: &Image,
@@ -873,7 +831,7 @@ pub fn run_on_xen(
             ..Default::default()
         },
     )?;
-    let status = o.lines.iter().find_map(|(_, l)| exec_status(l));
+    let status = o.lines.iter().find_map(|(_, l)| qemu::exec_status(l));
     Ok((o, status))
 }
 
@@ -926,7 +884,7 @@ pub fn image_cmd(args: &[String]) -> Result<()> {
         println!("built into the kernel: {}", img.builtin.join(" "));
     }
     println!(
-        "dom0's command line: {DOM0_CMDLINE} [warden.exec=BASE64] (cargo xtask run-xen boots it on Xen 4.17)"
+        "dom0's command line: {DOM0_CMDLINE}; a command to run is added as /etc/warden-exec (cargo xtask run --dom0 linux boots it on Warden, cargo xtask run-xen on Xen 4.17)"
     );
     Ok(())
 }
@@ -1065,25 +1023,13 @@ mod tests {
     }
 
     #[test]
-    fn base64_matches_the_standard() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(
-            base64(b"xl list; echo \"a b\""),
-            "eGwgbGlzdDsgZWNobyAiYSBiIg=="
-        );
-        let arg = exec_arg("xl info");
-        assert!(!arg.contains(' ') && arg.starts_with("warden.exec="));
-    }
-
-    #[test]
     fn exec_status_lines() {
+        use qemu::exec_status;
         assert_eq!(exec_status("dom0: exec status 0"), Some(0));
         assert_eq!(exec_status("(XEN) x dom0: exec status 127\r"), Some(127));
         assert_eq!(exec_status("dom0: exec status"), None);
         assert_eq!(exec_status("dom0: toolstack up"), None);
+        assert_eq!(exec_status("warden-init: exec status 3"), Some(3));
     }
 
     #[test]
@@ -1100,32 +1046,10 @@ mod tests {
     }
 
     #[test]
-    fn a_command_xen_would_cut_is_refused() {
-        let img = Image {
-            kernel_version: String::new(),
-            vmlinux: "/nonexistent/vmlinux".into(),
-            initrd: "/nonexistent/initrd".into(),
-            demo_initrd: "/nonexistent/demo-initrd".into(),
-            packages: Vec::new(),
-            host_libraries: Vec::new(),
-            modules: Vec::new(),
-            builtin: Vec::new(),
-        };
-        let b = XenBoot {
-            exec: Some("x".repeat(760)),
-            ..XenBoot::default()
-        };
-        let e = xen_machine(&img, &b).unwrap_err();
-        assert!(e.0.contains("Xen 4.17 keeps 1023"), "{e}");
-        assert!(dom0_cmdline(Some(&"x".repeat(747))).len() <= MAX_DOM0_CMDLINE);
-    }
-
-    #[test]
     fn xen_command_lines() {
         let mut b = XenBoot::default();
         assert!(xen_cmdline(&b).contains("dom0=pvh dom0_mem=512M,max:512M dom0_max_vcpus=2"));
         b.pv = true;
         assert!(!xen_cmdline(&b).contains("dom0=pvh"));
-        assert_eq!(dom0_cmdline(None), "console=hvc0");
     }
 }

@@ -395,8 +395,12 @@ pub const EXEC_FILE: &str = "etc/warden-exec";
 
 /// The initramfs `base` with `/etc/warden-exec` = `cmd` added: a second
 /// newc archive after the first (the kernel unpacks concatenated archives
-/// in order), so any bytes of the command reach the init unquoted. Written
-/// once per command under `target/warden/linux-exec/`.
+/// in order), so any bytes of the command reach the init unquoted, and its
+/// length is not bounded by the kernel's command line (Xen 4.17 keeps 1023
+/// bytes of dom0's). Both inits (the test initramfs's and the dom0 image's)
+/// run it. Written once per (initramfs, command) under
+/// `target/warden/linux-exec/`; files there unused for a day are removed
+/// (the dom0 image is about 85 MiB).
 pub fn initrd_with_exec(base: &Path, cmd: &str) -> Result<PathBuf> {
     use std::hash::{Hash, Hasher};
     let mut bytes = std::fs::read(base).map_err(|e| Error(format!("{}: {e}", base.display())))?;
@@ -407,11 +411,38 @@ pub fn initrd_with_exec(base: &Path, cmd: &str) -> Result<PathBuf> {
     bytes.hash(&mut h);
     let dir = crate::bare_metal_target_dir().join("linux-exec");
     std::fs::create_dir_all(&dir)?;
-    let p = dir.join(format!("initrd-{:016x}", h.finish()));
+    let name = format!("initrd-{:016x}", h.finish());
+    let p = dir.join(&name);
     if std::fs::read(&p).ok().as_deref() != Some(&bytes[..]) {
         write_atomic(&p, &bytes)?;
+    } else if let Ok(f) = std::fs::File::options().write(true).open(&p) {
+        // Reused: it is not stale.
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
+    prune_stale(&dir, &name, std::time::Duration::from_secs(24 * 3600));
     Ok(p)
+}
+
+/// Remove the `initrd-*` files of `dir` but `keep` not modified for `age`.
+fn prune_stale(dir: &Path, keep: &str, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == keep || !name.starts_with("initrd-") {
+            continue;
+        }
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|d| d > age);
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// A newc ("070701") cpio archive, as the kernel's initramfs unpacker reads it.

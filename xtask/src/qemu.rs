@@ -367,7 +367,8 @@ pub struct Interactive {
     /// halted.`, e.g. after dom0 powered off); QEMU was then stopped.
     pub halted: bool,
     /// The status a Linux dom0's `--exec` command ended with, from the
-    /// init's `warden-init: exec status N` line.
+    /// init's `dom0: exec status N` (the dom0 image) or `warden-init: exec
+    /// status N` (the test initramfs) line.
     pub exec_status: Option<i32>,
     /// A fatal Linux message seen on the console ([`LINUX_FATAL`]).
     pub linux_fatal: Option<String>,
@@ -378,8 +379,9 @@ pub struct Interactive {
 /// Warden's last line before it halts the machine.
 pub const HALTED: &str = "*** Warden stopped: the machine is halted.";
 
-/// The line the Linux dom0's init prints after an `--exec` command.
-pub const EXEC_STATUS: &str = "warden-init: exec status ";
+/// The lines a Linux init prints after an `--exec` command (`/etc/warden-exec`):
+/// the dom0 image's and the test initramfs's.
+pub const EXEC_STATUS: &[&str] = &["dom0: exec status ", "warden-init: exec status "];
 
 /// Linux messages after which a boot cannot be trusted to go on.
 pub const LINUX_FATAL: &[&str] = &[
@@ -396,10 +398,12 @@ pub fn refusal_reason(line: &str) -> Option<String> {
         .map(|i| line[i + MARK.len()..].trim_end().to_string())
 }
 
-/// The status in a `warden-init: exec status N` line.
+/// The status in a `dom0: exec status N` or `warden-init: exec status N` line.
 pub fn exec_status(line: &str) -> Option<i32> {
-    let i = line.find(EXEC_STATUS)?;
-    line[i + EXEC_STATUS.len()..].trim().parse().ok()
+    EXEC_STATUS.iter().find_map(|m| {
+        let i = line.find(m)?;
+        line[i + m.len()..].trim().parse().ok()
+    })
 }
 
 /// What the serial tee of an interactive run has seen.

@@ -13,12 +13,15 @@ cargo xtask run [options]   Build Warden and boot it in QEMU with the serial con
 
 Options:
   --dom0 test|linux      dom0: the Rust test dom0 (default: demo, then a small
-                         shell), or Debian's Linux kernel (target/linux, downloaded
-                         once: cargo xtask linux-assets) as a PVH dom0 with the test
-                         initramfs, to a root shell on the serial console (hvc0)
-  --exec \"CMD\"           With --dom0 linux: dom0's init runs CMD with sh -c (its
-                         output on the serial console), then powers off; this
-                         command exits with CMD's status (for scripts and CI)
+                         shell), or Debian's Linux kernel as a PVH dom0 with the
+                         dom0 image (cargo xtask dom0-image: Debian's Xen 4.17
+                         toolstack; downloaded once into target/): xenstored,
+                         xen-init-dom0 and xenconsoled started, then a root shell
+                         on the serial console (hvc0) with xl
+  --exec \"CMD\"           With --dom0 linux: once the toolstack is up, dom0's init
+                         runs CMD with sh -c (its output on the serial console),
+                         then powers off; this command exits with CMD's status
+                         (for scripts and CI)
   --cmdline \"...\"        Warden's command line (default: console=com1 loglvl=info;
                          with --dom0 linux, dom0_mem=512M is added unless given)
   --policy FILE          Boot with this compiled FLASK policy instead of the default
@@ -70,7 +73,8 @@ pub fn wants_help(args: &[String]) -> bool {
 pub enum Dom0 {
     /// The Rust test dom0 (`dom0/`).
     Test,
-    /// Debian's Linux kernel with the test initramfs (`xtask::linux`).
+    /// Debian's Linux kernel with the dom0 image (`xtask::dom0img`: the
+    /// Xen 4.17 toolstack).
     Linux,
 }
 
@@ -209,6 +213,9 @@ pub fn run(args: &[String]) -> Result<Ended> {
     if o.grub {
         pkgs.extend(deps::GRUB);
     }
+    if o.dom0 == Dom0::Linux {
+        pkgs.extend(deps::LINUX);
+    }
     deps::ensure(&pkgs)?;
     let image = build::build_image(false)?;
     eprintln!(
@@ -290,26 +297,23 @@ pub fn run(args: &[String]) -> Result<Ended> {
 }
 
 /// The Linux dom0's modules: the ELF kernel (`console=hvc0` and
-/// `--dom0-cmdline`) and the test initramfs, with the `--exec` command
-/// added to it (`/etc/warden-exec`, which its init runs).
+/// `--dom0-cmdline`) and the dom0 image (built, and its parts downloaded,
+/// if missing), with the `--exec` command added to it (`/etc/warden-exec`,
+/// which its init runs once the toolstack is up).
 fn linux_dom0(o: &RunOptions) -> Result<(Module, Module)> {
-    let a = crate::linux::assets(false)?;
-    let mut args = String::from("console=hvc0");
+    let img = crate::dom0img::image(false)?;
+    let mut args = String::from(crate::dom0img::DOM0_CMDLINE);
     if !o.dom0_cmdline.trim().is_empty() {
         args.push(' ');
         args.push_str(o.dom0_cmdline.trim());
     }
-    let initrd = match &o.exec {
-        Some(cmd) => crate::linux::initrd_with_exec(&a.initrd, cmd)?,
-        None => a.initrd.clone(),
-    };
     Ok((
         Module {
-            path: a.vmlinux,
+            path: img.vmlinux.clone(),
             args,
         },
         Module {
-            path: initrd,
+            path: crate::dom0img::initrd_for(&img, o.exec.as_deref())?,
             args: String::from("initrd"),
         },
     ))
@@ -447,6 +451,7 @@ mod tests {
                 .contains("Kernel panic")
         );
         assert_eq!(qemu::exec_status("warden-init: exec status 42\r"), Some(42));
+        assert_eq!(qemu::exec_status("dom0: exec status 42\r"), Some(42));
         assert_eq!(qemu::exec_status("warden-init: exec status"), None);
     }
 
