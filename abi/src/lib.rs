@@ -66,6 +66,9 @@ pub mod hypercall {
     pub const PLATFORM_OP: u32 = 7;
     /// `memory_op(cmd, arg)`: populate/decrease reservations, memory facts.
     pub const MEMORY_OP: u32 = 12;
+    /// `multicall(call_list, nr_calls)`: a batch of hypercalls
+    /// (`xen::xen::multicall`).
+    pub const MULTICALL: u32 = 13;
     /// `set_timer_op(timeout_abs_ns)`: the calling vCPU's single-shot timer.
     pub const SET_TIMER_OP: u32 = 15;
     /// `event_channel_op(cmd, arg)`: event channels (`xen::event_channel`).
@@ -125,6 +128,11 @@ pub const HYPERCALLS: &[Hypercall] = &[
         number: hypercall::MEMORY_OP,
         name: "memory_op",
         subops: memory::SUBOPS,
+    },
+    Hypercall {
+        number: hypercall::MULTICALL,
+        name: "multicall",
+        subops: xen::xen::multicall::SUBOPS,
     },
     Hypercall {
         number: hypercall::SET_TIMER_OP,

@@ -21,6 +21,11 @@ crate::subops! {
     /// Map a page of a space ([`XENMAPSPACE_SHARED_INFO`], ...) into a
     /// domain's physmap: `arg` points to [`AddToPhysmap`].
     ADD_TO_PHYSMAP = 7, "add_to_physmap";
+    /// Returns the frames memory sharing has freed (`arg` unused; 0 without
+    /// memory sharing, as a Xen 4.17 built without `CONFIG_MEM_SHARING`).
+    GET_SHARING_FREED_PAGES = 18, "get_sharing_freed_pages";
+    /// Returns the frames shared by memory sharing (`arg` unused; 0 without it).
+    GET_SHARING_SHARED_PAGES = 19, "get_sharing_shared_pages";
 }
 
 /// Most entries of a domain's memory map (Xen's `E820MAX`).

@@ -340,6 +340,25 @@ pub fn maximum_ram_page() -> HResult {
     memory_op(warden_abi::memory::MAXIMUM_RAM_PAGE, 0)
 }
 
+/// XENMEM_get_sharing_freed_pages (0 without memory sharing).
+pub fn sharing_freed_pages() -> HResult {
+    memory_op(warden_abi::memory::GET_SHARING_FREED_PAGES, 0)
+}
+
+/// XENMEM_get_sharing_shared_pages (0 without memory sharing).
+pub fn sharing_shared_pages() -> HResult {
+    memory_op(warden_abi::memory::GET_SHARING_SHARED_PAGES, 0)
+}
+
+/// multicall: run the entries of `list` in order; each entry's result is
+/// in its `result` field afterwards.
+pub fn multicall(list: &mut [warden_abi::xen::xen::multicall::MulticallEntry]) -> HResult {
+    call(
+        hc::MULTICALL,
+        [list.as_mut_ptr() as u64, list.len() as u64, 0, 0, 0],
+    )
+}
+
 /// XENMEM_current_reservation.
 pub fn current_reservation(domid: DomId) -> HResult {
     let a = warden_abi::memory::DomidArg { domid };

@@ -1,5 +1,6 @@
 //! xen/include/public/xen.h (and arch-x86/xen.h): `shared_info`, VIRQ numbers,
-//! `set_timer_op` (hypercall 15) and `vm_assist` (hypercall 21).
+//! `multicall` (hypercall 13), `set_timer_op` (hypercall 15) and `vm_assist`
+//! (hypercall 21).
 //!
 //! The shared_info page of a 64-bit x86 guest: the legacy `vcpu_info` slots
 //! of vCPUs 0..31, the 2-level event-channel bitmaps, the wallclock and the
@@ -109,4 +110,32 @@ pub mod vm_assist {
     pub const TYPE_RUNSTATE_UPDATE_FLAG: u32 = 5;
     /// The assists an HVM/PVH domain may use (Xen's `HVM_VM_ASSIST_MASK`).
     pub const HVM_MASK: u64 = 1 << TYPE_RUNSTATE_UPDATE_FLAG;
+}
+
+/// `multicall(call_list, nr_calls)`: execute `nr_calls` (a 32-bit count)
+/// [`MulticallEntry`]s of the caller's memory in order, each as the
+/// hypercall `op` with its first five arguments, its result written to its
+/// `result` field; the hypercall itself returns 0 (or -EFAULT / -EINVAL).
+/// It has no sub-operations; the catalogue lists it as one (number 0).
+pub mod multicall {
+    crate::subops! {
+        /// The whole hypercall.
+        MULTICALL = 0, "multicall";
+    }
+
+    crate::pod! {
+        /// `multicall_entry` of a 64-bit caller (`xen.h`): 64 bytes.
+        pub struct MulticallEntry {
+            pub op: u64,
+            pub result: u64,
+            pub args: [u64; 6],
+        }
+    }
+
+    /// Byte offset of `result` in a [`MulticallEntry`].
+    pub const RESULT_OFFSET: u64 = 8;
+
+    const _: () = assert!(core::mem::size_of::<MulticallEntry>() == 64);
+    const _: () = assert!(core::mem::offset_of!(MulticallEntry, result) == RESULT_OFFSET as usize);
+    const _: () = assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
 }

@@ -19,7 +19,7 @@ use warden_abi::hypercall as hc;
 use warden_abi::xen::event_channel as evtchn;
 use warden_abi::xen::grant_table as gt;
 use warden_abi::xen::platform as pf;
-use warden_abi::xen::xen::{set_timer_op, vm_assist};
+use warden_abi::xen::xen::{multicall, set_timer_op, vm_assist};
 use warden_abi::{console, domctl, hvm, memory, sched, sysctl, vcpu, version, xsm as fx};
 use xsm::perms;
 
@@ -168,6 +168,12 @@ ops! {
     VmAssistDisable: VM_ASSIST / vm_assist::DISABLE, "", dummy Hook,
         [Caller -> CallerSelf : domain2 { VCPU_OP }];
 
+    // ---- multicall (Xen checks nothing for the batch itself: each entry is
+    // checked as the hypercall it is; Warden: domain2:vcpu_op on oneself,
+    // the batch being run by the calling vCPU)
+    Multicall: MULTICALL / multicall::MULTICALL, "", dummy Hook,
+        [Caller -> CallerSelf : domain2 { VCPU_OP }];
+
     // ---- HVM parameters (xen::params; Xen: xsm_hvm_param, XSM_TARGET)
     HvmSetParam: HVM_OP / hvm::SET_PARAM, "", dummy Target,
         [Caller -> Target : hvm { SETPARAM }];
@@ -242,6 +248,12 @@ ops! {
         [Caller -> Target : mmu { STAT }];
     MemAddToPhysmap: MEMORY_OP / memory::ADD_TO_PHYSMAP, "", dummy Target,
         [Caller -> Target : mmu { PHYSMAP }];
+    /// Warden: mmu:stat on oneself (Xen answers the sharing counters unchecked).
+    MemGetSharingFreedPages: MEMORY_OP / memory::GET_SHARING_FREED_PAGES, "", dummy Hook,
+        [Caller -> CallerSelf : mmu { STAT }];
+    /// Warden: mmu:stat on oneself (Xen answers the sharing counters unchecked).
+    MemGetSharingSharedPages: MEMORY_OP / memory::GET_SHARING_SHARED_PAGES, "", dummy Hook,
+        [Caller -> CallerSelf : mmu { STAT }];
 
     // ---- grant_table_op (per-entry refusals are GNTST_permission_denied
     // in the entry's status, not the hypercall's errno)

@@ -57,6 +57,9 @@ pub struct Call<'a> {
     pub resched: bool,
     /// The handler set the arguments the hypercall is executed again with.
     continued: bool,
+    /// Inside a multicall: the arguments of the entry being run (what
+    /// [`Call::continue_with`] changes for it), else None.
+    entry: Option<[u64; 5]>,
 }
 
 impl<'a> Call<'a> {
@@ -78,6 +81,7 @@ impl<'a> Call<'a> {
             paging,
             resched: false,
             continued: false,
+            entry: None,
         }
     }
 
@@ -85,13 +89,51 @@ impl<'a> Call<'a> {
     /// first `a.len()` (at most 5) arguments replaced by `a`, the others
     /// unchanged (Xen's `hypercall_create_continuation`): bounded work per
     /// call. Returns [`ERESTART`](super::ERESTART) for the handler to return.
+    ///
+    /// Inside a multicall the arguments changed are the running entry's
+    /// (Xen's `hypercall_create_continuation` with `MCSF_in_multicall`): the
+    /// multicall writes them back to the entry and continues from it.
     pub fn continue_with(&mut self, a: &[u64]) -> i32 {
-        let mut args = self.hw.hypercall_args();
         let n = a.len().min(5);
-        args.a[..n].copy_from_slice(&a[..n]);
-        self.hw.continue_hypercall(&args);
+        if let Some(entry) = self.entry.as_mut() {
+            entry[..n].copy_from_slice(&a[..n]);
+        } else {
+            let mut args = self.hw.hypercall_args();
+            args.a[..n].copy_from_slice(&a[..n]);
+            self.hw.continue_hypercall(&args);
+        }
         self.continued = true;
         super::ERESTART
+    }
+
+    /// Whether this call runs as an entry of a multicall.
+    pub(super) fn in_multicall(&self) -> bool {
+        self.entry.is_some()
+    }
+
+    /// Start running a multicall entry with arguments `args`.
+    pub(super) fn begin_entry(&mut self, args: [u64; 5]) {
+        self.entry = Some(args);
+        self.continued = false;
+    }
+
+    /// The entry is done: its arguments, as a continuation left them.
+    pub(super) fn end_entry(&mut self) -> [u64; 5] {
+        self.continued = false;
+        self.entry.take().unwrap_or_default()
+    }
+
+    /// Read the caller's label snapshot again (a multicall entry may have
+    /// relabelled it; the next entry is checked with its label then, as
+    /// Xen reads the domain's label at every check). ESRCH if the caller's
+    /// domain is gone.
+    pub(super) fn refresh_caller(&mut self) -> Result<(), i32> {
+        self.caller = self
+            .hv
+            .domains
+            .snapshot(self.vcpu.domid)
+            .ok_or(errno::ESRCH)?;
+        Ok(())
     }
 
     /// Whether [`Call::continue_with`] set the arguments of the next execution.

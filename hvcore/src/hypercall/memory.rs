@@ -147,6 +147,17 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             Ok(0)
         }
         ADD_TO_PHYSMAP => add_to_physmap(c, arg),
+        // Xen 4.17 without CONFIG_MEM_SHARING (Debian's build): nothing is
+        // ever shared, so 0 pages, for any argument. `xl info` and libxl's
+        // physinfo read them.
+        GET_SHARING_FREED_PAGES => {
+            let _p = c.check::<MemGetSharingFreedPages>()?;
+            Ok(0)
+        }
+        GET_SHARING_SHARED_PAGES => {
+            let _p = c.check::<MemGetSharingSharedPages>()?;
+            Ok(0)
+        }
         n => c.unknown("memory_op sub-op", n as u64),
     }
 }

@@ -120,6 +120,7 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
         hc::XSM_OP => xsm::xsm_op(c, a[0]),
         hc::GRANT_TABLE_OP => grant_table::grant_table_op(c, a[0], a[1], a[2]),
         hc::PLATFORM_OP => platform::platform_op(c, a[0]),
+        hc::MULTICALL => multicall(c, a[0], a[1]),
         // Xen 4.17 gives an HVM/PVH caller no mca at all, and physdev_op
         // only the PCI sub-ops for the hardware domain (hvm_physdev_op):
         // -ENOSYS without a check. Warden has no PCI devices to add,
@@ -133,6 +134,65 @@ fn dispatch(c: &mut Call<'_>, nr: u64, a: &[u64; 5]) -> HcResult {
         hc::PHYSDEV_OP => physdev_op(c, a[0]),
         n => c.unknown("hypercall", n as u64),
     }
+}
+
+/// Entries a multicall runs per execution before it continues itself from
+/// the next one (Xen continues when `hypercall_preempt_check` asks it to):
+/// bounded work between two chances for the CPU to run its housekeeping.
+pub const MULTICALL_ENTRIES_PER_CALL: u32 = 16;
+
+/// multicall(call_list, nr_calls) (Xen's `do_multicall` with
+/// `hvm_do_multicall_call`, a 64-bit caller): each entry runs as the
+/// hypercall it names, through the dispatcher and its checks, as if the
+/// caller had made it; its result goes to the entry's `result` field. An
+/// entry that continues itself has its arguments written back to it, and
+/// the multicall continues from that entry (as Xen). A multicall inside a
+/// multicall is -EINVAL (Xen: "Multicall reentry is disallowed"); an entry
+/// that cannot be read or whose result cannot be written ends the call
+/// with -EFAULT.
+fn multicall(c: &mut Call<'_>, list: u64, nr: u64) -> HcResult {
+    use warden_abi::xen::xen::multicall::{MulticallEntry, RESULT_OFFSET};
+    if c.in_multicall() {
+        return Err(errno::EINVAL);
+    }
+    let _p = c.check::<crate::gate::table::Multicall>()?;
+    // Xen's handler takes a uint32_t count.
+    let nr = nr as u32;
+    const SIZE: u64 = core::mem::size_of::<MulticallEntry>() as u64;
+    for i in 0..nr {
+        let at = (i as u64)
+            .checked_mul(SIZE)
+            .and_then(|o| list.checked_add(o))
+            .ok_or(errno::EFAULT)?;
+        if i == MULTICALL_ENTRIES_PER_CALL {
+            return Err(c.continue_with(&[at, (nr - i) as u64]));
+        }
+        let mut e: MulticallEntry = c.read(at)?;
+        let mut args = [0u64; 5];
+        args.copy_from_slice(&e.args[..5]);
+        c.begin_entry(args);
+        let r = dispatch(c, e.op, &args);
+        let after = c.end_entry();
+        match r {
+            Err(ERESTART) => {
+                // The entry continues: its new arguments into the list,
+                // then the multicall from this entry on.
+                e.args[..5].copy_from_slice(&after);
+                c.write(at, &e)?;
+                return Err(c.continue_with(&[at, (nr - i) as u64]));
+            }
+            r => {
+                let raw = match r {
+                    Ok(x) => x,
+                    Err(e) => (-(e as i64)) as u64,
+                };
+                let field = at.checked_add(RESULT_OFFSET).ok_or(errno::EFAULT)?;
+                c.write(field, &raw)?;
+            }
+        }
+        c.refresh_caller()?;
+    }
+    Ok(0)
 }
 
 /// physdev_op for an HVM/PVH caller (Xen's `hvm_physdev_op`): the PIRQ

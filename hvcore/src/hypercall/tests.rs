@@ -743,6 +743,16 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
             (hc::MEMORY_OP, [s(sub), ARG, 0, 0, 0])
         }
         "SetTimerOp" => (hc::SET_TIMER_OP, [0, 0, 0, 0, 0]),
+        // An empty batch: the multicall's own check only.
+        "Multicall" => (hc::MULTICALL, [ARG, 0, 0, 0, 0]),
+        "MemGetSharingFreedPages" => (
+            hc::MEMORY_OP,
+            [s(memory::GET_SHARING_FREED_PAGES), 0, 0, 0, 0],
+        ),
+        "MemGetSharingSharedPages" => (
+            hc::MEMORY_OP,
+            [s(memory::GET_SHARING_SHARED_PAGES), 0, 0, 0, 0],
+        ),
         "VmAssistEnable" | "VmAssistDisable" => {
             let cmd = if name == "VmAssistEnable" { 0 } else { 1 };
             (hc::VM_ASSIST, [cmd, 5, 0, 0, 0])
@@ -1796,6 +1806,7 @@ fn a_console_flood_is_rate_limited_and_does_not_evict_audit_records() {
 mod evtchn;
 mod gnttab;
 mod liveness;
+mod multicall;
 mod overflow;
 mod platform;
 mod races;

@@ -130,7 +130,8 @@ unlocks! {
         HvmSetEvtchnUpcallVector, HvmPagetableDying, MemMaximumRamPage,
         VcpuRegisterRunstateMemoryArea, VcpuSetPeriodicTimer, VcpuStopPeriodicTimer,
         VcpuRegisterVcpuTimeMemoryArea, SetTimerOp, VmAssistEnable, VmAssistDisable,
-        MemMemoryMap, GnttabSetVersion,
+        MemMemoryMap, GnttabSetVersion, Multicall, MemGetSharingFreedPages,
+        MemGetSharingSharedPages,
         EvtchnBindVirq, EvtchnClose, EvtchnSendLocal, EvtchnBindIpi, EvtchnBindVcpu,
         EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
 

@@ -34,6 +34,7 @@ fn junk() -> &'static mut [u8; 8192] {
 
 const KNOWN: &[u32] = &[
     nr::MEMORY_OP,
+    nr::MULTICALL,
     nr::XEN_VERSION,
     nr::CONSOLE_IO,
     nr::VCPU_OP,
@@ -88,9 +89,14 @@ fn allowed(h: u32, s: u64) -> bool {
         // Its own channels (domain_self_comms, domain2:evtchn_self, event:reset
         // on itself) and channels with other domU_t domains (domain_comms).
         nr::EVENT_CHANNEL_OP => s <= warden_abi::xen::event_channel::SET_PRIORITY,
+        // A batch whose list it can read succeeds; each entry is refused or
+        // allowed as its own hypercall (the entry's result).
+        nr::MULTICALL => true,
         nr::MEMORY_OP => matches!(
             s,
             memory::POPULATE_PHYSMAP
+                | memory::GET_SHARING_FREED_PAGES
+                | memory::GET_SHARING_SHARED_PAGES
                 | memory::MAXIMUM_RAM_PAGE
                 | memory::CURRENT_RESERVATION
                 | memory::MAXIMUM_RESERVATION
@@ -277,6 +283,31 @@ fn suicidal(h: u32, a: &[u64; 5], me: u16) -> bool {
         // HVM_PARAM_CALLBACK_IRQ with a random vector injects it (an
         // exception vector crashes us, as it would on Xen).
         nr::HVM_OP => a[0] == warden_abi::hvm::SET_PARAM as u64,
+        // Each entry's result is written back into the list: only a list
+        // inside the junk buffer, whose entries are not suicidal themselves.
+        nr::MULTICALL => {
+            const SIZE: u64 = 64;
+            let n = a[1] as u32 as u64;
+            let j = junk().as_ptr() as u64;
+            let inside = a[0] >= j && a[0].checked_add(n * SIZE).is_some_and(|e| e <= j + 8192);
+            n != 0
+                && (!inside
+                    || (0..n).any(|i| {
+                        let o = (a[0] - j + i * SIZE) as usize;
+                        let word = |k: usize| {
+                            u64::from_le_bytes(
+                                junk()[o + 8 * k..o + 8 * k + 8]
+                                    .try_into()
+                                    .unwrap_or([0; 8]),
+                            )
+                        };
+                        let op = word(0);
+                        let args = [word(2), word(3), word(4), word(5), word(6)];
+                        op <= u32::MAX as u64
+                            && op as u32 != nr::MULTICALL
+                            && suicidal(op as u32, &args, me)
+                    }))
+        }
         // A grant copy into one of its own frames (named by number),
         // setup_table's frame list written where the garbage points, or a
         // map/unmap batch longer than the junk buffer's tail (each entry is

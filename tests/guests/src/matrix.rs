@@ -605,6 +605,26 @@ fn ops() -> Vec<Op> {
         op!("MemMaximumRamPage", SELF, Good::NonNeg, |_| rc(
             hc::maximum_ram_page()
         )),
+        op!("MemGetSharingFreedPages", SELF, Good::Zero, |_| rc(
+            hc::sharing_freed_pages()
+        )),
+        op!("MemGetSharingSharedPages", SELF, Good::Zero, |_| rc(
+            hc::sharing_shared_pages()
+        )),
+        // A one-entry batch (libxc's xc_memory_op): the multicall's own
+        // check, then the entry's (every caller may read the version).
+        op!("Multicall", SELF, Good::Zero, |_| {
+            let mut list = [warden_abi::xen::xen::multicall::MulticallEntry {
+                op: warden_abi::hypercall::XEN_VERSION as u64,
+                result: u64::MAX,
+                args: [warden_abi::version::VERSION as u64, 0, 0, 0, 0, 0],
+            }];
+            let r = hc::multicall(&mut list);
+            if r.is_ok() && list[0].result >> 16 != warden_abi::version::MAJOR as u64 {
+                return rc(Err(hc::Errno(warden_abi::errno::EIO)));
+            }
+            rc(r)
+        }),
         op!("MemMemoryMap", SELF, Good::Zero, |_| {
             let mut e = [warden_abi::memory::E820Entry::default(); 8];
             let mut m = warden_abi::memory::MemoryMap {
