@@ -39,17 +39,18 @@ fn an_unknown_flask_mode_makes_xtask_run_exit_non_zero_with_one_message() {
 }
 
 /// Issue 11: `cargo xtask run --dom0 linux --exec CMD` boots the Linux dom0
-/// (production image, default policy), runs CMD in it and ends with CMD's
-/// status once dom0 has powered the machine off. The command proves where
-/// it ran: only the initial domain has the pcpu driver's
-/// /sys/devices/system/xen_cpu.
+/// with the dom0 image (production image, default policy), runs CMD in it
+/// once the toolstack is up and ends with CMD's status once dom0 has
+/// powered the machine off. The command proves where it ran: only the
+/// initial domain has the pcpu driver's /sys/devices/system/xen_cpu, and
+/// Debian's `xl` lists Domain-0 through Warden.
 #[test]
 fn xtask_run_exec_in_the_linux_dom0_ends_with_the_commands_status() {
     let e = run(&[
         "--dom0",
         "linux",
         "--exec",
-        "test -d /sys/devices/system/xen_cpu/xen_cpu1 && grep -q xen /sys/hypervisor/type && exit 7; exit 1",
+        "xl list | grep -q '^Domain-0 ' && test -d /sys/devices/system/xen_cpu/xen_cpu1 && grep -q xen /sys/hypervisor/type && exit 7; exit 1",
         "--timeout",
         "900",
     ])
