@@ -820,7 +820,60 @@ pub fn run_on_xen(
     b: &XenBoot,
     timeout: Duration,
 ) -> Result<(qemu::Outcome, Option<i32>)> {
-    let m = xen_machine(img, b)?;
+    run_captured(&xen_machine(img, b)?, timeout)
+}
+
+/// Warden's command line for the dom0 image: the memory and vCPUs of
+/// Xen's side ([`xen_cmdline`]).
+pub fn warden_cmdline() -> String {
+    format!(
+        "console=com1 loglvl=info dom0_mem={DOM0_MEM_MIB}M dom0_max_vcpus={}",
+        linuxbench::SMP
+    )
+}
+
+/// The QEMU machine: Warden (the production image, as `cargo xtask run`)
+/// with the default policy (enforcing) and the image as its PVH dom0, with
+/// Xen's side's machine flags ([`xen_machine`]) but Warden's TCG threading
+/// (single-threaded: docs/ARCHITECTURE.md, "Known issues").
+pub fn warden_machine(img: &Image, exec: Option<&str>) -> Result<Machine> {
+    let mut m = Machine::new(Boot::Kernel {
+        image: crate::build::build_image(false)?,
+        cmdline: warden_cmdline(),
+        modules: vec![
+            Module {
+                path: crate::build::build_policy(false)?,
+                args: String::new(),
+            },
+            Module {
+                path: img.vmlinux.clone(),
+                args: DOM0_CMDLINE.into(),
+            },
+            Module {
+                path: initrd_for(img, exec)?,
+                args: "initrd".into(),
+            },
+        ],
+    });
+    m.smp = linuxbench::SMP;
+    m.memory_mib = linuxbench::MEMORY_MIB;
+    m.extra = linuxbench::MACHINE.iter().map(|s| s.to_string()).collect();
+    Ok(m)
+}
+
+/// A run of dom0's command on Warden: the captured serial console and the
+/// command's status (None if dom0 never printed it).
+pub fn run_on_warden(
+    img: &Image,
+    exec: &str,
+    timeout: Duration,
+) -> Result<(qemu::Outcome, Option<i32>)> {
+    run_captured(&warden_machine(img, Some(exec))?, timeout)
+}
+
+/// Run `m` until dom0's exec status line (or a fatal message, or the
+/// timeout): the captured console and the status.
+fn run_captured(m: &Machine, timeout: Duration) -> Result<(qemu::Outcome, Option<i32>)> {
     let mut stop_on: Vec<String> = FATAL.iter().map(|s| s.to_string()).collect();
     stop_on.push(EXEC_STATUS.into());
     let o = qemu::run_with(

@@ -31,8 +31,8 @@ Commands:
   dom0-image  Build dom0's initramfs: Debian's Xen 4.17 toolstack, kernel modules,
               busybox and a demo domU (downloaded once into target/dom0/)
   run-xen     Boot Debian's Xen 4.17 with the dom0 image (a root shell, or --exec CMD)
-  bench-dom0  Time to dom0's toolstack and xl create -> the demo domU's userspace
-              (Xen 4.17 today: --xen-only)
+  bench-dom0  Time to dom0's toolstack and xl create -> the demo domU's userspace,
+              on Warden and on Xen 4.17
   help        Show this text (also: cargo xtask COMMAND --help)
 
 Missing Debian packages are installed when running as root; otherwise the
