@@ -87,6 +87,9 @@ pub struct Hv {
     console_polled: AtomicU64,
     /// Serial input waiting for the hardware domain (CONSOLEIO_read).
     serial_rx: spin::Mutex<crate::xen::console::SerialRx>,
+    /// Where serial input goes (dom0 or the debug keys); set up on first use
+    /// from `conswitch=`.
+    input: spin::Mutex<Option<crate::xen::console::InputSwitch>>,
     /// The domains' wall clock: UTC at system time 0, in ns since the Unix
     /// epoch (Xen's `wc_sec`/`wc_nsec`; XENPF_settime changes it). Its lock
     /// also orders the writers of the shared_info pages' `wc_version`
@@ -119,6 +122,7 @@ impl Hv {
             late_loaded: AtomicBool::new(false),
             console_polled: AtomicU64::new(0),
             serial_rx: spin::Mutex::new(Default::default()),
+            input: spin::Mutex::new(None),
             wallclock: spin::Mutex::new(platform.wallclock_boot_ns()),
         }
     }
@@ -161,7 +165,7 @@ impl Hv {
         }
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.platform.now_ns()
     }
 
@@ -910,10 +914,13 @@ impl Hv {
     }
 
     /// Move serial input waiting in the platform's UARTs into the hardware
-    /// domain's buffer; `notify`: raise VIRQ_CONSOLE in the hardware domain
-    /// if any arrived (Xen's `__serial_rx` notifies for every byte, kept
-    /// or dropped). Returns the bytes that arrived.
+    /// domain's buffer, or to the debug keys once the switch code (CTRL-A
+    /// three times, `conswitch=`) gave input to Warden; `notify`: raise
+    /// VIRQ_CONSOLE in the hardware domain if any arrived for it (Xen's
+    /// `__serial_rx` notifies for every byte, kept or dropped). Returns the
+    /// bytes that arrived for the hardware domain.
     pub fn poll_serial_input(&self, notify: bool) -> usize {
+        use crate::xen::console::{Input, InputSwitch};
         let mut buf = [0u8; 64];
         let mut total = 0;
         // Bounded: a UART that never runs dry cannot hold the CPU here.
@@ -922,8 +929,41 @@ impl Hv {
             if n == 0 {
                 break;
             }
-            self.serial_rx.lock().push(&buf[..n]);
-            total += n;
+            // Route under the switch's lock, act in order without it.
+            let mut ev = [Input::Dom0(0); 64];
+            let mut ne = 0;
+            let letter = {
+                let mut sw = self.input.lock();
+                let sw = sw.get_or_insert_with(|| InputSwitch::new(self.platform.conswitch()));
+                for &b in &buf[..n] {
+                    sw.feed(b, &mut |i| {
+                        if ne < ev.len() {
+                            ev[ne] = i;
+                            ne += 1;
+                        }
+                    });
+                }
+                sw.letter()
+            };
+            let mut dom0 = [0u8; 64];
+            let mut nd = 0;
+            for i in &ev[..ne] {
+                match *i {
+                    Input::Dom0(c) => {
+                        dom0[nd] = c;
+                        nd += 1;
+                    }
+                    Input::Key(k) => self.debug_key(k),
+                    Input::Switched { to_xen } => log::info!(
+                        "*** Serial input to {} (type 'CTRL-{letter}' three times to switch input)",
+                        if to_xen { "Xen" } else { "DOM0" }
+                    ),
+                }
+            }
+            if nd > 0 {
+                self.serial_rx.lock().push(&dom0[..nd]);
+                total += nd;
+            }
         }
         if total > 0 && notify {
             self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_CONSOLE);

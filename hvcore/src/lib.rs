@@ -34,6 +34,7 @@ pub mod guestcpu;
 pub mod guestmem;
 pub mod hv;
 pub mod hypercall;
+pub mod keys;
 pub mod lent;
 pub mod logfmt;
 pub mod memmap;

@@ -95,6 +95,10 @@ pub trait Platform: Sync {
     /// Take up to `buf.len()` bytes of serial console input waiting in the
     /// UARTs (never waits).
     fn serial_input(&self, buf: &mut [u8]) -> usize;
+    /// The serial input switch (`conswitch=`).
+    fn conswitch(&self) -> crate::cmdline::ConSwitch {
+        crate::cmdline::ConSwitch::default()
+    }
     /// Physical CPU `cpu` (the hypervisor's CPU numbers, Xen's `xen_cpuid`),
     /// None if there is no such CPU.
     fn pcpu(&self, cpu: u32) -> Option<Pcpu> {
