@@ -61,12 +61,15 @@ impl FrameRefs {
     }
 
     /// A foreign mapping takes a reference on `pa` (found in its owner's
-    /// physmap, under the owner's memory lock). Err when the count is
+    /// physmap, under the owner's memory lock). ENOMEM when the count is
     /// exhausted.
-    pub fn get(&self, pa: u64) -> Result<(), ()> {
+    pub fn get(&self, pa: u64) -> Result<(), i32> {
         let mut m = self.held.lock();
         let h = m.entry(pa).or_default();
-        h.foreign = h.foreign.checked_add(1).ok_or(())?;
+        h.foreign = h
+            .foreign
+            .checked_add(1)
+            .ok_or(warden_abi::errno::ENOMEM)?;
         Ok(())
     }
 

@@ -487,14 +487,20 @@ impl GuestPhys for PhysView<'_> {
 #[cfg(test)]
 pub mod testmem {
     //! Simulated host memory for tests: `frames` frames starting at 16 MiB.
+    //! A frame's bytes exist once written (a zero frame costs nothing), so
+    //! a test machine may have gigabytes.
     use super::HostMem;
+    use alloc::boxed::Box;
     use alloc::vec::Vec;
     use spin::Mutex;
 
+    type Frame = Option<Box<[u8; 4096]>>;
+
     pub struct SimMem {
         base: u64,
-        data: Mutex<Vec<[u8; 4096]>>,
-        free: Mutex<Vec<u64>>,
+        data: Mutex<Vec<Frame>>,
+        /// The free frames, and whether each frame is free (double frees).
+        free: Mutex<(Vec<u64>, Vec<bool>)>,
         total: u64,
     }
 
@@ -503,8 +509,11 @@ pub mod testmem {
             let base = 16 << 20;
             SimMem {
                 base,
-                data: Mutex::new(alloc::vec![[0u8; 4096]; frames as usize]),
-                free: Mutex::new((0..frames).rev().map(|i| base + i * 4096).collect()),
+                data: Mutex::new((0..frames).map(|_| None).collect()),
+                free: Mutex::new((
+                    (0..frames).rev().map(|i| base + i * 4096).collect(),
+                    alloc::vec![true; frames as usize],
+                )),
                 total: frames,
             }
         }
@@ -520,7 +529,19 @@ pub mod testmem {
         /// Whether the frame at `pa` is all zero.
         pub fn is_zero(&self, pa: u64) -> bool {
             let (i, _) = self.idx(pa);
-            self.data.lock()[i].iter().all(|&b| b == 0)
+            self.data.lock()[i]
+                .as_ref()
+                .is_none_or(|f| f.iter().all(|&b| b == 0))
+        }
+        /// Whether the frame at `pa` is free.
+        pub fn is_free(&self, pa: u64) -> bool {
+            let (i, _) = self.idx(pa);
+            self.free.lock().1[i]
+        }
+        /// The frame's bytes, materialised.
+        fn with_frame<R>(&self, i: usize, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
+            let mut d = self.data.lock();
+            f(d[i].get_or_insert_with(|| Box::new([0u8; 4096])))
         }
     }
 
@@ -528,29 +549,40 @@ pub mod testmem {
     // simulated frames (an address outside them panics: a test failure).
     unsafe impl HostMem for SimMem {
         fn alloc_frame(&self) -> Option<u64> {
-            let pa = self.free.lock().pop()?;
+            let pa = {
+                let mut f = self.free.lock();
+                let pa = f.0.pop()?;
+                let (i, _) = self.idx(pa);
+                f.1[i] = false;
+                pa
+            };
             self.zero_frame(pa);
             Some(pa)
         }
         fn free_frame(&self, pa: u64) {
+            let (i, _) = self.idx(pa);
             let mut f = self.free.lock();
-            assert!(!f.contains(&pa), "double free of {pa:#x}");
-            f.push(pa);
+            assert!(!f.1[i], "double free of {pa:#x}");
+            f.1[i] = true;
+            f.0.push(pa);
         }
         fn read(&self, pa: u64, buf: &mut [u8]) {
             let (i, o) = self.idx(pa);
-            buf.copy_from_slice(&self.data.lock()[i][o..o + buf.len()]);
+            match &self.data.lock()[i] {
+                Some(f) => buf.copy_from_slice(&f[o..o + buf.len()]),
+                None => buf.fill(0),
+            }
         }
         fn write(&self, pa: u64, buf: &[u8]) {
             let (i, o) = self.idx(pa);
-            self.data.lock()[i][o..o + buf.len()].copy_from_slice(buf);
+            self.with_frame(i, |f| f[o..o + buf.len()].copy_from_slice(buf));
         }
         fn zero_frame(&self, pa: u64) {
             let (i, _) = self.idx(pa);
-            self.data.lock()[i] = [0; 4096];
+            self.data.lock()[i] = None;
         }
         fn free_frames(&self) -> u64 {
-            self.free.lock().len() as u64
+            self.free.lock().0.len() as u64
         }
         fn total_frames(&self) -> u64 {
             self.total
@@ -561,28 +593,31 @@ pub mod testmem {
         fn cmpxchg_u32(&self, pa: u64, old: u32, new: u32) -> u32 {
             assert!(pa.is_multiple_of(4));
             let (i, o) = self.idx(pa);
-            let mut d = self.data.lock();
-            let cur = u32::from_le_bytes(d[i][o..o + 4].try_into().unwrap());
-            if cur == old {
-                d[i][o..o + 4].copy_from_slice(&new.to_le_bytes());
-            }
-            cur
+            self.with_frame(i, |d| {
+                let cur = u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+                if cur == old {
+                    d[o..o + 4].copy_from_slice(&new.to_le_bytes());
+                }
+                cur
+            })
         }
         fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
             assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
             let (i, o) = self.idx(pa);
-            let mut d = self.data.lock();
-            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
-            d[i][o..o + 8].copy_from_slice(&(old | v).to_le_bytes());
-            old
+            self.with_frame(i, |d| {
+                let old = u64::from_le_bytes(d[o..o + 8].try_into().unwrap());
+                d[o..o + 8].copy_from_slice(&(old | v).to_le_bytes());
+                old
+            })
         }
         fn fetch_and_u64(&self, pa: u64, v: u64) -> u64 {
             assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
             let (i, o) = self.idx(pa);
-            let mut d = self.data.lock();
-            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
-            d[i][o..o + 8].copy_from_slice(&(old & v).to_le_bytes());
-            old
+            self.with_frame(i, |d| {
+                let old = u64::from_le_bytes(d[o..o + 8].try_into().unwrap());
+                d[o..o + 8].copy_from_slice(&(old & v).to_le_bytes());
+                old
+            })
         }
     }
 }

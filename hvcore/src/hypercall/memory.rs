@@ -280,7 +280,7 @@ fn add_to_physmap_batch(c: &mut Call<'_>, op: u64, start: u64, arg: u64) -> HcRe
     let foreign = u32::from(b.space) == XENMAPSPACE_GMFN_FOREIGN;
     let mut i = start;
     while i < size {
-        if i > start && (i - start) % BATCH_PER_CALL == 0 {
+        if i > start && (i - start).is_multiple_of(BATCH_PER_CALL) {
             return Err(c.continue_with(&[op | (i << MEMOP_EXTENT_SHIFT), arg]));
         }
         let idx: u64 = c.read_elem(b.idxs, i)?;

@@ -62,6 +62,9 @@ impl Platform for TestPlatform {
     fn guest_slots(&self) -> &[GuestSlot] {
         &self.slots
     }
+    fn host_cpuid(&self, leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+        crate::xen::cpupolicy::tests::host(leaf, sub)
+    }
     fn kick(&self, _: u32) {}
     fn poll_interrupts(&self) {}
     fn idle(&self) {}
@@ -212,10 +215,15 @@ pub(crate) struct World {
 const PAGES: u64 = 64;
 
 pub(crate) fn world(flask: bool) -> World {
+    world_sized(flask, 2048)
+}
+
+/// A machine with `frames` frames of memory.
+pub(crate) fn world_sized(flask: bool, frames: u64) -> World {
     let audit: &'static Audit = Box::leak(Box::new(Audit(Mutex::new(Vec::new()))));
     let ring: &'static mut [u8] = Box::leak(alloc::vec![0u8; 1 << 16].into_boxed_slice());
     let plat: &'static TestPlatform = Box::leak(Box::new(TestPlatform {
-        mem: SimMem::new(2048),
+        mem: SimMem::new(frames),
         slots: [GuestSlot::new()],
         ring: Mutex::new(ConsoleRing::new(ring)),
         serial: Mutex::new(Vec::new()),
@@ -1912,3 +1920,4 @@ mod overflow;
 mod races;
 mod toolabi;
 mod xenabi;
+mod xlcreate;

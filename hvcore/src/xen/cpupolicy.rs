@@ -349,7 +349,7 @@ pub fn check(ours: &[CpuidLeaf], leaves: &[CpuidLeaf], msrs: &[MsrEntry]) -> Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small AMD-like host: max basic leaf 0xd, extended 0x80000008.

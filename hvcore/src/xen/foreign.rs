@@ -138,7 +138,7 @@ impl Hv {
             let p2m = m.p2m.as_ref().ok_or(errno::EINVAL)?;
             match p2m.lookup_kind(mem, fgfn) {
                 Some((pa, Kind::Ram)) => {
-                    self.frame_refs.get(pa).map_err(|_| errno::ENOMEM)?;
+                    self.frame_refs.get(pa)?;
                     pa
                 }
                 _ => return Err(errno::EINVAL),

@@ -195,7 +195,7 @@ impl GrantTable {
         if *freed || self.dying.load(Ordering::SeqCst) {
             return Err(errno::ESRCH);
         }
-        refs.get(pa).map_err(|_| errno::ENOMEM)?;
+        refs.get(pa)?;
         drop(freed);
         Ok(pa)
     }
