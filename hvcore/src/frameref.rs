@@ -66,10 +66,7 @@ impl FrameRefs {
     pub fn get(&self, pa: u64) -> Result<(), i32> {
         let mut m = self.held.lock();
         let h = m.entry(pa).or_default();
-        h.foreign = h
-            .foreign
-            .checked_add(1)
-            .ok_or(warden_abi::errno::ENOMEM)?;
+        h.foreign = h.foreign.checked_add(1).ok_or(warden_abi::errno::ENOMEM)?;
         Ok(())
     }
 
