@@ -741,8 +741,9 @@ fn ops() -> Vec<Op> {
             warden_abi::domctl::TSC_MODE_DEFAULT,
             0
         ))),
+        // Reading the TSC mode is a migration right (the victim's).
         op!("DomctlGetTscInfo", D0, Good::Zero, |c| rc_unit(
-            hc::gettscinfo(c.target())
+            hc::gettscinfo(c.victim)
         )),
         op!("DomctlSetPagingMempoolSize", D0, Good::Zero, |c| rc(
             hc::set_paging_mempool_size(c.target(), 1 << 20)
