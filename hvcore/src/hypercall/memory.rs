@@ -208,6 +208,10 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
 /// (caller -> target : mmu physmap, as Xen 4.17).
 fn add_to_physmap(c: &mut Call<'_>, arg: u64) -> HcResult {
     let a: AddToPhysmap = c.read(arg)?;
+    // Xen: foreign mapping is only possible through the batch form.
+    if a.space == XENMAPSPACE_GMFN_FOREIGN {
+        return Err(errno::ENOSYS);
+    }
     let t = c.target(a.domid)?;
     let p = c.check_req::<MemAddToPhysmap>(Some(t), None)?;
     let d = c.resolve(&p)?;

@@ -869,6 +869,18 @@ fn foreign_mapping_refusals_change_nothing() {
     );
     assert_eq!((state(&d0), state(&u), state(&m)), s0);
     assert_eq!(w.plat.mem.free_frames(), free);
+    // Foreign frames only through the batch form (Xen: ENOSYS).
+    let single = mem::AddToPhysmap {
+        domid: warden_abi::DOMID_SELF,
+        space: mem::XENMAPSPACE_GMFN_FOREIGN,
+        idx: 1,
+        gpfn: FOREIGN_GFN,
+        ..Default::default()
+    };
+    assert_eq!(
+        memop(&w, &d0, mem::ADD_TO_PHYSMAP, &single),
+        neg(errno::ENOSYS)
+    );
     // Argument errors of the batch.
     let batch = mem::AddToPhysmapBatch {
         domid: warden_abi::DOMID_SELF,
