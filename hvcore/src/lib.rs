@@ -27,6 +27,7 @@ pub mod domain;
 pub mod elf;
 pub mod emul;
 pub mod error;
+pub mod frameref;
 pub mod frames;
 pub mod gate;
 pub mod guestcons;

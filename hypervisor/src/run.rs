@@ -53,6 +53,9 @@ impl Platform for Machine {
     fn cpuid_signature(&self) -> u32 {
         arch::cpuid(1, 0).0
     }
+    fn host_cpuid(&self, leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+        arch::cpuid(leaf, subleaf)
+    }
     fn wallclock_boot_ns(&self) -> u64 {
         time::wallclock_boot_ns()
     }

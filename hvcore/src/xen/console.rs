@@ -272,7 +272,7 @@ mod tests {
     fn three_switch_codes_toggle_input_and_fewer_pass_through() {
         let mut sw = InputSwitch::new(crate::cmdline::ConSwitch::default());
         let mut got = Vec::new();
-        let mut feed = |sw: &mut InputSwitch, bytes: &[u8]| {
+        let feed = |sw: &mut InputSwitch, bytes: &[u8]| {
             let mut v = Vec::new();
             for &b in bytes {
                 sw.feed(b, &mut |i| v.push(i));
