@@ -24,11 +24,33 @@ crate::subops! {
     MAX_MEM = 11, "max_mem";
     /// Allocate the vCPUs ([`MaxVcpus`]): `max` must equal createdomain's `max_vcpus`.
     MAX_VCPUS = 15, "max_vcpus";
+    /// Set the domain's handle (UUID, [`DomainHandle`]).
+    SETDOMAINHANDLE = 17, "setdomainhandle";
     /// Read the domain's HVM context ([`HvmContext`]; a null buffer asks
     /// for the size): the records of `crate::xen::hvm_save`.
     GETHVMCONTEXT = 33, "gethvmcontext";
     /// Load HVM context records ([`HvmContext`]) into a domain (not the caller).
     SETHVMCONTEXT = 34, "sethvmcontext";
+    /// The domain's TSC mode ([`TscInfo`], copied back).
+    GETTSCINFO = 59, "gettscinfo";
+    /// Set the domain's TSC mode ([`TscInfo`]).
+    SETTSCINFO = 60, "settscinfo";
+    /// Set the NUMA nodes the domain's memory should come from
+    /// ([`NodeAffinity`]).
+    SETNODEAFFINITY = 68, "setnodeaffinity";
+    /// The domain's NUMA node affinity ([`NodeAffinity`]: written to its bitmap).
+    GETNODEAFFINITY = 69, "getnodeaffinity";
+    /// Flush caches for a range of the domain's frames ([`CacheFlush`];
+    /// Arm only: an x86 Xen answers `-ENOSYS` after the check).
+    CACHEFLUSH = 71, "cacheflush";
+    /// The domain's CPUID and MSR policy ([`CpuPolicy`]).
+    GET_CPU_POLICY = 82, "get_cpu_policy";
+    /// Set the domain's CPUID and MSR policy ([`CpuPolicy`]).
+    SET_CPU_POLICY = 83, "set_cpu_policy";
+    /// The size of the domain's paging memory pool ([`PagingMempool`]).
+    GET_PAGING_MEMPOOL_SIZE = 85, "get_paging_mempool_size";
+    /// Set the size of the domain's paging memory pool ([`PagingMempool`]).
+    SET_PAGING_MEMPOOL_SIZE = 86, "set_paging_mempool_size";
 }
 
 /// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
@@ -109,6 +131,41 @@ crate::pod! {
     pub struct MaxMem { pub max_memkb: u64 }
     /// `struct xen_domctl_max_vcpus`.
     pub struct MaxVcpus { pub max: u32 }
+    /// `struct xen_domctl_setdomainhandle`.
+    pub struct DomainHandle { pub handle: [u8; 16] }
+    /// `struct xen_domctl_tsc_info` (24 bytes).
+    pub struct TscInfo {
+        /// `TSC_MODE_*`.
+        pub tsc_mode: u32,
+        pub gtsc_khz: u32,
+        pub incarnation: u32,
+        pub pad: u32,
+        pub elapsed_nsec: u64,
+    }
+    /// `struct xen_domctl_nodeaffinity`: a `xenctl_bitmap` of nodes.
+    pub struct NodeAffinity {
+        /// Guest address of the bitmap (bytes, bit n of byte n/8 = node n).
+        pub bitmap: u64,
+        pub nr_bits: u32,
+        pub pad: u32,
+    }
+    /// `struct xen_domctl_cacheflush`.
+    pub struct CacheFlush { pub start_pfn: u64, pub nr_pfns: u64 }
+    /// `struct xen_domctl_cpu_policy` (40 bytes): `leaves` is a guest array
+    /// of [`crate::sysctl::CpuidLeaf`], `msrs` of [`crate::sysctl::MsrEntry`].
+    pub struct CpuPolicy {
+        pub nr_leaves: u32,
+        pub nr_msrs: u32,
+        pub leaves: u64,
+        pub msrs: u64,
+        /// Out (set_cpu_policy's refusals): the leaf, subleaf and MSR objected to.
+        pub err_leaf: u32,
+        pub err_subleaf: u32,
+        pub err_msr: u32,
+        pub pad: u32,
+    }
+    /// `struct xen_domctl_paging_mempool`: the pool's size in bytes.
+    pub struct PagingMempool { pub size: u64 }
     /// `struct xen_domctl_hvmcontext`: `size` in: the buffer's size, out:
     /// bytes written (gethvmcontext with a null `buffer`: the size needed).
     pub struct HvmContext {
@@ -194,6 +251,14 @@ pub const INVALID_MAX_VCPU_ID: u32 = u32::MAX;
 /// Xen's `HVM_MAX_VCPUS`.
 pub const HVM_MAX_VCPUS: u32 = 128;
 
+/// `TscInfo::tsc_mode`: native TSC where the host's is safe and the
+/// frequency matches, else emulated.
+pub const TSC_MODE_DEFAULT: u32 = 0;
+/// `TscInfo::tsc_mode`: always emulate RDTSC.
+pub const TSC_MODE_ALWAYS_EMULATE: u32 = 1;
+/// `TscInfo::tsc_mode`: never emulate (the host's TSC).
+pub const TSC_MODE_NEVER_EMULATE: u32 = 2;
+
 impl Domctl {
     /// A domctl for `cmd` on `domain` with argument `arg`.
     pub fn new<T: crate::Pod>(cmd: u32, domain: DomId, arg: &T) -> Domctl {
@@ -231,6 +296,13 @@ const _: () = assert!(core::mem::size_of::<MaxMem>() == 8);
 const _: () = assert!(core::mem::size_of::<MaxVcpus>() == 4);
 const _: () = assert!(core::mem::size_of::<HvmContext>() == 16);
 const _: () = assert!(core::mem::size_of::<ArchDomainConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<DomainHandle>() == 16);
+const _: () = assert!(core::mem::size_of::<TscInfo>() == 24);
+const _: () = assert!(core::mem::size_of::<NodeAffinity>() == 16);
+const _: () = assert!(core::mem::size_of::<CacheFlush>() == 16);
+const _: () = assert!(core::mem::size_of::<CpuPolicy>() == 40);
+const _: () = assert!(core::mem::offset_of!(CpuPolicy, err_leaf) == 24);
+const _: () = assert!(core::mem::size_of::<PagingMempool>() == 8);
 const _: () = assert!(core::mem::offset_of!(Domctl, u) == 16);
 const _: () = assert!(core::mem::offset_of!(CreateDomain, flags) == 20);
 const _: () = assert!(core::mem::offset_of!(CreateDomain, arch) == 56);

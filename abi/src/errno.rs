@@ -10,6 +10,8 @@ pub const ESRCH: i32 = 3;
 pub const EINTR: i32 = 4;
 /// I/O error.
 pub const EIO: i32 = 5;
+/// No such device or address (a page that is not the domain's to remove).
+pub const ENXIO: i32 = 6;
 /// Argument list too long.
 pub const E2BIG: i32 = 7;
 /// Bad file number (bad event channel port).
@@ -36,6 +38,10 @@ pub const EINVAL: i32 = 22;
 pub const ENOSPC: i32 = 28;
 /// Result out of range (a buffer too small).
 pub const ERANGE: i32 = 34;
+/// Math argument out of domain (a continuation index that cannot be one).
+pub const EDOM: i32 = 33;
+/// Value too large for its type.
+pub const EOVERFLOW: i32 = 75;
 /// Function not implemented (unknown hypercall or sub-operation).
 pub const ENOSYS: i32 = 38;
 /// Timer expired (a single-shot timer set in the past with the "future" flag).
@@ -71,6 +77,7 @@ pub fn name(e: i32) -> &'static str {
         ESRCH => "ESRCH",
         EINTR => "EINTR",
         EIO => "EIO",
+        ENXIO => "ENXIO",
         E2BIG => "E2BIG",
         EBADF => "EBADF",
         EAGAIN => "EAGAIN",
@@ -84,6 +91,8 @@ pub fn name(e: i32) -> &'static str {
         EINVAL => "EINVAL",
         ENOSPC => "ENOSPC",
         ERANGE => "ERANGE",
+        EDOM => "EDOM",
+        EOVERFLOW => "EOVERFLOW",
         ENOSYS => "ENOSYS",
         ETIME => "ETIME",
         EOPNOTSUPP => "EOPNOTSUPP",
@@ -110,6 +119,7 @@ pub fn message(e: i32) -> &'static str {
         ESRCH => "No such process",
         EINTR => "Interrupted system call",
         EIO => "Input/output error",
+        ENXIO => "No such device or address",
         E2BIG => "Argument list too long",
         ENOEXEC => "Exec format error",
         EBADF => "Bad file descriptor",
@@ -124,6 +134,8 @@ pub fn message(e: i32) -> &'static str {
         EINVAL => "Invalid argument",
         ENOSPC => "No space left on device",
         ERANGE => "Numerical result out of range",
+        EDOM => "Numerical argument out of domain",
+        EOVERFLOW => "Value too large for defined data type",
         ENOSYS => "Function not implemented",
         ENODATA => "No data available",
         ETIME => "Timer expired",

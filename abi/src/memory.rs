@@ -21,6 +21,24 @@ crate::subops! {
     /// Map a page of a space ([`XENMAPSPACE_SHARED_INFO`], ...) into a
     /// domain's physmap: `arg` points to [`AddToPhysmap`].
     ADD_TO_PHYSMAP = 7, "add_to_physmap";
+    /// Returns the highest guest frame number a domain has mapped: `arg`
+    /// points to a [`DomidArg`].
+    MAXIMUM_GPFN = 14, "maximum_gpfn";
+    /// Unmap the page at a guest frame of a domain's physmap: `arg` points
+    /// to [`RemoveFromPhysmap`].
+    REMOVE_FROM_PHYSMAP = 15, "remove_from_physmap";
+    /// Map several pages of a space into a domain's physmap, one result per
+    /// page: `arg` points to [`AddToPhysmapBatch`] (with
+    /// [`XENMAPSPACE_GMFN_FOREIGN`]: another domain's frames, the way
+    /// privcmd maps guest memory for the toolstack).
+    ADD_TO_PHYSMAP_BATCH = 23, "add_to_physmap_batch";
+    /// Claim memory for a domain before populating it: `arg` points to a
+    /// [`Reservation`] (`nr_extents` pages, 0 cancels the claim;
+    /// `extent_start`, `extent_order` and `mem_flags` must be 0).
+    CLAIM_PAGES = 24, "claim_pages";
+    /// Map frames of a domain's resource (its grant table) into the
+    /// caller's physmap: `arg` points to [`AcquireResource`].
+    ACQUIRE_RESOURCE = 28, "acquire_resource";
     /// Returns the frames memory sharing has freed (`arg` unused; 0 without
     /// memory sharing, as a Xen 4.17 built without `CONFIG_MEM_SHARING`).
     GET_SHARING_FREED_PAGES = 18, "get_sharing_freed_pages";
@@ -42,8 +60,12 @@ pub const MEMOP_EXTENT_SHIFT: u32 = 6;
 /// See [`MEMOP_EXTENT_SHIFT`].
 pub const MEMOP_CMD_MASK: u64 = (1 << MEMOP_EXTENT_SHIFT) - 1;
 
-/// Largest extent order accepted (2 MiB extents).
-pub const MAX_EXTENT_ORDER: u32 = 9;
+/// Largest extent order a domain may use in populate_physmap and
+/// decrease_reservation (Xen's `CONFIG_DOMU_MAX_ORDER`: 2 MiB extents).
+pub const DOMU_MAX_ORDER: u32 = 9;
+/// Largest extent order the control domain may use (Xen's
+/// `CONFIG_CTLDOM_MAX_ORDER`: 1 GiB extents).
+pub const CTLDOM_MAX_ORDER: u32 = 18;
 
 crate::pod! {
     /// `xen_memory_reservation`: `extent_start` is a guest array of
@@ -101,6 +123,8 @@ pub const XENMAPSPACE_GMFN: u32 = 2;
 pub const XENMAPSPACE_GMFN_RANGE: u32 = 3;
 /// `xen_add_to_physmap.space`: a frame of another domain (batch form only).
 pub const XENMAPSPACE_GMFN_FOREIGN: u32 = 4;
+/// `xen_add_to_physmap.space`: device MMIO (Arm).
+pub const XENMAPSPACE_DEV_MMIO: u32 = 5;
 
 crate::pod! {
     /// `xen_add_to_physmap` (24 bytes): map `idx` of `space` at `gpfn` in `domid`'s physmap.
@@ -114,3 +138,59 @@ crate::pod! {
 }
 
 const _: () = assert!(core::mem::size_of::<AddToPhysmap>() == 24);
+
+/// `xen_mem_acquire_resource.type`: an ioreq server's pages.
+pub const RESOURCE_IOREQ_SERVER: u16 = 0;
+/// `xen_mem_acquire_resource.type`: a domain's grant table.
+pub const RESOURCE_GRANT_TABLE: u16 = 1;
+/// `xen_mem_acquire_resource.type`: a vCPU's trace buffer.
+pub const RESOURCE_VMTRACE_BUF: u16 = 2;
+/// `xen_mem_acquire_resource.id` of a grant table: its shared entries.
+pub const RESOURCE_GRANT_TABLE_ID_SHARED: u32 = 0;
+/// `xen_mem_acquire_resource.id` of a grant table: its v2 status frames.
+pub const RESOURCE_GRANT_TABLE_ID_STATUS: u32 = 1;
+
+crate::pod! {
+    /// `xen_add_to_physmap_batch` (32 bytes): map `size` pages of `space`
+    /// (`idxs`: a guest array of u64 indexes; for
+    /// [`XENMAPSPACE_GMFN_FOREIGN`] guest frames of `foreign_domid`) at the
+    /// guest frames `gpfns` (u64) of `domid`; `errs` (i32 per page) gets
+    /// each page's result.
+    pub struct AddToPhysmapBatch {
+        pub domid: u16,
+        pub space: u16,
+        pub size: u16,
+        /// `u.foreign_domid` (gmfn_foreign), else `u.res0` (must be 0).
+        pub foreign_domid: u16,
+        pub idxs: u64,
+        pub gpfns: u64,
+        pub errs: u64,
+    }
+    /// `xen_remove_from_physmap` (16 bytes).
+    pub struct RemoveFromPhysmap {
+        pub domid: u16,
+        pub pad: [u16; 3],
+        pub gpfn: u64,
+    }
+    /// `xen_mem_acquire_resource` (32 bytes): frames `frame ..
+    /// frame + nr_frames` of resource (`kind`, `id`) of `domid`, mapped at
+    /// the caller's guest frames listed (u64) at `frame_list`. A null
+    /// `frame_list` (with `nr_frames` 0) asks for the resource's size,
+    /// written back in `nr_frames`.
+    pub struct AcquireResource {
+        pub domid: u16,
+        /// `type`: `RESOURCE_*`.
+        pub kind: u16,
+        pub id: u32,
+        pub nr_frames: u32,
+        /// Must be 0 (Linux calls it `flags`).
+        pub pad: u32,
+        pub frame: u64,
+        pub frame_list: u64,
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<AddToPhysmapBatch>() == 32);
+const _: () = assert!(core::mem::size_of::<RemoveFromPhysmap>() == 16);
+const _: () = assert!(core::mem::size_of::<AcquireResource>() == 32);
+const _: () = assert!(core::mem::offset_of!(AcquireResource, frame) == 16);

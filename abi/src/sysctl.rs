@@ -20,6 +20,10 @@ crate::subops! {
     NUMAINFO = 17, "numainfo";
     /// CPU pools ([`CpupoolOp`]).
     CPUPOOL_OP = 18, "cpupool_op";
+    /// A CPU featureset ([`CpuFeatureset`]).
+    GET_CPU_FEATURESET = 26, "get_cpu_featureset";
+    /// A system CPUID and MSR policy ([`SysCpuPolicy`]).
+    GET_CPU_POLICY = 29, "get_cpu_policy";
     /// Live patching ([`Livepatch`]).
     LIVEPATCH_OP = 27, "livepatch_op";
 }
@@ -60,6 +64,40 @@ pub mod livepatch {
     /// Most entries one LIST call may ask for (Xen: more is -E2BIG).
     pub const LIST_MAX: u32 = 1024;
 }
+
+/// `CpuFeatureset::index` (`XEN_SYSCTL_cpu_featureset_*`).
+pub mod featureset {
+    pub const RAW: u32 = 0;
+    pub const HOST: u32 = 1;
+    pub const PV: u32 = 2;
+    pub const HVM: u32 = 3;
+    pub const PV_MAX: u32 = 4;
+    pub const HVM_MAX: u32 = 5;
+}
+
+/// `SysCpuPolicy::index` (`XEN_SYSCTL_cpu_policy_*`).
+pub mod cpu_policy {
+    pub const RAW: u32 = 0;
+    pub const HOST: u32 = 1;
+    pub const PV_MAX: u32 = 2;
+    pub const HVM_MAX: u32 = 3;
+    pub const PV_DEFAULT: u32 = 4;
+    pub const HVM_DEFAULT: u32 = 5;
+}
+
+/// `CpuidLeaf::subleaf` of a leaf without subleaves (`XEN_CPUID_NO_SUBLEAF`).
+pub const CPUID_NO_SUBLEAF: u32 = 0xFFFF_FFFF;
+/// Most CPUID leaves a serialised policy has (Xen 4.17's
+/// `CPUID_MAX_SERIALISED_LEAVES`: basic 14, leaf 7 +2, leaf 4 +5, leaf 0xb
+/// +1, leaf 0xd +62, extended 34, the two hypervisor limits).
+pub const CPUID_MAX_SERIALISED_LEAVES: u32 = 14 + 2 + 5 + 1 + 62 + 34 + 2;
+/// Most MSRs a serialised policy has (`MSR_MAX_SERIALISED_ENTRIES`:
+/// PLATFORM_INFO and ARCH_CAPABILITIES).
+pub const MSR_MAX_SERIALISED_ENTRIES: u32 = 2;
+/// 32-bit words of a featureset (Xen 4.17's `FSCAPINTS`, as of 4.17.7:
+/// up to 0x80000021 ECX, word 18). A toolstack built with another count
+/// copes: a shorter buffer gets `-ENOBUFS` with the words that fit.
+pub const FSCAPINTS: u32 = 19;
 
 /// `CpupoolOp::op` (`XEN_SYSCTL_CPUPOOL_OP_*`).
 pub mod cpupool {
@@ -158,6 +196,42 @@ crate::pod! {
         pub pad: u32,
         pub meminfo: u64,
         pub distance: u64,
+    }
+    /// `struct xen_sysctl_cpu_featureset` (16 bytes): `nr_features` in:
+    /// room (u32 words) at `features` (a null handle asks for the size),
+    /// out: words written.
+    pub struct CpuFeatureset {
+        pub index: u32,
+        pub nr_features: u32,
+        pub features: u64,
+    }
+    /// `struct xen_sysctl_cpu_policy` (32 bytes): null handles ask for the
+    /// largest sizes.
+    pub struct SysCpuPolicy {
+        pub index: u32,
+        pub nr_leaves: u32,
+        pub nr_msrs: u32,
+        /// Must be 0.
+        pub rsvd: u32,
+        pub leaves: u64,
+        pub msrs: u64,
+    }
+    /// `xen_cpuid_leaf_t` (24 bytes).
+    pub struct CpuidLeaf {
+        pub leaf: u32,
+        /// [`CPUID_NO_SUBLEAF`] for a leaf without subleaves.
+        pub subleaf: u32,
+        pub a: u32,
+        pub b: u32,
+        pub c: u32,
+        pub d: u32,
+    }
+    /// `xen_msr_entry_t` (16 bytes).
+    pub struct MsrEntry {
+        pub idx: u32,
+        /// Must be 0.
+        pub flags: u32,
+        pub val: u64,
     }
     /// `struct xen_sysctl_cpupool_op` (40 bytes).
     pub struct CpupoolOp {
@@ -345,3 +419,7 @@ const _: () = assert!(core::mem::size_of::<LpUpload>() == 32);
 const _: () = assert!(core::mem::size_of::<LpGet>() == 24);
 const _: () = assert!(core::mem::size_of::<LpList>() == LP_UNION);
 const _: () = assert!(core::mem::size_of::<LpAction>() == 32);
+const _: () = assert!(core::mem::size_of::<CpuFeatureset>() == 16);
+const _: () = assert!(core::mem::size_of::<SysCpuPolicy>() == 32);
+const _: () = assert!(core::mem::size_of::<CpuidLeaf>() == 24);
+const _: () = assert!(core::mem::size_of::<MsrEntry>() == 16);

@@ -371,6 +371,125 @@ pub fn maximum_reservation(domid: DomId) -> HResult {
     memory_op(warden_abi::memory::MAXIMUM_RESERVATION, ptr(&a))
 }
 
+/// XENMEM_maximum_gpfn: the highest guest frame `domid` has mapped.
+pub fn maximum_gpfn(domid: DomId) -> HResult {
+    let a = warden_abi::memory::DomidArg { domid };
+    memory_op(warden_abi::memory::MAXIMUM_GPFN, ptr(&a))
+}
+
+/// XENMEM_claim_pages: claim memory for `pages` pages of `domid` (0 cancels).
+pub fn claim_pages(domid: DomId, pages: u64) -> HResult {
+    let r = warden_abi::memory::Reservation {
+        nr_extents: pages,
+        domid,
+        ..Default::default()
+    };
+    memory_op(warden_abi::memory::CLAIM_PAGES, ptr(&r))
+}
+
+/// XENMEM_set_memory_map of `domid`.
+pub fn set_memory_map(domid: DomId, map: &[warden_abi::memory::E820Entry]) -> HResult {
+    let f = warden_abi::memory::ForeignMemoryMap {
+        domid,
+        pad: [0; 3],
+        map: warden_abi::memory::MemoryMap {
+            nr_entries: map.len() as u32,
+            pad: 0,
+            buffer: map.as_ptr() as u64,
+        },
+    };
+    memory_op(warden_abi::memory::SET_MEMORY_MAP, ptr(&f))
+}
+
+/// XENMEM_add_to_physmap_batch of `space` into `domid`'s physmap (what
+/// privcmd's MMAPBATCH_V2 issues with XENMAPSPACE_gmfn_foreign): `idxs[i]`
+/// at `gpfns[i]`; each page's result goes to `errs[i]`.
+pub fn add_to_physmap_batch(
+    domid: DomId,
+    space: u32,
+    foreign_domid: DomId,
+    idxs: &[u64],
+    gpfns: &[u64],
+    errs: &mut [i32],
+) -> HResult {
+    let n = idxs.len().min(gpfns.len()).min(errs.len());
+    let b = warden_abi::memory::AddToPhysmapBatch {
+        domid,
+        space: space as u16,
+        size: n as u16,
+        foreign_domid,
+        idxs: idxs.as_ptr() as u64,
+        gpfns: gpfns.as_ptr() as u64,
+        errs: errs.as_mut_ptr() as u64,
+    };
+    memory_op(warden_abi::memory::ADD_TO_PHYSMAP_BATCH, ptr(&b))
+}
+
+/// XENMEM_remove_from_physmap: unmap `gpfn` of `domid`.
+pub fn remove_from_physmap(domid: DomId, gpfn: u64) -> HResult {
+    let a = warden_abi::memory::RemoveFromPhysmap {
+        domid,
+        pad: [0; 3],
+        gpfn,
+    };
+    memory_op(warden_abi::memory::REMOVE_FROM_PHYSMAP, ptr(&a))
+}
+
+/// XENMEM_acquire_resource: frames `frame..` of resource (`kind`, `id`) of
+/// `domid` mapped at our frames `gfns` (empty: the size query, returned).
+pub fn acquire_resource(domid: DomId, kind: u16, id: u32, frame: u64, gfns: &[u64]) -> HResult {
+    let mut a = warden_abi::memory::AcquireResource {
+        domid,
+        kind,
+        id,
+        nr_frames: gfns.len() as u32,
+        pad: 0,
+        frame,
+        frame_list: if gfns.is_empty() {
+            0
+        } else {
+            gfns.as_ptr() as u64
+        },
+    };
+    memory_op(warden_abi::memory::ACQUIRE_RESOURCE, ptr_mut(&mut a))?;
+    Ok(if gfns.is_empty() {
+        u64::from(a.nr_frames)
+    } else {
+        0
+    })
+}
+
+// ------------------------------------------------------------ hvm_op
+
+/// HVMOP_set_param of `domid`.
+pub fn hvm_set_param(domid: DomId, index: u32, value: u64) -> HResult {
+    let a = warden_abi::hvm::HvmParam {
+        domid,
+        pad: 0,
+        index,
+        value,
+    };
+    call(
+        hc::HVM_OP,
+        [warden_abi::hvm::SET_PARAM as u64, ptr(&a), 0, 0, 0],
+    )
+}
+
+/// HVMOP_get_param of `domid`.
+pub fn hvm_get_param(domid: DomId, index: u32) -> Result<u64, Errno> {
+    let mut a = warden_abi::hvm::HvmParam {
+        domid,
+        pad: 0,
+        index,
+        value: 0,
+    };
+    call(
+        hc::HVM_OP,
+        [warden_abi::hvm::GET_PARAM as u64, ptr_mut(&mut a), 0, 0, 0],
+    )?;
+    Ok(a.value)
+}
+
 // ------------------------------------------------------------ domctl
 
 /// domctl(op).
@@ -462,6 +581,121 @@ pub fn max_vcpus(d: DomId, n: u32) -> HResult {
     domctl_with(domctl::MAX_VCPUS, d, &domctl::MaxVcpus { max: n }).map(|_| 0)
 }
 
+/// XEN_DOMCTL_setdomainhandle.
+pub fn setdomainhandle(d: DomId, handle: [u8; 16]) -> HResult {
+    domctl_with(domctl::SETDOMAINHANDLE, d, &domctl::DomainHandle { handle }).map(|_| 0)
+}
+
+/// XEN_DOMCTL_settscinfo.
+pub fn settscinfo(d: DomId, mode: u32, gtsc_khz: u32) -> HResult {
+    let a = domctl::TscInfo {
+        tsc_mode: mode,
+        gtsc_khz,
+        ..Default::default()
+    };
+    domctl_with(domctl::SETTSCINFO, d, &a).map(|_| 0)
+}
+
+/// XEN_DOMCTL_gettscinfo.
+pub fn gettscinfo(d: DomId) -> Result<domctl::TscInfo, Errno> {
+    Ok(domctl_with(domctl::GETTSCINFO, d, &())?.arg())
+}
+
+/// XEN_DOMCTL_setnodeaffinity with the node mask `nodes` (`bits` of it).
+pub fn setnodeaffinity(d: DomId, nodes: &[u8], bits: u32) -> HResult {
+    let a = domctl::NodeAffinity {
+        bitmap: nodes.as_ptr() as u64,
+        nr_bits: bits,
+        pad: 0,
+    };
+    domctl_with(domctl::SETNODEAFFINITY, d, &a).map(|_| 0)
+}
+
+/// XEN_DOMCTL_getnodeaffinity into `nodes` (8 bits a byte).
+pub fn getnodeaffinity(d: DomId, nodes: &mut [u8]) -> HResult {
+    let a = domctl::NodeAffinity {
+        bitmap: nodes.as_mut_ptr() as u64,
+        nr_bits: nodes.len() as u32 * 8,
+        pad: 0,
+    };
+    domctl_with(domctl::GETNODEAFFINITY, d, &a).map(|_| 0)
+}
+
+/// XEN_DOMCTL_cacheflush.
+pub fn cacheflush(d: DomId, start_pfn: u64, nr_pfns: u64) -> HResult {
+    let a = domctl::CacheFlush { start_pfn, nr_pfns };
+    domctl_with(domctl::CACHEFLUSH, d, &a).map(|_| 0)
+}
+
+/// XEN_DOMCTL_set_paging_mempool_size (bytes).
+pub fn set_paging_mempool_size(d: DomId, size: u64) -> HResult {
+    domctl_with(
+        domctl::SET_PAGING_MEMPOOL_SIZE,
+        d,
+        &domctl::PagingMempool { size },
+    )
+    .map(|_| 0)
+}
+
+/// XEN_DOMCTL_get_paging_mempool_size (bytes).
+pub fn get_paging_mempool_size(d: DomId) -> HResult {
+    let op = domctl_with(domctl::GET_PAGING_MEMPOOL_SIZE, d, &())?;
+    Ok(op.arg::<domctl::PagingMempool>().size)
+}
+
+/// XEN_DOMCTL_get_cpu_policy into `leaves` and `msrs` (empty: the sizes):
+/// (leaves, MSRs) written.
+pub fn domain_cpu_policy(
+    d: DomId,
+    leaves: &mut [sysctl::CpuidLeaf],
+    msrs: &mut [sysctl::MsrEntry],
+) -> Result<(u32, u32), Errno> {
+    let a = domctl::CpuPolicy {
+        nr_leaves: leaves.len() as u32,
+        nr_msrs: msrs.len() as u32,
+        leaves: if leaves.is_empty() {
+            0
+        } else {
+            leaves.as_mut_ptr() as u64
+        },
+        msrs: if msrs.is_empty() {
+            0
+        } else {
+            msrs.as_mut_ptr() as u64
+        },
+        ..Default::default()
+    };
+    let p: domctl::CpuPolicy = domctl_with(domctl::GET_CPU_POLICY, d, &a)?.arg();
+    Ok((p.nr_leaves, p.nr_msrs))
+}
+
+/// XEN_DOMCTL_set_cpu_policy: on a refusal, the errno and the (leaf,
+/// subleaf, MSR) objected to.
+pub fn set_cpu_policy(
+    d: DomId,
+    leaves: &[sysctl::CpuidLeaf],
+    msrs: &[sysctl::MsrEntry],
+) -> Result<(), (Errno, u32, u32, u32)> {
+    let a = domctl::CpuPolicy {
+        nr_leaves: leaves.len() as u32,
+        nr_msrs: msrs.len() as u32,
+        leaves: leaves.as_ptr() as u64,
+        msrs: msrs.as_ptr() as u64,
+        err_leaf: !0,
+        err_subleaf: !0,
+        err_msr: !0,
+        pad: 0,
+    };
+    let mut op = Domctl::new(domctl::SET_CPU_POLICY, d, &a);
+    match domctl(&mut op) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let p: domctl::CpuPolicy = op.arg();
+            Err((e, p.err_leaf, p.err_subleaf, p.err_msr))
+        }
+    }
+}
+
 /// XEN_DOMCTL_gethvmcontext with a null buffer: the size an image may need.
 pub fn gethvmcontext_size(d: DomId) -> Result<u32, Errno> {
     let op = domctl_with(domctl::GETHVMCONTEXT, d, &domctl::HvmContext::default())?;
@@ -526,6 +760,47 @@ pub fn hvm_context_push<T: Pod>(
 /// sysctl(op).
 pub fn sysctl(op: &mut Sysctl) -> HResult {
     call(hc::SYSCTL, [ptr_mut(op), 0, 0, 0, 0])
+}
+
+/// XEN_SYSCTL_get_cpu_policy `index` into `leaves` and `msrs` (empty: the
+/// largest sizes): (leaves, MSRs) written.
+pub fn system_cpu_policy(
+    index: u32,
+    leaves: &mut [sysctl::CpuidLeaf],
+    msrs: &mut [sysctl::MsrEntry],
+) -> Result<(u32, u32), Errno> {
+    let a = sysctl::SysCpuPolicy {
+        index,
+        nr_leaves: leaves.len() as u32,
+        nr_msrs: msrs.len() as u32,
+        rsvd: 0,
+        leaves: if leaves.is_empty() {
+            0
+        } else {
+            leaves.as_mut_ptr() as u64
+        },
+        msrs: if msrs.is_empty() {
+            0
+        } else {
+            msrs.as_mut_ptr() as u64
+        },
+    };
+    let mut op = Sysctl::new(sysctl::GET_CPU_POLICY, &a);
+    sysctl(&mut op)?;
+    let p: sysctl::SysCpuPolicy = op.arg();
+    Ok((p.nr_leaves, p.nr_msrs))
+}
+
+/// XEN_SYSCTL_get_cpu_featureset `index` into `words`: the words written.
+pub fn cpu_featureset(index: u32, words: &mut [u32]) -> Result<u32, Errno> {
+    let a = sysctl::CpuFeatureset {
+        index,
+        nr_features: words.len() as u32,
+        features: words.as_mut_ptr() as u64,
+    };
+    let mut op = Sysctl::new(sysctl::GET_CPU_FEATURESET, &a);
+    sysctl(&mut op)?;
+    Ok(op.arg::<sysctl::CpuFeatureset>().nr_features)
 }
 
 /// XEN_SYSCTL_readconsole: fills `buf`; returns (bytes, next index).

@@ -340,7 +340,44 @@ pub struct Options {
     pub console_to_ring: bool,
     /// Bring up at most this many CPUs (including the boot CPU).
     pub maxcpus: Option<u32>,
+    /// Serial input switch (`conswitch=C[x]`, Xen's): CTRL-C typed three
+    /// times moves serial input between dom0 and Warden's debug keys.
+    pub conswitch: ConSwitch,
     pub test: TestOptions,
+}
+
+/// `conswitch=`: the switch character and where input goes at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConSwitch {
+    /// The letter whose CTRL code switches (`a`: CTRL-A, 0x01).
+    pub letter: u8,
+    /// Input stays with Warden at boot (`x` after the letter) instead of
+    /// going to dom0.
+    pub stay_with_xen: bool,
+}
+
+impl Default for ConSwitch {
+    fn default() -> Self {
+        ConSwitch {
+            letter: b'a',
+            stay_with_xen: false,
+        }
+    }
+}
+
+impl ConSwitch {
+    /// The byte that switches (CTRL-letter).
+    pub fn code(self) -> u8 {
+        self.letter - b'a' + 1
+    }
+
+    fn describe(self) -> String {
+        format!(
+            "{}{}",
+            self.letter as char,
+            if self.stay_with_xen { "x" } else { "" }
+        )
+    }
 }
 
 /// Default guest console rate limit: lines per domain and period (ms).
@@ -366,6 +403,7 @@ impl Default for Options {
             guest_console_ratelimit: GUEST_CONSOLE_RATELIMIT,
             console_to_ring: false,
             maxcpus: None,
+            conswitch: ConSwitch::default(),
             test: TestOptions::default(),
         }
     }
@@ -765,6 +803,7 @@ pub fn parse(line: &str) -> Parsed {
                 | "audit_ratelimit"
                 | "guest_console_ratelimit"
                 | "maxcpus"
+                | "conswitch"
                 | "test_fault"
         );
         if !known {
@@ -790,6 +829,7 @@ pub fn parse(line: &str) -> Parsed {
                         .map_or("64/1000".into(), |(b, ms)| format!("{b}/{ms}")),
                     "guest_console_ratelimit" => describe_rate(o.guest_console_ratelimit),
                     "maxcpus" => o.maxcpus.map_or("<all>".into(), |n| n.to_string()),
+                    "conswitch" => o.conswitch.describe(),
                     _ => "<none>".into(),
                 },
             });
@@ -947,6 +987,21 @@ pub fn parse(line: &str) -> Parsed {
                     )),
                 }
             }
+            "conswitch" => {
+                let b = value.as_bytes();
+                match b {
+                    [l] | [l, b'x'] if l.is_ascii_lowercase() => {
+                        o.conswitch = ConSwitch {
+                            letter: *l,
+                            stay_with_xen: b.len() == 2,
+                        }
+                    }
+                    _ => d.push(malformed(
+                        "expected a letter a-z (CTRL-letter switches input), optionally followed by x (input stays with Warden at boot)".into(),
+                        o.conswitch.describe(),
+                    )),
+                }
+            }
             "maxcpus" => match parse_u64(value) {
                 Some(n) if (1..=u32::MAX as u64).contains(&n) => o.maxcpus = Some(n as u32),
                 _ => d.push(malformed(
@@ -999,6 +1054,19 @@ mod tests {
         assert_eq!(p.options.guest_console_ratelimit, GUEST_CONSOLE_RATELIMIT);
         assert!(!p.options.console_to_ring);
         assert_eq!(p.diagnostics.len(), 2);
+    }
+
+    #[test]
+    fn conswitch() {
+        let o = parse("").options.conswitch;
+        assert_eq!((o.code(), o.stay_with_xen), (1, false));
+        let o = parse("conswitch=bx").options.conswitch;
+        assert_eq!((o.letter, o.code(), o.stay_with_xen), (b'b', 2, true));
+        for bad in ["conswitch=", "conswitch=A", "conswitch=ab", "conswitch=1"] {
+            let p = parse(bad);
+            assert_eq!(p.options.conswitch, ConSwitch::default(), "{bad}");
+            assert_eq!(p.diagnostics.len(), 1, "{bad}");
+        }
     }
 
     #[test]

@@ -297,6 +297,8 @@ pub struct DomMem {
     pub max_pages: u64,
     /// Pages scrubbed and freed so far by its destruction.
     pub scrubbed: u64,
+    /// Pages claimed (XENMEM_claim_pages) and not yet populated.
+    pub outstanding: u64,
 }
 
 /// A guest console line being assembled (printed at a newline or when
@@ -373,8 +375,8 @@ pub struct Domain {
     pub privileged: bool,
     /// Name (boot-built domains) for logs.
     pub name: String,
-    /// Toolstack handle (UUID).
-    pub handle: [u8; 16],
+    /// Toolstack handle (UUID; XEN_DOMCTL_setdomainhandle changes it).
+    pub handle: spin::Mutex<[u8; 16]>,
     /// What createdomain fixed.
     pub config: DomainConfig,
     /// Memory.
@@ -387,6 +389,12 @@ pub struct Domain {
     pub console: spin::Mutex<LineBuf>,
     /// Set once destruction started.
     pub dying: AtomicBool,
+    /// Set when its pause count first dropped to 0 (Xen's
+    /// `creation_finished`): the toolstack built it and let it run.
+    pub creation_finished: AtomicBool,
+    /// NUMA node affinity as set (XEN_DOMCTL_setnodeaffinity; None: the
+    /// automatic one, node 0).
+    pub node_affinity: spin::Mutex<Option<u64>>,
     /// Set once its destruction has stopped it for good (its memory is
     /// being scrubbed, in bounded steps).
     pub scrubbing: AtomicBool,
@@ -423,18 +431,21 @@ impl Domain {
             generation,
             privileged,
             name,
-            handle: [0; 16],
+            handle: spin::Mutex::new([0; 16]),
             config: DomainConfig::default(),
             mem: spin::RwLock::new(DomMem {
                 p2m: Some(p2m),
                 tot_pages: 0,
                 max_pages,
                 scrubbed: 0,
+                outstanding: 0,
             }),
             vcpus: spin::RwLock::new(Vec::new()),
             epoch: AtomicU64::new(0),
             console: spin::Mutex::new(LineBuf::default()),
             dying: AtomicBool::new(false),
+            creation_finished: AtomicBool::new(false),
+            node_affinity: spin::Mutex::new(None),
             scrubbing: AtomicBool::new(false),
             stopped: Arc::new(AtomicBool::new(true)),
             hvm: crate::xen::DomainHvm::default(),

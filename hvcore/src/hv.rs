@@ -87,11 +87,20 @@ pub struct Hv {
     console_polled: AtomicU64,
     /// Serial input waiting for the hardware domain (CONSOLEIO_read).
     serial_rx: spin::Mutex<crate::xen::console::SerialRx>,
+    /// Where serial input goes (dom0 or the debug keys); set up on first use
+    /// from `conswitch=`.
+    input: spin::Mutex<Option<crate::xen::console::InputSwitch>>,
     /// The domains' wall clock: UTC at system time 0, in ns since the Unix
     /// epoch (Xen's `wc_sec`/`wc_nsec`; XENPF_settime changes it). Its lock
     /// also orders the writers of the shared_info pages' `wc_version`
     /// seqlock (Xen's `wc_lock`).
     wallclock: spin::Mutex<u64>,
+    /// Frames held beyond their owner's physmap (foreign mappings, grant
+    /// pins): shared with every domain's grant table.
+    pub frame_refs: Arc<crate::frameref::FrameRefs>,
+    /// Pages claimed by all domains and not yet populated (Xen's
+    /// `outstanding_claims`); taken after a domain's memory lock.
+    claims: spin::Mutex<u64>,
 }
 
 impl core::fmt::Debug for Hv {
@@ -119,7 +128,10 @@ impl Hv {
             late_loaded: AtomicBool::new(false),
             console_polled: AtomicU64::new(0),
             serial_rx: spin::Mutex::new(Default::default()),
+            input: spin::Mutex::new(None),
             wallclock: spin::Mutex::new(platform.wallclock_boot_ns()),
+            frame_refs: Arc::new(crate::frameref::FrameRefs::new()),
+            claims: spin::Mutex::new(0),
         }
     }
 
@@ -161,7 +173,7 @@ impl Hv {
         }
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.platform.now_ns()
     }
 
@@ -257,12 +269,12 @@ impl Hv {
             return Err(errno::ENOMEM);
         };
         let Some(si) = self.platform.mem().alloc_frame() else {
-            p2m.destroy(self.platform.mem(), |_, _| {});
+            p2m.destroy(self.platform.mem(), |_, _, _| {});
             self.domains.unreserve(id);
             return Err(errno::ENOMEM);
         };
         let mut d = Domain::new(id, generation, n.privileged, n.name, p2m, n.max_pages);
-        d.handle = n.handle;
+        *d.handle.get_mut() = n.handle;
         d.config = config;
         if let Some(l) = limits {
             d.gnttab = Arc::new(crate::xen::gnttab::GrantTable::new(
@@ -273,6 +285,7 @@ impl Hv {
             ));
             d.evtchn.set_max_port(l.max_evtchn_port);
         }
+        d.gnttab.set_frame_refs(self.frame_refs.clone());
         // Xen's initial grant-table frame (the table grows on demand if
         // memory is short now).
         let _ = d
@@ -344,6 +357,15 @@ impl Hv {
         if m.tot_pages >= m.max_pages {
             return Err(errno::ENOMEM);
         }
+        // Claimed memory is not available to a domain without a claim of
+        // its own (Xen's alloc_heap_pages).
+        if m.outstanding == 0 {
+            let claims = self.claims.lock();
+            if *claims > 0 && *claims + 1 > mem.free_frames() {
+                return Err(errno::ENOMEM);
+            }
+        }
+        let m = &mut *m;
         let p2m = m.p2m.as_mut().ok_or(errno::ESRCH)?;
         let pa = mem.alloc_frame().ok_or(errno::ENOMEM)?;
         if let Err(e) = p2m.map(mem, gfn, pa) {
@@ -355,7 +377,60 @@ impl Hv {
             });
         }
         m.tot_pages += 1;
+        // Xen's domain_adjust_tot_pages: the claim shrinks as it is used.
+        if m.outstanding > 0 {
+            m.outstanding -= 1;
+            let mut claims = self.claims.lock();
+            *claims = claims.saturating_sub(1);
+        }
         Ok(())
+    }
+
+    /// XENMEM_claim_pages (Xen's `domain_set_outstanding_pages`): reserve
+    /// memory so that `pages` pages in all can be populated for `d`; 0
+    /// cancels its claim. EINVAL for a second claim, or one not above the
+    /// pages it has or above its limit; ENOMEM if free memory (less other
+    /// claims) cannot cover it.
+    pub fn claim_pages(&self, d: &Domain, pages: u64) -> Result<(), i32> {
+        let mut m = d.mem.write();
+        let mut claims = self.claims.lock();
+        if pages == 0 {
+            *claims = claims.saturating_sub(m.outstanding);
+            m.outstanding = 0;
+            return Ok(());
+        }
+        if m.outstanding != 0 || pages <= m.tot_pages || pages > m.max_pages {
+            return Err(errno::EINVAL);
+        }
+        let avail = self.platform.mem().free_frames().saturating_sub(*claims);
+        let claim = pages - m.tot_pages;
+        if claim > avail {
+            return Err(errno::ENOMEM);
+        }
+        m.outstanding = claim;
+        *claims += claim;
+        Ok(())
+    }
+
+    /// Pages claimed by all domains and not yet populated (physinfo).
+    pub fn outstanding_claims(&self) -> u64 {
+        *self.claims.lock()
+    }
+
+    /// `d` gives up its RAM frame `pa`, already out of its physmap (under
+    /// its memory write lock): true if the frame is to be scrubbed and freed
+    /// (after the caller's TLB shootdown); a grant pin or a foreign mapping
+    /// keeps it otherwise, and the last of them frees it.
+    pub(crate) fn give_up(&self, d: &Domain, pa: u64) -> bool {
+        let pinned = d.gnttab.orphan_if_pinned(pa);
+        self.frame_refs.owner_release(pa, pinned)
+    }
+
+    /// Scrub and free a frame nothing maps any more.
+    pub(crate) fn scrub_free(&self, pa: u64) {
+        let mem = self.platform.mem();
+        mem.zero_frame(pa);
+        mem.free_frame(pa);
     }
 
     /// Remove the pages at `gfns` (all must be present, else nothing is
@@ -384,8 +459,8 @@ impl Hv {
                 } else {
                     given_up += 1;
                     // A frame other domains still map or copy stays theirs
-                    // until their last pin goes (the release frees it).
-                    if !d.gnttab.orphan_if_pinned(pa) {
+                    // until their last pin or mapping goes (which frees it).
+                    if self.give_up(d, pa) {
                         freed.push(pa);
                     }
                 }
@@ -525,12 +600,19 @@ impl Hv {
         Ok(())
     }
 
-    /// Undo one pause; EINVAL if it was not paused.
+    /// Undo one pause; EINVAL if it was not paused. When the count first
+    /// drops to 0 the domain's creation is finished (Xen's
+    /// `creation_finished`: its CPU policy is fixed from then on).
     pub fn unpause(&self, d: &Domain) -> Result<(), i32> {
-        let k = self
+        let now = self.now();
+        let k = self.sched.unpause(d.id, now).map_err(|_| errno::EINVAL)?;
+        if self
             .sched
-            .unpause(d.id, self.now())
-            .map_err(|_| errno::EINVAL)?;
+            .domain_state(d.id, now)
+            .is_some_and(|s| s.pause == 0)
+        {
+            d.creation_finished.store(true, Ordering::Release);
+        }
         self.kick_all(&k);
         Ok(())
     }
@@ -586,6 +668,8 @@ impl Hv {
     /// by this step); Some(0) if the domain is already destroyed.
     pub fn destroy_some(&self, d: &Arc<Domain>, budget: u64) -> Option<u64> {
         if !d.dying.swap(true, Ordering::AcqRel) {
+            // Its claim goes (Xen's domain_kill).
+            let _ = self.claim_pages(d, 0);
             let k = self.sched.set_life(d.id, Life::Dying, self.now());
             self.kick_all(&k);
             let _ = self.wait_out_of_guest(d.id, None);
@@ -602,10 +686,18 @@ impl Hv {
             {
                 let mem = self.platform.mem();
                 let mut m = d.mem.write();
+                let m = &mut *m;
                 if let Some(p) = m.p2m.as_mut() {
                     d.gnttab.unmap_all(mem, p);
                     let orphaned = d.gnttab.close(mem, p);
-                    m.tot_pages = m.tot_pages.saturating_sub(orphaned);
+                    m.tot_pages = m.tot_pages.saturating_sub(orphaned.len() as u64);
+                    for pa in orphaned {
+                        // Grant-pinned: the last pin or foreign mapping frees
+                        // it (at once if that went meanwhile).
+                        if self.frame_refs.owner_release(pa, true) {
+                            self.scrub_free(pa);
+                        }
+                    }
                 }
             }
             {
@@ -629,19 +721,35 @@ impl Hv {
             return Some(0);
         };
         let mut pages = 0u64;
-        let done = p.release(mem, budget, |_, pa| {
-            mem.zero_frame(pa);
-            mem.free_frame(pa);
-            pages += 1;
+        let mut given_up = 0u64;
+        let refs = &self.frame_refs;
+        let done = p.release(mem, budget, |_, pa, kind| match kind {
+            crate::p2m::Kind::Foreign => {
+                // Its foreign mappings go (the owner's frame is freed if
+                // the owner gave it up and nothing else holds it).
+                if refs.put(pa) {
+                    mem.zero_frame(pa);
+                    mem.free_frame(pa);
+                }
+            }
+            _ => {
+                given_up += 1;
+                // A frame another domain maps stays until it is unmapped.
+                if refs.owner_release(pa, false) {
+                    mem.zero_frame(pa);
+                    mem.free_frame(pa);
+                    pages += 1;
+                }
+            }
         });
         let tables = p.table_frames();
-        m.tot_pages = m.tot_pages.saturating_sub(pages);
+        m.tot_pages = m.tot_pages.saturating_sub(given_up);
         m.scrubbed += pages;
         if !done {
             return None;
         }
         if let Some(p) = m.p2m.take() {
-            p.destroy(mem, |_, _| {});
+            p.destroy(mem, |_, _, _| {});
         }
         if let Some(si) = d.shared_info.take_frame() {
             mem.zero_frame(si);
@@ -670,8 +778,9 @@ impl Hv {
             domain: d.id,
             tot_pages: m.tot_pages,
             max_pages: m.max_pages,
+            outstanding_pages: m.outstanding,
             ssidref: sid,
-            handle: d.handle,
+            handle: *d.handle.lock(),
             cpupool: d.config.cpupool,
             // Guest-physical address bits of the physmap (`p2m::GFN_LIMIT`).
             gpaddr_bits: (crate::p2m::GFN_LIMIT.trailing_zeros() + 12) as u8,
@@ -910,10 +1019,13 @@ impl Hv {
     }
 
     /// Move serial input waiting in the platform's UARTs into the hardware
-    /// domain's buffer; `notify`: raise VIRQ_CONSOLE in the hardware domain
-    /// if any arrived (Xen's `__serial_rx` notifies for every byte, kept
-    /// or dropped). Returns the bytes that arrived.
+    /// domain's buffer, or to the debug keys once the switch code (CTRL-A
+    /// three times, `conswitch=`) gave input to Warden; `notify`: raise
+    /// VIRQ_CONSOLE in the hardware domain if any arrived for it (Xen's
+    /// `__serial_rx` notifies for every byte, kept or dropped). Returns the
+    /// bytes that arrived for the hardware domain.
     pub fn poll_serial_input(&self, notify: bool) -> usize {
+        use crate::xen::console::{Input, InputSwitch};
         let mut buf = [0u8; 64];
         let mut total = 0;
         // Bounded: a UART that never runs dry cannot hold the CPU here.
@@ -922,8 +1034,41 @@ impl Hv {
             if n == 0 {
                 break;
             }
-            self.serial_rx.lock().push(&buf[..n]);
-            total += n;
+            // Route under the switch's lock, act in order without it.
+            let mut ev = [Input::Dom0(0); 64];
+            let mut ne = 0;
+            let letter = {
+                let mut sw = self.input.lock();
+                let sw = sw.get_or_insert_with(|| InputSwitch::new(self.platform.conswitch()));
+                for &b in &buf[..n] {
+                    sw.feed(b, &mut |i| {
+                        if ne < ev.len() {
+                            ev[ne] = i;
+                            ne += 1;
+                        }
+                    });
+                }
+                sw.letter()
+            };
+            let mut dom0 = [0u8; 64];
+            let mut nd = 0;
+            for i in &ev[..ne] {
+                match *i {
+                    Input::Dom0(c) => {
+                        dom0[nd] = c;
+                        nd += 1;
+                    }
+                    Input::Key(k) => self.debug_key(k),
+                    Input::Switched { to_xen } => log::info!(
+                        "*** Serial input to {} (type 'CTRL-{letter}' three times to switch input)",
+                        if to_xen { "Xen" } else { "DOM0" }
+                    ),
+                }
+            }
+            if nd > 0 {
+                self.serial_rx.lock().push(&dom0[..nd]);
+                total += nd;
+            }
         }
         if total > 0 && notify {
             self.send_hwdom_virq(warden_abi::xen::xen::VIRQ_CONSOLE);

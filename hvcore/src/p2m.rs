@@ -81,6 +81,10 @@ const GRANT: u64 = 1 << 9;
 /// Software bit: a frame the hypervisor owns (a grant-table frame the
 /// domain mapped with XENMAPSPACE_grant_table): never freed through this physmap.
 const XEN_OWNED: u64 = 1 << 10;
+/// Software bit: another domain's frame mapped with XENMAPSPACE_gmfn_foreign
+/// or acquire_resource (Xen's p2m_map_foreign); the mapping holds a
+/// reference ([`crate::frameref::FrameRefs`]), never frees the frame itself.
+const FOREIGN: u64 = 1 << 11;
 
 /// What a physmap entry maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +95,15 @@ pub enum Kind {
     Grant { writable: bool },
     /// A frame of the hypervisor's (a grant-table frame).
     Xen,
+    /// Another domain's frame mapped by the toolstack (foreign mapping).
+    Foreign,
 }
 
 impl Kind {
     fn of(e: u64) -> Kind {
-        if e & GRANT != 0 {
+        if e & FOREIGN != 0 {
+            Kind::Foreign
+        } else if e & GRANT != 0 {
             Kind::Grant {
                 writable: e & RW != 0,
             }
@@ -125,6 +133,8 @@ pub struct P2m {
     tables: u64,
     table_limit: u64,
     mapped: u64,
+    /// The highest guest frame ever mapped (Xen's `max_mapped_pfn`).
+    max_mapped: u64,
 }
 
 impl P2m {
@@ -136,6 +146,7 @@ impl P2m {
             tables: 1,
             table_limit: table_limit.max(4),
             mapped: 0,
+            max_mapped: 0,
         })
     }
 
@@ -148,6 +159,22 @@ impl P2m {
     /// Raise the table budget (the memory limit grew).
     pub fn set_table_limit(&mut self, limit: u64) {
         self.table_limit = self.table_limit.max(limit);
+    }
+
+    /// Set the table budget (the paging pool's size), never below the
+    /// tables in use.
+    pub fn set_table_pool(&mut self, limit: u64) {
+        self.table_limit = limit.max(self.tables).max(4);
+    }
+
+    /// The table budget in frames.
+    pub fn table_limit(&self) -> u64 {
+        self.table_limit
+    }
+
+    /// The highest guest frame ever mapped (0 if none).
+    pub fn max_mapped(&self) -> u64 {
+        self.max_mapped
     }
 
     /// Physical address of the top-level table (the VMCB's N_CR3).
@@ -224,6 +251,7 @@ impl P2m {
         }
         mem.write_u64(slot, e);
         self.mapped += 1;
+        self.max_mapped = self.max_mapped.max(gfn);
         Ok(())
     }
 
@@ -243,6 +271,12 @@ impl P2m {
     /// Map a hypervisor-owned frame `pa` (writable) at `gfn`.
     pub fn map_xen(&mut self, mem: &dyn HostMem, gfn: u64, pa: u64) -> Result<(), MapError> {
         self.map_entry(mem, gfn, (pa & ADDR) | NPT_FLAGS | XEN_OWNED)
+    }
+
+    /// Map another domain's frame `pa` (writable) at `gfn` as a foreign
+    /// mapping (the caller holds a reference on it).
+    pub fn map_foreign(&mut self, mem: &dyn HostMem, gfn: u64, pa: u64) -> Result<(), MapError> {
+        self.map_entry(mem, gfn, (pa & ADDR) | NPT_FLAGS | FOREIGN)
     }
 
     /// The host frame at `gfn` and what it is.
@@ -288,14 +322,16 @@ impl P2m {
         Some(e & ADDR)
     }
 
-    /// Unmap at most `budget` frames, in guest-frame order, handing each to
-    /// `data(gfn, pa)`, and free the tables this empties. Returns true once
+    /// Unmap at most `budget` frames, in guest-frame order, handing the
+    /// domain's RAM and its foreign mappings to `data(gfn, pa, kind)`
+    /// (grant mappings and hypervisor frames are not the domain's to free
+    /// or drop), and free the tables this empties. Returns true once
     /// nothing is mapped. The caller must make sure no CPU uses the tables.
     pub fn release(
         &mut self,
         mem: &dyn HostMem,
         budget: u64,
-        mut data: impl FnMut(u64, u64),
+        mut data: impl FnMut(u64, u64, Kind),
     ) -> bool {
         /// Returns whether `table` is empty afterwards.
         fn walk(
@@ -305,7 +341,7 @@ impl P2m {
             base: u64,
             left: &mut u64,
             freed_tables: &mut u64,
-            data: &mut dyn FnMut(u64, u64),
+            data: &mut dyn FnMut(u64, u64, Kind),
         ) -> bool {
             for i in 0..512u64 {
                 let slot = table + i * 8;
@@ -322,8 +358,9 @@ impl P2m {
                     *left -= 1;
                     // Frames of other domains (grants) and of the
                     // hypervisor are not this domain's to free.
-                    if Kind::of(e) == Kind::Ram {
-                        data(gfn, e & ADDR);
+                    let k = Kind::of(e);
+                    if matches!(k, Kind::Ram | Kind::Foreign) {
+                        data(gfn, e & ADDR, k);
                     }
                 } else if walk(mem, e & ADDR, level - 1, gfn, left, freed_tables, data) {
                     mem.write_u64(slot, 0);
@@ -351,14 +388,15 @@ impl P2m {
         done
     }
 
-    /// Free every table frame; `data(gfn, pa)` receives every mapped frame.
-    pub fn destroy(self, mem: &dyn HostMem, mut data: impl FnMut(u64, u64)) {
+    /// Free every table frame; `data(gfn, pa, kind)` receives every frame
+    /// of the domain's RAM and its foreign mappings still mapped.
+    pub fn destroy(self, mem: &dyn HostMem, mut data: impl FnMut(u64, u64, Kind)) {
         fn walk(
             mem: &dyn HostMem,
             table: u64,
             level: u32,
             base: u64,
-            data: &mut dyn FnMut(u64, u64),
+            data: &mut dyn FnMut(u64, u64, Kind),
         ) {
             for i in 0..512u64 {
                 let e = mem.read_u64(table + i * 8);
@@ -367,8 +405,9 @@ impl P2m {
                 }
                 let gfn = base | (i << (9 * (level - 1)));
                 if level == 1 {
-                    if Kind::of(e) == Kind::Ram {
-                        data(gfn, e & ADDR);
+                    let k = Kind::of(e);
+                    if matches!(k, Kind::Ram | Kind::Foreign) {
+                        data(gfn, e & ADDR, k);
                     }
                 } else {
                     walk(mem, e & ADDR, level - 1, gfn, data);
@@ -448,14 +487,20 @@ impl GuestPhys for PhysView<'_> {
 #[cfg(test)]
 pub mod testmem {
     //! Simulated host memory for tests: `frames` frames starting at 16 MiB.
+    //! A frame's bytes exist once written (a zero frame costs nothing), so
+    //! a test machine may have gigabytes.
     use super::HostMem;
+    use alloc::boxed::Box;
     use alloc::vec::Vec;
     use spin::Mutex;
 
+    type Frame = Option<Box<[u8; 4096]>>;
+
     pub struct SimMem {
         base: u64,
-        data: Mutex<Vec<[u8; 4096]>>,
-        free: Mutex<Vec<u64>>,
+        data: Mutex<Vec<Frame>>,
+        /// The free frames, and whether each frame is free (double frees).
+        free: Mutex<(Vec<u64>, Vec<bool>)>,
         total: u64,
     }
 
@@ -464,8 +509,11 @@ pub mod testmem {
             let base = 16 << 20;
             SimMem {
                 base,
-                data: Mutex::new(alloc::vec![[0u8; 4096]; frames as usize]),
-                free: Mutex::new((0..frames).rev().map(|i| base + i * 4096).collect()),
+                data: Mutex::new((0..frames).map(|_| None).collect()),
+                free: Mutex::new((
+                    (0..frames).rev().map(|i| base + i * 4096).collect(),
+                    alloc::vec![true; frames as usize],
+                )),
                 total: frames,
             }
         }
@@ -481,7 +529,19 @@ pub mod testmem {
         /// Whether the frame at `pa` is all zero.
         pub fn is_zero(&self, pa: u64) -> bool {
             let (i, _) = self.idx(pa);
-            self.data.lock()[i].iter().all(|&b| b == 0)
+            self.data.lock()[i]
+                .as_ref()
+                .is_none_or(|f| f.iter().all(|&b| b == 0))
+        }
+        /// Whether the frame at `pa` is free.
+        pub fn is_free(&self, pa: u64) -> bool {
+            let (i, _) = self.idx(pa);
+            self.free.lock().1[i]
+        }
+        /// The frame's bytes, materialised.
+        fn with_frame<R>(&self, i: usize, f: impl FnOnce(&mut [u8; 4096]) -> R) -> R {
+            let mut d = self.data.lock();
+            f(d[i].get_or_insert_with(|| Box::new([0u8; 4096])))
         }
     }
 
@@ -489,29 +549,40 @@ pub mod testmem {
     // simulated frames (an address outside them panics: a test failure).
     unsafe impl HostMem for SimMem {
         fn alloc_frame(&self) -> Option<u64> {
-            let pa = self.free.lock().pop()?;
+            let pa = {
+                let mut f = self.free.lock();
+                let pa = f.0.pop()?;
+                let (i, _) = self.idx(pa);
+                f.1[i] = false;
+                pa
+            };
             self.zero_frame(pa);
             Some(pa)
         }
         fn free_frame(&self, pa: u64) {
+            let (i, _) = self.idx(pa);
             let mut f = self.free.lock();
-            assert!(!f.contains(&pa), "double free of {pa:#x}");
-            f.push(pa);
+            assert!(!f.1[i], "double free of {pa:#x}");
+            f.1[i] = true;
+            f.0.push(pa);
         }
         fn read(&self, pa: u64, buf: &mut [u8]) {
             let (i, o) = self.idx(pa);
-            buf.copy_from_slice(&self.data.lock()[i][o..o + buf.len()]);
+            match &self.data.lock()[i] {
+                Some(f) => buf.copy_from_slice(&f[o..o + buf.len()]),
+                None => buf.fill(0),
+            }
         }
         fn write(&self, pa: u64, buf: &[u8]) {
             let (i, o) = self.idx(pa);
-            self.data.lock()[i][o..o + buf.len()].copy_from_slice(buf);
+            self.with_frame(i, |f| f[o..o + buf.len()].copy_from_slice(buf));
         }
         fn zero_frame(&self, pa: u64) {
             let (i, _) = self.idx(pa);
-            self.data.lock()[i] = [0; 4096];
+            self.data.lock()[i] = None;
         }
         fn free_frames(&self) -> u64 {
-            self.free.lock().len() as u64
+            self.free.lock().0.len() as u64
         }
         fn total_frames(&self) -> u64 {
             self.total
@@ -522,28 +593,31 @@ pub mod testmem {
         fn cmpxchg_u32(&self, pa: u64, old: u32, new: u32) -> u32 {
             assert!(pa.is_multiple_of(4));
             let (i, o) = self.idx(pa);
-            let mut d = self.data.lock();
-            let cur = u32::from_le_bytes(d[i][o..o + 4].try_into().unwrap());
-            if cur == old {
-                d[i][o..o + 4].copy_from_slice(&new.to_le_bytes());
-            }
-            cur
+            self.with_frame(i, |d| {
+                let cur = u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+                if cur == old {
+                    d[o..o + 4].copy_from_slice(&new.to_le_bytes());
+                }
+                cur
+            })
         }
         fn fetch_or_u64(&self, pa: u64, v: u64) -> u64 {
             assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
             let (i, o) = self.idx(pa);
-            let mut d = self.data.lock();
-            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
-            d[i][o..o + 8].copy_from_slice(&(old | v).to_le_bytes());
-            old
+            self.with_frame(i, |d| {
+                let old = u64::from_le_bytes(d[o..o + 8].try_into().unwrap());
+                d[o..o + 8].copy_from_slice(&(old | v).to_le_bytes());
+                old
+            })
         }
         fn fetch_and_u64(&self, pa: u64, v: u64) -> u64 {
             assert!(pa.is_multiple_of(8), "unaligned atomic at {pa:#x}");
             let (i, o) = self.idx(pa);
-            let mut d = self.data.lock();
-            let old = u64::from_le_bytes(d[i][o..o + 8].try_into().unwrap());
-            d[i][o..o + 8].copy_from_slice(&(old & v).to_le_bytes());
-            old
+            self.with_frame(i, |d| {
+                let old = u64::from_le_bytes(d[o..o + 8].try_into().unwrap());
+                d[o..o + 8].copy_from_slice(&(old & v).to_le_bytes());
+                old
+            })
         }
     }
 }
@@ -578,7 +652,7 @@ mod tests {
         mem.free_frame(data[1].1);
         assert_eq!(p.mapped(), 5);
         let mut seen = alloc::vec::Vec::new();
-        p.destroy(&mem, |g, f| {
+        p.destroy(&mem, |g, f, _| {
             seen.push((g, f));
             mem.free_frame(f);
         });

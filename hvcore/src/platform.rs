@@ -62,6 +62,12 @@ pub trait Platform: Sync {
     fn cpuid_signature(&self) -> u32 {
         0
     }
+    /// The host's CPUID answer for (`leaf`, `subleaf`) (the CPU policies
+    /// of `sysctl get_cpu_policy`, `domctl get_cpu_policy`). Zeros when
+    /// unknown.
+    fn host_cpuid(&self, _leaf: u32, _subleaf: u32) -> (u32, u32, u32, u32) {
+        (0, 0, 0, 0)
+    }
     /// TSC frequency in kHz (physinfo).
     fn cpu_khz(&self) -> u32 {
         (self.tsc_hz() / 1000) as u32
@@ -95,6 +101,10 @@ pub trait Platform: Sync {
     /// Take up to `buf.len()` bytes of serial console input waiting in the
     /// UARTs (never waits).
     fn serial_input(&self, buf: &mut [u8]) -> usize;
+    /// The serial input switch (`conswitch=`).
+    fn conswitch(&self) -> crate::cmdline::ConSwitch {
+        crate::cmdline::ConSwitch::default()
+    }
     /// Physical CPU `cpu` (the hypervisor's CPU numbers, Xen's `xen_cpuid`),
     /// None if there is no such CPU.
     fn pcpu(&self, cpu: u32) -> Option<Pcpu> {

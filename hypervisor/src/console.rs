@@ -116,6 +116,7 @@ struct Console {
     to_ring: bool,
     /// `guest_console_ratelimit=`.
     guest_rate: (u32, u64),
+    conswitch: hvcore::cmdline::ConSwitch,
     tx: TxQueue,
 }
 
@@ -126,6 +127,10 @@ static CONSOLE: spin::Mutex<Console> = spin::Mutex::new(Console {
     timestamps: true,
     to_ring: false,
     guest_rate: hvcore::cmdline::GUEST_CONSOLE_RATELIMIT,
+    conswitch: hvcore::cmdline::ConSwitch {
+        letter: b'a',
+        stay_with_xen: false,
+    },
     tx: TxQueue {
         buf: [0; TXQ],
         start: 0,
@@ -164,6 +169,7 @@ pub fn configure(o: &Options) {
     c.timestamps = o.console_timestamps;
     c.to_ring = o.console_to_ring;
     c.guest_rate = o.guest_console_ratelimit;
+    c.conswitch = o.conswitch;
 }
 
 /// `console_to_ring`.
@@ -174,6 +180,11 @@ pub fn to_ring() -> bool {
 /// `guest_console_ratelimit=`.
 pub fn guest_rate() -> (u32, u64) {
     CONSOLE.lock().guest_rate
+}
+
+/// The serial input switch (`conswitch=`).
+pub fn conswitch() -> hvcore::cmdline::ConSwitch {
+    CONSOLE.lock().conswitch
 }
 
 /// Send queued serial output the UARTs take now (the timer tick calls this;

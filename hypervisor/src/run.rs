@@ -53,6 +53,9 @@ impl Platform for Machine {
     fn cpuid_signature(&self) -> u32 {
         arch::cpuid(1, 0).0
     }
+    fn host_cpuid(&self, leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+        arch::cpuid(leaf, subleaf)
+    }
     fn wallclock_boot_ns(&self) -> u64 {
         time::wallclock_boot_ns()
     }
@@ -110,6 +113,9 @@ impl Platform for Machine {
     }
     fn guest_console_ratelimit(&self) -> (u32, u64) {
         console::guest_rate()
+    }
+    fn conswitch(&self) -> hvcore::cmdline::ConSwitch {
+        console::conswitch()
     }
     fn serial_input(&self, buf: &mut [u8]) -> usize {
         console::input(buf)
@@ -344,6 +350,12 @@ pub fn start(
         hv.unpause(d)
             .map_err(|e| err!(InvalidInput, "unpausing d{}: {e}", d.id))?;
     }
+    let sw = opts.conswitch;
+    info!(
+        "*** Serial input to {} (type 'CTRL-{}' three times to switch input)",
+        if sw.stay_with_xen { "Xen" } else { "DOM0" },
+        sw.letter as char
+    );
     GO.store(true, Ordering::Release);
     for c in 1..nr_cpus {
         machine.kick(c);

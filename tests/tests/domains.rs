@@ -14,9 +14,15 @@ fn lifecycle_pause_destroy_and_every_page_returned() {
             "domain domid=1 label={DOMU} mem=8M -- role=victim"
         ))
         .guest(&format!("domain domid=2 label={DOMU} mem=8M -- role=hello"))
+        // A kernel for dom0 to build a domain from, as libxc does.
+        .module(warden_tests::tguest(), "kernel")
         .run();
     o.expect_dom0_poweroff()
         .contains("RESULT lifecycle-dom0: PASS")
+        // The xl create flow: the built domain ran its checks.
+        .contains("ran its checks and powered off")
+        .contains("RESULT built: PASS")
+        .contains("CHECK ok physinfo free pages back to")
         .lacks("CHECK FAIL")
         .contains("Domain 2 shut down: reason 0 (poweroff)")
         // 8 MiB of RAM, the three ACPI pages of the PVH layout and the

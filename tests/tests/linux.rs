@@ -233,7 +233,9 @@ fn debian_linux_boots_as_the_pvh_dom0_enforcing() {
         .module(&a.initrd, "initrd")
         .input(
             "shell on the console",
-            b"echo typed-$((6 * 7)) on $(cat /sys/hypervisor/type)\npoweroff -f\n",
+            // CTRL-A three times, `q`, CTRL-A three times: Warden's debug
+            // key between two lines for the shell.
+            b"\x01\x01\x01q\x01\x01\x01echo typed-$((6 * 7)) on $(cat /sys/hypervisor/type)\npoweroff -f\n",
         )
         .run();
     o.expect_dom0_poweroff()
@@ -249,9 +251,21 @@ fn debian_linux_boots_as_the_pvh_dom0_enforcing() {
         .contains("warden-init: RESULT PASS")
         // Typed on the serial line, read through CONSOLEIO_read.
         .contains("typed-42 on xen")
+        // The debug key: input switched to Warden and back, VIRQ_DEBUG
+        // raised on each vCPU that Linux bound it on.
+        .contains("*** Serial input to Xen (type 'CTRL-a' three times to switch input)")
+        .contains("'q' pressed -> dumping domain info")
+        .contains("*** Serial input to DOM0 (type 'CTRL-a' three times to switch input)")
         .contains("Domain 0 shut down: reason 0 (poweroff)")
         .lacks("CHECK FAIL")
         .lacks("avc:  denied");
+    for v in 0..2 {
+        let n = o.lines_with(&format!("Notifying guest 0:{v} (virq 1, port "));
+        assert!(
+            n.len() == 1 && !n[0].contains("port 0)"),
+            "VIRQ_DEBUG on d0v{v}: {n:#?}"
+        );
+    }
     // Every hypercall of the boot was known but one: Linux 6.1.y probes
     // XENPF_get_dom0_console (Xen 4.18's), which Xen 4.17's FLASK hook
     // denies as unknown (the absent features are logged as such, once).

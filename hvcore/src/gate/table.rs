@@ -175,8 +175,13 @@ ops! {
         [Caller -> CallerSelf : domain2 { VCPU_OP }];
 
     // ---- HVM parameters (xen::params; Xen: xsm_hvm_param, XSM_TARGET)
-    HvmSetParam: HVM_OP / hvm::SET_PARAM, "", dummy Target,
+    /// Every parameter (the first check).
+    HvmSetParam: HVM_OP / hvm::SET_PARAM, "every parameter", dummy Target,
         [Caller -> Target : hvm { SETPARAM }];
+    /// HVM_PARAM_ALTP2M's second check, after the per-parameter rules
+    /// (Xen's xsm_hvm_param_altp2mhvm in hvm_set_param).
+    HvmSetParamAltp2m: HVM_OP / hvm::SET_PARAM, "HVM_PARAM_ALTP2M (second check)", dummy Priv,
+        [Caller -> Target : hvm { ALTP2MHVM }];
     HvmGetParam: HVM_OP / hvm::GET_PARAM, "", dummy Target,
         [Caller -> Target : hvm { GETPARAM }];
 
@@ -248,6 +253,27 @@ ops! {
         [Caller -> Target : mmu { STAT }];
     MemAddToPhysmap: MEMORY_OP / memory::ADD_TO_PHYSMAP, "", dummy Target,
         [Caller -> Target : mmu { PHYSMAP }];
+    MemMaximumGpfn: MEMORY_OP / memory::MAXIMUM_GPFN, "", dummy Target,
+        [Caller -> Target : mmu { STAT }];
+    /// Xen's xsm_remove_from_physmap.
+    MemRemoveFromPhysmap: MEMORY_OP / memory::REMOVE_FROM_PHYSMAP, "", dummy Target,
+        [Caller -> Target : mmu { PHYSMAP }];
+    /// The batch's own check (Xen's xatp_permission_check), before any page.
+    MemAddToPhysmapBatch: MEMORY_OP / memory::ADD_TO_PHYSMAP_BATCH, "the batch", dummy Target,
+        [Caller -> Target : mmu { PHYSMAP }];
+    /// XENMAPSPACE_gmfn_foreign, checked for each page (Xen's
+    /// xsm_map_gmfn_foreign in p2m_add_foreign; a refusal is that page's
+    /// error): the mapper against the domain whose frame it maps. Warden
+    /// maps foreign frames only into the caller's own physmap, so the
+    /// mapper is the caller and the target is the foreign domain.
+    MemMapForeign: MEMORY_OP / memory::ADD_TO_PHYSMAP_BATCH, "gmfn_foreign (per page)", dummy Target,
+        [Caller -> Target : mmu { MAP_READ MAP_WRITE }];
+    /// Xen's xsm_claim_pages.
+    MemClaimPages: MEMORY_OP / memory::CLAIM_PAGES, "", dummy Priv,
+        [Caller -> Target : domain2 { SETCLAIM }];
+    /// Xen's xsm_domain_resource_map.
+    MemAcquireResource: MEMORY_OP / memory::ACQUIRE_RESOURCE, "", dummy DmPriv,
+        [Caller -> Target : domain2 { RESOURCE_MAP }];
     /// Warden: mmu:stat on oneself (Xen answers the sharing counters unchecked).
     MemGetSharingFreedPages: MEMORY_OP / memory::GET_SHARING_FREED_PAGES, "", dummy Hook,
         [Caller -> CallerSelf : mmu { STAT }];
@@ -308,6 +334,28 @@ ops! {
         [Caller -> Target : hvm { GETHVMC }];
     DomctlMaxVcpus: DOMCTL / domctl::MAX_VCPUS, "", dummy Priv,
         [Caller -> Target : domain { MAX_VCPUS }];
+    DomctlSetDomainHandle: DOMCTL / domctl::SETDOMAINHANDLE, "", dummy Priv,
+        [Caller -> Target : domain { SETDOMAINHANDLE }];
+    DomctlGetTscInfo: DOMCTL / domctl::GETTSCINFO, "", dummy Priv,
+        [Caller -> Target : domain2 { GETTSC }];
+    DomctlSetTscInfo: DOMCTL / domctl::SETTSCINFO, "", dummy Priv,
+        [Caller -> Target : domain2 { SETTSC }];
+    DomctlSetNodeAffinity: DOMCTL / domctl::SETNODEAFFINITY, "", dummy Priv,
+        [Caller -> Target : domain { SETAFFINITY }];
+    DomctlGetNodeAffinity: DOMCTL / domctl::GETNODEAFFINITY, "", dummy Priv,
+        [Caller -> Target : domain { GETAFFINITY }];
+    /// Checked, then -ENOSYS as on an x86 Xen (caches are coherent; libxc
+    /// never issues it on x86).
+    DomctlCacheflush: DOMCTL / domctl::CACHEFLUSH, "", dummy Priv,
+        [Caller -> Target : domain2 { CACHEFLUSH }];
+    DomctlGetCpuPolicy: DOMCTL / domctl::GET_CPU_POLICY, "", dummy Priv,
+        [Caller -> Target : domain2 { GET_CPU_POLICY }];
+    DomctlSetCpuPolicy: DOMCTL / domctl::SET_CPU_POLICY, "", dummy Priv,
+        [Caller -> Target : domain2 { SET_CPU_POLICY }];
+    DomctlGetPagingMempoolSize: DOMCTL / domctl::GET_PAGING_MEMPOOL_SIZE, "", dummy Priv,
+        [Caller -> Target : domain { GETPAGINGMEMPOOL }];
+    DomctlSetPagingMempoolSize: DOMCTL / domctl::SET_PAGING_MEMPOOL_SIZE, "", dummy Priv,
+        [Caller -> Target : domain { SETPAGINGMEMPOOL }];
 
     // ---- sysctl (Xen 4.17's flask_sysctl)
     SysctlReadConsole: SYSCTL / sysctl::READCONSOLE, "read", dummy Priv,
@@ -328,6 +376,11 @@ ops! {
     SysctlCpuTopoInfo: SYSCTL / sysctl::CPUTOPOINFO, "", dummy Priv,
         [Caller -> Xen : xen { PHYSINFO }];
     SysctlNumaInfo: SYSCTL / sysctl::NUMAINFO, "", dummy Priv,
+        [Caller -> Xen : xen { PHYSINFO }];
+    SysctlGetCpuFeatureset: SYSCTL / sysctl::GET_CPU_FEATURESET, "", dummy Priv,
+        [Caller -> Xen : xen2 { GET_CPU_FEATURESET }];
+    /// Xen checks xen:physinfo for the system policies.
+    SysctlGetCpuPolicy: SYSCTL / sysctl::GET_CPU_POLICY, "", dummy Priv,
         [Caller -> Xen : xen { PHYSINFO }];
     /// Every cpupool sub-operation (Xen checks the sysctl, not the sub-op).
     SysctlCpupoolOp: SYSCTL / sysctl::CPUPOOL_OP, "", dummy Priv,

@@ -1027,7 +1027,7 @@ impl Global<'_, VersionGetFeatures> {
 impl Global<'_, VersionGuestHandle> {
     /// The caller's domain handle.
     pub fn caller_handle(&self) -> [u8; 16] {
-        self.vcpu.domain.handle
+        *self.vcpu.domain.handle.lock()
     }
 }
 
@@ -1106,6 +1106,33 @@ impl<O: CountsDomains> Global<'_, O> {
     /// How many domains exist.
     pub fn nr_domains(&self) -> u32 {
         self.hv.domains.snapshots_from(0).count() as u32
+    }
+}
+
+impl<O: SeesCpuPolicy> Global<'_, O> {
+    /// A CPUID policy, serialised as Xen serialises one.
+    pub fn cpu_policy(
+        &self,
+        view: crate::xen::cpupolicy::View,
+    ) -> Vec<warden_abi::sysctl::CpuidLeaf> {
+        let p = self.hv.platform;
+        crate::xen::cpupolicy::serialise(&|l, s| p.host_cpuid(l, s), view)
+    }
+
+    /// A featureset, in Xen's word order.
+    pub fn featureset(
+        &self,
+        view: crate::xen::cpupolicy::View,
+    ) -> [u32; warden_abi::sysctl::FSCAPINTS as usize] {
+        let p = self.hv.platform;
+        crate::xen::cpupolicy::featureset(&|l, s| p.host_cpuid(l, s), view)
+    }
+}
+
+impl Global<'_, SysctlPhysinfo> {
+    /// Pages claimed by all domains and not yet populated.
+    pub fn outstanding_claims(&self) -> u64 {
+        self.hv.outstanding_claims()
     }
 }
 
@@ -1268,10 +1295,165 @@ impl<'a> Call<'a> {
     }
 }
 
-impl Resolved<'_, MemAddToPhysmap> {
+impl<O: MapsPhysmap> Resolved<'_, O> {
     /// XENMAPSPACE_grant_table: frame `idx` of the domain's grant table at `gpfn`.
     pub fn map_grant_frame(&self, idx: u64, gpfn: u64) -> Result<(), i32> {
         self.hv.map_grant_frame(&self.dom, idx, gpfn)
+    }
+}
+
+impl Resolved<'_, MemAddToPhysmapBatch> {
+    /// XENMAPSPACE_gmfn_foreign: `foreign`'s frame at guest frame `fgfn`
+    /// mapped at `gpfn` of this domain (the mapper).
+    pub fn map_foreign(
+        &self,
+        foreign: &Resolved<'_, MemMapForeign>,
+        fgfn: u64,
+        gpfn: u64,
+    ) -> Result<(), i32> {
+        self.hv.map_foreign(&self.dom, &foreign.dom, fgfn, gpfn)
+    }
+}
+
+impl Resolved<'_, DomctlSetDomainHandle> {
+    /// Set the domain's handle (UUID).
+    pub fn set_handle(&self, h: [u8; 16]) {
+        *self.dom.handle.lock() = h;
+    }
+}
+
+/// TSC modes refused: Warden cannot emulate RDTSC (said once).
+static NO_VTSC: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+impl Resolved<'_, DomctlSetTscInfo> {
+    /// XEN_DOMCTL_settscinfo (Xen's `tsc_set_info`): Warden's guests read
+    /// the host's TSC, so the modes that mean that are accepted — the
+    /// default at the host's frequency (0 = the host's) and never-emulate;
+    /// an emulated TSC (always-emulate, or another frequency) is refused
+    /// with EOPNOTSUPP (logged once); an unknown mode is EINVAL.
+    /// `elapsed_nsec` is ignored (it offsets an emulated TSC only).
+    pub fn set_tsc_mode(&self, a: &warden_abi::domctl::TscInfo, cpu_khz: u32) -> Result<(), i32> {
+        use warden_abi::domctl::{
+            TSC_MODE_ALWAYS_EMULATE, TSC_MODE_DEFAULT, TSC_MODE_NEVER_EMULATE,
+        };
+        let native = match a.tsc_mode {
+            TSC_MODE_DEFAULT => a.gtsc_khz == 0 || a.gtsc_khz == cpu_khz,
+            TSC_MODE_NEVER_EMULATE => true,
+            TSC_MODE_ALWAYS_EMULATE => false,
+            _ => return Err(errno::EINVAL),
+        };
+        if !native {
+            if !NO_VTSC.swap(true, core::sync::atomic::Ordering::Relaxed) {
+                log::warn!(
+                    "settscinfo: mode {} at {} kHz needs an emulated TSC, which Warden does not have: refused (EOPNOTSUPP)",
+                    a.tsc_mode,
+                    a.gtsc_khz
+                );
+            }
+            return Err(errno::EOPNOTSUPP);
+        }
+        *self.dom.hvm.tsc.lock() = crate::xen::TscMode {
+            mode: a.tsc_mode,
+            incarnation: a.incarnation.wrapping_add(1),
+        };
+        Ok(())
+    }
+}
+
+impl Resolved<'_, DomctlGetTscInfo> {
+    /// XEN_DOMCTL_gettscinfo (Xen's `tsc_get_info` for a native TSC): the
+    /// mode and incarnation, the host's frequency and its TSC in
+    /// nanoseconds (zeros for never-emulate).
+    pub fn tsc_info(&self) -> warden_abi::domctl::TscInfo {
+        let t = *self.dom.hvm.tsc.lock();
+        let (elapsed_nsec, gtsc_khz) = if t.mode == warden_abi::domctl::TSC_MODE_NEVER_EMULATE {
+            (0, 0)
+        } else {
+            let p = self.hv.platform;
+            let (mul, shift) = crate::platform::time_scale(p.tsc_hz());
+            (
+                crate::platform::scale_delta(p.rdtsc(), mul, shift),
+                p.cpu_khz(),
+            )
+        };
+        warden_abi::domctl::TscInfo {
+            tsc_mode: t.mode,
+            gtsc_khz,
+            incarnation: t.incarnation,
+            pad: 0,
+            elapsed_nsec,
+        }
+    }
+}
+
+impl Resolved<'_, DomctlSetNodeAffinity> {
+    /// XEN_DOMCTL_setnodeaffinity (Xen's `domain_set_node_affinity`):
+    /// EINVAL for a mask without an online node (Warden has node 0 only);
+    /// every node means the automatic affinity.
+    pub fn set_node_affinity(&self, nodes: u64) -> Result<(), i32> {
+        if nodes & 1 == 0 {
+            return Err(errno::EINVAL);
+        }
+        *self.dom.node_affinity.lock() = (nodes != u64::MAX).then_some(nodes);
+        Ok(())
+    }
+}
+
+impl Resolved<'_, DomctlGetNodeAffinity> {
+    /// The node affinity as set, else the automatic one (node 0).
+    pub fn node_affinity(&self) -> u64 {
+        self.dom.node_affinity.lock().unwrap_or(1)
+    }
+}
+
+impl Resolved<'_, DomctlGetPagingMempoolSize> {
+    /// Frames of the domain's paging pool: its nested page tables' budget.
+    pub fn paging_pool_frames(&self) -> u64 {
+        self.dom
+            .mem
+            .read()
+            .p2m
+            .as_ref()
+            .map_or(0, |p| p.table_limit())
+    }
+}
+
+impl Resolved<'_, DomctlSetPagingMempoolSize> {
+    /// Set the domain's paging pool (its nested page tables' budget) to
+    /// `frames`, never below the tables in use. Warden allocates table
+    /// frames as they are needed, up to the budget, rather than ahead.
+    pub fn set_paging_pool(&self, frames: u64) -> Result<(), i32> {
+        let mut m = self.dom.mem.write();
+        m.p2m.as_mut().ok_or(errno::ESRCH)?.set_table_pool(frames);
+        Ok(())
+    }
+}
+
+impl Resolved<'_, MemRemoveFromPhysmap> {
+    /// Take the page at `gpfn` out of the domain's physmap.
+    pub fn remove_from_physmap(&self, gpfn: u64) -> Result<(), i32> {
+        self.hv.remove_from_physmap(&self.dom, gpfn)
+    }
+}
+
+impl Resolved<'_, MemClaimPages> {
+    /// Claim memory for `pages` pages in all (0: cancel the claim).
+    pub fn claim(&self, pages: u64) -> Result<(), i32> {
+        self.hv.claim_pages(&self.dom, pages)
+    }
+}
+
+impl Call<'_> {
+    /// acquire_resource: frame `idx` of `target`'s grant table mapped at
+    /// `gpfn` of the caller's physmap (a foreign mapping).
+    pub fn acquire_grant_frame(
+        &self,
+        target: &Resolved<'_, MemAcquireResource>,
+        idx: u64,
+        gpfn: u64,
+    ) -> Result<(), i32> {
+        self.hv
+            .map_grant_frame_foreign(&self.vcpu.domain, &target.dom, idx, gpfn)
     }
 }
 

@@ -10,7 +10,8 @@ use crate::gate::table::*;
 use crate::hv::{DomainLimits, NewDomain};
 use crate::sched::DEFAULT_WEIGHT;
 use crate::xen::gnttab::{MAX_GRANT_FRAMES, maptrack};
-use crate::xen::hvmctx;
+use crate::xen::{cpupolicy, hvmctx};
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use warden_abi::domctl::*;
 use warden_abi::{DOMID_FIRST_RESERVED, DomId, errno};
@@ -153,8 +154,251 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             c.write(arg, &op)?;
             r
         }
+        SETDOMAINHANDLE => {
+            let p = c.check_req::<DomctlSetDomainHandle>(Some(target(c, op.domain)?), None)?;
+            let a: DomainHandle = op.arg();
+            c.resolve(&p)?.set_handle(a.handle);
+            Ok(0)
+        }
+        GETTSCINFO => {
+            let p = c.check_req::<DomctlGetTscInfo>(Some(target(c, op.domain)?), None)?;
+            let d = c.resolve(&p)?;
+            // Xen: not the caller itself (it cannot be paused).
+            if d.id == c.caller.id {
+                return Err(errno::EINVAL);
+            }
+            d.pause(c)?;
+            let info = d.tsc_info();
+            let _ = d.unpause();
+            op.set_arg(&info);
+            c.write(arg, &op)?;
+            Ok(0)
+        }
+        SETTSCINFO => {
+            let p = c.check_req::<DomctlSetTscInfo>(Some(target(c, op.domain)?), None)?;
+            let a: TscInfo = op.arg();
+            let d = c.resolve(&p)?;
+            if d.id == c.caller.id {
+                return Err(errno::EINVAL);
+            }
+            d.pause(c)?;
+            let r = d.set_tsc_mode(&a, c.cpu_khz());
+            let _ = d.unpause();
+            r?;
+            Ok(0)
+        }
+        SETNODEAFFINITY => {
+            let p = c.check_req::<DomctlSetNodeAffinity>(Some(target(c, op.domain)?), None)?;
+            let a: NodeAffinity = op.arg();
+            let d = c.resolve(&p)?;
+            let nodes = read_nodemask(c, &a)?;
+            d.set_node_affinity(nodes)?;
+            Ok(0)
+        }
+        GETNODEAFFINITY => {
+            let p = c.check_req::<DomctlGetNodeAffinity>(Some(target(c, op.domain)?), None)?;
+            let a: NodeAffinity = op.arg();
+            let d = c.resolve(&p)?;
+            write_nodemask(c, &a, d.node_affinity())?;
+            Ok(0)
+        }
+        CACHEFLUSH => {
+            let p = c.check_req::<DomctlCacheflush>(Some(target(c, op.domain)?), None)?;
+            let _ = c.resolve(&p)?;
+            // An x86 Xen has no cache flush domctl (its caches are coherent
+            // with DMA; libxc never issues it there).
+            Err(absent(
+                &NO_CACHEFLUSH,
+                "domctl cacheflush (Arm only)",
+                errno::ENOSYS,
+            ))
+        }
+        GET_CPU_POLICY => {
+            let p = c.check_req::<DomctlGetCpuPolicy>(Some(target(c, op.domain)?), None)?;
+            let _d = c.resolve(&p)?;
+            let mut a: CpuPolicy = op.arg();
+            // Every domain has Warden's guest policy.
+            let g = c.global(&p);
+            put_policy(
+                c,
+                &g.cpu_policy(cpupolicy::View::Guest),
+                &cpupolicy::msrs(),
+                a.leaves,
+                &mut a.nr_leaves,
+                a.msrs,
+                &mut a.nr_msrs,
+            )?;
+            op.set_arg(&a);
+            c.write(arg, &op)?;
+            Ok(0)
+        }
+        SET_CPU_POLICY => {
+            let p = c.check_req::<DomctlSetCpuPolicy>(Some(target(c, op.domain)?), None)?;
+            let mut a: CpuPolicy = op.arg();
+            let d = c.resolve(&p)?;
+            if d.id == c.caller.id {
+                return Err(errno::EINVAL);
+            }
+            d.pause(c)?;
+            let r = if d.creation_finished.load(Ordering::Acquire) {
+                // No changing once the domain ran.
+                Err(None)
+            } else {
+                let ours = c.global(&p).cpu_policy(cpupolicy::View::Guest);
+                check_policy(c, &ours, &a).map_err(Some)
+            };
+            let _ = d.unpause();
+            match r {
+                Ok(()) => {
+                    if !POLICY_KEPT.swap(true, Ordering::Relaxed) {
+                        log::info!(
+                            "set_cpu_policy: accepted (compatible); guests keep seeing Warden's CPUID policy"
+                        );
+                    }
+                    Ok(0)
+                }
+                Err(None) => Err(errno::EEXIST),
+                Err(Some(e)) => {
+                    a.err_leaf = e.err_leaf;
+                    a.err_subleaf = e.err_subleaf;
+                    a.err_msr = e.err_msr;
+                    op.set_arg(&a);
+                    c.write(arg, &op)?;
+                    Err(e.errno)
+                }
+            }
+        }
+        GET_PAGING_MEMPOOL_SIZE => {
+            let p = c.check_req::<DomctlGetPagingMempoolSize>(Some(target(c, op.domain)?), None)?;
+            let d = c.resolve(&p)?;
+            op.set_arg(&PagingMempool {
+                size: d.paging_pool_frames() << 12,
+            });
+            c.write(arg, &op)?;
+            Ok(0)
+        }
+        SET_PAGING_MEMPOOL_SIZE => {
+            let p = c.check_req::<DomctlSetPagingMempoolSize>(Some(target(c, op.domain)?), None)?;
+            let a: PagingMempool = op.arg();
+            let d = c.resolve(&p)?;
+            let pages = a.size >> 12;
+            if a.size & 0xfff != 0 || pages > u64::from(u32::MAX) {
+                return Err(errno::EINVAL);
+            }
+            d.set_paging_pool(pages)?;
+            Ok(0)
+        }
         n => c.unknown("domctl", n as u64),
     }
+}
+
+static NO_CACHEFLUSH: AtomicBool = AtomicBool::new(false);
+static POLICY_KEPT: AtomicBool = AtomicBool::new(false);
+
+/// Nodes a node mask holds (Xen's `MAX_NUMNODES` on x86).
+const MAX_NUMNODES: u32 = 64;
+
+/// A `xenctl_bitmap` of nodes from the caller (Xen's
+/// `xenctl_bitmap_to_bitmap`: bits beyond `nr_bits` are clear, beyond
+/// [`MAX_NUMNODES`] ignored).
+fn read_nodemask(c: &Call<'_>, a: &NodeAffinity) -> Result<u64, i32> {
+    let guest_bytes = a.nr_bits.div_ceil(8) as usize;
+    let copy = guest_bytes.min((MAX_NUMNODES / 8) as usize);
+    let mut b = [0u8; 8];
+    if copy != 0 {
+        let v = c.read_bytes(a.bitmap, copy, copy, errno::EFAULT)?;
+        b[..copy].copy_from_slice(&v);
+        if a.nr_bits & 7 != 0 && guest_bytes == copy {
+            b[copy - 1] &= !(0xffu8 << (a.nr_bits & 7));
+        }
+    }
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Write a node mask into the caller's `xenctl_bitmap` (Xen's
+/// `bitmap_to_xenctl_bitmap`: its bytes, then zeros up to `nr_bits`).
+fn write_nodemask(c: &Call<'_>, a: &NodeAffinity, nodes: u64) -> Result<(), i32> {
+    let guest_bytes = a.nr_bits.div_ceil(8) as usize;
+    let copy = guest_bytes.min((MAX_NUMNODES / 8) as usize);
+    if copy != 0 {
+        c.write_bytes(a.bitmap, &nodes.to_le_bytes()[..copy])?;
+    }
+    for i in copy..guest_bytes {
+        c.write_bytes(a.bitmap.wrapping_add(i as u64), &[0])?;
+    }
+    Ok(())
+}
+
+/// Copy a policy into the caller's buffers as Xen's get_cpu_policy does:
+/// a null handle asks for the largest size; a buffer too small gets the
+/// entries that fit and -ENOBUFS (the counts are not updated then).
+pub(super) fn put_policy(
+    c: &Call<'_>,
+    leaves: &[warden_abi::sysctl::CpuidLeaf],
+    msrs: &[warden_abi::sysctl::MsrEntry],
+    leaves_va: u64,
+    nr_leaves: &mut u32,
+    msrs_va: u64,
+    nr_msrs: &mut u32,
+) -> Result<(), i32> {
+    use warden_abi::sysctl::{CPUID_MAX_SERIALISED_LEAVES, MSR_MAX_SERIALISED_ENTRIES};
+    if leaves_va == 0 {
+        *nr_leaves = CPUID_MAX_SERIALISED_LEAVES;
+    } else {
+        for (i, l) in leaves.iter().enumerate() {
+            if i as u32 == *nr_leaves {
+                return Err(errno::ENOBUFS);
+            }
+            c.write_elem(leaves_va, i as u64, l)?;
+        }
+        *nr_leaves = leaves.len() as u32;
+    }
+    if msrs_va == 0 {
+        *nr_msrs = MSR_MAX_SERIALISED_ENTRIES;
+    } else {
+        for (i, m) in msrs.iter().enumerate() {
+            if i as u32 == *nr_msrs {
+                return Err(errno::ENOBUFS);
+            }
+            c.write_elem(msrs_va, i as u64, m)?;
+        }
+        *nr_msrs = msrs.len() as u32;
+    }
+    Ok(())
+}
+
+/// Read a toolstack's policy and check it against `ours` (Xen's
+/// `update_domain_cpu_policy`): counts checked before anything is read.
+fn check_policy(
+    c: &Call<'_>,
+    ours: &[warden_abi::sysctl::CpuidLeaf],
+    a: &CpuPolicy,
+) -> Result<(), cpupolicy::Refusal> {
+    use warden_abi::sysctl::{CPUID_MAX_SERIALISED_LEAVES, MSR_MAX_SERIALISED_ENTRIES, MsrEntry};
+    let fault = |e| cpupolicy::Refusal {
+        errno: e,
+        err_leaf: !0,
+        err_subleaf: !0,
+        err_msr: !0,
+    };
+    if a.nr_leaves > CPUID_MAX_SERIALISED_LEAVES {
+        return Err(fault(errno::E2BIG));
+    }
+    let mut leaves = Vec::new();
+    for i in 0..u64::from(a.nr_leaves) {
+        leaves.push(c.read_elem(a.leaves, i).map_err(fault)?);
+    }
+    // More MSRs than a policy has: refused once the leaves are parsed.
+    let msrs = if a.nr_msrs > MSR_MAX_SERIALISED_ENTRIES {
+        alloc::vec![MsrEntry::default(); MSR_MAX_SERIALISED_ENTRIES as usize + 1]
+    } else {
+        let mut v = Vec::new();
+        for i in 0..u64::from(a.nr_msrs) {
+            v.push(c.read_elem(a.msrs, i).map_err(fault)?);
+        }
+        v
+    };
+    cpupolicy::check(ours, &leaves, &msrs)
 }
 
 /// The domain a domctl names: Xen looks it up by id only (DOMID_SELF and

@@ -1,13 +1,16 @@
 //! hvm_op.
 
 use super::{Call, HcResult};
-use crate::gate::table::{HvmGetParam, HvmPagetableDying, HvmSetEvtchnUpcallVector, HvmSetParam};
+use crate::gate::table::{
+    HvmGetParam, HvmPagetableDying, HvmSetEvtchnUpcallVector, HvmSetParam, HvmSetParamAltp2m,
+};
+use crate::xen::params;
 use warden_abi::errno;
 use warden_abi::hvm::{
     GET_PARAM, HvmParam, PAGETABLE_DYING, PagetableDying, SET_EVTCHN_UPCALL_VECTOR, SET_PARAM,
     UPCALL_VECTOR_MIN, UpcallVector,
 };
-use warden_abi::xen::hvm_params::{CALLBACK_IRQ, NR_PARAMS};
+use warden_abi::xen::hvm_params::{ALTP2M, CALLBACK_IRQ, NR_PARAMS};
 
 pub fn hvm_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
     match cmd {
@@ -32,6 +35,11 @@ pub fn hvm_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             let p = c.check_req::<HvmSetParam>(Some(t), None)?;
             let d = c.resolve(&p)?;
             let on_self = d.id == c.caller.id;
+            if a.index == ALTP2M {
+                // Xen: the parameter's own rules, then altp2m's check.
+                params::allow_set(ALTP2M, on_self)?;
+                c.check_req::<HvmSetParamAltp2m>(Some(t), None)?;
+            }
             d.params().set(a.index, a.value, on_self)?;
             // Its effect: how the event upcall is delivered (xen::evtchn).
             if a.index == CALLBACK_IRQ {

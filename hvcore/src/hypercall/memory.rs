@@ -16,9 +16,23 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
     // reservation operation starts at above them.
     let start = cmd >> MEMOP_EXTENT_SHIFT;
     let op = cmd & MEMOP_CMD_MASK;
-    let reservation = op == POPULATE_PHYSMAP as u64 || op == DECREASE_RESERVATION as u64;
-    if start != 0 && !reservation {
-        return c.unknown("memory_op sub-op", cmd);
+    // Operations that continue themselves with the start index above the
+    // sub-operation (Xen's encoding).
+    let continued = [
+        POPULATE_PHYSMAP,
+        DECREASE_RESERVATION,
+        ADD_TO_PHYSMAP_BATCH,
+        ACQUIRE_RESOURCE,
+    ]
+    .iter()
+    .any(|&o| o as u64 == op);
+    if start != 0 && !continued {
+        // Xen: -EINVAL from the operations it knows, -ENOSYS otherwise.
+        return match op as u32 {
+            CLAIM_PAGES | CURRENT_RESERVATION | MAXIMUM_RESERVATION | MAXIMUM_GPFN
+            | REMOVE_FROM_PHYSMAP | MAXIMUM_RAM_PAGE => Err(errno::EINVAL),
+            _ => c.unknown("memory_op sub-op", cmd),
+        };
     }
     match op as u32 {
         POPULATE_PHYSMAP | DECREASE_RESERVATION => {
@@ -32,8 +46,15 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
                 let p = c.check_req::<MemDecreaseReservation>(Some(t), None)?;
                 c.resolve(&p)?.adjust()
             };
-            if r.extent_order > MAX_EXTENT_ORDER {
-                return Err(errno::EINVAL);
+            // Xen's max_order(): larger extents for the control domain;
+            // beyond it nothing is done (the extents done so far: none).
+            let max_order = if c.caller.privileged {
+                CTLDOM_MAX_ORDER
+            } else {
+                DOMU_MAX_ORDER
+            };
+            if r.extent_order > max_order {
+                return Ok(start);
             }
             // Nothing left, or too many extents to encode a continuation:
             // Xen returns the extents done so far.
@@ -96,23 +117,55 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             let p = c.check::<MemMaximumRamPage>()?;
             Ok(c.global(&p).max_mfn())
         }
-        CURRENT_RESERVATION | MAXIMUM_RESERVATION => {
+        CURRENT_RESERVATION | MAXIMUM_RESERVATION | MAXIMUM_GPFN => {
             let a: DomidArg = c.read(arg)?;
             let t = c.target(a.domid)?;
-            let d = if op as u32 == CURRENT_RESERVATION {
-                let p = c.check_req::<MemCurrentReservation>(Some(t), None)?;
-                c.resolve(&p)?.into_domain()
-            } else {
-                let p = c.check_req::<MemMaximumReservation>(Some(t), None)?;
-                c.resolve(&p)?.into_domain()
+            let d = match op as u32 {
+                CURRENT_RESERVATION => {
+                    let p = c.check_req::<MemCurrentReservation>(Some(t), None)?;
+                    c.resolve(&p)?.into_domain()
+                }
+                MAXIMUM_RESERVATION => {
+                    let p = c.check_req::<MemMaximumReservation>(Some(t), None)?;
+                    c.resolve(&p)?.into_domain()
+                }
+                _ => {
+                    let p = c.check_req::<MemMaximumGpfn>(Some(t), None)?;
+                    c.resolve(&p)?.into_domain()
+                }
             };
             let m = d.mem.read();
-            Ok(if op as u32 == CURRENT_RESERVATION {
-                m.tot_pages
-            } else {
-                m.max_pages
+            Ok(match op as u32 {
+                CURRENT_RESERVATION => m.tot_pages,
+                MAXIMUM_RESERVATION => m.max_pages,
+                // Xen's max_mapped_pfn: the highest frame ever mapped.
+                _ => m.p2m.as_ref().map_or(0, |p| p.max_mapped()),
             })
         }
+        CLAIM_PAGES => {
+            let r: Reservation = c.read(arg)?;
+            if r.extent_start != 0 || r.extent_order != 0 || r.mem_flags != 0 {
+                return Err(errno::EINVAL);
+            }
+            // Xen looks the domain up by id only (DOMID_SELF finds none),
+            // and answers EINVAL when there is none.
+            if r.domid >= warden_abi::DOMID_FIRST_RESERVED {
+                return Err(errno::EINVAL);
+            }
+            let t = c.target(r.domid).map_err(|_| errno::EINVAL)?;
+            let p = c.check_req::<MemClaimPages>(Some(t), None)?;
+            c.resolve(&p)?.claim(r.nr_extents)?;
+            Ok(0)
+        }
+        REMOVE_FROM_PHYSMAP => {
+            let a: RemoveFromPhysmap = c.read(arg)?;
+            let t = c.target(a.domid)?;
+            let p = c.check_req::<MemRemoveFromPhysmap>(Some(t), None)?;
+            c.resolve(&p)?.remove_from_physmap(a.gpfn)?;
+            Ok(0)
+        }
+        ADD_TO_PHYSMAP_BATCH => add_to_physmap_batch(c, op, start, arg),
+        ACQUIRE_RESOURCE => acquire_resource(c, start, arg),
         MEMORY_MAP => {
             let p = c.check::<MemMemoryMap>()?;
             let mut m: MemoryMap = c.read(arg)?;
@@ -166,6 +219,10 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
 /// (caller -> target : mmu physmap, as Xen 4.17).
 fn add_to_physmap(c: &mut Call<'_>, arg: u64) -> HcResult {
     let a: AddToPhysmap = c.read(arg)?;
+    // Xen: foreign mapping is only possible through the batch form.
+    if a.space == XENMAPSPACE_GMFN_FOREIGN {
+        return Err(errno::ENOSYS);
+    }
     let t = c.target(a.domid)?;
     let p = c.check_req::<MemAddToPhysmap>(Some(t), None)?;
     let d = c.resolve(&p)?;
@@ -195,5 +252,180 @@ fn add_grant_table_frame(
     gpfn: u64,
 ) -> HcResult {
     d.map_grant_frame(idx, gpfn)?;
+    Ok(0)
+}
+
+/// Pages of a batch handled per call before it continues itself.
+pub const BATCH_PER_CALL: u64 = 512;
+
+/// XENMEM_add_to_physmap_batch (Xen's `xenmem_add_to_physmap_batch`):
+/// the batch's own check (caller -> target : mmu physmap), then one result
+/// per page in `errs`; the hypercall's errno is for the batch's arguments.
+/// With XENMAPSPACE_gmfn_foreign each page is also checked (mapper ->
+/// foreign domain : mmu {map_read map_write}) and needs Xen's conditions:
+/// the mapper is the hardware domain (EPERM) — in Warden also the caller
+/// itself —, the foreign domain exists (ESRCH) and is another one (EPERM),
+/// its page is RAM (EINVAL).
+fn add_to_physmap_batch(c: &mut Call<'_>, op: u64, start: u64, arg: u64) -> HcResult {
+    // Xen: a continuation index that cannot be one of the u16 `size`.
+    if start > u64::from(u16::MAX) {
+        return Err(errno::EDOM);
+    }
+    let b: AddToPhysmapBatch = c.read(arg)?;
+    if u32::from(b.space) == XENMAPSPACE_GMFN_RANGE {
+        return Err(errno::EOPNOTSUPP);
+    }
+    let t = c.target(b.domid)?;
+    let p = c.check_req::<MemAddToPhysmapBatch>(Some(t), None)?;
+    let d = c.resolve(&p)?;
+    let size = u64::from(b.size);
+    if size < start {
+        return Err(errno::EILSEQ);
+    }
+    if size == start {
+        return if start != 0 {
+            Err(errno::EILSEQ)
+        } else {
+            Ok(0)
+        };
+    }
+    if u32::from(b.space) == XENMAPSPACE_DEV_MMIO && b.foreign_domid != 0 {
+        return Err(errno::EOPNOTSUPP);
+    }
+    let foreign = u32::from(b.space) == XENMAPSPACE_GMFN_FOREIGN;
+    let mut i = start;
+    while i < size {
+        if i > start && (i - start).is_multiple_of(BATCH_PER_CALL) {
+            return Err(c.continue_with(&[op | (i << MEMOP_EXTENT_SHIFT), arg]));
+        }
+        let idx: u64 = c.read_elem(b.idxs, i)?;
+        let gpfn: u64 = c.read_elem(b.gpfns, i)?;
+        if gpfn == u64::MAX {
+            return Err(errno::EINVAL);
+        }
+        let rc = if foreign {
+            map_foreign_page(c, &d, b.foreign_domid, idx, gpfn)
+        } else {
+            match u32::from(b.space) {
+                XENMAPSPACE_SHARED_INFO if idx == 0 => d.map_shared_info(gpfn),
+                XENMAPSPACE_GRANT_TABLE => d.map_grant_frame(idx, gpfn),
+                // Moving a domain's own frames is not offered (as
+                // add_to_physmap).
+                XENMAPSPACE_GMFN => Err(errno::ENOSYS),
+                // No such page (Xen: an invalid MFN).
+                _ => Err(errno::EINVAL),
+            }
+        };
+        let e: i32 = match rc {
+            Ok(()) => 0,
+            Err(e) => -e,
+        };
+        c.write_elem(b.errs, i, &e)?;
+        i += 1;
+    }
+    Ok(0)
+}
+
+/// One page of XENMAPSPACE_gmfn_foreign (Xen's `p2m_add_foreign`): the
+/// page's result.
+fn map_foreign_page(
+    c: &mut Call<'_>,
+    mapper: &super::Resolved<'_, MemAddToPhysmapBatch>,
+    foreign_domid: u16,
+    fgfn: u64,
+    gpfn: u64,
+) -> Result<(), i32> {
+    // Xen: only the hardware domain maps foreign frames into its physmap
+    // (nothing tears such mappings down for other domains); Warden also
+    // maps them only into the caller's own.
+    if !mapper.privileged || mapper.id != c.caller.id {
+        return Err(errno::EPERM);
+    }
+    // The hypervisor's own frames are not offered to guests.
+    if foreign_domid == warden_abi::DOMID_XEN {
+        return Err(errno::EINVAL);
+    }
+    // rcu_lock_remote_domain_by_id: not the caller itself.
+    if foreign_domid >= warden_abi::DOMID_FIRST_RESERVED {
+        return Err(errno::ESRCH);
+    }
+    let f = c.target(foreign_domid)?;
+    if f.id == c.caller.id {
+        return Err(errno::EPERM);
+    }
+    let p = c.check_req::<MemMapForeign>(Some(f), None)?;
+    let fd = c.resolve(&p)?;
+    mapper.map_foreign(&fd, fgfn, gpfn)
+}
+
+/// Grant-table frames an acquire_resource maps per step (Xen's `mfn_list`).
+const ACQUIRE_CHUNK: u64 = 32;
+
+/// XENMEM_acquire_resource (Xen's `acquire_resource`): frames of the
+/// target's grant table mapped at the caller's guest frames listed in
+/// `frame_list` (the caller must be the hardware domain: a translated
+/// caller gets the frames in its physmap). A null `frame_list` asks for the
+/// resource's size. Warden's resources are the grant table's shared frames;
+/// its status frames (v2), ioreq servers and trace buffers do not exist
+/// (EINVAL, as a Xen without them).
+fn acquire_resource(c: &mut Call<'_>, start: u64, arg: u64) -> HcResult {
+    // Xen's arch_acquire_resource_check, before anything is read.
+    if !c.caller.privileged {
+        return Err(errno::EACCES);
+    }
+    let mut a: AcquireResource = c.read(arg)?;
+    if a.pad != 0 {
+        return Err(errno::EINVAL);
+    }
+    if a.frame >> 32 != 0 || (a.frame + u64::from(a.nr_frames)) >> 32 != 0 {
+        return Err(errno::EINVAL);
+    }
+    // rcu_lock_remote_domain_by_id: a domain by id, not the caller.
+    if a.domid >= warden_abi::DOMID_FIRST_RESERVED {
+        return Err(errno::ESRCH);
+    }
+    let t = c.target(a.domid)?;
+    if t.id == c.caller.id {
+        return Err(errno::EPERM);
+    }
+    let p = c.check_req::<MemAcquireResource>(Some(t), None)?;
+    let d = c.resolve(&p)?;
+    let max_frames = match (a.kind, a.id) {
+        (RESOURCE_GRANT_TABLE, RESOURCE_GRANT_TABLE_ID_SHARED) => d.gnttab.max_frames(),
+        (RESOURCE_GRANT_TABLE | RESOURCE_IOREQ_SERVER | RESOURCE_VMTRACE_BUF, _) => 0,
+        _ => return Err(errno::EOPNOTSUPP),
+    };
+    if max_frames == 0 {
+        return Err(errno::EINVAL);
+    }
+    if a.frame_list == 0 {
+        if a.nr_frames != 0 || start != 0 {
+            return Err(errno::EINVAL);
+        }
+        a.nr_frames = max_frames;
+        c.write(arg, &a)?;
+        return Ok(0);
+    }
+    if start >= u64::from(a.nr_frames) || a.nr_frames > u32::MAX >> MEMOP_EXTENT_SHIFT {
+        return Err(errno::EINVAL);
+    }
+    let mut done = start;
+    let total = u64::from(a.nr_frames);
+    while done < total {
+        let todo = ACQUIRE_CHUNK.min(total - done);
+        let first = a.frame + done;
+        // gnttab_acquire_resource: the whole step within the table's maximum.
+        if first + todo > u64::from(max_frames) {
+            return Err(errno::EINVAL);
+        }
+        for i in 0..todo {
+            let gfn: u64 = c.read_elem(a.frame_list, done + i)?;
+            if let Err(e) = c.acquire_grant_frame(&d, first + i, gfn) {
+                // Xen: only the first frame of a step reports its own error.
+                return Err(if i == 0 { e } else { errno::EIO });
+            }
+        }
+        done += todo;
+    }
     Ok(0)
 }

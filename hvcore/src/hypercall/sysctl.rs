@@ -4,6 +4,7 @@
 use super::{Call, HcResult};
 use crate::gate::Permit;
 use crate::gate::table::*;
+use crate::xen::cpupolicy;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use warden_abi::domctl::GetDomainInfo;
@@ -57,6 +58,7 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 capabilities: PHYSCAP_HVM | PHYSCAP_HAP | PHYSCAP_GNTTAB_V1,
                 total_pages: p.total_frames(),
                 free_pages: p.free_frames(),
+                outstanding_pages: p.outstanding_claims(),
                 max_mfn: p.max_mfn(),
                 ..Default::default()
             };
@@ -73,6 +75,65 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         GETDOMAININFOLIST => getdomaininfolist(c, arg, &mut op),
+        GET_CPU_FEATURESET => {
+            let p = c.check::<SysctlGetCpuFeatureset>()?;
+            let mut a: CpuFeatureset = op.arg();
+            // A null buffer asks for the size.
+            if a.features == 0 {
+                a.nr_features = FSCAPINTS;
+                op.set_arg(&a);
+                c.write(arg, &op)?;
+                return Ok(0);
+            }
+            let nr = a.nr_features.min(FSCAPINTS);
+            let view = match a.index {
+                featureset::RAW | featureset::HOST => Ok(cpupolicy::View::Host),
+                featureset::HVM | featureset::HVM_MAX => Ok(cpupolicy::View::Guest),
+                // No PV guests (a Xen built without PV).
+                featureset::PV | featureset::PV_MAX => Err(errno::EOPNOTSUPP),
+                _ => Err(errno::EINVAL),
+            };
+            let view = view?;
+            let words = c.global(&p).featureset(view);
+            for (i, w) in words[..nr as usize].iter().enumerate() {
+                c.write_elem(a.features, i as u64, w)?;
+            }
+            a.nr_features = nr;
+            op.set_arg(&a);
+            c.write(arg, &op)?;
+            // More words than the buffer held.
+            if nr < FSCAPINTS {
+                return Err(errno::ENOBUFS);
+            }
+            Ok(0)
+        }
+        GET_CPU_POLICY => {
+            let p = c.check::<SysctlGetCpuPolicy>()?;
+            let mut a: SysCpuPolicy = op.arg();
+            if a.rsvd != 0 || a.index > cpu_policy::HVM_DEFAULT {
+                return Err(errno::EINVAL);
+            }
+            let view = match a.index {
+                cpu_policy::RAW | cpu_policy::HOST => cpupolicy::View::Host,
+                cpu_policy::HVM_MAX | cpu_policy::HVM_DEFAULT => cpupolicy::View::Guest,
+                _ => return Err(errno::EOPNOTSUPP),
+            };
+            let leaves = c.global(&p).cpu_policy(view);
+            let r = super::domctl::put_policy(
+                c,
+                &leaves,
+                &cpupolicy::msrs(),
+                a.leaves,
+                &mut a.nr_leaves,
+                a.msrs,
+                &mut a.nr_msrs,
+            );
+            // Xen copies the counts back as far as it got.
+            op.set_arg(&a);
+            c.write(arg, &op)?;
+            r?;
+            Ok(0)
+        }
         CPUTOPOINFO => {
             let permit = c.check::<SysctlCpuTopoInfo>()?;
             let n = c.global(&permit).nr_cpus();

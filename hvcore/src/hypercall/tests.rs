@@ -64,6 +64,9 @@ impl Platform for TestPlatform {
     fn guest_slots(&self) -> &[GuestSlot] {
         &self.slots
     }
+    fn host_cpuid(&self, leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+        crate::xen::cpupolicy::tests::host(leaf, sub)
+    }
     fn kick(&self, _: u32) {}
     fn poll_interrupts(&self) {}
     fn idle(&self) {}
@@ -218,10 +221,15 @@ pub(crate) struct World {
 const PAGES: u64 = 64;
 
 pub(crate) fn world(flask: bool) -> World {
+    world_sized(flask, 2048)
+}
+
+/// A machine with `frames` frames of memory.
+pub(crate) fn world_sized(flask: bool, frames: u64) -> World {
     let audit: &'static Audit = Box::leak(Box::new(Audit(Mutex::new(Vec::new()))));
     let ring: &'static mut [u8] = Box::leak(alloc::vec![0u8; 1 << 16].into_boxed_slice());
     let plat: &'static TestPlatform = Box::leak(Box::new(TestPlatform {
-        mem: SimMem::new(2048),
+        mem: SimMem::new(frames),
         slots: [GuestSlot::new()],
         ring: Mutex::new(ConsoleRing::new(ring)),
         serial: Mutex::new(Vec::new()),
@@ -427,14 +435,29 @@ fn every_row_of_the_table_is_reached_and_checked_by_the_dispatcher() {
     // must name the class of the row's first check. A row the dispatcher
     // does not route to its own check would show another class or succeed.
     let w = world(true);
-    let _d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let d0 = w.domain(0, "system_u:system_r:dom0_t");
     let m = w.domain(1, "system_u:system_r:unlabeled_t");
     let _v = w.domain(2, DOMU);
+    // A device model of domU_t: hvm setparam on it, not altp2mhvm.
+    let dm = w.domain(3, "system_u:system_r:dm_dom_t");
     for row in crate::gate::table::TABLE {
-        let (nr, a) = invoke(&w, &m, row.name);
-        let r = w.call(&m, nr, a);
+        // Rows reached only by callers that pass what comes before their
+        // check: the hardware domain (foreign mappings, acquire_resource,
+        // both against the unlabeled domain), a domain that may set the
+        // target's parameters (altp2m's second check).
+        let (caller, target) = match row.name {
+            "MemMapForeign" | "MemAcquireResource" => (&d0, 1),
+            "HvmSetParamAltp2m" => (&dm, 2),
+            _ => (&m, 2),
+        };
+        let (nr, a) = invoke_on(&w, caller, row.name, target);
+        let r = w.call(caller, nr, a);
         let lines = w.audit_lines();
-        if XEN_DENIED_STRINGS.contains(&row.name) {
+        if row.name == "MemMapForeign" {
+            // Each page's refusal is in its result.
+            assert_eq!(r, 0, "{}", row.name);
+            assert_eq!(w.get::<i32>(caller, BUF + 16), -errno::EACCES);
+        } else if XEN_DENIED_STRINGS.contains(&row.name) {
             // Xen answers a refused string sub-op with "<denied>" (rc 0).
             assert_eq!(r, 0, "{}", row.name);
         } else if row.name == "VersionBuildId" {
@@ -479,9 +502,122 @@ const XEN_DENIED_STRINGS: &[&str] = &[
 
 /// Arguments that route to row `name` (memory of `d` is set up as needed).
 fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
+    invoke_on(w, d, name, 2)
+}
+
+/// [`invoke`], with domain `t` as the target of the rows added for the
+/// toolstack's memory operations (the others target domain 2).
+fn invoke_on(w: &World, d: &Domain, name: &str, t: u16) -> (u32, [u64; 5]) {
     use warden_abi::{console, hvm, memory, vcpu, version};
     let s = |x: u32| x as u64;
     match name {
+        "MemMaximumGpfn" => {
+            w.put(d, ARG, &memory::DomidArg { domid: t });
+            (hc::MEMORY_OP, [s(memory::MAXIMUM_GPFN), ARG, 0, 0, 0])
+        }
+        "MemRemoveFromPhysmap" => {
+            w.put(
+                d,
+                ARG,
+                &memory::RemoveFromPhysmap {
+                    domid: t,
+                    gpfn: 3,
+                    ..Default::default()
+                },
+            );
+            (
+                hc::MEMORY_OP,
+                [s(memory::REMOVE_FROM_PHYSMAP), ARG, 0, 0, 0],
+            )
+        }
+        "MemAddToPhysmapBatch" | "MemMapForeign" => {
+            w.put(d, BUF, &0u64);
+            w.put(d, BUF + 8, &0x9000u64);
+            w.put(d, BUF + 16, &0u64);
+            w.put(
+                d,
+                ARG,
+                &memory::AddToPhysmapBatch {
+                    domid: warden_abi::DOMID_SELF,
+                    space: memory::XENMAPSPACE_GMFN_FOREIGN as u16,
+                    size: 1,
+                    foreign_domid: t,
+                    idxs: BUF,
+                    gpfns: BUF + 8,
+                    errs: BUF + 16,
+                },
+            );
+            (
+                hc::MEMORY_OP,
+                [s(memory::ADD_TO_PHYSMAP_BATCH), ARG, 0, 0, 0],
+            )
+        }
+        "MemClaimPages" => {
+            w.put(
+                d,
+                ARG,
+                &memory::Reservation {
+                    nr_extents: PAGES + 4,
+                    domid: t,
+                    ..Default::default()
+                },
+            );
+            (hc::MEMORY_OP, [s(memory::CLAIM_PAGES), ARG, 0, 0, 0])
+        }
+        "MemAcquireResource" => {
+            w.put(
+                d,
+                ARG,
+                &memory::AcquireResource {
+                    domid: t,
+                    kind: memory::RESOURCE_GRANT_TABLE,
+                    ..Default::default()
+                },
+            );
+            (hc::MEMORY_OP, [s(memory::ACQUIRE_RESOURCE), ARG, 0, 0, 0])
+        }
+        "HvmSetParamAltp2m" => {
+            w.put(
+                d,
+                ARG,
+                &hvm::HvmParam {
+                    domid: t,
+                    pad: 0,
+                    index: warden_abi::xen::hvm_params::ALTP2M,
+                    value: 0,
+                },
+            );
+            (hc::HVM_OP, [s(hvm::SET_PARAM), ARG, 0, 0, 0])
+        }
+        "SysctlGetCpuFeatureset" => {
+            w.put(
+                d,
+                ARG,
+                &sc::Sysctl::new(
+                    sc::GET_CPU_FEATURESET,
+                    &sc::CpuFeatureset {
+                        index: sc::featureset::HOST,
+                        nr_features: 4,
+                        features: BUF,
+                    },
+                ),
+            );
+            (hc::SYSCTL, [ARG, 0, 0, 0, 0])
+        }
+        "SysctlGetCpuPolicy" => {
+            w.put(
+                d,
+                ARG,
+                &sc::Sysctl::new(
+                    sc::GET_CPU_POLICY,
+                    &sc::SysCpuPolicy {
+                        index: sc::cpu_policy::HVM_DEFAULT,
+                        ..Default::default()
+                    },
+                ),
+            );
+            (hc::SYSCTL, [ARG, 0, 0, 0, 0])
+        }
         "ConsoleWrite" => (hc::CONSOLE_IO, [s(console::WRITE), 4, BUF, 0, 0]),
         "ConsoleRead" => (hc::CONSOLE_IO, [s(console::READ), 4, BUF, 0, 0]),
         n if n.starts_with("Version") => {
@@ -824,7 +960,18 @@ fn invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
                 "DomctlMaxMem" => (dc::MAX_MEM, 2),
                 "DomctlSetHvmContext" => (dc::SETHVMCONTEXT, 2),
                 "DomctlGetHvmContext" => (dc::GETHVMCONTEXT, 2),
-                _ => (dc::MAX_VCPUS, 2),
+                "DomctlSetDomainHandle" => (dc::SETDOMAINHANDLE, 2),
+                "DomctlGetTscInfo" => (dc::GETTSCINFO, 2),
+                "DomctlSetTscInfo" => (dc::SETTSCINFO, 2),
+                "DomctlSetNodeAffinity" => (dc::SETNODEAFFINITY, 2),
+                "DomctlGetNodeAffinity" => (dc::GETNODEAFFINITY, 2),
+                "DomctlCacheflush" => (dc::CACHEFLUSH, 2),
+                "DomctlGetCpuPolicy" => (dc::GET_CPU_POLICY, 2),
+                "DomctlSetCpuPolicy" => (dc::SET_CPU_POLICY, 2),
+                "DomctlGetPagingMempoolSize" => (dc::GET_PAGING_MEMPOOL_SIZE, 2),
+                "DomctlSetPagingMempoolSize" => (dc::SET_PAGING_MEMPOOL_SIZE, 2),
+                "DomctlMaxVcpus" => (dc::MAX_VCPUS, 2),
+                other => panic!("no invocation for row {other}"),
             };
             w.put(
                 d,
@@ -1812,3 +1959,4 @@ mod platform;
 mod races;
 mod toolabi;
 mod xenabi;
+mod xlcreate;

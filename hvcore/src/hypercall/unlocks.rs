@@ -147,7 +147,11 @@ unlocks! {
         HvmSetParam, HvmGetParam, MemSetMemoryMap,
         GnttabMapRw, GnttabMapRo, GnttabUnmap, GnttabSetupTable, GnttabCopyFromCaller,
         GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion,
-        EvtchnReset, MemAddToPhysmap;
+        EvtchnReset, MemAddToPhysmap, HvmSetParamAltp2m, MemMaximumGpfn, MemRemoveFromPhysmap,
+        MemAddToPhysmapBatch, MemMapForeign, MemClaimPages, MemAcquireResource,
+        DomctlSetDomainHandle, DomctlGetTscInfo, DomctlSetTscInfo, DomctlSetNodeAffinity,
+        DomctlGetNodeAffinity, DomctlCacheflush, DomctlGetCpuPolicy, DomctlSetCpuPolicy,
+        DomctlGetPagingMempoolSize, DomctlSetPagingMempoolSize;
 
     /// Operations checked against an event channel's label (the channel, the
     /// domain it binds to): the permit unlocks the event-channel service
@@ -172,9 +176,13 @@ unlocks! {
     AdjustsMemory (ADJUSTS_MEMORY): MemPopulatePhysmap, MemDecreaseReservation;
     /// Pausing the target (pausedomain; the HVM-context operations pause
     /// around their access).
-    Pauses (PAUSES): DomctlPauseDomain, DomctlSetHvmContext, DomctlGetHvmContext;
+    Pauses (PAUSES):
+        DomctlPauseDomain, DomctlSetHvmContext, DomctlGetHvmContext, DomctlGetTscInfo,
+        DomctlSetTscInfo, DomctlSetCpuPolicy;
     /// Undoing a pause of the target.
-    Unpauses (UNPAUSES): DomctlUnpauseDomain, DomctlSetHvmContext, DomctlGetHvmContext;
+    Unpauses (UNPAUSES):
+        DomctlUnpauseDomain, DomctlSetHvmContext, DomctlGetHvmContext, DomctlGetTscInfo,
+        DomctlSetTscInfo, DomctlSetCpuPolicy;
     /// Destroying the target.
     Destroys (DESTROYS): DomctlDestroyDomain;
     /// Giving the target its vCPUs.
@@ -211,12 +219,16 @@ unlocks! {
         EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnClose,
         EvtchnSendInterdomain, EvtchnSendLocal, EvtchnStatus, EvtchnBindIpi, EvtchnBindVcpu,
         EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
-    /// Mapping pages into the target's physmap (add_to_physmap).
-    MapsPhysmap (MAPS_PHYSMAP): MemAddToPhysmap;
     /// Setting the domains' wall clock (XENPF_settime).
     SetsTime (SETS_TIME): PlatformSettime32, PlatformSettime64;
     /// The physical CPUs' ids and state.
     ReadsPcpus (READS_PCPUS): PlatformGetCpuinfo;
+    /// Mapping pages into the target's physmap (add_to_physmap, and the
+    /// batch form's shared_info and grant-table pages).
+    MapsPhysmap (MAPS_PHYSMAP): MemAddToPhysmap, MemAddToPhysmapBatch;
+    /// The CPUID policies Warden shows (the system's and every domain's).
+    SeesCpuPolicy (SEES_CPU_POLICY):
+        SysctlGetCpuFeatureset, SysctlGetCpuPolicy, DomctlGetCpuPolicy, DomctlSetCpuPolicy;
 }
 
 #[cfg(test)]
@@ -313,6 +325,7 @@ mod tests {
             MAPS_PHYSMAP,
             SETS_TIME,
             READS_PCPUS,
+            SEES_CPU_POLICY,
         ] {
             for name in list {
                 row(name);

@@ -135,6 +135,77 @@ impl Backend {
     }
 }
 
+/// Where serial input goes (Xen's `console_rx` with `conswitch=`): to the
+/// hardware domain, or to Warden's debug keys. The switch code (CTRL-A by
+/// default) typed three times in a row toggles between the two and is
+/// swallowed; fewer than three are passed on before the next byte, as Xen
+/// does. (Xen also rotates through boot-built domUs, which on x86 only
+/// prints that they have no UART; Warden toggles between the two.)
+#[derive(Debug, Clone, Copy)]
+pub struct InputSwitch {
+    code: u8,
+    to_xen: bool,
+    held: u8,
+}
+
+/// What one byte of serial input became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// A byte for the hardware domain.
+    Dom0(u8),
+    /// A debug key for Warden.
+    Key(u8),
+    /// Input now goes to Warden (true) or to the hardware domain (false).
+    Switched { to_xen: bool },
+}
+
+impl InputSwitch {
+    pub fn new(sw: crate::cmdline::ConSwitch) -> InputSwitch {
+        InputSwitch {
+            code: sw.code(),
+            to_xen: sw.stay_with_xen,
+            held: 0,
+        }
+    }
+
+    /// Input goes to Warden's debug keys?
+    pub fn to_xen(&self) -> bool {
+        self.to_xen
+    }
+
+    /// The switch code's letter (for messages: `CTRL-a`).
+    pub fn letter(&self) -> char {
+        (self.code + b'a' - 1) as char
+    }
+
+    /// Route byte `c`; `out` receives what it became, in order.
+    pub fn feed(&mut self, c: u8, out: &mut dyn FnMut(Input)) {
+        if c == self.code {
+            self.held += 1;
+            if self.held == 3 {
+                self.held = 0;
+                self.to_xen = !self.to_xen;
+                out(Input::Switched {
+                    to_xen: self.to_xen,
+                });
+            }
+            return;
+        }
+        for _ in 0..core::mem::take(&mut self.held) {
+            out(self.route(self.code));
+        }
+        out(self.route(c));
+    }
+
+    fn route(&self, c: u8) -> Input {
+        if self.to_xen {
+            Input::Key(c)
+        } else {
+            Input::Dom0(c)
+        }
+    }
+}
+
 /// Serial console input waiting for the hardware domain (Xen's
 /// `serial_rx_ring`, drivers/char/console.c): [`SERIAL_RX_SIZE`] bytes; a
 /// byte that arrives while it is full is dropped, and the hardware domain
@@ -196,6 +267,44 @@ impl SerialRx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_switch_codes_toggle_input_and_fewer_pass_through() {
+        let mut sw = InputSwitch::new(crate::cmdline::ConSwitch::default());
+        let mut got = Vec::new();
+        let feed = |sw: &mut InputSwitch, bytes: &[u8]| {
+            let mut v = Vec::new();
+            for &b in bytes {
+                sw.feed(b, &mut |i| v.push(i));
+            }
+            v
+        };
+        got.extend(feed(&mut sw, b"l\x01\x01s"));
+        assert_eq!(
+            got,
+            [
+                Input::Dom0(b'l'),
+                Input::Dom0(1),
+                Input::Dom0(1),
+                Input::Dom0(b's')
+            ]
+        );
+        assert_eq!(
+            feed(&mut sw, b"\x01\x01\x01q"),
+            [Input::Switched { to_xen: true }, Input::Key(b'q')]
+        );
+        assert!(sw.to_xen());
+        assert_eq!(
+            feed(&mut sw, b"\x01\x01\x01x"),
+            [Input::Switched { to_xen: false }, Input::Dom0(b'x')]
+        );
+        let mut b = InputSwitch::new(crate::cmdline::ConSwitch {
+            letter: b'b',
+            stay_with_xen: true,
+        });
+        assert_eq!(b.letter(), 'b');
+        assert_eq!(feed(&mut b, b"\x01h"), [Input::Key(1), Input::Key(b'h')]);
+    }
     use alloc::vec::Vec;
     use core::cell::RefCell;
 

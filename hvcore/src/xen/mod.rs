@@ -5,7 +5,9 @@
 //! boot-built domains.
 
 pub mod console;
+pub mod cpupolicy;
 pub mod evtchn;
+pub mod foreign;
 pub mod gnttab;
 pub mod hvmctx;
 pub mod params;
@@ -28,4 +30,15 @@ pub struct DomainHvm {
     pub vm_assist: AtomicU64,
     /// The console ring Warden serves for it (boot-built domUs).
     pub console: console::Backend,
+    /// Its TSC mode as the toolstack set it (XEN_DOMCTL_settscinfo).
+    pub tsc: spin::Mutex<TscMode>,
+}
+
+/// A domain's TSC mode (Xen's `d->arch.tsc_mode`, `incarnation`). Warden's
+/// guests always read the host's TSC: only the modes that mean that are
+/// accepted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TscMode {
+    pub mode: u32,
+    pub incarnation: u32,
 }

@@ -218,9 +218,12 @@ impl crate::hv::Hv {
             self.platform.kick(c as u32)
         });
         if let Some(pa) = old {
-            mem.zero_frame(pa);
-            mem.free_frame(pa);
             m.tot_pages = m.tot_pages.saturating_sub(1);
+            // Given up as decrease_reservation gives a page up (a grant pin
+            // or a foreign mapping keeps it until it goes).
+            if self.give_up(d, pa) {
+                self.scrub_free(pa);
+            }
         }
         Ok(())
     }

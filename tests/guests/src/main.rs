@@ -21,6 +21,7 @@ mod ring3;
 mod scenarios;
 mod workers;
 mod xenabi;
+mod xlbuild;
 
 use warden_guest::println;
 use warden_guest::start::Boot;
@@ -52,6 +53,7 @@ fn main(boot: &'static Boot) -> ! {
         "labels-dom0" => scenarios::labels_dom0(boot),
         "runtime-dom0" => scenarios::runtime_dom0(boot),
         "lifecycle-dom0" => scenarios::lifecycle_dom0(boot),
+        "built" => xlbuild::built(boot),
         "wait-dom0" => scenarios::wait_dom0(boot),
         "sched-dom0" => scenarios::sched_dom0(boot),
         "dummy-guest" => scenarios::dummy_guest(boot),

@@ -729,6 +729,12 @@ pub fn lifecycle_dom0(boot: &Boot) -> ! {
         free1 == free0,
         "free memory back to its value: {free0} -> {free1} pages"
     );
+    // libxc's PVH build of a real kernel (a test guest handed over as the
+    // `kernel` module), run, and destroyed (xl create's hypervisor side).
+    match boot.modules().find(|m| m.1 == "kernel") {
+        Some((kernel, _)) => crate::xlbuild::build_and_run(kernel, victim),
+        None => println!("lifecycle: no kernel module: the xl create flow is skipped"),
+    }
     // Destroying a running guest returns its memory too.
     let vi = hc::getdomaininfo(victim).map(|i| i.tot_pages).unwrap_or(0);
     check!(

@@ -138,7 +138,7 @@ fn large_extents_are_never_split_between_calls() {
         &memory::Reservation {
             extent_start: BUF,
             nr_extents: 3,
-            extent_order: memory::MAX_EXTENT_ORDER,
+            extent_order: memory::DOMU_MAX_ORDER,
             domid: warden_abi::DOMID_SELF,
             ..Default::default()
         },

@@ -295,3 +295,45 @@ fn serial_input_raises_virq_console_and_is_read_by_dom0_only() {
     assert_eq!(read(&w, &d0, 0x8000_0000).0, -(errno::E2BIG as i64));
     assert_eq!(read(&w, &d0, 0x1_0000_0000).0, 0, "truncated to 0");
 }
+
+/// CTRL-A three times gives serial input to Warden's debug keys (Xen's
+/// conswitch): `q` raises VIRQ_DEBUG on every vCPU that bound it, typed
+/// keys do not reach dom0, and CTRL-A three times gives input back.
+#[test]
+fn ctrl_a_three_times_switches_input_to_the_debug_keys_and_back() {
+    let w = world(true);
+    let d0 = w.domain(0, DOM0);
+    let d1 = w.domain(1, DOMU);
+    let bind = |d: &Domain, virq: u32| {
+        let (r, b) = op(
+            &w,
+            d,
+            ec::BIND_VIRQ,
+            &ec::BindVirq {
+                virq,
+                vcpu: 0,
+                port: 0,
+            },
+        );
+        assert_eq!(r, 0, "{:?}", w.audit_lines());
+        b.port
+    };
+    let con = bind(&d0, x::VIRQ_CONSOLE);
+    let dbg1 = bind(&d1, x::VIRQ_DEBUG);
+    let type_ = |s: &[u8]| {
+        w.plat.uart.lock().unwrap().extend_from_slice(s);
+        w.hv.poll_serial_input(true)
+    };
+    // Two CTRL-As are passed on with the next byte.
+    assert_eq!(type_(b"\x01\x01l"), 3);
+    assert_eq!(read(&w, &d0, 16), (3, b"\x01\x01l".to_vec()));
+    assert!(bits(&w, &d0, con).0);
+    assert!(!bits(&w, &d1, dbg1).0);
+    // Three switch to Warden: `q` notifies the guests, nothing for dom0.
+    assert_eq!(type_(b"\x01\x01\x01qzh"), 0);
+    assert!(bits(&w, &d1, dbg1).0, "VIRQ_DEBUG raised in d1 by 'q'");
+    assert_eq!(read(&w, &d0, 16), (0, Vec::new()));
+    // Three more: back to dom0.
+    assert_eq!(type_(b"\x01\x01\x01x"), 1);
+    assert_eq!(read(&w, &d0, 16), (1, b"x".to_vec()));
+}

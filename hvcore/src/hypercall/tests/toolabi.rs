@@ -358,7 +358,7 @@ fn createdomain_takes_xen_4_17s_structure_and_max_vcpus_repeats_its_number() {
     let id = op.domain;
     assert!(id != 0 && id < warden_abi::DOMID_FIRST_RESERVED);
     let d = w.hv.domains.get(id).expect("created");
-    assert_eq!(d.handle, [7; 16]);
+    assert_eq!(*d.handle.lock(), [7; 16]);
     assert_eq!(d.gnttab.max_frames(), 2);
     let (_, op) = domctl(&w, &d0, &dc::Domctl::new(dc::GETDOMAININFO, id, &()));
     let i: dc::GetDomainInfo = op.arg();

@@ -36,9 +36,11 @@ mod physmap;
 mod tests;
 
 use crate::domain::{DomSnap, Domain};
+use crate::frameref::FrameRefs;
 use crate::p2m::{HostMem, Kind, P2m};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 pub use maptrack::{Mapping, Maptrack};
@@ -115,7 +117,13 @@ pub struct GrantTable {
     pinned: AtomicU32,
     /// Orphaned frames: how many active entries still pin each.
     orphans: spin::Mutex<BTreeMap<u64, u32>>,
-    frames_freed: AtomicBool,
+    /// Set (under this lock) once the table's frames are freed; foreign
+    /// references on them are taken under it too.
+    frames_freed: spin::Mutex<bool>,
+    /// The hypervisor's record of frames held beyond their owner (foreign
+    /// mappings): an orphaned frame or a table frame is freed only when it
+    /// says so. Unset: nothing else holds frames (this module's tests).
+    refs: spin::Once<Arc<FrameRefs>>,
     mode: LockMode,
     /// [`LockMode::Table`]'s lock.
     big: spin::Mutex<()>,
@@ -152,7 +160,8 @@ impl GrantTable {
             dying: AtomicBool::new(false),
             pinned: AtomicU32::new(0),
             orphans: spin::Mutex::new(BTreeMap::new()),
-            frames_freed: AtomicBool::new(false),
+            frames_freed: spin::Mutex::new(false),
+            refs: spin::Once::new(),
             mode,
             big: spin::Mutex::new(()),
         }
@@ -166,6 +175,29 @@ impl GrantTable {
             maptrack::MAX_CHUNKS,
             LockMode::PerEntry,
         )
+    }
+
+    /// Share the hypervisor's record of frames held beyond their owner
+    /// (once, before the table is used).
+    pub fn set_frame_refs(&self, refs: Arc<FrameRefs>) {
+        self.refs.call_once(|| refs);
+    }
+
+    /// Take a foreign mapping's reference on frame `idx` of the table
+    /// (grown to `idx + 1` frames; acquire_resource): its host address.
+    /// EINVAL beyond the maximum, ESRCH once the owner is dying, ENOMEM
+    /// when the table cannot grow or the frame has too many references.
+    pub fn foreign_frame(&self, mem: &dyn HostMem, idx: u64) -> Result<u64, i32> {
+        use warden_abi::errno;
+        let pa = self.frame(mem, idx)?;
+        let refs = self.refs.get().ok_or(errno::EOPNOTSUPP)?;
+        let freed = self.frames_freed.lock();
+        if *freed || self.dying.load(Ordering::SeqCst) {
+            return Err(errno::ESRCH);
+        }
+        refs.get(pa)?;
+        drop(freed);
+        Ok(pa)
     }
 
     /// Its lock mode.
@@ -402,8 +434,11 @@ impl GrantTable {
                 *c -= 1;
                 if *c == 0 {
                     o.remove(&a.pa);
-                    mem.zero_frame(a.pa);
-                    mem.free_frame(a.pa);
+                    // Foreign mappings may still hold it.
+                    if self.refs.get().is_none_or(|r| r.grant_released(a.pa)) {
+                        mem.zero_frame(a.pa);
+                        mem.free_frame(a.pa);
+                    }
                 }
             }
         }
@@ -446,14 +481,15 @@ impl GrantTable {
     /// The owner is dying (called once, under its physmap write lock, with
     /// its vCPUs stopped): no new pins; pinned frames leave its physmap
     /// (orphaned); its table frames leave it too and are freed once nothing
-    /// is pinned. Returns how many RAM pages left the physmap.
-    pub fn close(&self, mem: &dyn HostMem, p2m: &mut P2m) -> u64 {
+    /// is pinned (nor mapped by a foreign mapping). Returns the RAM frames
+    /// that left the physmap (the owner gave them up, grant-pinned).
+    pub fn close(&self, mem: &dyn HostMem, p2m: &mut P2m) -> Vec<u64> {
         self.dying.store(true, Ordering::SeqCst);
         let _g = self.grow.lock();
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for (gfn, pa) in self.orphan(None) {
             if p2m.unmap_if(mem, gfn, pa, Kind::Ram) {
-                removed += 1;
+                removed.push(pa);
             }
         }
         for i in 0..self.nr_frames() {
@@ -479,13 +515,18 @@ impl GrantTable {
     }
 
     fn free_frames(&self, mem: &dyn HostMem) {
-        if self.frames_freed.swap(true, Ordering::SeqCst) {
+        let mut freed = self.frames_freed.lock();
+        if *freed {
             return;
         }
+        *freed = true;
         for i in 0..self.nr_frames() {
             let pa = self.frames[i as usize].load(Ordering::Relaxed);
-            mem.zero_frame(pa);
-            mem.free_frame(pa);
+            // A foreign mapping (acquire_resource) keeps it until it goes.
+            if self.refs.get().is_none_or(|r| r.owner_release(pa, false)) {
+                mem.zero_frame(pa);
+                mem.free_frame(pa);
+            }
         }
     }
 

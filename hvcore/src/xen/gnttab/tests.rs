@@ -447,10 +447,10 @@ fn death_of_the_granter_keeps_mapped_frames_until_unmapped() {
     {
         let mut mm = g.mem.write();
         let p = mm.p2m.as_mut().unwrap();
-        assert_eq!(g.gnttab.close(w.mem, p), 1);
+        assert_eq!(g.gnttab.close(w.mem, p).len(), 1);
         // What destroy then frees: the other three pages.
         let mut n = 0;
-        p.release(w.mem, u64::MAX, |_, pa| {
+        p.release(w.mem, u64::MAX, |_, pa, _| {
             w.mem.zero_frame(pa);
             w.mem.free_frame(pa);
             n += 1;
@@ -487,7 +487,7 @@ fn death_of_the_mapper_unmaps_and_releases_its_maptrack() {
         assert_eq!(m.gnttab.unmap_all(w.mem, p), 3);
         assert_eq!(p.lookup(w.mem, MAP_GFN), None);
         let mut n = 0;
-        p.release(w.mem, u64::MAX, |_, pa| {
+        p.release(w.mem, u64::MAX, |_, pa, _| {
             w.mem.free_frame(pa);
             n += 1;
         });
