@@ -141,12 +141,20 @@ fn list(v: &[f64]) -> String {
         .join(", ")
 }
 
+/// What the runs of one configuration measured.
+struct Runs {
+    /// Toolstack up, per counted run.
+    up: Vec<f64>,
+    /// `xl create` -> domU userspace, per run where it worked.
+    create: Vec<f64>,
+    /// Why `xl create` was not measured, per run where it failed.
+    not_created: Vec<String>,
+    /// Runs that crashed or timed out (not counted).
+    failed: u32,
+}
+
 /// Up to `runs` counted runs of `once` (at most `2 * runs` attempts).
-fn runs_of(
-    runs: u32,
-    what: &str,
-    mut once: impl FnMut() -> Result<Run>,
-) -> Result<(Vec<f64>, Vec<f64>, Vec<String>, u32)> {
+fn runs_of(runs: u32, what: &str, mut once: impl FnMut() -> Result<Run>) -> Result<Runs> {
     let (mut up, mut create, mut not_created, mut failed) = (Vec::new(), Vec::new(), Vec::new(), 0);
     let mut attempt = 0;
     while (up.len() as u32) < runs && attempt < 2 * runs {
@@ -176,7 +184,12 @@ fn runs_of(
     if up.is_empty() {
         bail!("bench-dom0: every run of {what} failed");
     }
-    Ok((up, create, not_created, failed))
+    Ok(Runs {
+        up,
+        create,
+        not_created,
+        failed,
+    })
 }
 
 /// `cargo xtask bench-dom0`.
@@ -246,7 +259,9 @@ pub fn bench(args: &[String]) -> Result<()> {
         };
         for &(pv, mttcg, kind) in configs {
             let what = format!("Xen 4.17, {kind}");
-            let (up, create, _, failed) = runs_of(runs, &what, || once_xen(&img, pv, mttcg))?;
+            let Runs {
+                up, create, failed, ..
+            } = runs_of(runs, &what, || once_xen(&img, pv, mttcg))?;
             let n = note(failed);
             rows.push(format!(
                 "| Xen 4.17 (Debian), {kind} (2 vCPUs, 512 MiB): QEMU start -> `dom0: toolstack up` | {:.2} s (runs: {}{n}) | {cmd} |",
@@ -263,8 +278,12 @@ pub fn bench(args: &[String]) -> Result<()> {
     }
     if warden_side {
         let kind = "PVH dom0, enforcing, single-threaded TCG";
-        let (up, create, not_created, failed) =
-            runs_of(runs, &format!("Warden, {kind}"), || once_warden(&img))?;
+        let Runs {
+            up,
+            create,
+            not_created,
+            failed,
+        } = runs_of(runs, &format!("Warden, {kind}"), || once_warden(&img))?;
         let n = note(failed);
         let w = median(up.clone());
         rows.push(format!(
