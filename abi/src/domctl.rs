@@ -22,8 +22,12 @@ crate::subops! {
     GETDOMAININFO = 5, "getdomaininfo";
     /// Set the memory limit ([`MaxMem`]).
     MAX_MEM = 11, "max_mem";
+    /// A vCPU's state ([`GetVcpuInfo`], copied back).
+    GETVCPUINFO = 14, "getvcpuinfo";
     /// Allocate the vCPUs ([`MaxVcpus`]): `max` must equal createdomain's `max_vcpus`.
     MAX_VCPUS = 15, "max_vcpus";
+    /// The domain's scheduling parameters ([`SchedulerOp`], copied back).
+    SCHEDULER_OP = 16, "scheduler_op";
     /// Set the domain's handle (UUID, [`DomainHandle`]).
     SETDOMAINHANDLE = 17, "setdomainhandle";
     /// Read the domain's HVM context ([`HvmContext`]; a null buffer asks
@@ -52,6 +56,15 @@ crate::subops! {
     /// Set the size of the domain's paging memory pool ([`PagingMempool`]).
     SET_PAGING_MEMPOOL_SIZE = 86, "set_paging_mempool_size";
 }
+
+/// XEN_DOMCTL_SCHEDOP_putinfo: set the domain's parameters.
+pub const SCHEDOP_PUTINFO: u32 = 0;
+/// XEN_DOMCTL_SCHEDOP_getinfo: the domain's parameters.
+pub const SCHEDOP_GETINFO: u32 = 1;
+/// XEN_DOMCTL_SCHEDOP_putvcpuinfo: per-vCPU parameters (not credit2's).
+pub const SCHEDOP_PUTVCPUINFO: u32 = 2;
+/// XEN_DOMCTL_SCHEDOP_getvcpuinfo.
+pub const SCHEDOP_GETVCPUINFO: u32 = 3;
 
 /// `XEN_DOMCTL_INTERFACE_VERSION` of Xen 4.17.
 pub const INTERFACE_VERSION: u32 = 0x0000_0015;
@@ -148,6 +161,31 @@ crate::pod! {
         pub bitmap: u64,
         pub nr_bits: u32,
         pub pad: u32,
+    }
+    /// `struct xen_domctl_getvcpuinfo` (24 bytes).
+    pub struct GetVcpuInfo {
+        /// In: the vCPU.
+        pub vcpu: u32,
+        pub online: u8,
+        pub blocked: u8,
+        pub running: u8,
+        pub pad0: u8,
+        /// Time it has run (ns).
+        pub cpu_time: u64,
+        /// The physical CPU it runs (or last ran) on.
+        pub cpu: u32,
+        pub pad1: u32,
+    }
+    /// `struct xen_domctl_scheduler_op` (24 bytes) with the credit2 member
+    /// of its union (`weight`, `cap`; the other members' bytes in `rest`).
+    pub struct SchedulerOp {
+        /// `XEN_SCHEDULER_*` of the domain's scheduler.
+        pub sched_id: u32,
+        /// `SCHEDOP_*`.
+        pub cmd: u32,
+        pub weight: u16,
+        pub cap: u16,
+        pub rest: [u32; 3],
     }
     /// `struct xen_domctl_cacheflush`.
     pub struct CacheFlush { pub start_pfn: u64, pub nr_pfns: u64 }
@@ -290,6 +328,11 @@ impl Domctl {
 
 // Xen 4.17's sizes (the union members are at most its 128-byte pad).
 const _: () = assert!(core::mem::size_of::<Domctl>() == 144);
+const _: () = assert!(core::mem::size_of::<GetVcpuInfo>() == 24);
+const _: () = assert!(core::mem::offset_of!(GetVcpuInfo, cpu_time) == 8);
+const _: () = assert!(core::mem::offset_of!(GetVcpuInfo, cpu) == 16);
+const _: () = assert!(core::mem::size_of::<SchedulerOp>() == 24);
+const _: () = assert!(core::mem::offset_of!(SchedulerOp, weight) == 8);
 const _: () = assert!(core::mem::size_of::<CreateDomain>() == 64);
 const _: () = assert!(core::mem::size_of::<GetDomainInfo>() == 112);
 const _: () = assert!(core::mem::size_of::<MaxMem>() == 8);

@@ -621,6 +621,38 @@ pub fn getnodeaffinity(d: DomId, nodes: &mut [u8]) -> HResult {
     domctl_with(domctl::GETNODEAFFINITY, d, &a).map(|_| 0)
 }
 
+/// XEN_DOMCTL_getvcpuinfo of vCPU `vcpu`.
+pub fn getvcpuinfo(d: DomId, vcpu: u32) -> Result<domctl::GetVcpuInfo, Errno> {
+    let a = domctl::GetVcpuInfo {
+        vcpu,
+        ..Default::default()
+    };
+    Ok(domctl_with(domctl::GETVCPUINFO, d, &a)?.arg())
+}
+
+/// XEN_DOMCTL_scheduler_op getinfo for credit2: (weight, cap).
+pub fn sched_credit2_get(d: DomId) -> Result<(u16, u16), Errno> {
+    let a = domctl::SchedulerOp {
+        sched_id: warden_abi::sysctl::SCHEDULER_CREDIT2,
+        cmd: domctl::SCHEDOP_GETINFO,
+        ..Default::default()
+    };
+    let s: domctl::SchedulerOp = domctl_with(domctl::SCHEDULER_OP, d, &a)?.arg();
+    Ok((s.weight, s.cap))
+}
+
+/// XEN_DOMCTL_scheduler_op putinfo for credit2 (weight 0 keeps it).
+pub fn sched_credit2_put(d: DomId, weight: u16, cap: u16) -> HResult {
+    let a = domctl::SchedulerOp {
+        sched_id: warden_abi::sysctl::SCHEDULER_CREDIT2,
+        cmd: domctl::SCHEDOP_PUTINFO,
+        weight,
+        cap,
+        ..Default::default()
+    };
+    domctl_with(domctl::SCHEDULER_OP, d, &a).map(|_| 0)
+}
+
 /// XEN_DOMCTL_cacheflush.
 pub fn cacheflush(d: DomId, start_pfn: u64, nr_pfns: u64) -> HResult {
     let a = domctl::CacheFlush { start_pfn, nr_pfns };

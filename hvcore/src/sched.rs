@@ -79,6 +79,8 @@ struct V {
     blocked: Option<Block>,
     queued: bool,
     running: Option<u32>,
+    /// The CPU it last ran on (0 before it first ran): Xen's `v->processor`.
+    last_cpu: u32,
     vtime: u64,
     /// While running: when its slice started and up to when it was charged.
     slice_start: u64,
@@ -110,6 +112,21 @@ pub struct DomState {
     pub online_vcpus: u32,
     pub running: bool,
     pub all_blocked: bool,
+    pub cpu_time_ns: u64,
+}
+
+/// A vCPU's scheduling state (for getvcpuinfo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VcpuSched {
+    /// Up (not taken down).
+    pub online: bool,
+    /// Blocked waiting for an event.
+    pub blocked: bool,
+    /// On a CPU now.
+    pub running: bool,
+    /// The CPU it runs on, or last ran on.
+    pub cpu: u32,
+    /// Time spent running.
     pub cpu_time_ns: u64,
 }
 
@@ -286,6 +303,7 @@ impl Scheduler {
                 blocked: None,
                 queued: false,
                 running: None,
+                last_cpu: 0,
                 vtime: 0,
                 slice_start: 0,
                 charged_at: 0,
@@ -384,6 +402,7 @@ impl Scheduler {
         let v = vcpus.get_mut(&k)?;
         v.queued = false;
         v.running = Some(cpu);
+        v.last_cpu = cpu;
         v.slice_start = now;
         v.charged_at = now;
         rs_update(v, doms.get(&k.0), now);
@@ -755,6 +774,28 @@ impl Scheduler {
     /// A domain's life, if it exists.
     pub fn life(&self, id: DomId) -> Option<Life> {
         self.inner.lock().doms.get(&id).map(|d| d.life)
+    }
+
+    /// vCPU `k`'s state as XEN_DOMCTL_getvcpuinfo reports it.
+    pub fn vcpu_info(&self, k: Key, now: u64) -> Option<VcpuSched> {
+        let s = self.inner.lock();
+        let v = s.vcpus.get(&k)?;
+        let mut running_ns = v.rs_time[RUNSTATE_RUNNING as usize];
+        if v.rs_state == RUNSTATE_RUNNING {
+            running_ns += now.saturating_sub(v.rs_entry);
+        }
+        Some(VcpuSched {
+            online: v.online,
+            blocked: v.blocked.is_some(),
+            running: v.running.is_some(),
+            cpu: v.running.unwrap_or(v.last_cpu),
+            cpu_time_ns: running_ns,
+        })
+    }
+
+    /// A domain's weight.
+    pub fn weight(&self, id: DomId) -> Option<u32> {
+        self.inner.lock().doms.get(&id).map(|d| d.weight)
     }
 
     /// Set a domain's weight.

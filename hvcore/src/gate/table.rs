@@ -336,6 +336,16 @@ ops! {
         [Caller -> Target : domain { MAX_VCPUS }];
     DomctlSetDomainHandle: DOMCTL / domctl::SETDOMAINHANDLE, "", dummy Priv,
         [Caller -> Target : domain { SETDOMAINHANDLE }];
+    /// A vCPU's state (`xl vcpu-list`).
+    DomctlGetVcpuInfo: DOMCTL / domctl::GETVCPUINFO, "", dummy Priv,
+        [Caller -> Target : domain { GETVCPUINFO }];
+    /// scheduler_op putinfo and putvcpuinfo (Xen's flask_domctl_scheduler_op;
+    /// another command gets avc_unknown_permission's answer).
+    DomctlSchedulerOpPut: DOMCTL / domctl::SCHEDULER_OP, "putinfo, putvcpuinfo", dummy Priv,
+        [Caller -> Target : domain2 { SETSCHEDULER }];
+    /// scheduler_op getinfo and getvcpuinfo.
+    DomctlSchedulerOpGet: DOMCTL / domctl::SCHEDULER_OP, "getinfo, getvcpuinfo", dummy Priv,
+        [Caller -> Target : domain { GETSCHEDULER }];
     DomctlGetTscInfo: DOMCTL / domctl::GETTSCINFO, "", dummy Priv,
         [Caller -> Target : domain2 { GETTSC }];
     DomctlSetTscInfo: DOMCTL / domctl::SETTSCINFO, "", dummy Priv,

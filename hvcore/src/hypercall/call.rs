@@ -847,6 +847,47 @@ impl<O: ReadsDomainInfo> Resolved<'_, O> {
     }
 }
 
+impl Resolved<'_, DomctlGetVcpuInfo> {
+    /// vCPU `vcpu`'s scheduling state (Xen's XEN_DOMCTL_getvcpuinfo):
+    /// EINVAL beyond the domain's vCPUs, ESRCH for one not allocated yet.
+    pub fn vcpu_info(&self, vcpu: u32, now: u64) -> Result<crate::sched::VcpuSched, i32> {
+        let max = match self.dom.config.max_vcpus {
+            0 => self.dom.nr_vcpus(),
+            n => n,
+        };
+        if vcpu >= max {
+            return Err(errno::EINVAL);
+        }
+        let v = self.dom.vcpu(vcpu).ok_or(errno::ESRCH)?;
+        self.hv
+            .sched
+            .vcpu_info((v.domid, v.id), now)
+            .ok_or(errno::ESRCH)
+    }
+}
+
+impl Resolved<'_, DomctlSchedulerOpGet> {
+    /// The domain's scheduling weight.
+    pub fn sched_weight(&self) -> u32 {
+        self.hv
+            .sched
+            .weight(self.dom.id)
+            .unwrap_or(crate::sched::DEFAULT_WEIGHT)
+    }
+}
+
+impl Resolved<'_, DomctlSchedulerOpPut> {
+    /// Set the domain's scheduling weight.
+    pub fn set_sched_weight(&self, weight: u32) {
+        self.hv.sched.set_weight(self.dom.id, weight);
+    }
+
+    /// The domain's vCPUs (credit2 caps are per cent of one CPU per vCPU).
+    pub fn nr_vcpus(&self) -> u32 {
+        self.dom.nr_vcpus()
+    }
+}
+
 impl Resolved<'_, DomctlMaxMem> {
     /// Set the memory limit.
     pub fn set_max_pages(&self, pages: u64) {

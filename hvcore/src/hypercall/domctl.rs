@@ -154,6 +154,20 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             c.write(arg, &op)?;
             r
         }
+        GETVCPUINFO => {
+            let p = c.check_req::<DomctlGetVcpuInfo>(Some(target(c, op.domain)?), None)?;
+            let mut a: GetVcpuInfo = op.arg();
+            let v = c.resolve(&p)?.vcpu_info(a.vcpu, c.now_ns())?;
+            a.online = v.online as u8;
+            a.blocked = v.blocked as u8;
+            a.running = v.running as u8;
+            a.cpu_time = v.cpu_time_ns;
+            a.cpu = v.cpu;
+            op.set_arg(&a);
+            c.write(arg, &op)?;
+            Ok(0)
+        }
+        SCHEDULER_OP => scheduler_op(c, arg, &mut op),
         SETDOMAINHANDLE => {
             let p = c.check_req::<DomctlSetDomainHandle>(Some(target(c, op.domain)?), None)?;
             let a: DomainHandle = op.arg();
@@ -399,6 +413,67 @@ fn check_policy(
         v
     };
     cpupolicy::check(ours, &leaves, &msrs)
+}
+
+/// XEN_DOMCTL_scheduler_op (Xen's `sched_adjust` with credit2's
+/// `csched2_dom_cntl`, the scheduler whose id Warden reports): getinfo
+/// answers the domain's weight and no cap; putinfo sets the weight (0
+/// keeps it). Warden's scheduler does not cap a domain: a cap Xen would
+/// accept is refused with EOPNOTSUPP (said once), after the weight is set,
+/// as Xen sets the weight before it looks at the cap. Credit2 has no
+/// per-vCPU parameters (put/getvcpuinfo: EINVAL). The structure is copied
+/// back whatever the result, as Xen.
+fn scheduler_op(c: &mut Call<'_>, arg: u64, op: &mut Domctl) -> HcResult {
+    use super::sysctl::SCHEDULER;
+    let mut a: SchedulerOp = op.arg();
+    let t = target(c, op.domain)?;
+    let r = match a.cmd {
+        SCHEDOP_PUTINFO | SCHEDOP_PUTVCPUINFO => {
+            let p = c.check_req::<DomctlSchedulerOpPut>(Some(t), None)?;
+            let d = c.resolve(&p)?;
+            if a.sched_id != SCHEDULER || a.cmd == SCHEDOP_PUTVCPUINFO {
+                Err(errno::EINVAL)
+            } else {
+                if a.weight != 0 {
+                    d.set_sched_weight(a.weight as u32);
+                }
+                match a.cap as u32 {
+                    0 => Ok(0),
+                    cap if cap > 100 * d.nr_vcpus() => Err(errno::EINVAL),
+                    _ => c.absent(
+                        "domctl",
+                        SCHEDULER_OP,
+                        errno::EOPNOTSUPP,
+                        format_args!(
+                            "scheduler_op: a credit2 cap (Warden's scheduler does not cap domains)"
+                        ),
+                    ),
+                }
+            }
+        }
+        SCHEDOP_GETINFO | SCHEDOP_GETVCPUINFO => {
+            let p = c.check_req::<DomctlSchedulerOpGet>(Some(t), None)?;
+            let d = c.resolve(&p)?;
+            if a.sched_id != SCHEDULER || a.cmd == SCHEDOP_GETVCPUINFO {
+                Err(errno::EINVAL)
+            } else {
+                a.weight = d.sched_weight().min(u16::MAX as u32) as u16;
+                a.cap = 0;
+                Ok(0)
+            }
+        }
+        // Xen's avc_unknown_permission; a command the hook lets through
+        // is then refused by sched_adjust (EINVAL).
+        n => {
+            return match c.unknown_to_xsm("domctl_scheduler_op", n) {
+                Err(errno::ENOSYS) => Err(errno::EINVAL),
+                r => r,
+            };
+        }
+    };
+    op.set_arg(&a);
+    c.write(arg, op)?;
+    r
 }
 
 /// The domain a domctl names: Xen looks it up by id only (DOMID_SELF and

@@ -950,8 +950,30 @@ fn invoke_on(w: &World, d: &Domain, name: &str, t: u16) -> (u32, [u64; 5]) {
             };
             (hc::MEMORY_OP, [s(sub), ARG, 0, 0, 0])
         }
+        "DomctlSchedulerOpPut" | "DomctlSchedulerOpGet" => {
+            let cmd = if name == "DomctlSchedulerOpPut" {
+                dc::SCHEDOP_PUTINFO
+            } else {
+                dc::SCHEDOP_GETINFO
+            };
+            w.put(
+                d,
+                ARG,
+                &dc::Domctl::new(
+                    dc::SCHEDULER_OP,
+                    2,
+                    &dc::SchedulerOp {
+                        sched_id: sc::SCHEDULER_CREDIT2,
+                        cmd,
+                        ..Default::default()
+                    },
+                ),
+            );
+            (hc::DOMCTL, [ARG, 0, 0, 0, 0])
+        }
         n if n.starts_with("Domctl") => {
             let (cmd, dom) = match n {
+                "DomctlGetVcpuInfo" => (dc::GETVCPUINFO, 2),
                 "DomctlCreateDomain" => (dc::CREATEDOMAIN, 0),
                 "DomctlDestroyDomain" => (dc::DESTROYDOMAIN, 2),
                 "DomctlPauseDomain" => (dc::PAUSEDOMAIN, 2),

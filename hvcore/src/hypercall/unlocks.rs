@@ -151,7 +151,8 @@ unlocks! {
         MemAddToPhysmapBatch, MemMapForeign, MemClaimPages, MemAcquireResource,
         DomctlSetDomainHandle, DomctlGetTscInfo, DomctlSetTscInfo, DomctlSetNodeAffinity,
         DomctlGetNodeAffinity, DomctlCacheflush, DomctlGetCpuPolicy, DomctlSetCpuPolicy,
-        DomctlGetPagingMempoolSize, DomctlSetPagingMempoolSize;
+        DomctlGetPagingMempoolSize, DomctlSetPagingMempoolSize, DomctlGetVcpuInfo,
+        DomctlSchedulerOpPut, DomctlSchedulerOpGet;
 
     /// Operations checked against an event channel's label (the channel, the
     /// domain it binds to): the permit unlocks the event-channel service

@@ -806,6 +806,16 @@ fn ops() -> Vec<Op> {
             Good::Val(1 << 20),
             |c| rc(hc::get_paging_mempool_size(c.target()))
         ),
+        // xl vcpu-list; xl create's (and xl sched-credit2's) credit2 parameters.
+        op!("DomctlGetVcpuInfo", D0, Good::Zero, |c| rc_unit(
+            hc::getvcpuinfo(c.victim, 0)
+        )),
+        op!("DomctlSchedulerOpGet", D0, Good::Zero, |c| rc_unit(
+            hc::sched_credit2_get(c.victim)
+        )),
+        op!("DomctlSchedulerOpPut", D0, Good::Zero, |c| rc(
+            hc::sched_credit2_put(c.target(), 256, 0)
+        )),
         op!("DomctlSetDomainHandle", D0, Good::Zero, |c| rc(
             hc::setdomainhandle(c.target(), [0x5a; 16])
         )),

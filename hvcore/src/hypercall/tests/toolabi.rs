@@ -784,3 +784,115 @@ mod hvmcontext {
         assert!(w.hv.sched.is_up((2, 0)), "still up");
     }
 }
+
+#[test]
+fn getvcpuinfo_reports_a_vcpus_state_as_xen() {
+    let w = world(true);
+    let d0 = w.domain(0, DOM0);
+    let d1 = w.domain(1, DOMU);
+    let info = |who: &Domain, dom: u16, vcpu: u32| {
+        let (r, back) = domctl(
+            &w,
+            who,
+            &dc::Domctl::new(
+                dc::GETVCPUINFO,
+                dom,
+                &dc::GetVcpuInfo {
+                    vcpu,
+                    ..Default::default()
+                },
+            ),
+        );
+        (r, back.arg::<dc::GetVcpuInfo>())
+    };
+    let (r, v) = info(&d0, 1, 0);
+    assert_eq!(r, 0);
+    assert_eq!(
+        (v.vcpu, v.online, v.blocked, v.running, v.cpu),
+        (0, 1, 0, 0, 0)
+    );
+    // A vCPU taken down is reported offline.
+    w.hv.sched.down((1, 0), 0);
+    assert_eq!(info(&d0, 1, 0).1.online, 0);
+    // Beyond the domain's vCPUs: EINVAL; no such domain: ESRCH.
+    assert_eq!(info(&d0, 1, 1).0, neg(errno::EINVAL));
+    assert_eq!(info(&d0, 9, 0).0, neg(errno::ESRCH));
+    assert!(w.audit_lines().is_empty());
+    // A domU may not look at another domain's vCPUs (domain:getvcpuinfo).
+    let d2 = w.domain(2, DOMU);
+    let (r, v) = info(&d2, 1, 0);
+    assert_eq!(r, neg(errno::EACCES));
+    assert_eq!(v.online, 0, "nothing was written");
+    let a = w.audit_lines();
+    assert!(a[0].contains("denied  { getvcpuinfo }"), "{a:?}");
+    let _ = d1;
+}
+
+#[test]
+fn scheduler_op_gets_and_puts_credit2_weights_and_refuses_caps() {
+    let w = world(true);
+    let d0 = w.domain(0, DOM0);
+    let _d1 = w.domain(1, DOMU);
+    let d2 = w.domain(2, DOMU);
+    let op = |who: &Domain, dom: u16, sched_id: u32, cmd: u32, weight: u16, cap: u16| {
+        let (r, back) = domctl(
+            &w,
+            who,
+            &dc::Domctl::new(
+                dc::SCHEDULER_OP,
+                dom,
+                &dc::SchedulerOp {
+                    sched_id,
+                    cmd,
+                    weight,
+                    cap,
+                    ..Default::default()
+                },
+            ),
+        );
+        (r, back.arg::<dc::SchedulerOp>())
+    };
+    const C2: u32 = sc::SCHEDULER_CREDIT2;
+    let (r, s) = op(&d0, 1, C2, dc::SCHEDOP_GETINFO, 0, 0);
+    assert_eq!((r, s.weight, s.cap), (0, 256, 0));
+    // putinfo: the weight (0 keeps it), no cap.
+    assert_eq!(op(&d0, 1, C2, dc::SCHEDOP_PUTINFO, 512, 0).0, 0);
+    assert_eq!(w.hv.sched.weight(1), Some(512));
+    assert_eq!(op(&d0, 1, C2, dc::SCHEDOP_PUTINFO, 0, 0).0, 0);
+    assert_eq!(op(&d0, 1, C2, dc::SCHEDOP_GETINFO, 0, 0).1.weight, 512);
+    // A cap: above 100 per vCPU EINVAL, else not implemented; the weight
+    // is set first, as Xen's credit2 does.
+    assert_eq!(
+        op(&d0, 1, C2, dc::SCHEDOP_PUTINFO, 300, 101).0,
+        neg(errno::EINVAL)
+    );
+    assert_eq!(w.hv.sched.weight(1), Some(300));
+    assert_eq!(
+        op(&d0, 1, C2, dc::SCHEDOP_PUTINFO, 0, 50).0,
+        neg(errno::EOPNOTSUPP)
+    );
+    // Another scheduler's id, per-vCPU parameters: EINVAL, nothing changed.
+    for (id, cmd) in [
+        (sc::SCHEDULER_CREDIT, dc::SCHEDOP_PUTINFO),
+        (C2, dc::SCHEDOP_PUTVCPUINFO),
+        (C2, dc::SCHEDOP_GETVCPUINFO),
+    ] {
+        assert_eq!(op(&d0, 1, id, cmd, 1000, 0).0, neg(errno::EINVAL));
+    }
+    assert_eq!(w.hv.sched.weight(1), Some(300));
+    assert!(w.audit_lines().is_empty());
+    // A command Xen's hook does not know: avc_unknown_permission (EPERM
+    // with the default policy, enforcing).
+    assert_eq!(op(&d0, 1, C2, 7, 1000, 0).0, neg(errno::EPERM));
+    // A domU may not set another's weight (domain2:setscheduler): nothing changes.
+    assert_eq!(
+        op(&d2, 1, C2, dc::SCHEDOP_PUTINFO, 9, 0).0,
+        neg(errno::EACCES)
+    );
+    assert_eq!(w.hv.sched.weight(1), Some(300));
+    let a = w.audit_lines();
+    assert!(
+        a.iter().any(|l| l.contains("denied  { setscheduler }")),
+        "{a:?}"
+    );
+}
