@@ -22,6 +22,9 @@ crate::subops! {
     GETDOMAININFO = 5, "getdomaininfo";
     /// Set the memory limit ([`MaxMem`]).
     MAX_MEM = 11, "max_mem";
+    /// Set a vCPU's hard and/or soft CPU affinity ([`VcpuAffinity`]; the
+    /// effective masks are written back to its bitmaps).
+    SETVCPUAFFINITY = 9, "setvcpuaffinity";
     /// A vCPU's state ([`GetVcpuInfo`], copied back).
     GETVCPUINFO = 14, "getvcpuinfo";
     /// Allocate the vCPUs ([`MaxVcpus`]): `max` must equal createdomain's `max_vcpus`.
@@ -30,6 +33,9 @@ crate::subops! {
     SCHEDULER_OP = 16, "scheduler_op";
     /// Set the domain's handle (UUID, [`DomainHandle`]).
     SETDOMAINHANDLE = 17, "setdomainhandle";
+    /// A vCPU's hard and/or soft CPU affinity ([`VcpuAffinity`]: written
+    /// to its bitmaps).
+    GETVCPUAFFINITY = 25, "getvcpuaffinity";
     /// Read the domain's HVM context ([`HvmContext`]; a null buffer asks
     /// for the size): the records of `crate::xen::hvm_save`.
     GETHVMCONTEXT = 33, "gethvmcontext";
@@ -56,6 +62,13 @@ crate::subops! {
     /// Set the size of the domain's paging memory pool ([`PagingMempool`]).
     SET_PAGING_MEMPOOL_SIZE = 86, "set_paging_mempool_size";
 }
+
+/// `XEN_VCPUAFFINITY_HARD`: the hard affinity (where the vCPU may run).
+pub const VCPUAFFINITY_HARD: u32 = 1 << 0;
+/// `XEN_VCPUAFFINITY_SOFT`: the soft affinity (where it prefers to run).
+pub const VCPUAFFINITY_SOFT: u32 = 1 << 1;
+/// `XEN_VCPUAFFINITY_FORCE`: undo a SCHEDOP_pin_override.
+pub const VCPUAFFINITY_FORCE: u32 = 1 << 2;
 
 /// XEN_DOMCTL_SCHEDOP_putinfo: set the domain's parameters.
 pub const SCHEDOP_PUTINFO: u32 = 0;
@@ -161,6 +174,21 @@ crate::pod! {
         pub bitmap: u64,
         pub nr_bits: u32,
         pub pad: u32,
+    }
+    /// `struct xenctl_bitmap`: `nr_bits` bits at guest address `bitmap`
+    /// (bit n in byte n/8).
+    pub struct XenctlBitmap {
+        pub bitmap: u64,
+        pub nr_bits: u32,
+        pub pad: u32,
+    }
+    /// `struct xen_domctl_vcpuaffinity` (40 bytes).
+    pub struct VcpuAffinity {
+        pub vcpu: u32,
+        /// `VCPUAFFINITY_*`.
+        pub flags: u32,
+        pub cpumap_hard: XenctlBitmap,
+        pub cpumap_soft: XenctlBitmap,
     }
     /// `struct xen_domctl_getvcpuinfo` (24 bytes).
     pub struct GetVcpuInfo {
@@ -329,6 +357,8 @@ impl Domctl {
 // Xen 4.17's sizes (the union members are at most its 128-byte pad).
 const _: () = assert!(core::mem::size_of::<Domctl>() == 144);
 const _: () = assert!(core::mem::size_of::<GetVcpuInfo>() == 24);
+const _: () = assert!(core::mem::size_of::<VcpuAffinity>() == 40);
+const _: () = assert!(core::mem::offset_of!(VcpuAffinity, cpumap_soft) == 24);
 const _: () = assert!(core::mem::offset_of!(GetVcpuInfo, cpu_time) == 8);
 const _: () = assert!(core::mem::offset_of!(GetVcpuInfo, cpu) == 16);
 const _: () = assert!(core::mem::size_of::<SchedulerOp>() == 24);

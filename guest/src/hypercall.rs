@@ -630,6 +630,28 @@ pub fn getvcpuinfo(d: DomId, vcpu: u32) -> Result<domctl::GetVcpuInfo, Errno> {
     Ok(domctl_with(domctl::GETVCPUINFO, d, &a)?.arg())
 }
 
+/// XEN_DOMCTL_setvcpuaffinity / getvcpuaffinity (`set`) of vCPU `vcpu`:
+/// the hard and soft masks (8 CPUs a byte) in and out.
+pub fn vcpuaffinity(d: DomId, vcpu: u32, set: bool, hard: &mut [u8], soft: &mut [u8]) -> HResult {
+    let map = |b: &mut [u8]| domctl::XenctlBitmap {
+        bitmap: b.as_mut_ptr() as u64,
+        nr_bits: b.len() as u32 * 8,
+        pad: 0,
+    };
+    let a = domctl::VcpuAffinity {
+        vcpu,
+        flags: domctl::VCPUAFFINITY_HARD | domctl::VCPUAFFINITY_SOFT,
+        cpumap_hard: map(hard),
+        cpumap_soft: map(soft),
+    };
+    let cmd = if set {
+        domctl::SETVCPUAFFINITY
+    } else {
+        domctl::GETVCPUAFFINITY
+    };
+    domctl_with(cmd, d, &a).map(|_| 0)
+}
+
 /// XEN_DOMCTL_scheduler_op getinfo for credit2: (weight, cap).
 pub fn sched_credit2_get(d: DomId) -> Result<(u16, u16), Errno> {
     let a = domctl::SchedulerOp {

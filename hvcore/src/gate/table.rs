@@ -336,6 +336,10 @@ ops! {
         [Caller -> Target : domain { MAX_VCPUS }];
     DomctlSetDomainHandle: DOMCTL / domctl::SETDOMAINHANDLE, "", dummy Priv,
         [Caller -> Target : domain { SETDOMAINHANDLE }];
+    DomctlSetVcpuAffinity: DOMCTL / domctl::SETVCPUAFFINITY, "", dummy Priv,
+        [Caller -> Target : domain { SETAFFINITY }];
+    DomctlGetVcpuAffinity: DOMCTL / domctl::GETVCPUAFFINITY, "", dummy Priv,
+        [Caller -> Target : domain { GETAFFINITY }];
     /// A vCPU's state (`xl vcpu-list`).
     DomctlGetVcpuInfo: DOMCTL / domctl::GETVCPUINFO, "", dummy Priv,
         [Caller -> Target : domain { GETVCPUINFO }];

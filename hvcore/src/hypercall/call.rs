@@ -847,10 +847,10 @@ impl<O: ReadsDomainInfo> Resolved<'_, O> {
     }
 }
 
-impl Resolved<'_, DomctlGetVcpuInfo> {
-    /// vCPU `vcpu`'s scheduling state (Xen's XEN_DOMCTL_getvcpuinfo):
-    /// EINVAL beyond the domain's vCPUs, ESRCH for one not allocated yet.
-    pub fn vcpu_info(&self, vcpu: u32, now: u64) -> Result<crate::sched::VcpuSched, i32> {
+impl<O: NamesVcpu> Resolved<'_, O> {
+    /// The domain's vCPU `vcpu`, as Xen's vCPU domctls find it: EINVAL
+    /// beyond the domain's `max_vcpus`, ESRCH for one not allocated yet.
+    pub fn vcpu(&self, vcpu: u32) -> Result<Arc<GuestVcpu>, i32> {
         let max = match self.dom.config.max_vcpus {
             0 => self.dom.nr_vcpus(),
             n => n,
@@ -858,7 +858,20 @@ impl Resolved<'_, DomctlGetVcpuInfo> {
         if vcpu >= max {
             return Err(errno::EINVAL);
         }
-        let v = self.dom.vcpu(vcpu).ok_or(errno::ESRCH)?;
+        self.dom.vcpu(vcpu).ok_or(errno::ESRCH)
+    }
+
+    /// The CPUs a vCPU may run on: every CPU (the pool's online ones).
+    /// Warden does not pin vCPUs: its hard and soft affinities are these.
+    pub fn online_cpus(&self) -> u32 {
+        self.hv.platform.nr_cpus()
+    }
+}
+
+impl Resolved<'_, DomctlGetVcpuInfo> {
+    /// vCPU `vcpu`'s scheduling state (Xen's XEN_DOMCTL_getvcpuinfo).
+    pub fn vcpu_info(&self, vcpu: u32, now: u64) -> Result<crate::sched::VcpuSched, i32> {
+        let v = self.vcpu(vcpu)?;
         self.hv
             .sched
             .vcpu_info((v.domid, v.id), now)

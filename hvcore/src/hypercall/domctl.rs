@@ -168,6 +168,7 @@ pub fn domctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         SCHEDULER_OP => scheduler_op(c, arg, &mut op),
+        SETVCPUAFFINITY | GETVCPUAFFINITY => vcpu_affinity(c, &op),
         SETDOMAINHANDLE => {
             let p = c.check_req::<DomctlSetDomainHandle>(Some(target(c, op.domain)?), None)?;
             let a: DomainHandle = op.arg();
@@ -474,6 +475,106 @@ fn scheduler_op(c: &mut Call<'_>, arg: u64, op: &mut Domctl) -> HcResult {
     op.set_arg(&a);
     c.write(arg, op)?;
     r
+}
+
+/// XEN_DOMCTL_setvcpuaffinity / getvcpuaffinity (Xen's
+/// `vcpu_affinity_domctl`). Warden does not pin vCPUs: every vCPU may run
+/// on every CPU, and prefers none, so its hard and soft affinities are all
+/// the CPUs, which getvcpuaffinity reports. setvcpuaffinity accepts masks
+/// holding every CPU (libxl's default, and its NUMA placement on Warden's
+/// one node), writing back the effective masks as Xen does; a hard mask
+/// with no CPU is EINVAL (as Xen), and a mask that would restrict the vCPU
+/// is refused with EOPNOTSUPP (said once) rather than accepted and
+/// ignored. No copy-back of the domctl itself, as Xen.
+fn vcpu_affinity(c: &mut Call<'_>, op: &Domctl) -> HcResult {
+    let a: VcpuAffinity = op.arg();
+    let t = target(c, op.domain)?;
+    let set = op.cmd == SETVCPUAFFINITY;
+    let cpus = if set {
+        let p = c.check_req::<DomctlSetVcpuAffinity>(Some(t), None)?;
+        let d = c.resolve(&p)?;
+        d.vcpu(a.vcpu)?;
+        d.online_cpus()
+    } else {
+        let p = c.check_req::<DomctlGetVcpuAffinity>(Some(t), None)?;
+        let d = c.resolve(&p)?;
+        d.vcpu(a.vcpu)?;
+        d.online_cpus()
+    };
+    let maps = [
+        (VCPUAFFINITY_HARD, &a.cpumap_hard),
+        (VCPUAFFINITY_SOFT, &a.cpumap_soft),
+    ];
+    if a.flags == 0 || maps.iter().any(|(f, m)| a.flags & f != 0 && m.bitmap == 0) {
+        return Err(errno::EINVAL);
+    }
+    let all: Vec<u8> = (0..cpus.div_ceil(8))
+        .map(|i| {
+            let left = cpus - i * 8;
+            if left >= 8 { 0xff } else { (1u8 << left) - 1 }
+        })
+        .collect();
+    for (flag, m) in maps {
+        if a.flags & flag == 0 {
+            continue;
+        }
+        if set {
+            let want = read_bitmap(c, m, cpus)?;
+            if flag == VCPUAFFINITY_HARD && want.iter().zip(&all).all(|(w, a)| w & a == 0) {
+                return Err(errno::EINVAL);
+            }
+            if want.iter().zip(&all).any(|(w, a)| w & a != *a) {
+                return c.absent(
+                    "domctl",
+                    SETVCPUAFFINITY,
+                    errno::EOPNOTSUPP,
+                    format_args!(
+                        "setvcpuaffinity: a mask without every CPU (Warden does not pin vCPUs)"
+                    ),
+                );
+            }
+        }
+        write_bitmap(c, m, &all)?;
+    }
+    Ok(0)
+}
+
+/// Read the first `nbits` bits of a `xenctl_bitmap` (Xen's
+/// `xenctl_bitmap_to_bitmap`: bits beyond the guest's `nr_bits` are 0).
+fn read_bitmap(c: &Call<'_>, m: &XenctlBitmap, nbits: u32) -> Result<Vec<u8>, i32> {
+    let ours = nbits.div_ceil(8) as usize;
+    let guest_bytes = m.nr_bits.div_ceil(8) as usize;
+    let copy = guest_bytes.min(ours);
+    let mut b = alloc::vec![0u8; ours];
+    if copy != 0 {
+        let v = c.read_bytes(m.bitmap, copy, copy, errno::EFAULT)?;
+        b[..copy].copy_from_slice(&v);
+        if m.nr_bits & 7 != 0 && guest_bytes == copy {
+            b[copy - 1] &= !(0xffu8 << (m.nr_bits & 7));
+        }
+    }
+    Ok(b)
+}
+
+/// Write `bytes` into a `xenctl_bitmap` (Xen's `bitmap_to_xenctl_bitmap`:
+/// as many as the guest's `nr_bits` hold, then zeros up to them).
+fn write_bitmap(c: &Call<'_>, m: &XenctlBitmap, bytes: &[u8]) -> Result<(), i32> {
+    let guest_bytes = m.nr_bits.div_ceil(8) as usize;
+    let copy = guest_bytes.min(bytes.len());
+    if copy != 0 {
+        c.write_bytes(m.bitmap, &bytes[..copy])?;
+    }
+    // The zeros a page at a time (a guest may give any nr_bits; a bad
+    // address ends it with EFAULT).
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let mut i = copy;
+    while i < guest_bytes {
+        let n = (guest_bytes - i).min(ZEROS.len());
+        let at = m.bitmap.checked_add(i as u64).ok_or(errno::EFAULT)?;
+        c.write_bytes(at, &ZEROS[..n])?;
+        i += n;
+    }
+    Ok(())
 }
 
 /// The domain a domctl names: Xen looks it up by id only (DOMID_SELF and

@@ -974,6 +974,8 @@ fn invoke_on(w: &World, d: &Domain, name: &str, t: u16) -> (u32, [u64; 5]) {
         n if n.starts_with("Domctl") => {
             let (cmd, dom) = match n {
                 "DomctlGetVcpuInfo" => (dc::GETVCPUINFO, 2),
+                "DomctlSetVcpuAffinity" => (dc::SETVCPUAFFINITY, 2),
+                "DomctlGetVcpuAffinity" => (dc::GETVCPUAFFINITY, 2),
                 "DomctlCreateDomain" => (dc::CREATEDOMAIN, 0),
                 "DomctlDestroyDomain" => (dc::DESTROYDOMAIN, 2),
                 "DomctlPauseDomain" => (dc::PAUSEDOMAIN, 2),

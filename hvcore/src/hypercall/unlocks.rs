@@ -152,7 +152,8 @@ unlocks! {
         DomctlSetDomainHandle, DomctlGetTscInfo, DomctlSetTscInfo, DomctlSetNodeAffinity,
         DomctlGetNodeAffinity, DomctlCacheflush, DomctlGetCpuPolicy, DomctlSetCpuPolicy,
         DomctlGetPagingMempoolSize, DomctlSetPagingMempoolSize, DomctlGetVcpuInfo,
-        DomctlSchedulerOpPut, DomctlSchedulerOpGet;
+        DomctlSchedulerOpPut, DomctlSchedulerOpGet, DomctlSetVcpuAffinity,
+        DomctlGetVcpuAffinity;
 
     /// Operations checked against an event channel's label (the channel, the
     /// domain it binds to): the permit unlocks the event-channel service
@@ -222,6 +223,8 @@ unlocks! {
         EvtchnUnmask, EvtchnInitControl, EvtchnExpandArray, EvtchnSetPriority;
     /// Setting the domains' wall clock (XENPF_settime).
     SetsTime (SETS_TIME): PlatformSettime32, PlatformSettime64;
+    /// A vCPU of the target, by index (the affinity domctls).
+    NamesVcpu (NAMES_VCPU): DomctlGetVcpuInfo, DomctlSetVcpuAffinity, DomctlGetVcpuAffinity;
     /// The physical CPUs' ids and state.
     ReadsPcpus (READS_PCPUS): PlatformGetCpuinfo;
     /// Mapping pages into the target's physmap (add_to_physmap, and the

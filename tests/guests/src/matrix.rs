@@ -810,6 +810,15 @@ fn ops() -> Vec<Op> {
         op!("DomctlGetVcpuInfo", D0, Good::Zero, |c| rc_unit(
             hc::getvcpuinfo(c.victim, 0)
         )),
+        op!("DomctlGetVcpuAffinity", D0, Good::Zero, |c| {
+            let (mut h, mut s) = ([0u8; 8], [0u8; 8]);
+            rc(hc::vcpuaffinity(c.victim, 0, false, &mut h, &mut s))
+        }),
+        // Every CPU (libxl's default): accepted.
+        op!("DomctlSetVcpuAffinity", D0, Good::Zero, |c| {
+            let (mut h, mut s) = ([0xffu8; 8], [0xffu8; 8]);
+            rc(hc::vcpuaffinity(c.victim, 0, true, &mut h, &mut s))
+        }),
         op!("DomctlSchedulerOpGet", D0, Good::Zero, |c| rc_unit(
             hc::sched_credit2_get(c.victim)
         )),

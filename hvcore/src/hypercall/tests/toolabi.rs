@@ -896,3 +896,119 @@ fn scheduler_op_gets_and_puts_credit2_weights_and_refuses_caps() {
         "{a:?}"
     );
 }
+
+#[test]
+fn vcpu_affinity_is_every_cpu_and_a_restriction_is_refused() {
+    // The test platform has one CPU: every mask holding CPU 0 is "all".
+    let w = world(true);
+    let d0 = w.domain(0, DOM0);
+    let _d1 = w.domain(1, DOMU);
+    let d2 = w.domain(2, DOMU);
+    const HARD: u64 = 0x3000;
+    const SOFT: u64 = 0x3100;
+    let aff = |who: &Domain, cmd: u32, vcpu: u32, flags: u32, bits: u32, hard: u8, soft: u8| {
+        w.put(who, HARD, &u32::from_le_bytes([hard, 0xee, 0xee, 0xee]));
+        w.put(who, SOFT, &u32::from_le_bytes([soft, 0xee, 0xee, 0xee]));
+        let map = |bitmap| dc::XenctlBitmap {
+            bitmap,
+            nr_bits: bits,
+            pad: 0,
+        };
+        let r = domctl(
+            &w,
+            who,
+            &dc::Domctl::new(
+                cmd,
+                1,
+                &dc::VcpuAffinity {
+                    vcpu,
+                    flags,
+                    cpumap_hard: map(HARD),
+                    cpumap_soft: map(SOFT),
+                },
+            ),
+        )
+        .0;
+        (
+            r,
+            w.get::<u32>(who, HARD).to_le_bytes(),
+            w.get::<u32>(who, SOFT).to_le_bytes(),
+        )
+    };
+    let both = dc::VCPUAFFINITY_HARD | dc::VCPUAFFINITY_SOFT;
+    // get: every CPU, zeros up to the guest's nr_bits, nothing beyond.
+    let (r, h, s) = aff(&d0, dc::GETVCPUAFFINITY, 0, both, 24, 0, 0);
+    assert_eq!((r, h, s), (0, [1, 0, 0, 0xee], [1, 0, 0, 0xee]));
+    // set: masks with every CPU (libxl's defaults) are accepted; the
+    // effective masks come back.
+    let (r, h, s) = aff(&d0, dc::SETVCPUAFFINITY, 0, both, 8, 0xff, 0x0f);
+    assert_eq!((r, h[0], s[0]), (0, 1, 1));
+    let (r, _, s) = aff(
+        &d0,
+        dc::SETVCPUAFFINITY,
+        0,
+        dc::VCPUAFFINITY_SOFT,
+        8,
+        0,
+        0xff,
+    );
+    assert_eq!((r, s[0]), (0, 1));
+    // A hard mask without an online CPU: EINVAL, as Xen.
+    assert_eq!(
+        aff(
+            &d0,
+            dc::SETVCPUAFFINITY,
+            0,
+            dc::VCPUAFFINITY_HARD,
+            8,
+            0xfe,
+            0
+        )
+        .0,
+        neg(errno::EINVAL)
+    );
+    // A soft mask without every CPU would be a preference Warden ignores:
+    // refused, nothing written.
+    let (r, _, s) = aff(
+        &d0,
+        dc::SETVCPUAFFINITY,
+        0,
+        dc::VCPUAFFINITY_SOFT,
+        8,
+        0,
+        0xfe,
+    );
+    assert_eq!((r, s[0]), (neg(errno::EOPNOTSUPP), 0xfe));
+    // Xen's argument checks: no flag, a flagged null bitmap, a vCPU the
+    // domain does not have.
+    assert_eq!(
+        aff(&d0, dc::GETVCPUAFFINITY, 0, 0, 8, 0, 0).0,
+        neg(errno::EINVAL)
+    );
+    let (r, ..) = {
+        let op = dc::Domctl::new(
+            dc::GETVCPUAFFINITY,
+            1,
+            &dc::VcpuAffinity {
+                vcpu: 0,
+                flags: dc::VCPUAFFINITY_HARD,
+                ..Default::default()
+            },
+        );
+        domctl(&w, &d0, &op)
+    };
+    assert_eq!(r, neg(errno::EINVAL));
+    assert_eq!(
+        aff(&d0, dc::GETVCPUAFFINITY, 3, both, 8, 0, 0).0,
+        neg(errno::EINVAL)
+    );
+    assert!(w.audit_lines().is_empty());
+    // A domU may not read another's affinity (domain:getaffinity).
+    let (r, h, _) = aff(&d2, dc::GETVCPUAFFINITY, 0, both, 8, 0x55, 0);
+    assert_eq!((r, h[0]), (neg(errno::EACCES), 0x55));
+    let a = w.audit_lines();
+    assert!(
+        a.iter().any(|l| l.contains("denied  { getaffinity }")),
+        "{a:?}"
+    );
+}
