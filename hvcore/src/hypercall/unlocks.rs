@@ -330,6 +330,7 @@ mod tests {
             SETS_TIME,
             READS_PCPUS,
             SEES_CPU_POLICY,
+            NAMES_VCPU,
         ] {
             for name in list {
                 row(name);
