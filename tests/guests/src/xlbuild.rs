@@ -115,10 +115,9 @@ fn parse_elf(img: &[u8]) -> Option<(Vec<Segment<'_>>, u64)> {
 /// Copy `data` to dom0's own (foreign-mapped) guest frame `gfn` at `off`.
 fn poke(gfn: u64, off: usize, data: &[u8]) {
     assert!(off + data.len() <= 4096);
-    // SAFETY: `gfn` is a frame of dom0's physmap that maps a page of the
-    // domain being built (a foreign mapping made just before); dom0's first
-    // 4 GiB are identity-mapped, so its address is a valid pointer to 4096
-    // bytes nothing else in dom0 uses.
+    // Dom0's first 4 GiB are identity-mapped and `gfn` foreign-maps a page
+    // of the domain being built (mapped just before), used by nothing else.
+    // SAFETY: so `gfn * 4096` points to 4096 writable bytes; off+len fit.
     unsafe {
         core::ptr::copy_nonoverlapping(
             data.as_ptr(),
