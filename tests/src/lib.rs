@@ -179,7 +179,7 @@ pub struct Boot {
     extra: Vec<String>,
     timeout: Duration,
     grub: bool,
-    input: Option<qemu::Input>,
+    input: Vec<qemu::Input>,
     stop_on: Vec<String>,
 }
 
@@ -208,14 +208,15 @@ impl Boot {
             extra: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             grub: false,
-            input: None,
+            input: Vec::new(),
             stop_on: Vec::new(),
         }
     }
 
-    /// Type `bytes` on the serial console once `after` has appeared.
+    /// Type `bytes` on the serial console once `after` has appeared (after
+    /// the inputs given before this one were typed).
     pub fn input(mut self, after: &str, bytes: &[u8]) -> Self {
-        self.input = Some(qemu::Input {
+        self.input.push(qemu::Input {
             after: after.into(),
             bytes: bytes.into(),
         });
@@ -394,37 +395,72 @@ impl Outcome {
             .map(|(t, _)| *t)
     }
 
-    /// Assert that the first lines containing `from` and `to` arrived
-    /// `expected` apart in host time, within `tolerance` (a fraction, 0.1 =
-    /// ±10 %); returns the measured interval.
+    /// A timed sleep of `expected` in the guest, between the first lines
+    /// containing `from` and `to`, each carrying the guest's clock as
+    /// `uptime=SECONDS` read right before it was printed. Asserts that the
+    /// guest's clock ran at the host's rate (the two elapsed times agree
+    /// within `tolerance`, a fraction: 0.1 = ±10 %; what is not in both is
+    /// only the lines' delivery) and that the sleep neither ended early nor
+    /// overslept by more than half of it (a lost or late wake-up). The
+    /// guest's work around the sleep (forking `sleep` under a loaded
+    /// emulator) is in both times, so host load does not fail the check.
+    /// Returns the guest's and the host's elapsed times.
     #[track_caller]
-    pub fn interval_within(
+    pub fn guest_sleep_within(
         &self,
         from: &str,
         to: &str,
         expected: Duration,
         tolerance: f64,
-    ) -> Duration {
-        let (Some(a), Some(b)) = (self.line_time(from), self.line_time(to)) else {
-            panic!(
-                "no serial lines {from:?} and {to:?} to time: {}",
-                self.describe()
-            );
+    ) -> (Duration, Duration) {
+        let stamped = |s: &str| -> (Duration, f64) {
+            let Some((t, l)) = self.lines.iter().find(|(_, l)| l.contains(s)) else {
+                panic!("no serial line {s:?} to time: {}", self.describe());
+            };
+            let up = l
+                .split_once("uptime=")
+                .and_then(|(_, r)| {
+                    let n = r.find(|c: char| !(c.is_ascii_digit() || c == '.'));
+                    r[..n.unwrap_or(r.len())].parse::<f64>().ok()
+                })
+                .unwrap_or_else(|| panic!("the line {l:?} carries no uptime=SECONDS"));
+            (*t, up)
         };
-        let d = b.saturating_sub(a);
-        let (lo, hi) = (
-            expected.as_secs_f64() * (1.0 - tolerance),
-            expected.as_secs_f64() * (1.0 + tolerance),
-        );
+        let ((h0, g0), (h1, g1)) = (stamped(from), stamped(to));
+        // The lines around the two, with their host arrival times, for a
+        // failure's diagnosis (which side's clock or delivery was late).
+        let timeline = || {
+            let i0 = self.lines.iter().position(|(t, _)| *t == h0).unwrap_or(0);
+            let i1 = self.lines.iter().rposition(|(t, _)| *t == h1).unwrap_or(0);
+            self.lines[i0.saturating_sub(10)..(i1 + 10).min(self.lines.len())]
+                .iter()
+                .map(|(t, l)| format!("[host {:9.3}] {l}", t.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let host = h1.saturating_sub(h0).as_secs_f64();
+        let guest = g1 - g0;
+        let want = expected.as_secs_f64();
         assert!(
-            (lo..=hi).contains(&d.as_secs_f64()),
-            "{from:?} -> {to:?} took {:.3} s of host time, expected {:.3} s ± {:.0} %: {}",
-            d.as_secs_f64(),
-            expected.as_secs_f64(),
-            tolerance * 100.0,
+            (want..=want * 1.5).contains(&guest),
+            "{from:?} -> {to:?}: the guest's clock advanced {guest:.3} s over a sleep of {want:.3} s \
+             (host time {host:.3} s):\n{}\n{}",
+            timeline(),
             self.describe()
         );
-        d
+        assert!(
+            (host - guest).abs() <= guest * tolerance,
+            "{from:?} -> {to:?}: the guest's clock advanced {guest:.3} s while the host's advanced \
+             {host:.3} s (more than ± {:.0} % apart):\n{}\n{}",
+            tolerance * 100.0,
+            timeline(),
+            self.describe()
+        );
+        eprintln!("{from:?} -> {to:?}: guest clock {guest:.3} s, host clock {host:.3} s");
+        (
+            Duration::from_secs_f64(guest),
+            Duration::from_secs_f64(host),
+        )
     }
 
     /// Assert the boot ended with `e`.
@@ -534,24 +570,41 @@ mod tests {
             stderr: String::new(),
             cmdline: String::new(),
             lines: vec![
-                (Duration::from_millis(100), "start".into()),
-                (Duration::from_millis(5200), "end".into()),
+                (Duration::from_millis(100), "start (uptime=10.00)".into()),
+                (Duration::from_millis(5700), "end (uptime=15.60)".into()),
             ],
             stopped_on: None,
         }
     }
 
     #[test]
-    fn intervals_are_checked_against_host_time() {
+    fn a_guest_sleep_is_checked_against_the_guests_and_the_hosts_clocks() {
         let o = outcome(Some(33), false);
-        let d = o.interval_within("start", "end", Duration::from_secs(5), 0.1);
-        assert_eq!(d, Duration::from_millis(5100));
+        let (g, h) = o.guest_sleep_within("start", "end", Duration::from_secs(5), 0.1);
+        assert_eq!(g, Duration::from_secs_f64(5.6));
+        assert_eq!(h, Duration::from_millis(5600));
     }
 
     #[test]
-    #[should_panic(expected = "expected 4.000 s")]
-    fn an_interval_outside_the_tolerance_fails() {
-        outcome(Some(33), false).interval_within("start", "end", Duration::from_secs(4), 0.1);
+    #[should_panic(expected = "more than ± 10 % apart")]
+    fn a_guest_clock_at_another_rate_fails() {
+        let mut o = outcome(Some(33), false);
+        o.lines[1].1 = "end (uptime=17.20)".into();
+        o.guest_sleep_within("start", "end", Duration::from_secs(6), 0.1);
+    }
+
+    #[test]
+    #[should_panic(expected = "over a sleep of 6.000 s")]
+    fn a_sleep_that_ends_early_fails() {
+        outcome(Some(33), false).guest_sleep_within("start", "end", Duration::from_secs(6), 0.1);
+    }
+
+    #[test]
+    #[should_panic(expected = "carries no uptime")]
+    fn a_line_without_the_guest_clock_fails() {
+        let mut o = outcome(Some(33), false);
+        o.lines[0].1 = "start".into();
+        o.guest_sleep_within("start", "end", Duration::from_secs(5), 0.1);
     }
 
     #[test]

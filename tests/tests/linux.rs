@@ -5,7 +5,7 @@
 //!
 //! - On bare QEMU (`-kernel vmlinux`: the PVH entry): proves the assets and
 //!   the init's checks (CPUs online, timer interrupts counting on every CPU,
-//!   the timed sleep against host time); runs in CI.
+//!   the timed sleep: the guest's clock against the host's); runs in CI.
 //! - On Warden as the PVH dom0 (issue 11): the hardware and control domain
 //!   (SIF_INITDOMAIN), enforcing, its checks (the initial domain's
 //!   XENFEAT_dom0 and physical CPUs among them), a command typed on the
@@ -96,7 +96,7 @@ fn the_kernel_and_initramfs_pass_their_checks_on_bare_qemu() {
         .contains("warden-init: CHECK ok timer interrupts counting on every CPU")
         .contains("warden-init: RESULT PASS")
         .lacks("CHECK FAIL");
-    o.interval_within(
+    o.guest_sleep_within(
         "warden-init: sleep 5: start",
         "warden-init: sleep 5: end",
         Duration::from_secs(5),
@@ -161,7 +161,7 @@ fn debian_linux_elf_boots_as_a_pvh_domu_enforcing() {
         .lacks("CHECK FAIL")
         .lacks("avc:  denied");
     passed(&o, 1);
-    o.interval_within(
+    o.guest_sleep_within(
         "warden-init: sleep 5: start",
         "warden-init: sleep 5: end",
         Duration::from_secs(5),
@@ -276,7 +276,7 @@ fn debian_linux_boots_as_the_pvh_dom0_enforcing() {
             .all(|l| l.contains("xsm: unknown platform_op 64 ")),
         "unknown operations: {unknown:#?}"
     );
-    o.interval_within(
+    o.guest_sleep_within(
         "warden-init: sleep 5: start",
         "warden-init: sleep 5: end",
         Duration::from_secs(5),

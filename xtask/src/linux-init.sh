@@ -114,12 +114,17 @@ if flag check; then
     grep -E "$pattern" /proc/interrupts | sed 's/^/warden-init: interrupts: /'
     before=$(counts)
 
-    # 4. The timed sleep: the host compares its own time between the two lines.
-    t0=$(cut -d' ' -f1 /proc/uptime)
-    say "sleep $secs: start"
+    # 4. The timed sleep. Each line carries the guest's uptime, read with a
+    #    shell builtin right before it is printed: the host compares the
+    #    guest's elapsed time with its own between the two lines (the guest
+    #    clock's rate), and the guest's with the sleep (no early or lost
+    #    wake-up). Forking `sleep` takes guest time that grows with the
+    #    host's load; it is in both measures, so the rate check ignores it.
+    read -r t0 _ </proc/uptime
+    say "sleep $secs: start (uptime=$t0)"
     sleep "$secs"
-    say "sleep $secs: end"
-    t1=$(cut -d' ' -f1 /proc/uptime)
+    read -r t1 _ </proc/uptime
+    say "sleep $secs: end (uptime=$t1)"
     say "sleep $secs took $(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }') s of guest uptime"
 
     after=$(counts)

@@ -172,8 +172,9 @@ pub struct Input {
 pub struct Options {
     /// A string whose first appearance is timed ([`Outcome::watch_seen`]).
     pub watch: Option<String>,
-    /// Bytes to type once a trigger appears.
-    pub input: Option<Input>,
+    /// Bytes to type once a trigger appears, in order: each input waits
+    /// for its trigger after the one before it was typed.
+    pub input: Vec<Input>,
     /// Strings that end the run at once (QEMU is killed) when they appear on
     /// the serial port: fatal messages, so a test does not wait for its
     /// timeout ([`Outcome::stopped_on`]).
@@ -198,7 +199,7 @@ pub fn run_with_input(
         timeout,
         Options {
             watch: watch.map(String::from),
-            input,
+            input: input.into_iter().collect(),
             stop_on: Vec::new(),
         },
     )
@@ -220,10 +221,11 @@ struct Capture {
 pub fn run_with(mut cmd: Command, timeout: Duration, opts: Options) -> Result<Outcome> {
     let Options {
         watch,
-        mut input,
+        input,
         stop_on,
     } = opts;
-    cmd.stdin(if input.is_some() {
+    let mut input: std::collections::VecDeque<Input> = input.into();
+    cmd.stdin(if !input.is_empty() {
         Stdio::piped()
     } else {
         Stdio::null()
@@ -246,9 +248,24 @@ pub fn run_with(mut cmd: Command, timeout: Duration, opts: Options) -> Result<Ou
         .take()
         .ok_or_else(|| Error("no stderr pipe".into()))?;
     let cap2 = cap.clone();
-    let mut stdin = child.stdin.take();
+    // The typist: types what the reader hands it, slowly (the guest polls
+    // the UART's 16-byte FIFO), on its own thread so the reader never stops
+    // reading (and timing) the serial output while typing.
+    let typist = child.stdin.take().map(|mut w| {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for bytes in rx {
+                for chunk in bytes.chunks(8) {
+                    let _ = w.write_all(chunk);
+                    let _ = w.flush();
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+        });
+        tx
+    });
     let reader = std::thread::spawn(move || {
-        use std::io::Write;
         let mut buf = [0u8; 4096];
         loop {
             match out.read(&mut buf) {
@@ -276,18 +293,13 @@ pub fn run_with(mut cmd: Command, timeout: Duration, opts: Options) -> Result<Ou
                         &c.bytes[from..]
                     };
                     let has = |hay: &[u8], s: &str| hay.windows(s.len()).any(|x| x == s.as_bytes());
-                    if let Some(i) = &input
+                    if let Some(i) = input.front()
                         && has(tail(i.after.len()), &i.after)
                     {
-                        if let Some(w) = stdin.as_mut() {
-                            // Type slowly: the guest polls the UART's 16-byte FIFO.
-                            for chunk in i.bytes.chunks(8) {
-                                let _ = w.write_all(chunk);
-                                let _ = w.flush();
-                                std::thread::sleep(Duration::from_millis(300));
-                            }
+                        if let Some(t) = &typist {
+                            let _ = t.send(i.bytes.clone());
                         }
-                        input = None;
+                        input.pop_front();
                     }
                     if let Some(w) = &watch
                         && c.seen.is_none()
@@ -592,6 +604,70 @@ mod tests {
         );
         assert!(t2 - t1 >= Duration::from_millis(900), "{t1:?} {t2:?}");
         assert_eq!(o.line_time("third"), None);
+    }
+
+    #[test]
+    fn inputs_are_typed_in_order_each_after_its_trigger() {
+        // A "guest" that echoes each line it reads: the second input's
+        // trigger is the echo of the first, so typing it early (or both at
+        // the first trigger) would reorder or lose a line.
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "echo ready; read a; echo got-$a; read b; echo got-$b; echo Kernel panic - done; exec sleep 60",
+        ]);
+        let o = run_with(
+            c,
+            Duration::from_secs(50),
+            Options {
+                input: vec![
+                    Input {
+                        after: "ready".into(),
+                        bytes: b"one\n".to_vec(),
+                    },
+                    Input {
+                        after: "got-one".into(),
+                        bytes: b"two\n".to_vec(),
+                    },
+                ],
+                stop_on: vec!["Kernel panic".into()],
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(o.stopped_on.as_deref(), Some("Kernel panic"));
+        let lines: Vec<&str> = o.lines.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            lines,
+            ["ready", "got-one", "got-two", "Kernel panic - done"]
+        );
+    }
+
+    #[test]
+    fn lines_are_read_and_timed_while_an_input_is_typed() {
+        // 128 bytes take 16 chunks of 300 ms to type (4.8 s); the line
+        // printed a second after the trigger must be timed when it comes,
+        // not when the typing ends.
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "echo ready; sleep 1; echo later; sleep 1; echo Kernel panic - done; exec sleep 60",
+        ]);
+        let o = run_with(
+            c,
+            Duration::from_secs(50),
+            Options {
+                input: vec![Input {
+                    after: "ready".into(),
+                    bytes: vec![b'x'; 128],
+                }],
+                stop_on: vec!["Kernel panic".into()],
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let (a, b) = (o.line_time("ready").unwrap(), o.line_time("later").unwrap());
+        assert!(b - a < Duration::from_millis(3500), "{a:?} {b:?}");
     }
 
     #[test]
