@@ -26,7 +26,13 @@ const CMDLINE: &str = "dom0_mem=512M dom0_max_vcpus=2";
 
 /// What dom0 runs once the toolstack is up. Each command's output is
 /// framed by `== NAME` lines; `xl dmesg`'s lines are prefixed so they are
-/// told apart from the same lines on the serial console.
+/// told apart from the same lines on the serial console. After the
+/// read-only commands, the demo domU's life: `xl create` to its userspace
+/// (read from xenconsoled's log), `xl list`, pause and unpause, `xl console`
+/// (typed on the serial line: see [`boot`]), `xl shutdown -w` (its init
+/// powers off on the kernel's request) until xl's daemon has destroyed it;
+/// then a domain labelled with `seclabel=`, destroyed at once; last, a
+/// label dom0 may not create, refused (the only denial of the run).
 const SCRIPT: &str = "\
 echo '== xl info'; xl info
 echo '== xl list'; xl list
@@ -36,6 +42,35 @@ echo '== xl getenforce'; xl getenforce
 xl setenforce 0 && echo \"after setenforce 0: $(xl getenforce)\"
 xl setenforce 1 && echo \"after setenforce 1: $(xl getenforce)\"
 echo '== xl dmesg'; xl dmesg | sed 's/^/dmesg| /'
+free() { xl info | sed -n 's/^free_memory *: *//p'; }
+gone() { i=0; while xl list $1 >/dev/null 2>&1 && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done; xl list $1 >/dev/null 2>&1 || echo \"domain $1 gone\"; }
+echo \"free_memory before: $(free)\"
+echo '== xl create'
+xl create /etc/xen/demo.cfg && echo 'xl create: done'
+wait-log /var/log/xen/console/guest-demo.log 'demo: userspace up' 600 >/dev/null && echo 'demo: up in its console log'
+echo \"free_memory running: $(free)\"
+echo '== xl list demo'; xl list demo
+echo '== xl list -Z demo'; xl list -Z demo
+xl pause demo && echo '== paused' && xl list demo
+xl unpause demo && echo '== unpaused' && xl list demo
+echo '== xl console'; xl console demo; echo \"xl console status $?\"
+echo '== console log'; grep -c '^typed-42' /var/log/xen/console/guest-demo.log
+echo '== xl shutdown'
+xl shutdown -w demo && echo 'xl shutdown -w: done'
+gone 1
+grep 'demo: powering off' /var/log/xen/console/guest-demo.log
+echo \"free_memory after shutdown: $(free)\"
+echo '== seclabel'
+xl create /etc/xen/demo.cfg 'name=\"iso\"' 'seclabel=\"user_1:vm_r:isolated_domU_t\"' && echo 'xl create iso: done'
+xl list -Z iso
+xl destroy iso && echo 'xl destroy iso: done'
+gone 2
+echo \"free_memory after destroy: $(free)\"
+echo '== denied'
+xl create /etc/xen/demo.cfg 'name=\"rogue\"' 'seclabel=\"system_u:system_r:dom0_t\"'; echo \"xl create rogue: status $?\"
+echo \"free_memory after the refusal: $(free)\"
+echo '== xl list after'; xl list
+echo '== xl dmesg avc'; xl dmesg | grep 'avc:' | sed 's/^/dmesg| /'
 echo '== end'
 ";
 
@@ -55,6 +90,11 @@ fn boot() -> &'static Outcome {
             .cmdline(CMDLINE)
             .module(&img.vmlinux, xtask::dom0img::DOM0_CMDLINE)
             .module(&initrd, "initrd")
+            // `xl console demo` on dom0's console (hvc0, a terminal): a
+            // command for the demo's shell, then, once its output came
+            // back, xl console's escape character (CTRL-]) on its own.
+            .input("== xl console", b"echo typed-$((6*7))\n")
+            .input("typed-42", b"\x1d")
             .run()
     })
 }
@@ -99,8 +139,18 @@ fn the_toolstack_starts_in_the_linux_dom0_enforcing_and_powers_off() {
         .contains("== end")
         .contains("dom0: exec status 0")
         .contains("Domain 0 shut down: reason 0 (poweroff)")
-        .lacks("dom0: insmod")
-        .lacks("avc:  denied");
+        .lacks("dom0: insmod");
+    // No denial until the one the script provokes last.
+    let before: Vec<&str> = o
+        .lines
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .take_while(|l| *l != "== denied")
+        .collect();
+    assert!(
+        before.len() < o.lines.len() && !before.iter().any(|l| l.contains("avc:  denied")),
+        "a denial before '== denied' (or no such line)"
+    );
     // xenstored answers and xen-init-dom0 wrote Domain-0's entries.
     assert_eq!(section(o, "xenstore"), ["Domain-0", "0"]);
     // Every hypercall the toolstack made was known but Linux's probe of
@@ -202,4 +252,131 @@ fn xl_dmesg_shows_wardens_console_ring() {
         !d.iter().any(|l| l.contains("avc:")),
         "an avc line in the ring"
     );
+}
+
+/// `free_memory` (MiB) as the script printed it after `what`.
+fn free_after(o: &Outcome, what: &str) -> u64 {
+    let p = format!("free_memory {what}: ");
+    o.lines
+        .iter()
+        .find_map(|(_, l)| l.strip_prefix(&p)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no '{p}N' line"))
+}
+
+/// The `xl list` row of `name` in section `sec`: Name ID Mem VCPUs State Time(s) [label].
+fn row(o: &Outcome, sec: &str, name: &str) -> Vec<String> {
+    section(o, sec)
+        .iter()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("{sec} lists no {name}: {:?}", section(o, sec)))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn xl_create_brings_the_demo_domu_to_userspace_and_xl_list_shows_it() {
+    let o = boot();
+    o.expect_dom0_poweroff()
+        .contains("xl create: done")
+        .contains("demo: up in its console log")
+        .contains("d0 created domain 1 (ssidref");
+    let l = row(o, "xl list demo", "demo");
+    assert_eq!(l[1..4], ["1", "128", "1"], "{l:?}");
+    let z = row(o, "xl list -Z demo", "demo");
+    // libxl's label without seclabel=: the policy's domU default.
+    assert_eq!(z.last().unwrap(), "user_1:vm_r:domU_t", "{z:?}");
+    // 128 MiB and the domain's overhead left the free pool.
+    let (before, running) = (free_after(o, "before"), free_after(o, "running"));
+    assert!(
+        running + 128 <= before && running + 160 >= before,
+        "free_memory {before} MiB before, {running} MiB with the demo running"
+    );
+}
+
+#[test]
+fn xl_pause_and_unpause_stop_and_restart_the_demo() {
+    let o = boot();
+    o.expect_dom0_poweroff();
+    // State flags: r(unning) b(locked) p(aused) s(hutdown) c(rashed) d(ying).
+    let paused = &row(o, "paused", "demo")[4];
+    assert!(paused.contains('p'), "paused: {paused}");
+    let unpaused = &row(o, "unpaused", "demo")[4];
+    assert!(!unpaused.contains('p'), "unpaused: {unpaused}");
+}
+
+#[test]
+fn xl_console_reaches_the_demos_shell_and_lets_go_on_its_escape() {
+    let o = boot();
+    o.expect_dom0_poweroff()
+        // Ended by CTRL-] (xenconsole exits 0), not by the end of input.
+        .contains("xl console status 0");
+    // The shell's answer came back through xl console onto dom0's console,
+    // and xenconsoled logged it.
+    assert!(
+        section(o, "xl console")
+            .iter()
+            .any(|l| l.trim() == "typed-42"),
+        "no answer through xl console: {:?}",
+        section(o, "xl console")
+    );
+    assert_eq!(section(o, "console log"), ["1"]);
+}
+
+#[test]
+fn xl_shutdown_powers_the_demo_off_and_its_memory_returns() {
+    let o = boot();
+    o.expect_dom0_poweroff()
+        .contains("xl shutdown -w: done")
+        .contains("demo: powering off (signal)")
+        .contains("Domain 1 shut down: reason 0 (poweroff)")
+        .contains("domain 1 gone")
+        .contains("Domain 1 destroyed: ");
+    assert_eq!(
+        free_after(o, "after shutdown"),
+        free_after(o, "before"),
+        "the demo's memory went back to the free pool"
+    );
+}
+
+#[test]
+fn seclabel_labels_the_guest_and_a_label_dom0_may_not_create_is_refused() {
+    let o = boot();
+    o.expect_dom0_poweroff()
+        .contains("xl create iso: done")
+        .contains("xl destroy iso: done")
+        .contains("domain 2 gone")
+        .contains("Domain 2 destroyed: ");
+    let z = row(o, "seclabel", "iso");
+    assert_eq!(z[1], "2", "{z:?}");
+    assert_eq!(z.last().unwrap(), "user_1:vm_r:isolated_domU_t", "{z:?}");
+    assert_eq!(free_after(o, "after destroy"), free_after(o, "before"));
+    // The refused label: xl fails, the denial is in the ring (xl dmesg),
+    // and nothing was created: no domain 3, no new domain in xl list,
+    // no memory taken.
+    let denied = section(o, "denied");
+    assert!(
+        denied
+            .iter()
+            .any(|l| l.starts_with("xl create rogue: status ") && !l.ends_with(" 0")),
+        "xl create of a forbidden label succeeded: {denied:?}"
+    );
+    let avc = section(o, "xl dmesg avc");
+    assert!(
+        avc.iter().any(|l| l.starts_with("dmesg| ")
+            && l.contains("avc:  denied  { create }")
+            && l.contains("scontext=system_u:system_r:dom0_t")
+            && l.contains("tcontext=system_u:system_r:dom0_t")
+            && l.contains("tclass=domain")),
+        "no avc line for the refused create in xl dmesg: {avc:?}"
+    );
+    assert_eq!(avc.len(), 1, "one denial only: {avc:?}");
+    o.lacks("created domain 3");
+    let names: Vec<&str> = section(o, "xl list after")
+        .iter()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["Domain-0"]);
+    assert_eq!(free_after(o, "after the refusal"), free_after(o, "before"));
 }

@@ -15,7 +15,26 @@ if tr ' ' '\n' </proc/cmdline | grep -qx demo.poweroff; then
     echo "demo: powering off"
     poweroff -f
 fi
+# `xl shutdown` asks the kernel (xenstore control/shutdown), which runs
+# /sbin/poweroff; busybox's poweroff signals init (this script, PID 1):
+# USR2 is poweroff, USR1 halt, TERM reboot. A script only runs its traps
+# between commands, so the shell runs in the background and init waits
+# (a trapped signal ends `wait`).
+off() {
+    echo "demo: $1"
+    sync
+    poweroff -f
+}
+trap 'off "powering off (signal)"' USR2 USR1
+trap 'off "rebooting (signal): powering off"' TERM
 echo "demo: idle; a shell on the console"
+(
+    trap - USR1 USR2 TERM
+    while true; do
+        setsid cttyhack sh -l
+    done
+) </dev/console >/dev/console 2>&1 &
 while true; do
-    setsid cttyhack sh -l
+    wait
+    sleep 1
 done
