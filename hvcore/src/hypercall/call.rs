@@ -1167,6 +1167,13 @@ impl Global<'_, SysctlPhysinfo> {
     }
 }
 
+impl<O: RunsDebugKeys> Global<'_, O> {
+    /// Run debug key `k` (its output goes to the console ring).
+    pub fn debug_key(&self, k: u8) {
+        self.hv.debug_key(k)
+    }
+}
+
 impl<O: CountsDomains> Global<'_, O> {
     /// How many domains exist.
     pub fn nr_domains(&self) -> u32 {
