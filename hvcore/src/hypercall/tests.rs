@@ -1991,6 +1991,7 @@ mod multicall;
 mod overflow;
 mod platform;
 mod races;
+mod smap;
 mod toolabi;
 mod xenabi;
 mod xlcreate;
