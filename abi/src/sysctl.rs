@@ -14,6 +14,8 @@ crate::subops! {
     /// Information about several domains ([`GetDomainInfoList`]); domains
     /// the caller may not see are skipped.
     GETDOMAININFOLIST = 6, "getdomaininfolist";
+    /// Run debug keys as if typed on the serial console ([`DebugKeys`]).
+    DEBUG_KEYS = 7, "debug_keys";
     /// Each CPU's core, socket and node ([`CpuTopoInfo`]).
     CPUTOPOINFO = 16, "cputopoinfo";
     /// Each NUMA node's memory and distances ([`NumaInfo`]).
@@ -161,6 +163,13 @@ crate::pod! {
     }
     /// `struct xen_sysctl_sched_id`.
     pub struct SchedId { pub sched_id: u32 }
+    /// `struct xen_sysctl_debug_keys` (16 bytes): the `nr_keys` bytes at
+    /// `keys` are run in order as debug keys; nothing is copied back.
+    pub struct DebugKeys {
+        pub keys: u64,
+        pub nr_keys: u32,
+        pub pad: u32,
+    }
     /// `struct xen_sysctl_getdomaininfolist` (24 bytes): up to `max_domains`
     /// entries (`domctl::GetDomainInfo`) for domains with id >=
     /// `first_domain`, written to `buffer`; out: `num_domains`.
@@ -406,6 +415,7 @@ const _: () = assert!(core::mem::size_of::<PhysInfo>() == 112);
 const _: () = assert!(core::mem::offset_of!(PhysInfo, total_pages) == 40);
 const _: () = assert!(core::mem::offset_of!(PhysInfo, hw_cap) == 80);
 const _: () = assert!(core::mem::size_of::<SchedId>() == 4);
+const _: () = assert!(core::mem::size_of::<DebugKeys>() == 16);
 const _: () = assert!(core::mem::size_of::<GetDomainInfoList>() == 24);
 const _: () = assert!(core::mem::size_of::<CtlBitmap>() == 16);
 const _: () = assert!(core::mem::size_of::<CpuTopo>() == 12);

@@ -898,6 +898,17 @@ pub fn getdomaininfolist(first: DomId, out: &mut [GetDomainInfo]) -> Result<usiz
     Ok(op.arg::<sysctl::GetDomainInfoList>().num_domains as usize)
 }
 
+/// XEN_SYSCTL_debug_keys: run `keys` as debug keys.
+pub fn debug_keys(keys: &[u8]) -> Result<(), Errno> {
+    let a = sysctl::DebugKeys {
+        keys: keys.as_ptr() as u64,
+        nr_keys: keys.len() as u32,
+        pad: 0,
+    };
+    let mut op = Sysctl::new(sysctl::DEBUG_KEYS, &a);
+    sysctl(&mut op).map(|_| ())
+}
+
 /// XEN_SYSCTL_sched_id.
 pub fn sched_id() -> Result<u32, Errno> {
     let mut op = Sysctl::new(sysctl::SCHED_ID, &());

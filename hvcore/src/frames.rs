@@ -190,6 +190,52 @@ impl FrameAllocator {
         Ok(())
     }
 
+    /// Give back memory reserved at boot that is no longer needed (the boot
+    /// modules once the domains have their copies): every page a range of
+    /// `release` touches, except pages a range of `keep` touches (what is
+    /// still in use, e.g. the image or a loader structure sharing a page
+    /// with a module), frame 0, memory outside usable RAM and pages already
+    /// free. Returns the number of frames added to the free list.
+    pub fn release(&mut self, release: &[PhysRange], keep: &[PhysRange]) -> u64 {
+        let pages = |r: &PhysRange| {
+            let s = r.start / PAGE_SIZE;
+            let e = align_up(r.end, PAGE_SIZE).map_or(u64::MAX / PAGE_SIZE + 1, |v| v / PAGE_SIZE);
+            s..e
+        };
+        let mut give: Vec<Range<u64>> = Vec::new();
+        for r in release.iter().filter(|r| !r.is_empty()) {
+            let p = pages(r);
+            // Within usable RAM only.
+            for u in &self.usable {
+                let (s, e) = (p.start.max(u.start), p.end.min(u.end));
+                if s < e {
+                    give.push(s..e);
+                }
+            }
+        }
+        for k in keep.iter().filter(|r| !r.is_empty()) {
+            subtract(&mut give, pages(k));
+        }
+        subtract(&mut give, 0..1);
+        let free = self.free.clone();
+        for f in free {
+            subtract(&mut give, f);
+        }
+        // Ranges of `release` may overlap each other: add each page once.
+        give.sort_by_key(|r| r.start);
+        let mut added = 0;
+        let mut upto = 0u64;
+        for r in give {
+            let s = r.start.max(upto);
+            if s < r.end {
+                self.insert(s..r.end);
+                added += r.end - s;
+                upto = r.end;
+            }
+        }
+        added
+    }
+
     /// Free frames.
     pub fn free_frames(&self) -> u64 {
         self.free.iter().map(|r| r.end - r.start).sum()
@@ -268,6 +314,45 @@ mod tests {
                 .detail()
                 .contains("no 1 contiguous")
         );
+    }
+
+    #[test]
+    fn released_boot_modules_become_free_except_what_is_kept() {
+        let image = PhysRange::new(0x100000, 0x1a3000);
+        // Two modules; the second ends in the page where a loader structure
+        // starts; a third lies partly outside RAM.
+        let m1 = PhysRange::new(0x1a3000, 0x1c0800);
+        let m2 = PhysRange::new(0x1c0800, 0x1d0100);
+        let info = PhysRange::new(0x1d0200, 0x1d0300);
+        let m3 = PhysRange::new(0x7fd0000, 0x8000000);
+        let mut fa = FrameAllocator::new(&qemu_map(), &[image, m1, m2, info, m3]);
+        let before = fa.free_frames();
+        let n = fa.release(&[m1, m2, m3, m1], &[image, info]);
+        // m1+m2: pages 0x1a3..0x1d1 less 0x1d0 (info's page); m3: up to
+        // the end of RAM (0x7fe0).
+        let want = (0x1d0 - 0x1a3) + (0x7fe0 - 0x7fd0);
+        assert_eq!(n, want);
+        assert_eq!(fa.free_frames(), before + want);
+        // The structure's page and the image are never handed out.
+        let mut got = Vec::new();
+        while let Ok(a) = fa.alloc(1, 1, Zone::Any) {
+            got.push(a);
+        }
+        assert_eq!(got.len() as u64, before + want);
+        for a in &got {
+            let f = PhysRange::with_len(*a, PAGE_SIZE);
+            assert!(!f.overlaps(&image) && !f.overlaps(&info), "{a:#x}");
+            assert!(*a < 0x7fe0000 && *a != 0, "{a:#x}");
+        }
+        // Pages already free are skipped: releasing twice adds nothing.
+        let mut fa = FrameAllocator::new(&qemu_map(), &[image, m1]);
+        let n1 = fa.release(&[m1], &[]);
+        assert_eq!(n1, 0x1c1 - 0x1a3);
+        assert_eq!(fa.release(&[m1], &[]), 0);
+        // Frame 0 is never released.
+        let mut fa = FrameAllocator::new(&qemu_map(), &[PhysRange::new(0, 0x2000)]);
+        assert_eq!(fa.release(&[PhysRange::new(0, 0x2000)], &[]), 1);
+        assert!(fa.alloc(1, 1, Zone::Below(0x1000)).is_err());
     }
 
     #[test]

@@ -3,10 +3,19 @@
 //! x86-64 4-level format, reading the tables through the domain's
 //! guest-physical memory), then copied page by page. Every address is
 //! checked: canonical form, arithmetic overflow of `address + length`,
-//! presence and write permission at every level, and the guest-physical
-//! frame's existence in the domain's physmap. A bad address is a [`Fault`]
-//! (the hypercall returns -EFAULT); the host never touches memory the guest
-//! does not own.
+//! presence and write permission at every level (with CR0.WP), SMAP, and
+//! the guest-physical frame's existence in the domain's physmap. A bad
+//! address is a [`Fault`] (the hypercall returns -EFAULT); the host never
+//! touches memory the guest does not own.
+//!
+//! Accesses are supervisor accesses, as Xen 4.17's `hvm_copy_*_guest_linear`
+//! makes them for hypercall arguments whatever the caller's CPL. SMAP as
+//! Xen's `guest_walk_tables`: with the guest's CR4.SMAP set, a data access
+//! to a user page (U/S set at every level) faults unless EFLAGS.AC is set
+//! (Linux's privcmd runs the hypercall between `stac` and `clac`); an
+//! implicit access ([`Access::implicit`]: system structures, Xen's
+//! `PFEC_implicit`) faults whatever AC; instruction fetches are not data
+//! accesses (SMAP does not apply).
 
 use warden_abi::Pod;
 
@@ -37,23 +46,63 @@ pub trait GuestPhys {
     fn write_gpa(&self, gpa: u64, buf: &[u8]) -> Result<(), Fault>;
 }
 
-/// The guest's paging registers at the time of the hypercall.
+/// The guest's paging registers at the time of the hypercall, and its
+/// RFLAGS (EFLAGS.AC decides SMAP's data accesses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PagingState {
     pub cr0: u64,
     pub cr3: u64,
     pub cr4: u64,
     pub efer: u64,
+    pub rflags: u64,
+}
+
+/// What a translation is for (Xen's walk request, `PFEC_*`): the checks
+/// made at the end of the walk depend on it. Every access is a supervisor
+/// access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Access {
+    /// A write (needs every level writable when CR0.WP is set).
+    pub write: bool,
+    /// An instruction fetch (SMAP does not apply).
+    pub fetch: bool,
+    /// An implicit supervisor access (to a system structure): SMAP applies
+    /// whatever EFLAGS.AC.
+    pub implicit: bool,
+}
+
+impl Access {
+    /// An explicit data read (a hypercall argument).
+    pub const READ: Access = Access {
+        write: false,
+        fetch: false,
+        implicit: false,
+    };
+    /// An explicit data write.
+    pub const WRITE: Access = Access {
+        write: true,
+        fetch: false,
+        implicit: false,
+    };
+    /// An instruction fetch.
+    pub const FETCH: Access = Access {
+        write: false,
+        fetch: true,
+        implicit: false,
+    };
 }
 
 const CR0_PG: u64 = 1 << 31;
 const CR0_WP: u64 = 1 << 16;
 const CR4_PAE: u64 = 1 << 5;
 const CR4_LA57: u64 = 1 << 12;
+const CR4_SMAP: u64 = 1 << 21;
 const EFER_LMA: u64 = 1 << 10;
+const RFLAGS_AC: u64 = 1 << 18;
 
 const PTE_P: u64 = 1;
 const PTE_RW: u64 = 1 << 1;
+const PTE_US: u64 = 1 << 2;
 const PTE_PS: u64 = 1 << 7;
 /// Physical-address bits of an entry (bits 12..52).
 const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
@@ -66,9 +115,15 @@ pub fn canonical(va: u64) -> bool {
     top == 0 || top == -1
 }
 
-/// Translate guest virtual `va` for a read (or a write if `write`). Returns the
-/// guest-physical address.
-pub fn translate(mem: &dyn GuestPhys, p: &PagingState, va: u64, write: bool) -> Result<u64, Fault> {
+/// Translate guest virtual `va` for `access`. Returns the guest-physical
+/// address.
+pub fn translate(
+    mem: &dyn GuestPhys,
+    p: &PagingState,
+    va: u64,
+    access: Access,
+) -> Result<u64, Fault> {
+    let write = access.write;
     if p.cr0 & CR0_PG == 0 {
         // No paging: linear = physical, 32 bits wide outside long mode.
         if va > u32::MAX as u64 {
@@ -89,6 +144,8 @@ pub fn translate(mem: &dyn GuestPhys, p: &PagingState, va: u64, write: bool) -> 
         return Err(fault(va, "non-canonical address"));
     }
     let wp = p.cr0 & CR0_WP != 0;
+    // A user page: U/S set at every level of the walk.
+    let mut user = true;
     let mut table = p.cr3 & PTE_ADDR;
     // Levels: PML4 (39), PDPT (30, may map 1 GiB), PD (21, may map 2 MiB), PT (12).
     for (level, shift) in [(4, 39u32), (3, 30), (2, 21), (1, 12)] {
@@ -103,11 +160,26 @@ pub fn translate(mem: &dyn GuestPhys, p: &PagingState, va: u64, write: bool) -> 
         if write && wp && e & PTE_RW == 0 {
             return Err(fault(va, "read-only in the guest page tables"));
         }
+        user &= e & PTE_US != 0;
         let large = e & PTE_PS != 0 && (level == 3 || level == 2);
         if level == 4 && e & PTE_PS != 0 {
             return Err(fault(va, "reserved bit set in a PML4 entry"));
         }
         if large || level == 1 {
+            if user
+                && !access.fetch
+                && p.cr4 & CR4_SMAP != 0
+                && (access.implicit || p.rflags & RFLAGS_AC == 0)
+            {
+                return Err(fault(
+                    va,
+                    if access.implicit {
+                        "SMAP: implicit supervisor access to a user page"
+                    } else {
+                        "SMAP: supervisor access to a user page with EFLAGS.AC clear"
+                    },
+                ));
+            }
             let size = 1u64 << shift;
             // Large pages: bits 12..shift of the entry are the PAT bit and reserved.
             let base = e & PTE_ADDR & !(size - 1);
@@ -123,11 +195,25 @@ pub fn translate(mem: &dyn GuestPhys, p: &PagingState, va: u64, write: bool) -> 
 pub struct GuestView<'a> {
     pub mem: &'a dyn GuestPhys,
     pub paging: PagingState,
+    /// Accesses are implicit supervisor accesses (see [`Access::implicit`]).
+    pub implicit: bool,
 }
 
 impl<'a> GuestView<'a> {
     pub fn new(mem: &'a dyn GuestPhys, paging: PagingState) -> Self {
-        GuestView { mem, paging }
+        GuestView {
+            mem,
+            paging,
+            implicit: false,
+        }
+    }
+
+    /// The same address space, reached by implicit supervisor accesses.
+    pub fn implicit(self) -> Self {
+        GuestView {
+            implicit: true,
+            ..self
+        }
     }
 
     /// Check that `[va, va + len)` does not wrap.
@@ -152,7 +238,12 @@ impl<'a> GuestView<'a> {
             let cur = va + done as u64;
             let in_page = (PAGE - (cur & (PAGE - 1))) as usize;
             let n = in_page.min(len - done);
-            let gpa = translate(self.mem, &self.paging, cur, write)?;
+            let access = Access {
+                write,
+                fetch: false,
+                implicit: self.implicit,
+            };
+            let gpa = translate(self.mem, &self.paging, cur, access)?;
             f(gpa, done, n)?;
             done += n;
         }
@@ -284,6 +375,7 @@ pub(crate) mod tests {
         cr3: 0x1000,
         cr4: CR4_PAE,
         efer: EFER_LMA | (1 << 8),
+        rflags: 2,
     };
 
     /// Page tables at 0x1000 (PML4), 0x2000 (PDPT), 0x3000 (PD), 0x4000 (PT):
@@ -308,41 +400,47 @@ pub(crate) mod tests {
     #[test]
     fn walks_4k_2m_1g() {
         let m = setup();
-        assert_eq!(translate(&m, &LONG, 0x40_0123, false), Ok(0x10123));
-        assert_eq!(translate(&m, &LONG, 0x40_1fff, false), Ok(0x11fff));
-        assert_eq!(translate(&m, &LONG, 0x61_2345, true), Ok(0x21_2345));
-        assert_eq!(translate(&m, &LONG, 0x4000_5678, true), Ok(0x4000_5678));
+        assert_eq!(translate(&m, &LONG, 0x40_0123, Access::READ), Ok(0x10123));
+        assert_eq!(translate(&m, &LONG, 0x40_1fff, Access::READ), Ok(0x11fff));
+        assert_eq!(
+            translate(&m, &LONG, 0x61_2345, Access::WRITE),
+            Ok(0x21_2345)
+        );
+        assert_eq!(
+            translate(&m, &LONG, 0x4000_5678, Access::WRITE),
+            Ok(0x4000_5678)
+        );
     }
 
     #[test]
     fn refuses_bad_addresses() {
         let m = setup();
         // Not present.
-        assert!(translate(&m, &LONG, 0x40_2000, false).is_err());
-        assert!(translate(&m, &LONG, 0x80_0000, false).is_err());
+        assert!(translate(&m, &LONG, 0x40_2000, Access::READ).is_err());
+        assert!(translate(&m, &LONG, 0x80_0000, Access::READ).is_err());
         // Read-only page written with CR0.WP.
-        assert!(translate(&m, &LONG, 0x40_1000, true).is_err());
+        assert!(translate(&m, &LONG, 0x40_1000, Access::WRITE).is_err());
         let nowp = PagingState {
             cr0: LONG.cr0 & !CR0_WP,
             ..LONG
         };
-        assert_eq!(translate(&m, &nowp, 0x40_1000, true), Ok(0x11000));
+        assert_eq!(translate(&m, &nowp, 0x40_1000, Access::WRITE), Ok(0x11000));
         // Non-canonical.
-        assert!(translate(&m, &LONG, 0x0000_8000_0000_0000, false).is_err());
+        assert!(translate(&m, &LONG, 0x0000_8000_0000_0000, Access::READ).is_err());
         // Page tables pointing outside guest memory.
         let bad = PagingState {
             cr3: 0x9999_0000,
             ..LONG
         };
-        assert!(translate(&m, &bad, 0x40_0000, false).is_err());
+        assert!(translate(&m, &bad, 0x40_0000, Access::READ).is_err());
         // Unsupported modes.
         let pae32 = PagingState { efer: 0, ..LONG };
-        assert!(translate(&m, &pae32, 0x40_0000, false).is_err());
+        assert!(translate(&m, &pae32, 0x40_0000, Access::READ).is_err());
         let la57 = PagingState {
             cr4: CR4_PAE | CR4_LA57,
             ..LONG
         };
-        assert!(translate(&m, &la57, 0x40_0000, false).is_err());
+        assert!(translate(&m, &la57, 0x40_0000, Access::READ).is_err());
     }
 
     #[test]
@@ -378,7 +476,87 @@ pub(crate) mod tests {
     fn no_paging_is_identity_below_4g() {
         let m = setup();
         let p = PagingState::default();
-        assert_eq!(translate(&m, &p, 0x1234, true), Ok(0x1234));
-        assert!(translate(&m, &p, 1 << 32, false).is_err());
+        assert_eq!(translate(&m, &p, 0x1234, Access::WRITE), Ok(0x1234));
+        assert!(translate(&m, &p, 1 << 32, Access::READ).is_err());
+    }
+
+    /// User pages: PML4 at 0x5000 -> PDPT 0x6000 -> PD 0x7000 -> PT 0x8000,
+    /// all U/S, va 0 -> gfn 0x10 with U/S clear in the PTE (supervisor),
+    /// va 0x1000 -> gfn 0x11 (user); PD index 1 -> 2 MiB user page at
+    /// 0x20_0000 (va 0x20_0000); PDPT index 1 with U/S clear -> PD 0x7000
+    /// (va 0x4000_1000: supervisor, whatever the lower levels say).
+    fn user_tables() -> (TestPhys, PagingState) {
+        let m = setup();
+        for g in [5, 6, 7, 8] {
+            m.add(g);
+        }
+        m.put_u64(0x5000, 0x6000 | 7);
+        m.put_u64(0x6000, 0x7000 | 7);
+        m.put_u64(0x6000 + 8, 0x7000 | 3);
+        m.put_u64(0x7000, 0x8000 | 7);
+        m.put_u64(0x7000 + 8, 0x20_0000 | 0x87);
+        m.put_u64(0x8000, 0x10000 | 3);
+        m.put_u64(0x8000 + 8, 0x11000 | 7);
+        let p = PagingState {
+            cr3: 0x5000,
+            cr4: CR4_PAE | CR4_SMAP,
+            ..LONG
+        };
+        (m, p)
+    }
+
+    #[test]
+    fn smap_refuses_supervisor_data_accesses_to_user_pages_without_ac() {
+        let (m, smap) = user_tables();
+        let ac = PagingState {
+            rflags: smap.rflags | RFLAGS_AC,
+            ..smap
+        };
+        let nosmap = PagingState {
+            cr4: CR4_PAE,
+            ..smap
+        };
+        let implicit = Access {
+            implicit: true,
+            ..Access::READ
+        };
+        // A user page (4 KiB or 2 MiB), CR4.SMAP, AC clear: refused,
+        // reads and writes.
+        for va in [0x1123, 0x20_0456] {
+            for a in [Access::READ, Access::WRITE] {
+                let e = translate(&m, &smap, va, a).unwrap_err();
+                assert!(e.reason.contains("SMAP"), "{va:#x}: {e}");
+                // AC set: allowed (an explicit access).
+                assert!(translate(&m, &ac, va, a).is_ok(), "{va:#x}");
+                // No SMAP: allowed.
+                assert!(translate(&m, &nosmap, va, a).is_ok(), "{va:#x}");
+            }
+            // An implicit access is refused whatever AC.
+            assert!(translate(&m, &ac, va, implicit).is_err(), "{va:#x}");
+            assert!(translate(&m, &nosmap, va, implicit).is_ok(), "{va:#x}");
+            // A fetch is no data access.
+            assert!(translate(&m, &smap, va, Access::FETCH).is_ok(), "{va:#x}");
+        }
+        assert_eq!(translate(&m, &ac, 0x1123, Access::READ), Ok(0x11123));
+        // Supervisor pages: U/S clear in the PTE, or at a higher level
+        // only (the PDPT entry of va 0x4000_0000).
+        for va in [0x234, 0x4000_1123] {
+            assert!(translate(&m, &smap, va, Access::READ).is_ok(), "{va:#x}");
+            assert!(translate(&m, &smap, va, Access::WRITE).is_ok(), "{va:#x}");
+            assert!(translate(&m, &smap, va, implicit).is_ok(), "{va:#x}");
+        }
+        // Copies: a range from a supervisor page into a user page fails
+        // at the user page; with AC the same copy works; an implicit view
+        // refuses it even with AC.
+        let mut out = [0u8; 32];
+        assert!(GuestView::new(&m, smap).read(0x100, &mut out).is_ok());
+        let e = GuestView::new(&m, smap).read(0xff0, &mut out).unwrap_err();
+        assert_eq!(e.addr, 0x1000);
+        assert!(GuestView::new(&m, ac).write(0xff0, &[1; 32]).is_ok());
+        let e = GuestView::new(&m, ac).implicit().read(0xff0, &mut out);
+        assert_eq!(e.unwrap_err().addr, 0x1000);
+        // Paging off: no SMAP.
+        let off = PagingState { cr0: 0, ..smap };
+        assert!(translate(&m, &off, 0x1123, Access::READ).is_ok());
     }
 }

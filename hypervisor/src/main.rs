@@ -415,9 +415,14 @@ fn boot(magic: u32, info: u64) -> Result<()> {
     }
     after_ready(&opts, has_dom0);
     if has_dom0 {
+        // Still in use once the domains are built: the image and the
+        // loader's structures (not the modules: the domains have copies).
+        let mut keep = alloc::vec![layout.image];
+        keep.extend(bi.structures.iter().copied());
         run::start(
             &plan,
             &bi.modules,
+            &keep,
             &opts,
             gate,
             online.len() as u32,

@@ -75,6 +75,18 @@ pub fn free_frames(addr: u64, count: u64) -> Result<()> {
         .free(addr, count)
 }
 
+/// Give back boot-time reservations no longer needed (see
+/// [`FrameAllocator::release`]); returns the frames freed.
+pub fn release_boot_memory(
+    release: &[hvcore::memmap::PhysRange],
+    keep: &[hvcore::memmap::PhysRange],
+) -> u64 {
+    FRAMES
+        .lock()
+        .as_mut()
+        .map_or(0, |f| f.release(release, keep))
+}
+
 /// Free frames and their total.
 pub fn frame_stats() -> (u64, u64) {
     FRAMES

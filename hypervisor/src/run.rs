@@ -182,9 +182,13 @@ pub fn ap_loop(cpu: u32) -> ! {
     }
 }
 
+/// A boot module's bytes. Valid until [`start`] gives the modules' memory
+/// back (after the last domain is built): no slice outlives that.
 fn module_bytes(m: &BootModule) -> &'static [u8] {
-    // SAFETY: boot modules are reserved from the frame allocator for good and
-    // identity-mapped; nothing writes them.
+    // SAFETY: boot modules are reserved from the frame allocator (until
+    // `start` releases them, after the last use of any slice from here:
+    // the policy is parsed into the security server, the domains get
+    // copies) and identity-mapped; nothing writes them.
     unsafe { core::slice::from_raw_parts(m.range.start as *const u8, m.range.len() as usize) }
 }
 
@@ -216,6 +220,7 @@ const DOM0_MEM_DEFAULT: u64 = 64 << 20;
 pub fn start(
     plan: &Plan,
     modules: &[BootModule],
+    keep: &[hvcore::memmap::PhysRange],
     opts: &Options,
     gate: Gate,
     nr_cpus: u32,
@@ -333,6 +338,13 @@ pub fn start(
         );
         built.push(d);
     }
+    // Xen's discard_initial_images: every domain has its copy of its
+    // kernel and modules (and the policy is loaded), so the modules'
+    // memory goes back to the free pool; pages shared with what is kept
+    // (`keep`: the image, the loader's structures) stay reserved.
+    let ranges: Vec<_> = modules.iter().map(|m| m.range).collect();
+    let freed = mem::release_boot_memory(&ranges, keep);
+    info!("Boot modules discarded: {} KiB freed", freed * 4096 / 1024);
     let (free, total) = mem::frame_stats();
     info!(
         "Starting {} domain{}; {} MiB free of {} MiB",

@@ -480,7 +480,7 @@ impl Hv {
             while got < out.len() {
                 let a = lin.wrapping_add(got as u64);
                 let n = ((4096 - (a & 4095)) as usize).min(out.len() - got);
-                let piece = translate(pv, &r.paging, a, false)
+                let piece = translate(pv, &r.paging, a, crate::guestmem::Access::FETCH)
                     .and_then(|gpa| pv.read_gpa(gpa, &mut out[got..got + n]));
                 match piece {
                     Ok(()) => got += n,

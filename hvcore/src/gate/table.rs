@@ -380,6 +380,9 @@ ops! {
         [Caller -> Xen : xen { PHYSINFO }];
     SysctlSchedId: SYSCTL / sysctl::SCHED_ID, "", dummy Priv,
         [Caller -> Xen : xen { GETSCHEDULER }];
+    /// Every key of the call (Xen checks the sysctl, not each key).
+    SysctlDebugKeys: SYSCTL / sysctl::DEBUG_KEYS, "", dummy Priv,
+        [Caller -> Xen : xen { DEBUG }];
     /// The sysctl's own check (Xen: flask_getdomaininfo(dom_xen)).
     SysctlGetDomainInfoList: SYSCTL / sysctl::GETDOMAININFOLIST, "the list", dummy Priv,
         [Caller -> DomXen : domain { GETDOMAININFO }];

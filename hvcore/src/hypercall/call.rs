@@ -1154,6 +1154,24 @@ impl Global<'_, SysctlPhysinfo> {
     pub fn cpu_khz(&self) -> u32 {
         self.hv.platform.cpu_khz()
     }
+
+    /// The boot CPU's feature words (Xen's `boot_cpu_data.x86_capability`,
+    /// in its featureset order: 1d, 1c, e1d, e1c, Da1, 7b0, 7c0, e7d, ...):
+    /// the host's CPUID as it is.
+    pub fn host_featureset(&self) -> [u32; warden_abi::sysctl::FSCAPINTS as usize] {
+        let p = self.hv.platform;
+        crate::xen::cpupolicy::featureset(
+            &|l, s| p.host_cpuid(l, s),
+            crate::xen::cpupolicy::View::Host,
+        )
+    }
+}
+
+impl<O: RunsDebugKeys> Global<'_, O> {
+    /// Run debug key `k` (its output goes to the console ring).
+    pub fn debug_key(&self, k: u8) {
+        self.hv.debug_key(k)
+    }
 }
 
 impl<O: CountsDomains> Global<'_, O> {

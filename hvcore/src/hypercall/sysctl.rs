@@ -45,6 +45,11 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             let permit = c.check::<SysctlPhysinfo>()?;
             let p = c.global(&permit);
             let n = p.nr_cpus();
+            // Xen copies the boot CPU's first feature words into hw_cap.
+            let words = p.host_featureset();
+            let mut hw_cap = [0u32; 8];
+            let k = hw_cap.len().min(words.len());
+            hw_cap[..k].copy_from_slice(&words[..k]);
             let info = PhysInfo {
                 threads_per_core: 1,
                 cores_per_socket: n,
@@ -60,6 +65,7 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
                 free_pages: p.free_frames(),
                 outstanding_pages: p.outstanding_claims(),
                 max_mfn: p.max_mfn(),
+                hw_cap,
                 ..Default::default()
             };
             op.set_arg(&info);
@@ -75,6 +81,19 @@ pub fn sysctl(c: &mut Call<'_>, arg: u64) -> HcResult {
             Ok(0)
         }
         GETDOMAININFOLIST => getdomaininfolist(c, arg, &mut op),
+        DEBUG_KEYS => {
+            let permit = c.check::<SysctlDebugKeys>()?;
+            let g = c.global(&permit);
+            let a: DebugKeys = op.arg();
+            // As Xen: each key is read and run in turn; a bad address ends
+            // the call with -EFAULT after the keys before it ran. Nothing
+            // is copied back.
+            for i in 0..u64::from(a.nr_keys) {
+                let k: u8 = c.read_elem(a.keys, i)?;
+                g.debug_key(k);
+            }
+            Ok(0)
+        }
         GET_CPU_FEATURESET => {
             let p = c.check::<SysctlGetCpuFeatureset>()?;
             let mut a: CpuFeatureset = op.arg();

@@ -1032,6 +1032,16 @@ fn invoke_on(w: &World, d: &Domain, name: &str, t: u16) -> (u32, [u64; 5]) {
             w.put(d, ARG, &sc::Sysctl::new(sc::PHYSINFO, &()));
             (hc::SYSCTL, [ARG, 0, 0, 0, 0])
         }
+        "SysctlDebugKeys" => {
+            w.put(d, BUF, &b'q');
+            let a = sc::DebugKeys {
+                keys: BUF,
+                nr_keys: 1,
+                pad: 0,
+            };
+            w.put(d, ARG, &sc::Sysctl::new(sc::DEBUG_KEYS, &a));
+            (hc::SYSCTL, [ARG, 0, 0, 0, 0])
+        }
         "SysctlSchedId" => {
             w.put(d, ARG, &sc::Sysctl::new(sc::SCHED_ID, &()));
             (hc::SYSCTL, [ARG, 0, 0, 0, 0])
@@ -1981,6 +1991,7 @@ mod multicall;
 mod overflow;
 mod platform;
 mod races;
+mod smap;
 mod toolabi;
 mod xenabi;
 mod xlcreate;

@@ -230,6 +230,8 @@ unlocks! {
     /// Mapping pages into the target's physmap (add_to_physmap, and the
     /// batch form's shared_info and grant-table pages).
     MapsPhysmap (MAPS_PHYSMAP): MemAddToPhysmap, MemAddToPhysmapBatch;
+    /// Running debug keys (what a key typed on the serial console does).
+    RunsDebugKeys (RUNS_DEBUG_KEYS): SysctlDebugKeys;
     /// The CPUID policies Warden shows (the system's and every domain's).
     SeesCpuPolicy (SEES_CPU_POLICY):
         SysctlGetCpuFeatureset, SysctlGetCpuPolicy, DomctlGetCpuPolicy, DomctlSetCpuPolicy;
@@ -331,6 +333,7 @@ mod tests {
             READS_PCPUS,
             SEES_CPU_POLICY,
             NAMES_VCPU,
+            RUNS_DEBUG_KEYS,
         ] {
             for name in list {
                 row(name);

@@ -1057,6 +1057,7 @@ impl Vcpu for SvmVcpu {
             cr3: self.r64(S_CR3),
             cr4: self.r64(S_CR4),
             efer: self.r64(S_EFER),
+            rflags: self.r64(S_RFLAGS),
         }
     }
 

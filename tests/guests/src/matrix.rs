@@ -988,6 +988,10 @@ fn ops() -> Vec<Op> {
                 Err(e) => -(e.0 as i64),
             }
         }),
+        // 'h' only lists the keys in the console ring.
+        op!("SysctlDebugKeys", D0, Good::Zero, |_| rc_unit(
+            hc::debug_keys(b"h")
+        )),
         op!("SysctlSchedId", D0, Good::Val(6), |_| rc(
             hc::sched_id().map(u64::from)
         )),

@@ -74,7 +74,7 @@ pub(super) fn bits(w: &World, d: &Domain, port: u32) -> (bool, u64, u8) {
     })
 }
 
-fn clear_bits(w: &World, d: &Domain) {
+pub(super) fn clear_bits(w: &World, d: &Domain) {
     let v = d.vcpu(0).unwrap();
     Shared::with(d, w.hv.platform.mem(), |s| {
         for i in 0..64 {

@@ -41,6 +41,7 @@ pub(super) fn long_mode(w: &World, d: &Domain) -> PagingState {
         cr3: PML4,
         cr4: 1 << 5,
         efer: (1 << 8) | (1 << 10),
+        rflags: 2,
     }
 }
 

@@ -337,3 +337,72 @@ fn ctrl_a_three_times_switches_input_to_the_debug_keys_and_back() {
     assert_eq!(type_(b"\x01\x01\x01x"), 1);
     assert_eq!(read(&w, &d0, 16), (1, b"x".to_vec()));
 }
+
+fn debug_keys(w: &World, d: &Domain, keys: u64, nr_keys: u32) -> (i64, sc::Sysctl) {
+    let a = sc::DebugKeys {
+        keys,
+        nr_keys,
+        pad: 0,
+    };
+    let op = sc::Sysctl::new(sc::DEBUG_KEYS, &a);
+    w.put(d, ARG, &op);
+    let r = w.call(d, hc::SYSCTL, [ARG, 0, 0, 0, 0]);
+    (r, w.get(d, ARG))
+}
+
+/// sysctl debug_keys (`xl debug-keys`) runs the keys as typed on the
+/// serial console (`q` raises VIRQ_DEBUG in the guests that bound it);
+/// nothing is copied back. A domain without xen:debug is refused and no
+/// key runs; a bad buffer is -EFAULT once the keys before it ran.
+#[test]
+fn sysctl_debug_keys_runs_the_keys_for_dom0_only() {
+    let w = world(true);
+    let d0 = w.domain(0, DOM0);
+    let d1 = w.domain(1, DOMU);
+    let (r, b) = op(
+        &w,
+        &d1,
+        ec::BIND_VIRQ,
+        &ec::BindVirq {
+            virq: x::VIRQ_DEBUG,
+            vcpu: 0,
+            port: 0,
+        },
+    );
+    assert_eq!(r, 0);
+    let dbg1 = b.port;
+    // Refused for a guest: EACCES, an avc line, no key ran.
+    w.put(&d1, BUF, &b'q');
+    let (r, back) = debug_keys(&w, &d1, BUF, 1);
+    assert_eq!(r, -(errno::EACCES as i64));
+    assert!(!bits(&w, &d1, dbg1).0, "no VIRQ_DEBUG: 'q' did not run");
+    let lines = w.audit_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("denied") && l.contains("{ debug }") && l.contains("tclass=xen ")),
+        "{lines:?}"
+    );
+    assert_eq!(back.arg::<sc::DebugKeys>().nr_keys, 1);
+    // dom0: no keys is success; a first key outside its memory is
+    // -EFAULT and runs nothing.
+    assert_eq!(debug_keys(&w, &d0, 0, 0).0, 0);
+    let end = super::PAGES * 4096;
+    assert_eq!(debug_keys(&w, &d0, end, 1).0, -(errno::EFAULT as i64));
+    assert!(!bits(&w, &d1, dbg1).0);
+    // Keys run in order: an unknown key ('z') is skipped, 'q' notifies d1.
+    w.put(&d0, BUF, &u16::from_le_bytes(*b"zq"));
+    let (r, back) = debug_keys(&w, &d0, BUF, 2);
+    assert_eq!(r, 0);
+    assert!(bits(&w, &d1, dbg1).0, "VIRQ_DEBUG raised in d1 by 'q'");
+    // Nothing copied back (the structure is as dom0 wrote it).
+    let a = back.arg::<sc::DebugKeys>();
+    assert_eq!((a.keys, a.nr_keys), (BUF, 2));
+    // The last byte of dom0's memory is a key, the next is not: 'q' ran,
+    // then -EFAULT.
+    super::evtchn::clear_bits(&w, &d1);
+    assert!(!bits(&w, &d1, dbg1).0);
+    w.put(&d0, end - 1, &b'q');
+    assert_eq!(debug_keys(&w, &d0, end - 1, 2).0, -(errno::EFAULT as i64));
+    assert!(bits(&w, &d1, dbg1).0, "the key before the fault ran");
+}

@@ -490,6 +490,22 @@ fn physinfo_sched_id_cpupool_and_topology_say_what_warden_provides() {
     );
     assert_eq!(p.total_pages, w.hv.platform.mem().total_frames());
     assert_eq!(p.free_pages, w.hv.platform.mem().free_frames());
+    // hw_cap: the host's feature words in Xen's order (the test host's
+    // CPUID: 1.EDX, 1.ECX, 0x80000001.EDX/ECX, 0xd.1.EAX, 7.0.EBX/ECX,
+    // 0x80000007.EDX, which it lacks).
+    assert_eq!(
+        p.hw_cap,
+        [
+            0x178b_fbff,
+            0x7ef8_3203,
+            0x2fd3_fbff,
+            0x75c2_37ff,
+            0xf,
+            0x219c_91a9,
+            0x0040_0684,
+            0
+        ]
+    );
     // sched_id: credit2's id.
     let (r, op) = sysctl(&w, &d0, &sc::Sysctl::new(sc::SCHED_ID, &()));
     assert_eq!(
