@@ -12,18 +12,19 @@ pub const HELP: &str = "\
 cargo xtask run [options]   Build Warden and boot it in QEMU with the serial console on this terminal
 
 Options:
-  --dom0 test|linux      dom0: the Rust test dom0 (default: demo, then a small
-                         shell), or Debian's Linux kernel as a PVH dom0 with the
-                         dom0 image (cargo xtask dom0-image: Debian's Xen 4.17
-                         toolstack; downloaded once into target/): xenstored,
-                         xen-init-dom0 and xenconsoled started, then a root shell
-                         on the serial console (hvc0) with xl
-  --exec \"CMD\"           With --dom0 linux: once the toolstack is up, dom0's init
+  --dom0 linux|test      dom0 (default linux): Debian's Linux kernel as a PVH
+                         dom0 with the dom0 image (cargo xtask dom0-image:
+                         Debian's Xen 4.17 toolstack; downloaded once into
+                         target/): xenstored, xen-init-dom0 and xenconsoled
+                         started, then a root shell on the serial console (hvc0)
+                         with xl and the demo domU (xl create /etc/xen/demo.cfg);
+                         or the Rust test dom0 (a demo, then a small shell: fast)
+  --exec \"CMD\"           With the Linux dom0: once the toolstack is up, its init
                          runs CMD with sh -c (its output on the serial console),
                          then powers off; this command exits with CMD's status
                          (for scripts and CI)
   --cmdline \"...\"        Warden's command line (default: console=com1 loglvl=info;
-                         with --dom0 linux, dom0_mem=512M is added unless given)
+                         with the Linux dom0, dom0_mem=512M is added unless given)
   --policy FILE          Boot with this compiled FLASK policy instead of the default
                          one (it must start with the policy magic 0xf97cff8c)
   --module FILE[:ARGS]   A boot module with its command line (repeatable), after
@@ -33,11 +34,12 @@ Options:
                          are `initrd` right after such a module (that domain's
                          initrd). A bzImage kernel (xz/gzip/zstd) is unpacked to
                          its ELF vmlinux first (under target/warden/unpacked/)
-  --no-default-modules   Boot only the --module files (no policy, no dom0)
+  --no-default-modules   Boot only the --module files (no policy, no dom0; not
+                         with --dom0 linux)
   --dom0-cmdline \"...\"   dom0's command line (test dom0, default empty: demo and
                          shell; Linux: added after console=hvc0)
   --smp N                CPUs (default 2)
-  --memory MIB           Memory in MiB (default 512; 1024 with --dom0 linux)
+  --memory MIB           Memory in MiB (default 1024 with the Linux dom0, else 512)
   --grub                 Boot through a GRUB ISO (Multiboot 2) instead of -kernel
   --timeout SECONDS      Stop QEMU after this long
   --qemu-arg ARG         Extra QEMU argument (repeatable)
@@ -110,7 +112,7 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         return Ok(None);
     }
     let mut o = RunOptions {
-        dom0: Dom0::Test,
+        dom0: Dom0::Linux,
         exec: None,
         cmdline: String::from("console=com1 loglvl=info"),
         policy: None,
@@ -124,6 +126,7 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         extra: Vec::new(),
     };
     let mut memory_given = false;
+    let mut dom0_given = false;
     let mut p = lexopt::Parser::from_args(args.iter().cloned());
     while let Some(arg) = p.next()? {
         use lexopt::prelude::*;
@@ -132,8 +135,9 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
                 o.dom0 = match value(&mut p, "--dom0")?.as_str() {
                     "test" => Dom0::Test,
                     "linux" => Dom0::Linux,
-                    other => bail!("run: --dom0 {other}: expected test or linux"),
-                }
+                    other => bail!("run: --dom0 {other}: expected linux or test"),
+                };
+                dom0_given = true;
             }
             Long("exec") => o.exec = Some(value(&mut p, "--exec")?),
             Long("cmdline") => o.cmdline = value(&mut p, "--cmdline")?,
@@ -157,6 +161,10 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
             other => bail!("run: {} (see cargo xtask run --help)", other.unexpected()),
         }
     }
+    if !o.defaults && !dom0_given {
+        // No default modules: no dom0 of this command's, nor its defaults.
+        o.dom0 = Dom0::Test;
+    }
     if o.dom0 == Dom0::Linux {
         if !memory_given {
             o.memory = 1024;
@@ -170,7 +178,7 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
         }
     }
     if o.exec.is_some() && o.dom0 != Dom0::Linux {
-        bail!("run: --exec needs --dom0 linux (the test dom0 has no shell to run it)");
+        bail!("run: --exec needs the Linux dom0 (the test dom0 has no shell to run it)");
     }
     if o.dom0 == Dom0::Linux && !o.defaults {
         bail!("run: --dom0 linux adds the default modules; it cannot go with --no-default-modules");
@@ -392,16 +400,26 @@ mod tests {
 
     #[test]
     fn dom0_and_exec_options() {
+        // The Linux dom0 by default (issue 11).
         let o = parse(&args(&[])).unwrap().unwrap();
+        assert_eq!((o.dom0, o.memory), (Dom0::Linux, 1024));
+        assert_eq!(o.cmdline, "console=com1 loglvl=info dom0_mem=512M");
+        let o = parse(&args(&["--dom0", "test"])).unwrap().unwrap();
         assert_eq!((o.dom0, o.memory), (Dom0::Test, 512));
         assert!(!o.cmdline.contains("dom0_mem"));
-        let o = parse(&args(&["--dom0", "linux", "--exec", "ls -l /; exit 2"]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(o.dom0, Dom0::Linux);
-        assert_eq!(o.exec.as_deref(), Some("ls -l /; exit 2"));
-        assert_eq!(o.memory, 1024);
-        assert_eq!(o.cmdline, "console=com1 loglvl=info dom0_mem=512M");
+        // Without default modules there is no dom0 of this command's.
+        let o = parse(&args(&["--no-default-modules"])).unwrap().unwrap();
+        assert_eq!((o.dom0, o.memory), (Dom0::Test, 512));
+        for exec in [
+            &["--exec", "ls -l /; exit 2"][..],
+            &["--dom0", "linux", "--exec", "ls -l /; exit 2"],
+        ] {
+            let o = parse(&args(exec)).unwrap().unwrap();
+            assert_eq!(o.dom0, Dom0::Linux);
+            assert_eq!(o.exec.as_deref(), Some("ls -l /; exit 2"));
+            assert_eq!(o.memory, 1024);
+            assert_eq!(o.cmdline, "console=com1 loglvl=info dom0_mem=512M");
+        }
         // The operator's own dom0_mem= and memory stay.
         let o = parse(&args(&[
             "--dom0",
@@ -419,7 +437,7 @@ mod tests {
         );
         for bad in [
             &["--dom0", "xen"][..],
-            &["--exec", "true"],
+            &["--no-default-modules", "--exec", "true"],
             &["--dom0", "test", "--exec", "true"],
             &["--dom0", "linux", "--no-default-modules"],
         ] {
