@@ -317,6 +317,11 @@ fn xl_loadpolicy_puts_a_compiled_policy_in_force_and_a_bad_file_changes_nothing(
         2,
         "setenforce refused under B, twice: {denied:#?}"
     );
+    assert_eq!(
+        ring_lines(o, "avc:  denied  { setenforce }").len(),
+        2,
+        "xl dmesg shows both avc records"
+    );
     // The default policy again (flask-loadpolicy): B's boolean is gone,
     // setenforce is allowed again.
     assert_eq!(rc(o, "load A", 0), 0);
