@@ -636,10 +636,12 @@ fn sysctl(
                     }
                 }
             } else {
+                // Sizes only (libxc's xc_livepatch_list_get_sizes): nothing
+                // is passed over, so `nr` comes back as every payload, as
+                // in Xen.
                 for l in e.list(0) {
                     a.name_total_size += l.name.len().min(lp::NAME_SIZE - 1) as u32 + 1;
                 }
-                seen = total;
             }
             a.nr = total - seen;
             a.version = e.version();

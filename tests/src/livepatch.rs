@@ -68,6 +68,12 @@ fn build_all(image: &Path) -> Payloads {
         .join("payloads")
         .join(&build_id);
     std::fs::create_dir_all(&dir).expect("payload dir");
+    // Test binaries run at once (`cargo xtask test`; livepatch and dom0ops
+    // both need the payloads): one process builds, in the shared work
+    // directory, while the others wait and then find the files.
+    let lock = std::fs::File::create(dir.parent().expect("payloads/").join(".lock"))
+        .expect("the payloads' lock file");
+    lock.lock().expect("lock the payloads' directory");
     let key = xtask::build::dev_key_prefix().with_extension("key");
     // The default work directory, shared with the tool's own test: only
     // what each patch changes is rebuilt.
@@ -101,6 +107,7 @@ fn build_all(image: &Path) -> Payloads {
     build("bye", Some("hello"));
     build("replace", None);
     derive_refusals(&dir, image, &key);
+    drop(lock);
     Payloads { dir }
 }
 

@@ -367,9 +367,24 @@ impl Flask {
                 *u = def.missing_bits.get(i).copied().unwrap_or(all);
             }
         }
-        let conds = CondState::new(&db);
         let mut w = self.writer.lock();
         let old = self.wgen(&w);
+        // As Xen's security_preserve_bools: a boolean the running policy
+        // also has (by name) keeps its current value; a new one starts at
+        // the new policy's default. Pending values restart from these.
+        let mut bools: Vec<bool> = db.bools.iter().map(|b| b.state).collect();
+        if let Some(running) = old.policy.as_ref() {
+            for (i, b) in db.bools.iter().enumerate() {
+                let kept = running
+                    .db
+                    .bool_value(&b.name)
+                    .and_then(|id| old.conds.bools.get((id as usize).wrapping_sub(1)));
+                if let Some(&v) = kept {
+                    bools[i] = v;
+                }
+            }
+        }
+        let conds = CondState::with_bools(&db, bools);
         // New SID table: same SIDs, contexts re-resolved in the new policy.
         let sids = SidTab::new();
         for (i, c) in isid_ctx.iter().enumerate() {

@@ -267,6 +267,37 @@ fn booleans_pending_and_commit() {
 }
 
 #[test]
+fn reload_keeps_the_current_value_of_booleans_the_new_policy_also_has() {
+    // As Xen's security_preserve_bools: by name, current values only.
+    let (f, _s) = server("base30");
+    let domu = sid(&f, "system_u:system_r:domU_t");
+    let dom0 = initial_sid::DOM0;
+    let pause = f.get_bool_by_name("allow_pause").unwrap();
+    let debug = f.get_bool_by_name("guest_debug").unwrap();
+    f.set_bool(pause.id, false, true).unwrap();
+    f.set_bool(debug.id, true, false).unwrap();
+    f.load_policy(&common::read(&common::build("base30")))
+        .unwrap();
+    let p = f.get_bool_by_name("allow_pause").unwrap();
+    assert!(!p.current && !p.pending, "committed value kept: {p:?}");
+    let d = f.get_bool_by_name("guest_debug").unwrap();
+    assert!(!d.current && !d.pending, "pending value dropped: {d:?}");
+    assert!(
+        f.has_perm(0, domu, dom0, perms::domain::PAUSE, &D1)
+            .is_err(),
+        "the kept value is in force"
+    );
+    // Through a policy without the boolean, it starts from the default.
+    f.load_policy(&common::read(&common::build("aliases30")))
+        .unwrap();
+    assert!(f.get_bool_by_name("allow_pause").is_err());
+    f.load_policy(&common::read(&common::build("base30")))
+        .unwrap();
+    assert!(f.get_bool_by_name("allow_pause").unwrap().current);
+    assert!(f.has_perm(0, domu, dom0, perms::domain::PAUSE, &D1).is_ok());
+}
+
+#[test]
 fn reload_remaps_sids_and_failed_load_changes_nothing() {
     let (f, s) = server("base30");
     let perm = sid(&f, "system_u:system_r:perm_t");

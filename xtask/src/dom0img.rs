@@ -731,6 +731,19 @@ pub fn initrd_for(img: &Image, exec: Option<&str>) -> Result<PathBuf> {
     }
 }
 
+/// dom0's initramfs for a run with `files` added too (`cargo xtask run
+/// --dom0-file`): see [`linux::initrd_with`].
+pub fn initrd_with_files(
+    img: &Image,
+    exec: Option<&str>,
+    files: &[linux::ExtraFile],
+) -> Result<PathBuf> {
+    if files.is_empty() {
+        return initrd_for(img, exec);
+    }
+    linux::initrd_with(&img.initrd, exec, files)
+}
+
 /// Messages that end a captured run at once: a crashed dom0 or hypervisor.
 pub const FATAL: &[&str] = &[
     "Kernel panic",

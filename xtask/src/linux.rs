@@ -402,10 +402,45 @@ pub const EXEC_FILE: &str = "etc/warden-exec";
 /// `target/warden/linux-exec/`; files there unused for a day are removed
 /// (the dom0 image is about 85 MiB).
 pub fn initrd_with_exec(base: &Path, cmd: &str) -> Result<PathBuf> {
+    initrd_with(base, Some(cmd), &[])
+}
+
+/// A file to add to an initramfs: its path there (relative, no leading
+/// `/`) and its bytes.
+pub type ExtraFile = (String, Vec<u8>);
+
+/// The initramfs `base` with, in a second archive, `/etc/warden-exec` =
+/// `exec` (if given) and `files` (their parent directories made, mode
+/// 0644), written as [`initrd_with_exec`] writes its file.
+pub fn initrd_with(base: &Path, exec: Option<&str>, files: &[ExtraFile]) -> Result<PathBuf> {
     use std::hash::{Hash, Hasher};
     let mut bytes = std::fs::read(base).map_err(|e| Error(format!("{}: {e}", base.display())))?;
     let mut c = Cpio::default();
-    c.file(EXEC_FILE, 0o644, cmd.as_bytes());
+    if let Some(cmd) = exec {
+        c.file(EXEC_FILE, 0o644, cmd.as_bytes());
+    }
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, data) in files {
+        let path = path.trim_start_matches('/');
+        if path.is_empty()
+            || path
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(Error(format!(
+                "initramfs path '{path}': not a plain relative path"
+            )));
+        }
+        let mut at = 0;
+        while let Some(i) = path[at..].find('/') {
+            let d = &path[..at + i];
+            if dirs.insert(d.to_string()) {
+                c.dir(d);
+            }
+            at += i + 1;
+        }
+        c.file(path, 0o644, data);
+    }
     bytes.extend_from_slice(&c.finish());
     let mut h = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut h);

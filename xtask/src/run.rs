@@ -23,6 +23,10 @@ Options:
                          runs CMD with sh -c (its output on the serial console),
                          then powers off; this command exits with CMD's status
                          (for scripts and CI)
+  --dom0-file FILE[:PATH] With the Linux dom0: put FILE into dom0's initramfs at PATH
+                         (default /root/ and FILE's name), e.g. a live-patch
+                         payload for xen-livepatch or a policy for xl loadpolicy
+                         (repeatable; dom0 owns no disk)
   --cmdline \"...\"        Warden's command line (default: console=com1 loglvl=info;
                          with the Linux dom0, dom0_mem=512M is added unless given)
   --policy FILE          Boot with this compiled FLASK policy instead of the default
@@ -94,6 +98,8 @@ pub enum Ended {
 pub struct RunOptions {
     pub dom0: Dom0,
     pub exec: Option<String>,
+    /// `--dom0-file`: host file and its path in dom0's initramfs.
+    pub dom0_files: Vec<(std::path::PathBuf, String)>,
     pub cmdline: String,
     pub policy: Option<std::path::PathBuf>,
     pub modules: Vec<Module>,
@@ -114,6 +120,7 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
     let mut o = RunOptions {
         dom0: Dom0::Linux,
         exec: None,
+        dom0_files: Vec::new(),
         cmdline: String::from("console=com1 loglvl=info"),
         policy: None,
         modules: Vec::new(),
@@ -140,6 +147,9 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
                 dom0_given = true;
             }
             Long("exec") => o.exec = Some(value(&mut p, "--exec")?),
+            Long("dom0-file") => o
+                .dom0_files
+                .push(dom0_file(&value(&mut p, "--dom0-file")?)?),
             Long("cmdline") => o.cmdline = value(&mut p, "--cmdline")?,
             Long("policy") => o.policy = Some(value(&mut p, "--policy")?.into()),
             Long("module") => o.modules.push(Module::parse(&value(&mut p, "--module")?)),
@@ -179,6 +189,9 @@ pub fn parse(args: &[String]) -> Result<Option<RunOptions>> {
     }
     if o.exec.is_some() && o.dom0 != Dom0::Linux {
         bail!("run: --exec needs the Linux dom0 (the test dom0 has no shell to run it)");
+    }
+    if !o.dom0_files.is_empty() && o.dom0 != Dom0::Linux {
+        bail!("run: --dom0-file needs the Linux dom0");
     }
     if o.dom0 == Dom0::Linux && !o.defaults {
         bail!("run: --dom0 linux adds the default modules; it cannot go with --no-default-modules");
@@ -304,12 +317,41 @@ pub fn run(args: &[String]) -> Result<Ended> {
     outcome(r.status, &r.refusal, o.timeout.filter(|_| r.timed_out)).map(|()| Ended::Stopped)
 }
 
+/// `--dom0-file FILE[:PATH]`: the host file and its path in the initramfs
+/// (relative; default `root/` and the file's name).
+fn dom0_file(v: &str) -> Result<(std::path::PathBuf, String)> {
+    let (file, path) = match v.split_once(':') {
+        Some((f, p)) => (f, p.trim_start_matches('/').to_string()),
+        None => {
+            let name = std::path::Path::new(v)
+                .file_name()
+                .ok_or_else(|| Error(format!("run: --dom0-file {v}: no file name")))?;
+            (v, format!("root/{}", name.to_string_lossy()))
+        }
+    };
+    if file.is_empty()
+        || path.is_empty()
+        || path
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        bail!("run: --dom0-file {v}: expected FILE or FILE:/PATH/IN/DOM0");
+    }
+    Ok((file.into(), path))
+}
+
 /// The Linux dom0's modules: the ELF kernel (`console=hvc0` and
 /// `--dom0-cmdline`) and the dom0 image (built, and its parts downloaded,
 /// if missing), with the `--exec` command added to it (`/etc/warden-exec`,
 /// which its init runs once the toolstack is up).
 fn linux_dom0(o: &RunOptions) -> Result<(Module, Module)> {
     let img = crate::dom0img::image(false)?;
+    let mut files = Vec::new();
+    for (host, path) in &o.dom0_files {
+        let data = std::fs::read(host)
+            .map_err(|e| Error(format!("run: --dom0-file {}: {e}", host.display())))?;
+        files.push((path.clone(), data));
+    }
     let mut args = String::from(crate::dom0img::DOM0_CMDLINE);
     if !o.dom0_cmdline.trim().is_empty() {
         args.push(' ');
@@ -321,7 +363,7 @@ fn linux_dom0(o: &RunOptions) -> Result<(Module, Module)> {
             args,
         },
         Module {
-            path: crate::dom0img::initrd_for(&img, o.exec.as_deref())?,
+            path: crate::dom0img::initrd_with_files(&img, o.exec.as_deref(), &files)?,
             args: String::from("initrd"),
         },
     ))
@@ -399,6 +441,27 @@ mod tests {
     }
 
     #[test]
+    fn dom0_files_go_to_root_unless_a_path_is_given() {
+        let o = parse(&args(&[
+            "--dom0",
+            "linux",
+            "--dom0-file",
+            "out/fix.livepatch",
+            "--dom0-file",
+            "b.bin:/etc/xen/b.bin",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            o.dom0_files,
+            [
+                ("out/fix.livepatch".into(), "root/fix.livepatch".to_string()),
+                ("b.bin".into(), "etc/xen/b.bin".to_string()),
+            ]
+        );
+    }
+
+    #[test]
     fn dom0_and_exec_options() {
         // The Linux dom0 by default (issue 11).
         let o = parse(&args(&[])).unwrap().unwrap();
@@ -440,6 +503,9 @@ mod tests {
             &["--no-default-modules", "--exec", "true"],
             &["--dom0", "test", "--exec", "true"],
             &["--dom0", "linux", "--no-default-modules"],
+            &["--dom0", "test", "--dom0-file", "fix.livepatch"],
+            &["--dom0", "linux", "--dom0-file", "a:/root/../etc"],
+            &["--dom0", "linux", "--dom0-file", "a:/"],
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad:?}");
         }

@@ -36,8 +36,13 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
                 errno::EINVAL,
             )?;
             if let Err(e) = f.load_policy(&buf) {
-                log::warn!("Flask: policy load from d{} refused: {e}", c.caller.id);
-                return Err(xe(e));
+                let n = e.errno();
+                log::warn!(
+                    "Flask: policy load from d{} refused: {e} (-{n} {}); the policy in force is unchanged",
+                    c.caller.id,
+                    errno::name(n)
+                );
+                return Err(n);
             }
             let g = c.global(&p);
             g.relabel_all();
