@@ -244,7 +244,8 @@ pub fn bench(args: &[String]) -> Result<()> {
             format!("; {failed} failed run(s) not counted")
         }
     };
-    // Xen's medians of the toolstack's start, per configuration.
+    // Xen's medians per configuration: the toolstack's start, and xl
+    // create to the domU's userspace (None: no run created it).
     let mut xen_up = Vec::new();
     if xen_side {
         // (PV dom0, multi-threaded TCG, label)
@@ -268,12 +269,19 @@ pub fn bench(args: &[String]) -> Result<()> {
                 median(up.clone()),
                 list(&up)
             ));
-            rows.push(format!(
-                "| Xen 4.17 (Debian), {kind}: `xl create` of the PVH demo domU (128 MiB, 1 vCPU) -> `demo: userspace up` | {:.2} s (runs: {}{n}) | {cmd} |",
-                median(create.clone()),
-                list(&create)
-            ));
-            xen_up.push((kind, median(up)));
+            rows.push(if create.is_empty() {
+                format!(
+                    "| Xen 4.17 (Debian), {kind}: `xl create` of the PVH demo domU -> `demo: userspace up` | not measured: xl create failed in every run | {cmd} |"
+                )
+            } else {
+                format!(
+                    "| Xen 4.17 (Debian), {kind}: `xl create` of the PVH demo domU (128 MiB, 1 vCPU) -> `demo: userspace up` | {:.2} s (runs: {}{n}) | {cmd} |",
+                    median(create.clone()),
+                    list(&create)
+                )
+            });
+            let c = (!create.is_empty()).then(|| median(create));
+            xen_up.push((kind, median(up), c));
         }
     }
     if warden_side {
@@ -290,7 +298,7 @@ pub fn bench(args: &[String]) -> Result<()> {
             "| Warden, {kind} (2 vCPUs, 512 MiB): QEMU start -> `dom0: toolstack up` | {w:.2} s (runs: {}{n}) | {cmd} |",
             list(&up)
         ));
-        for (xk, x) in &xen_up {
+        for (xk, x, _) in &xen_up {
             rows.push(format!(
                 "| ratio Warden / Xen 4.17 ({xk}): toolstack up (target <= 0.5) | {:.2} | {cmd} |",
                 w / x
@@ -312,6 +320,15 @@ pub fn bench(args: &[String]) -> Result<()> {
                     format!("; xl create failed in {} run(s)", not_created.len())
                 }
             ));
+            let wc = median(create.clone());
+            for (xk, _, xc) in &xen_up {
+                if let Some(xc) = xc {
+                    rows.push(format!(
+                        "| ratio Warden / Xen 4.17 ({xk}): xl create -> domU userspace (target <= 0.5) | {:.2} | {cmd} |",
+                        wc / xc
+                    ));
+                }
+            }
         }
     }
     println!("| measure | value | command |");
