@@ -44,7 +44,27 @@ crate::subops! {
     GET_SHARING_FREED_PAGES = 18, "get_sharing_freed_pages";
     /// Returns the frames shared by memory sharing (`arg` unused; 0 without it).
     GET_SHARING_SHARED_PAGES = 19, "get_sharing_shared_pages";
+    /// Set a domain's populate-on-demand target: `arg` points to a
+    /// [`PodTarget`] (`xl mem-set`; the counts are written back).
+    SET_POD_TARGET = 16, "set_pod_target";
+    /// A domain's populate-on-demand counts: `arg` points to a [`PodTarget`].
+    GET_POD_TARGET = 17, "get_pod_target";
 }
+
+crate::pod! {
+    /// `xen_pod_target` (40 bytes): `target_pages` and `domid` in, the
+    /// domain's pages and its populate-on-demand cache and entries out.
+    pub struct PodTarget {
+        pub target_pages: u64,
+        pub tot_pages: u64,
+        pub pod_cache_pages: u64,
+        pub pod_entries: u64,
+        pub domid: u16,
+        pub pad: [u16; 3],
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<PodTarget>() == 40);
 
 /// Most entries of a domain's memory map (Xen's `E820MAX`).
 pub const E820_MAX: u32 = 1024;

@@ -387,6 +387,27 @@ pub fn claim_pages(domid: DomId, pages: u64) -> HResult {
     memory_op(warden_abi::memory::CLAIM_PAGES, ptr(&r))
 }
 
+/// XENMEM_set_pod_target (`set`) or get_pod_target of `domid` with
+/// `target_pages`: the counts the hypervisor wrote back.
+pub fn pod_target(
+    domid: DomId,
+    set: bool,
+    target_pages: u64,
+) -> Result<warden_abi::memory::PodTarget, Errno> {
+    let mut t = warden_abi::memory::PodTarget {
+        target_pages,
+        domid,
+        ..Default::default()
+    };
+    let op = if set {
+        warden_abi::memory::SET_POD_TARGET
+    } else {
+        warden_abi::memory::GET_POD_TARGET
+    };
+    memory_op(op, ptr_mut(&mut t))?;
+    Ok(t)
+}
+
 /// XENMEM_set_memory_map of `domid`.
 pub fn set_memory_map(domid: DomId, map: &[warden_abi::memory::E820Entry]) -> HResult {
     let f = warden_abi::memory::ForeignMemoryMap {

@@ -54,6 +54,9 @@ echo '== xl list demo'; xl list demo
 echo '== xl list -Z demo'; xl list -Z demo
 xl pause demo && echo '== paused' && xl list demo
 xl unpause demo && echo '== unpaused' && xl list demo
+xl mem-set demo 96m && echo 'xl mem-set: done'
+i=0; while [ $(xl list demo | awk 'NR==2 { print $3 }') -gt 96 ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
+echo '== after mem-set'; xl list demo
 echo '== xl console'; xl console demo; echo \"xl console status $?\"
 echo '== console log'; grep -c '^typed-42' /var/log/xen/console/guest-demo.log
 echo '== xl shutdown'
@@ -317,6 +320,18 @@ fn xl_pause_and_unpause_stop_and_restart_the_demo() {
     assert!(paused.contains('p'), "paused: {paused}");
     let unpaused = &row(o, "unpaused", "demo")[4];
     assert!(!unpaused.contains('p'), "unpaused: {unpaused}");
+}
+
+#[test]
+fn xl_mem_set_lowers_the_demos_memory_through_its_balloon_driver() {
+    let o = boot();
+    o.expect_dom0_poweroff()
+        .contains("xl mem-set: done")
+        .lacks("unknown memory_op");
+    // libxl set the target (set_pod_target, xenstore's memory/target); the
+    // guest's balloon driver gave the pages back (decrease_reservation).
+    let l = row(o, "after mem-set", "demo");
+    assert_eq!(l[2], "96", "{l:?}");
 }
 
 #[test]

@@ -271,6 +271,12 @@ ops! {
     /// Xen's xsm_claim_pages.
     MemClaimPages: MEMORY_OP / memory::CLAIM_PAGES, "", dummy Priv,
         [Caller -> Target : domain2 { SETCLAIM }];
+    /// Xen's xsm_set_pod_target (`xl mem-set`).
+    MemSetPodTarget: MEMORY_OP / memory::SET_POD_TARGET, "", dummy Priv,
+        [Caller -> Target : domain { SETPODTARGET }];
+    /// Xen's xsm_get_pod_target.
+    MemGetPodTarget: MEMORY_OP / memory::GET_POD_TARGET, "", dummy Priv,
+        [Caller -> Target : domain { GETPODTARGET }];
     /// Xen's xsm_domain_resource_map.
     MemAcquireResource: MEMORY_OP / memory::ACQUIRE_RESOURCE, "", dummy DmPriv,
         [Caller -> Target : domain2 { RESOURCE_MAP }];

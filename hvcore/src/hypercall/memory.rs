@@ -30,7 +30,9 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
         // Xen: -EINVAL from the operations it knows, -ENOSYS otherwise.
         return match op as u32 {
             CLAIM_PAGES | CURRENT_RESERVATION | MAXIMUM_RESERVATION | MAXIMUM_GPFN
-            | REMOVE_FROM_PHYSMAP | MAXIMUM_RAM_PAGE => Err(errno::EINVAL),
+            | REMOVE_FROM_PHYSMAP | MAXIMUM_RAM_PAGE | SET_POD_TARGET | GET_POD_TARGET => {
+                Err(errno::EINVAL)
+            }
             _ => c.unknown("memory_op sub-op", cmd),
         };
     }
@@ -164,6 +166,7 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
             c.resolve(&p)?.remove_from_physmap(a.gpfn)?;
             Ok(0)
         }
+        SET_POD_TARGET | GET_POD_TARGET => pod_target(c, op as u32 == SET_POD_TARGET, arg),
         ADD_TO_PHYSMAP_BATCH => add_to_physmap_batch(c, op, start, arg),
         ACQUIRE_RESOURCE => acquire_resource(c, start, arg),
         MEMORY_MAP => {
@@ -213,6 +216,51 @@ pub fn memory_op(c: &mut Call<'_>, cmd: u64, arg: u64) -> HcResult {
         }
         n => c.unknown("memory_op sub-op", n as u64),
     }
+}
+
+/// XENMEM_set_pod_target / get_pod_target, as Xen 4.17's for an HVM
+/// domain (every Warden guest) whose memory is all populated: Warden has no
+/// populate-on-demand, so a set within the domain's maximum has nothing to
+/// do (Xen's `p2m_pod_set_mem_target` when the domain has pages and no PoD
+/// entries: what `xl mem-set` meets; the guest's balloon driver then gives
+/// the memory back), and the counts written back are its pages, an empty
+/// PoD cache and no PoD entries. A target for a domain without any page
+/// yet (a guest built with `maxmem` above `memory`, which Xen starts in
+/// PoD mode) is refused with EOPNOTSUPP rather than pretended.
+fn pod_target(c: &mut Call<'_>, set: bool, arg: u64) -> HcResult {
+    let mut t: PodTarget = c.read(arg)?;
+    let target = c.target(t.domid)?;
+    let d = if set {
+        let p = c.check_req::<MemSetPodTarget>(Some(target), None)?;
+        c.resolve(&p)?.into_domain()
+    } else {
+        let p = c.check_req::<MemGetPodTarget>(Some(target), None)?;
+        c.resolve(&p)?.into_domain()
+    };
+    let tot_pages = {
+        let m = d.mem.read();
+        if set {
+            if t.target_pages > m.max_pages {
+                return Err(errno::EINVAL);
+            }
+            if m.tot_pages == 0
+                && t.target_pages > 0
+                && !d.dying.load(core::sync::atomic::Ordering::Acquire)
+            {
+                log::warn!(
+                    "memory_op set_pod_target: d{} has no memory yet; populate-on-demand is not supported (build it with memory = maxmem)",
+                    d.id
+                );
+                return Err(errno::EOPNOTSUPP);
+            }
+        }
+        m.tot_pages
+    };
+    t.tot_pages = tot_pages;
+    t.pod_cache_pages = 0;
+    t.pod_entries = 0;
+    c.write(arg, &t)?;
+    Ok(0)
 }
 
 /// XENMEM_add_to_physmap: map a page of `space` at `gpfn` of the target

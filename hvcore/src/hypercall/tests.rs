@@ -564,6 +564,23 @@ fn invoke_on(w: &World, d: &Domain, name: &str, t: u16) -> (u32, [u64; 5]) {
             );
             (hc::MEMORY_OP, [s(memory::CLAIM_PAGES), ARG, 0, 0, 0])
         }
+        "MemSetPodTarget" | "MemGetPodTarget" => {
+            w.put(
+                d,
+                ARG,
+                &memory::PodTarget {
+                    target_pages: PAGES,
+                    domid: t,
+                    ..Default::default()
+                },
+            );
+            let sub = if name == "MemSetPodTarget" {
+                memory::SET_POD_TARGET
+            } else {
+                memory::GET_POD_TARGET
+            };
+            (hc::MEMORY_OP, [s(sub), ARG, 0, 0, 0])
+        }
         "MemAcquireResource" => {
             w.put(
                 d,

@@ -149,6 +149,7 @@ unlocks! {
         GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion,
         EvtchnReset, MemAddToPhysmap, HvmSetParamAltp2m, MemMaximumGpfn, MemRemoveFromPhysmap,
         MemAddToPhysmapBatch, MemMapForeign, MemClaimPages, MemAcquireResource,
+        MemSetPodTarget, MemGetPodTarget,
         DomctlSetDomainHandle, DomctlGetTscInfo, DomctlSetTscInfo, DomctlSetNodeAffinity,
         DomctlGetNodeAffinity, DomctlCacheflush, DomctlGetCpuPolicy, DomctlSetCpuPolicy,
         DomctlGetPagingMempoolSize, DomctlSetPagingMempoolSize, DomctlGetVcpuInfo,

@@ -241,9 +241,15 @@ fn a_grant_computed_with_a_stale_self_label_during_a_load_is_not_reused() {
     w.hv.relabel_all();
     let stale: DomSnap = w.hv.domains.snapshot(1).unwrap();
     assert_eq!(stale.self_sid, w.sid("user_1:vm_r:cond_a_self"));
-    // A hypercall of d1 took its snapshot; a policy load (booleans back to
-    // their defaults: guest_argo off) lands before its check ...
+    // A hypercall of d1 took its snapshot; a policy load lands before its
+    // check, with guest_argo turned off (a load keeps the booleans'
+    // values, as Xen's, so the operator commits the change with it) ...
     f.load_policy(&cond_policy()).unwrap();
+    assert!(
+        f.get_bool_by_name("guest_argo").unwrap().current,
+        "kept by the load"
+    );
+    f.set_bool(id, false, true).unwrap();
     // ... the check runs under the new policy with the old `_self` label and
     // is granted (and cached) ...
     assert_eq!(check(&stale), Ok(()));

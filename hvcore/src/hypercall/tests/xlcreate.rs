@@ -639,6 +639,73 @@ fn libxcs_cpu_policy_round_trip_is_accepted_and_warden_keeps_its_own() {
 
 // ------------------------------------------------------------ memory_op
 
+fn pod(w: &World, d: &Domain, set: bool, id: u16, target: u64) -> (i64, mem::PodTarget) {
+    let t = mem::PodTarget {
+        target_pages: target,
+        tot_pages: 0xdead,
+        pod_cache_pages: 0xdead,
+        pod_entries: 0xdead,
+        domid: id,
+        ..Default::default()
+    };
+    let cmd = if set {
+        mem::SET_POD_TARGET
+    } else {
+        mem::GET_POD_TARGET
+    };
+    (memop(w, d, cmd, &t), w.get(d, ARG))
+}
+
+#[test]
+fn xl_mem_set_s_pod_target_is_answered_as_xen_for_a_domain_without_populate_on_demand() {
+    let w = world(true);
+    let d0 = w.domain(0, DOM0);
+    let u = w.domain(1, DOMU);
+    let (max, tot) = {
+        let m = u.mem.read();
+        (m.max_pages, m.tot_pages)
+    };
+    assert!(tot > 0);
+    // Within the maximum: nothing to do; its pages, no PoD cache or entries.
+    for set in [true, false] {
+        let (r, t) = pod(&w, &d0, set, 1, max / 2);
+        assert_eq!(r, 0, "set {set}");
+        assert_eq!(
+            (
+                t.target_pages,
+                t.tot_pages,
+                t.pod_cache_pages,
+                t.pod_entries
+            ),
+            (max / 2, tot, 0, 0)
+        );
+    }
+    assert_eq!(u.mem.read().tot_pages, tot, "no page taken or given");
+    // Above the maximum: EINVAL, nothing written back.
+    let (r, t) = pod(&w, &d0, true, 1, max + 1);
+    assert_eq!(r, neg(errno::EINVAL));
+    assert_eq!(t.tot_pages, 0xdead);
+    // No such domain: ESRCH.
+    assert_eq!(pod(&w, &d0, false, 9, 0).0, neg(errno::ESRCH));
+    // A guest may not set dom0's (nor read it): denied, nothing written.
+    for set in [true, false] {
+        let (r, t) = pod(&w, &u, set, 0, 1);
+        assert_eq!(r, neg(errno::EACCES), "set {set}");
+        assert_eq!(t.tot_pages, 0xdead);
+    }
+    assert!(
+        w.audit_lines()
+            .iter()
+            .any(|l| l.contains("{ setpodtarget }"))
+    );
+    // A domain with no memory yet (libxl's PoD mode for maxmem > memory):
+    // refused, not pretended.
+    let d = create(&w, &d0, 4096);
+    assert_eq!(d.mem.read().tot_pages, 0);
+    assert_eq!(pod(&w, &d0, true, d.id, 512).0, neg(errno::EOPNOTSUPP));
+    assert_eq!(d.mem.read().tot_pages, 0);
+}
+
 #[test]
 fn a_claim_reserves_memory_for_populate_and_goes_with_the_domain() {
     let w = world(true);
