@@ -860,13 +860,13 @@ fn ops() -> Vec<Op> {
             }
             r
         }),
-        // Within the target's maximum: nothing to do (no populate on
-        // demand), its pages written back.
+        // A running domain dom0 manages (xl mem-set): within its maximum
+        // nothing to do (no populate on demand), its pages written back.
         op!("MemSetPodTarget", D0, Good::Zero, |c| rc_unit(
-            hc::pod_target(c.target(), true, 16)
+            hc::pod_target(c.victim, true, 16)
         )),
         op!("MemGetPodTarget", D0, Good::Zero, |c| rc_unit(
-            hc::pod_target(c.target(), false, 0)
+            hc::pod_target(c.victim, false, 0)
         )),
         op!("HvmSetParamAltp2m", D0, Good::Zero, |c| rc(
             hc::hvm_set_param(c.target(), warden_abi::xen::hvm_params::ALTP2M, 0)
