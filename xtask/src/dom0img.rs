@@ -41,7 +41,10 @@ pub const INIT: &str = include_str!("dom0-init.sh");
 pub const DEMO_INIT: &str = include_str!("demo-init.sh");
 /// Scripts in the demo domU's `/etc/demo/`, run by its init for
 /// `demo.run=NAME` on its command line.
-pub const DEMO_SCRIPTS: &[(&str, &str)] = &[("disk-test", include_str!("demo-disk-test.sh"))];
+pub const DEMO_SCRIPTS: &[(&str, &str)] = &[
+    ("disk-test", include_str!("demo-disk-test.sh")),
+    ("disk-bench", include_str!("demo-disk-bench.sh")),
+];
 
 /// Debian 12's Xen 4.17 toolstack: `xl`, xenstored, xenconsoled,
 /// xen-init-dom0, the xenstore clients and the libraries they load.
@@ -108,6 +111,8 @@ pub const EXEC_STATUS: &str = "dom0: exec status ";
 pub const DEMO_UP: &str = "demo: userspace up";
 /// The demo domU's configuration in dom0.
 pub const DEMO_CFG: &str = "/etc/xen/demo.cfg";
+/// The demo domU with a disk: `/root/disk.img` (dom0 makes it) as its xvda.
+pub const DEMO_DISK_CFG: &str = "/etc/xen/demo-disk.cfg";
 /// Where xenconsoled logs the demo domU's console.
 pub const DEMO_LOG: &str = "/var/log/xen/console/guest-demo.log";
 /// dom0's command line.
@@ -173,6 +178,7 @@ pub fn image(refresh: bool) -> Result<Image> {
     t.file("init", 0o755, INIT);
     t.file("usr/local/bin/wait-log", 0o755, WAIT_LOG);
     t.file("etc/xen/demo.cfg", 0o644, demo_cfg());
+    t.file("etc/xen/demo-disk.cfg", 0o644, demo_disk_cfg());
     t.file("boot/demo-vmlinux", 0o644, std::fs::read(&a.vmlinux)?);
     t.file("boot/demo-initrd", 0o644, demo);
     t.file(
@@ -243,6 +249,26 @@ pub fn demo_cfg() -> String {
      extra = \"console=hvc0\"\n\
      on_poweroff = \"destroy\"\n"
         .to_string()
+}
+
+/// The demo domU with a disk ([`DEMO_DISK_CFG`]): [`demo_cfg`] plus the
+/// image file `/root/disk.img` as its xvda, which dom0 makes first.
+pub fn demo_disk_cfg() -> String {
+    "# The demo domU (/etc/xen/demo.cfg) with /root/disk.img as its disk xvda,\n\
+     # served by dom0's xen-blkback from a loop device (Debian's hotplug script\n\
+     # /etc/xen/scripts/block). Make the image first, e.g.\n\
+     #   dd if=/dev/zero of=/root/disk.img bs=1M count=64\n\
+     # The domU's init runs /etc/demo/NAME for demo.run=NAME (disk-test,\n\
+     # disk-bench), e.g.\n\
+     #   xl create /etc/xen/demo-disk.cfg 'extra=\"console=hvc0 demo.run=disk-test demo.poweroff\"'\n"
+        .to_string()
+        + demo_cfg()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .as_str()
+        + "disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/disk.img' ]\n"
 }
 
 /// Paths of the unpacked packages left out of the image: documentation,
