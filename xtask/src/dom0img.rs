@@ -8,19 +8,22 @@
 //!   (`apt-get download`, once), plus the shared libraries `ldd` finds
 //!   outside them (libc, libz, liblzma, libzstd, libuuid, ... and the
 //!   dynamic loader), copied from the host (a Debian 12 host: the same
-//!   libraries Debian's binaries were built against). `toolstack.list` names
-//!   the packages and the host libraries.
+//!   libraries Debian's binaries were built against), and the files of
+//!   [`HOTPLUG_TOOLS`]. `toolstack.list` names the packages and the host
+//!   libraries.
 //! - `modules-VERSION/`: the kernel modules of [`MODULES`] and what they
 //!   depend on (`depends=` of their `.modinfo`), from the same
 //!   `linux-image-VERSION-unsigned` package as `target/linux/vmlinux`; its
 //!   `config-VERSION` says which are built in (`=y`: nothing to load).
-//!   `order` lists them dependencies first, as dom0's init loads them.
+//!   `order` lists them dependencies first, as dom0's init loads them;
+//!   `demo-order` the same for the demo domU's [`DEMO_MODULES`].
 //! - `initrd`: dom0's initramfs (newc cpio, uncompressed): busybox and its
 //!   applets, the toolstack tree, the modules, `/init` (`dom0-init.sh`), the
-//!   demo domU (`/etc/xen/demo.cfg`, the same ELF vmlinux as
-//!   `/boot/demo-vmlinux`, `/boot/demo-initrd`), `/var/run -> /run`,
+//!   demo domU (`/etc/xen/demo.cfg`, `/etc/xen/demo-disk.cfg`, the same ELF
+//!   vmlinux as `/boot/demo-vmlinux`, `/boot/demo-initrd`), `/var/run -> /run`,
 //!   `/var/lock -> /run/lock`.
-//! - `demo-initrd`: the demo domU's initramfs (busybox, `demo-init.sh`).
+//! - `demo-initrd`: the demo domU's initramfs (busybox, `demo-init.sh`, its
+//!   modules, [`DEMO_SCRIPTS`]).
 //!
 //! A command for dom0 reaches it as `/etc/warden-exec`, a second cpio
 //! archive appended to the initramfs ([`initrd_for`],
@@ -142,6 +145,8 @@ pub struct Image {
     pub modules: Vec<String>,
     /// Wanted modules the kernel has built in.
     pub builtin: Vec<String>,
+    /// The demo domU's modules in load order (in its initramfs).
+    pub demo_modules: Vec<String>,
 }
 
 /// Build the image (downloading what is missing) and return it.
@@ -214,6 +219,7 @@ pub fn image(refresh: bool) -> Result<Image> {
         host_libraries,
         modules,
         builtin,
+        demo_modules: demo_modules.order,
     })
 }
 
@@ -1043,10 +1049,13 @@ cargo xtask dom0-image [--refresh]
   Build dom0's initramfs (target/dom0/initrd) from Debian 12's packages,
   downloaded once with apt-get download into target/dom0/: the Xen 4.17
   toolstack (xen-utils-4.17, xen-utils-common, xenstore-utils, the libxen*
-  libraries, libyajl2) with the host libraries ldd finds missing, the kernel
-  modules dom0 loads (from the kernel package of cargo xtask linux-assets),
-  busybox, the init (xtask/src/dom0-init.sh) and the demo domU
-  (/etc/xen/demo.cfg: PVH, the same kernel, 128 MiB, 1 vCPU). Prints what it holds.
+  libraries, libyajl2) and the block hotplug script's bash, flock and losetup
+  (packages bash, util-linux, mount) with the host libraries ldd finds missing,
+  the kernel modules dom0 loads (from the kernel package of cargo xtask
+  linux-assets), busybox, the init (xtask/src/dom0-init.sh) and the demo domU
+  (/etc/xen/demo.cfg: PVH, the same kernel, 128 MiB, 1 vCPU; its initramfs with
+  xen-blkfront and ext4; /etc/xen/demo-disk.cfg: the same with /root/disk.img
+  as its xvda). Prints what it holds.
   --refresh: download and unpack everything again";
 
 /// `cargo xtask dom0-image`.
@@ -1082,6 +1091,10 @@ pub fn image_cmd(args: &[String]) -> Result<()> {
     println!("packages: {}", img.packages.join(" "));
     println!("host libraries: {}", img.host_libraries.join(" "));
     println!("modules (load order): {}", img.modules.join(" "));
+    println!(
+        "the demo domU's modules (load order): {}",
+        img.demo_modules.join(" ")
+    );
     if !img.builtin.is_empty() {
         println!("built into the kernel: {}", img.builtin.join(" "));
     }
@@ -1245,6 +1258,29 @@ mod tests {
         assert_eq!(names, ["usr", "usr/bin", "usr/bin/a", "var", "var/run"]);
         let a = t.cpio();
         assert!(a.windows(9).any(|w| w == b"usr/bin/a"));
+    }
+
+    #[test]
+    fn the_disk_config_is_the_demos_with_a_disk() {
+        let c = demo_disk_cfg();
+        let settings = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(String::from)
+                .collect()
+        };
+        let mut demo = settings(&demo_cfg());
+        demo.push("disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/disk.img' ]".into());
+        assert_eq!(settings(&c), demo);
+        // The init runs what demo.run names, and the scripts exist.
+        assert!(DEMO_INIT.contains("demo.run=*)"));
+        let names: Vec<&str> = DEMO_SCRIPTS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["disk-test", "disk-bench"]);
+        assert!(
+            DEMO_SCRIPTS
+                .iter()
+                .all(|(_, t)| t.starts_with("#!/bin/sh\n"))
+        );
     }
 
     #[test]
