@@ -9,7 +9,8 @@
 //! dom0's physmap, interdomain event channels).
 //!
 //! One boot serves every check. dom0 creates a 64 MiB zero-filled image file
-//! and the domU; the domU's init runs `/etc/demo/disk-test`
+//! and the domU (2 vCPUs: blkfront asks for one queue per vCPU, blkback
+//! offers one per dom0 vCPU, so two rings and two event channels); the domU's init runs `/etc/demo/disk-test`
 //! (`demo.run=disk-test` in xl's `extra=`: mke2fs, mount, 16 MiB of random
 //! data written, sync, umount, mount again and read back, umount, the
 //! device's SHA-256) and powers off (`demo.poweroff`); libxl destroys it
@@ -44,7 +45,7 @@ type = "pvh"
 kernel = "/boot/demo-vmlinux"
 ramdisk = "/boot/demo-initrd"
 memory = 128
-vcpus = 1
+vcpus = 2
 extra = "console=hvc0 demo.run=disk-test demo.poweroff"
 on_poweroff = "destroy"
 disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/disk.img' ]
@@ -101,7 +102,7 @@ fn after<'a>(o: &'a Outcome, prefix: &str) -> &'a str {
 }
 
 #[test]
-fn the_domus_disk_is_served_by_dom0s_blkback_from_a_loop_device() {
+fn the_domus_disk_is_served_by_dom0s_blkback_from_a_loop_device_with_two_queues() {
     let o = boot();
     o.expect_dom0_poweroff()
         .contains("dom0: exec status 0")
@@ -109,7 +110,7 @@ fn the_domus_disk_is_served_by_dom0s_blkback_from_a_loop_device() {
         // libxl ran Debian's hotplug script; the backend connected.
         .contains("loop0: detected capacity change from 0 to 131072")
         .line_with_all(&[
-            "xen-blkback: backend/vbd/1/51712: using 1 queues",
+            "xen-blkback: backend/vbd/1/51712: using 2 queues",
             "persistent grants",
         ])
         // The frontend negotiated what Xen 4.17's blkback offers.
@@ -119,6 +120,7 @@ fn the_domus_disk_is_served_by_dom0s_blkback_from_a_loop_device() {
             "persistent grants: enabled",
             "indirect descriptors: enabled",
         ])
+        .line_with_all(&["demo| demo: kernel ", ", 2 vCPU, "])
         .contains("demo| disk-test: /dev/xvda: 131072 sectors")
         .lacks("avc:  denied");
     assert_eq!(after(o, "blk: hotplug errors: "), "[]");
