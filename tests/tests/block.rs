@@ -16,6 +16,9 @@
 //! device's SHA-256) and powers off (`demo.poweroff`); libxl destroys it
 //! (`on_poweroff = "destroy"`), the hotplug script frees the loop device,
 //! and dom0 hashes the image file: the same SHA-256 as the domU's device.
+//! Then a second domU (`demo2`) runs `/etc/demo/disk-bench` on the same file
+//! and is `xl destroy`ed once its first round is done: dom0 stays up, the
+//! domain and its loop device go, and the free memory is what it was.
 
 use std::sync::OnceLock;
 use std::time::Duration;
