@@ -39,6 +39,12 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts /dev/shm /run/lock /run/xen /run/xenstored /var/log/xen/console \
     /var/lib/xen /tmp
 mount -t devpts devpts /dev/pts
+# What udev adds to a Debian system's /dev and devtmpfs lacks: the hotplug
+# scripts' locking (locking.sh) stats /dev/stdin and loops until it can.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 say "kernel $(uname -r) on $(cat /sys/hypervisor/type 2>/dev/null || echo '?') $(cat /sys/hypervisor/guest_type 2>/dev/null), command line: $(cat /proc/cmdline)"
 
 # 1. The kernel modules, dependencies first (the order xtask wrote).

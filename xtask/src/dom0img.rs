@@ -8,19 +8,22 @@
 //!   (`apt-get download`, once), plus the shared libraries `ldd` finds
 //!   outside them (libc, libz, liblzma, libzstd, libuuid, ... and the
 //!   dynamic loader), copied from the host (a Debian 12 host: the same
-//!   libraries Debian's binaries were built against). `toolstack.list` names
-//!   the packages and the host libraries.
+//!   libraries Debian's binaries were built against), and the files of
+//!   [`HOTPLUG_TOOLS`]. `toolstack.list` names the packages and the host
+//!   libraries.
 //! - `modules-VERSION/`: the kernel modules of [`MODULES`] and what they
 //!   depend on (`depends=` of their `.modinfo`), from the same
 //!   `linux-image-VERSION-unsigned` package as `target/linux/vmlinux`; its
 //!   `config-VERSION` says which are built in (`=y`: nothing to load).
-//!   `order` lists them dependencies first, as dom0's init loads them.
+//!   `order` lists them dependencies first, as dom0's init loads them;
+//!   `demo-order` the same for the demo domU's [`DEMO_MODULES`].
 //! - `initrd`: dom0's initramfs (newc cpio, uncompressed): busybox and its
 //!   applets, the toolstack tree, the modules, `/init` (`dom0-init.sh`), the
-//!   demo domU (`/etc/xen/demo.cfg`, the same ELF vmlinux as
-//!   `/boot/demo-vmlinux`, `/boot/demo-initrd`), `/var/run -> /run`,
+//!   demo domU (`/etc/xen/demo.cfg`, `/etc/xen/demo-disk.cfg`, the same ELF
+//!   vmlinux as `/boot/demo-vmlinux`, `/boot/demo-initrd`), `/var/run -> /run`,
 //!   `/var/lock -> /run/lock`.
-//! - `demo-initrd`: the demo domU's initramfs (busybox, `demo-init.sh`).
+//! - `demo-initrd`: the demo domU's initramfs (busybox, `demo-init.sh`, its
+//!   modules, [`DEMO_SCRIPTS`]).
 //!
 //! A command for dom0 reaches it as `/etc/warden-exec`, a second cpio
 //! archive appended to the initramfs ([`initrd_for`],
@@ -39,6 +42,12 @@ use std::time::Duration;
 pub const INIT: &str = include_str!("dom0-init.sh");
 /// The demo domU's `/init`.
 pub const DEMO_INIT: &str = include_str!("demo-init.sh");
+/// Scripts in the demo domU's `/etc/demo/`, run by its init for
+/// `demo.run=NAME` on its command line.
+pub const DEMO_SCRIPTS: &[(&str, &str)] = &[
+    ("disk-test", include_str!("demo-disk-test.sh")),
+    ("disk-bench", include_str!("demo-disk-bench.sh")),
+];
 
 /// Debian 12's Xen 4.17 toolstack: `xl`, xenstored, xenconsoled,
 /// xen-init-dom0, the xenstore clients and the libraries they load.
@@ -59,6 +68,18 @@ pub const PACKAGES: &[&str] = &[
     "libyajl2",
 ];
 
+/// The programs Debian's hotplug scripts (`/etc/xen/scripts/block` and the
+/// files it sources, from xen-utils-common; xl runs them for a `disk=` of a
+/// file) call that busybox lacks or implements differently, each from its
+/// Debian package (unpacked, only these files kept): the scripts' `bash`,
+/// `flock` of locking.sh, and util-linux's `losetup`, whose `-a` output is
+/// what the script's sharing check parses.
+pub const HOTPLUG_TOOLS: &[(&str, &[&str])] = &[
+    ("bash", &["bin/bash"]),
+    ("util-linux", &["usr/bin/flock"]),
+    ("mount", &["sbin/losetup"]),
+];
+
 /// The kernel modules dom0 wants, with the Kconfig symbol that says whether
 /// Debian's kernel builds each in (`y`) or as a module (`m`): the toolstack's
 /// devices (privcmd, evtchn, gntdev, gntalloc, xenfs), the disk and network
@@ -75,6 +96,16 @@ pub const MODULES: &[(&str, &str)] = &[
     ("bridge", "BRIDGE"),
 ];
 
+/// The kernel modules the demo domU loads (its init, in load order), as
+/// [`MODULES`]: the block frontend (xvda) and ext4, which Debian's kernel
+/// uses for ext2 (`CONFIG_EXT4_USE_FOR_EXT2`; busybox's mke2fs makes ext2),
+/// with crc32c's generic driver for its checksums.
+pub const DEMO_MODULES: &[(&str, &str)] = &[
+    ("xen-blkfront", "XEN_BLKDEV_FRONTEND"),
+    ("crc32c-generic", "CRYPTO_CRC32C"),
+    ("ext4", "EXT4_FS"),
+];
+
 /// dom0's line once xenstored, xen-init-dom0 and xenconsoled are up.
 pub const TOOLSTACK_UP: &str = "dom0: toolstack up";
 /// The start of dom0's line after its command (`/etc/warden-exec`) ended.
@@ -83,6 +114,8 @@ pub const EXEC_STATUS: &str = "dom0: exec status ";
 pub const DEMO_UP: &str = "demo: userspace up";
 /// The demo domU's configuration in dom0.
 pub const DEMO_CFG: &str = "/etc/xen/demo.cfg";
+/// The demo domU with a disk: `/root/disk.img` (dom0 makes it) as its xvda.
+pub const DEMO_DISK_CFG: &str = "/etc/xen/demo-disk.cfg";
 /// Where xenconsoled logs the demo domU's console.
 pub const DEMO_LOG: &str = "/var/log/xen/console/guest-demo.log";
 /// dom0's command line.
@@ -112,6 +145,8 @@ pub struct Image {
     pub modules: Vec<String>,
     /// Wanted modules the kernel has built in.
     pub builtin: Vec<String>,
+    /// The demo domU's modules in load order (in its initramfs).
+    pub demo_modules: Vec<String>,
 }
 
 /// Build the image (downloading what is missing) and return it.
@@ -122,17 +157,24 @@ pub fn image(refresh: bool) -> Result<Image> {
     let d = dir();
     std::fs::create_dir_all(&d)?;
     let (packages, host_libraries) = toolstack(refresh)?;
-    let (modules, builtin) = kernel_modules(&a.version, refresh)?;
+    let (dom0_modules, demo_modules) = kernel_modules(&a.version, refresh)?;
+    let (modules, builtin) = (dom0_modules.order, dom0_modules.builtin);
+    let mdir = d.join(format!("modules-{}", a.version));
 
-    let demo = demo_initramfs(&busybox)?;
+    let demo = demo_initramfs(&busybox, &mdir, &a.version, &demo_modules.order)?;
     let demo_initrd = d.join("demo-initrd");
     write_if_changed(&demo_initrd, &demo)?;
 
     let mut t = Tree::default();
     busybox_tree(&mut t, &busybox)?;
     t.add_dir_tree(&d.join("toolstack"), "", &|p| !excluded(p))?;
-    let mdir = d.join(format!("modules-{}", a.version));
-    t.add_dir_tree(&mdir.join("lib"), "lib", &|_| true)?;
+    let demo_only: BTreeSet<String> = demo_modules
+        .order
+        .iter()
+        .filter(|m| !modules.contains(m))
+        .map(|m| format!("modules/{}/{m}", a.version))
+        .collect();
+    t.add_dir_tree(&mdir.join("lib"), "lib", &|p| !demo_only.contains(p))?;
     t.file(
         "etc/warden/modules",
         0o644,
@@ -141,6 +183,7 @@ pub fn image(refresh: bool) -> Result<Image> {
     t.file("init", 0o755, INIT);
     t.file("usr/local/bin/wait-log", 0o755, WAIT_LOG);
     t.file("etc/xen/demo.cfg", 0o644, demo_cfg());
+    t.file("etc/xen/demo-disk.cfg", 0o644, demo_disk_cfg());
     t.file("boot/demo-vmlinux", 0o644, std::fs::read(&a.vmlinux)?);
     t.file("boot/demo-initrd", 0o644, demo);
     t.file(
@@ -176,6 +219,7 @@ pub fn image(refresh: bool) -> Result<Image> {
         host_libraries,
         modules,
         builtin,
+        demo_modules: demo_modules.order,
     })
 }
 
@@ -213,6 +257,26 @@ pub fn demo_cfg() -> String {
         .to_string()
 }
 
+/// The demo domU with a disk ([`DEMO_DISK_CFG`]): [`demo_cfg`] plus the
+/// image file `/root/disk.img` as its xvda, which dom0 makes first.
+pub fn demo_disk_cfg() -> String {
+    "# The demo domU (/etc/xen/demo.cfg) with /root/disk.img as its disk xvda,\n\
+     # served by dom0's xen-blkback from a loop device (Debian's hotplug script\n\
+     # /etc/xen/scripts/block). Make the image first, e.g.\n\
+     #   dd if=/dev/zero of=/root/disk.img bs=1M count=64\n\
+     # The domU's init runs /etc/demo/NAME for demo.run=NAME (disk-test,\n\
+     # disk-bench), e.g.\n\
+     #   xl create /etc/xen/demo-disk.cfg 'extra=\"console=hvc0 demo.run=disk-test demo.poweroff\"'\n"
+        .to_string()
+        + demo_cfg()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .as_str()
+        + "disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/disk.img' ]\n"
+}
+
 /// Paths of the unpacked packages left out of the image: documentation,
 /// the Python tools (pygrub, the migration helpers: no Python in dom0) with
 /// pygrub's file-system library and plugins, and SysV init scripts.
@@ -241,7 +305,15 @@ fn toolstack(refresh: bool) -> Result<(Vec<String>, Vec<String>)> {
         && root.is_dir()
         && let Ok(text) = std::fs::read_to_string(&list)
     {
-        return Ok(parse_toolstack_list(&text));
+        let (debs, libs) = parse_toolstack_list(&text);
+        // A list from before a package was added: unpack again.
+        let all = PACKAGES
+            .iter()
+            .chain(HOTPLUG_TOOLS.iter().map(|(p, _)| p))
+            .all(|p| debs.iter().any(|d| d.starts_with(&format!("{p}_"))));
+        if all {
+            return Ok((debs, libs));
+        }
     }
     let tmp = linux::scratch(&d, "toolstack")?;
     let new_root = tmp.join("root");
@@ -256,6 +328,27 @@ fn toolstack(refresh: bool) -> Result<(Vec<String>, Vec<String>)> {
             .map_err(|e| Error(format!("dpkg -x: {e}")))?;
         if !st.success() {
             bail!("dpkg -x {} failed", deb.display());
+        }
+        debs.push(
+            deb.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        std::fs::remove_file(&deb)?;
+    }
+    for (pkg, files) in HOTPLUG_TOOLS {
+        let deb = linux::download(pkg, &tmp)?;
+        let members: Vec<String> = files.iter().map(|f| format!("./{f}")).collect();
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        let unpacked = tmp.join(format!("{pkg}-files"));
+        std::fs::create_dir_all(&unpacked)?;
+        linux::extract(&deb, &unpacked, &refs)?;
+        for f in *files {
+            let to = new_root.join(f);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            linux::rename(&unpacked.join(f), &to)?;
         }
         debs.push(
             deb.file_name()
@@ -497,10 +590,19 @@ pub fn load_order(wanted: &[String], deps: &BTreeMap<String, Vec<String>>) -> Re
     Ok(done)
 }
 
-/// The modules (once unpacked into `target/dom0/modules-VERSION/`): their
-/// paths under `/lib/modules/VERSION/` in load order, and the wanted ones
-/// the kernel has built in.
-fn kernel_modules(version: &str, refresh: bool) -> Result<(Vec<String>, Vec<String>)> {
+/// Modules of one list in load order (paths under `/lib/modules/VERSION/`)
+/// and the list's modules the kernel has built in.
+#[derive(Debug, Clone, Default)]
+pub struct ModuleSet {
+    /// Paths in load order, dependencies first.
+    pub order: Vec<String>,
+    /// Wanted modules built into the kernel (nothing to load).
+    pub builtin: Vec<String>,
+}
+
+/// The modules (once unpacked into `target/dom0/modules-VERSION/`) of
+/// dom0 ([`MODULES`]) and of the demo domU ([`DEMO_MODULES`]).
+fn kernel_modules(version: &str, refresh: bool) -> Result<(ModuleSet, ModuleSet)> {
     let d = dir();
     let mdir = d.join(format!("modules-{version}"));
     let read = |name: &str| -> Option<Vec<String>> {
@@ -508,8 +610,21 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(Vec<String>, Vec<Stri
             .ok()
             .map(|t| t.lines().map(String::from).collect())
     };
-    if !refresh && let (Some(order), Some(builtin)) = (read("order"), read("builtin")) {
-        return Ok((order, builtin));
+    if !refresh
+        && let (Some(order), Some(builtin), Some(demo_order), Some(demo_builtin)) = (
+            read("order"),
+            read("builtin"),
+            read("demo-order"),
+            read("demo-builtin"),
+        )
+    {
+        return Ok((
+            ModuleSet { order, builtin },
+            ModuleSet {
+                order: demo_order,
+                builtin: demo_builtin,
+            },
+        ));
     }
     let tmp = linux::scratch(&d, "modules")?;
     let deb = linux::download(&format!("linux-image-{version}-unsigned"), &tmp)?;
@@ -539,17 +654,22 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(Vec<String>, Vec<Stri
     let config_member = format!("./boot/config-{version}");
     linux::extract(&deb, &tmp, &[&config_member])?;
     let config = std::fs::read_to_string(tmp.join(&config_member))?;
-    let (mut wanted, mut builtin) = (Vec::new(), Vec::new());
-    for (name, symbol) in MODULES {
-        match config_value(&config, symbol) {
-            Some('y') => builtin.push(name.to_string()),
-            Some(_) => wanted.push(module_key(name)),
-            None => bail!("Debian's kernel {version} lacks CONFIG_{symbol} ({name})"),
+    let split = |list: &[(&str, &str)]| -> Result<(Vec<String>, Vec<String>)> {
+        let (mut wanted, mut builtin) = (Vec::new(), Vec::new());
+        for (name, symbol) in list {
+            match config_value(&config, symbol) {
+                Some('y') => builtin.push(name.to_string()),
+                Some(_) => wanted.push(module_key(name)),
+                None => bail!("Debian's kernel {version} lacks CONFIG_{symbol} ({name})"),
+            }
         }
-    }
+        Ok((wanted, builtin))
+    };
+    let (wanted, builtin) = split(MODULES)?;
+    let (demo_wanted, demo_builtin) = split(DEMO_MODULES)?;
     // Unpack the wanted modules, then what they depend on, until closed.
     let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut todo: Vec<String> = wanted.clone();
+    let mut todo: Vec<String> = wanted.iter().chain(&demo_wanted).cloned().collect();
     while !todo.is_empty() {
         let members = todo
             .iter()
@@ -577,10 +697,14 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(Vec<String>, Vec<Stri
         }
         todo = next;
     }
-    let order: Vec<String> = load_order(&wanted, &deps)?
-        .iter()
-        .map(|m| by_name[m].trim_start_matches(&prefix).to_string())
-        .collect();
+    let paths = |wanted: &[String]| -> Result<Vec<String>> {
+        Ok(load_order(wanted, &deps)?
+            .iter()
+            .map(|m| by_name[m].trim_start_matches(&prefix).to_string())
+            .collect())
+    };
+    let order = paths(&wanted)?;
+    let demo_order = paths(&demo_wanted)?;
     let _ = std::fs::remove_dir_all(&mdir);
     std::fs::create_dir_all(&mdir)?;
     linux::rename(&tmp.join("lib"), &mdir.join("lib"))?;
@@ -592,7 +716,15 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(Vec<String>, Vec<Stri
     let lines = |v: &[String]| v.iter().map(|s| format!("{s}\n")).collect::<String>();
     linux::write_atomic(&mdir.join("builtin"), lines(&builtin).as_bytes())?;
     linux::write_atomic(&mdir.join("order"), lines(&order).as_bytes())?;
-    Ok((order, builtin))
+    linux::write_atomic(&mdir.join("demo-builtin"), lines(&demo_builtin).as_bytes())?;
+    linux::write_atomic(&mdir.join("demo-order"), lines(&demo_order).as_bytes())?;
+    Ok((
+        ModuleSet { order, builtin },
+        ModuleSet {
+            order: demo_order,
+            builtin: demo_builtin,
+        },
+    ))
 }
 
 /// An initramfs being assembled: every path once, parents before children
@@ -709,10 +841,33 @@ fn busybox_tree(t: &mut Tree, busybox: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The demo domU's initramfs.
-pub fn demo_initramfs(busybox: &Path) -> Result<Vec<u8>> {
+/// The demo domU's initramfs: busybox, its init, the modules of
+/// `modules` (paths under `MDIR/lib/modules/VERSION/`, in load order; the
+/// list in `/etc/demo/modules`) and its scripts (`/etc/demo/NAME`).
+pub fn demo_initramfs(
+    busybox: &Path,
+    mdir: &Path,
+    version: &str,
+    modules: &[String],
+) -> Result<Vec<u8>> {
     let mut t = Tree::default();
     busybox_tree(&mut t, busybox)?;
+    let mroot = mdir.join("lib").join("modules").join(version);
+    for m in modules {
+        t.file(
+            &format!("lib/modules/{version}/{m}"),
+            0o644,
+            std::fs::read(mroot.join(m))?,
+        );
+    }
+    t.file(
+        "etc/demo/modules",
+        0o644,
+        modules.iter().map(|m| format!("{m}\n")).collect::<String>(),
+    );
+    for (name, text) in DEMO_SCRIPTS {
+        t.file(&format!("etc/demo/{name}"), 0o755, *text);
+    }
     for p in ["dev", "proc", "sys", "tmp", "run", "root", "etc"] {
         t.dir(p);
     }
@@ -907,10 +1062,13 @@ cargo xtask dom0-image [--refresh]
   Build dom0's initramfs (target/dom0/initrd) from Debian 12's packages,
   downloaded once with apt-get download into target/dom0/: the Xen 4.17
   toolstack (xen-utils-4.17, xen-utils-common, xenstore-utils, the libxen*
-  libraries, libyajl2) with the host libraries ldd finds missing, the kernel
-  modules dom0 loads (from the kernel package of cargo xtask linux-assets),
-  busybox, the init (xtask/src/dom0-init.sh) and the demo domU
-  (/etc/xen/demo.cfg: PVH, the same kernel, 128 MiB, 1 vCPU). Prints what it holds.
+  libraries, libyajl2) and the block hotplug script's bash, flock and losetup
+  (packages bash, util-linux, mount) with the host libraries ldd finds missing,
+  the kernel modules dom0 loads (from the kernel package of cargo xtask
+  linux-assets), busybox, the init (xtask/src/dom0-init.sh) and the demo domU
+  (/etc/xen/demo.cfg: PVH, the same kernel, 128 MiB, 1 vCPU; its initramfs with
+  xen-blkfront and ext4; /etc/xen/demo-disk.cfg: the same with /root/disk.img
+  as its xvda). Prints what it holds.
   --refresh: download and unpack everything again";
 
 /// `cargo xtask dom0-image`.
@@ -946,6 +1104,10 @@ pub fn image_cmd(args: &[String]) -> Result<()> {
     println!("packages: {}", img.packages.join(" "));
     println!("host libraries: {}", img.host_libraries.join(" "));
     println!("modules (load order): {}", img.modules.join(" "));
+    println!(
+        "the demo domU's modules (load order): {}",
+        img.demo_modules.join(" ")
+    );
     if !img.builtin.is_empty() {
         println!("built into the kernel: {}", img.builtin.join(" "));
     }
@@ -1109,6 +1271,29 @@ mod tests {
         assert_eq!(names, ["usr", "usr/bin", "usr/bin/a", "var", "var/run"]);
         let a = t.cpio();
         assert!(a.windows(9).any(|w| w == b"usr/bin/a"));
+    }
+
+    #[test]
+    fn the_disk_config_is_the_demos_with_a_disk() {
+        let c = demo_disk_cfg();
+        let settings = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(String::from)
+                .collect()
+        };
+        let mut demo = settings(&demo_cfg());
+        demo.push("disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/disk.img' ]".into());
+        assert_eq!(settings(&c), demo);
+        // The init runs what demo.run names, and the scripts exist.
+        assert!(DEMO_INIT.contains("demo.run=*)"));
+        let names: Vec<&str> = DEMO_SCRIPTS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["disk-test", "disk-bench"]);
+        assert!(
+            DEMO_SCRIPTS
+                .iter()
+                .all(|(_, t)| t.starts_with("#!/bin/sh\n"))
+        );
     }
 
     #[test]
