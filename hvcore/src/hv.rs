@@ -83,6 +83,11 @@ pub struct Hv {
     time_scale: crate::xen::time::Scale,
     /// Set once a policy has been loaded at run time in `flask=late` mode.
     pub late_loaded: AtomicBool,
+    /// Policy loads and boolean commits under way: their rules are (or are
+    /// about to be) in force while the domains' `_self` labels are not yet
+    /// recomputed ([`Hv::relabel_all`]); meanwhile each hypercall computes
+    /// its caller's `_self` label under the rules in force.
+    pub relabels_pending: core::sync::atomic::AtomicU32,
     /// When the console rings Warden serves were last drained (`xen::console`).
     console_polled: AtomicU64,
     /// Serial input waiting for the hardware domain (CONSOLEIO_read).
@@ -126,6 +131,7 @@ impl Hv {
             safe_point_wanted: AtomicBool::new(false),
             time_scale: crate::xen::time::Scale::from_hz(platform.tsc_hz()),
             late_loaded: AtomicBool::new(false),
+            relabels_pending: core::sync::atomic::AtomicU32::new(0),
             console_polled: AtomicU64::new(0),
             serial_rx: spin::Mutex::new(Default::default()),
             input: spin::Mutex::new(None),
@@ -881,6 +887,19 @@ impl Hv {
             Ok(()) => true,
             Err(e) => e == errno::ESRCH,
         }
+    }
+
+    /// The caller snapshot a hypercall checks with: while a policy load or
+    /// boolean commit is between putting its rules in force and
+    /// recomputing the `_self` labels, the caller's `_self` label is
+    /// computed under the rules in force (else the domain's own operations
+    /// would be checked against a label of the old rules, and refused).
+    pub fn caller_snapshot(&self, id: DomId) -> Option<DomSnap> {
+        let mut s = self.domains.snapshot(id)?;
+        if self.relabels_pending.load(Ordering::Acquire) != 0 {
+            s.self_sid = self.self_sid(s.sid);
+        }
+        Some(s)
     }
 
     /// After a policy load or a boolean commit (the policy's

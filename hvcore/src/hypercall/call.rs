@@ -1239,11 +1239,36 @@ impl<'a> Global<'a, DomctlCreateDomain> {
     }
 }
 
-impl<O: RecomputesLabels> Global<'_, O> {
-    /// After a policy load or boolean commit: recompute every domain's
-    /// `_self` label (never undoing a concurrent relabel).
-    pub fn relabel_all(&self) {
+impl<'a, O: RecomputesLabels> Global<'a, O> {
+    /// Before a policy load or boolean commit: until the returned guard is
+    /// finished (or dropped), hypercalls compute their caller's `_self`
+    /// label under the rules in force ([`Hv::caller_snapshot`]).
+    pub fn labels_changing(&self) -> LabelChange<'a> {
+        self.hv
+            .relabels_pending
+            .fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+        LabelChange { hv: self.hv }
+    }
+}
+
+/// A policy load or boolean commit under way ([`Global::labels_changing`]).
+pub struct LabelChange<'a> {
+    hv: &'a Hv,
+}
+
+impl LabelChange<'_> {
+    /// The new rules are in force: recompute every domain's `_self` label
+    /// (never undoing a concurrent relabel).
+    pub fn relabel_all(self) {
         self.hv.relabel_all();
+    }
+}
+
+impl Drop for LabelChange<'_> {
+    fn drop(&mut self) {
+        self.hv
+            .relabels_pending
+            .fetch_sub(1, core::sync::atomic::Ordering::AcqRel);
     }
 }
 

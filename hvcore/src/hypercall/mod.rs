@@ -69,7 +69,7 @@ pub fn hypercall(hv: &Hv, cpu: u32, v: &Arc<GuestVcpu>, hw: &mut dyn Vcpu) -> bo
     let args = hw.hypercall_args();
     let paging = hw.paging();
     let cpl = hw.cpl();
-    let (ret, resched, continued) = match hv.domains.snapshot(v.domid) {
+    let (ret, resched, continued) = match hv.caller_snapshot(v.domid) {
         _ if cpl != 0 => (Err(errno::EPERM), false, false),
         None => (Err(errno::ESRCH), true, false),
         Some(caller) => {

@@ -35,6 +35,7 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
                 MAX_POLICY_SIZE as usize,
                 errno::EINVAL,
             )?;
+            let change = c.global(&p).labels_changing();
             if let Err(e) = f.load_policy(&buf) {
                 let n = e.errno();
                 log::warn!(
@@ -44,8 +45,8 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
                 );
                 return Err(n);
             }
+            change.relabel_all();
             let g = c.global(&p);
-            g.relabel_all();
             let late = g.first_late_load();
             if late {
                 if !f.enforcing() {
@@ -185,14 +186,16 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
             };
             a.bool_id = info.id - 1;
             if set {
+                // Conditional type_transition rules may give domains other
+                // `_self` labels once the value is committed.
+                let change = setp
+                    .as_ref()
+                    .filter(|_| a.commit != 0)
+                    .map(|p| c.global(p).labels_changing());
                 f.set_bool(info.id, a.new_value != 0, a.commit != 0)
                     .map_err(xe)?;
-                if a.commit != 0
-                    && let Some(p) = &setp
-                {
-                    // Conditional type_transition rules may give domains
-                    // other `_self` labels now.
-                    c.global(p).relabel_all();
+                if let Some(change) = change {
+                    change.relabel_all();
                 }
                 let now = f.get_bool(info.id).map_err(xe)?;
                 a.enforcing = now.current as u8;
@@ -220,8 +223,9 @@ pub fn xsm_op(c: &mut Call<'_>, arg: u64) -> HcResult {
         }
         COMMITBOOLS => {
             let p = c.check::<FlaskCommitBools>()?;
+            let change = c.global(&p).labels_changing();
             c.flask(&p)?.commit_bools().map_err(xe)?;
-            c.global(&p).relabel_all();
+            change.relabel_all();
             Ok(0)
         }
         MLS => {

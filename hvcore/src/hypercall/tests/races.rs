@@ -268,3 +268,37 @@ fn a_grant_computed_with_a_stale_self_label_during_a_load_is_not_reused() {
             .any(|l| l.contains("denied  { sched_self }")),
     );
 }
+
+#[test]
+fn between_a_rules_change_and_the_relabel_a_domain_acts_on_itself_under_the_new_rules() {
+    // flask=late's first load and every boolean commit put new rules in
+    // force, then recompute the `_self` labels: a hypercall in between
+    // must not be checked against a `_self` label of the old rules (the
+    // late-mode test saw its guest's SCHEDOP_shutdown refused there).
+    let w = cond_world();
+    let f = w.hv.gate.flask().unwrap();
+    let _d0 = w.domain(0, "system_u:system_r:dom0_t");
+    let d1 = w.domain(1, COND);
+    let b = w.sid("user_1:vm_r:cond_b_self");
+    assert_eq!(self_sid_of(&w, 1), b, "guest_argo is off");
+    let yield_ = || w.call(&d1, hc::SCHED_OP, [sched::YIELD as u64, 0, 0, 0, 0]);
+    assert_eq!(yield_(), -(errno::EACCES as i64));
+    // The change is under way: guest_argo is on and committed, d1's stored
+    // `_self` label is still the old rules' one.
+    w.hv.relabels_pending
+        .fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+    let id = f.get_bool_by_name("guest_argo").unwrap().id;
+    f.set_bool(id, true, true).unwrap();
+    assert_eq!(self_sid_of(&w, 1), b, "not recomputed yet");
+    assert_eq!(
+        yield_(),
+        0,
+        "checked with the `_self` label of the rules in force"
+    );
+    // Once relabelled, the same answer from the stored label.
+    w.hv.relabel_all();
+    w.hv.relabels_pending
+        .fetch_sub(1, core::sync::atomic::Ordering::AcqRel);
+    assert_eq!(self_sid_of(&w, 1), w.sid("user_1:vm_r:cond_a_self"));
+    assert_eq!(yield_(), 0);
+}
