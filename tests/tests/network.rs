@@ -32,13 +32,21 @@ const CMDLINE: &str = "dom0_mem=512M dom0_max_vcpus=2";
 /// `guest| ` prefix.
 const SCRIPT: &str = "\
 L=/var/log/xen/console/guest-demo.log
+L2=/var/log/xen/console/guest-peer.log
 echo '== bridge'; ip -4 addr show dev xenbr0 | grep inet
+echo '== xl create peer'
+xl create /etc/xen/demo-net.cfg 'name=\"peer\"' 'extra=\"console=hvc0 demo.net=192.0.2.3/24 demo.net-test\"' && echo 'xl create peer: done'
+wait-log $L2 'demo: net-test listening' 600 >/dev/null && echo 'peer: listening'
 echo '== xl create'
-xl create /etc/xen/demo-net.cfg 'vcpus=2' 'extra=\"console=hvc0 demo.net=192.0.2.2/24 demo.net-test\"' && echo 'xl create: done'
+xl create /etc/xen/demo-net.cfg 'vcpus=2' 'extra=\"console=hvc0 demo.net=192.0.2.2/24 demo.net-test demo.net-send=192.0.2.3\"' && echo 'xl create: done'
 wait-log $L 'demo: net-test listening' 600 >/dev/null && echo 'demo: listening'
-echo '== ports'; ls /sys/class/net/xenbr0/brif
-echo '== backend'; xenstore-read /local/domain/0/backend/vif/1/0/hotplug-status /local/domain/0/backend/vif/1/0/state
-echo '== frontend'; xenstore-ls /local/domain/1/device/vif/0 | grep -e multi-queue -e event-channel -e '^state'
+echo '== ports'; ls -1 /sys/class/net/xenbr0/brif
+echo '== backend'; xenstore-read /local/domain/0/backend/vif/2/0/hotplug-status /local/domain/0/backend/vif/2/0/state
+echo '== frontend'; xenstore-ls /local/domain/2/device/vif/0 | grep -e multi-queue -e event-channel -e '^state'
+echo '== domU to domU'
+wait-log $L 'demo: net-send to' 300 | sed 's/^/guest| /'
+grep -e 'packets transmitted' -e 'net-test out sha256' $L | sed 's/^/guest| /'
+wait-log $L2 'demo: net-test in sha256' 120 | sed 's/^/peer| /'
 echo '== ping'; ping -c 3 192.0.2.2; echo \"ping status $?\"
 echo '== to domU'
 dd if=/dev/urandom of=/tmp/in bs=1M count=16 2>/dev/null
@@ -53,7 +61,9 @@ echo \"dom0 received sha256 $(sha256sum </tmp/out | cut -d' ' -f1) bytes $(wc -c
 grep 'demo: net-test out sha256' $L | sed 's/^/guest| /'
 echo '== guest fatal'; grep -e 'BUG:' -e 'Kernel panic' -e 'Oops' $L | sed 's/^/guest| /'
 echo '== destroy'; xl destroy demo && echo 'xl destroy: done'
-echo '== ports after'; ls /sys/class/net/xenbr0/brif
+echo '== ports after'; ls -1 /sys/class/net/xenbr0/brif
+echo '== peer fatal'; grep -e 'BUG:' -e 'Kernel panic' -e 'Oops' $L2 | sed 's/^/peer| /'
+xl destroy peer
 echo '== xl dmesg avc'; xl dmesg | grep 'avc:' | sed 's/^/dmesg| /'
 echo '== end'
 ";
@@ -78,7 +88,9 @@ fn boot() -> &'static Outcome {
     })
 }
 
-/// The lines between `== NAME` and the next `== ` line.
+/// The lines between `== NAME` and the next `== ` line, less the kernel's
+/// and Warden's log lines (`[ seconds] ...`) that the serial console
+/// interleaves with them.
 fn section<'a>(o: &'a Outcome, name: &str) -> Vec<&'a str> {
     let start = format!("== {name}");
     o.lines
@@ -87,6 +99,7 @@ fn section<'a>(o: &'a Outcome, name: &str) -> Vec<&'a str> {
         .skip_while(|l| *l != start)
         .skip(1)
         .take_while(|l| !l.starts_with("== "))
+        .filter(|l| !l.starts_with('['))
         .collect()
 }
 
@@ -108,8 +121,9 @@ fn the_demo_domu_on_xenbr0_answers_pings_and_16_mib_cross_intact_both_ways() {
         .contains("demo: listening")
         .contains("== end")
         .contains("dom0: exec status 0");
-    // vif-bridge put netback's interface on the bridge and reported it.
-    assert_eq!(section(o, "ports"), ["vif1.0"]);
+    // vif-bridge put netback's interfaces on the bridge and reported it.
+    assert!(section(o, "xl create peer").contains(&"peer: listening"));
+    assert_eq!(section(o, "ports"), ["vif1.0", "vif2.0"]);
     assert_eq!(section(o, "backend"), ["connected", "4"]);
     // Two vCPUs: netfront asked for two queues, each with its own event
     // channels (split: one for tx, one for rx), and connected.
@@ -149,19 +163,36 @@ fn the_demo_domu_on_xenbr0_answers_pings_and_16_mib_cross_intact_both_ways() {
         word_after(o, "from domU", "demo: net-test out sha256 "),
         got
     );
-    // The domU's kernel did not oops; destroy took its vif off the bridge;
-    // nothing was denied.
+    // domU -> domU through the bridge (netback copies from the first
+    // domU's grants to the second's): ping answered, 16 MiB as sent.
+    let d2d = section(o, "domU to domU");
+    assert!(
+        d2d.iter()
+            .any(|l| l.contains("3 packets transmitted, 3 packets received")),
+        "{d2d:#?}"
+    );
+    assert_eq!(
+        word_after(o, "domU to domU", "net-send to 192.0.2.3 status "),
+        "0"
+    );
+    assert_eq!(
+        word_after(o, "domU to domU", "net-test in sha256 "),
+        word_after(o, "domU to domU", "net-test out sha256 ")
+    );
+    // The domUs' kernels did not oops; destroy took the first one's vif
+    // off the bridge; nothing was denied.
     assert!(
         section(o, "guest fatal").is_empty(),
         "{:#?}",
         section(o, "guest fatal")
     );
-    assert!(section(o, "destroy").contains(&"xl destroy: done"));
     assert!(
-        section(o, "ports after").is_empty(),
+        section(o, "peer fatal").is_empty(),
         "{:#?}",
-        section(o, "ports after")
+        section(o, "peer fatal")
     );
+    assert!(section(o, "destroy").contains(&"xl destroy: done"));
+    assert_eq!(section(o, "ports after"), ["vif1.0"]);
     assert!(
         section(o, "xl dmesg avc").is_empty(),
         "{:#?}",

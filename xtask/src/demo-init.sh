@@ -14,7 +14,9 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 # frontend (/etc/demo/net-modules), gives eth0 the address and brings it up;
 # `demo.net-test` then runs the domU's side of the network test: a 16 MiB
 # file served once on TCP port 5001 and a listener on port 5000 whose data's
-# SHA-256 goes to the console ("demo: net-test in sha256 HASH").
+# SHA-256 goes to the console ("demo: net-test in sha256 HASH");
+# `demo.net-send=PEER` then pings another domU's address and sends it that
+# file (the other domU's demo.net-test receives it).
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
     demo.net=*)
@@ -40,6 +42,14 @@ for arg in $(cat /proc/cmdline); do
             echo "demo: net-test in sha256 $(cat /tmp/net-in)"
         ) &
         echo "demo: net-test listening"
+        ;;
+    demo.net-send=*)
+        # Another domU's net-test (after demo.net-test here): ping it, then
+        # send it this domain's 16 MiB file.
+        peer=${arg#demo.net-send=}
+        ping -c 3 "$peer" | grep -e transmitted -e loss
+        nc "$peer" 5000 </tmp/net-out
+        echo "demo: net-send to $peer status $?"
         ;;
     esac
 done
