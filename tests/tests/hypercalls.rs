@@ -148,7 +148,10 @@ fn enforcing_every_operation_allowed_for_one_label_and_denied_for_another() {
     // Needs a live grant mapping, which needs a guest to map its grant
     // table (XENMAPSPACE_grant_table): allowed and denied in the gnttab
     // test and hvcore's dispatcher test (unlabeled caller).
-    let elsewhere = ["GnttabUnmap"];
+    // A copy between two other domains' grants needs two guests that grant
+    // to the caller (dom0's netback between two domUs): allowed and denied
+    // in hvcore's gnttab test, denied in its dispatcher test.
+    let elsewhere = ["GnttabUnmap", "GnttabCopyBetween"];
     // Denied elsewhere: binding and sending on an interdomain channel need
     // a port made for the caller, which no label of this boot that is
     // refused could get (tests/tests/evtchn.rs shows those denials; the

@@ -13,6 +13,49 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# Network (a block of its own): `demo.net=ADDR/LEN` loads the network
+# frontend (/etc/demo/net-modules), gives eth0 the address and brings it up;
+# `demo.net-test` then runs the domU's side of the network test: a 16 MiB
+# file served once on TCP port 5001 and a listener on port 5000 whose data's
+# SHA-256 goes to the console ("demo: net-test in sha256 HASH");
+# `demo.net-send=PEER` then pings another domU's address and sends it that
+# file (the other domU's demo.net-test receives it).
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+    demo.net=*)
+        while read -r m; do
+            [ -n "$m" ] && { insmod "/lib/modules/$(uname -r)/$m" || echo "demo: insmod $m failed"; }
+        done </etc/demo/net-modules
+        n=0
+        until [ -e /sys/class/net/eth0 ] || [ "$n" -ge 300 ]; do
+            sleep 0.1
+            n=$((n + 1))
+        done
+        ip addr add "${arg#demo.net=}" dev eth0 && ip link set eth0 up &&
+            echo "demo: net eth0 ${arg#demo.net=} up" || echo "demo: net eth0 failed"
+        ;;
+    demo.net-test)
+        dd if=/dev/urandom of=/tmp/net-out bs=1M count=16 2>/dev/null
+        echo "demo: net-test out sha256 $(sha256sum </tmp/net-out | cut -d' ' -f1)"
+        nc -l -p 5001 </tmp/net-out &
+        mkfifo /tmp/net-hold
+        sleep 100000 >/tmp/net-hold &
+        (
+            nc -l -p 5000 </tmp/net-hold | sha256sum | cut -d' ' -f1 >/tmp/net-in
+            echo "demo: net-test in sha256 $(cat /tmp/net-in)"
+        ) &
+        echo "demo: net-test listening"
+        ;;
+    demo.net-send=*)
+        # Another domU's net-test (after demo.net-test here): ping it, then
+        # send it this domain's 16 MiB file.
+        peer=${arg#demo.net-send=}
+        ping -c 3 "$peer" | grep -e transmitted -e loss
+        nc "$peer" 5000 </tmp/net-out
+        echo "demo: net-send to $peer status $?"
+        ;;
+    esac
+done
 echo "demo: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPU, $(sed -n 's/^MemTotal: *//p' /proc/meminfo), $(cat /sys/hypervisor/guest_type 2>/dev/null) guest"
 while read -r m; do
     [ -n "$m" ] || continue

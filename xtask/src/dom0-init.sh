@@ -60,6 +60,18 @@ while read -r m; do
 done </etc/warden/modules
 say "modules:$loaded"
 
+# Guest networks: the bridge xenbr0 with dom0's address (TEST-NET-1, no
+# uplink); Debian's vif-bridge (run by xl for vif=['bridge=xenbr0']) adds
+# each guest's vif to it.
+# busybox's brctl (Debian's build) has no stp/setfd: STP is off on a new
+# bridge, the forwarding delay is set through sysfs.
+if brctl addbr xenbr0 && echo 0 >/sys/class/net/xenbr0/bridge/forward_delay &&
+    ip addr add 192.0.2.1/24 dev xenbr0 && ip link set xenbr0 up; then
+    say "bridge xenbr0 192.0.2.1/24"
+else
+    say "bridge xenbr0 not set up"
+fi
+
 # 2. xenfs, then xenstored (its files in /run/xenstored; /var/run -> /run).
 mount -t xenfs xenfs /proc/xen || stop "mount -t xenfs xenfs /proc/xen"
 caps=$(cat /proc/xen/capabilities)

@@ -106,6 +106,31 @@ pub const DEMO_MODULES: &[(&str, &str)] = &[
     ("ext4", "EXT4_FS"),
 ];
 
+/// Network (issue 12): what Debian's `vif-bridge` hotplug script (from
+/// xen-utils-common; xl runs it for a `vif=[bridge=...]`) needs beyond
+/// busybox, each from its Debian package (only these files kept, in
+/// `target/dom0/net-VERSION/root/`): the scripts' `bash`. Its `ip`, `brctl`,
+/// `awk`, `logger` and `expr` are busybox's.
+pub const NET_TOOLS: &[(&str, &[&str])] = &[("bash", &["bin/bash"])];
+
+/// The demo domU's network modules (Kconfig symbols as [`MODULES`]): the
+/// network frontend, loaded by its init for `demo.net=ADDR/LEN`. They go
+/// into the demo's initramfs as a second archive ([`demo_net_archive`]).
+pub const DEMO_NET_MODULES: &[(&str, &str)] = &[("xen-netfront", "XEN_NETDEV_FRONTEND")];
+
+/// dom0's bridge for guest networks, with its address (made by dom0's init;
+/// the demo domU on it with [`DEMO_NET_CFG`]). The addresses are in
+/// TEST-NET-1 (RFC 5737): the bridge has no uplink, nothing leaves the
+/// emulated machine.
+pub const BRIDGE: &str = "xenbr0";
+/// dom0's address on [`BRIDGE`].
+pub const DOM0_NET_ADDR: &str = "192.0.2.1";
+/// The demo domU's address with [`DEMO_NET_CFG`] (`demo.net=` on its
+/// command line).
+pub const DEMO_NET_ADDR: &str = "192.0.2.2";
+/// The demo domU with a network interface on [`BRIDGE`].
+pub const DEMO_NET_CFG: &str = "/etc/xen/demo-net.cfg";
+
 /// dom0's line once xenstored, xen-init-dom0 and xenconsoled are up.
 pub const TOOLSTACK_UP: &str = "dom0: toolstack up";
 /// The start of dom0's line after its command (`/etc/warden-exec`) ended.
@@ -161,7 +186,12 @@ pub fn image(refresh: bool) -> Result<Image> {
     let (modules, builtin) = (dom0_modules.order, dom0_modules.builtin);
     let mdir = d.join(format!("modules-{}", a.version));
 
-    let demo = demo_initramfs(&busybox, &mdir, &a.version, &demo_modules.order)?;
+    let net = net_parts(&a.version, refresh)?;
+    let demo = [
+        demo_initramfs(&busybox, &mdir, &a.version, &demo_modules.order)?,
+        demo_net_archive(&net, &a.version)?,
+    ]
+    .concat();
     let demo_initrd = d.join("demo-initrd");
     write_if_changed(&demo_initrd, &demo)?;
 
@@ -184,6 +214,8 @@ pub fn image(refresh: bool) -> Result<Image> {
     t.file("usr/local/bin/wait-log", 0o755, WAIT_LOG);
     t.file("etc/xen/demo.cfg", 0o644, demo_cfg());
     t.file("etc/xen/demo-disk.cfg", 0o644, demo_disk_cfg());
+    t.add_dir_tree(&net.join("root"), "", &|_| true)?;
+    t.file("etc/xen/demo-net.cfg", 0o644, demo_net_cfg());
     t.file("boot/demo-vmlinux", 0o644, std::fs::read(&a.vmlinux)?);
     t.file("boot/demo-initrd", 0o644, demo);
     t.file(
@@ -275,6 +307,98 @@ pub fn demo_disk_cfg() -> String {
             .collect::<String>()
             .as_str()
         + "disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/disk.img' ]\n"
+}
+
+/// The demo domU with a network interface ([`DEMO_NET_CFG`]): [`demo_cfg`]
+/// plus a vif on dom0's bridge; `demo.net=` gives the domU its address.
+pub fn demo_net_cfg() -> String {
+    format!(
+        "# The demo domU (/etc/xen/demo.cfg) with a network interface on dom0's bridge\n\
+         # {BRIDGE} ({DOM0_NET_ADDR}): xen-netback in dom0, Debian's vif-bridge hotplug\n\
+         # script, xen-netfront in the domU, which takes {DEMO_NET_ADDR} (demo.net=).\n\
+         # demo.net-test=1 also runs its side of the network test (a 16 MiB TCP\n\
+         # transfer each way with busybox nc, SHA-256 on its console).\n\
+         {}\
+         extra = \"console=hvc0 demo.net={DEMO_NET_ADDR}/24\"\n\
+         vif = [ 'bridge={BRIDGE}' ]\n",
+        demo_cfg()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("extra"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    )
+}
+
+/// The network parts (once unpacked into `target/dom0/net-VERSION/`):
+/// `root/` with the files of [`NET_TOOLS`] (for dom0's image) and
+/// `demo/lib/modules/VERSION/` with [`DEMO_NET_MODULES`], listed in load
+/// order in `demo/order`. Returns the directory.
+fn net_parts(version: &str, refresh: bool) -> Result<PathBuf> {
+    let d = dir();
+    let ndir = d.join(format!("net-{version}"));
+    if !refresh && ndir.join("demo").join("order").is_file() && ndir.join("root").is_dir() {
+        return Ok(ndir);
+    }
+    let tmp = linux::scratch(&d, "net")?;
+    for (pkg, files) in NET_TOOLS {
+        let deb = linux::download(pkg, &tmp)?;
+        let members: Vec<String> = files.iter().map(|f| format!("./{f}")).collect();
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        std::fs::create_dir_all(tmp.join("root"))?;
+        linux::extract(&deb, &tmp.join("root"), &refs)?;
+        std::fs::remove_file(&deb)?;
+    }
+    let deb = linux::download(&format!("linux-image-{version}-unsigned"), &tmp)?;
+    let config_member = format!("./boot/config-{version}");
+    linux::extract(&deb, &tmp, &[&config_member])?;
+    let config = std::fs::read_to_string(tmp.join(&config_member))?;
+    let mut order = Vec::new();
+    for (name, symbol) in DEMO_NET_MODULES {
+        match config_value(&config, symbol) {
+            Some('y') => continue,
+            Some(_) => {}
+            None => bail!("Debian's kernel {version} lacks CONFIG_{symbol} ({name})"),
+        }
+        // The network frontends live under drivers/net/.
+        let member = format!("./lib/modules/{version}/kernel/drivers/net/{name}.ko");
+        let demo = tmp.join("demo");
+        std::fs::create_dir_all(&demo)?;
+        linux::extract(&deb, &demo, &[&member])?;
+        let ko = std::fs::read(demo.join(&member))?;
+        let deps = module_depends(&ko).map_err(|e| Error(format!("{member}: {e}")))?;
+        if !deps.is_empty() {
+            bail!("{name} depends on {deps:?}, which the demo domU's image does not load");
+        }
+        order.push(format!("kernel/drivers/net/{name}.ko"));
+    }
+    std::fs::create_dir_all(tmp.join("demo"))?;
+    let lines: String = order.iter().map(|m| format!("{m}\n")).collect();
+    std::fs::write(tmp.join("demo").join("order"), lines)?;
+    std::fs::remove_file(&deb)?;
+    let _ = std::fs::remove_dir_all(&ndir);
+    std::fs::create_dir_all(&ndir)?;
+    linux::rename(&tmp.join("root"), &ndir.join("root"))?;
+    linux::rename(&tmp.join("demo"), &ndir.join("demo"))?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(ndir)
+}
+
+/// The demo domU's network modules as a second cpio archive appended to its
+/// initramfs: the modules under `/lib/modules/VERSION/` and their load
+/// order in `/etc/demo/net-modules` (read by its init for `demo.net=`).
+fn demo_net_archive(net: &Path, version: &str) -> Result<Vec<u8>> {
+    let order = std::fs::read_to_string(net.join("demo").join("order"))?;
+    let mut t = Tree::default();
+    let mroot = net.join("demo").join("lib").join("modules").join(version);
+    for m in order.lines().filter(|l| !l.is_empty()) {
+        t.file(
+            &format!("lib/modules/{version}/{m}"),
+            0o644,
+            std::fs::read(mroot.join(m))?,
+        );
+    }
+    t.file("etc/demo/net-modules", 0o644, order);
+    Ok(t.cpio())
 }
 
 /// Paths of the unpacked packages left out of the image: documentation,

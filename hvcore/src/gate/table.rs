@@ -307,6 +307,13 @@ ops! {
     /// copy from another domain (the target) into the caller.
     GnttabCopyToCaller: GRANT_TABLE_OP / gt::COPY, "source another domain, destination the caller", dummy Hook,
         [Target -> Caller : grant { COPY }];
+    /// copy between two other domains' grants (netback forwarding a page
+    /// one guest granted, mapped in dom0, into another guest's grant):
+    /// source -> destination as Xen's flask_grant_copy; the target is the
+    /// source, the label argument the destination's label (its `_self`
+    /// label when it is the source, Xen's `domain_target_sid`).
+    GnttabCopyBetween: GRANT_TABLE_OP / gt::COPY, "between two other domains", dummy Hook,
+        [Target -> NewSid : grant { COPY }];
     GnttabQuerySize: GRANT_TABLE_OP / gt::QUERY_SIZE, "", dummy Target,
         [Caller -> Target : grant { QUERY }];
     /// Xen checks query_size's permission for get_version.

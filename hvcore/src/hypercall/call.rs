@@ -1390,6 +1390,37 @@ impl<'a> Call<'a> {
         };
         crate::xen::gnttab::copy(self.hv.platform.mem(), own, side(src)?, side(dst)?, op)
     }
+
+    /// copy from grant `src_ref` of the permit's target (the source) to
+    /// grant `dst_ref` of `dest` (checked as the permit's label argument),
+    /// neither the caller.
+    pub fn grant_copy_between(
+        &self,
+        p: &Permit<crate::gate::table::GnttabCopyBetween>,
+        dest: DomSnap,
+        src_ref: u32,
+        dst_ref: u32,
+        op: &warden_abi::xen::grant_table::Copy,
+    ) -> Result<(), i16> {
+        use crate::xen::gnttab::Side;
+        use warden_abi::xen::grant_table::GNTST_BAD_DOMAIN;
+        let src = self.resolve(p).map_err(|_| GNTST_BAD_DOMAIN)?.into_domain();
+        let dst = if dest.id == src.id && dest.generation == src.generation {
+            src.clone()
+        } else {
+            self.hv
+                .domains
+                .resolve(&dest)
+                .map_err(|_| GNTST_BAD_DOMAIN)?
+        };
+        crate::xen::gnttab::copy(
+            self.hv.platform.mem(),
+            &self.vcpu.domain,
+            Side::Gref(&src, src_ref),
+            Side::Gref(&dst, dst_ref),
+            op,
+        )
+    }
 }
 
 impl<O: MapsPhysmap> Resolved<'_, O> {

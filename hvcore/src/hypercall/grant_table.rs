@@ -140,8 +140,21 @@ fn copy_one(c: &Call<'_>, op: &mut gt::Copy) {
                 .map_err(|_| GNTST_PERMISSION_DENIED)?;
             c.grant_copy(&p, s, d, op)
         } else {
-            // Between two other domains: not offered (Linux never asks).
-            Err(GNTST_PERMISSION_DENIED)
+            // Between two other domains: both sides are references (a frame
+            // is always the caller's). netback asks for it when it forwards
+            // a packet whose page another guest granted (mapped in dom0) to
+            // a guest: the source is that guest's reference.
+            let src = c.target(sd).map_err(|_| GNTST_BAD_DOMAIN)?;
+            let dst = c.target(dd).map_err(|_| GNTST_BAD_DOMAIN)?;
+            let label = if src.id == dst.id {
+                dst.self_sid
+            } else {
+                dst.sid
+            };
+            let p = c
+                .check_req::<GnttabCopyBetween>(Some(src), Some(label))
+                .map_err(|_| GNTST_PERMISSION_DENIED)?;
+            c.grant_copy_between(&p, dst, op.source.u as u32, op.dest.u as u32, op)
         }
     })();
     op.status = status(r);

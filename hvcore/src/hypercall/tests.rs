@@ -440,6 +440,9 @@ fn every_row_of_the_table_is_reached_and_checked_by_the_dispatcher() {
     let _v = w.domain(2, DOMU);
     // A device model of domU_t: hvm setparam on it, not altp2mhvm.
     let dm = w.domain(3, "system_u:system_r:dm_dom_t");
+    // The source of a copy between two other domains (its label may copy
+    // to no one).
+    let _u = w.domain(4, "system_u:system_r:unlabeled_t");
     for row in crate::gate::table::TABLE {
         // Rows reached only by callers that pass what comes before their
         // check: the hardware domain (foreign mappings, acquire_resource,
@@ -1397,6 +1400,18 @@ fn gnttab_invoke(w: &World, d: &Domain, name: &str) -> (u32, [u64; 5]) {
             w.put(d, ARG, &copy(gt::GNTCOPY_SOURCE_GREF, theirs, own));
             cmd(gt::COPY, 1)
         }
+        "GnttabCopyBetween" => {
+            // From domain 4's grant (the unlabeled third domain of the
+            // dispatcher test) to domain 2's: neither is the caller.
+            let src = gt::CopyPtr {
+                u: 8,
+                domid: 4,
+                ..Default::default()
+            };
+            let flags = gt::GNTCOPY_SOURCE_GREF | gt::GNTCOPY_DEST_GREF;
+            w.put(d, ARG, &copy(flags, src, theirs));
+            cmd(gt::COPY, 1)
+        }
         "GnttabQuerySize" => {
             w.put(
                 d,
@@ -1468,7 +1483,9 @@ fn gnttab_status(w: &World, d: &Domain, name: &str) -> Option<i16> {
         "GnttabMapRw" | "GnttabMapRo" => w.get::<gt::MapGrantRef>(d, ARG).status,
         "GnttabUnmap" => w.get::<gt::UnmapGrantRef>(d, ARG).status,
         "GnttabSetupTable" => w.get::<gt::SetupTable>(d, ARG).status,
-        "GnttabCopyFromCaller" | "GnttabCopyToCaller" => w.get::<gt::Copy>(d, ARG).status,
+        "GnttabCopyFromCaller" | "GnttabCopyToCaller" | "GnttabCopyBetween" => {
+            w.get::<gt::Copy>(d, ARG).status
+        }
         "GnttabQuerySize" => w.get::<gt::QuerySize>(d, ARG).status,
         _ => return None,
     })

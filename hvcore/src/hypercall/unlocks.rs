@@ -146,7 +146,7 @@ unlocks! {
         SysctlGetDomainInfoListEntry, FlaskRelabelSelf, FlaskRelabelDomain,
         HvmSetParam, HvmGetParam, MemSetMemoryMap,
         GnttabMapRw, GnttabMapRo, GnttabUnmap, GnttabSetupTable, GnttabCopyFromCaller,
-        GnttabCopyToCaller, GnttabQuerySize, GnttabGetVersion,
+        GnttabCopyToCaller, GnttabCopyBetween, GnttabQuerySize, GnttabGetVersion,
         EvtchnReset, MemAddToPhysmap, HvmSetParamAltp2m, MemMaximumGpfn, MemRemoveFromPhysmap,
         MemAddToPhysmapBatch, MemMapForeign, MemClaimPages, MemAcquireResource,
         MemSetPodTarget, MemGetPodTarget,
@@ -214,8 +214,9 @@ unlocks! {
     SetsMemoryMap (SETS_MEMORY_MAP): MemSetMemoryMap;
     /// Mapping the target's grants into the caller's physmap.
     MapsGrants (MAPS_GRANTS): GnttabMapRw, GnttabMapRo;
-    /// Copying between the target's grants and the caller's frames.
-    CopiesGrants (COPIES_GRANTS): GnttabCopyFromCaller, GnttabCopyToCaller;
+    /// Copying between the target's grants and the caller's frames (or
+    /// another domain's grants).
+    CopiesGrants (COPIES_GRANTS): GnttabCopyFromCaller, GnttabCopyToCaller, GnttabCopyBetween;
     /// The caller's own event channels (every event_channel_op sub-op but
     /// reset, which resolves its target).
     OwnChannels (OWN_CHANNELS):
@@ -263,10 +264,14 @@ mod tests {
                 r.name
             );
             let on_target = objects().any(|o| matches!(o, Object::Target | Object::TargetOwn))
-                // The target acting on the caller (a grant copy into the caller).
+                // The target acting on the caller (a grant copy into the
+                // caller) or on another domain (a copy between two others).
                 || r.checks
                     .iter()
-                    .any(|c| c.subject == crate::gate::Subject::Target && c.object == Object::Caller);
+                    .any(|c| {
+                        c.subject == crate::gate::Subject::Target
+                            && matches!(c.object, Object::Caller | Object::NewSid)
+                    });
             // A domain relabelling itself: the target is the caller (checked
             // against the new label only).
             let relabel_self = r.name == "FlaskRelabelSelf";

@@ -670,3 +670,76 @@ fn a_hostile_domain_throws_structured_random_grant_calls() {
     assert_eq!(t.u.gnttab.pinned_entries(), 0);
     assert_eq!(t.u.mem.read().tot_pages, PAGES);
 }
+
+/// Domain `id` labelled `label`, with its grant-table frame 0 mapped at
+/// [`TABLE_GFN`] and grant `gref` to dom0 of its frame `gfn`.
+fn granting_domain(w: &World, id: u16, label: &str, gref: u32, gfn: u32) -> Arc<Domain> {
+    let d = w.domain(id, label);
+    let a = warden_abi::memory::AddToPhysmap {
+        domid: warden_abi::DOMID_SELF,
+        size: 0,
+        space: warden_abi::memory::XENMAPSPACE_GRANT_TABLE,
+        idx: 0,
+        gpfn: TABLE_GFN,
+    };
+    w.put(&d, ARG, &a);
+    let r = w.call(
+        &d,
+        hc::MEMORY_OP,
+        [warden_abi::memory::ADD_TO_PHYSMAP as u64, ARG, 0, 0, 0],
+    );
+    assert_eq!(r, 0);
+    let e = GrantEntryV1 {
+        flags: gt::GTF_PERMIT_ACCESS,
+        domid: 0,
+        frame: gfn,
+    };
+    w.put(&d, (TABLE_GFN << 12) + gref as u64 * 8, &e);
+    d
+}
+
+#[test]
+fn dom0_copies_between_two_domus_grants_as_the_policy_allows() {
+    // netback forwarding a packet from one guest to another: the source is
+    // the first guest's grant (mapped in dom0), the destination the second
+    // guest's; dom0 names both by reference (Xen's flask_grant_copy:
+    // source -> destination).
+    let t = two();
+    t.grant(10, 0, GRANTED_GFN as u32, gt::GTF_PERMIT_ACCESS);
+    let v = granting_domain(&t.w, 3, DOMU, 9, 4);
+    let both = gt::GNTCOPY_SOURCE_GREF | gt::GNTCOPY_DEST_GREF;
+    let st = t.copy(&t.d0, (10, 2, 0), (9, 3, 50), 14, both);
+    assert_eq!(st, gt::GNTST_OKAY);
+    assert_eq!(t.read(&v, (4 << 12) + 50, 14).unwrap(), b"granted bytes!");
+    // Neither grant stays pinned or flagged.
+    assert_eq!(t.entry(10).flags, gt::GTF_PERMIT_ACCESS);
+    let e: GrantEntryV1 = t.w.get(&v, (TABLE_GFN << 12) + 9 * 8);
+    assert_eq!(e.flags, gt::GTF_PERMIT_ACCESS);
+    assert_eq!(t.u.gnttab.pinned_entries() + v.gnttab.pinned_entries(), 0);
+    // A grant of the destination's that is not dom0's: refused there.
+    let st = t.copy(&t.d0, (10, 2, 0), (11, 3, 0), 14, both);
+    assert_eq!(st, gt::GNTST_GENERAL_ERROR);
+    // To an isolated guest: the policy refuses domU_t -> isolated_domU_t
+    // grant:copy, audited, nothing copied, nothing pinned.
+    let i = granting_domain(&t.w, 4, "user_1:vm_r:isolated_domU_t", 9, 4);
+    t.w.hv.write_phys(&i, 4 << 12, b"untouched").unwrap();
+    t.w.audit_lines();
+    let st = t.copy(&t.d0, (10, 2, 0), (9, 4, 0), 14, both);
+    assert_eq!(st, gt::GNTST_PERMISSION_DENIED);
+    let lines = t.w.audit_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("denied")
+            && l.contains("{ copy }")
+            && l.contains("tclass=grant")
+            && l.contains("isolated_domU_t")),
+        "{lines:?}"
+    );
+    assert_eq!(t.read(&i, 4 << 12, 9).unwrap(), b"untouched");
+    let e: GrantEntryV1 = t.w.get(&i, (TABLE_GFN << 12) + 9 * 8);
+    assert_eq!(e.flags, gt::GTF_PERMIT_ACCESS);
+    assert_eq!(i.gnttab.pinned_entries() + t.u.gnttab.pinned_entries(), 0);
+    // The other way too (isolated_domU_t -> domU_t).
+    let st = t.copy(&t.d0, (9, 4, 0), (9, 3, 0), 9, both);
+    assert_eq!(st, gt::GNTST_PERMISSION_DENIED);
+    assert_eq!(t.read(&v, (4 << 12) + 50, 14).unwrap(), b"granted bytes!");
+}
