@@ -21,19 +21,19 @@ pub fn mark_boot() {
     BOOT_TSC.store(crate::arch::rdtsc(), Ordering::Relaxed);
 }
 
-/// PIT windows the TSC is measured over (the least result is kept).
-const CALIBRATION_WINDOWS: u32 = 7;
+/// PIT windows the TSC is measured over (the median is kept).
+const CALIBRATION_WINDOWS: usize = 3;
 
 /// Calibrate the TSC against the PIT; returns its frequency.
 pub fn calibrate() -> hvcore::Result<u64> {
-    // A measurement can only come out high (a delay between the PIT's
-    // terminal count and reading the TSC, e.g. an emulator descheduled on a
-    // loaded host, adds ticks; none removes any): the least of several
-    // windows is the best estimate. The guests' clock depends on it.
-    let mut hz = u64::MAX;
-    for _ in 0..CALIBRATION_WINDOWS {
-        hz = hz.min(crate::arch::pit::measure_hz(crate::arch::rdtsc)?);
+    // Each window's ends are bracketed samples (`pit::measure_hz`); the
+    // median of a few guards against a sample taken across an interrupt.
+    let mut m = [0u64; CALIBRATION_WINDOWS];
+    for x in m.iter_mut() {
+        *x = crate::arch::pit::measure_hz(crate::arch::rdtsc)?;
     }
+    m.sort_unstable();
+    let hz = m[CALIBRATION_WINDOWS / 2];
     let s = hvcore::xen::time::Scale::from_hz(hz);
     SCALE.store(
         s.mul as u64 | ((s.shift as u8 as u64) << 32),
