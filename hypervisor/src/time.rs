@@ -21,19 +21,11 @@ pub fn mark_boot() {
     BOOT_TSC.store(crate::arch::rdtsc(), Ordering::Relaxed);
 }
 
-/// PIT windows the TSC is measured over (the median is kept).
-const CALIBRATION_WINDOWS: usize = 3;
-
 /// Calibrate the TSC against the PIT; returns its frequency.
 pub fn calibrate() -> hvcore::Result<u64> {
-    // Each window's ends are bracketed samples (`pit::measure_hz`); the
-    // median of a few guards against a sample taken across an interrupt.
-    let mut m = [0u64; CALIBRATION_WINDOWS];
-    for x in m.iter_mut() {
-        *x = crate::arch::pit::measure_hz(crate::arch::rdtsc)?;
-    }
-    m.sort_unstable();
-    let hz = m[CALIBRATION_WINDOWS / 2];
+    // Bracketed samples at each end of each window, the median of three
+    // windows (`pit::measure_hz`).
+    let hz = crate::arch::pit::measure_hz(crate::arch::rdtsc)?;
     let s = hvcore::xen::time::Scale::from_hz(hz);
     SCALE.store(
         s.mul as u64 | ((s.shift as u8 as u64) << 32),

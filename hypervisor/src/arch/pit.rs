@@ -53,6 +53,31 @@ fn sample(counter: &impl Fn() -> u64) -> (u16, u64) {
 /// it to the counter only (a TSC calibrated 16 % fast under load, so every
 /// guest clock ran 16 % slow).
 pub fn measure_hz(counter: impl Fn() -> u64) -> Result<u64> {
+    // A window is lost if the CPU stalls so long that the 16-bit count
+    // wraps (an emulator descheduled for tens of ms): measure again; of
+    // three good windows keep the median (one taken across an unnoticed
+    // wrap stands out).
+    let mut good = [0u64; 3];
+    let mut n = 0;
+    let mut last = None;
+    for _ in 0..20 {
+        match window_hz(&counter) {
+            Ok(hz) => {
+                good[n] = hz;
+                n += 1;
+                if n == good.len() {
+                    good.sort_unstable();
+                    return Ok(good[1]);
+                }
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| err!(Hardware, "PIT calibration failed")))
+}
+
+/// One window of [`measure_hz`].
+fn window_hz(counter: &impl Fn() -> u64) -> Result<u64> {
     let window = hvcore::cpu::ns_to_ticks(WINDOW_NS, PIT_HZ);
     // SAFETY: ports 0x61/0x42/0x43 are the PIT channel 2 and its gate, owned
     // by this calibration code; the speaker output stays off.
@@ -69,7 +94,7 @@ pub fn measure_hz(counter: impl Fn() -> u64) -> Result<u64> {
     for _ in 0..4 {
         let _ = pit_count();
     }
-    let (c0, t0) = sample(&counter);
+    let (c0, t0) = sample(counter);
     if (c0 as u64) <= window {
         return Err(err!(
             Hardware,
@@ -88,7 +113,7 @@ pub fn measure_hz(counter: impl Fn() -> u64) -> Result<u64> {
         }
         core::hint::spin_loop();
     }
-    let (c1, t1) = sample(&counter);
+    let (c1, t1) = sample(counter);
     // SAFETY: gate low again; PIT channel 2 is ours.
     unsafe { outb(0x61, inb(0x61) & !0x01) };
     if c1 >= c0 {
