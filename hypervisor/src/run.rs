@@ -185,10 +185,10 @@ pub fn ap_loop(cpu: u32) -> ! {
 /// A boot module's bytes. Valid until [`start`] gives the modules' memory
 /// back (after the last domain is built): no slice outlives that.
 fn module_bytes(m: &BootModule) -> &'static [u8] {
-    // SAFETY: boot modules are reserved from the frame allocator (until
-    // `start` releases them, after the last use of any slice from here:
-    // the policy is parsed into the security server, the domains get
-    // copies) and identity-mapped; nothing writes them.
+    // Boot modules are reserved from the frame allocator until `start`
+    // releases them, after the last use of any slice from here (the policy
+    // is parsed into the security server, the domains get copies).
+    // SAFETY: the range is reserved (above), identity-mapped, never written.
     unsafe { core::slice::from_raw_parts(m.range.start as *const u8, m.range.len() as usize) }
 }
 
