@@ -177,10 +177,20 @@ pub struct Image {
 /// Build the image (downloading what is missing) and return it.
 /// `refresh`: download and unpack everything again.
 pub fn image(refresh: bool) -> Result<Image> {
-    let a = linux::assets(refresh)?;
-    let busybox = linux::dir().join("busybox");
     let d = dir();
     std::fs::create_dir_all(&d)?;
+    // Test binaries run side by side and each asks for the image: one
+    // builds it at a time (the others then find it built). Without this,
+    // two unpacked the toolstack at once and the second rename of its tree
+    // onto `toolstack/` failed with ENOTEMPTY. The lock is released when
+    // the file is closed, also if this process dies.
+    let lock_path = d.join(".build-lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| Error(format!("{}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| Error(format!("lock {}: {e}", lock_path.display())))?;
+    let a = linux::assets(refresh)?;
+    let busybox = linux::dir().join("busybox");
     let (packages, host_libraries) = toolstack(refresh)?;
     let (dom0_modules, demo_modules) = kernel_modules(&a.version, refresh)?;
     let (modules, builtin) = (dom0_modules.order, dom0_modules.builtin);

@@ -207,7 +207,12 @@ fn phases(t: &mut Timer) -> Result<()> {
     t.phase("Debian packages", |_| deps::ensure(&deps::for_tests()))?;
     // Debian's kernel and busybox for the Linux tests (downloaded once into
     // target/linux/; the initramfs rebuilt if its /init changed).
-    t.phase("Linux assets", |_| crate::linux::assets(false).map(|_| ()))?;
+    // And dom0's image, built here once rather than by the first of the
+    // test binaries that want it.
+    t.phase("Linux assets", |_| {
+        crate::linux::assets(false)?;
+        crate::dom0img::image(false).map(|_| ())
+    })?;
     crate::lint::lint_timed(t)?;
     let host = t.phase("host tests: build", |_| host_test_binaries())?;
     t.phase("host tests: run", |t| {
