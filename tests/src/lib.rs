@@ -317,6 +317,7 @@ impl Boot {
         // One of the machine-wide QEMU slots (xtask::slots); the timeout
         // runs from QEMU's start.
         let slot = xtask::slots::acquire();
+        let started = std::time::Instant::now();
         let o = qemu::run_with(
             m.command(),
             self.timeout,
@@ -328,6 +329,12 @@ impl Boot {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         drop(slot);
+        xtask::bootlog::record(&xtask::bootlog::Boot {
+            binary: test_binary_name(),
+            test: std::thread::current().name().unwrap_or("?").to_string(),
+            secs: started.elapsed().as_secs_f64(),
+            smp: self.smp,
+        });
         if let Some(iso) = iso_file {
             let _ = std::fs::remove_file(iso);
         }
@@ -340,6 +347,19 @@ impl Boot {
             lines: o.lines,
             stopped_on: o.stopped_on,
         }
+    }
+}
+
+/// This test binary's name without cargo's hash (`linux-0123abcd` → `linux`).
+fn test_binary_name() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let stem = exe
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        _ => stem,
     }
 }
 

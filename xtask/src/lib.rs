@@ -19,6 +19,7 @@
 //! - [`slots`]: how many QEMU test machines run at once, across test processes.
 //! - [`testrun`]: `cargo xtask test`, phase by phase, with the wall time of each.
 
+pub mod bootlog;
 pub mod build;
 pub mod deps;
 pub mod dom0bench;

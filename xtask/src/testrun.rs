@@ -60,6 +60,8 @@ pub struct Timer {
     phases: Vec<(String, Duration, Option<f64>)>,
     /// (test binary, its own "finished in" time).
     binaries: Vec<(String, f64)>,
+    /// The QEMU tests' boot log ([`crate::bootlog`]), once they ran.
+    boot_log: Option<PathBuf>,
     passed: u64,
     failed: u64,
 }
@@ -104,6 +106,9 @@ impl Timer {
             for (name, secs) in b.iter().take(12) {
                 s += &format!("  {secs:>8.1} s  {name}\n");
             }
+        }
+        if let Some(log) = &self.boot_log {
+            s += &crate::bootlog::report_file(log, 10);
         }
         s += &format!("total: {} passed, {} failed\n", self.passed, self.failed);
         s
@@ -236,9 +241,13 @@ fn phases(t: &mut Timer) -> Result<()> {
     })?;
     let bins = t.phase("QEMU tests: build", |_| qemu_test_binaries())?;
     t.phase("QEMU tests: run", |t| {
+        let boot_log = crate::bare_metal_target_dir().join("qemu-boots.log");
+        let _ = std::fs::remove_file(&boot_log);
+        t.boot_log = Some(boot_log.clone());
         let env = [
             ("WARDEN_IMAGE", prod.as_path()),
             ("WARDEN_TEST_IMAGE", test_img.as_path()),
+            (crate::bootlog::ENV, boot_log.as_path()),
         ];
         run_binaries(t, "QEMU tests", &bins, QEMU_JOBS, &env)?;
         // The harness crate's doc-tests, which `cargo test` would run too.
