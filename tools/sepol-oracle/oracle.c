@@ -305,6 +305,59 @@ int oracle_av_sid(unsigned ssid, unsigned tsid, unsigned short cls,
 	return 0;
 }
 
+/* Class value of a class name in the loaded policy. */
+int oracle_class(const char *name, unsigned short *cls)
+{
+	sepol_security_class_t c;
+
+	if (!loaded || sepol_string_to_security_class(name, &c))
+		return -1;
+	*cls = c;
+	return 0;
+}
+
+/*
+ * Every decision the differential tests compare, on SIDs (each context
+ * parsed once by the caller, not four times per query): the access vectors
+ * (av[0] allowed, av[1] auditallow, av[2] auditdeny) and the SIDs of the
+ * create (type_transition), member and change (relabel) computations.
+ * rc[0] is the access vector's status, rc[1..3] the three computations'.
+ */
+void oracle_decide(unsigned ssid, unsigned tsid, unsigned short cls,
+		   unsigned av[3], unsigned sids[3], int rc[4])
+{
+	struct sepol_av_decision avd;
+	sepol_security_id_t nsid;
+
+	memset(&avd, 0, sizeof(avd));
+	rc[0] = !loaded || sepol_compute_av(ssid, tsid, cls, 0xffffffffu, &avd);
+	av[0] = avd.allowed;
+	av[1] = avd.auditallow;
+	av[2] = avd.auditdeny;
+	nsid = 0;
+	rc[1] = !loaded || sepol_transition_sid(ssid, tsid, cls, &nsid);
+	sids[0] = nsid;
+	nsid = 0;
+	rc[2] = !loaded || sepol_member_sid(ssid, tsid, cls, &nsid);
+	sids[1] = nsid;
+	nsid = 0;
+	rc[3] = !loaded || sepol_change_sid(ssid, tsid, cls, &nsid);
+	sids[2] = nsid;
+}
+
+/* The context of a SID, into OUT (NUL-terminated). */
+int oracle_sid_context(unsigned sid, char *out, size_t outlen)
+{
+	char *ctx = NULL;
+	size_t len = 0;
+
+	if (!loaded || sepol_sid_to_context(sid, &ctx, &len))
+		return -1;
+	snprintf(out, outlen, "%.*s", (int)len, ctx);
+	free(ctx);
+	return 0;
+}
+
 /* ---- ocontexts: one line per Xen object context, in a canonical text form ---- */
 
 static void level_str(char *buf, size_t len, const mls_level_t *l)

@@ -3,12 +3,12 @@
 //! libsepol (the sepol-oracle crate).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use policy_compiler::policydb::PolicyDb;
-use sepol_oracle::{Oracle, SidKind};
+use sepol_oracle::Oracle;
 
 /// Fails (never skips) when a reference tool is missing.
 pub fn need_tools() {
@@ -239,48 +239,104 @@ pub fn decisions(
     bools: &[(String, bool)],
     subjects: &[String],
     targets: &[String],
-) -> BTreeMap<String, String> {
+) -> Vec<(Key, String)> {
     let o = Oracle::load(policy, bools)
         .unwrap_or_else(|e| panic!("libsepol cannot load {}: {e}", policy.display()));
-    let mut m = BTreeMap::new();
+    let mut m = Vec::new();
+    // Each context parsed once (libsepol's context_to_sid searches its SID
+    // table), each new SID printed once: the queries are on SIDs.
+    let all: Vec<&String> = subjects
+        .iter()
+        .chain(targets.iter().filter(|t| !subjects.contains(t)))
+        .collect();
+    let sids: Vec<Result<u32, String>> = all.iter().map(|c| o.sid(c)).collect();
+    let mut names: HashMap<u32, String> = HashMap::new();
+    let mut name = |sid: Option<u32>| match sid {
+        None => "error cannot compute a new context".to_string(),
+        Some(sid) => names
+            .entry(sid)
+            .or_insert_with(|| o.context(sid).unwrap_or_else(|e| format!("error {e}")))
+            .clone(),
+    };
     for (ci, c) in db.classes.iter().enumerate() {
         let n = db.class_nperms(ci);
         let mask = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
-        for s in subjects {
-            for t in subjects
-                .iter()
-                .chain(targets.iter().filter(|t| !subjects.contains(t)))
-            {
-                let key = format!("{s} {t} {}", c.name);
-                let av = match o.compute_av(s, t, &c.name) {
-                    Ok(a) => format!(
+        let class = o.class(&c.name);
+        for si in 0..subjects.len() {
+            for ti in 0..all.len() {
+                let key = Key::Query {
+                    class: ci,
+                    source: si,
+                    target: ti,
+                };
+                let (ssid, tsid, cls) = match (&sids[si], &sids[ti], &class) {
+                    (Ok(a), Ok(b), Ok(c)) => (*a, *b, *c),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        m.push((key, format!("error {e}")));
+                        continue;
+                    }
+                };
+                let d = o.decide(ssid, tsid, cls);
+                let mut v = match d.av {
+                    Some(a) => format!(
                         "{:08x}/{:08x}/{:08x}",
                         a.allowed & mask,
                         a.auditallow & mask,
                         a.auditdeny & mask
                     ),
-                    Err(e) => format!("error {e}"),
+                    None => "error sepol_compute_av failed".to_string(),
                 };
-                let mut v = av;
-                for k in [SidKind::Create, SidKind::Member, SidKind::Relabel] {
-                    let r = o
-                        .compute_sid(k, s, t, &c.name)
-                        .unwrap_or_else(|e| format!("error {e}"));
+                for sid in d.sids {
                     v.push(' ');
-                    v.push_str(&r);
+                    v.push_str(&name(sid));
                 }
-                m.insert(key, v);
+                m.push((key, v));
             }
         }
     }
-    m.insert("#ocontexts".into(), {
+    m.push((Key::Ocontexts, {
         let mut l = o.ocontexts();
         l.sort();
         l.join("\n")
-    });
+    }));
     let info = o.info();
-    m.insert("#header".into(), info[0].clone());
+    m.push((Key::Header, info[0].clone()));
     m
+}
+
+/// What a row of [`decisions`] answers: a query by indices (the class in the
+/// policy; source and target in `subjects` followed by the `targets` that are
+/// not subjects), the object contexts, or the policy's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Query {
+        class: usize,
+        source: usize,
+        target: usize,
+    },
+    Ocontexts,
+    Header,
+}
+
+impl Key {
+    /// The row's name in a report: `SOURCE TARGET CLASS`, `#ocontexts`, `#header`.
+    pub fn render(&self, db: &PolicyDb, subjects: &[String], targets: &[String]) -> String {
+        match *self {
+            Key::Query {
+                class,
+                source,
+                target,
+            } => {
+                let mut all = subjects
+                    .iter()
+                    .chain(targets.iter().filter(|t| !subjects.contains(t)));
+                let t = all.nth(target).map_or("?", |s| s.as_str());
+                format!("{} {t} {}", subjects[source], db.classes[class].name)
+            }
+            Key::Ocontexts => "#ocontexts".into(),
+            Key::Header => "#header".into(),
+        }
+    }
 }
 
 /// The `seinfo` statistics without the file-name line.
@@ -356,9 +412,12 @@ pub fn differential_with(
     for bools in bool_settings(&db) {
         let r = decisions(&refp, &db, &bools, &subjects, &objs);
         let o = decisions(&ourp, &db, &bools, &subjects, &objs);
-        for (k, v) in &r {
-            let ov = o.get(k).cloned().unwrap_or_default();
-            if &ov != v {
+        // The same queries in the same order for both policies.
+        assert_eq!(r.len(), o.len());
+        for ((k, v), (ok, ov)) in r.iter().zip(&o) {
+            assert_eq!(k, ok);
+            if ov != v {
+                let k = k.render(&db, &subjects, &objs);
                 diffs.push(format!(
                     "{name} bools={bools:?}: {k}: checkpolicy {v} | ours {ov}"
                 ));

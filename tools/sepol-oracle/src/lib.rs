@@ -48,6 +48,27 @@ unsafe extern "C" {
     fn oracle_read_mem(data: *const c_void, len: usize) -> c_int;
     fn oracle_context_sid(ctx: *const c_char, sid: *mut c_uint) -> c_int;
     fn oracle_av_sid(ssid: c_uint, tsid: c_uint, cls: u16, allowed: *mut c_uint) -> c_int;
+    fn oracle_class(name: *const c_char, cls: *mut u16) -> c_int;
+    fn oracle_decide(
+        ssid: c_uint,
+        tsid: c_uint,
+        cls: u16,
+        av: *mut c_uint,
+        sids: *mut c_uint,
+        rc: *mut c_int,
+    );
+    fn oracle_sid_context(sid: c_uint, out: *mut c_char, outlen: usize) -> c_int;
+}
+
+/// Every decision for one (source SID, target SID, class): what
+/// [`Oracle::compute_av`] and the three [`Oracle::compute_sid`] kinds answer,
+/// on SIDs ([`Oracle::sid`], [`Oracle::class`]) and without string parsing.
+/// A computation libsepol refused is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub av: Option<Av>,
+    /// The new SIDs of create, member and relabel ([`SidKind`] order).
+    pub sids: [Option<u32>; 3],
 }
 
 /// libsepol's `policydb_read` of an in-memory image into a fresh policydb
@@ -209,6 +230,57 @@ impl Oracle {
             Ok(sid)
         } else {
             Err(format!("invalid context {ctx}"))
+        }
+    }
+
+    /// The value of class `name` in the loaded policy.
+    pub fn class(&self, name: &str) -> Result<u16, String> {
+        let c = cstr(name)?;
+        let mut cls = 0;
+        // SAFETY: a valid NUL-terminated string and out-pointer; serialised by the lock `self` holds.
+        let rc = unsafe { oracle_class(c.as_ptr(), &mut cls) };
+        if rc == 0 {
+            Ok(cls)
+        } else {
+            Err(format!("unknown class {name}"))
+        }
+    }
+
+    /// Every decision for (ssid, tsid, class) at once: see [`Decision`].
+    pub fn decide(&self, ssid: u32, tsid: u32, class: u16) -> Decision {
+        let (mut av, mut sids, mut rc) = ([0; 3], [0; 3], [0; 4]);
+        // SAFETY: plain values and three arrays of the lengths the C side
+        // writes (3, 3, 4); serialised by the lock `self` holds.
+        unsafe {
+            oracle_decide(
+                ssid,
+                tsid,
+                class,
+                av.as_mut_ptr(),
+                sids.as_mut_ptr(),
+                rc.as_mut_ptr(),
+            )
+        };
+        let sid = |i: usize| (rc[i + 1] == 0).then_some(sids[i]);
+        Decision {
+            av: (rc[0] == 0).then_some(Av {
+                allowed: av[0],
+                auditallow: av[1],
+                auditdeny: av[2],
+            }),
+            sids: [sid(0), sid(1), sid(2)],
+        }
+    }
+
+    /// The context string of a SID (as [`Oracle::compute_sid`] prints it).
+    pub fn context(&self, sid: u32) -> Result<String, String> {
+        let mut out = [0u8; 1024];
+        // SAFETY: a buffer with its length; the C side NUL-terminates within it; serialised by the lock.
+        let rc = unsafe { oracle_sid_context(sid, out.as_mut_ptr().cast(), out.len()) };
+        if rc == 0 {
+            Ok(err_string(&out))
+        } else {
+            Err(format!("cannot convert SID {sid} to a context"))
         }
     }
 
