@@ -2,9 +2,11 @@
 //! and CPU time of every phase and the run time of the slowest test binaries
 //! are printed at the end (also when a phase fails).
 //!
-//! Phases: Debian packages; lint; the host tests (built, then their
-//! binaries run [`HOST_JOBS`] at a time, longest first, then the
-//! doc-tests); the images; the
+//! Phases: Debian packages; Linux assets (and dom0's image); lint; the
+//! host tests (built, then their binaries run [`HOST_JOBS`] at a time,
+//! longest first, then the doc-tests; the live-patch tool's build test,
+//! [`BACKGROUND`], runs beside this phase and all later ones, and the suite
+//! waits for it at the end); the images; the
 //! QEMU test binaries (built, then all started at once, each running its
 //! tests on its own threads as `cargo test` would; every boot waits for one
 //! of [`crate::slots`], so as many machines run as there are CPUs, with no
@@ -20,8 +22,9 @@ use std::time::{Duration, Instant};
 /// the machines they boot are limited by [`crate::slots`]).
 pub const QEMU_JOBS: usize = 16;
 
-/// Host test binaries run at once (most are single-threaded; the longest
-/// runs cargo builds of the hypervisor).
+/// Host test binaries run at once (most are single-threaded; the longest,
+/// [`BACKGROUND`], runs cargo builds of the hypervisor and counts as one of
+/// them for as long as it runs, beside the later phases too).
 pub const HOST_JOBS: usize = 2;
 
 /// Host test binaries known to take longest (package/target), started first.
@@ -62,6 +65,8 @@ pub struct Timer {
     binaries: Vec<(String, f64)>,
     /// The QEMU tests' boot log ([`crate::bootlog`]), once they ran.
     boot_log: Option<PathBuf>,
+    /// The host test run beside the later phases, and its wall time.
+    overlapped: Option<(String, Duration)>,
     passed: u64,
     failed: u64,
 }
@@ -99,6 +104,12 @@ impl Timer {
             "  {:>8.1} s wall {cpu_total:>8.1} s CPU  total\n",
             total.as_secs_f64()
         );
+        if let Some((name, d)) = &self.overlapped {
+            s += &format!(
+                "  ({name}: {:.1} s wall beside the phases after the host tests' build; its CPU is in theirs)\n",
+                d.as_secs_f64()
+            );
+        }
         let mut b = self.binaries.clone();
         b.sort_by(|x, y| y.1.total_cmp(&x.1));
         if !b.is_empty() {
@@ -112,6 +123,23 @@ impl Timer {
         }
         s += &format!("total: {} passed, {} failed\n", self.passed, self.failed);
         s
+    }
+
+    /// Print a finished binary's verdict and output and count its results;
+    /// whether it passed.
+    fn finished(&mut self, what: &str, (name, took, ok, text): Done) -> bool {
+        println!(
+            "xtask: {what}: {name} {} after {:.1} s",
+            if ok { "passed" } else { "FAILED" },
+            took.as_secs_f64()
+        );
+        print!("{text}");
+        for line in text.lines() {
+            if line.starts_with("test result: ") {
+                self.result_line(&format!("{what}: {name}"), line);
+            }
+        }
+        ok
     }
 
     /// Add one `test result:` line (passed, failed, run time) for `binary`.
@@ -220,12 +248,47 @@ fn phases(t: &mut Timer) -> Result<()> {
     })?;
     crate::lint::lint_timed(t)?;
     let host = t.phase("host tests: build", |_| host_test_binaries())?;
+    // The live-patch tool's build test (minutes of cargo builds of the
+    // hypervisor) runs beside everything after it, from here to the end of
+    // the QEMU tests: the other host tests take a fraction of its time, and
+    // a core that finished them would otherwise wait idle for it.
+    let (background, host): (Vec<TestBinary>, Vec<TestBinary>) =
+        host.into_iter().partition(|b| b.name == BACKGROUND);
+    let background = background.into_iter().next().map(|b| {
+        eprintln!("xtask: host tests: starting {} (beside the rest)", b.name);
+        let started = Instant::now();
+        (std::thread::spawn(move || run_one(&b, &[])), started)
+    });
+    let r = after_host_build(t, &host);
+    // Whatever happened, wait for it: no build left running behind xtask.
+    match background {
+        None => r,
+        Some((h, started)) => {
+            let done = h
+                .join()
+                .unwrap_or_else(|_| (BACKGROUND.into(), started.elapsed(), false, String::new()));
+            let name = done.0.clone();
+            t.overlapped = Some((name.clone(), started.elapsed()));
+            let ok = t.finished("host tests", done);
+            r.and(if ok {
+                Ok(())
+            } else {
+                Err(Error(format!("host tests failed: {name}")))
+            })
+        }
+    }
+}
+
+/// The host test that runs beside the others and the QEMU tests.
+const BACKGROUND: &str = "live-patch/tool/build";
+
+/// The phases after the host tests' build.
+fn after_host_build(t: &mut Timer, host: &[TestBinary]) -> Result<()> {
     t.phase("host tests: run", |t| {
-        // The test binaries, HOST_JOBS at once (longest first: the
-        // live-patch tool's build test alone takes minutes), then the
-        // doc-tests.
+        // The test binaries (but the one in the background), HOST_JOBS - 1
+        // at once, longest first, then the doc-tests.
         let none: &[(&str, &std::path::Path)] = &[];
-        let binaries = run_binaries(t, "host tests", &host, HOST_JOBS, none);
+        let binaries = run_binaries(t, "host tests", host, HOST_JOBS - 1, none);
         let mut c = cargo();
         c.arg("test").args(HOST).arg("--doc");
         // rustdoc checks the error code of a `compile_fail,E0XXX` doctest only
@@ -393,6 +456,44 @@ fn json_str(line: &str, key: &str) -> Option<String> {
     Some(v.to_string())
 }
 
+/// A finished test binary: its name, run time, success, and output.
+type Done = (String, Duration, bool, String);
+
+/// Run one test binary with `env` in its directory, capturing its output.
+fn run_one(b: &TestBinary, env: &[(String, PathBuf)]) -> Done {
+    let start = Instant::now();
+    let r = Command::new(&b.exe)
+        .current_dir(&b.dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let exe = &b.exe;
+    let (ok, text) = match r {
+        Err(e) => (false, format!("cannot run {}: {e}\n", exe.display())),
+        Ok(mut child) => {
+            // Read stderr on a thread, stdout here (neither pipe may fill).
+            let mut e = child.stderr.take();
+            let h = std::thread::spawn(move || {
+                let mut s = String::new();
+                if let Some(e) = e.as_mut() {
+                    let _ = e.read_to_string(&mut s);
+                }
+                s
+            });
+            let mut out = String::new();
+            if let Some(mut o) = child.stdout.take() {
+                let _ = o.read_to_string(&mut out);
+            }
+            let err = h.join().unwrap_or_default();
+            let ok = child.wait().is_ok_and(|s| s.success());
+            (ok, format!("{out}{err}"))
+        }
+    };
+    (b.name.clone(), start.elapsed(), ok, text)
+}
+
 /// Run test binaries, `jobs` at a time, each with `env` and in its own
 /// directory; each one's output is printed when it ends. Every binary runs
 /// even when one fails.
@@ -403,7 +504,6 @@ fn run_binaries(
     jobs: usize,
     env: &[(&str, &std::path::Path)],
 ) -> Result<()> {
-    type Done = (String, Duration, bool, String);
     let (tx, rx) = std::sync::mpsc::channel::<Done>();
     let mut queue = bins.iter().cloned();
     let mut running = 0;
@@ -416,37 +516,7 @@ fn run_binaries(
         eprintln!("xtask: {what}: starting {}", b.name);
         let env = env.clone();
         std::thread::spawn(move || {
-            let start = Instant::now();
-            let r = Command::new(&b.exe)
-                .current_dir(&b.dir)
-                .envs(env)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn();
-            let exe = &b.exe;
-            let (ok, text) = match r {
-                Err(e) => (false, format!("cannot run {}: {e}\n", exe.display())),
-                Ok(mut child) => {
-                    // Read stderr on a thread, stdout here (neither pipe may fill).
-                    let mut e = child.stderr.take();
-                    let h = std::thread::spawn(move || {
-                        let mut s = String::new();
-                        if let Some(e) = e.as_mut() {
-                            let _ = e.read_to_string(&mut s);
-                        }
-                        s
-                    });
-                    let mut out = String::new();
-                    if let Some(mut o) = child.stdout.take() {
-                        let _ = o.read_to_string(&mut out);
-                    }
-                    let err = h.join().unwrap_or_default();
-                    let ok = child.wait().is_ok_and(|s| s.success());
-                    (ok, format!("{out}{err}"))
-                }
-            };
-            let _ = tx.send((b.name, start.elapsed(), ok, text));
+            let _ = tx.send(run_one(&b, &env));
         });
     };
     loop {
@@ -460,23 +530,12 @@ fn run_binaries(
         if running == 0 {
             break;
         }
-        let (name, took, ok, text) = rx
+        let done = rx
             .recv()
             .map_err(|_| Error(format!("a {what} runner thread vanished")))?;
         running -= 1;
-        println!(
-            "xtask: {what}: {name} {} after {:.1} s",
-            if ok { "passed" } else { "FAILED" },
-            took.as_secs_f64()
-        );
-        print!("{text}");
-        for line in text.lines() {
-            if line.starts_with("test result: ") {
-                t.result_line(&format!("{what}: {name}"), line);
-            }
-        }
-        if !ok {
-            failed.push(name);
+        if !t.finished(what, done.clone()) {
+            failed.push(done.0);
         }
     }
     if !failed.is_empty() {
