@@ -363,6 +363,55 @@ fn test_binary_name() -> String {
     }
 }
 
+/// Linux's and Warden's messages that fail a Linux dom0 boot at once
+/// ([`linux_dom0`]); a domU's console copied to the serial line counts too.
+pub const LINUX_DOM0_FATAL: &[&str] = &[
+    "Kernel panic",
+    "BUG:",
+    "stack guard page",
+    "Fatal exception",
+    "dom0: FAILED",
+    "Panic on CPU",
+    "*** Warden stopped",
+];
+
+/// Warden's command line for the Linux dom0 tests (the harness puts
+/// `test_exit` first).
+pub const LINUX_DOM0_CMDLINE: &str = "dom0_mem=512M dom0_max_vcpus=2";
+
+/// dom0's image (`xtask::dom0img`: Debian's kernel, its Xen 4.17 toolstack,
+/// the demo domU), built or found up to date once per test process.
+pub fn dom0_image() -> &'static xtask::dom0img::Image {
+    static IMG: OnceLock<xtask::dom0img::Image> = OnceLock::new();
+    IMG.get_or_init(|| {
+        xtask::dom0img::image(false)
+            .unwrap_or_else(|e| panic!("cannot build the dom0 image (cargo xtask dom0-image): {e}"))
+    })
+}
+
+/// dom0's initramfs with `script` (run by its init once the toolstack is
+/// up; its output on the serial console, then dom0 powers the machine off).
+pub fn dom0_initrd_with_script(script: &str) -> PathBuf {
+    xtask::dom0img::initrd_for(dom0_image(), Some(script))
+        .unwrap_or_else(|e| panic!("dom0's initramfs with the script: {e}"))
+}
+
+/// Warden (enforcing, the default policy) with Debian's Linux as the PVH
+/// dom0 on `initrd` (see [`dom0_initrd_with_script`]): 2 CPUs, 1 GiB,
+/// [`LINUX_DOM0_CMDLINE`], stopped at once on [`LINUX_DOM0_FATAL`], failed
+/// after `timeout` of QEMU.
+pub fn linux_dom0(initrd: &Path, timeout: Duration) -> Boot {
+    let img = dom0_image();
+    Boot::new()
+        .smp(2)
+        .memory(1024)
+        .timeout(timeout)
+        .stop_on(LINUX_DOM0_FATAL)
+        .cmdline(LINUX_DOM0_CMDLINE)
+        .module(&img.vmlinux, xtask::dom0img::DOM0_CMDLINE)
+        .module(initrd, "initrd")
+}
+
 /// What a boot produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -378,6 +427,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The serial lines between the line `== NAME` (a script's section
+    /// header) and the next line starting with `== `, `\r` trimmed.
+    pub fn section(&self, name: &str) -> Vec<&str> {
+        let start = format!("== {name}");
+        self.lines
+            .iter()
+            .map(|(_, l)| l.trim_end_matches('\r'))
+            .skip_while(|l| *l != start)
+            .skip(1)
+            .take_while(|l| !l.starts_with("== "))
+            .collect()
+    }
+
     fn describe(&self) -> String {
         let why = if let Some(s) = &self.stopped_on {
             format!("stopped on {s:?} (QEMU killed)")

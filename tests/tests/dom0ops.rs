@@ -15,21 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 use warden_tests::livepatch::payloads;
-use warden_tests::{Boot, Outcome, policy, policy_variant, replace_in, test_image};
-
-/// Linux's and Warden's messages that fail the boot at once.
-const FATAL: &[&str] = &[
-    "Kernel panic",
-    "BUG:",
-    "stack guard page",
-    "Fatal exception",
-    "dom0: FAILED",
-    "Panic on CPU",
-    "*** Warden stopped",
-];
-
-/// Warden's command line (the harness puts `test_exit` first).
-const CMDLINE: &str = "dom0_mem=512M dom0_max_vcpus=2";
+use warden_tests::{Outcome, policy, policy_variant, replace_in, test_image};
 
 /// Where the script finds its files in dom0.
 const DIR: &str = "root/ops";
@@ -146,36 +132,14 @@ fn initrd(img: &xtask::dom0img::Image) -> PathBuf {
 fn boot() -> &'static Outcome {
     static O: OnceLock<Outcome> = OnceLock::new();
     O.get_or_init(|| {
-        let img = xtask::dom0img::image(false)
-            .unwrap_or_else(|e| panic!("cannot build the dom0 image: {e}"));
-        let initrd = initrd(&img);
-        Boot::new()
-            .smp(2)
-            .memory(1024)
-            .timeout(Duration::from_secs(1500))
-            .stop_on(FATAL)
-            .cmdline(CMDLINE)
-            .module(&img.vmlinux, xtask::dom0img::DOM0_CMDLINE)
-            .module(&initrd, "initrd")
-            .run()
+        let initrd = initrd(warden_tests::dom0_image());
+        warden_tests::linux_dom0(&initrd, Duration::from_secs(1500)).run()
     })
-}
-
-/// The text between `== NAME` and the next `== ` line.
-fn section<'a>(o: &'a Outcome, name: &str) -> Vec<&'a str> {
-    let start = format!("== {name}");
-    o.lines
-        .iter()
-        .map(|(_, l)| l.trim_end_matches('\r'))
-        .skip_while(|l| *l != start)
-        .skip(1)
-        .take_while(|l| !l.starts_with("== "))
-        .collect()
 }
 
 /// The section's status line (`rc=N`, the `n`th of the section).
 fn rc(o: &Outcome, name: &str, n: usize) -> i32 {
-    let s = section(o, name);
+    let s = o.section(name);
     s.iter()
         .filter_map(|l| l.strip_prefix("rc="))
         .nth(n)
@@ -187,7 +151,7 @@ fn rc(o: &Outcome, name: &str, n: usize) -> i32 {
 /// Lines of the section without Warden's console lines (which interleave
 /// with dom0's output on the serial console).
 fn out<'a>(o: &'a Outcome, name: &str) -> Vec<&'a str> {
-    section(o, name)
+    o.section(name)
         .into_iter()
         .filter(|l| !l.starts_with('['))
         .collect()
@@ -195,14 +159,14 @@ fn out<'a>(o: &'a Outcome, name: &str) -> Vec<&'a str> {
 
 /// Whether a line of the section contains `s`.
 fn has(o: &Outcome, name: &str, s: &str) -> bool {
-    section(o, name).iter().any(|l| l.contains(s))
+    o.section(name).iter().any(|l| l.contains(s))
 }
 
 fn assert_has(o: &Outcome, name: &str, s: &str) {
     assert!(
         has(o, name, s),
         "{name} lacks '{s}':\n{}",
-        section(o, name).join("\n")
+        o.section(name).join("\n")
     );
 }
 
@@ -216,7 +180,7 @@ fn hv_lines<'a>(o: &'a Outcome, s: &str) -> Vec<&'a str> {
 
 /// `xl dmesg`'s lines containing `s`.
 fn ring_lines<'a>(o: &'a Outcome, s: &str) -> Vec<&'a str> {
-    section(o, "dmesg")
+    o.section("dmesg")
         .into_iter()
         .filter(|l| l.starts_with("dmesg| ") && l.contains(s))
         .collect()

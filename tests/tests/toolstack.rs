@@ -10,19 +10,7 @@
 
 use std::sync::OnceLock;
 use std::time::Duration;
-use warden_tests::{Boot, Outcome, test_image};
-
-/// Linux's and Warden's messages that fail the boot at once.
-const FATAL: &[&str] = &[
-    "Kernel panic",
-    "BUG:",
-    "stack guard page",
-    "Fatal exception",
-    "dom0: FAILED",
-];
-
-/// Warden's command line (the harness puts `test_exit` first).
-const CMDLINE: &str = "dom0_mem=512M dom0_max_vcpus=2";
+use warden_tests::{Outcome, test_image};
 
 /// What dom0 runs once the toolstack is up. Each command's output is
 /// framed by `== NAME` lines; `xl dmesg`'s lines are prefixed so they are
@@ -81,19 +69,8 @@ echo '== end'
 fn boot() -> &'static Outcome {
     static O: OnceLock<Outcome> = OnceLock::new();
     O.get_or_init(|| {
-        let img = xtask::dom0img::image(false).unwrap_or_else(|e| {
-            panic!("cannot build the dom0 image (cargo xtask dom0-image): {e}")
-        });
-        let initrd = xtask::dom0img::initrd_for(&img, Some(SCRIPT))
-            .unwrap_or_else(|e| panic!("dom0's initramfs with the script: {e}"));
-        Boot::new()
-            .smp(2)
-            .memory(1024)
-            .timeout(Duration::from_secs(900))
-            .stop_on(FATAL)
-            .cmdline(CMDLINE)
-            .module(&img.vmlinux, xtask::dom0img::DOM0_CMDLINE)
-            .module(&initrd, "initrd")
+        let initrd = warden_tests::dom0_initrd_with_script(SCRIPT);
+        warden_tests::linux_dom0(&initrd, Duration::from_secs(900))
             // `xl console demo` on dom0's console (hvc0, a terminal): a
             // command for the demo's shell, then, once its output came
             // back, xl console's escape character (CTRL-]) on its own.
@@ -103,21 +80,9 @@ fn boot() -> &'static Outcome {
     })
 }
 
-/// The text between `== NAME` and the next `== ` line.
-fn section<'a>(o: &'a Outcome, name: &str) -> Vec<&'a str> {
-    let start = format!("== {name}");
-    o.lines
-        .iter()
-        .map(|(_, l)| l.trim_end_matches('\r'))
-        .skip_while(|l| *l != start)
-        .skip(1)
-        .take_while(|l| !l.starts_with("== "))
-        .collect()
-}
-
 /// `xl info`'s value of `field` (`field : value`).
 fn info<'a>(o: &'a Outcome, field: &str) -> &'a str {
-    section(o, "xl info")
+    o.section("xl info")
         .into_iter()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -126,7 +91,7 @@ fn info<'a>(o: &'a Outcome, field: &str) -> &'a str {
         .unwrap_or_else(|| {
             panic!(
                 "xl info has no {field}:\n{}",
-                section(o, "xl info").join("\n")
+                o.section("xl info").join("\n")
             )
         })
 }
@@ -156,7 +121,7 @@ fn the_toolstack_starts_in_the_linux_dom0_enforcing_and_powers_off() {
         "a denial before '== denied' (or no such line)"
     );
     // xenstored answers and xen-init-dom0 wrote Domain-0's entries.
-    assert_eq!(section(o, "xenstore"), ["Domain-0", "0"]);
+    assert_eq!(o.section("xenstore"), ["Domain-0", "0"]);
     // Every hypercall the toolstack made was known but Linux's probe of
     // XENPF_get_dom0_console (Xen 4.18's), which Xen 4.17's FLASK hook
     // refuses as unknown.
@@ -211,7 +176,10 @@ fn xl_info_reports_wardens_version_cpus_memory_caps_and_command_line() {
     );
     assert_eq!(info(o, "xen_scheduler"), "credit2");
     assert_eq!(info(o, "xen_pagesize"), "4096");
-    assert_eq!(info(o, "xen_commandline"), format!("test_exit {CMDLINE}"));
+    assert_eq!(
+        info(o, "xen_commandline"),
+        format!("test_exit {}", warden_tests::LINUX_DOM0_CMDLINE)
+    );
     let id = xtask::build::build_id(&test_image()).expect("the test image's build-id");
     assert_eq!(info(o, "build_id"), id);
     assert_eq!(info(o, "xend_config_format"), "4");
@@ -222,10 +190,10 @@ fn xl_list_shows_domain_0_with_its_label() {
     let o = boot();
     o.expect_dom0_poweroff();
     let cols = |name: &str| -> Vec<String> {
-        section(o, name)
+        o.section(name)
             .iter()
             .find(|l| l.starts_with("Domain-0 "))
-            .unwrap_or_else(|| panic!("{name} lists no Domain-0: {:?}", section(o, name)))
+            .unwrap_or_else(|| panic!("{name} lists no Domain-0: {:?}", o.section(name)))
             .split_whitespace()
             .map(String::from)
             .collect()
@@ -246,14 +214,14 @@ fn xl_getenforce_and_setenforce_switch_flask_from_dom0() {
         .contains("after setenforce 1: Enforcing")
         .contains("Flask: d0 switched to permissive mode")
         .contains("Flask: d0 switched to enforcing mode");
-    assert_eq!(section(o, "xl getenforce")[0], "Enforcing");
+    assert_eq!(o.section("xl getenforce")[0], "Enforcing");
 }
 
 #[test]
 fn xl_dmesg_shows_wardens_console_ring() {
     let o = boot();
     o.expect_dom0_poweroff();
-    let d = section(o, "xl dmesg");
+    let d = o.section("xl dmesg");
     let has = |s: &str| d.iter().any(|l| l.starts_with("dmesg| ") && l.contains(s));
     for s in [
         "INFO  Warden 0.1.0 (build-id",
@@ -297,10 +265,10 @@ fn memory_back(after: u64, before: u64) {
 
 /// The `xl list` row of `name` in section `sec`: Name ID Mem VCPUs State Time(s) [label].
 fn row(o: &Outcome, sec: &str, name: &str) -> Vec<String> {
-    section(o, sec)
+    o.section(sec)
         .iter()
         .find(|l| l.split_whitespace().next() == Some(name))
-        .unwrap_or_else(|| panic!("{sec} lists no {name}: {:?}", section(o, sec)))
+        .unwrap_or_else(|| panic!("{sec} lists no {name}: {:?}", o.section(sec)))
         .split_whitespace()
         .map(String::from)
         .collect()
@@ -370,7 +338,7 @@ fn xl_console_reaches_the_demos_shell_and_lets_go_on_its_escape() {
         "no answer through xl console:\n{}",
         raw.join("\n")
     );
-    assert_eq!(section(o, "console log"), ["1"]);
+    assert_eq!(o.section("console log"), ["1"]);
 }
 
 #[test]
@@ -401,14 +369,14 @@ fn seclabel_labels_the_guest_and_a_label_dom0_may_not_create_is_refused() {
     // The refused label: xl fails, the denial is in the ring (xl dmesg),
     // and nothing was created: no domain 3, no new domain in xl list,
     // no memory taken.
-    let denied = section(o, "denied");
+    let denied = o.section("denied");
     assert!(
         denied
             .iter()
             .any(|l| l.starts_with("xl create rogue: status ") && !l.ends_with(" 0")),
         "xl create of a forbidden label succeeded: {denied:?}"
     );
-    let avc = section(o, "xl dmesg avc");
+    let avc = o.section("xl dmesg avc");
     assert!(
         avc.iter().any(|l| l.starts_with("dmesg| ")
             && l.contains("avc:  denied  { create }")
@@ -419,7 +387,8 @@ fn seclabel_labels_the_guest_and_a_label_dom0_may_not_create_is_refused() {
     );
     assert_eq!(avc.len(), 1, "one denial only: {avc:?}");
     o.lacks("created domain 3");
-    let names: Vec<&str> = section(o, "xl list after")
+    let names: Vec<&str> = o
+        .section("xl list after")
         .iter()
         .skip(1)
         .filter_map(|l| l.split_whitespace().next())
@@ -436,7 +405,7 @@ fn seclabel_labels_the_guest_and_a_label_dom0_may_not_create_is_refused() {
 fn xl_debug_keys_runs_the_key_and_xl_dmesg_shows_its_output() {
     let o = boot();
     o.expect_dom0_poweroff();
-    let k = section(o, "xl debug-keys");
+    let k = o.section("xl debug-keys");
     let has = |s: &str| k.iter().any(|l| l.starts_with("keys| ") && l.contains(s));
     assert!(
         has("'q' pressed -> dumping domain info"),
