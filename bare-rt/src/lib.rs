@@ -5,8 +5,15 @@
 //! `memcmp` and `bcmp`, yet the prebuilt `core` and `alloc` call them (see
 //! `../shared/reference/bare-metal-build.md`). This crate defines them once
 //! for every bare-metal image: the hypervisor (`hypervisor/`) and the guests
-//! (`guest/` with its `rt` feature). Copies and fills use `rep movsb` /
-//! `rep stosb` so LLVM cannot turn a body back into a call to itself.
+//! (`guest/` with its `rt` feature). Copies and fills use `rep movsq` /
+//! `rep stosq` for the whole 8-byte words and `rep movsb` / `rep stosb` for
+//! the rest, so LLVM cannot turn a body back into a call to itself. Whole
+//! words, not bytes alone: QEMU's TCG runs one iteration of a `rep` string
+//! instruction per element, so a byte-wise copy costs eight times the
+//! iterations. Building a 512 MiB Linux dom0 (every page zeroed) took 1.39 s
+//! with bytes and 0.32 s with words ("Warden ready" to "Domain 0: ...",
+//! back-to-back `cargo xtask run --exec true`); hardware with fast strings
+//! copies either way at the same speed.
 //!
 //! Only bare-metal binaries may depend on it: linked into a hosted program
 //! it would replace the C library's functions. An image links it with
@@ -20,10 +27,22 @@ use core::arch::asm;
 /// Standard `memcpy` contract: valid, non-overlapping ranges.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges are valid for `n` bytes.
+    // SAFETY: the caller guarantees both ranges are valid for `n` bytes:
+    // n / 8 words, then n % 8 bytes, forwards from the start of each.
     unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
-             options(nostack, preserves_flags));
+        asm!(
+            "mov {n}, rcx",
+            "shr rcx, 3",
+            "rep movsq",
+            "mov rcx, {n}",
+            "and rcx, 7",
+            "rep movsb",
+            n = out(reg) _,
+            inout("rcx") n => _,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            options(nostack),
+        );
     }
     dst
 }
@@ -55,10 +74,24 @@ pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut
 /// Standard `memset` contract.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees the range is valid for `n` bytes.
+    // The byte in every byte of a word (`rep stosb` uses its low byte).
+    let word = u64::from(c as u8) * 0x0101_0101_0101_0101;
+    // SAFETY: the caller guarantees the range is valid for `n` bytes:
+    // n / 8 words, then n % 8 bytes.
     unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
-             options(nostack, preserves_flags));
+        asm!(
+            "mov {n}, rcx",
+            "shr rcx, 3",
+            "rep stosq",
+            "mov rcx, {n}",
+            "and rcx, 7",
+            "rep stosb",
+            n = out(reg) _,
+            inout("rcx") n => _,
+            inout("rdi") dst => _,
+            in("rax") word,
+            options(nostack),
+        );
     }
     dst
 }
