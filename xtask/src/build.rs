@@ -281,6 +281,54 @@ pub fn build_test_guest() -> Result<PathBuf> {
     })
 }
 
+/// Compile flags of the Linux user-space tools that go into a guest's
+/// initramfs (which has no C library): glibc linked in statically.
+pub const LINUX_TOOL_RUSTFLAGS: &str = "-C target-feature=+crt-static";
+
+/// Build `gnttool` (`tests/gnttool`: the demo domU's grant tool, a static
+/// Linux program for x86_64-unknown-linux-gnu) into
+/// `target/linux-tools/` and return its path. Refused if the result is not
+/// static (an ELF with an interpreter would not run in the demo domU).
+pub fn build_gnttool() -> Result<PathBuf> {
+    let target_dir = workspace_root().join("target").join("linux-tools");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .env_remove("RUSTC_BOOTSTRAP")
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "warden-gnttool",
+            "--bin",
+            "gnttool",
+            "--target",
+            TARGET,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", LINUX_TOOL_RUSTFLAGS)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+        .status()
+        .map_err(|e| Error(format!("cannot run cargo: {e}")))?;
+    if !status.success() {
+        bail!("building gnttool failed ({status})");
+    }
+    let built = target_dir.join(TARGET).join("release").join("gnttool");
+    let data = std::fs::read(&built).map_err(|e| Error(format!("{}: {e}", built.display())))?;
+    let elf = object::File::parse(&*data)
+        .map_err(|e| Error(format!("{}: not an ELF file: {e}", built.display())))?;
+    if elf.section_by_name(".interp").is_some() {
+        bail!(
+            "{} is dynamically linked (it has an interpreter); the demo domU has no C library",
+            built.display()
+        );
+    }
+    Ok(built)
+}
+
 /// Compile the default policy (`policies/warden.m4`) with the policy
 /// compiler (`-t xen -c 30`, plus `-M -D enable_mls` when `mls`) into
 /// `<images>/xenpolicy-warden[-mls]`; rebuilt only when a source changed.

@@ -23,7 +23,7 @@
 //!   vmlinux as `/boot/demo-vmlinux`, `/boot/demo-initrd`), `/var/run -> /run`,
 //!   `/var/lock -> /run/lock`.
 //! - `demo-initrd`: the demo domU's initramfs (busybox, `demo-init.sh`, its
-//!   modules, [`DEMO_SCRIPTS`]).
+//!   modules, [`DEMO_SCRIPTS`], `gnttool`).
 //!
 //! A command for dom0 reaches it as `/etc/warden-exec`, a second cpio
 //! archive appended to the initramfs ([`initrd_for`],
@@ -99,12 +99,21 @@ pub const MODULES: &[(&str, &str)] = &[
 /// The kernel modules the demo domU loads (its init, in load order), as
 /// [`MODULES`]: the block frontend (xvda) and ext4, which Debian's kernel
 /// uses for ext2 (`CONFIG_EXT4_USE_FOR_EXT2`; busybox's mke2fs makes ext2),
-/// with crc32c's generic driver for its checksums.
+/// with crc32c's generic driver for its checksums; the grant devices
+/// `/dev/xen/gntdev` and `/dev/xen/gntalloc` for [`GNTTOOL`].
 pub const DEMO_MODULES: &[(&str, &str)] = &[
     ("xen-blkfront", "XEN_BLKDEV_FRONTEND"),
     ("crc32c-generic", "CRYPTO_CRC32C"),
     ("ext4", "EXT4_FS"),
+    ("xen-gntdev", "XEN_GNTDEV"),
+    ("xen-gntalloc", "XEN_GRANT_DEV_ALLOC"),
 ];
+
+/// Where the demo domU has `gnttool` (`tests/gnttool`, built by
+/// [`crate::build::build_gnttool`]): `gnttool share DOMID...` grants pages
+/// through gntalloc, `gnttool map DOMID GREF` maps another domain's grant
+/// through gntdev (the cross-guest grant test in `tests/tests/network.rs`).
+pub const GNTTOOL: &str = "/usr/bin/gnttool";
 
 /// Network (issue 12): what Debian's `vif-bridge` hotplug script (from
 /// xen-utils-common; xl runs it for a `vif=[bridge=...]`) needs beyond
@@ -198,7 +207,13 @@ pub fn image(refresh: bool) -> Result<Image> {
 
     let net = net_parts(&a.version, refresh)?;
     let demo = [
-        demo_initramfs(&busybox, &mdir, &a.version, &demo_modules.order)?,
+        demo_initramfs(
+            &busybox,
+            &mdir,
+            &a.version,
+            &demo_modules.order,
+            &crate::build::build_gnttool()?,
+        )?,
         demo_net_archive(&net, &a.version)?,
     ]
     .concat();
@@ -744,6 +759,15 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(ModuleSet, ModuleSet)
             .ok()
             .map(|t| t.lines().map(String::from).collect())
     };
+    // Does a cached list hold every module of `list` (loaded or built in)?
+    let covers = |list: &[(&str, &str)], order: &[String], builtin: &[String]| {
+        list.iter().all(|(name, _)| {
+            builtin.iter().any(|b| b == name)
+                || order
+                    .iter()
+                    .any(|p| module_key(p.rsplit('/').next().unwrap_or(p)) == module_key(name))
+        })
+    };
     if !refresh
         && let (Some(order), Some(builtin), Some(demo_order), Some(demo_builtin)) = (
             read("order"),
@@ -751,6 +775,9 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(ModuleSet, ModuleSet)
             read("demo-order"),
             read("demo-builtin"),
         )
+        // Lists from before a module was added: unpack again.
+        && covers(MODULES, &order, &builtin)
+        && covers(DEMO_MODULES, &demo_order, &demo_builtin)
     {
         return Ok((
             ModuleSet { order, builtin },
@@ -803,7 +830,13 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(ModuleSet, ModuleSet)
     let (demo_wanted, demo_builtin) = split(DEMO_MODULES)?;
     // Unpack the wanted modules, then what they depend on, until closed.
     let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut todo: Vec<String> = wanted.iter().chain(&demo_wanted).cloned().collect();
+    // Each once: a module both lists want (gntdev, gntalloc) is unpacked once.
+    let mut todo: Vec<String> = Vec::new();
+    for m in wanted.iter().chain(&demo_wanted) {
+        if !todo.contains(m) {
+            todo.push(m.clone());
+        }
+    }
     while !todo.is_empty() {
         let members = todo
             .iter()
@@ -977,15 +1010,22 @@ fn busybox_tree(t: &mut Tree, busybox: &Path) -> Result<()> {
 
 /// The demo domU's initramfs: busybox, its init, the modules of
 /// `modules` (paths under `MDIR/lib/modules/VERSION/`, in load order; the
-/// list in `/etc/demo/modules`) and its scripts (`/etc/demo/NAME`).
+/// list in `/etc/demo/modules`), its scripts (`/etc/demo/NAME`) and the
+/// static program `gnttool` at [`GNTTOOL`].
 pub fn demo_initramfs(
     busybox: &Path,
     mdir: &Path,
     version: &str,
     modules: &[String],
+    gnttool: &Path,
 ) -> Result<Vec<u8>> {
     let mut t = Tree::default();
     busybox_tree(&mut t, busybox)?;
+    t.file(
+        GNTTOOL.trim_start_matches('/'),
+        0o755,
+        std::fs::read(gnttool).map_err(|e| Error(format!("{}: {e}", gnttool.display())))?,
+    );
     let mroot = mdir.join("lib").join("modules").join(version);
     for m in modules {
         t.file(
@@ -1201,7 +1241,8 @@ cargo xtask dom0-image [--refresh]
   the kernel modules dom0 loads (from the kernel package of cargo xtask
   linux-assets), busybox, the init (xtask/src/dom0-init.sh) and the demo domU
   (/etc/xen/demo.cfg: PVH, the same kernel, 128 MiB, 1 vCPU; its initramfs with
-  xen-blkfront and ext4; /etc/xen/demo-disk.cfg: the same with /root/disk.img
+  xen-blkfront, ext4, xen-gntdev, xen-gntalloc and gnttool, built from
+  tests/gnttool; /etc/xen/demo-disk.cfg: the same with /root/disk.img
   as its xvda). Prints what it holds.
   --refresh: download and unpack everything again";
 
