@@ -15,9 +15,11 @@ pub const HOST_TESTS: &[&str] = &["libsepol-dev", "checkpolicy", "m4", "setools"
 pub const LIVEPATCH: &[&str] = &["patch"];
 
 /// For the Linux guest tests and `bench-linux` (`xtask::linux`): `xz` unpacks
-/// the kernel's bzImage. The kernel, busybox-static and Xen are not installed:
-/// they are downloaded with `apt-get download` into `target/linux/`.
-pub const LINUX: &[&str] = &["xz-utils"];
+/// the kernel's bzImage; glibc's static libraries link the demo domU's
+/// `gnttool` (`xtask::build::build_gnttool`, crt-static). The kernel,
+/// busybox-static and Xen are not installed: they are downloaded with
+/// `apt-get download` into `target/linux/`.
+pub const LINUX: &[&str] = &["xz-utils", "libc6-dev"];
 
 /// Everything `cargo xtask test` needs.
 pub fn for_tests() -> Vec<&'static str> {
