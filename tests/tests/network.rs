@@ -16,19 +16,7 @@
 
 use std::sync::OnceLock;
 use std::time::Duration;
-use warden_tests::{Boot, Outcome};
-
-/// Linux's and Warden's messages that fail the boot at once.
-const FATAL: &[&str] = &[
-    "Kernel panic",
-    "BUG:",
-    "stack guard page",
-    "Fatal exception",
-    "dom0: FAILED",
-];
-
-/// Warden's command line (the harness puts `test_exit` first).
-const CMDLINE: &str = "dom0_mem=512M dom0_max_vcpus=2";
+use warden_tests::Outcome;
 
 /// What dom0 runs once the toolstack is up; each step's output after a
 /// `== NAME` line. The domU's console log lines are printed with a
@@ -142,21 +130,8 @@ xl destroy gntc
 fn boot() -> &'static Outcome {
     static O: OnceLock<Outcome> = OnceLock::new();
     O.get_or_init(|| {
-        let img = xtask::dom0img::image(false).unwrap_or_else(|e| {
-            panic!("cannot build the dom0 image (cargo xtask dom0-image): {e}")
-        });
-        let script = format!("{SCRIPT}{GRANTS}{TAIL}");
-        let initrd = xtask::dom0img::initrd_for(&img, Some(&script))
-            .unwrap_or_else(|e| panic!("dom0's initramfs with the script: {e}"));
-        Boot::new()
-            .smp(2)
-            .memory(1024)
-            .timeout(Duration::from_secs(1200))
-            .stop_on(FATAL)
-            .cmdline(CMDLINE)
-            .module(&img.vmlinux, xtask::dom0img::DOM0_CMDLINE)
-            .module(&initrd, "initrd")
-            .run()
+        let initrd = warden_tests::dom0_initrd_with_script(&format!("{SCRIPT}{GRANTS}{TAIL}"));
+        warden_tests::linux_dom0(&initrd, Duration::from_secs(1200)).run()
     })
 }
 
@@ -164,15 +139,9 @@ fn boot() -> &'static Outcome {
 /// and Warden's log lines (`[ seconds] ...`) that the serial console
 /// interleaves with them.
 fn section<'a>(o: &'a Outcome, name: &str) -> Vec<&'a str> {
-    let start = format!("== {name}");
-    o.lines
-        .iter()
-        .map(|(_, l)| l.trim_end_matches('\r'))
-        .skip_while(|l| *l != start)
-        .skip(1)
-        .take_while(|l| !l.starts_with("== "))
-        .filter(|l| !l.starts_with('['))
-        .collect()
+    let mut lines = o.section(name);
+    lines.retain(|l| !l.starts_with('['));
+    lines
 }
 
 /// The word after `key` on the section's line that has it.
