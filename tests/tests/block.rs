@@ -18,7 +18,18 @@
 //! and dom0 hashes the image file: the same SHA-256 as the domU's device.
 //! Then a second domU (`demo2`) runs `/etc/demo/disk-bench` on the same file
 //! and is `xl destroy`ed once its first round is done: dom0 stays up, the
-//! domain and its loop device go, and the free memory is what it was.
+//! domain and its loop device go. Then parallel VBD plug (as XenServer 7
+//! did): a third domU (`plug`, no disk, idle) gets one disk with `xl
+//! block-attach` and loses it with `xl block-detach`, then 8 disks at once
+//! (8 `xl block-attach` in the background) and loses them at once
+//! (`vbd-plug`, `xtask/src/vbd-plug.sh`, in dom0's image): every command
+//! exits 0 (none stuck on xenstore: each runs under a 300 s `timeout`), the
+//! domU's blkfront has written Connected (4) for each of the 8 frontends
+//! (and printed each disk), 8 distinct loop devices back them, and after the
+//! detach no frontend, backend or loop device is left and xenstored still
+//! answers. The times (one vs 8) are printed, not asserted: they are
+//! `cargo xtask bench-plug`'s (BENCHMARKS.md). At the end the free memory
+//! is what it was before the first domU.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -89,6 +100,22 @@ fi
 sed 's/^/demo2| /' /var/log/xen/console/guest-demo2.log
 echo "blk: after demo2: domains: $(xl list | tail -n +2 | cut -d ' ' -f 1 | tr '\n' ' ')"
 echo "blk: after demo2: loop devices: [$(losetup -a)]"
+# Parallel VBD plug: an idle domU (no disk at creation; its init has loaded
+# xen-blkfront once it says "demo: idle"), one disk attached and detached,
+# then 8 at once (vbd-plug, xtask/src/vbd-plug.sh: `plug: ` lines). Its
+# images go where disk.img was (dom0's initramfs, half of its memory).
+rm -f /root/disk.img
+if xl create /etc/xen/demo.cfg 'name="plug"'; then
+    echo "blk: plug created"
+    wait-log /var/log/xen/console/guest-plug.log "demo: idle" 600 >/dev/null
+    vbd-plug plug 8 4
+    echo "blk: vbd-plug status $?"
+    xl destroy plug && echo "blk: plug destroyed"
+    gone
+fi
+sed 's/^/plug| /' /var/log/xen/console/guest-plug.log
+echo "blk: after plug: domains: $(xl list | tail -n +2 | cut -d ' ' -f 1 | tr '\n' ' ')"
+echo "blk: after plug: loop devices: [$(losetup -a)]"
 echo "blk: free after $(free)"
 "#;
 
@@ -198,7 +225,7 @@ fn a_domu_destroyed_while_it_writes_leaves_dom0_up_and_its_memory_free() {
         free_before.parse::<u32>().is_ok_and(|m| m > 128),
         "{free_before}"
     );
-    // Every page of both domUs is back; what may stay taken is dom0's own:
+    // Every page of the three domUs is back; what may stay taken is dom0's own:
     // frames of its nested page tables, allocated as blkback and the
     // toolstack map guests' pages at new frames of its physmap, and kept
     // (`xl info` rounds down to MiB: a few frames show as 1).
@@ -210,4 +237,63 @@ fn a_domu_destroyed_while_it_writes_leaves_dom0_up_and_its_memory_free() {
         a <= b && a + 1 >= b,
         "free_memory {a} MiB after, {b} MiB before"
     );
+}
+
+/// The vbd ids of the 8 extra disks, xvdb..xvdi: Linux's xvd major 202,
+/// 16 minors per disk.
+fn plug_devids() -> String {
+    (1..=8)
+        .map(|i| (202 * 256 + 16 * i).to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn eight_disks_plugged_at_once_all_connect_in_the_domu_and_all_unplug() {
+    let o = boot();
+    o.expect_dom0_poweroff()
+        .contains("blk: plug created")
+        .contains("plug: domain plug (id 3), 8 images of 4 MiB")
+        .contains("plug: done")
+        .contains("blk: vbd-plug status 0")
+        .contains("blk: plug destroyed")
+        .contains("Domain 3 destroyed: ")
+        .lacks("plug: timed out")
+        .lacks("plug: FAILED");
+    // One disk alone: attached, connected by the domU's blkfront, then gone.
+    let one = after(o, "plug: one: attach status ");
+    assert!(
+        one.starts_with("0, frontends [51728], connected 1 (backends 1), loop devices [/dev/loop")
+            && one.ends_with("hotplug errors []"),
+        "{one}"
+    );
+    assert_eq!(
+        after(o, "plug: one: detach status "),
+        "0, left: frontends [], backends [], loop devices []"
+    );
+    // Eight at once: every xl command exited 0 (a command stuck on a
+    // xenstore transaction would have ended with timeout's 143), the domU
+    // wrote Connected for all 8 frontends, each on its own loop device.
+    assert_eq!(after(o, "plug: 8: attach statuses "), "0 0 0 0 0 0 0 0");
+    assert_eq!(
+        after(o, "plug: 8: frontends "),
+        format!("[{}], connected 8 (backends 8)", plug_devids())
+    );
+    let loops = after(o, "plug: 8: loop devices ");
+    assert!(loops.ends_with("distinct 8, images 8"), "{loops}");
+    assert_eq!(after(o, "plug: 8: hotplug errors "), "[]");
+    // The domU's kernel saw each disk.
+    for v in "bcdefghi".chars() {
+        o.line_with_all(&["plug| ", &format!("blkfront: xvd{v}: ")]);
+    }
+    // All 8 detached at once: nothing left, xenstored still answers.
+    assert_eq!(after(o, "plug: 8: detach statuses "), "0 0 0 0 0 0 0 0");
+    assert_eq!(
+        after(o, "plug: 8: left: "),
+        "frontends [], backends [], loop devices []"
+    );
+    assert_eq!(after(o, "plug: xenstored answers: "), "name plug");
+    assert_eq!(after(o, "blk: after plug: domains: "), "Domain-0");
+    assert_eq!(after(o, "blk: after plug: loop devices: "), "[]");
+    eprintln!("{}", after(o, "plug: times: "));
 }

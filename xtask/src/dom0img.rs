@@ -237,6 +237,7 @@ pub fn image(refresh: bool) -> Result<Image> {
     );
     t.file("init", 0o755, INIT);
     t.file("usr/local/bin/wait-log", 0o755, WAIT_LOG);
+    t.file("usr/local/bin/vbd-plug", 0o755, VBD_PLUG);
     t.file("etc/xen/demo.cfg", 0o644, demo_cfg());
     t.file("etc/xen/demo-disk.cfg", 0o644, demo_disk_cfg());
     t.add_dir_tree(&net.join("root"), "", &|_| true)?;
@@ -279,6 +280,12 @@ pub fn image(refresh: bool) -> Result<Image> {
         demo_modules: demo_modules.order,
     })
 }
+
+/// `vbd-plug DOMAIN [N [MIB]]`: parallel VBD plug (issue 12): one disk
+/// attached to a running domU and detached, then N (default 8) at once,
+/// each timed until the domU's blkfront is Connected (`plug: ` lines; the
+/// QEMU test `tests/tests/block.rs` and `cargo xtask bench-plug` run it).
+pub const VBD_PLUG: &str = include_str!("vbd-plug.sh");
 
 /// `wait-log FILE TEXT [SECONDS]`: wait until FILE has a line with TEXT
 /// (print it), polling every 0.2 s; exit 1 after SECONDS (default 300).

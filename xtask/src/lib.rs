@@ -14,6 +14,7 @@
 //!   domU), `cargo xtask dom0-image`, and `cargo xtask run-xen` (it on Debian's Xen 4.17).
 //! - [`dom0bench`]: `cargo xtask bench-dom0` (dom0's toolstack up, `xl create` to the domU's
 //!   userspace).
+//! - [`plugbench`]: `cargo xtask bench-plug` (parallel VBD plug: one disk vs 8 at once).
 //! - [`lint`]: `cargo fmt` and `cargo clippy -D warnings` over host crates and bare-metal images.
 //! - [`run`]: `cargo xtask run` (options, the QEMU boot, the exit status of a refused boot).
 //! - [`slots`]: how many QEMU test machines run at once, across test processes.
@@ -29,6 +30,7 @@ pub mod kernel;
 pub mod lint;
 pub mod linux;
 pub mod linuxbench;
+pub mod plugbench;
 pub mod qemu;
 pub mod run;
 pub mod slots;

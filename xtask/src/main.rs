@@ -33,6 +33,8 @@ Commands:
   run-xen     Boot Debian's Xen 4.17 with the dom0 image (a root shell, or --exec CMD)
   bench-dom0  Time to dom0's toolstack and xl create -> the demo domU's userspace,
               on Warden and on Xen 4.17
+  bench-plug  Parallel VBD plug: xl block-attach of one disk vs 8 at once to a
+              running domU, on Warden and on Xen 4.17
   help        Show this text (also: cargo xtask COMMAND --help)
 
 Missing Debian packages are installed when running as root; otherwise the
@@ -68,6 +70,7 @@ fn help_for(cmd: &str) -> Option<&'static str> {
         "dom0-image" => xtask::dom0img::IMAGE_HELP,
         "run-xen" => xtask::dom0img::RUN_XEN_HELP,
         "bench-dom0" => xtask::dom0bench::HELP,
+        "bench-plug" => xtask::plugbench::HELP,
         _ => return None,
     })
 }
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some("bench-dom0") => xtask::dom0bench::bench(&args[1..]),
+        Some("bench-plug") => xtask::plugbench::bench(&args[1..]),
         Some("bench-evtchn") => bench_evtchn(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
                 "dom0-image",
                 "run-xen",
                 "bench-dom0",
+                "bench-plug",
             ] {
                 println!("\n{}", help_for(c).unwrap_or_default());
             }
