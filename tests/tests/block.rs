@@ -33,20 +33,7 @@
 
 use std::sync::OnceLock;
 use std::time::Duration;
-use warden_tests::{Boot, Outcome};
-
-/// Linux's and Warden's messages that fail the boot at once (the domU's
-/// console is copied to the serial console, so its panics count too).
-const FATAL: &[&str] = &[
-    "Kernel panic",
-    "BUG:",
-    "stack guard page",
-    "Fatal exception",
-    "dom0: FAILED",
-];
-
-/// Warden's command line (the harness puts `test_exit` first).
-const CMDLINE: &str = "dom0_mem=512M dom0_max_vcpus=2";
+use warden_tests::Outcome;
 
 /// What dom0 runs once the toolstack is up. The domU's console log is
 /// copied with a `demo| ` prefix; dom0's results are `blk:` lines.
@@ -122,20 +109,8 @@ echo "blk: free after $(free)"
 fn boot() -> &'static Outcome {
     static O: OnceLock<Outcome> = OnceLock::new();
     O.get_or_init(|| {
-        let img = xtask::dom0img::image(false).unwrap_or_else(|e| {
-            panic!("cannot build the dom0 image (cargo xtask dom0-image): {e}")
-        });
-        let initrd = xtask::dom0img::initrd_for(&img, Some(SCRIPT))
-            .unwrap_or_else(|e| panic!("dom0's initramfs with the script: {e}"));
-        Boot::new()
-            .smp(2)
-            .memory(1024)
-            .timeout(Duration::from_secs(1200))
-            .stop_on(FATAL)
-            .cmdline(CMDLINE)
-            .module(&img.vmlinux, xtask::dom0img::DOM0_CMDLINE)
-            .module(&initrd, "initrd")
-            .run()
+        let initrd = warden_tests::dom0_initrd_with_script(SCRIPT);
+        warden_tests::linux_dom0(&initrd, Duration::from_secs(1200)).run()
     })
 }
 
