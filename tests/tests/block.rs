@@ -10,7 +10,9 @@
 //!
 //! One boot serves every check. dom0 creates a 64 MiB zero-filled image file
 //! and the domU (2 vCPUs: blkfront asks for one queue per vCPU, blkback
-//! offers one per dom0 vCPU, so two rings and two event channels); the domU's init runs `/etc/demo/disk-test`
+//! offers one per dom0 vCPU, so two rings and two event channels; each ring
+//! 4 pages, `xen_blkfront.max_ring_page_order=2`, checked in xenstore); the
+//! domU's init runs `/etc/demo/disk-test`
 //! (`demo.run=disk-test` in xl's `extra=`: mke2fs, mount, 16 MiB of random
 //! data written, sync, umount, mount again and read back, umount, the
 //! device's SHA-256) and powers off (`demo.poweroff`); libxl destroys it
@@ -57,11 +59,19 @@ kernel = "/boot/demo-vmlinux"
 ramdisk = "/boot/demo-initrd"
 memory = 128
 vcpus = 2
-extra = "console=hvc0 demo.run=disk-test demo.poweroff"
+extra = "console=hvc0 demo.run=disk-test demo.poweroff xen_blkfront.max_ring_page_order=2"
 on_poweroff = "destroy"
 disk = [ 'format=raw, vdev=xvda, access=rw, target=/root/disk.img' ]
 CFG
 xl create /root/disk.cfg && echo "blk: xl create ok"
+# The rings blkfront set up (it connects before the init runs disk-test):
+# multi-page rings of order 2, four grant references per queue.
+wait-log /var/log/xen/console/guest-demo.log "demo: running /etc/demo/disk-test" 600 >/dev/null
+fe=/local/domain/$(xl domid demo)/device/vbd/51712
+echo "blk: ring-page-order $(xenstore-read $fe/ring-page-order 2>&1)"
+for q in 0 1; do
+    echo "blk: queue-$q ring-refs $(xenstore-list $fe/queue-$q 2>/dev/null | grep -c '^ring-ref')"
+done
 wait-log /var/log/xen/console/guest-demo.log "demo: disk-test status" 600 >/dev/null
 # The domain powers itself off; libxl destroys it (its name leaves
 # xenstore, then the hypervisor frees it once dom0's blkback has unmapped its
@@ -148,6 +158,12 @@ fn the_domus_disk_is_served_by_dom0s_blkback_from_a_loop_device_with_two_queues(
         .contains("demo| disk-test: /dev/xvda: 131072 sectors")
         .lacks("avc:  denied");
     assert_eq!(after(o, "blk: hotplug errors: "), "[]");
+    // Multi-page rings: blkback offers order 4, the domU's blkfront asked
+    // for order 2 (its module parameter): 4 pages a queue, each granted to
+    // dom0 and mapped by its blkback (the disk test's data went through them).
+    assert_eq!(after(o, "blk: ring-page-order "), "2");
+    assert_eq!(after(o, "blk: queue-0 ring-refs "), "4");
+    assert_eq!(after(o, "blk: queue-1 ring-refs "), "4");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 # /init of the demo domU's initramfs (built by xtask::dom0img; busybox-static).
 # Its first line is the marker "demo: userspace up", on the domain's console
 # (hvc0: xenconsoled logs it to /var/log/xen/console/guest-demo.log in dom0).
-# It loads the kernel modules of /etc/demo/modules (the block frontend, ext4).
+# It loads the kernel modules of /etc/demo/modules (the block frontend, ext4),
+# each with the parameters the command line gives it (`MODULE.PARAM=VALUE`).
 # `demo.run=NAME` on the command line runs the script /etc/demo/NAME
 # (disk-test: mkfs, write, read back the xvda disk) and prints
 # "demo: NAME status N". `demo.poweroff` (e.g. `xl create /etc/xen/demo.cfg
@@ -57,9 +58,19 @@ for arg in $(cat /proc/cmdline); do
     esac
 done
 echo "demo: kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPU, $(sed -n 's/^MemTotal: *//p' /proc/meminfo), $(cat /sys/hypervisor/guest_type 2>/dev/null) guest"
+# A module's parameters from the command line, as modprobe takes them:
+# `MODULE.PARAM=VALUE` (the module's name with `_` for `-`), e.g.
+# `xen_blkfront.max_ring_page_order=2`.
+params() {
+    mod=$(basename "$1" .ko | tr - _)
+    for a in $(cat /proc/cmdline); do
+        case "$a" in "$mod".*=*) echo "${a#"$mod".}" ;; esac
+    done
+}
 while read -r m; do
     [ -n "$m" ] || continue
-    insmod "/lib/modules/$(uname -r)/$m" || echo "demo: insmod $m failed"
+    # shellcheck disable=SC2046
+    insmod "/lib/modules/$(uname -r)/$m" $(params "$m") || echo "demo: insmod $m failed"
 done </etc/demo/modules
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
