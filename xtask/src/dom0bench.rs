@@ -9,6 +9,7 @@
 //! the reason.
 
 use crate::dom0img::{self, XenBoot};
+use crate::stats::{list, median};
 use crate::{Result, bail, deps, linuxbench};
 use std::time::Duration;
 
@@ -127,18 +128,6 @@ fn once_xen(img: &dom0img::Image, pv: bool, mttcg: bool) -> Result<Run> {
 fn once_warden(img: &dom0img::Image) -> Result<Run> {
     let (o, status) = dom0img::run_on_warden(img, &script(), TIMEOUT)?;
     measure(&o, status)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn list(v: &[f64]) -> String {
-    v.iter()
-        .map(|t| format!("{t:.2}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// What the runs of one configuration measured.

@@ -34,6 +34,7 @@ pub mod plugbench;
 pub mod qemu;
 pub mod run;
 pub mod slots;
+pub mod stats;
 pub mod testrun;
 
 use std::path::PathBuf;

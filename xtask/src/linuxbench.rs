@@ -5,6 +5,7 @@
 //! (`warden-init: userspace reached`), and the ratio Warden / Xen.
 
 use crate::qemu::{self, Boot, Machine, Module};
+use crate::stats::{list, median};
 use crate::{Result, bail, build, deps, linux};
 use std::time::Duration;
 
@@ -159,11 +160,6 @@ pub fn warden_dom0_machine(a: &linux::Assets) -> Result<Machine> {
     }))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn runs_of(m: &Machine, what: &str, runs: u32) -> Result<Vec<f64>> {
     let mut v = Vec::new();
     for i in 0..runs {
@@ -172,13 +168,6 @@ fn runs_of(m: &Machine, what: &str, runs: u32) -> Result<Vec<f64>> {
         v.push(t);
     }
     Ok(v)
-}
-
-fn list(v: &[f64]) -> String {
-    v.iter()
-        .map(|t| format!("{t:.2}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `cargo xtask bench-linux`.

@@ -162,6 +162,7 @@ fn help() -> Result<()> {
 }
 
 use xtask::run::{number, value};
+use xtask::stats::median;
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -225,11 +226,6 @@ fn build_cmd() -> Result<()> {
         build::build_policy(true)?.display()
     );
     Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn bench_boot(args: &[String]) -> Result<()> {

@@ -9,6 +9,7 @@
 //! and everything was gone after the detach.
 
 use crate::dom0img::{self, XenBoot};
+use crate::stats::{list, median};
 use crate::{Result, bail, deps, linuxbench};
 use std::time::Duration;
 
@@ -169,18 +170,6 @@ pub fn rounds(serial: &str) -> (Vec<Round>, Vec<String>) {
         cur.clear();
     }
     (ok, bad)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn list(v: &[f64]) -> String {
-    v.iter()
-        .map(|t| format!("{t:.2}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The counted rounds of one configuration, with notes on what was not
