@@ -27,8 +27,22 @@ use core::arch::asm;
 /// Standard `memcpy` contract: valid, non-overlapping ranges.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges are valid for `n` bytes:
-    // n / 8 words, then n % 8 bytes, forwards from the start of each.
+    // SAFETY: the caller's contract is copy_words'.
+    unsafe { copy_words(dst, src, n) };
+    dst
+}
+
+/// Copy `n` bytes forwards from `src` to `dst`: `rep movsq` for the n / 8
+/// whole words, then `rep movsb` for the rest. The copy is an `asm!` block,
+/// opaque to the compiler, so the hypervisor also uses it for memory a guest
+/// may change meanwhile (no assumption about its contents is made).
+///
+/// # Safety
+/// `src` valid for reads and `dst` for writes of `n` bytes; the ranges do
+/// not overlap, or `dst` is below `src`.
+#[inline]
+pub unsafe fn copy_words(dst: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: the caller guarantees both ranges are valid for `n` bytes.
     unsafe {
         asm!(
             "mov {n}, rcx",
@@ -44,7 +58,6 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
             options(nostack),
         );
     }
-    dst
 }
 
 /// # Safety

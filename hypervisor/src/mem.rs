@@ -8,6 +8,7 @@ use hvcore::lent::LentFrames;
 use hvcore::{PAGE_SIZE, Result, err};
 use talc::TalcLock;
 use talc::source::Claim;
+use warden_bare_rt::copy_words;
 
 /// Heap available before the frame allocator exists.
 const BOOT_HEAP_SIZE: usize = 4 << 20;
@@ -172,11 +173,11 @@ unsafe impl hvcore::p2m::HostMem for FrameMem {
             return;
         }
         // `pa..pa+len` lies in a lent frame (checked above); RAM is
-        // identity-mapped. The copy is opaque to the compiler (`rep movs`,
-        // see [`copy_opaque`]), so memory a guest writes concurrently is read
-        // without the compiler assuming anything about it.
+        // identity-mapped. The copy is opaque to the compiler (an `asm!`
+        // block, see `copy_words`), so memory a guest writes concurrently is
+        // read without the compiler assuming anything about it.
         // SAFETY: a lent, identity-mapped range (see above); `buf` is ours.
-        unsafe { copy_opaque(buf.as_mut_ptr(), pa as *const u8, buf.len()) };
+        unsafe { copy_words(buf.as_mut_ptr(), pa as *const u8, buf.len()) };
     }
 
     fn write(&self, pa: u64, buf: &[u8]) {
@@ -184,7 +185,7 @@ unsafe impl hvcore::p2m::HostMem for FrameMem {
             return;
         }
         // SAFETY: as for `read`, with the frame as destination.
-        unsafe { copy_opaque(pa as *mut u8, buf.as_ptr(), buf.len()) };
+        unsafe { copy_words(pa as *mut u8, buf.as_ptr(), buf.len()) };
     }
 
     fn zero_frame(&self, pa: u64) {
@@ -253,33 +254,5 @@ impl FrameMem {
         // SAFETY: valid, aligned, live (above); every access through it is atomic.
         let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(pa as *mut u64) };
         Some(word)
-    }
-}
-
-/// Copy `n` bytes from `src` to `dst` with `rep movsq` for the whole 8-byte
-/// words and `rep movsb` for the rest: the compiler sees an opaque copy (no
-/// assumption about memory a guest may change meanwhile), and QEMU's TCG,
-/// which runs a `rep` string instruction one element per iteration, does an
-/// eighth of the iterations of a byte-wise copy.
-///
-/// # Safety
-/// `src` valid for reads and `dst` for writes of `n` bytes; the ranges do
-/// not overlap.
-unsafe fn copy_opaque(dst: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        asm!(
-            "mov {n}, rcx",
-            "shr rcx, 3",
-            "rep movsq",
-            "mov rcx, {n}",
-            "and rcx, 7",
-            "rep movsb",
-            n = out(reg) _,
-            inout("rcx") n => _,
-            inout("rdi") dst => _,
-            inout("rsi") src => _,
-            options(nostack),
-        );
     }
 }
