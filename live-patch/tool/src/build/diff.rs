@@ -213,7 +213,7 @@ impl<'a> View<'a> {
                 } else {
                     sa as u64
                 };
-                match l.unit_at(t) {
+                match l.unit_at(t).or_else(|| l.unit_ending_at(t)) {
                     Some(e) => Ref::Unit {
                         unit: e,
                         off: sa - l.units[e].addr as i64,

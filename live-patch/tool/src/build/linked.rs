@@ -319,6 +319,21 @@ impl Linked {
         (addr < u.addr + u.size.max(1)).then_some(i)
     }
 
+    /// The unit that ends exactly at `addr`, for a reference one past the
+    /// end of a constant (a slice's end pointer folded by LLVM into
+    /// `anon+len`) that falls into the alignment gap after it, where
+    /// [`Linked::unit_at`] finds nothing. (Where the next unit starts right
+    /// there, `unit_at` answers with that one, and the map cannot tell
+    /// which was meant.)
+    pub fn unit_ending_at(&self, addr: u64) -> Option<usize> {
+        let i = self
+            .units
+            .partition_point(|u| u.addr < addr)
+            .checked_sub(1)?;
+        let u = &self.units[i];
+        (u.size != 0 && u.addr + u.size == addr).then_some(i)
+    }
+
     /// Bytes at `addr` (loaded sections only).
     pub fn bytes(&self, addr: u64, len: u64) -> Option<&[u8]> {
         let s = self
@@ -443,6 +458,38 @@ fn parse_map(map: &str, sections: &[OutSection]) -> std::result::Result<Vec<Unit
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reference_one_past_a_unit_in_the_gap_after_it_is_that_units() {
+        let unit = |addr, size| Unit {
+            addr,
+            size,
+            align: 8,
+            out: ".rodata".into(),
+            input: format!(".rodata..Lanon.x.{addr:x}"),
+            krate: "k".into(),
+            key: None,
+            kind: UnitKind::ReadOnly,
+            merge: None,
+        };
+        let l = Linked {
+            what: "test".into(),
+            sections: vec![],
+            symbols: vec![],
+            relocs: vec![],
+            units: vec![unit(0x1000, 6), unit(0x1008, 8), unit(0x1010, 4)],
+            build_id: vec![],
+            by_key: BTreeMap::new(),
+        };
+        assert_eq!(l.unit_at(0x1006), None);
+        assert_eq!(l.unit_ending_at(0x1006), Some(0));
+        assert_eq!(l.unit_ending_at(0x1005), None);
+        assert_eq!(l.unit_ending_at(0x1007), None);
+        // Adjacent: the start of the next unit is that unit's.
+        assert_eq!(l.unit_at(0x1010), Some(2));
+        assert_eq!(l.unit_ending_at(0x1014), Some(2));
+        assert_eq!(l.unit_ending_at(0x1000), None);
+    }
 
     #[test]
     fn keys_and_crates() {
