@@ -20,6 +20,15 @@ pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// relocations, frame pointers (backtraces).
 pub const RUSTFLAGS: &str = "-Cno-redzone=yes -Crelocation-model=static -Cforce-frame-pointers=yes";
 
+/// Debug-info level of every bare-metal build (`CARGO_PROFILE_RELEASE_DEBUG`):
+/// full DWARF. The debug info is not loaded (the image's loaded bytes are
+/// what they are), but the level changes the code rustc emits (a `debug = 1`
+/// build and a `debug = 2` build of one source differ in .text and .data),
+/// and the live-patch tool's rebuild must reproduce the image byte for byte
+/// *and* read type layouts from DWARF: with full DWARF one rebuild serves
+/// both, instead of a second build of every tree for its types.
+pub const IMAGE_DEBUG: &str = "2";
+
 /// A bare-metal binary to build.
 #[derive(Debug, Clone)]
 pub struct BareMetal<'a> {
@@ -209,7 +218,7 @@ pub fn build_bare_metal(b: &BareMetal<'_>) -> Result<PathBuf> {
         .env("RUSTFLAGS", RUSTFLAGS)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("CARGO_PROFILE_RELEASE_STRIP", "none")
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "1");
+        .env("CARGO_PROFILE_RELEASE_DEBUG", IMAGE_DEBUG);
     let ring = if b.package == "warden" {
         let ring = livepatch_keys()?;
         cmd.env("WARDEN_LIVEPATCH_KEYS", &ring);

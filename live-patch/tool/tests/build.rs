@@ -1,7 +1,9 @@
 //! `livepatch build` on real patches of the hypervisor source: a payload is
 //! made for a changed function (and passes the hypervisor's own upload
 //! checks against the image), and what cannot be patched live is refused
-//! with the reason. Builds the hypervisor several times (about a minute).
+//! with the reason. Builds the hypervisor several times: the test image
+//! (`test-hooks`), so the original tree's build in the shared work directory
+//! is the one the QEMU tests' payloads use too.
 
 use livepatch::build::{Options, build, check_reproduces};
 use livepatch::image::ImageFile;
@@ -15,12 +17,17 @@ fn root() -> PathBuf {
         .unwrap()
 }
 
-/// The production image, built once for both tests (xtask's temporary file
-/// name is per process, so two threads must not build it at once).
+/// The features of the image the payloads are for.
+const FEATURES: &[&str] = &["test-hooks"];
+
+/// The test image (`warden-test`, the QEMU tests' image: the original tree's
+/// build in the shared work directory serves both them and this test), built
+/// once for both tests (xtask's temporary file name is per process, so two
+/// threads must not build it at once).
 fn image() -> PathBuf {
     static IMAGE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     IMAGE
-        .get_or_init(|| xtask::build::build_image(false).expect("build the image"))
+        .get_or_init(|| xtask::build::build_image(true).expect("build the image"))
         .clone()
 }
 
@@ -116,7 +123,7 @@ fn build_payloads_from_source_patches() {
         output: d.join(format!("{name}.livepatch")),
         name: name.to_string(),
         description: Some("test".into()),
-        features: vec![],
+        features: FEATURES.iter().map(|f| f.to_string()).collect(),
         // The default work directory, shared with the QEMU tests' payloads:
         // unchanged trees do not rebuild, a patch rebuilds what it changes.
         work: work.clone(),
@@ -180,29 +187,32 @@ fn build_payloads_from_source_patches() {
     e.upload(&mut plat, "section", &file).unwrap();
     e.upload(&mut plat, "stacked", &sfile).unwrap();
 
-    // A changed initial value of a static: refused.
-    let p = diff(
+    // One patch of two files (one build), each change refused on its own
+    // account, and the refusal names both: a changed initial value of a
+    // static, and a new writable static.
+    let changed = diff(
         &d,
         "static",
         "hypervisor/src/time.rs",
         "static TSC_HZ: AtomicU64 = AtomicU64::new(0);",
         "static TSC_HZ: AtomicU64 = AtomicU64::new(1);",
     );
-    let e = build(&opts("static", p)).unwrap_err().0;
-    assert!(
-        e.contains("changed static data: warden::time::TSC_HZ"),
-        "{e}"
-    );
-
-    // A new writable static: refused.
-    let p = diff(
+    let added = diff(
         &d,
         "newstatic",
         "hypervisor/src/image.rs",
         "#[inline(never)]\npub fn section_of(addr: u64) -> Option<&'static str> {\n",
         "pub static PATCHED_CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);\n#[inline(never)]\npub fn section_of(addr: u64) -> Option<&'static str> {\n    PATCHED_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);\n",
     );
-    let e = build(&opts("newstatic", p)).unwrap_err().0;
+    let both = d.join("statics.diff");
+    let mut text = std::fs::read(&changed).unwrap();
+    text.extend(std::fs::read(&added).unwrap());
+    std::fs::write(&both, text).unwrap();
+    let e = build(&opts("statics", both)).unwrap_err().0;
+    assert!(
+        e.contains("changed static data: warden::time::TSC_HZ"),
+        "{e}"
+    );
     assert!(
         e.contains("new static data: warden::image::PATCHED_CALLS"),
         "{e}"

@@ -5,9 +5,10 @@
 //!    and `.git/`) and apply the diff to `patched/` (with `--on-top-of`
 //!    diffs: those go into both, and a third copy `base/` is the diff base).
 //! 2. Build each with the image's own flags (`xtask::build::RUSTFLAGS`,
-//!    release, the same features) plus `--emit-relocs` and a linker map.
-//!    rustc puts every function in its own section on ELF targets, so the
-//!    map lists one input section per function.
+//!    release, full DWARF as `xtask::build::IMAGE_DEBUG`, the same features)
+//!    plus `--emit-relocs` and a linker map. rustc puts every function in its
+//!    own section on ELF targets, so the map lists one input section per
+//!    function; the DWARF gives the type layouts for step 4.
 //! 3. Check that `orig/` reproduces the given image: every loaded section
 //!    (text, rodata, data, GOT) byte for byte, so old functions, their bytes
 //!    and every symbol address the payload uses are the running image's.
@@ -152,7 +153,7 @@ fn build_tree(
     // last link beside it, and force a link when there is none.
     let kept = target.join(format!("{what}.last-link{}.map", feature_suffix(features)));
     let started = std::time::SystemTime::now();
-    let mut elf = cargo_build(dir, target, features, what, &flags, &link, "1")?;
+    let mut elf = cargo_build(dir, target, features, what, &flags, &link)?;
     if !written_since(&map, started) && !kept.is_file() {
         let deps = target
             .join(xtask::build::TARGET)
@@ -164,7 +165,7 @@ fn build_tree(
                 std::fs::remove_file(e.path()).map_err(|err| Error::io(&e.path(), err))?;
             }
         }
-        elf = cargo_build(dir, target, features, what, &flags, &link, "1")?;
+        elf = cargo_build(dir, target, features, what, &flags, &link)?;
         if !written_since(&map, started) {
             return Err(Error(format!(
                 "building the {what} hypervisor wrote no linker map ({})",
@@ -204,20 +205,6 @@ fn written_since(path: &Path, t: std::time::SystemTime) -> bool {
         .is_ok_and(|m| m >= t)
 }
 
-/// Build the image in `dir` with full debug info (types) for the layout check.
-fn build_tree_dwarf(dir: &Path, target: &Path, features: &[String], what: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
-    cargo_build(
-        dir,
-        target,
-        features,
-        what,
-        xtask::build::RUSTFLAGS,
-        &[],
-        "2",
-    )
-}
-
 fn cargo_build(
     dir: &Path,
     target: &Path,
@@ -225,7 +212,6 @@ fn cargo_build(
     what: &str,
     flags: &str,
     final_args: &[String],
-    debug: &str,
 ) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -251,7 +237,9 @@ fn cargo_build(
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("WARDEN_TARGET_DIR")
         .env("CARGO_PROFILE_RELEASE_STRIP", "none")
-        .env("CARGO_PROFILE_RELEASE_DEBUG", debug)
+        // The image's debug-info level: it changes the code, and its full
+        // DWARF gives the type layouts.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", xtask::build::IMAGE_DEBUG)
         // The image's trusted keys are part of its .rodata: build with the
         // same ring (WARDEN_LIVEPATCH_KEYS, else the development key's).
         .env(
@@ -264,13 +252,8 @@ fn cargo_build(
     if !final_args.is_empty() {
         cmd.arg("--").args(final_args);
     }
-    let label = if debug == "2" {
-        " with type information"
-    } else {
-        ""
-    };
     eprintln!(
-        "livepatch: building the {what} hypervisor{label} ({})",
+        "livepatch: building the {what} hypervisor ({})",
         dir.display()
     );
     let status = cmd
@@ -368,13 +351,10 @@ fn rust_only(diffs: &[&Path]) -> Result<bool> {
     Ok(true)
 }
 
-/// The target directories of a tree `NAME` of the work directory:
-/// `target-NAME` (the analysis build) and `target-NAME-dwarf` (types).
-fn targets_of(work: &Path, name: &str) -> [PathBuf; 2] {
-    [
-        work.join(format!("target-{name}")),
-        work.join(format!("target-{name}-dwarf")),
-    ]
+/// The target directory of a tree `NAME` of the work directory:
+/// `target-NAME`.
+fn target_of(work: &Path, name: &str) -> PathBuf {
+    work.join(format!("target-{name}"))
 }
 
 fn remove_dir(p: &Path) -> Result<()> {
@@ -387,8 +367,8 @@ fn remove_dir(p: &Path) -> Result<()> {
 /// Share orig's builds with the tree `NAME` (`patched`, `base`), which is
 /// to carry `diffs`.
 ///
-/// A tree that does not exist yet starts as a copy of `orig/` with copies
-/// of orig's target directories, every modification time kept (`cp -a`):
+/// A tree that does not exist yet starts as a copy of `orig/` with a copy
+/// of orig's target directory, every modification time kept (`cp -a`):
 /// the new tree is then in the state of a tree built with the original's
 /// contents, and [`prepare_tree`] rewrites only the files the diffs change,
 /// all newer than the copied build outputs (orig's builds come first), so
@@ -404,23 +384,19 @@ fn seed_tree(work: &Path, name: &str, diffs: &[&Path]) -> Result<()> {
     if !rust_only(diffs)? {
         if marker.exists() {
             remove_dir(&tree)?;
-            for t in targets_of(work, name) {
-                remove_dir(&t)?;
-            }
+            remove_dir(&target_of(work, name))?;
             std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
         }
         return Ok(());
     }
-    let orig_targets = targets_of(work, "orig");
-    if tree.exists() || !orig_targets.iter().all(|t| t.is_dir()) {
+    let orig_target = target_of(work, "orig");
+    if tree.exists() || !orig_target.is_dir() {
         return Ok(());
     }
     // Marked before anything is copied: a copy cut short is still marked.
-    std::fs::write(&marker, b"made from orig/ and its target directories\n")
+    std::fs::write(&marker, b"made from orig/ and its target directory\n")
         .map_err(|e| Error::io(&marker, e))?;
-    for t in targets_of(work, name) {
-        remove_dir(&t)?;
-    }
+    remove_dir(&target_of(work, name))?;
     let copy = |from: &Path, to: &Path| -> Result<()> {
         let tmp = to.with_extension("seeding");
         remove_dir(&tmp)?;
@@ -439,9 +415,7 @@ fn seed_tree(work: &Path, name: &str, diffs: &[&Path]) -> Result<()> {
         }
         std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
     };
-    for (from, to) in orig_targets.iter().zip(targets_of(work, name)) {
-        copy(from, &to)?;
-    }
+    copy(&orig_target, &target_of(work, name))?;
     // The tree last: its presence says the copy is complete.
     copy(&work.join("orig"), &tree)?;
     eprintln!("livepatch: the {name} tree starts as a copy of the original's tree and builds");
@@ -509,7 +483,7 @@ pub fn build(o: &Options) -> Result<Report> {
     // contents did not change keep their modification time, so cargo
     // rebuilds only what the patch (or a new source) changed, and a tree
     // that did not change at all does not rebuild. Each tree has its own
-    // target directories (the trees' crates have the same metadata hashes,
+    // target directory (the trees' crates have the same metadata hashes,
     // so a shared one would mix their artifacts).
     let synced = tree::sync(&o.source, &dirs("orig"))?;
     for k in &synced.keys_skipped {
@@ -518,22 +492,20 @@ pub fn build(o: &Options) -> Result<Report> {
     let lower: Vec<&Path> = o.on_top_of.iter().map(PathBuf::as_path).collect();
     let mut all = lower.clone();
     all.push(&o.patch);
-    // The original first, both ways (for the code and for the type
-    // layouts), so a tree made below from its copy sees every changed file
-    // written after the copied build outputs.
-    let (r_elf, r_map) = build_tree(&dirs("orig"), &dirs("target-orig"), &o.features, "original")?;
+    // The original first, so a tree made below from its copy sees every
+    // changed file written after the copied build outputs.
+    let (r_elf, r_map) = build_tree(
+        &dirs("orig"),
+        &target_of(&o.work, "orig"),
+        &o.features,
+        "original",
+    )?;
     check_reproduces(&image_bytes, &crate::read(&r_elf)?)?;
     eprintln!(
         "livepatch: the original build reproduces {} (build-id {})",
         o.image.display(),
         Hex(&image.build_id)
     );
-    let orig_dwarf = build_tree_dwarf(
-        &dirs("orig"),
-        &dirs("target-orig-dwarf"),
-        &o.features,
-        "base",
-    )?;
     let base = if o.on_top_of.is_empty() {
         None
     } else {
@@ -541,7 +513,7 @@ pub fn build(o: &Options) -> Result<Report> {
         prepare_tree(o, "base", &lower)?;
         Some(build_tree(
             &dirs("base"),
-            &dirs("target-base"),
+            &target_of(&o.work, "base"),
             &o.features,
             "base",
         )?)
@@ -550,7 +522,7 @@ pub fn build(o: &Options) -> Result<Report> {
     prepare_tree(o, "patched", &all)?;
     let (p_elf, p_map) = build_tree(
         &dirs("patched"),
-        &dirs("target-patched"),
+        &target_of(&o.work, "patched"),
         &o.features,
         "patched",
     )?;
@@ -571,24 +543,11 @@ pub fn build(o: &Options) -> Result<Report> {
         )));
     }
     let mut plan = diff::plan(&r, b, &mut pv, &ch, &image.build_id)?;
-    // Data layouts, from full type information (base and patched trees).
-    let base_dwarf = if o.on_top_of.is_empty() {
-        orig_dwarf
-    } else {
-        build_tree_dwarf(
-            &dirs("base"),
-            &dirs("target-base-dwarf"),
-            &o.features,
-            "base",
-        )?
-    };
-    let la = layout::layouts(&crate::read(&base_dwarf)?)?;
-    let lb = layout::layouts(&crate::read(&build_tree_dwarf(
-        &dirs("patched"),
-        &dirs("target-patched-dwarf"),
-        &o.features,
-        "patched",
-    )?)?)?;
+    // Data layouts, from the full type information of the same builds
+    // (base and patched trees).
+    let base_elf = base.as_ref().map_or(&r_elf, |(e, _)| e);
+    let la = layout::layouts(&crate::read(base_elf)?)?;
+    let lb = layout::layouts(&crate::read(&p_elf)?)?;
     if std::env::var_os("LIVEPATCH_DEBUG").is_some() {
         eprintln!(
             "livepatch: {} / {} type layouts compared",
