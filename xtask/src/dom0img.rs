@@ -13,7 +13,8 @@
 //!   libraries.
 //! - `modules-VERSION/`: the kernel modules of [`MODULES`] and what they
 //!   depend on (`depends=` of their `.modinfo`), from the same
-//!   `linux-image-VERSION-unsigned` package as `target/linux/vmlinux`; its
+//!   `linux-image-VERSION-unsigned` package as `target/linux/vmlinux`
+//!   (unpacked once: [`crate::linux::kernel_package`]); its
 //!   `config-VERSION` says which are built in (`=y`: nothing to load).
 //!   `order` lists them dependencies first, as dom0's init loads them;
 //!   `demo-order` the same for the demo domU's [`DEMO_MODULES`].
@@ -372,18 +373,16 @@ fn net_parts(version: &str, refresh: bool) -> Result<PathBuf> {
         return Ok(ndir);
     }
     let tmp = linux::scratch(&d, "net")?;
-    for (pkg, files) in NET_TOOLS {
-        let deb = linux::download(pkg, &tmp)?;
+    let pkgs: Vec<&str> = NET_TOOLS.iter().map(|(p, _)| *p).collect();
+    for (deb, (_, files)) in linux::download_all(&pkgs, &tmp)?.iter().zip(NET_TOOLS) {
         let members: Vec<String> = files.iter().map(|f| format!("./{f}")).collect();
         let refs: Vec<&str> = members.iter().map(String::as_str).collect();
         std::fs::create_dir_all(tmp.join("root"))?;
-        linux::extract(&deb, &tmp.join("root"), &refs)?;
-        std::fs::remove_file(&deb)?;
+        linux::extract(deb, &tmp.join("root"), &refs)?;
+        std::fs::remove_file(deb)?;
     }
-    let deb = linux::download(&format!("linux-image-{version}-unsigned"), &tmp)?;
-    let config_member = format!("./boot/config-{version}");
-    linux::extract(&deb, &tmp, &[&config_member])?;
-    let config = std::fs::read_to_string(tmp.join(&config_member))?;
+    let package = linux::kernel_package(version)?;
+    let config = std::fs::read_to_string(package.join(format!("boot/config-{version}")))?;
     let mut order = Vec::new();
     for (name, symbol) in DEMO_NET_MODULES {
         match config_value(&config, symbol) {
@@ -395,7 +394,7 @@ fn net_parts(version: &str, refresh: bool) -> Result<PathBuf> {
         let member = format!("./lib/modules/{version}/kernel/drivers/net/{name}.ko");
         let demo = tmp.join("demo");
         std::fs::create_dir_all(&demo)?;
-        linux::extract(&deb, &demo, &[&member])?;
+        linux::copy_members(&package, &demo, &[&member])?;
         let ko = std::fs::read(demo.join(&member))?;
         let deps = module_depends(&ko).map_err(|e| Error(format!("{member}: {e}")))?;
         if !deps.is_empty() {
@@ -406,7 +405,6 @@ fn net_parts(version: &str, refresh: bool) -> Result<PathBuf> {
     std::fs::create_dir_all(tmp.join("demo"))?;
     let lines: String = order.iter().map(|m| format!("{m}\n")).collect();
     std::fs::write(tmp.join("demo").join("order"), lines)?;
-    std::fs::remove_file(&deb)?;
     let _ = std::fs::remove_dir_all(&ndir);
     std::fs::create_dir_all(&ndir)?;
     linux::rename(&tmp.join("root"), &ndir.join("root"))?;
@@ -474,8 +472,7 @@ fn toolstack(refresh: bool) -> Result<(Vec<String>, Vec<String>)> {
     let tmp = linux::scratch(&d, "toolstack")?;
     let new_root = tmp.join("root");
     let mut debs = Vec::new();
-    for pkg in PACKAGES {
-        let deb = linux::download(pkg, &tmp)?;
+    for deb in linux::download_all(PACKAGES, &tmp)? {
         let st = Command::new("dpkg")
             .arg("-x")
             .arg(&deb)
@@ -492,8 +489,11 @@ fn toolstack(refresh: bool) -> Result<(Vec<String>, Vec<String>)> {
         );
         std::fs::remove_file(&deb)?;
     }
-    for (pkg, files) in HOTPLUG_TOOLS {
-        let deb = linux::download(pkg, &tmp)?;
+    let hotplug: Vec<&str> = HOTPLUG_TOOLS.iter().map(|(p, _)| *p).collect();
+    for (deb, (pkg, files)) in linux::download_all(&hotplug, &tmp)?
+        .into_iter()
+        .zip(HOTPLUG_TOOLS)
+    {
         let members: Vec<String> = files.iter().map(|f| format!("./{f}")).collect();
         let refs: Vec<&str> = members.iter().map(String::as_str).collect();
         let unpacked = tmp.join(format!("{pkg}-files"));
@@ -795,32 +795,27 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(ModuleSet, ModuleSet)
         ));
     }
     let tmp = linux::scratch(&d, "modules")?;
-    let deb = linux::download(&format!("linux-image-{version}-unsigned"), &tmp)?;
+    let package = linux::kernel_package(version)?;
     // Every module of the package by name.
-    let listing = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(&deb)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut dpkg| {
-            let tar = Command::new("tar")
-                .arg("-t")
-                .stdin(dpkg.stdout.take().ok_or(std::io::ErrorKind::BrokenPipe)?)
-                .output();
-            dpkg.wait()?;
-            tar
-        })
-        .map_err(|e| Error(format!("listing {}: {e}", deb.display())))?;
     let prefix = format!("./lib/modules/{version}/");
     let mut by_name = BTreeMap::new();
-    for member in String::from_utf8_lossy(&listing.stdout).lines() {
-        if member.starts_with(&prefix) && member.ends_with(".ko") {
-            let file = member.rsplit('/').next().unwrap_or(member);
-            by_name.insert(module_key(file), member.to_string());
+    let mut dirs = vec![package.join(prefix.trim_start_matches("./"))];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).map_err(|e| Error(format!("{}: {e}", dir.display())))? {
+            let e = e?;
+            let path = e.path();
+            if e.file_type()?.is_dir() {
+                dirs.push(path);
+            } else if let Some(file) = e.file_name().to_str()
+                && file.ends_with(".ko")
+                && let Ok(rel) = path.strip_prefix(&package)
+            {
+                by_name.insert(module_key(file), format!("./{}", rel.display()));
+            }
         }
     }
     let config_member = format!("./boot/config-{version}");
-    linux::extract(&deb, &tmp, &[&config_member])?;
+    linux::copy_members(&package, &tmp, &[&config_member])?;
     let config = std::fs::read_to_string(tmp.join(&config_member))?;
     let split = |list: &[(&str, &str)]| -> Result<(Vec<String>, Vec<String>)> {
         let (mut wanted, mut builtin) = (Vec::new(), Vec::new());
@@ -854,7 +849,7 @@ fn kernel_modules(version: &str, refresh: bool) -> Result<(ModuleSet, ModuleSet)
             })
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&str> = members.iter().map(String::as_str).collect();
-        linux::extract(&deb, &tmp, &refs)?;
+        linux::copy_members(&package, &tmp, &refs)?;
         let mut next = Vec::new();
         for (m, member) in todo.iter().zip(&members) {
             let ds: Vec<String> = module_depends(&std::fs::read(tmp.join(member))?)

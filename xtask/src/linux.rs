@@ -15,6 +15,10 @@
 //! - Xen 4.17 (`xen-hypervisor-4.17-amd64`), for the reference side of the
 //!   benchmark: `xen` is the uncompressed Multiboot image from `xen-4.17-amd64.gz`.
 //!
+//! The kernel package's `/boot` and `/lib/modules` are unpacked once into
+//! `target/linux/package-VERSION/` ([`kernel_package`]); the dom0 image's
+//! modules come from there too.
+//!
 //! Once unpacked, the files are reused without asking apt again (the kernel
 //! version is recorded in `target/linux/kernel-version`);
 //! `cargo xtask linux-assets --refresh` resolves and downloads again.
@@ -66,11 +70,10 @@ pub fn assets(refresh: bool) -> Result<Assets> {
         .unwrap_or_default();
     if refresh || version.is_empty() || !have(&bzimage) {
         version = kernel_version()?;
-        let pkg = format!("linux-image-{version}-unsigned");
+        let package = kernel_package(&version)?;
         let tmp = scratch(&d, "kernel")?;
-        let deb = download(&pkg, &tmp)?;
         let member = format!("./boot/vmlinuz-{version}");
-        extract(&deb, &tmp, &[&member])?;
+        copy_members(&package, &tmp, &[&member])?;
         rename(&tmp.join(&member), &bzimage)?;
         let _ = std::fs::remove_dir_all(&tmp);
         let _ = std::fs::remove_file(&vmlinux);
@@ -196,15 +199,24 @@ pub fn parse_kernel_version(apt_cache_depends: &str) -> Option<String> {
 /// `apt-get download PKG` into `dir` (retried once after `apt-get update`
 /// as root); returns the .deb.
 pub(crate) fn download(pkg: &str, dir: &Path) -> Result<PathBuf> {
+    Ok(download_all(&[pkg], dir)?.remove(0))
+}
+
+/// `apt-get download PKG...` of several packages in one apt run (each run
+/// reads apt's cache first: a second or so apiece); returns their .debs in
+/// the order of `pkgs`.
+pub(crate) fn download_all(pkgs: &[&str], dir: &Path) -> Result<Vec<PathBuf>> {
     ensure_lists()?;
+    let list = pkgs.join(" ");
     let get = || {
-        eprintln!("xtask: apt-get download {pkg}");
+        eprintln!("xtask: apt-get download {list}");
         let mut c = Command::new("apt-get");
         if deps::is_root() {
             // apt's sandbox user cannot write into a root-owned target/.
             c.args(["-o", "APT::Sandbox::User=root"]);
         }
-        c.args(["download", "-q", pkg])
+        c.args(["download", "-q"])
+            .args(pkgs)
             .current_dir(dir)
             .stdout(Stdio::null())
             .status()
@@ -213,22 +225,75 @@ pub(crate) fn download(pkg: &str, dir: &Path) -> Result<PathBuf> {
     };
     let ok = get() || (deps::is_root() && deps::apt(&["update"]) && get());
     if !ok {
-        bail!("apt-get download {pkg} failed (network to the Debian registry needed)");
+        bail!("apt-get download {list} failed (network to the Debian registry needed)");
     }
-    std::fs::read_dir(dir)?
+    let debs: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
-        .find(|p| {
-            p.extension().is_some_and(|x| x == "deb")
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_")))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    pkgs.iter()
+        .map(|pkg| {
+            debs.iter()
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pkg}_")))
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    Error(format!(
+                        "apt-get download {pkg}: no .deb in {}",
+                        dir.display()
+                    ))
+                })
         })
-        .ok_or_else(|| {
-            Error(format!(
-                "apt-get download {pkg}: no .deb in {}",
-                dir.display()
-            ))
-        })
+        .collect()
+}
+
+/// Debian's kernel package `linux-image-VERSION-unsigned`, its `./boot` and
+/// `./lib/modules` unpacked once into `target/linux/package-VERSION/` (about
+/// 400 MB): the kernel, its config and every module are read from there.
+/// Taking members out of the .deb one `tar` run at a time decompressed its
+/// 70 MB of xz anew each time (the kernel, the module list, the config, each
+/// round of module dependencies, the network modules: about eight times).
+pub(crate) fn kernel_package(version: &str) -> Result<PathBuf> {
+    let d = dir();
+    let root = d.join(format!("package-{version}"));
+    let done = |r: &Path| r.join(".complete").is_file();
+    if done(&root) {
+        return Ok(root);
+    }
+    let tmp = scratch(&d, "package")?;
+    let deb = download(&format!("linux-image-{version}-unsigned"), &tmp)?;
+    let out = tmp.join("root");
+    std::fs::create_dir_all(&out)?;
+    extract(&deb, &out, &["./boot", "./lib/modules"])?;
+    std::fs::remove_file(&deb)?;
+    std::fs::write(out.join(".complete"), b"")?;
+    let _ = std::fs::remove_dir_all(&root);
+    // Another process may have put its copy in place first: keep that one.
+    if let Err(e) = std::fs::rename(&out, &root)
+        && !done(&root)
+    {
+        bail!("{} -> {}: {e}", out.display(), root.display());
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(root)
+}
+
+/// Copy `members` (`./PATH` names, as [`extract`] takes them) of an unpacked
+/// package at `root` into `dir`, under the same paths.
+pub(crate) fn copy_members(root: &Path, dir: &Path, members: &[&str]) -> Result<()> {
+    for m in members {
+        let rel = m.trim_start_matches("./");
+        let (from, to) = (root.join(rel), dir.join(rel));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&from, &to)
+            .map_err(|e| Error(format!("{} -> {}: {e}", from.display(), to.display())))?;
+    }
+    Ok(())
 }
 
 /// Unpack `members` of a .deb into `dir` (`dpkg-deb --fsys-tarfile | tar`:
