@@ -74,7 +74,13 @@ pub fn lint_timed(t: &mut crate::testrun::Timer) -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ]);
+    ])
+    // As every host build of `cargo xtask test` (see `testrun::cargo`):
+    // proc macros built here are reused there, not rebuilt.
+    .env(
+        "RUSTC_BOOTSTRAP",
+        crate::testrun::COMPILE_FAIL_CODES_CHECKED,
+    );
     t.phase("lint: clippy, host crates", |_| {
         step(c, "clippy, host crates (all targets)")
     })?;

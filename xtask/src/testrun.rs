@@ -2,12 +2,13 @@
 //! and CPU time of every phase and the run time of the slowest test binaries
 //! are printed at the end (also when a phase fails).
 //!
-//! Phases: Debian packages; Linux assets (and dom0's image); lint; the
-//! host tests (built, then their binaries run [`HOST_JOBS`] at a time,
-//! longest first, then the doc-tests; the live-patch tool's build test,
+//! Phases: Debian packages; Linux assets (and dom0's image); lint; every
+//! test binary built in one cargo run; the host tests (their binaries run
+//! [`HOST_JOBS`] at a time, longest first, then the doc-tests, the QEMU
+//! tests' package's among them; the live-patch tool's build test,
 //! [`BACKGROUND`], runs beside this phase and all later ones, and the suite
 //! waits for it at the end); the images; the
-//! QEMU test binaries (built, then all started at once, each running its
+//! QEMU test binaries (all started at once, each running its
 //! tests on its own threads as `cargo test` would; every boot waits for one
 //! of [`crate::slots`], so as many machines run as there are CPUs, with no
 //! gap between one binary's last boot and the next binary's first).
@@ -167,20 +168,23 @@ impl Timer {
     }
 }
 
+/// `cargo` in the workspace, with `RUSTC_BOOTSTRAP` set to
+/// [`COMPILE_FAIL_CODES_CHECKED`] for every host build of the suite alike
+/// (lint's host clippy too: [`crate::lint`]). The host doc-tests need it;
+/// the build scripts of proc-macro2 and curve25519-dalek rerun when it
+/// changes, so a build without it after one with it recompiled syn, every
+/// derive macro and what depends on them (about 30 s of CPU, on one core,
+/// before the QEMU tests could start).
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(workspace_root());
+    c.current_dir(workspace_root())
+        .env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
     c
 }
 
-/// The host test selection: the workspace without the image and the QEMU tests.
-const HOST: &[&str] = &[
-    "--workspace",
-    "--exclude",
-    "warden",
-    "--exclude",
-    "warden-tests",
-];
+/// The test selection: the workspace without the image (host crates and the
+/// QEMU tests' package, `warden-tests`).
+const ALL: &[&str] = &["--workspace", "--exclude", "warden"];
 
 /// Run a `cargo test` command, echoing its output, and add its "test
 /// result:" lines (and the binary each belongs to) to `t`.
@@ -228,7 +232,7 @@ fn cargo_test(t: &mut Timer, mut c: Command, what: &str) -> Result<()> {
 
 /// Crates whose `compile_fail` doctests are pinned to error codes (a
 /// `RUSTC_BOOTSTRAP` value: crate names, comma-separated).
-const COMPILE_FAIL_CODES_CHECKED: &str = "hvcore,warden_abi,xsm";
+pub const COMPILE_FAIL_CODES_CHECKED: &str = "hvcore,warden_abi,xsm";
 
 /// The whole suite (`cargo xtask test`).
 pub fn run_all() -> Result<()> {
@@ -257,7 +261,11 @@ fn phases(t: &mut Timer) -> Result<()> {
         crate::dom0img::image(false).map(|_| ())
     })?;
     crate::lint::lint_timed(t)?;
-    let host = t.phase("host tests: build", |_| host_test_binaries())?;
+    // Every test binary, host and QEMU, in one cargo run: one feature
+    // resolution (building the QEMU tests' package alone resolved other
+    // features for xtask and recompiled it and what depends on it), and
+    // cargo keeps both cores busy over the whole set.
+    let (host, qemu) = t.phase("tests: build", |_| test_binaries())?;
     // The live-patch tool's build test (minutes of cargo builds of the
     // hypervisor) runs beside everything after it, from here to the end of
     // the QEMU tests: the other host tests take a fraction of its time, and
@@ -269,7 +277,7 @@ fn phases(t: &mut Timer) -> Result<()> {
         let started = Instant::now();
         (std::thread::spawn(move || run_one(&b, &[])), started)
     });
-    let r = after_host_build(t, &host);
+    let r = after_host_build(t, &host, &qemu);
     // Whatever happened, wait for it: no build left running behind xtask.
     match background {
         None => r,
@@ -292,27 +300,27 @@ fn phases(t: &mut Timer) -> Result<()> {
 /// The host test that runs beside the others and the QEMU tests.
 const BACKGROUND: &str = "live-patch/tool/build";
 
-/// The phases after the host tests' build.
-fn after_host_build(t: &mut Timer, host: &[TestBinary]) -> Result<()> {
+/// The phases after the tests' build.
+fn after_host_build(t: &mut Timer, host: &[TestBinary], qemu: &[TestBinary]) -> Result<()> {
     t.phase("host tests: run", |t| {
         // The test binaries (but the one in the background), HOST_JOBS - 1
         // at once, longest first, then the doc-tests.
         let none: &[(&str, &std::path::Path)] = &[];
         let binaries = run_binaries(t, "host tests", host, HOST_JOBS - 1, none);
         let mut c = cargo();
-        c.arg("test").args(HOST).arg("--doc");
+        // (The QEMU tests' package has its doc-tests run here too, with
+        // the same features as its build.)
+        c.arg("test").args(ALL).arg("--doc");
         // rustdoc checks the error code of a `compile_fail,E0XXX` doctest only
-        // when it believes it is a nightly build: tell it so for these crates'
-        // doctests (the permit, pod! and permission-class proofs), and for
-        // nothing else.
-        c.env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED);
+        // when it believes it is a nightly build: `cargo()` tells it so for
+        // these crates' doctests (the permit, pod! and permission-class
+        // proofs), and for nothing else.
         let doc = cargo_test(t, c, "host doc-tests");
         binaries.and(doc)
     })?;
     let (prod, test_img) = t.phase("images", |_| {
         Ok((build::build_image(false)?, build::build_image(true)?))
     })?;
-    let bins = t.phase("QEMU tests: build", |_| qemu_test_binaries())?;
     t.phase("QEMU tests: run", |t| {
         let boot_log = crate::bare_metal_target_dir().join("qemu-boots.log");
         let _ = std::fs::remove_file(&boot_log);
@@ -322,11 +330,7 @@ fn after_host_build(t: &mut Timer, host: &[TestBinary]) -> Result<()> {
             ("WARDEN_TEST_IMAGE", test_img.as_path()),
             (crate::bootlog::ENV, boot_log.as_path()),
         ];
-        run_binaries(t, "QEMU tests", &bins, QEMU_JOBS, &env)?;
-        // The harness crate's doc-tests, which `cargo test` would run too.
-        let mut c = cargo();
-        c.args(["test", "--package", "warden-tests", "--doc"]);
-        cargo_test(t, c, "QEMU harness doc-tests")
+        run_binaries(t, "QEMU tests", qemu, QEMU_JOBS, &env)
     })
 }
 
@@ -341,27 +345,36 @@ pub struct TestBinary {
 
 /// Build the host test binaries (unit and integration tests of the host
 /// selection) and return them, longest first.
-fn host_test_binaries() -> Result<Vec<TestBinary>> {
+/// Build every test binary: the host selection's unit and integration
+/// tests and the QEMU tests (package `warden-tests`, directory `tests/`).
+/// Returns (host, QEMU), each longest first; a QEMU binary is named by its
+/// target alone (`block`).
+fn test_binaries() -> Result<(Vec<TestBinary>, Vec<TestBinary>)> {
     let mut c = cargo();
     c.arg("test")
-        .args(HOST)
+        .args(ALL)
         .args(["--no-run", "--message-format=json-render-diagnostics"])
-        .env("RUSTC_BOOTSTRAP", COMPILE_FAIL_CODES_CHECKED)
         .stdout(Stdio::piped());
     let out = c
         .output()
-        .map_err(|e| Error(format!("building the host tests: {e}")))?;
+        .map_err(|e| Error(format!("building the tests: {e}")))?;
     if !out.status.success() {
-        bail!("building the host tests failed ({})", out.status);
+        bail!("building the tests failed ({})", out.status);
     }
-    let mut bins = Vec::new();
+    let (mut host, mut qemu) = (Vec::new(), Vec::new());
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(b) = test_artifact(line) {
-            bins.push(b);
+        if let Some(mut b) = test_artifact(line) {
+            match b.name.strip_prefix("tests/") {
+                Some(target) => {
+                    b.name = target.to_string();
+                    qemu.push(b);
+                }
+                None => host.push(b),
+            }
         }
     }
-    if bins.is_empty() {
-        bail!("no host test binary found in cargo's output");
+    if host.is_empty() || qemu.is_empty() {
+        bail!("no host or no QEMU test binary found in cargo's output");
     }
     let rank = |b: &TestBinary| {
         HOST_LONGEST_FIRST
@@ -369,8 +382,15 @@ fn host_test_binaries() -> Result<Vec<TestBinary>> {
             .position(|x| *x == b.name)
             .unwrap_or(HOST_LONGEST_FIRST.len())
     };
-    bins.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.name.cmp(&b.name)));
-    Ok(bins)
+    host.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.name.cmp(&b.name)));
+    let rank = |n: &str| {
+        LONGEST_FIRST
+            .iter()
+            .position(|x| *x == n)
+            .unwrap_or(LONGEST_FIRST.len())
+    };
+    qemu.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then(a.name.cmp(&b.name)));
+    Ok((host, qemu))
 }
 
 /// A test executable cargo reported in a `compiler-artifact` line: one built
@@ -399,56 +419,6 @@ fn test_artifact(line: &str) -> Option<TestBinary> {
         exe: PathBuf::from(exe),
         dir,
     })
-}
-
-/// Build the QEMU test binaries and return them, longest first.
-fn qemu_test_binaries() -> Result<Vec<TestBinary>> {
-    let mut c = cargo();
-    c.args([
-        "test",
-        "--package",
-        "warden-tests",
-        "--no-run",
-        "--message-format=json-render-diagnostics",
-    ])
-    .stdout(Stdio::piped());
-    let out = c
-        .output()
-        .map_err(|e| Error(format!("building the QEMU tests: {e}")))?;
-    if !out.status.success() {
-        bail!("building the QEMU tests failed ({})", out.status);
-    }
-    let mut bins = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if !line.contains("\"reason\":\"compiler-artifact\"") {
-            continue;
-        }
-        let Some(exe) = json_str(line, "executable") else {
-            continue;
-        };
-        let Some(name) = json_str(line, "name") else {
-            continue;
-        };
-        if !line.contains("\"test\":true") {
-            continue;
-        }
-        bins.push(TestBinary {
-            name,
-            exe: PathBuf::from(exe),
-            dir: workspace_root().join("tests"),
-        });
-    }
-    if bins.is_empty() {
-        bail!("no QEMU test binary found in cargo's output");
-    }
-    let rank = |n: &str| {
-        LONGEST_FIRST
-            .iter()
-            .position(|x| *x == n)
-            .unwrap_or(LONGEST_FIRST.len())
-    };
-    bins.sort_by(|a, b| rank(&a.name).cmp(&rank(&b.name)).then(a.name.cmp(&b.name)));
-    Ok(bins)
 }
 
 /// The string value of `"key":"..."` in a line of cargo's JSON (cargo
