@@ -495,9 +495,43 @@ impl Outcome {
         expected: Duration,
         tolerance: f64,
     ) -> (Duration, Duration) {
+        self.sleep_within("", from, to, expected, tolerance)
+    }
+
+    /// [`Outcome::guest_sleep_within`] on the lines of domain `dom` only
+    /// (those starting `(dDOM) `), for a boot where several domains print
+    /// the same lines.
+    #[track_caller]
+    pub fn domain_sleep_within(
+        &self,
+        dom: u16,
+        from: &str,
+        to: &str,
+        expected: Duration,
+        tolerance: f64,
+    ) -> (Duration, Duration) {
+        self.sleep_within(&format!("(d{dom}) "), from, to, expected, tolerance)
+    }
+
+    #[track_caller]
+    fn sleep_within(
+        &self,
+        prefix: &str,
+        from: &str,
+        to: &str,
+        expected: Duration,
+        tolerance: f64,
+    ) -> (Duration, Duration) {
         let stamped = |s: &str| -> (Duration, f64) {
-            let Some((t, l)) = self.lines.iter().find(|(_, l)| l.contains(s)) else {
-                panic!("no serial line {s:?} to time: {}", self.describe());
+            let Some((t, l)) = self
+                .lines
+                .iter()
+                .find(|(_, l)| l.trim_start_matches('\r').starts_with(prefix) && l.contains(s))
+            else {
+                panic!(
+                    "no serial line {prefix}...{s:?} to time: {}",
+                    self.describe()
+                );
             };
             let up = l
                 .split_once("uptime=")
@@ -538,7 +572,7 @@ impl Outcome {
             timeline(),
             self.describe()
         );
-        eprintln!("{from:?} -> {to:?}: guest clock {guest:.3} s, host clock {host:.3} s");
+        eprintln!("{prefix}{from:?} -> {to:?}: guest clock {guest:.3} s, host clock {host:.3} s");
         (
             Duration::from_secs_f64(guest),
             Duration::from_secs_f64(host),
