@@ -351,6 +351,42 @@ fn rust_only(diffs: &[&Path]) -> Result<bool> {
     Ok(true)
 }
 
+/// The name of the tree of `kind` (`patched`, `base`) that carries `diffs`:
+/// `KIND-DIRS`, DIRS the top-level directories the diffs touch (joined by
+/// `+`), e.g. `patched-hvcore`. Builds whose diffs touch the same crates
+/// share a tree and rebuild only what the last one changed; builds of
+/// other crates (the tool's own test patches `hypervisor/`, the QEMU tests'
+/// payloads `hvcore/`, in the same work directory) keep their own tree,
+/// instead of recompiling the other's crate back to the original's on every
+/// switch.
+fn tree_name(kind: &str, diffs: &[&Path]) -> Result<String> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for d in diffs {
+        let text = std::fs::read_to_string(d).map_err(|e| Error::io(d, e))?;
+        for f in touched_files(&text) {
+            let top = f.split('/').next().unwrap_or_default();
+            let clean: String = top
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            dirs.insert(clean);
+        }
+    }
+    if dirs.is_empty() {
+        return Ok(kind.to_string());
+    }
+    Ok(format!(
+        "{kind}-{}",
+        dirs.into_iter().collect::<Vec<_>>().join("+")
+    ))
+}
+
 /// The target directory of a tree `NAME` of the work directory:
 /// `target-NAME`.
 fn target_of(work: &Path, name: &str) -> PathBuf {
@@ -485,6 +521,12 @@ pub fn build(o: &Options) -> Result<Report> {
     // that did not change at all does not rebuild. Each tree has its own
     // target directory (the trees' crates have the same metadata hashes,
     // so a shared one would mix their artifacts).
+    // Trees of the one-tree-per-kind layout before [`tree_name`]: gone.
+    for old in ["patched", "base"] {
+        remove_dir(&dirs(old))?;
+        remove_dir(&target_of(&o.work, old))?;
+        let _ = std::fs::remove_file(o.work.join(format!("{old}.seeded")));
+    }
     let synced = tree::sync(&o.source, &dirs("orig"))?;
     for k in &synced.keys_skipped {
         eprintln!("livepatch: not copying the private key {}", k.display());
@@ -509,20 +551,22 @@ pub fn build(o: &Options) -> Result<Report> {
     let base = if o.on_top_of.is_empty() {
         None
     } else {
-        seed_tree(&o.work, "base", &lower)?;
-        prepare_tree(o, "base", &lower)?;
+        let name = tree_name("base", &lower)?;
+        seed_tree(&o.work, &name, &lower)?;
+        prepare_tree(o, &name, &lower)?;
         Some(build_tree(
-            &dirs("base"),
-            &target_of(&o.work, "base"),
+            &dirs(&name),
+            &target_of(&o.work, &name),
             &o.features,
             "base",
         )?)
     };
-    seed_tree(&o.work, "patched", &all)?;
-    prepare_tree(o, "patched", &all)?;
+    let name = tree_name("patched", &all)?;
+    seed_tree(&o.work, &name, &all)?;
+    prepare_tree(o, &name, &all)?;
     let (p_elf, p_map) = build_tree(
-        &dirs("patched"),
-        &target_of(&o.work, "patched"),
+        &dirs(&name),
+        &target_of(&o.work, &name),
         &o.features,
         "patched",
     )?;
@@ -604,6 +648,30 @@ pub fn build(o: &Options) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trees_are_named_by_the_directories_their_diffs_touch() {
+        let d = std::env::temp_dir().join(format!("lp-tree-name-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let write = |n: &str, files: &[&str]| {
+            let p = d.join(n);
+            let text: String = files
+                .iter()
+                .map(|f| format!("--- a/{f}\n+++ b/{f}\n@@ -1 +1 @@\n-x\n+y\n"))
+                .collect();
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let hv = write("hv.diff", &["hypervisor/src/image.rs"]);
+        let core = write("core.diff", &["hvcore/src/version.rs", "hvcore/src/lib.rs"]);
+        assert_eq!(tree_name("patched", &[&hv]).unwrap(), "patched-hypervisor");
+        assert_eq!(tree_name("base", &[&core]).unwrap(), "base-hvcore");
+        assert_eq!(
+            tree_name("patched", &[&core, &hv]).unwrap(),
+            "patched-hvcore+hypervisor"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     #[test]
     fn the_files_a_diff_touches() {
