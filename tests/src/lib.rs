@@ -181,6 +181,7 @@ pub struct Boot {
     grub: bool,
     input: Vec<qemu::Input>,
     stop_on: Vec<String>,
+    long: bool,
 }
 
 impl Default for Boot {
@@ -208,6 +209,7 @@ impl Boot {
             extra: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             grub: false,
+            long: false,
             input: Vec::new(),
             stop_on: Vec::new(),
         }
@@ -282,6 +284,14 @@ impl Boot {
         self
     }
 
+    /// A boot of tens of seconds or more (Linux): it takes a QEMU slot
+    /// before the shorter boots waiting (`xtask::slots::Priority::Long`), so
+    /// the suite's longest boots start first and the short ones fill in.
+    pub fn long(mut self) -> Self {
+        self.long = true;
+        self
+    }
+
     /// Boot and capture. Panics only if QEMU cannot be started or the ISO not built.
     pub fn run(&self) -> Outcome {
         let cmdline = format!("test_exit {}", self.cmdline).trim().to_string();
@@ -316,7 +326,11 @@ impl Boot {
         m.extra = self.extra.clone();
         // One of the machine-wide QEMU slots (xtask::slots); the timeout
         // runs from QEMU's start.
-        let slot = xtask::slots::acquire();
+        let slot = xtask::slots::acquire_with(if self.long {
+            xtask::slots::Priority::Long
+        } else {
+            xtask::slots::Priority::Normal
+        });
         let started = std::time::Instant::now();
         let o = qemu::run_with(
             m.command(),
@@ -403,6 +417,7 @@ pub fn dom0_initrd_with_script(script: &str) -> PathBuf {
 pub fn linux_dom0(initrd: &Path, timeout: Duration) -> Boot {
     let img = dom0_image();
     Boot::new()
+        .long()
         .smp(2)
         .memory(1024)
         .timeout(timeout)

@@ -129,6 +129,7 @@ fn singleshot_timer_wakes_a_blocked_vcpu_through_the_event_upcall() {
 #[test]
 fn hostile_guest_random_hypercalls_change_nothing_outside_its_policy() {
     let o = Boot::new()
+        .long()
         .memory(768)
         .guest("role=hostile-dom0 hostile=1 canary=2 victim=3")
         .guest(&format!(

@@ -69,7 +69,7 @@ fn the_kernel_and_initramfs_pass_their_checks_on_bare_qemu() {
     });
     m.smp = 2;
     m.memory_mib = 512;
-    let slot = xtask::slots::acquire();
+    let slot = xtask::slots::acquire_with(xtask::slots::Priority::Long);
     let o = qemu::run_with(
         m.command(),
         Duration::from_secs(300),
@@ -110,6 +110,7 @@ fn linux_boot(domus: &[(u16, PathBuf)]) -> Boot {
     let a = assets();
     let ids: Vec<String> = domus.iter().map(|(d, _)| d.to_string()).collect();
     let mut b = Boot::new()
+        .long()
         .smp(2)
         .memory(512 + 256 * domus.len() as u32)
         .timeout(LINUX_TIMEOUT)
@@ -208,6 +209,7 @@ fn two_linux_domus_at_once_each_with_its_own_prefix_one_from_a_bzimage() {
 fn debian_linux_boots_as_the_pvh_dom0_enforcing() {
     let a = assets();
     let o = Boot::new()
+        .long()
         .smp(2)
         .memory(1024)
         .timeout(LINUX_TIMEOUT)
