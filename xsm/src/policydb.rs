@@ -1205,11 +1205,7 @@ impl PolicyDb {
         if nel == 0 {
             return l.r.err_at(at, K::BadAvtab("table is empty"));
         }
-        avb.reserve(nel);
-        for _ in 0..nel {
-            let item = read_av_item(&mut l.r, ntypes, nclasses, &types)?;
-            avb.insert(&l.r, item, None)?;
-        }
+        avb.read_uncond(&mut l.r, nel, ntypes, nclasses, &types)?;
 
         // --- conditional rules ---
         let ncond = l.r.count("conditional count", 16)?;
@@ -1268,7 +1264,7 @@ impl PolicyDb {
                 let n = l.r.count("conditional rule count", 12)?;
                 for _ in 0..n {
                     let item = read_av_item(&mut l.r, ntypes, nclasses, &types)?;
-                    avb.insert(&l.r, item, Some((ci as u32, list)))?;
+                    avb.insert_cond(&l.r, item, ci as u32, list)?;
                 }
             }
         }
@@ -1807,7 +1803,6 @@ pub(crate) struct AvItem {
     pub(crate) class: u16,
     pub(crate) kind: RuleKind,
     /// The on-disk specified field carried AVTAB_ENABLED.
-    pub(crate) enabled_flag: bool,
     pub(crate) data: u32,
     pub(crate) offset: usize,
 }
@@ -1821,45 +1816,15 @@ fn read_av_item(
     let offset = r.pos();
     // One bounds check for the fixed part (source, target, class, kind, data).
     let b = r.bytes(12, "access vector rule")?;
-    let source = u16::from_le_bytes([b[0], b[1]]);
-    let target = u16::from_le_bytes([b[2], b[3]]);
-    let class = u16::from_le_bytes([b[4], b[5]]);
-    let spec = u16::from_le_bytes([b[6], b[7]]);
-    let data = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-    if spec & 0x0700 != 0 {
-        return r.err_at(offset, K::Unsupported("extended permission rules"));
+    match crate::avtab::decode_rule(b, ntypes, nclasses, types) {
+        Ok(d) => Ok(AvItem {
+            source: d.source,
+            target: d.target,
+            class: d.class,
+            kind: d.kind(),
+            data: d.data,
+            offset,
+        }),
+        Err(k) => r.err_at(offset, k),
     }
-    let enabled_flag = spec & 0x8000 != 0;
-    let kind = match spec & !0x8000 {
-        0x1 => RuleKind::Allowed,
-        0x2 => RuleKind::AuditAllow,
-        0x4 => RuleKind::AuditDeny,
-        0x10 => RuleKind::Transition,
-        0x20 => RuleKind::Member,
-        0x40 => RuleKind::Change,
-        _ => {
-            return r.err_at(
-                offset,
-                K::BadAvtab("rule kind is not exactly one of allow/auditallow/dontaudit/type_*"),
-            );
-        }
-    };
-    if source == 0 || u32::from(source) > ntypes || target == 0 || u32::from(target) > ntypes {
-        return r.err_at(offset, K::BadAvtab("rule names an unknown type"));
-    }
-    if class == 0 || u32::from(class) > nclasses {
-        return r.err_at(offset, K::BadAvtab("rule names an unknown class"));
-    }
-    if kind.is_type_rule() && (data == 0 || data > ntypes || types[data as usize - 1].attribute) {
-        return r.err_at(offset, K::BadAvtab("type rule result is not a type"));
-    }
-    Ok(AvItem {
-        source,
-        target,
-        class,
-        kind,
-        enabled_flag,
-        data,
-        offset,
-    })
 }
