@@ -301,21 +301,39 @@ impl AvTabBuilder {
         let mut by_tgt = alloc::vec![0u32; ntypes as usize + 2];
         for (i, b) in all.chunks_exact(12).enumerate() {
             let off = base + 12 * i;
-            let d = match decode_rule(b, ntypes, nclasses, types) {
-                Ok(d) => d,
-                Err(k) => return r.err_at(off, k),
+            let (Some(lo), Some(hi)) = (b.first_chunk::<8>(), b.last_chunk::<4>()) else {
+                continue; // chunks_exact: never
             };
-            if let Some(c) = by_src.get_mut(usize::from(d.source) + 1) {
+            let lo = u64::from_le_bytes(*lo);
+            let data = u32::from_le_bytes(*hi);
+            let (source, target, class) = (lo as u16, (lo >> 16) as u16, (lo >> 32) as u16);
+            let spec = (lo >> 48) as u16;
+            // The common case checked at once: an allow, auditallow or
+            // dontaudit rule on known types and class. Anything else (type
+            // rules, and every error) goes through the full decode.
+            let (bit, enabled_flag) = if u32::from(source).wrapping_sub(1) < ntypes
+                && u32::from(target).wrapping_sub(1) < ntypes
+                && u32::from(class).wrapping_sub(1) < nclasses
+                && matches!(spec & 0x7fff, 1 | 2 | 4)
+            {
+                ((spec & 0x7) as u8, spec & 0x8000 != 0)
+            } else {
+                match decode_rule(b, ntypes, nclasses, types) {
+                    Ok(d) => (d.bit, d.enabled_flag),
+                    Err(k) => return r.err_at(off, k),
+                }
+            };
+            if let Some(c) = by_src.get_mut(usize::from(source) + 1) {
                 *c += 1;
             }
-            if let Some(c) = by_tgt.get_mut(usize::from(d.target) + 1) {
+            if let Some(c) = by_tgt.get_mut(usize::from(target) + 1) {
                 *c += 1;
             }
-            let key = av_key(d.source, d.target, d.class);
+            let key = av_key(source, target, class);
             out.push(Uncond {
-                kb: (key << 8) | u64::from(d.bit),
-                data: d.data,
-                off: off as u32 | if d.enabled_flag { ENABLED_FLAG } else { 0 },
+                kb: (key << 8) | u64::from(bit),
+                data,
+                off: off as u32 | if enabled_flag { ENABLED_FLAG } else { 0 },
             });
         }
         self.uncond = out;
@@ -354,31 +372,34 @@ impl AvTabBuilder {
             scatter(&tmp, &mut self.uncond, &mut self.by_src, |u| {
                 (u.kb >> 40) as usize
             });
-            // One pass: refuse duplicates, and sort the rare (source,
-            // target) run found out of order (then check it for duplicates).
+            // The counting sorts leave (source, target) in order, so a key
+            // not above the one before it is a duplicate or a (source,
+            // target) run out of (class, kind) order: a tight scan finds
+            // them; such a run is sorted alone and checked for duplicates.
             let u = &mut self.uncond[..];
-            let mut run = 0;
-            let mut i = 1;
-            while i < n {
+            let mut from = 0;
+            while let Some(p) = u[from..].windows(2).position(|w| w[0].kb >= w[1].kb) {
+                let i = from + p + 1;
                 let (a, b) = (u[i - 1].kb, u[i].kb);
-                if a >> 24 != b >> 24 {
-                    run = i;
-                } else if a == b {
+                if a == b {
                     return r.err_at(u[i].offset(), K::BadAvtab("duplicate rule"));
-                } else if a > b {
-                    let mut end = i + 1;
-                    while end < n && u[end].kb >> 24 == b >> 24 {
-                        end += 1;
-                    }
-                    let rs = &mut u[run..end];
-                    rs.sort_unstable_by_key(|u| u.kb);
-                    if let Some(w) = rs.windows(2).find(|w| w[0].kb == w[1].kb) {
-                        return r.err_at(w[1].offset(), K::BadAvtab("duplicate rule"));
-                    }
-                    i = end;
-                    continue;
                 }
-                i += 1;
+                let st = b >> 24;
+                let mut run = i - 1;
+                while run > 0 && u[run - 1].kb >> 24 == st {
+                    run -= 1;
+                }
+                let mut end = i + 1;
+                while end < n && u[end].kb >> 24 == st {
+                    end += 1;
+                }
+                let rs = &mut u[run..end];
+                rs.sort_unstable_by_key(|u| u.kb);
+                if let Some(w) = rs.windows(2).find(|w| w[0].kb == w[1].kb) {
+                    return r.err_at(w[1].offset(), K::BadAvtab("duplicate rule"));
+                }
+                // Go on from the run's last rule (compared with the next run's first).
+                from = end - 1;
             }
             self.by_src = Vec::new();
             self.by_tgt = Vec::new();
