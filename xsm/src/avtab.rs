@@ -216,6 +216,9 @@ struct Uncond {
 
 const ENABLED_FLAG: u32 = 1 << 31;
 
+/// Tables up to this many unconditional rules are sorted by comparison.
+const SMALL_TABLE: usize = 64;
+
 impl Uncond {
     fn key(&self) -> u64 {
         self.kb >> 8
@@ -296,9 +299,11 @@ impl AvTabBuilder {
         let all = r.bytes(n.saturating_mul(12), "access vector rules")?;
         // Locals, not fields: the loop keeps lengths in registers.
         let mut out = Vec::with_capacity(n);
-        // Type values are 1..=ntypes (checked per rule); slot v + 1 counts value v.
-        let mut by_src = alloc::vec![0u32; ntypes as usize + 2];
-        let mut by_tgt = alloc::vec![0u32; ntypes as usize + 2];
+        // Type values are 1..=ntypes (checked per rule); slot v + 1 counts
+        // value v. Small tables are sorted by comparison (no counts).
+        let counts = ntypes as usize + 2;
+        let mut by_src = alloc::vec![0u32; counts];
+        let mut by_tgt = alloc::vec![0u32; counts];
         for (i, b) in all.chunks_exact(12).enumerate() {
             let off = base + 12 * i;
             let (Some(lo), Some(hi)) = (b.first_chunk::<8>(), b.last_chunk::<4>()) else {
@@ -351,7 +356,7 @@ impl AvTabBuilder {
         }
         self.sorted = true;
         let n = self.uncond.len();
-        if n <= 64 || self.by_src.len() != self.by_tgt.len() {
+        if n <= SMALL_TABLE || self.by_src.len() != self.by_tgt.len() || self.by_src.is_empty() {
             self.uncond.sort_unstable_by_key(|u| u.kb);
         } else {
             // Two stable counting passes (by target, then by source; the
@@ -468,7 +473,7 @@ impl AvTabBuilder {
         let mut av = Vec::with_capacity(self.uncond.len() + conds.len());
         let mut ty_keys = Vec::new();
         let mut ty = Vec::new();
-        let mut cond_rules = Vec::new();
+        let mut cond_rules = Vec::with_capacity(self.ncond);
         let uncond = core::mem::take(&mut self.uncond);
         let mut rest = &uncond[..];
         let mut ci = 0;

@@ -492,21 +492,11 @@ impl<'a, T> Sym<'a, T> {
     }
 
     fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
-        // A name declared twice: refused at its second record.
-        self.names
-            .sort_unstable_by(|a, b| a.4.cmp(&b.4).then_with(|| a.0.cmp(b.0)).then(a.3.cmp(&b.3)));
-        if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
-            return r.err_at(
-                w[1].3,
-                K::BadName {
-                    what: self.what,
-                    name: String::from(w[1].0),
-                },
-            );
-        }
-        let mut names = Vec::with_capacity(self.names.len());
-        names.extend(self.names.into_iter().map(|(_, n, v, _, _)| (n, v)));
-        let names = NameMap(names);
+        let names = NameMap(sorted_names(
+            core::mem::take(&mut self.names),
+            self.what,
+            r,
+        )?);
         if let Some(i) = self.slots.iter().position(Option::is_none) {
             return r.err(K::BadValue {
                 what,
@@ -517,6 +507,66 @@ impl<'a, T> Sym<'a, T> {
         let out: Vec<T> = self.slots.into_iter().map_while(|s| s).collect();
         Ok((out, names))
     }
+}
+
+/// A symbol table's names sorted by (prefix, text, record offset); a name
+/// declared twice is refused at its second record.
+fn sorted_names(
+    mut e: Vec<(&str, Name, u32, usize, u64)>,
+    what: &'static str,
+    r: &Reader<'_>,
+) -> Res<Vec<(Name, u32)>> {
+    let dup = |text: &str, at: usize| {
+        r.err_at(
+            at,
+            K::BadName {
+                what,
+                name: String::from(text),
+            },
+        )
+    };
+    if e.len() <= 32 {
+        // Small tables: the records themselves, sorted in place.
+        e.sort_unstable_by(|a, b| a.4.cmp(&b.4).then_with(|| a.0.cmp(b.0)).then(a.3.cmp(&b.3)));
+        if let Some(w) = e.windows(2).find(|w| w[0].0 == w[1].0) {
+            return dup(w[1].0, w[1].3);
+        }
+        let mut names = Vec::with_capacity(e.len());
+        names.extend(e.into_iter().map(|(_, n, v, _, _)| (n, v)));
+        return Ok(names);
+    }
+    // Large tables: 16-byte keys (prefix, index) sorted as integers, then
+    // the rare run of equal prefixes by text.
+    let mut keys: Vec<u128> = e
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (u128::from(n.4) << 64) | i as u128)
+        .collect();
+    keys.sort_unstable();
+    let at = |k: u128| &e[k as u64 as usize];
+    let mut i = 0;
+    while i < keys.len() {
+        let p = keys[i] >> 64;
+        let j = i + keys[i..].iter().take_while(|k| *k >> 64 == p).count();
+        if j - i > 1 {
+            keys[i..j].sort_unstable_by(|a, b| {
+                let (x, y) = (at(*a), at(*b));
+                x.0.cmp(y.0).then(x.3.cmp(&y.3))
+            });
+            if let Some(w) = keys[i..j].windows(2).find(|w| at(w[0]).0 == at(w[1]).0) {
+                return dup(at(w[1]).0, at(w[1]).3);
+            }
+        }
+        i = j;
+    }
+    let mut taken: Vec<Option<(Name, u32)>> = Vec::with_capacity(keys.len());
+    taken.extend(e.into_iter().map(|(_, n, v, _, _)| Some((n, v))));
+    let mut names = Vec::with_capacity(keys.len());
+    names.extend(
+        keys.iter()
+            .filter_map(|k| taken.get_mut(*k as u64 as usize).and_then(Option::take)),
+    );
+    Ok(names)
 }
 
 /// The first 8 bytes of a name, zero-padded, as a big-endian number: names

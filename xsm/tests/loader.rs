@@ -695,3 +695,43 @@ fn large_scrambled_rule_tables_decide_by_their_own_rules() {
         assert_eq!(e.kind, K::BadAvtab("duplicate rule"), "{from} -> {to}");
     }
 }
+
+/// Symbol tables of more than 32 names are sorted by another path (integer
+/// keys): a duplicate is still refused at its second record, whether its
+/// 8-byte prefix is shared with other names or not, and lookups by name work.
+#[test]
+fn large_symbol_tables_find_names_and_refuse_duplicates() {
+    // Names sharing 8-byte prefixes ("type_long_name_NN") and short ones.
+    let mut types: Vec<(String, bool, u32)> = (0..30)
+        .map(|i| (format!("type_long_name_{i:02}"), false, 0))
+        .chain((0..20).map(|i| (format!("t{i}"), false, 0)))
+        .collect();
+    types.reverse();
+    let spec = writer::Spec {
+        types: types.clone(),
+        ..Default::default()
+    };
+    let db = PolicyDb::from_bytes(&writer::write(&spec)).unwrap();
+    for (i, (name, _, _)) in types.iter().enumerate() {
+        let c = xsm::services::parse_context(&db, format!("system_u:system_r:{name}").as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(c.ty as usize, i + 1, "{name}");
+    }
+    for (from, to) in [(3usize, 40usize), (45, 1), (10, 20)] {
+        let mut dup = types.clone();
+        dup[to].0 = dup[from].0.clone();
+        let spec = writer::Spec {
+            types: dup.clone(),
+            ..Default::default()
+        };
+        let e = PolicyDb::from_bytes(&writer::write(&spec)).unwrap_err();
+        assert_eq!(
+            e.kind,
+            K::BadName {
+                what: "type",
+                name: dup[from].0.clone()
+            },
+            "{from} -> {to}"
+        );
+    }
+}
