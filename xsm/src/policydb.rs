@@ -569,6 +569,37 @@ fn sorted_names(
     Ok(names)
 }
 
+/// `a == b` for byte strings, without a call into `memcmp` for the short
+/// names of a policy (4 to 16 bytes: two overlapping word compares).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n)
+        && let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+            a.first_chunk::<8>(),
+            b.first_chunk::<8>(),
+            a.last_chunk::<8>(),
+            b.last_chunk::<8>(),
+        )
+    {
+        return a0 == b0 && a1 == b1;
+    }
+    if (4..8).contains(&n)
+        && let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+            a.first_chunk::<4>(),
+            b.first_chunk::<4>(),
+            a.last_chunk::<4>(),
+            b.last_chunk::<4>(),
+        )
+    {
+        return a0 == b0 && a1 == b1;
+    }
+    a == b
+}
+
 /// The first 8 bytes of a name, zero-padded, as a big-endian number: names
 /// whose prefixes differ compare as their prefixes do (names hold no NUL
 /// byte), so most comparisons of a sort need no byte-string comparison.
@@ -684,7 +715,7 @@ impl<'a> Loader<'a> {
             let slot = value as usize - 1;
             let name = match expect.get(slot) {
                 // Warden's own name: valid by construction.
-                Some(&e) if e.len() == n && self.r.peek(n) == e.as_bytes() => {
+                Some(&e) if e.len() == n && same_bytes(self.r.peek(n), e.as_bytes()) => {
                     self.r.skip(n);
                     Cow::Borrowed(e)
                 }
@@ -1876,5 +1907,28 @@ fn read_av_item(
             offset,
         }),
         Err(k) => r.err_at(offset, k),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_slice_equality_at_every_length() {
+        let base: Vec<u8> = (b'a'..=b'z').collect();
+        for n in 0..=20 {
+            let a = &base[..n];
+            assert!(same_bytes(a, a), "{n}");
+            assert!(
+                !same_bytes(a, &base[..n.saturating_sub(1)]) || n == 0,
+                "{n}"
+            );
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!same_bytes(a, &b), "{n} differs at {i}");
+            }
+        }
     }
 }
