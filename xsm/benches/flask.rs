@@ -121,6 +121,18 @@ fn avc_hits(f: &Flask, cpu: usize, set: &[(Sid, Sid, ClassId, u32)], ad: &AuditD
     }
 }
 
+/// One policy load and drop (not inlined: callgrind counts it per call).
+#[inline(never)]
+fn xsm_load(img: &[u8]) {
+    drop(black_box(PolicyDb::from_bytes(black_box(img)).unwrap()));
+}
+
+/// libsepol's load: policydb_init + policydb_read (in memory) + policydb_destroy.
+#[inline(never)]
+fn sepol_load(img: &[u8]) {
+    sepol_oracle::read_policy_mem(black_box(img)).unwrap();
+}
+
 /// Median of `runs` timings of `f`, in nanoseconds per iteration.
 fn bench(runs: usize, iters: usize, mut f: impl FnMut()) -> f64 {
     let mut v: Vec<f64> = (0..runs)
@@ -189,12 +201,8 @@ fn main() {
             (7, 2000)
         };
         if want("load") {
-            let ours = bench(runs, iters, || {
-                drop(black_box(PolicyDb::from_bytes(black_box(&img)).unwrap()))
-            });
-            let theirs = bench(runs, iters, || {
-                sepol_oracle::read_policy_mem(black_box(&img)).unwrap()
-            });
+            let ours = bench(runs, iters, || xsm_load(&img));
+            let theirs = bench(runs, iters, || sepol_load(&img));
             println!(
                 "| {pname} | policy load (µs) | {:.1} | {:.1} | {:.2}x |",
                 ours / 1e3,

@@ -12,6 +12,12 @@
 //! nodes to the free list. A reader that follows a `next` link of a node
 //! being recycled may wander into another chain: walks are bounded, and the
 //! worst case is a spurious miss, answered by the security server.
+//!
+//! The hit path ([`Avc::lookup_quiet`]) follows plain node pointers (bucket
+//! heads and `next` links point into the pool; no index-to-chunk step) and
+//! reads only what a quiet grant needs: key, generation tag and one mask
+//! (`allowed & !auditallow`) under the node's sequence. Anything else
+//! (denial, audited grant, miss) looks the entry up again in full.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -28,23 +34,44 @@ const CHUNK: usize = 256;
 const MAX_CHUNKS: usize = 1024;
 /// Largest threshold (pool size).
 pub const AVC_MAX_NODES: u32 = (CHUNK * MAX_CHUNKS) as u32;
-const NIL: u32 = u32::MAX;
 /// Bound on a chain walk (chains are short; a walk through recycled nodes may not be).
 const MAX_WALK: usize = 128;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Node {
+    /// This node's index in the pool (fixed).
+    idx: u32,
     seq: AtomicU32,
-    next: AtomicU32,
+    next: AtomicPtr<Node>,
     /// ssid | tsid << 32
     key: AtomicU64,
     /// class | permissive << 16 | cache generation << 32
     meta: AtomicU64,
+    /// allowed & !auditallow: the permissions a quiet grant may cover (the
+    /// hit path tests one mask).
+    quiet: AtomicU32,
     allowed: AtomicU32,
     auditallow: AtomicU32,
     auditdeny: AtomicU32,
     /// seq << 32 | denied permissions already reported while permissive.
     reported: AtomicU64,
+}
+
+impl Node {
+    fn new(idx: u32) -> Node {
+        Node {
+            idx,
+            seq: AtomicU32::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+            key: AtomicU64::new(0),
+            meta: AtomicU64::new(0),
+            quiet: AtomicU32::new(0),
+            allowed: AtomicU32::new(0),
+            auditallow: AtomicU32::new(0),
+            auditdeny: AtomicU32::new(0),
+            reported: AtomicU64::new(0),
+        }
+    }
 }
 
 const PERMISSIVE_BIT: u64 = 1 << 16;
@@ -66,7 +93,8 @@ pub(crate) struct Hit {
     pub(crate) auditallow: u32,
     pub(crate) auditdeny: u32,
     pub(crate) permissive: bool,
-    idx: u32,
+    /// The node the decision was copied from (null: not cached).
+    node: *const Node,
     seq: u32,
 }
 
@@ -78,7 +106,7 @@ impl Hit {
             auditallow: d.auditallow,
             auditdeny: d.auditdeny,
             permissive: d.permissive,
-            idx: NIL,
+            node: ptr::null(),
             seq: 0,
         }
     }
@@ -100,7 +128,8 @@ struct Inner {
 }
 
 pub(crate) struct Avc {
-    buckets: Box<[AtomicU32]>,
+    /// Chain heads (null: empty). Nodes are never freed while the cache lives.
+    buckets: Box<[AtomicPtr<Node>; AVC_CACHE_SLOTS]>,
     chunks: Box<[AtomicPtr<Chunk>]>,
     lock: spin::Mutex<Inner>,
     count: AtomicU32,
@@ -129,7 +158,7 @@ const _: () = assert!(AVC_CACHE_SLOTS.is_power_of_two());
 impl Avc {
     pub(crate) fn new() -> Avc {
         Avc {
-            buckets: (0..AVC_CACHE_SLOTS).map(|_| AtomicU32::new(NIL)).collect(),
+            buckets: crate::boxed_array(|| AtomicPtr::new(ptr::null_mut())),
             chunks: (0..MAX_CHUNKS)
                 .map(|_| AtomicPtr::new(ptr::null_mut()))
                 .collect(),
@@ -156,16 +185,53 @@ impl Avc {
         Some(unsafe { &(*c)[idx as usize % CHUNK] })
     }
 
+    /// The node at `p`, a chain link or bucket head (non-null).
+    #[inline(always)]
+    fn at(&self, p: *const Node) -> &Node {
+        // SAFETY: links and bucket heads only ever hold null or a pointer to a
+        // node of a chunk leaked by `insert`; chunks are freed only in Drop
+        // (`&mut self`, so no reader exists) and nodes are never freed
+        // individually (type-stable pool): a node stays valid, though it may be
+        // recycled, for as long as `self`, which published the pointer.
+        unsafe { &*p }
+    }
+
+    /// The hit path: the quiet-grant mask (allowed and not audited) of the
+    /// current-generation entry for (ssid, tsid, class), if cached.
+    #[inline(always)]
+    pub(crate) fn lookup_quiet(&self, ssid: u32, tsid: u32, class: u16, cgen: u32) -> Option<u32> {
+        let mut p = self.buckets[hash(ssid, tsid, class)].load(Ordering::Acquire);
+        let (k, m) = (key(ssid, tsid), meta(class, cgen));
+        let mut steps = 0;
+        while !p.is_null() && steps < MAX_WALK {
+            let n = self.at(p);
+            let s1 = n.seq.load(Ordering::Acquire);
+            let next = n.next.load(Ordering::Acquire);
+            if n.key.load(Ordering::Relaxed) == k
+                && n.meta.load(Ordering::Relaxed) & !PERMISSIVE_BIT == m
+            {
+                let quiet = n.quiet.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if s1 & 1 == 0 && n.seq.load(Ordering::Relaxed) == s1 {
+                    return Some(quiet);
+                }
+            }
+            p = next;
+            steps += 1;
+        }
+        None
+    }
+
     /// Finds the current-generation entry for (ssid, tsid, class).
     #[inline]
     pub(crate) fn lookup(&self, ssid: u32, tsid: u32, class: u16, cgen: u32) -> Option<Hit> {
-        let mut idx = self.buckets[hash(ssid, tsid, class)].load(Ordering::Acquire);
+        let mut p = self.buckets[hash(ssid, tsid, class)].load(Ordering::Acquire);
         let mut steps = 0;
         let (k, m) = (key(ssid, tsid), meta(class, cgen));
-        while idx != NIL && steps < MAX_WALK {
-            let n = self.node(idx)?;
+        while !p.is_null() && steps < MAX_WALK {
+            let n = self.at(p);
             let s1 = n.seq.load(Ordering::Acquire);
-            let next = n.next.load(Ordering::Relaxed);
+            let next = n.next.load(Ordering::Acquire);
             if n.key.load(Ordering::Relaxed) == k {
                 let nm = n.meta.load(Ordering::Relaxed);
                 if nm & !PERMISSIVE_BIT == m {
@@ -174,7 +240,7 @@ impl Avc {
                         auditallow: n.auditallow.load(Ordering::Relaxed),
                         auditdeny: n.auditdeny.load(Ordering::Relaxed),
                         permissive: nm & PERMISSIVE_BIT != 0,
-                        idx,
+                        node: p,
                         seq: s1,
                     };
                     fence(Ordering::Acquire);
@@ -183,7 +249,7 @@ impl Avc {
                     }
                 }
             }
-            idx = next;
+            p = next;
             steps += 1;
         }
         None
@@ -192,9 +258,10 @@ impl Avc {
     /// Marks `denied` as reported for the entry `hit` came from; returns the
     /// bits not reported before (all of `denied` if the entry was recycled).
     pub(crate) fn report(&self, hit: &Hit, denied: u32) -> u32 {
-        let Some(n) = self.node(hit.idx) else {
+        if hit.node.is_null() {
             return denied;
-        };
+        }
+        let n = self.at(hit.node);
         let mut cur = n.reported.load(Ordering::Acquire);
         loop {
             if (cur >> 32) as u32 != hit.seq {
@@ -235,11 +302,12 @@ impl Avc {
                 let b = &self.buckets[inner.rover];
                 inner.rover = (inner.rover + 1) % AVC_CACHE_SLOTS;
                 let head = b.load(Ordering::Acquire);
-                let Some(n) = (head != NIL).then(|| self.node(head)).flatten() else {
+                if head.is_null() {
                     continue;
-                };
+                }
+                let n = self.at(head);
                 b.store(n.next.load(Ordering::Relaxed), Ordering::Release);
-                inner.free.push(head);
+                inner.free.push(n.idx);
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 evicted += 1;
             }
@@ -254,7 +322,7 @@ impl Avc {
                 let slot = &self.chunks[i as usize / CHUNK];
                 if slot.load(Ordering::Acquire).is_null() {
                     // Built on the heap (no 12 KiB temporary on a hypervisor stack).
-                    let v: Vec<Node> = (0..CHUNK).map(|_| Node::default()).collect();
+                    let v: Vec<Node> = (i..i + CHUNK as u32).map(Node::new).collect();
                     let Ok(fresh) = <Box<Chunk>>::try_from(v.into_boxed_slice()) else {
                         return (None, false, evicted);
                     };
@@ -267,6 +335,7 @@ impl Avc {
         let Some(n) = self.node(idx) else {
             return (None, false, evicted);
         };
+        let p: *const Node = n;
         let b = &self.buckets[hash(ssid, tsid, class)];
         let s = n.seq.load(Ordering::Relaxed).wrapping_add(1) | 1;
         n.seq.store(s, Ordering::Relaxed);
@@ -276,21 +345,24 @@ impl Avc {
             meta(class, cgen) | if d.permissive { PERMISSIVE_BIT } else { 0 },
             Ordering::Relaxed,
         );
+        n.quiet.store(d.allowed & !d.auditallow, Ordering::Relaxed);
         n.allowed.store(d.allowed, Ordering::Relaxed);
         n.auditallow.store(d.auditallow, Ordering::Relaxed);
         n.auditdeny.store(d.auditdeny, Ordering::Relaxed);
-        n.next.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        // Release: a reader that follows this link (Acquire) sees the chunk
+        // of the node it points to initialised.
+        n.next.store(b.load(Ordering::Relaxed), Ordering::Release);
         let seq = s.wrapping_add(1);
         n.reported.store(u64::from(seq) << 32, Ordering::Relaxed);
         n.seq.store(seq, Ordering::Release);
-        b.store(idx, Ordering::Release);
+        b.store(p.cast_mut(), Ordering::Release);
         self.count.fetch_add(1, Ordering::Relaxed);
         let hit = Hit {
             allowed: d.allowed,
             auditallow: d.auditallow,
             auditdeny: d.auditdeny,
             permissive: d.permissive,
-            idx,
+            node: p,
             seq,
         };
         (Some(hit), true, evicted)
@@ -301,12 +373,12 @@ impl Avc {
         let mut inner = self.lock.lock();
         let mut n = 0;
         for b in self.buckets.iter() {
-            let mut idx = b.swap(NIL, Ordering::AcqRel);
-            while idx != NIL {
-                let Some(node) = self.node(idx) else { break };
-                inner.free.push(idx);
+            let mut p = b.swap(ptr::null_mut(), Ordering::AcqRel);
+            while !p.is_null() {
+                let node = self.at(p);
+                inner.free.push(node.idx);
                 n += 1;
-                idx = node.next.load(Ordering::Relaxed);
+                p = node.next.load(Ordering::Relaxed);
             }
         }
         self.count.store(0, Ordering::Relaxed);
@@ -318,12 +390,11 @@ impl Avc {
         let _inner = self.lock.lock();
         let (mut entries, mut used, mut longest) = (0u32, 0u32, 0u32);
         for b in self.buckets.iter() {
-            let mut idx = b.load(Ordering::Acquire);
+            let mut p = b.load(Ordering::Acquire);
             let mut len = 0;
-            while idx != NIL {
-                let Some(n) = self.node(idx) else { break };
+            while !p.is_null() {
                 len += 1;
-                idx = n.next.load(Ordering::Relaxed);
+                p = self.at(p).next.load(Ordering::Relaxed);
             }
             used += u32::from(len > 0);
             entries += len;

@@ -10,7 +10,7 @@
 use alloc::vec::Vec;
 
 use crate::error::LoadErrorKind as K;
-use crate::policydb::AvItem;
+use crate::policydb::{AvItem, TypeDatum};
 use crate::reader::{Reader, Res};
 
 /// The kind of an access vector table entry.
@@ -117,6 +117,92 @@ impl AvTab {
     }
 }
 
+/// A rule's fixed 12 bytes, decoded and checked.
+pub(crate) struct RawRule {
+    pub(crate) source: u16,
+    pub(crate) target: u16,
+    pub(crate) class: u16,
+    /// The kind's bit (`RuleKind::bit`).
+    pub(crate) bit: u8,
+    pub(crate) enabled_flag: bool,
+    pub(crate) data: u32,
+}
+
+impl RawRule {
+    pub(crate) fn kind(&self) -> RuleKind {
+        kind_of_bit(self.bit)
+    }
+}
+
+fn kind_of_bit(bit: u8) -> RuleKind {
+    match bit {
+        1 => RuleKind::Allowed,
+        2 => RuleKind::AuditAllow,
+        4 => RuleKind::AuditDeny,
+        8 => RuleKind::Transition,
+        16 => RuleKind::Member,
+        _ => RuleKind::Change,
+    }
+}
+
+/// Decodes and checks one rule (source, target, class, specified, data):
+/// the one validation every rule goes through, conditional or not.
+#[inline(always)]
+pub(crate) fn decode_rule(
+    b: &[u8],
+    ntypes: u32,
+    nclasses: u32,
+    types: &[TypeDatum],
+) -> Result<RawRule, K> {
+    let b: &[u8; 12] = match b.first_chunk() {
+        Some(b) => b,
+        None => {
+            return Err(K::Truncated {
+                what: "access vector rule",
+                need: 12 - b.len(),
+            });
+        }
+    };
+    let source = u16::from_le_bytes([b[0], b[1]]);
+    let target = u16::from_le_bytes([b[2], b[3]]);
+    let class = u16::from_le_bytes([b[4], b[5]]);
+    let spec = u16::from_le_bytes([b[6], b[7]]);
+    let data = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+    if spec & 0x0700 != 0 {
+        return Err(K::Unsupported("extended permission rules"));
+    }
+    let enabled_flag = spec & 0x8000 != 0;
+    // Exactly one of allow (1), auditallow (2), dontaudit (4),
+    // type_transition (0x10), type_member (0x20), type_change (0x40).
+    let v = spec & !0x8000;
+    if !v.is_power_of_two() || v & 0x77 == 0 {
+        return Err(K::BadAvtab(
+            "rule kind is not exactly one of allow/auditallow/dontaudit/type_*",
+        ));
+    }
+    // RuleKind::bit: 1, 2, 4 for the vectors, 8, 16, 32 for the type rules.
+    let bit = if v >= 0x10 { (v >> 1) as u8 } else { v as u8 };
+    if source == 0 || u32::from(source) > ntypes || target == 0 || u32::from(target) > ntypes {
+        return Err(K::BadAvtab("rule names an unknown type"));
+    }
+    if class == 0 || u32::from(class) > nclasses {
+        return Err(K::BadAvtab("rule names an unknown class"));
+    }
+    if bit >= 8
+        && (data == 0 || data > ntypes || types.get(data as usize - 1).is_none_or(|t| t.attribute))
+    {
+        return Err(K::BadAvtab("type rule result is not a type"));
+    }
+    Ok(RawRule {
+        source,
+        target,
+        class,
+        bit,
+        enabled_flag,
+        data,
+    })
+}
+
 /// One unconditional rule as read, packed in 16 bytes so that sorting the
 /// table (the loader's main cost) moves little memory.
 #[derive(Clone, Copy)]
@@ -130,22 +216,15 @@ struct Uncond {
 
 const ENABLED_FLAG: u32 = 1 << 31;
 
+/// Tables up to this many unconditional rules are sorted by comparison.
+const SMALL_TABLE: usize = 64;
+
 impl Uncond {
     fn key(&self) -> u64 {
         self.kb >> 8
     }
     fn bit(&self) -> u8 {
         self.kb as u8
-    }
-    fn kind(&self) -> RuleKind {
-        match self.bit() {
-            1 => RuleKind::Allowed,
-            2 => RuleKind::AuditAllow,
-            4 => RuleKind::AuditDeny,
-            8 => RuleKind::Transition,
-            16 => RuleKind::Member,
-            _ => RuleKind::Change,
-        }
     }
     fn offset(&self) -> usize {
         (self.off & !ENABLED_FLAG) as usize
@@ -155,10 +234,37 @@ impl Uncond {
     }
 }
 
+/// One stable counting-sort pass of `from` into `to` by `digit`; `count[d + 1]`
+/// holds the number of elements of digit `d` (consumed: it becomes the end offsets).
+fn scatter(
+    from: &[Uncond],
+    to: &mut [Uncond],
+    count: &mut [u32],
+    digit: impl Fn(&Uncond) -> usize,
+) {
+    let mut sum = 0;
+    for c in count.iter_mut() {
+        sum += *c;
+        *c = sum;
+    }
+    for u in from {
+        if let Some(slot) = count.get_mut(digit(u)) {
+            if let Some(t) = to.get_mut(*slot as usize) {
+                *t = *u;
+            }
+            *slot += 1;
+        }
+    }
+}
+
 /// Collects rules while loading and checks them as libsepol does
 /// (duplicates refused; conditional type rules may not conflict).
 pub(crate) struct AvTabBuilder {
     uncond: Vec<Uncond>,
+    /// Rules per source and per target type (index value + 1), counted
+    /// while reading, for the counting sorts of `seal`.
+    by_src: Vec<u32>,
+    by_tgt: Vec<u32>,
     sorted: bool,
     conds: alloc::collections::BTreeMap<u64, Vec<CondRule>>,
     nrules: usize,
@@ -169,6 +275,8 @@ impl AvTabBuilder {
     pub(crate) fn new(_ntypes: u32, _nclasses: u32) -> Self {
         AvTabBuilder {
             uncond: Vec::new(),
+            by_src: Vec::new(),
+            by_tgt: Vec::new(),
             sorted: false,
             conds: alloc::collections::BTreeMap::new(),
             nrules: 0,
@@ -176,8 +284,68 @@ impl AvTabBuilder {
         }
     }
 
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.uncond.reserve(n);
+    /// Reads the unconditional table's `n` rules (the caller checked that
+    /// `n` * 12 bytes are left: every rule is 12 bytes, extended permission
+    /// rules being refused), in one pass over one slice.
+    pub(crate) fn read_uncond(
+        &mut self,
+        r: &mut Reader<'_>,
+        n: usize,
+        ntypes: u32,
+        nclasses: u32,
+        types: &[TypeDatum],
+    ) -> Res<()> {
+        let base = r.pos();
+        let all = r.bytes(n.saturating_mul(12), "access vector rules")?;
+        // Locals, not fields: the loop keeps lengths in registers.
+        let mut out = Vec::with_capacity(n);
+        // Type values are 1..=ntypes (checked per rule); slot v + 1 counts
+        // value v. Small tables are sorted by comparison (no counts).
+        let counts = ntypes as usize + 2;
+        let mut by_src = alloc::vec![0u32; counts];
+        let mut by_tgt = alloc::vec![0u32; counts];
+        for (i, b) in all.chunks_exact(12).enumerate() {
+            let off = base + 12 * i;
+            let (Some(lo), Some(hi)) = (b.first_chunk::<8>(), b.last_chunk::<4>()) else {
+                continue; // chunks_exact: never
+            };
+            let lo = u64::from_le_bytes(*lo);
+            let data = u32::from_le_bytes(*hi);
+            let (source, target, class) = (lo as u16, (lo >> 16) as u16, (lo >> 32) as u16);
+            let spec = (lo >> 48) as u16;
+            // The common case checked at once: an allow, auditallow or
+            // dontaudit rule on known types and class. Anything else (type
+            // rules, and every error) goes through the full decode.
+            let (bit, enabled_flag) = if u32::from(source).wrapping_sub(1) < ntypes
+                && u32::from(target).wrapping_sub(1) < ntypes
+                && u32::from(class).wrapping_sub(1) < nclasses
+                && matches!(spec & 0x7fff, 1 | 2 | 4)
+            {
+                ((spec & 0x7) as u8, spec & 0x8000 != 0)
+            } else {
+                match decode_rule(b, ntypes, nclasses, types) {
+                    Ok(d) => (d.bit, d.enabled_flag),
+                    Err(k) => return r.err_at(off, k),
+                }
+            };
+            if let Some(c) = by_src.get_mut(usize::from(source) + 1) {
+                *c += 1;
+            }
+            if let Some(c) = by_tgt.get_mut(usize::from(target) + 1) {
+                *c += 1;
+            }
+            let key = av_key(source, target, class);
+            out.push(Uncond {
+                kb: (key << 8) | u64::from(bit),
+                data,
+                off: off as u32 | if enabled_flag { ENABLED_FLAG } else { 0 },
+            });
+        }
+        self.uncond = out;
+        self.by_src = by_src;
+        self.by_tgt = by_tgt;
+        self.nrules += n;
+        Ok(())
     }
 
     /// Sorts the unconditional rules and refuses duplicates (called once,
@@ -187,35 +355,63 @@ impl AvTabBuilder {
             return Ok(());
         }
         self.sorted = true;
-        // Distribute by source type (a counting pass and a scatter), then sort
-        // each source's few rules: cheaper than one comparison sort of all.
-        let src = |u: &Uncond| (u.kb >> 40) as usize;
-        let nsrc = self.uncond.iter().map(src).max().map_or(0, |m| m + 1);
-        let mut start = alloc::vec![0u32; nsrc + 1];
-        for u in &self.uncond {
-            start[src(u) + 1] += 1;
+        let n = self.uncond.len();
+        if n <= SMALL_TABLE || self.by_src.len() != self.by_tgt.len() || self.by_src.is_empty() {
+            self.uncond.sort_unstable_by_key(|u| u.kb);
+        } else {
+            // Two stable counting passes (by target, then by source; the
+            // counts were taken while reading) order the rules by (source,
+            // target); then the rare pair whose rules are out of (class,
+            // kind) order is sorted on its own.
+            let mut tmp = alloc::vec![
+                Uncond {
+                    kb: 0,
+                    data: 0,
+                    off: 0
+                };
+                n
+            ];
+            scatter(&self.uncond, &mut tmp, &mut self.by_tgt, |u| {
+                ((u.kb >> 24) & 0xffff) as usize
+            });
+            scatter(&tmp, &mut self.uncond, &mut self.by_src, |u| {
+                (u.kb >> 40) as usize
+            });
+            // The counting sorts leave (source, target) in order, so a key
+            // not above the one before it is a duplicate or a (source,
+            // target) run out of (class, kind) order: a tight scan finds
+            // them; such a run is sorted alone and checked for duplicates.
+            let u = &mut self.uncond[..];
+            let mut from = 0;
+            while let Some(p) = u[from..].windows(2).position(|w| w[0].kb >= w[1].kb) {
+                let i = from + p + 1;
+                let (a, b) = (u[i - 1].kb, u[i].kb);
+                if a == b {
+                    return r.err_at(u[i].offset(), K::BadAvtab("duplicate rule"));
+                }
+                let st = b >> 24;
+                let mut run = i - 1;
+                while run > 0 && u[run - 1].kb >> 24 == st {
+                    run -= 1;
+                }
+                let mut end = i + 1;
+                while end < n && u[end].kb >> 24 == st {
+                    end += 1;
+                }
+                let rs = &mut u[run..end];
+                rs.sort_unstable_by_key(|u| u.kb);
+                if let Some(w) = rs.windows(2).find(|w| w[0].kb == w[1].kb) {
+                    return r.err_at(w[1].offset(), K::BadAvtab("duplicate rule"));
+                }
+                // Go on from the run's last rule (compared with the next run's first).
+                from = end - 1;
+            }
+            self.by_src = Vec::new();
+            self.by_tgt = Vec::new();
+            return Ok(());
         }
-        for i in 1..start.len() {
-            start[i] += start[i - 1];
-        }
-        let mut next = start.clone();
-        let mut out = alloc::vec![
-            Uncond {
-                kb: 0,
-                data: 0,
-                off: 0
-            };
-            self.uncond.len()
-        ];
-        for u in &self.uncond {
-            let slot = &mut next[src(u)];
-            out[*slot as usize] = *u;
-            *slot += 1;
-        }
-        for w in start.windows(2) {
-            out[w[0] as usize..w[1] as usize].sort_unstable_by_key(|u| u.kb);
-        }
-        self.uncond = out;
+        self.by_src = Vec::new();
+        self.by_tgt = Vec::new();
         for w in self.uncond.windows(2) {
             if w[0].kb == w[1].kb {
                 return r.err_at(w[1].offset(), K::BadAvtab("duplicate rule"));
@@ -224,58 +420,46 @@ impl AvTabBuilder {
         Ok(())
     }
 
-    /// Adds a rule; `cond` = Some((conditional index, true-list?)) for conditional rules.
-    pub(crate) fn insert(
+    /// Adds a conditional rule of conditional `ci`'s true (`when`) or false list.
+    pub(crate) fn insert_cond(
         &mut self,
         r: &Reader<'_>,
         it: AvItem,
-        cond: Option<(u32, bool)>,
+        ci: u32,
+        when: bool,
     ) -> Res<()> {
         let key = av_key(it.source, it.target, it.class);
         let bit = it.kind.bit();
-        match cond {
-            None => {
-                self.nrules += 1;
-                self.uncond.push(Uncond {
-                    kb: (key << 8) | u64::from(bit),
-                    data: it.data,
-                    off: it.offset as u32 | if it.enabled_flag { ENABLED_FLAG } else { 0 },
-                });
+        self.seal(r)?;
+        self.ncond += 1;
+        let list = self.conds.entry(key).or_default();
+        if it.kind.is_type_rule() {
+            if self
+                .uncond
+                .binary_search_by_key(&((key << 8) | u64::from(bit)), |u| u.kb)
+                .is_ok()
+            {
+                return r.err_at(
+                    it.offset,
+                    K::BadAvtab("type rule already exists outside of a conditional"),
+                );
             }
-            Some((ci, when)) => {
-                self.seal(r)?;
-                self.ncond += 1;
-                let list = self.conds.entry(key).or_default();
-                if it.kind.is_type_rule() {
-                    if self
-                        .uncond
-                        .binary_search_by_key(&((key << 8) | u64::from(bit)), |u| u.kb)
-                        .is_ok()
-                    {
-                        return r.err_at(
-                            it.offset,
-                            K::BadAvtab("type rule already exists outside of a conditional"),
-                        );
-                    }
-                    let same: Vec<&CondRule> = list.iter().filter(|c| c.kind == it.kind).collect();
-                    let ok = if when {
-                        same.is_empty()
-                    } else {
-                        same.is_empty() || (same.len() == 1 && same[0].cond == ci && same[0].when)
-                    };
-                    if !ok {
-                        return r
-                            .err_at(it.offset, K::BadAvtab("conflicting conditional type rules"));
-                    }
-                }
-                list.push(CondRule {
-                    cond: ci,
-                    when,
-                    kind: it.kind,
-                    data: it.data,
-                });
+            let same: Vec<&CondRule> = list.iter().filter(|c| c.kind == it.kind).collect();
+            let ok = if when {
+                same.is_empty()
+            } else {
+                same.is_empty() || (same.len() == 1 && same[0].cond == ci && same[0].when)
+            };
+            if !ok {
+                return r.err_at(it.offset, K::BadAvtab("conflicting conditional type rules"));
             }
         }
+        list.push(CondRule {
+            cond: ci,
+            when,
+            kind: it.kind,
+            data: it.data,
+        });
         Ok(())
     }
 
@@ -289,30 +473,48 @@ impl AvTabBuilder {
         let mut av = Vec::with_capacity(self.uncond.len() + conds.len());
         let mut ty_keys = Vec::new();
         let mut ty = Vec::new();
-        let mut cond_rules = Vec::new();
-        let mut i = 0;
+        let mut cond_rules = Vec::with_capacity(self.ncond);
+        let uncond = core::mem::take(&mut self.uncond);
+        let mut rest = &uncond[..];
         let mut ci = 0;
-        let empty: Vec<CondRule> = Vec::new();
+        const TYPE_KINDS: [RuleKind; 3] =
+            [RuleKind::Transition, RuleKind::Member, RuleKind::Change];
         loop {
-            let ku = self.uncond.get(i).map(|u| u.key());
-            let kc = conds.get(ci).map(|c| c.0);
-            let key = match (ku, kc) {
-                (None, None) => break,
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (Some(a), Some(b)) => a.min(b),
-            };
-            let start = i;
-            while i < self.uncond.len() && self.uncond[i].key() == key {
-                i += 1;
+            // Keys are below 2^48: u64::MAX marks an exhausted list.
+            let kc = conds.get(ci).map_or(u64::MAX, |c| c.0);
+            // The common case first: a lone unconditional access vector
+            // rule, its key in no other rule.
+            while let [u, tail @ ..] = rest {
+                let key = u.key();
+                if key >= kc || u.bit() > 4 || tail.first().is_some_and(|n| n.key() == key) {
+                    break;
+                }
+                let mut e = AvEntry {
+                    allowed: 0,
+                    auditallow: 0,
+                    auditdeny: u32::MAX,
+                    cond_start: 0,
+                    cond_len: 0,
+                };
+                if !u.enabled_flag() {
+                    match u.bit() {
+                        1 => e.allowed = u.data,
+                        2 => e.auditallow = u.data,
+                        _ => e.auditdeny = u.data,
+                    }
+                }
+                av_keys.push(key);
+                av.push(e);
+                rest = tail;
             }
-            let group = &self.uncond[start..i];
-            let conds = if kc == Some(key) {
-                ci += 1;
-                &conds[ci - 1].1
-            } else {
-                &empty
-            };
+            let ku = rest.first().map_or(u64::MAX, Uncond::key);
+            let key = ku.min(kc);
+            if key == u64::MAX {
+                break;
+            }
+            let g = rest.iter().take_while(|u| u.key() == key).count();
+            let (group, tail) = rest.split_at(g);
+            rest = tail;
             let mut e = AvEntry {
                 allowed: 0,
                 auditallow: 0,
@@ -321,40 +523,48 @@ impl AvTabBuilder {
                 cond_len: 0,
             };
             let mut has_av = false;
+            // Unconditional type_transition, type_member, type_change results.
             let mut uncond_type = [0u32; 3];
             for u in group {
-                match u.kind() {
+                let bit = u.bit();
+                if bit <= 4 {
+                    has_av = true;
                     // libsepol and Xen match unconditional access vector rules by
                     // exact kind: a rule stored with the "enabled" flag never applies.
-                    _ if u.enabled_flag() && !u.kind().is_type_rule() => has_av = true,
-                    RuleKind::Allowed => (e.allowed, has_av) = (u.data, true),
-                    RuleKind::AuditAllow => (e.auditallow, has_av) = (u.data, true),
-                    RuleKind::AuditDeny => (e.auditdeny, has_av) = (u.data, true),
-                    RuleKind::Transition => uncond_type[0] = u.data,
-                    RuleKind::Member => uncond_type[1] = u.data,
-                    RuleKind::Change => uncond_type[2] = u.data,
+                    if !u.enabled_flag() {
+                        match bit {
+                            1 => e.allowed = u.data,
+                            2 => e.auditallow = u.data,
+                            _ => e.auditdeny = u.data,
+                        }
+                    }
+                } else if let Some(t) = uncond_type.get_mut(usize::from(bit >> 4)) {
+                    // bits 8, 16, 32 -> 0, 1, 2
+                    *t = u.data;
                 }
             }
-            const TYPE_KINDS: [RuleKind; 3] =
-                [RuleKind::Transition, RuleKind::Member, RuleKind::Change];
-            if conds.is_empty() {
+            if kc != key {
                 // The common case: unconditional rules only.
                 if has_av {
                     av_keys.push(key);
                     av.push(e);
                 }
-                for (j, kind) in TYPE_KINDS.into_iter().enumerate() {
-                    if uncond_type[j] != 0 {
-                        ty_keys.push((key << 8) | u64::from(kind.bit()));
-                        ty.push(TypeEntry {
-                            uncond: uncond_type[j],
-                            cond_start: cond_rules.len() as u32,
-                            cond_len: 0,
-                        });
+                if uncond_type != [0; 3] {
+                    for (j, kind) in TYPE_KINDS.into_iter().enumerate() {
+                        if uncond_type[j] != 0 {
+                            ty_keys.push((key << 8) | u64::from(kind.bit()));
+                            ty.push(TypeEntry {
+                                uncond: uncond_type[j],
+                                cond_start: cond_rules.len() as u32,
+                                cond_len: 0,
+                            });
+                        }
                     }
                 }
                 continue;
             }
+            let conds = &conds[ci].1;
+            ci += 1;
             let av_conds = conds.iter().filter(|c| !c.kind.is_type_rule());
             let n = av_conds.clone().count();
             if has_av || n > 0 {

@@ -593,9 +593,9 @@ impl Flask {
 
     /// The check, with its outcome packed in a register: low 32 bits = the
     /// denied permissions, plus the V_* flags (no struct crosses the call).
-    /// The quiet grant from the cache is all that is inlined; everything
-    /// else (denials, audited grants, misses) is out of line, so the hot
-    /// path saves no registers.
+    /// The quiet grant from the cache (one mask test) is all that is
+    /// inlined; everything else (denials, audited grants, misses) is out of
+    /// line, so the hot path saves no registers.
     #[inline(always)]
     fn check_raw(
         &self,
@@ -608,6 +608,29 @@ impl Flask {
     ) -> u64 {
         bump(&self.rcu.slot(cpu).stats.lookups);
         let cgen = self.cgen.load(Ordering::Acquire);
+        match self
+            .avc
+            .lookup_quiet(ssid.0, tsid.0, class.raw() as u16, cgen)
+        {
+            Some(q) if requested & !q == 0 => 0,
+            _ => self.check_slow(cpu, cgen, ssid, tsid, class, requested, ad),
+        }
+    }
+
+    /// Everything but a quiet cached grant: the whole entry is looked up again.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    fn check_slow(
+        &self,
+        cpu: usize,
+        cgen: u32,
+        ssid: Sid,
+        tsid: Sid,
+        class: ClassId,
+        requested: u32,
+        ad: &AuditData,
+    ) -> u64 {
         match self.avc.lookup(ssid.0, tsid.0, class.raw() as u16, cgen) {
             Some(h) if requested & !h.allowed == 0 && requested & h.auditallow == 0 => 0,
             Some(h) => self.hit_slow(ssid, tsid, class, requested, ad, &h),
@@ -616,8 +639,7 @@ impl Flask {
     }
 
     /// A cached decision that denies something or is audited.
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     fn hit_slow(
         &self,
         ssid: Sid,

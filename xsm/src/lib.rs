@@ -303,3 +303,12 @@ fn perms_all<C: Class>() -> u32 {
     let n = C::ID.perm_names().len();
     if n >= 32 { u32::MAX } else { (1u32 << n) - 1 }
 }
+
+/// A boxed array built on the heap (no large temporary on a hypervisor stack).
+pub(crate) fn boxed_array<T, const N: usize>(f: impl FnMut() -> T) -> alloc::boxed::Box<[T; N]> {
+    let b: alloc::boxed::Box<[T]> = core::iter::repeat_with(f).take(N).collect();
+    match b.try_into() {
+        Ok(a) => a,
+        Err(_) => unreachable!("exactly N elements were collected"),
+    }
+}

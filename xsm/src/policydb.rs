@@ -492,21 +492,11 @@ impl<'a, T> Sym<'a, T> {
     }
 
     fn finish(mut self, r: &Reader<'_>, what: &'static str) -> Res<(Vec<T>, NameMap)> {
-        // A name declared twice: refused at its second record.
-        self.names
-            .sort_unstable_by(|a, b| a.4.cmp(&b.4).then_with(|| a.0.cmp(b.0)).then(a.3.cmp(&b.3)));
-        if let Some(w) = self.names.windows(2).find(|w| w[0].0 == w[1].0) {
-            return r.err_at(
-                w[1].3,
-                K::BadName {
-                    what: self.what,
-                    name: String::from(w[1].0),
-                },
-            );
-        }
-        let mut names = Vec::with_capacity(self.names.len());
-        names.extend(self.names.into_iter().map(|(_, n, v, _, _)| (n, v)));
-        let names = NameMap(names);
+        let names = NameMap(sorted_names(
+            core::mem::take(&mut self.names),
+            self.what,
+            r,
+        )?);
         if let Some(i) = self.slots.iter().position(Option::is_none) {
             return r.err(K::BadValue {
                 what,
@@ -517,6 +507,97 @@ impl<'a, T> Sym<'a, T> {
         let out: Vec<T> = self.slots.into_iter().map_while(|s| s).collect();
         Ok((out, names))
     }
+}
+
+/// A symbol table's names sorted by (prefix, text, record offset); a name
+/// declared twice is refused at its second record.
+fn sorted_names(
+    mut e: Vec<(&str, Name, u32, usize, u64)>,
+    what: &'static str,
+    r: &Reader<'_>,
+) -> Res<Vec<(Name, u32)>> {
+    let dup = |text: &str, at: usize| {
+        r.err_at(
+            at,
+            K::BadName {
+                what,
+                name: String::from(text),
+            },
+        )
+    };
+    if e.len() <= 32 {
+        // Small tables: the records themselves, sorted in place.
+        e.sort_unstable_by(|a, b| a.4.cmp(&b.4).then_with(|| a.0.cmp(b.0)).then(a.3.cmp(&b.3)));
+        if let Some(w) = e.windows(2).find(|w| w[0].0 == w[1].0) {
+            return dup(w[1].0, w[1].3);
+        }
+        let mut names = Vec::with_capacity(e.len());
+        names.extend(e.into_iter().map(|(_, n, v, _, _)| (n, v)));
+        return Ok(names);
+    }
+    // Large tables: 16-byte keys (prefix, index) sorted as integers, then
+    // the rare run of equal prefixes by text.
+    let mut keys: Vec<u128> = e
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (u128::from(n.4) << 64) | i as u128)
+        .collect();
+    keys.sort_unstable();
+    let at = |k: u128| &e[k as u64 as usize];
+    let mut i = 0;
+    while i < keys.len() {
+        let p = keys[i] >> 64;
+        let j = i + keys[i..].iter().take_while(|k| *k >> 64 == p).count();
+        if j - i > 1 {
+            keys[i..j].sort_unstable_by(|a, b| {
+                let (x, y) = (at(*a), at(*b));
+                x.0.cmp(y.0).then(x.3.cmp(&y.3))
+            });
+            if let Some(w) = keys[i..j].windows(2).find(|w| at(w[0]).0 == at(w[1]).0) {
+                return dup(at(w[1]).0, at(w[1]).3);
+            }
+        }
+        i = j;
+    }
+    let mut taken: Vec<Option<(Name, u32)>> = Vec::with_capacity(keys.len());
+    taken.extend(e.into_iter().map(|(_, n, v, _, _)| Some((n, v))));
+    let mut names = Vec::with_capacity(keys.len());
+    names.extend(
+        keys.iter()
+            .filter_map(|k| taken.get_mut(*k as u64 as usize).and_then(Option::take)),
+    );
+    Ok(names)
+}
+
+/// `a == b` for byte strings, without a call into `memcmp` for the short
+/// names of a policy (4 to 16 bytes: two overlapping word compares).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n)
+        && let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+            a.first_chunk::<8>(),
+            b.first_chunk::<8>(),
+            a.last_chunk::<8>(),
+            b.last_chunk::<8>(),
+        )
+    {
+        return a0 == b0 && a1 == b1;
+    }
+    if (4..8).contains(&n)
+        && let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+            a.first_chunk::<4>(),
+            b.first_chunk::<4>(),
+            a.last_chunk::<4>(),
+            b.last_chunk::<4>(),
+        )
+    {
+        return a0 == b0 && a1 == b1;
+    }
+    a == b
 }
 
 /// The first 8 bytes of a name, zero-padded, as a big-endian number: names
@@ -634,7 +715,7 @@ impl<'a> Loader<'a> {
             let slot = value as usize - 1;
             let name = match expect.get(slot) {
                 // Warden's own name: valid by construction.
-                Some(&e) if e.len() == n && self.r.peek(n) == e.as_bytes() => {
+                Some(&e) if e.len() == n && same_bytes(self.r.peek(n), e.as_bytes()) => {
                     self.r.skip(n);
                     Cow::Borrowed(e)
                 }
@@ -1205,11 +1286,7 @@ impl PolicyDb {
         if nel == 0 {
             return l.r.err_at(at, K::BadAvtab("table is empty"));
         }
-        avb.reserve(nel);
-        for _ in 0..nel {
-            let item = read_av_item(&mut l.r, ntypes, nclasses, &types)?;
-            avb.insert(&l.r, item, None)?;
-        }
+        avb.read_uncond(&mut l.r, nel, ntypes, nclasses, &types)?;
 
         // --- conditional rules ---
         let ncond = l.r.count("conditional count", 16)?;
@@ -1268,7 +1345,7 @@ impl PolicyDb {
                 let n = l.r.count("conditional rule count", 12)?;
                 for _ in 0..n {
                     let item = read_av_item(&mut l.r, ntypes, nclasses, &types)?;
-                    avb.insert(&l.r, item, Some((ci as u32, list)))?;
+                    avb.insert_cond(&l.r, item, ci as u32, list)?;
                 }
             }
         }
@@ -1807,7 +1884,6 @@ pub(crate) struct AvItem {
     pub(crate) class: u16,
     pub(crate) kind: RuleKind,
     /// The on-disk specified field carried AVTAB_ENABLED.
-    pub(crate) enabled_flag: bool,
     pub(crate) data: u32,
     pub(crate) offset: usize,
 }
@@ -1821,45 +1897,38 @@ fn read_av_item(
     let offset = r.pos();
     // One bounds check for the fixed part (source, target, class, kind, data).
     let b = r.bytes(12, "access vector rule")?;
-    let source = u16::from_le_bytes([b[0], b[1]]);
-    let target = u16::from_le_bytes([b[2], b[3]]);
-    let class = u16::from_le_bytes([b[4], b[5]]);
-    let spec = u16::from_le_bytes([b[6], b[7]]);
-    let data = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-    if spec & 0x0700 != 0 {
-        return r.err_at(offset, K::Unsupported("extended permission rules"));
+    match crate::avtab::decode_rule(b, ntypes, nclasses, types) {
+        Ok(d) => Ok(AvItem {
+            source: d.source,
+            target: d.target,
+            class: d.class,
+            kind: d.kind(),
+            data: d.data,
+            offset,
+        }),
+        Err(k) => r.err_at(offset, k),
     }
-    let enabled_flag = spec & 0x8000 != 0;
-    let kind = match spec & !0x8000 {
-        0x1 => RuleKind::Allowed,
-        0x2 => RuleKind::AuditAllow,
-        0x4 => RuleKind::AuditDeny,
-        0x10 => RuleKind::Transition,
-        0x20 => RuleKind::Member,
-        0x40 => RuleKind::Change,
-        _ => {
-            return r.err_at(
-                offset,
-                K::BadAvtab("rule kind is not exactly one of allow/auditallow/dontaudit/type_*"),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_slice_equality_at_every_length() {
+        let base: Vec<u8> = (b'a'..=b'z').collect();
+        for n in 0..=20 {
+            let a = &base[..n];
+            assert!(same_bytes(a, a), "{n}");
+            assert!(
+                !same_bytes(a, &base[..n.saturating_sub(1)]) || n == 0,
+                "{n}"
             );
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!same_bytes(a, &b), "{n} differs at {i}");
+            }
         }
-    };
-    if source == 0 || u32::from(source) > ntypes || target == 0 || u32::from(target) > ntypes {
-        return r.err_at(offset, K::BadAvtab("rule names an unknown type"));
     }
-    if class == 0 || u32::from(class) > nclasses {
-        return r.err_at(offset, K::BadAvtab("rule names an unknown class"));
-    }
-    if kind.is_type_rule() && (data == 0 || data > ntypes || types[data as usize - 1].attribute) {
-        return r.err_at(offset, K::BadAvtab("type rule result is not a type"));
-    }
-    Ok(AvItem {
-        source,
-        target,
-        class,
-        kind,
-        enabled_flag,
-        data,
-        offset,
-    })
 }

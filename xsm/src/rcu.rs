@@ -43,7 +43,7 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct Rcu {
     epoch: AtomicUsize,
-    pub(crate) slots: alloc::boxed::Box<[Slot]>,
+    pub(crate) slots: alloc::boxed::Box<[Slot; MAX_CPUS]>,
     sync_lock: spin::Mutex<()>,
 }
 
@@ -61,7 +61,7 @@ impl Rcu {
     pub(crate) fn new() -> Self {
         Rcu {
             epoch: AtomicUsize::new(0),
-            slots: (0..MAX_CPUS).map(|_| Slot::default()).collect(),
+            slots: crate::boxed_array(Slot::default),
             sync_lock: spin::Mutex::new(()),
         }
     }

@@ -42,6 +42,7 @@ impl<'a> Reader<'a> {
         Err(LoadError { offset, kind })
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Res<&'a [u8]> {
         if n > self.remaining() {
             return self.err(LoadErrorKind::Truncated {
@@ -64,6 +65,7 @@ impl<'a> Reader<'a> {
         self.pos += n;
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, what: &'static str) -> Res<u32> {
         let b = self.bytes(4, what)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -77,6 +79,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A count of elements each at least `min_size` bytes long.
+    #[inline]
     pub(crate) fn count(&mut self, what: &'static str, min_size: usize) -> Res<usize> {
         let at = self.pos;
         let n = self.u32(what)? as usize;

@@ -600,3 +600,138 @@ fn every_structural_error_is_named() {
     };
     PolicyDb::from_bytes(&writer::write(&ok)).unwrap();
 }
+
+/// A rule table large enough for the loader's counting sorts (more than 64
+/// rules), written in a scrambled order, with several rules per (source,
+/// target) pair in descending class order and several kinds per key: every
+/// (source, target, class) decides exactly as its own rules say; a duplicate
+/// anywhere in such a table is refused.
+#[test]
+fn large_scrambled_rule_tables_decide_by_their_own_rules() {
+    let ntypes = 40u16;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut keys = std::collections::BTreeMap::new();
+    while keys.len() < 900 {
+        let (s, t) = (
+            1 + next(u64::from(ntypes)) as u16,
+            1 + next(u64::from(ntypes)) as u16,
+        );
+        // A burst of classes for one pair, highest first, now and then.
+        let classes: Vec<u16> = if next(10) == 0 {
+            (1..=13).rev().collect()
+        } else {
+            vec![1 + next(13) as u16]
+        };
+        for c in classes {
+            let kind = [1u16, 2, 4][next(3) as usize];
+            keys.insert((s, t, c, kind), 1 + next(0xffff) as u32);
+        }
+    }
+    let mut rules: Vec<(u16, u16, u16, u16, u32)> = keys
+        .iter()
+        .map(|(&(s, t, c, k), &d)| (s, t, c, k, d))
+        .collect();
+    // Scramble: reverse, then interleave halves.
+    rules.reverse();
+    let (a, b) = rules.split_at(rules.len() / 2);
+    let rules: Vec<_> = a
+        .iter()
+        .zip(b)
+        .flat_map(|(p, q)| [*q, *p])
+        .chain(b.get(a.len()).copied())
+        .collect();
+    assert_eq!(rules.len(), keys.len());
+    let types: Vec<(String, bool, u32)> =
+        (1..=ntypes).map(|i| (format!("t{i}"), false, 0)).collect();
+    let spec = writer::Spec {
+        types: types.clone(),
+        avtab: rules.clone(),
+        ..Default::default()
+    };
+    let db = PolicyDb::from_bytes(&writer::write(&spec)).unwrap();
+    let cs = xsm::services::CondState::new(&db);
+    let ctx = |t: u16| {
+        xsm::services::parse_context(&db, format!("system_u:system_r:t{t}").as_bytes()).unwrap()
+    };
+    let mut checked = 0;
+    for s in 1..=ntypes {
+        for t in 1..=ntypes {
+            let (cs_, ct) = (ctx(s), ctx(t));
+            for c in 1..=13u16 {
+                let d = xsm::services::compute_av(&db, &cs, &cs_, &ct, u32::from(c));
+                let rule = |k: u16| keys.get(&(s, t, c, k)).copied();
+                assert_eq!(d.allowed, rule(1).unwrap_or(0), "allow t{s} t{t} {c}");
+                assert_eq!(
+                    d.auditallow,
+                    rule(2).unwrap_or(0),
+                    "auditallow t{s} t{t} {c}"
+                );
+                assert_eq!(
+                    d.auditdeny,
+                    rule(4).unwrap_or(u32::MAX),
+                    "dontaudit t{s} t{t} {c}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 40 * 40 * 13);
+    // A duplicate far from its twin, and one inside a descending burst.
+    for (from, to) in [(3usize, rules.len() - 2), (rules.len() - 1, 10)] {
+        let mut dup = rules.clone();
+        dup[to] = dup[from];
+        let spec = writer::Spec {
+            types: types.clone(),
+            avtab: dup,
+            ..Default::default()
+        };
+        let e = PolicyDb::from_bytes(&writer::write(&spec)).unwrap_err();
+        assert_eq!(e.kind, K::BadAvtab("duplicate rule"), "{from} -> {to}");
+    }
+}
+
+/// Symbol tables of more than 32 names are sorted by another path (integer
+/// keys): a duplicate is still refused at its second record, whether its
+/// 8-byte prefix is shared with other names or not, and lookups by name work.
+#[test]
+fn large_symbol_tables_find_names_and_refuse_duplicates() {
+    // Names sharing 8-byte prefixes ("type_long_name_NN") and short ones.
+    let mut types: Vec<(String, bool, u32)> = (0..30)
+        .map(|i| (format!("type_long_name_{i:02}"), false, 0))
+        .chain((0..20).map(|i| (format!("t{i}"), false, 0)))
+        .collect();
+    types.reverse();
+    let spec = writer::Spec {
+        types: types.clone(),
+        ..Default::default()
+    };
+    let db = PolicyDb::from_bytes(&writer::write(&spec)).unwrap();
+    for (i, (name, _, _)) in types.iter().enumerate() {
+        let c = xsm::services::parse_context(&db, format!("system_u:system_r:{name}").as_bytes())
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(c.ty as usize, i + 1, "{name}");
+    }
+    for (from, to) in [(3usize, 40usize), (45, 1), (10, 20)] {
+        let mut dup = types.clone();
+        dup[to].0 = dup[from].0.clone();
+        let spec = writer::Spec {
+            types: dup.clone(),
+            ..Default::default()
+        };
+        let e = PolicyDb::from_bytes(&writer::write(&spec)).unwrap_err();
+        assert_eq!(
+            e.kind,
+            K::BadName {
+                what: "type",
+                name: dup[from].0.clone()
+            },
+            "{from} -> {to}"
+        );
+    }
+}
