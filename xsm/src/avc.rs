@@ -188,11 +188,10 @@ impl Avc {
     /// The node at `p`, a chain link or bucket head (non-null).
     #[inline(always)]
     fn at(&self, p: *const Node) -> &Node {
-        // SAFETY: links and bucket heads only ever hold null or a pointer to a
-        // node of a chunk leaked by `insert`; chunks are freed only in Drop
-        // (`&mut self`, so no reader exists) and nodes are never freed
-        // individually (type-stable pool): a node stays valid, though it may be
-        // recycled, for as long as `self`, which published the pointer.
+        // Links and bucket heads hold null or a node of a chunk leaked by
+        // `insert`; chunks are freed only in Drop (`&mut self`: no reader),
+        // nodes never one by one (a type-stable pool, recycled in place).
+        // SAFETY: `p` is such a non-null node, valid for as long as `self`.
         unsafe { &*p }
     }
 
